@@ -1,0 +1,619 @@
+//! End-to-end tests of `load_str`/`load_file`/`to_yaml`: every kind of error
+//! with its exact message and line, and the effective-config round trip.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load(yaml: &str) -> Result<Config, ConfigError> {
+    load_str(yaml, "shoal.yaml", &no_env)
+}
+
+/// The whole error text, for configs that must fail.
+fn err(yaml: &str) -> String {
+    match load(yaml) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn kind(yaml: &str) -> ErrorKind {
+    load(yaml).unwrap_err().kind()
+}
+
+// --- unknown keys --------------------------------------------------------
+
+#[test]
+fn unknown_key_suggests_the_close_one() {
+    let yaml = "app:\n  command: [./srv]\n  instanses: 3\n";
+    assert_eq!(
+        err(yaml),
+        "shoal.yaml:3: unknown key `instanses` in `app` (did you mean `instances`?)"
+    );
+    let e = load(yaml).unwrap_err();
+    assert_eq!(e.path(), "app.instanses");
+    assert_eq!(e.line(), Some(3));
+    assert_eq!(e.kind(), ErrorKind::UnknownKey);
+}
+
+#[test]
+fn unknown_top_level_key() {
+    assert_eq!(
+        err("# my app\nlisen: 0.0.0.0:80\n"),
+        "shoal.yaml:2: unknown key `lisen` at the top level (did you mean `listen`?)"
+    );
+}
+
+#[test]
+fn unknown_key_in_a_list_item() {
+    assert_eq!(
+        err("upstreams:\n  - url: http://a:1\n  - url: http://b:2\n    wieght: 2\n"),
+        "shoal.yaml:4: unknown key `wieght` in `upstreams[1]` (did you mean `weight`?)"
+    );
+}
+
+#[test]
+fn unknown_key_without_a_close_match_lists_the_known_ones() {
+    assert_eq!(
+        err("app: {command: x}\nproxy:\n  retries: 1\n  turbo: true\n"),
+        "shoal.yaml:4: unknown key `turbo` in `proxy` (known keys: `connect_timeout`, `retries`, `max_idle_per_backend`, `idle_timeout`)"
+    );
+}
+
+#[test]
+fn duplicate_key() {
+    assert_eq!(
+        err("app:\n  command: x\n  instances: 2\n  instances: 3\n"),
+        "shoal.yaml:4: duplicate key `instances` in `app`"
+    );
+}
+
+// --- types ---------------------------------------------------------------
+
+#[test]
+fn wrong_type_names_what_was_expected() {
+    assert_eq!(
+        err("app:\n  command: x\n  instances: three\n"),
+        "shoal.yaml:3: app.instances: expected a whole number (got string \"three\")"
+    );
+    assert_eq!(
+        kind("app:\n  command: x\n  instances: three\n"),
+        ErrorKind::Type
+    );
+    assert_eq!(
+        err("upstreams: {}\n"),
+        "shoal.yaml:1: upstreams: expected a list (got a mapping)"
+    );
+    assert_eq!(
+        err("app: 3\n"),
+        "shoal.yaml:1: app: expected a mapping (got integer `3`)"
+    );
+    assert_eq!(
+        err("app:\n  command: [srv, {x: 1}]\n"),
+        "shoal.yaml:2: app.command[1]: expected a string (got a mapping)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    fall:\n"),
+        "shoal.yaml:4: app.health.fall: expected a whole number (got an empty value)"
+    );
+    assert_eq!(
+        err("- a\n- b\n"),
+        "shoal.yaml:1: the file must be a mapping of keys like `listen:` and `app:` (got a list)"
+    );
+}
+
+#[test]
+fn integer_out_of_type_range() {
+    assert_eq!(
+        err("app:\n  command: x\n  instances: -2\n"),
+        "shoal.yaml:3: app.instances: must not be negative (got -2)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    rise: 5000000000\n"),
+        "shoal.yaml:4: app.health.rise: is too large (got 5000000000; the most is 4294967295)"
+    );
+}
+
+#[test]
+fn bad_enum_value_suggests() {
+    assert_eq!(
+        err("app: {command: x}\nbalance:\n  algorithm: round-robin\n"),
+        "shoal.yaml:3: balance.algorithm: unknown value `round-robin`: expected `round_robin` or `least_conn` (did you mean `round_robin`?)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlog:\n  format: yaml\n"),
+        "shoal.yaml:3: log.format: unknown value `yaml`: expected `text` or `json`"
+    );
+}
+
+#[test]
+fn bad_duration() {
+    assert_eq!(
+        err("app:\n  command: x\n  stop_timeout: 10\n"),
+        "shoal.yaml:3: app.stop_timeout: invalid duration `10`: missing unit (write `10s` for seconds or `10ms` for milliseconds)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nshutdown:\n  grace: 10 minutes\n"),
+        "shoal.yaml:3: shutdown.grace: invalid duration `10 minutes`: missing unit after `10` (use h, m, s, ms, us or ns)"
+    );
+}
+
+#[test]
+fn bad_listen_address() {
+    assert_eq!(
+        err("app: {command: x}\nlisten: 8080\n"),
+        "shoal.yaml:2: listen: invalid address `8080`: a port alone is not enough; write `0.0.0.0:8080` (all interfaces) or `127.0.0.1:8080` (this machine only)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nadmin:\n  listen: localhost:9090\n"),
+        "shoal.yaml:3: admin.listen: invalid address `localhost:9090`: host names are not resolved here; write `127.0.0.1:9090`"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  host: localhost\n"),
+        "shoal.yaml:3: app.host: invalid IP address `localhost`: host names are not resolved here; write `127.0.0.1` or `::1`"
+    );
+}
+
+#[test]
+fn missing_required_key() {
+    assert_eq!(
+        err("upstreams:\n  - weight: 2\n"),
+        "shoal.yaml:2: upstreams[0]: missing required key `url`"
+    );
+    assert_eq!(kind("upstreams:\n  - weight: 2\n"), ErrorKind::Missing);
+    assert_eq!(
+        err("app:\n  instances: 2\n"),
+        "shoal.yaml:1: app.command: is required: the command that starts one instance, as a list (`[\"./server\", \"--port\", \"{port}\"]`) or one shell string"
+    );
+}
+
+// --- syntax and interpolation ----------------------------------------------
+
+#[test]
+fn yaml_syntax_error_has_a_line() {
+    assert_eq!(
+        err("app:\n  command: [a, b\nlisten: 0.0.0.0:1\n"),
+        "shoal.yaml:3: invalid YAML: did not find expected ',' or ']', while parsing a flow sequence"
+    );
+    assert_eq!(kind("a: [\n"), ErrorKind::Syntax);
+    assert_eq!(
+        err("app: {command: x}\n---\nlisten: 0.0.0.0:1\n"),
+        "shoal.yaml: only one YAML document is allowed (remove the second `---`)"
+    );
+}
+
+#[test]
+fn unset_variable_is_reported_with_its_line() {
+    let e = load("app:\n  command: x\n  env:\n    DB: ${DATABASE_URL}\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shoal.yaml:4: environment variable `DATABASE_URL` is not set (used as `${DATABASE_URL}`; set it, or give a default: `${DATABASE_URL:-value}`)"
+    );
+    assert_eq!(e.kind(), ErrorKind::Interpolation);
+    assert_eq!(e.path(), "");
+}
+
+#[test]
+fn interpolated_values_are_typed_by_yaml() {
+    let env = |name: &str| match name {
+        "N" => Some("4".to_string()),
+        "PORT" => Some("9000".to_string()),
+        _ => None,
+    };
+    let yaml = "listen: 0.0.0.0:${PORT}\napp:\n  command: \"echo $$HOME\"\n  instances: ${N}\n  stop_timeout: ${STOP:-45s}\n";
+    let c = load_str(yaml, "shoal.yaml", &env).unwrap();
+    assert_eq!(c.listen.port(), 9000);
+    let app = c.app.unwrap();
+    assert_eq!(app.instances, 4);
+    assert_eq!(app.stop_timeout, Duration::from_secs(45));
+    assert_eq!(app.command, CommandSpec::Shell("echo $HOME".into()));
+}
+
+// --- semantic checks ---------------------------------------------------------
+
+#[test]
+fn empty_file_means_nothing_to_run() {
+    let expected = "shoal.yaml: nothing to run: set `app` (a command shoal runs as several instances) or `upstreams` (servers shoal proxies to)";
+    assert_eq!(err(""), expected);
+    assert_eq!(err("# only a comment\n"), expected);
+    let e = load("").unwrap_err();
+    assert_eq!(
+        (e.path(), e.line(), e.kind()),
+        ("", None, ErrorKind::Invalid)
+    );
+    assert_eq!(
+        err("app:\n"),
+        "shoal.yaml:1: app: is empty; set at least `app.command` (or remove `app` and list `upstreams`)"
+    );
+    assert_eq!(
+        err("upstreams: []\n"),
+        "shoal.yaml:1: upstreams: is empty; list at least one `- url: http://HOST:PORT`, or set `app`"
+    );
+}
+
+#[test]
+fn empty_command() {
+    assert_eq!(
+        err("app:\n  command: []\n"),
+        "shoal.yaml:2: app.command: must not be empty"
+    );
+    assert_eq!(
+        err("app:\n  command: '  '\n"),
+        "shoal.yaml:2: app.command: must not be empty"
+    );
+    assert_eq!(
+        err("app:\n  command:\n    - ''\n    - x\n"),
+        "shoal.yaml:3: app.command[0]: the program name must not be empty"
+    );
+}
+
+#[test]
+fn instances_range() {
+    assert_eq!(
+        err("app:\n  command: x\n  instances: 0\n"),
+        "shoal.yaml:3: app.instances: must be between 1 and 1024 (got 0)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  instances: 1025\n"),
+        "shoal.yaml:3: app.instances: must be between 1 and 1024 (got 1025)"
+    );
+}
+
+#[test]
+fn health_fall_and_rise_at_least_one() {
+    let yaml = "app:\n  command: x\n  health:\n    path: /healthz\n    fall: 0\n    rise: 0\n";
+    assert_eq!(
+        err(yaml),
+        "shoal.yaml:5: app.health.fall: must be at least 1 (got 0)\n\
+         shoal.yaml:6: app.health.rise: must be at least 1 (got 0)"
+    );
+    let e = load(yaml).unwrap_err();
+    assert_eq!(e.problems().len(), 2);
+    assert_eq!((e.path(), e.line()), ("app.health.fall", Some(5)));
+}
+
+#[test]
+fn health_timeout_and_interval() {
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    timeout: 10s\n"),
+        "shoal.yaml:4: app.health.timeout: must not be longer than `app.health.interval` (5s) (got 10s)"
+    );
+    // Only the interval was written: point at it.
+    assert_eq!(
+        err("upstreams: [{url: 'http://a:1'}]\nhealth:\n  interval: 1s\n"),
+        "shoal.yaml:3: health.interval: must not be shorter than `health.timeout` (2s) (got 1s)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    timeout: 0s\n"),
+        "shoal.yaml:4: app.health.timeout: must be greater than 0 (got 0s)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    interval: 50ms\n    timeout: 10ms\n"),
+        "shoal.yaml:4: app.health.interval: must be at least 100ms (got 50ms)"
+    );
+}
+
+#[test]
+fn health_path_needs_a_slash() {
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    path: healthz\n"),
+        "shoal.yaml:4: app.health.path: must start with `/` (got `healthz`)"
+    );
+}
+
+#[test]
+fn upstream_url_and_weight() {
+    assert_eq!(
+        err("upstreams:\n  - url: https://api:443\n    weight: 0\n  - url: api:80\n"),
+        "shoal.yaml:2: upstreams[0].url: https is not supported yet (got `https://api:443`); use `http://HOST:PORT`\n\
+         shoal.yaml:3: upstreams[0].weight: must be between 1 and 1000 (got 0)\n\
+         shoal.yaml:4: upstreams[1].url: missing `http://`: write `http://api:80`"
+    );
+}
+
+#[test]
+fn listeners_must_not_collide() {
+    assert_eq!(
+        err("app: {command: x}\nlisten: 127.0.0.1:9090\n"),
+        "shoal.yaml:2: listen: must differ from `admin.listen` (both are 127.0.0.1:9090)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlisten: 0.0.0.0:9000\nadmin:\n  listen: 127.0.0.1:9000\n"),
+        "shoal.yaml:4: admin.listen: overlaps `listen`: 127.0.0.1:9000 and 0.0.0.0:9000 both take port 9000"
+    );
+    // Port 0 means "any free port", so two of them never collide.
+    assert!(
+        load("app: {command: x}\nlisten: 127.0.0.1:0\nadmin: {listen: '127.0.0.1:0'}\n").is_ok()
+    );
+    assert!(
+        load("app: {command: x}\nlisten: 127.0.0.1:9090\nadmin: {listen: '127.0.0.2:9090'}\n")
+            .is_ok()
+    );
+}
+
+#[test]
+fn workers_retries_and_waits() {
+    assert_eq!(
+        err("app: {command: x}\nworkers: 0\nproxy:\n  retries: 11\nshutdown:\n  grace: 2h\n"),
+        "shoal.yaml:2: workers: must be between 1 and 1024 (got 0)\n\
+         shoal.yaml:4: proxy.retries: must be at most 10 (got 11)\n\
+         shoal.yaml:6: shutdown.grace: must be at most 1h (got 2h)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  stop_timeout: 61m\n"),
+        "shoal.yaml:3: app.stop_timeout: must be at most 1h (got 1h1m)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nproxy: {connect_timeout: 0ms}\n"),
+        "shoal.yaml:2: proxy.connect_timeout: must be greater than 0 (got 0s)"
+    );
+}
+
+#[test]
+fn restart_backoff_order() {
+    assert_eq!(
+        err("app:\n  command: x\n  restart:\n    backoff_initial: 1m\n"),
+        "shoal.yaml:4: app.restart.backoff_initial: must not be longer than `app.restart.backoff_max` (30s) (got 1m)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  restart:\n    backoff_max: 100ms\n"),
+        "shoal.yaml:4: app.restart.backoff_max: must not be shorter than `app.restart.backoff_initial` (500ms) (got 100ms)"
+    );
+}
+
+#[test]
+fn log_level_typo() {
+    assert_eq!(
+        err("app: {command: x}\nlog:\n  level: debg\n"),
+        "shoal.yaml:3: log.level: `debg` is not a log level (did you mean `debug`?); use trace, debug, info, warn, error or off, or directives like `shoal=debug,info`"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlog:\n  level: ''\n"),
+        "shoal.yaml:3: log.level: must not be empty; use trace, debug, info, warn, error or off, or directives like `shoal=debug,info`"
+    );
+}
+
+#[test]
+fn env_names_shoal_sets_are_refused() {
+    assert_eq!(
+        err("app:\n  command: x\n  env:\n    PORT: 1\n"),
+        "shoal.yaml:4: app.env.PORT: is set by shoal for each instance and cannot be set here"
+    );
+}
+
+#[test]
+fn all_semantic_problems_are_reported_in_file_order() {
+    let yaml = "\
+listen: 0.0.0.0:8080
+app:
+  command: []
+  instances: 0
+  health:
+    fall: 0
+upstreams:
+  - url: http://b
+proxy:
+  retries: 20
+";
+    let e = load(yaml).unwrap_err();
+    let lines: Vec<_> = e
+        .problems()
+        .iter()
+        .map(|p| (p.line(), p.path().to_string()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (Some(3), "app.command".to_string()),
+            (Some(4), "app.instances".to_string()),
+            (Some(6), "app.health.fall".to_string()),
+            (Some(8), "upstreams[0].url".to_string()),
+            (Some(10), "proxy.retries".to_string()),
+        ]
+    );
+    assert_eq!(e.to_string().lines().count(), 5);
+}
+
+// --- accepted forms --------------------------------------------------------
+
+#[test]
+fn command_as_list_or_shell_string() {
+    let c = load("app:\n  command: [python3, -m, http.server, 8000, '{port}']\n").unwrap();
+    assert_eq!(
+        c.app.unwrap().command,
+        CommandSpec::Argv(vec![
+            "python3".into(),
+            "-m".into(),
+            "http.server".into(),
+            "8000".into(),
+            "{port}".into()
+        ])
+    );
+    let c = load("app:\n  command: ./server --port {port}\n").unwrap();
+    assert_eq!(
+        c.app.unwrap().command,
+        CommandSpec::Shell("./server --port {port}".into())
+    );
+}
+
+#[test]
+fn env_values_may_be_numbers_or_booleans() {
+    let c = load("app:\n  command: x\n  env:\n    WORKERS: 4\n    DEBUG: true\n    NAME: shoal\n")
+        .unwrap();
+    let env = c.app.unwrap().env;
+    let expected: BTreeMap<String, String> =
+        [("WORKERS", "4"), ("DEBUG", "true"), ("NAME", "shoal")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
+    assert_eq!(env, expected);
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = load("app:\n  command: ./srv\n").unwrap();
+    let app = c.app.as_ref().unwrap();
+    assert_eq!(app.instances, 3);
+    assert_eq!(app.health, HealthConfig::default());
+    assert_eq!(c.listen, SocketAddr::from(([0, 0, 0, 0], 8080)));
+    assert_eq!(c.admin.listen, SocketAddr::from(([127, 0, 0, 1], 9090)));
+    assert_eq!(c.balance.algorithm, Algorithm::LeastConn);
+    let c = load("upstreams:\n  - url: http://10.0.0.1:80\n").unwrap();
+    assert_eq!(c.upstreams[0].weight, 1);
+    assert!(c.app.is_none());
+}
+
+// --- effective config ---------------------------------------------------------
+
+#[test]
+fn effective_config_round_trips() {
+    let yaml = "\
+listen: '[::]:8000'
+workers: 4
+admin:
+  listen: 127.0.0.1:9191
+app:
+  command: [./server, --port, '{port}']
+  instances: 5
+  env: {RUST_LOG: debug, 'X-Y': 'a: b # c'}
+  cwd: /srv/app
+  host: ::1
+  health:
+    path: /healthz
+    interval: 1500ms
+    timeout: 1s
+    fall: 2
+    rise: 4
+  stop_timeout: 1m30s
+  restart:
+    backoff_initial: 250ms
+    backoff_max: 10s
+    reset_after: 2m
+upstreams:
+  - url: http://[::1]:7000
+    weight: 10
+  - url: http://backend.internal:80
+health:
+  interval: 10s
+  timeout: 3s
+balance:
+  algorithm: round_robin
+proxy:
+  connect_timeout: 750ms
+  retries: 0
+  max_idle_per_backend: 8
+  idle_timeout: 90s
+shutdown:
+  grace: 45s
+log:
+  level: shoal=debug,info
+  format: json
+";
+    let original = load(yaml).unwrap();
+    let printed = to_yaml(&original);
+    let again = load_str(&printed, "effective", &no_env).unwrap();
+    assert_eq!(again, original);
+    for line in [
+        "  interval: 1s500ms",
+        "  stop_timeout: 1m30s",
+        "  idle_timeout: 1m30s",
+        "  algorithm: round_robin",
+        "  weight: 10",
+        "  path: /healthz",
+    ] {
+        assert!(printed.contains(line), "missing {line:?} in:\n{printed}");
+    }
+
+    let defaults = load("app:\n  command: x\n").unwrap();
+    let printed = to_yaml(&defaults);
+    assert_eq!(load_str(&printed, "effective", &no_env).unwrap(), defaults);
+    // Every key is printed, defaults included.
+    for key in [
+        "listen:",
+        "workers:",
+        "admin:",
+        "command:",
+        "instances: 3",
+        "env:",
+        "cwd:",
+        "host:",
+        "path:",
+        "interval: 5s",
+        "timeout: 2s",
+        "fall: 3",
+        "rise: 2",
+        "stop_timeout: 30s",
+        "backoff_initial: 500ms",
+        "backoff_max: 30s",
+        "reset_after: 1m",
+        "upstreams: []",
+        "algorithm: least_conn",
+        "connect_timeout: 5s",
+        "retries: 2",
+        "max_idle_per_backend: 64",
+        "idle_timeout: 1m",
+        "grace: 30s",
+        "level: info",
+        "format: text",
+    ] {
+        assert!(printed.contains(key), "missing {key:?} in:\n{printed}");
+    }
+}
+
+// --- files ---------------------------------------------------------------------
+
+#[test]
+fn load_file_reads_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shoal.yaml");
+    std::fs::write(&path, "app:\n  command: x\n  instances: 0\n").unwrap();
+    let e = load_file(&path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:3: app.instances: must be between 1 and 1024 (got 0)",
+            path.display()
+        )
+    );
+
+    std::fs::write(&path, "app:\n  command: x\n").unwrap();
+    assert!(load_file(&path).is_ok());
+
+    let missing = dir.path().join("nope.yaml");
+    let e = load_file(&missing).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Read);
+    assert!(e.to_string().starts_with(&format!(
+        "{}: cannot read the config file: ",
+        missing.display()
+    )));
+
+    std::fs::write(&path, b"app: \xff\n").unwrap();
+    assert!(load_file(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("is not valid UTF-8"));
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    for text in [
+        "\u{feff}app: {command: x}",
+        "app: &a {command: x}\nhealth: *a\n",
+        "app: {command: x}\n? [a, b]\n: c\n",
+        "app: {command: x}\n!!binary aGk=: 1\n",
+        "app: !custom {command: x}\n",
+        "${",
+        "$",
+        "app: {command: x, <<: [1]}\n",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        "\t- x",
+        "app:\n  command: x\n  health: {interval: 18446744073709551615h}\n",
+    ] {
+        let _ = load(text);
+    }
+}

@@ -1,0 +1,394 @@
+//! Checks a parsed config for values that are out of range or that make no
+//! sense together. Every problem is reported, not just the first, so one
+//! `shoal check` run shows everything to fix.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::{ErrorKind, Problem};
+use crate::lines::LineMap;
+use crate::model::{CommandSpec, Config, HealthConfig};
+use crate::suggest::closest;
+use crate::units::format_duration;
+
+const MAX_INSTANCES: u32 = 1024;
+const MAX_WORKERS: usize = 1024;
+const MAX_WEIGHT: u32 = 1000;
+const MAX_RETRIES: u32 = 10;
+const MIN_HEALTH_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// shoal sets these for each instance; a value from `app.env` would be
+/// silently overwritten, so it is refused instead.
+const RESERVED_ENV: &[&str] = &["PORT", "HOST", "INSTANCE_ID", "SHOAL_INSTANCE_INDEX"];
+const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+struct Checker<'a> {
+    lines: &'a LineMap,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, kind: ErrorKind, path: &str, message: String) {
+        self.problems.push(Problem::new(
+            kind,
+            self.lines.nearest(path),
+            path.to_string(),
+            message,
+        ));
+    }
+
+    fn invalid(&mut self, path: &str, message: String) {
+        self.report(ErrorKind::Invalid, path, message);
+    }
+
+    fn range<T: PartialOrd + std::fmt::Display>(&mut self, path: &str, value: T, min: T, max: T) {
+        if value < min || value > max {
+            self.invalid(
+                path,
+                format!("must be between {min} and {max} (got {value})"),
+            );
+        }
+    }
+
+    fn at_least_one(&mut self, path: &str, value: u32) {
+        if value < 1 {
+            self.invalid(path, format!("must be at least 1 (got {value})"));
+        }
+    }
+
+    fn at_most(&mut self, path: &str, value: Duration, max: Duration) {
+        if value > max {
+            self.invalid(
+                path,
+                format!(
+                    "must be at most {} (got {})",
+                    format_duration(max),
+                    format_duration(value)
+                ),
+            );
+        }
+    }
+
+    /// `small` must not exceed `big`. The problem is reported at whichever of
+    /// the two keys the user wrote, so the line points at something they typed.
+    fn not_longer(&mut self, small_path: &str, small: Duration, big_path: &str, big: Duration) {
+        if small <= big {
+            return;
+        }
+        let (s, b) = (format_duration(small), format_duration(big));
+        if self.lines.contains(small_path) || !self.lines.contains(big_path) {
+            self.invalid(
+                small_path,
+                format!("must not be longer than `{big_path}` ({b}) (got {s})"),
+            );
+        } else {
+            self.invalid(
+                big_path,
+                format!("must not be shorter than `{small_path}` ({s}) (got {b})"),
+            );
+        }
+    }
+}
+
+pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
+    let mut c = Checker {
+        lines,
+        problems: Vec::new(),
+    };
+
+    if config.app.is_none() && config.upstreams.is_empty() {
+        nothing_to_run(&mut c);
+    }
+    if let Some(workers) = config.workers {
+        c.range("workers", workers, 1, MAX_WORKERS);
+    }
+    listeners(&mut c, config.listen, config.admin.listen);
+
+    if let Some(app) = &config.app {
+        command(&mut c, &app.command);
+        c.range("app.instances", app.instances, 1, MAX_INSTANCES);
+        for (name, value) in &app.env {
+            let path = format!("app.env.{name}");
+            if name.is_empty() {
+                c.invalid("app.env", "variable names must not be empty".into());
+            } else if name.contains(['=', '\0']) {
+                c.invalid(&path, "invalid variable name (must not contain `=`)".into());
+            } else if RESERVED_ENV.contains(&name.as_str()) {
+                c.invalid(
+                    &path,
+                    "is set by shoal for each instance and cannot be set here".into(),
+                );
+            }
+            if value.contains('\0') {
+                c.invalid(&path, "must not contain a NUL character".into());
+            }
+        }
+        if app.cwd.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            c.invalid(
+                "app.cwd",
+                "must not be empty (leave it out to use shoal's own directory)".into(),
+            );
+        }
+        health(&mut c, "app.health", &app.health);
+        c.at_most("app.stop_timeout", app.stop_timeout, MAX_WAIT);
+        let r = &app.restart;
+        c.not_longer(
+            "app.restart.backoff_initial",
+            r.backoff_initial,
+            "app.restart.backoff_max",
+            r.backoff_max,
+        );
+    }
+
+    for (i, upstream) in config.upstreams.iter().enumerate() {
+        if let Err(why) = upstream.host_port() {
+            c.invalid(&format!("upstreams[{i}].url"), why);
+        }
+        c.range(
+            &format!("upstreams[{i}].weight"),
+            upstream.weight,
+            1,
+            MAX_WEIGHT,
+        );
+    }
+    health(&mut c, "health", &config.health);
+
+    if config.proxy.connect_timeout.is_zero() {
+        c.invalid(
+            "proxy.connect_timeout",
+            "must be greater than 0 (got 0s)".into(),
+        );
+    }
+    if config.proxy.retries > MAX_RETRIES {
+        c.invalid(
+            "proxy.retries",
+            format!(
+                "must be at most {MAX_RETRIES} (got {})",
+                config.proxy.retries
+            ),
+        );
+    }
+    c.at_most("shutdown.grace", config.shutdown.grace, MAX_WAIT);
+    if let Err(why) = check_log_filter(&config.log.level) {
+        c.invalid("log.level", why);
+    }
+
+    let mut problems = c.problems;
+    // File order reads best; problems without a line (nothing to run) go last.
+    problems.sort_by_key(|p| p.line().unwrap_or(usize::MAX));
+    problems
+}
+
+fn nothing_to_run(c: &mut Checker<'_>) {
+    let advice = "set `app` (a command shoal runs as several instances) or `upstreams` (servers shoal proxies to)";
+    if c.lines.contains("app") {
+        c.invalid(
+            "app",
+            "is empty; set at least `app.command` (or remove `app` and list `upstreams`)".into(),
+        );
+    } else if c.lines.contains("upstreams") {
+        c.invalid(
+            "upstreams",
+            "is empty; list at least one `- url: http://HOST:PORT`, or set `app`".into(),
+        );
+    } else {
+        c.invalid("", format!("nothing to run: {advice}"));
+    }
+}
+
+fn listeners(c: &mut Checker<'_>, public: SocketAddr, admin: SocketAddr) {
+    // Port 0 asks the OS for a free port, so two of them never collide.
+    if public.port() == 0 || public.port() != admin.port() {
+        return;
+    }
+    let overlap =
+        public.ip() == admin.ip() || public.ip().is_unspecified() || admin.ip().is_unspecified();
+    if !overlap {
+        return;
+    }
+    // Point at `admin.listen` when it was written, else at `listen`.
+    let (path, other, mine, theirs) = if c.lines.contains("admin.listen") {
+        ("admin.listen", "listen", admin, public)
+    } else {
+        ("listen", "admin.listen", public, admin)
+    };
+    let message = if public == admin {
+        format!("must differ from `{other}` (both are {public})")
+    } else {
+        format!(
+            "overlaps `{other}`: {mine} and {theirs} both take port {}",
+            public.port()
+        )
+    };
+    c.invalid(path, message);
+}
+
+fn command(c: &mut Checker<'_>, command: &CommandSpec) {
+    match command {
+        CommandSpec::Argv(argv) if argv.is_empty() => {
+            if c.lines.contains("app.command") {
+                c.invalid("app.command", "must not be empty".into());
+            } else {
+                c.report(
+                    ErrorKind::Missing,
+                    "app.command",
+                    "is required: the command that starts one instance, as a list \
+                     (`[\"./server\", \"--port\", \"{port}\"]`) or one shell string"
+                        .into(),
+                );
+            }
+        }
+        CommandSpec::Argv(argv) => {
+            if argv[0].trim().is_empty() {
+                c.invalid(
+                    "app.command[0]",
+                    "the program name must not be empty".into(),
+                );
+            }
+            for (i, arg) in argv.iter().enumerate() {
+                if arg.contains('\0') {
+                    c.invalid(
+                        &format!("app.command[{i}]"),
+                        "must not contain a NUL character".into(),
+                    );
+                }
+            }
+        }
+        CommandSpec::Shell(line) => {
+            if line.trim().is_empty() {
+                c.invalid("app.command", "must not be empty".into());
+            } else if line.contains('\0') {
+                c.invalid("app.command", "must not contain a NUL character".into());
+            }
+        }
+    }
+}
+
+fn health(c: &mut Checker<'_>, prefix: &str, h: &HealthConfig) {
+    if let Some(path) = &h.path {
+        if !path.starts_with('/') {
+            c.invalid(
+                &format!("{prefix}.path"),
+                format!("must start with `/` (got `{path}`)"),
+            );
+        } else if path.contains(char::is_whitespace) {
+            c.invalid(
+                &format!("{prefix}.path"),
+                format!("must not contain spaces (got `{path}`)"),
+            );
+        }
+    }
+    let interval = format!("{prefix}.interval");
+    let timeout = format!("{prefix}.timeout");
+    if h.interval < MIN_HEALTH_INTERVAL {
+        c.invalid(
+            &interval,
+            format!(
+                "must be at least {} (got {})",
+                format_duration(MIN_HEALTH_INTERVAL),
+                format_duration(h.interval)
+            ),
+        );
+    }
+    if h.timeout.is_zero() {
+        c.invalid(&timeout, "must be greater than 0 (got 0s)".into());
+    } else {
+        c.not_longer(&timeout, h.timeout, &interval, h.interval);
+    }
+    c.at_least_one(&format!("{prefix}.fall"), h.fall);
+    c.at_least_one(&format!("{prefix}.rise"), h.rise);
+}
+
+/// A light check that `level` is a tracing filter such as `info` or
+/// `shoal=debug,hyper=warn`: it catches typos of level names, which the
+/// filter would otherwise take as a target name and silently log nothing.
+pub(crate) fn check_log_filter(filter: &str) -> Result<(), String> {
+    const HELP: &str =
+        "use trace, debug, info, warn, error or off, or directives like `shoal=debug,info`";
+    let is_level = |s: &str| {
+        LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s))
+            || matches!(s, "0" | "1" | "2" | "3" | "4" | "5")
+    };
+    let is_target = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | ':' | '-' | '.'))
+    };
+    if filter.trim().is_empty() {
+        return Err(format!("must not be empty; {HELP}"));
+    }
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        // Span and field filters (`target[span{field=1}]=debug`) are left to tracing.
+        if directive.contains(['[', '{']) {
+            continue;
+        }
+        match directive.rsplit_once('=') {
+            Some((target, level)) => {
+                if !is_target(target) {
+                    return Err(format!(
+                        "invalid target `{target}` in `{directive}`; {HELP}"
+                    ));
+                }
+                if !is_level(level) {
+                    let hint = closest(level, LEVELS.iter().copied())
+                        .map(|l| format!(" (did you mean `{l}`?)"))
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "`{level}` in `{directive}` is not a log level{hint}; {HELP}"
+                    ));
+                }
+            }
+            None if is_level(directive) => {}
+            None => {
+                if let Some(level) = closest(directive, LEVELS.iter().copied()) {
+                    return Err(format!(
+                        "`{directive}` is not a log level (did you mean `{level}`?); {HELP}"
+                    ));
+                }
+                if !is_target(directive) {
+                    return Err(format!("invalid directive `{directive}`; {HELP}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_log_filter;
+
+    #[test]
+    fn log_filters() {
+        for ok in [
+            "info",
+            "INFO",
+            "shoal=debug,info",
+            "warn,hyper=off",
+            "shoal::proxy=trace",
+            "my_crate",
+            "3",
+            "a[span{x=1}]=debug",
+        ] {
+            assert_eq!(check_log_filter(ok), Ok(()), "{ok}");
+        }
+        assert!(check_log_filter("")
+            .unwrap_err()
+            .starts_with("must not be empty"));
+        assert!(check_log_filter("infoo")
+            .unwrap_err()
+            .contains("did you mean `info`?"));
+        assert!(check_log_filter("warning")
+            .unwrap_err()
+            .contains("did you mean `warn`?"));
+        assert!(check_log_filter("shoal=verbose")
+            .unwrap_err()
+            .contains("`verbose` in `shoal=verbose` is not a log level"));
+        assert!(check_log_filter("a b")
+            .unwrap_err()
+            .contains("invalid directive `a b`"));
+        assert!(check_log_filter("a b=info")
+            .unwrap_err()
+            .contains("invalid target"));
+    }
+}

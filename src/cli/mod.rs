@@ -1,0 +1,112 @@
+//! Command-line entry points. Each verb is a thin function over the library.
+
+mod logging;
+mod up;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use shoal_config::{Config, ConfigError};
+
+/// Exit code for an invalid configuration (sysexits' EX_CONFIG).
+pub const EXIT_CONFIG: i32 = 78;
+
+const DEMO_CONFIG: &str = include_str!("../../examples/demo.yaml");
+
+#[derive(Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "Run a stateless HTTP service as many supervised instances behind one load balancer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ConfigSource {
+    /// Config file
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = "shoal.yaml",
+        value_name = "FILE"
+    )]
+    config: PathBuf,
+    /// Use the embedded demo config (the bundled demo app, 3 instances) instead of a file
+    #[arg(long, conflicts_with = "config")]
+    demo: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the instances and the load balancer; run until SIGTERM/SIGINT
+    Up(ConfigSource),
+    /// Validate the config and print the effective configuration
+    Check(ConfigSource),
+    /// Run the bundled demo HTTP service (what `--demo` starts N copies of)
+    DemoApp {
+        /// Port to listen on; default: $PORT, else 8000
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Internal: the guard process that stops instances if shoal is killed
+    #[command(name = "__guard", hide = true)]
+    Guard,
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up(src) => up::run(&src),
+        Command::Check(src) => check(&src),
+        Command::DemoApp { port } => shoal_demo::run(port),
+        Command::Guard => crate::supervisor::run_guard(),
+    }
+}
+
+/// Values `${VAR}` can refer to beyond the process environment.
+fn lookup_var(name: &str) -> Option<String> {
+    if name == "SHOAL_EXE" {
+        if let Ok(exe) = std::env::current_exe() {
+            return Some(exe.to_string_lossy().into_owned());
+        }
+    }
+    std::env::var(name).ok()
+}
+
+pub fn load(src: &ConfigSource) -> Result<Config, String> {
+    let result: Result<Config, ConfigError> = if src.demo {
+        shoal_config::load_str(DEMO_CONFIG, "<demo>", &lookup_var)
+    } else {
+        match std::fs::read_to_string(&src.config) {
+            Ok(text) => shoal_config::load_str(&text, &display(&src.config), &lookup_var),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!(
+                    "{}: no such file (give one with -c FILE, or try `shoal up --demo`)",
+                    display(&src.config)
+                ))
+            }
+            Err(e) => return Err(format!("{}: {e}", display(&src.config))),
+        }
+    };
+    result.map_err(|e| e.to_string())
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn check(src: &ConfigSource) -> i32 {
+    match load(src) {
+        Ok(config) => {
+            print!("{}", shoal_config::to_yaml(&config));
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_CONFIG
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `shoal up`: validate, bind, run until SIGTERM or SIGINT, shut down gracefully.
+
+use crate::app::{self, Listeners, RunOptions};
+
+use super::{load, ConfigSource, EXIT_CONFIG};
+
+pub fn run(src: &ConfigSource) -> i32 {
+    // Validate everything before binding or starting anything.
+    let config = match load(src) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    super::logging::init(&config.log);
+
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.workers {
+        rt.worker_threads(n);
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async move {
+        let listeners = match Listeners::bind(&config).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                return 1;
+            }
+        };
+        let options = RunOptions {
+            guard_exe: std::env::current_exe().ok(),
+        };
+        match app::run(config, listeners, options, shutdown_signal()).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("{e}");
+                1
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop shoal with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received");
+}

@@ -1,0 +1,91 @@
+//! Active health checks: one task per endpoint, moving it between
+//! starting → up ⇄ down according to `fall` and `rise`.
+//!
+//! A new or restarted endpoint is probed quickly (every 200 ms at most) until
+//! its first pass, so a restarted instance rejoins within moments; after that
+//! probes run every `interval`.
+
+mod probe;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_config::HealthConfig;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::balance::{Endpoint, Health};
+
+pub use probe::probe;
+
+const STARTING_INTERVAL: Duration = Duration::from_millis(200);
+
+pub fn spawn(
+    endpoint: Arc<Endpoint>,
+    config: HealthConfig,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = run(endpoint, config) => {}
+        }
+    })
+}
+
+async fn run(endpoint: Arc<Endpoint>, config: HealthConfig) {
+    let mut streak_epoch = u64::MAX;
+    let mut fails = 0u32;
+    let mut passes = 0u32;
+    loop {
+        let seen = endpoint.health_word();
+        if seen.epoch() != streak_epoch {
+            streak_epoch = seen.epoch();
+            fails = 0;
+            passes = 0;
+        }
+        let health = seen.health();
+        if health == Health::Stopped {
+            tokio::time::sleep(STARTING_INTERVAL).await;
+            continue;
+        }
+        let result = probe(&endpoint, &config).await;
+        match (health, &result) {
+            (Health::Starting, Ok(())) => {
+                if endpoint.transition(seen, Health::Up) {
+                    tracing::info!(backend = %endpoint.id, "health check passed; in rotation");
+                }
+            }
+            (Health::Up, Ok(())) => fails = 0,
+            (Health::Up, Err(why)) => {
+                fails += 1;
+                tracing::debug!(backend = %endpoint.id, fails, error = %why, "health check failed");
+                if fails >= config.fall && endpoint.transition(seen, Health::Down) {
+                    tracing::warn!(backend = %endpoint.id, fails, error = %why, "out of rotation after failed health checks");
+                    endpoint.pool.clear();
+                    passes = 0;
+                }
+            }
+            (Health::Down, Ok(())) => {
+                passes += 1;
+                if passes >= config.rise && endpoint.transition(seen, Health::Up) {
+                    tracing::info!(backend = %endpoint.id, passes, "back in rotation after passing health checks");
+                    fails = 0;
+                }
+            }
+            (Health::Down, Err(_)) => passes = 0,
+            (Health::Starting, Err(_)) | (Health::Stopped, _) => {}
+        }
+        let wait = if endpoint.health_word().health() == Health::Starting {
+            STARTING_INTERVAL.min(config.interval)
+        } else {
+            config.interval
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// How long until `fall` failures take a backend out: useful in docs and tests.
+pub fn detection_time(config: &HealthConfig) -> Duration {
+    config.interval * config.fall
+}

@@ -1,0 +1,12 @@
+//! shoal: one binary that runs a stateless HTTP service as many supervised
+//! instances behind a fast load balancer. See `docs/ARCHITECTURE.md`.
+
+#![deny(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod balance;
+pub mod cli;
+pub mod health;
+pub mod proxy;
+pub mod supervisor;

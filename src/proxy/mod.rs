@@ -1,0 +1,13 @@
+//! The data plane: listener → balancer → upstream pool, and back.
+
+pub mod body;
+pub mod error;
+mod forward;
+pub mod headers;
+pub mod pool;
+pub mod request_id;
+mod server;
+mod upgrade;
+
+pub use forward::Proxy;
+pub use server::serve;

@@ -1,0 +1,252 @@
+//! `shoal check -c FILE` against bad configs: exit code 78 and the documented
+//! message (key path and `:LINE:`) on stderr; a good config exits 0 and
+//! prints the effective config. The message forms are listed in
+//! docs/CONFIG.md, "Error messages".
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const EXIT_CONFIG: i32 = 78;
+
+struct Checked {
+    output: Output,
+    // Held so the file outlives the run.
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Checked {
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+}
+
+fn check(yaml: &str) -> Checked {
+    check_with_env(yaml, &[])
+}
+
+fn check_with_env(yaml: &str, env: &[(&str, &str)]) -> Checked {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("shoal.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run shoal check");
+    Checked {
+        output,
+        _dir: dir,
+        path,
+    }
+}
+
+/// Asserts exit 78 and that stderr holds `FILE:LINE: MESSAGE`.
+fn assert_rejected(yaml: &str, line: usize, message: &str) {
+    let run = check(yaml);
+    let stderr = run.stderr();
+    assert_eq!(run.code(), Some(EXIT_CONFIG), "stderr:\n{stderr}");
+    let expected = format!("{}:{line}: {message}", run.path.display());
+    assert!(
+        stderr.contains(&expected),
+        "expected {expected:?} in stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn unknown_key_with_suggestion() {
+    assert_rejected(
+        "app:\n  command: [./srv]\n  instanses: 3\n",
+        3,
+        "unknown key `instanses` in `app` (did you mean `instances`?)",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_rejected(
+        "app:\n  command: x\n  instances: three\n",
+        3,
+        "app.instances: expected a whole number (got string \"three\")",
+    );
+}
+
+#[test]
+fn duration_without_unit() {
+    assert_rejected(
+        "app:\n  command: x\n  health:\n    interval: 5\n",
+        4,
+        "app.health.interval: invalid duration `5`: missing unit (write `5s` for seconds or `5ms` for milliseconds)",
+    );
+}
+
+#[test]
+fn health_fall_zero() {
+    assert_rejected(
+        "app:\n  command: x\n  health:\n    path: /healthz\n    fall: 0\n",
+        5,
+        "app.health.fall: must be at least 1 (got 0)",
+    );
+}
+
+#[test]
+fn health_timeout_longer_than_interval() {
+    assert_rejected(
+        "app:\n  command: x\n  health:\n    interval: 1s\n    timeout: 2s\n",
+        5,
+        "app.health.timeout: must not be longer than `app.health.interval` (1s) (got 2s)",
+    );
+}
+
+#[test]
+fn https_upstream() {
+    assert_rejected(
+        "upstreams:\n  - url: http://10.0.0.1:80\n  - url: https://10.0.0.2:443\n",
+        3,
+        "upstreams[1].url: https is not supported yet (got `https://10.0.0.2:443`); use `http://HOST:PORT`",
+    );
+}
+
+#[test]
+fn bad_listen_address() {
+    assert_rejected(
+        "app: {command: x}\nlisten: 8080\n",
+        2,
+        "listen: invalid address `8080`: a port alone is not enough; write `0.0.0.0:8080` (all interfaces) or `127.0.0.1:8080` (this machine only)",
+    );
+}
+
+#[test]
+fn listeners_collide() {
+    assert_rejected(
+        "app: {command: x}\nlisten: 127.0.0.1:9000\nadmin:\n  listen: 127.0.0.1:9000\n",
+        4,
+        "admin.listen: must differ from `listen` (both are 127.0.0.1:9000)",
+    );
+}
+
+#[test]
+fn instances_out_of_range() {
+    assert_rejected(
+        "app:\n  command: x\n  instances: 0\n",
+        3,
+        "app.instances: must be between 1 and 1024 (got 0)",
+    );
+}
+
+#[test]
+fn unknown_balance_algorithm() {
+    assert_rejected(
+        "app: {command: x}\nbalance:\n  algorithm: random\n",
+        3,
+        "balance.algorithm: unknown value `random`: expected `round_robin` or `least_conn`",
+    );
+}
+
+#[test]
+fn unset_variable() {
+    assert_rejected(
+        "app:\n  command: x\n  env:\n    DB: ${SHOAL_TEST_SURELY_UNSET_VAR}\n",
+        4,
+        "environment variable `SHOAL_TEST_SURELY_UNSET_VAR` is not set",
+    );
+}
+
+#[test]
+fn yaml_syntax_error() {
+    assert_rejected(
+        "app:\n  command: [a, b\nlisten: 0.0.0.0:1\n",
+        3,
+        "invalid YAML: did not find expected ',' or ']'",
+    );
+}
+
+#[test]
+fn empty_file_has_nothing_to_run() {
+    let run = check("");
+    assert_eq!(run.code(), Some(EXIT_CONFIG));
+    let expected = format!("{}: nothing to run:", run.path.display());
+    assert!(
+        run.stderr().contains(&expected),
+        "stderr:\n{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_reported() {
+    let run =
+        check("app:\n  command: x\n  instances: 0\nproxy:\n  retries: 11\nlog:\n  level: infoo\n");
+    assert_eq!(run.code(), Some(EXIT_CONFIG));
+    let stderr = run.stderr();
+    let file = run.path.display();
+    for expected in [
+        format!("{file}:3: app.instances: must be between 1 and 1024 (got 0)"),
+        format!("{file}:5: proxy.retries: must be at most 10 (got 11)"),
+        format!("{file}:7: log.level: `infoo` is not a log level (did you mean `info`?)"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "expected {expected:?} in stderr:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn valid_config_prints_the_effective_config() {
+    let run = check_with_env(
+        "listen: 127.0.0.1:${SHOAL_TEST_PORT}\napp:\n  command: [./server, --port, '{port}']\n  instances: 2\n  health: {path: /healthz, interval: 90s}\n",
+        &[("SHOAL_TEST_PORT", "8181")],
+    );
+    let stdout = run.stdout();
+    assert_eq!(run.code(), Some(0), "stderr:\n{}", run.stderr());
+    for expected in [
+        "listen: 127.0.0.1:8181",
+        "  instances: 2",
+        "    path: /healthz",
+        "    interval: 1m30s",
+        // Defaults are filled in.
+        "    timeout: 2s",
+        "  stop_timeout: 30s",
+        "  algorithm: least_conn",
+        "  grace: 30s",
+        "  level: info",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "expected {expected:?} in stdout:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn effective_config_checks_clean_again() {
+    let first = check("upstreams:\n  - url: http://127.0.0.1:7000\n    weight: 3\nbalance: {algorithm: round_robin}\n");
+    assert_eq!(first.code(), Some(0), "stderr:\n{}", first.stderr());
+    let second = check(&first.stdout());
+    assert_eq!(second.code(), Some(0), "stderr:\n{}", second.stderr());
+    assert_eq!(second.stdout(), first.stdout());
+}
+
+#[test]
+fn embedded_demo_config_is_valid() {
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["check", "--demo"])
+        .output()
+        .expect("run shoal check --demo");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1,0 +1,142 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{demo_config, get, request, Shoal};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_id_and_forwarding_headers() {
+    let shoal = Shoal::start(&demo_config(2, ""));
+    shoal.wait_healthy(2).await;
+
+    // Generated when absent, returned to the client.
+    let r = get(shoal.proxy, "/headers").await.unwrap();
+    assert_eq!(r.status, 200);
+    let id = r.headers["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    let seen = r.json();
+    assert_eq!(
+        seen["x-request-id"],
+        id.as_str(),
+        "backend saw the same id: {seen}"
+    );
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["x-real-ip"], "127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-host"], shoal.proxy.to_string());
+
+    // Kept when present; X-Forwarded-For appended; hop-by-hop headers dropped.
+    let req = http::Request::get("/headers")
+        .header("host", "example.test")
+        .header("x-request-id", "client-chosen-1")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "secret")
+        .header("keep-alive", "timeout=5")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = request(shoal.proxy, req).await.unwrap();
+    assert_eq!(r.headers["x-request-id"], "client-chosen-1");
+    let seen = r.json();
+    assert_eq!(seen["x-request-id"], "client-chosen-1");
+    assert_eq!(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(seen["x-forwarded-host"], "example.test");
+    assert!(seen.get("x-hop").is_none(), "{seen}");
+    assert!(seen.get("keep-alive").is_none(), "{seen}");
+    // The backend's access log line carries the id.
+    crate::support::eventually(Duration::from_secs(2), "access log line", || async {
+        shoal.log_contains("client-chosen-1").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_stream_both_ways() {
+    let shoal = Shoal::start(&demo_config(2, ""));
+    shoal.wait_healthy(2).await;
+    let body: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let req = http::Request::post("/echo")
+        .header("host", "x")
+        .header("content-type", "application/octet-stream")
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
+    let r = request(shoal.proxy, req).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), body.len());
+    assert!(r.body == body, "echoed body differs");
+
+    let r = get(shoal.proxy, "/download?bytes=5000000").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 5_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_passes_through() {
+    let shoal = Shoal::start(&demo_config(2, ""));
+    shoal.wait_healthy(2).await;
+    let url = format!("ws://{}/ws", shoal.proxy);
+    let (mut ws, resp) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect");
+    assert_eq!(resp.status(), 101);
+    for i in 0..100 {
+        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        let m = ws.next().await.unwrap().unwrap();
+        assert_eq!(m.into_text().unwrap().as_str(), format!("hello {i}"));
+    }
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_api_and_upstream_errors() {
+    let shoal = Shoal::start(&demo_config(3, ""));
+    let s = shoal.wait_healthy(3).await;
+    for i in s["instances"].as_array().unwrap() {
+        for key in ["id", "pid", "port", "state", "restarts", "in_flight"] {
+            assert!(!i[key].is_null(), "status lacks {key}: {i}");
+        }
+        assert_eq!(i["state"], "running");
+    }
+    assert_eq!(get(shoal.admin, "/health").await.unwrap().status, 200);
+    assert_eq!(get(shoal.admin, "/nope").await.unwrap().status, 404);
+    // The app's own /health is reachable through the proxy, not shadowed.
+    let r = get(shoal.proxy, "/health").await.unwrap();
+    assert!(r.json()["instance"].is_string());
+    // Status codes from the app pass through untouched.
+    assert_eq!(get(shoal.proxy, "/status/418").await.unwrap().status, 418);
+}
+
+/// A static upstream that refuses connections: 502 with the request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_static_upstream_gets_502_or_503() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        r#"listen: 127.0.0.1:0
+admin: {{ listen: 127.0.0.1:0 }}
+upstreams:
+  - {{ url: "http://127.0.0.1:{port}" }}
+health: {{ interval: 200ms, timeout: 200ms }}
+"#
+    );
+    let shoal = Shoal::start(&config);
+    let req = http::Request::get("/")
+        .header("host", "x")
+        .header("accept", "application/json")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = request(shoal.proxy, req).await.unwrap();
+    assert_eq!(r.status, 503, "never healthy, so no backend");
+    let body = r.json();
+    assert_eq!(body["error"], "no_healthy_backend");
+    assert_eq!(
+        body["request_id"],
+        r.headers["x-request-id"].to_str().unwrap()
+    );
+}

@@ -1,0 +1,118 @@
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+use crate::support::{eventually, request, Client, Shoal, SHOAL};
+
+async fn set_health(port: u16, status: u16) {
+    let req = http::Request::post(format!("/control/health?status={status}"))
+        .header("host", "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = request(([127, 0, 0, 1], port).into(), req).await.unwrap();
+    assert!(r.status.is_success(), "control/health: {}", r.status);
+}
+
+/// fall × interval to leave, rise × interval to return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_health_check_takes_instance_out_and_back() {
+    let interval_ms = 300;
+    let config = format!(
+        r#"listen: 127.0.0.1:0
+admin: {{ listen: 127.0.0.1:0 }}
+app:
+  command: ["{SHOAL}", "demo-app", "--port", "{{port}}"]
+  instances: 3
+  health: {{ path: /health, interval: {interval_ms}ms, timeout: 200ms, fall: 3, rise: 2 }}
+balance: {{ algorithm: round_robin }}
+"#
+    );
+    let shoal = Shoal::start(&config);
+    let status = shoal.wait_healthy(3).await;
+    let sick = status["instances"][0].clone();
+    let sick_id = sick["id"].as_str().unwrap().to_string();
+    let port = sick["port"].as_u64().unwrap() as u16;
+
+    set_health(port, 503).await;
+    let t0 = Instant::now();
+    eventually(
+        Duration::from_secs(5),
+        "instance out of rotation",
+        || async {
+            let s = shoal.status().await;
+            (s["instances"][0]["health"] == "down").then_some(())
+        },
+    )
+    .await;
+    let took = t0.elapsed();
+    // fall × interval, plus one interval of phase and scheduling slack.
+    let bound = Duration::from_millis(interval_ms * (3 + 1) + 300);
+    assert!(
+        took <= bound,
+        "left rotation after {took:?}, bound {bound:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(interval_ms * 2),
+        "left too early: {took:?}"
+    );
+
+    // No traffic reaches it while it is out.
+    let mut client = Client::new(shoal.proxy);
+    for _ in 0..20 {
+        let r = client.get("/").await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_ne!(r.json()["instance"], sick_id.as_str());
+    }
+
+    set_health(port, 200).await;
+    let t1 = Instant::now();
+    eventually(
+        Duration::from_secs(5),
+        "instance back in rotation",
+        || async {
+            let s = shoal.status().await;
+            (s["instances"][0]["health"] == "up").then_some(())
+        },
+    )
+    .await;
+    let took = t1.elapsed();
+    let bound = Duration::from_millis(interval_ms * (2 + 1) + 300);
+    assert!(took <= bound, "returned after {took:?}, bound {bound:?}");
+    let mut seen = false;
+    for _ in 0..9 {
+        seen |= client.get("/").await.unwrap().json()["instance"] == sick_id.as_str();
+    }
+    assert!(seen, "recovered instance gets traffic again");
+}
+
+/// Without a health path the check is a TCP connect; an instance that is not
+/// listening yet gets no traffic, and /ready says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_check_gates_readiness() {
+    let config = format!(
+        r#"listen: 127.0.0.1:0
+admin: {{ listen: 127.0.0.1:0 }}
+app:
+  command: ["{SHOAL}", "demo-app", "--port", "{{port}}"]
+  instances: 2
+  env: {{ DEMO_STARTUP_DELAY_MS: "1500" }}
+  health: {{ interval: 200ms, timeout: 200ms }}
+"#
+    );
+    let shoal = Shoal::start(&config);
+    let r = crate::support::get(shoal.admin, "/ready").await.unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["reason"], "no healthy backend");
+    let r = crate::support::get(shoal.proxy, "/").await.unwrap();
+    assert_eq!(r.status, 503);
+    assert!(r.headers.contains_key("retry-after"));
+    assert!(String::from_utf8_lossy(&r.body).contains("request id"));
+    shoal.wait_healthy(2).await;
+    let r = crate::support::get(shoal.admin, "/ready").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        crate::support::get(shoal.proxy, "/").await.unwrap().status,
+        200
+    );
+}

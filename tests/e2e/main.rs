@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `shoal` binary, real demo-app instances, real
+//! sockets on free loopback ports, a real HTTP client.
+
+mod support;
+
+mod balancing;
+mod data_path;
+mod health;
+mod shutdown;
+mod supervision;

@@ -1,0 +1,102 @@
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::support::{alive, demo_config, get, pids_with_environ, Shoal, SHOAL};
+
+/// SIGTERM while a 2-second request is in flight: it completes with 200,
+/// shoal exits 0, no instance process remains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_request_then_stops_everything() {
+    let mut shoal = Shoal::start(&demo_config(3, ""));
+    shoal.wait_healthy(3).await;
+    let pids = shoal.instance_pids().await;
+    assert_eq!(pids.len(), 3);
+
+    let proxy = shoal.proxy;
+    let slow = tokio::spawn(async move { get(proxy, "/slow?ms=2000").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shoal.signal(Signal::SIGTERM);
+
+    // While draining: not ready, and no new connections.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = get(shoal.admin, "/ready")
+        .await
+        .expect("admin still answers while draining");
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["reason"], "shutting down");
+    assert!(
+        get(shoal.proxy, "/").await.is_err(),
+        "new connections refused while draining"
+    );
+
+    let reply = slow.await.unwrap().expect("in-flight request completes");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.json()["instance"].is_string(),
+        "full body: {:?}",
+        reply.body
+    );
+
+    let code = shoal.wait_exit(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{:#?}", shoal.log());
+    for p in pids {
+        assert!(!alive(p), "instance {p} outlived shoal");
+    }
+}
+
+/// SIGKILL of shoal: no instance survives it, for an argv command, a simple
+/// shell string and a compound shell string (whose real process is a
+/// grandchild of shoal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_shoal_leaves_no_instance() {
+    // A marker in the instances' environment finds every process of this
+    // test, including a shell's grandchildren, and only those.
+    let marker = format!("shoal-orphan-test-{}", std::process::id());
+    for command in [
+        format!(r#"["{SHOAL}", "demo-app", "--port", "{{port}}"]"#),
+        format!(r#""{SHOAL} demo-app --port {{port}}""#),
+        format!(r#""true && {SHOAL} demo-app --port {{port}}""#),
+    ] {
+        let config = format!(
+            r#"listen: 127.0.0.1:0
+admin: {{ listen: 127.0.0.1:0 }}
+app:
+  command: {command}
+  instances: 2
+  env: {{ SHOAL_TEST_MARKER: "{marker}" }}
+  health: {{ path: /health, interval: 250ms, timeout: 250ms }}
+"#
+        );
+        let mut shoal = Shoal::start(&config);
+        shoal.wait_healthy(2).await;
+        let before = pids_with_environ(&marker);
+        assert!(
+            before.len() >= 2,
+            "{command}: instances not found: {before:?}"
+        );
+        shoal.signal(Signal::SIGKILL);
+        assert_eq!(
+            shoal.wait_exit(Duration::from_secs(5)),
+            None,
+            "killed, so no exit code"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(6);
+        loop {
+            let left = pids_with_environ(&marker);
+            if left.is_empty() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                for p in &left {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(*p as i32),
+                        Signal::SIGKILL,
+                    );
+                }
+                panic!("{command}: processes outlived a SIGKILL of shoal: {left:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,142 @@
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::support::{alive, demo_config, eventually, Client, Shoal};
+
+/// SIGKILL one instance while a client keeps sending GETs: no GET fails, and
+/// the instance comes back under a new pid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_instance_costs_no_failed_get_and_comes_back() {
+    let shoal = Shoal::start(&demo_config(3, "balance: { algorithm: round_robin }\n"));
+    let status = shoal.wait_healthy(3).await;
+    let victim = status["instances"][1].clone();
+    let victim_id = victim["id"].as_str().unwrap().to_string();
+    let old_pid = victim["pid"].as_u64().unwrap() as u32;
+
+    // Eight clients with slow requests: several are always in flight on the
+    // victim when it dies, so this exercises the replay on another backend,
+    // not only the supervisor taking the dead instance out of rotation.
+    let proxy = shoal.proxy;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(tokio::spawn(async move {
+            let mut client = Client::new(proxy);
+            let (mut ok, mut failed) = (0, Vec::new());
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+            while tokio::time::Instant::now() < deadline {
+                match client.get("/slow?ms=40").await {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failed.push(format!("status {}", r.status)),
+                    Err(e) => failed.push(e),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let in_flight = shoal.status().await["instances"][1]["in_flight"]
+        .as_u64()
+        .unwrap();
+    kill(Pid::from_raw(old_pid as i32), Signal::SIGKILL).unwrap();
+
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(failed.is_empty(), "failed GETs: {failed:?}");
+    assert!(ok > 200, "only {ok} GETs completed");
+    assert!(
+        in_flight > 0,
+        "no request was in flight on the victim; the test proves nothing"
+    );
+
+    let new_pid = eventually(
+        Duration::from_secs(5),
+        "the instance to restart",
+        || async {
+            let s = shoal.status().await;
+            let i = s["instances"]
+                .as_array()?
+                .iter()
+                .find(|i| i["id"] == victim_id.as_str())?
+                .clone();
+            let pid = i["pid"].as_u64()? as u32;
+            (pid != old_pid && i["health"] == "up").then_some((pid, i["restarts"].as_u64()?))
+        },
+    )
+    .await;
+    assert!(new_pid.1 >= 1, "restart count not kept");
+    assert!(!alive(old_pid));
+    assert!(
+        shoal.log_contains(&format!("{victim_id} | ")),
+        "instance output is forwarded with its id"
+    );
+}
+
+/// An instance that keeps crashing is restarted with growing delays, and the
+/// others keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_instance_backs_off_while_others_serve() {
+    let shoal = Shoal::start(&demo_config(2, ""));
+    let status = shoal.wait_healthy(2).await;
+    let port = status["instances"][0]["port"].as_u64().unwrap() as u16;
+    let direct: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    // Make it exit three times; the restart count grows and it keeps returning.
+    for round in 1..=3u64 {
+        eventually(Duration::from_secs(10), "instance up again", || async {
+            let s = shoal.status().await;
+            (s["instances"][0]["health"] == "up").then_some(())
+        })
+        .await;
+        let req = http::Request::post("/control/exit?code=3")
+            .header("host", "x")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let _ = crate::support::request(direct, req).await;
+        eventually(Duration::from_secs(5), "restart counted", || async {
+            let s = shoal.status().await;
+            (s["instances"][0]["restarts"].as_u64()? >= round).then_some(())
+        })
+        .await;
+        let mut client = Client::new(shoal.proxy);
+        assert_eq!(client.get("/").await.unwrap().status, 200);
+    }
+    let s = shoal.status().await;
+    assert_eq!(s["instances"][0]["last_exit"], "exit code 3");
+}
+
+/// Instances get PORT, INSTANCE_ID and SHOAL_INSTANCE_INDEX; a shell-string
+/// command works and leaves no shell behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_string_command_gets_its_environment() {
+    let exe = crate::support::SHOAL;
+    let config = format!(
+        r#"listen: 127.0.0.1:0
+admin: {{ listen: 127.0.0.1:0 }}
+app:
+  command: "{exe} demo-app"
+  instances: 2
+  health: {{ path: /health, interval: 250ms, timeout: 250ms }}
+"#
+    );
+    let shoal = Shoal::start(&config);
+    let status = shoal.wait_healthy(2).await;
+    for (n, inst) in status["instances"].as_array().unwrap().iter().enumerate() {
+        let pid = inst["pid"].as_u64().unwrap();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
+        assert!(
+            environ.contains(&format!("PORT={}\n", inst["port"])),
+            "{environ}"
+        );
+        assert!(environ.contains(&format!("INSTANCE_ID=app-{}\n", n + 1)));
+        assert!(environ.contains(&format!("SHOAL_INSTANCE_INDEX={}\n", n + 1)));
+        // `exec` replaced the shell: the watched pid is the demo app itself.
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(cmdline.contains("demo-app"), "{cmdline:?}");
+    }
+}

@@ -1,0 +1,351 @@
+//! Test support: run the real `shoal` binary on free loopback ports, talk to
+//! it with a real HTTP client, and never leave a process behind.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+/// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub struct Shoal {
+    pub child: Child,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub lines: Arc<Mutex<Vec<String>>>,
+    pub dir: tempfile::TempDir,
+    /// Every instance pid seen, killed on drop if still alive.
+    seen_pids: Mutex<Vec<u32>>,
+}
+
+/// A config with the demo app as the instance command, on free ports.
+pub fn demo_config(instances: u32, extra: &str) -> String {
+    format!(
+        r#"listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+app:
+  command: ["{SHOAL}", "demo-app", "--port", "{{port}}"]
+  instances: {instances}
+  health: {{ path: /health, interval: 250ms, timeout: 250ms, fall: 2, rise: 2 }}
+  stop_timeout: 5s
+  restart: {{ backoff_initial: 100ms, backoff_max: 1s }}
+{extra}"#
+    )
+}
+
+impl Shoal {
+    /// Start `shoal up` with this config and wait until it has bound its listeners.
+    pub fn start(config: &str) -> Shoal {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shoal.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(SHOAL)
+            .args(["up", "-c"])
+            .arg(&path)
+            .env("SHOAL_LOG", "info,shoal=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn shoal");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let verbose = std::env::var_os("SHOAL_TEST_VERBOSE").is_some();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if verbose {
+                        eprintln!("[shoal] {line}");
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut proxy, mut admin) = (None, None);
+        while proxy.is_none() || admin.is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("shoal did not start: {:#?}", lines.lock().unwrap());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("shoal exited with {status}: {:#?}", lines.lock().unwrap());
+            }
+            for l in lines.lock().unwrap().iter() {
+                if let Some(a) = addr_after(l, "proxy listening on ") {
+                    proxy = Some(a);
+                }
+                if let Some(a) = addr_after(l, "admin listening on ") {
+                    admin = Some(a);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Shoal {
+            child,
+            proxy: proxy.unwrap(),
+            admin: admin.unwrap(),
+            lines,
+            dir,
+            seen_pids: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    pub async fn status(&self) -> Value {
+        let r = get(self.admin, "/api/v1/status").await.expect("status");
+        let v: Value = serde_json::from_slice(&r.body).expect("status json");
+        let mut seen = self.seen_pids.lock().unwrap();
+        for i in v["instances"].as_array().into_iter().flatten() {
+            if let Some(p) = i["pid"].as_u64() {
+                if !seen.contains(&(p as u32)) {
+                    seen.push(p as u32);
+                }
+            }
+        }
+        v
+    }
+
+    /// Wait until `n` instances are in rotation.
+    pub async fn wait_healthy(&self, n: usize) -> Value {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{n} healthy instances"),
+            || async {
+                let s = self.status().await;
+                let up = s["instances"]
+                    .as_array()?
+                    .iter()
+                    .filter(|i| i["health"] == "up")
+                    .count();
+                (up == n).then_some(s)
+            },
+        )
+        .await
+    }
+
+    /// Instance pids from the last status.
+    pub async fn instance_pids(&self) -> Vec<u32> {
+        self.status().await["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["pid"].as_u64().map(|p| p as u32))
+            .collect()
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), sig);
+    }
+
+    /// Wait for shoal to exit (up to `timeout`) and return its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("shoal.yaml")
+    }
+}
+
+impl Drop for Shoal {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(Signal::SIGTERM);
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        // Belt and braces: a test must never leak a process, even when shoal
+        // itself misbehaved.
+        for p in self.seen_pids.lock().unwrap().iter() {
+            let _ = kill(Pid::from_raw(*p as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    rest.split_whitespace()
+        .next()?
+        .trim_end_matches('"')
+        .parse()
+        .ok()
+}
+
+/// Is a process with this pid alive (and not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // state is the field after the parenthesised command name
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Pids of live processes whose environment contains `needle`.
+pub fn pids_with_environ(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if String::from_utf8_lossy(&env).contains(needle) && alive(pid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn request(addr: SocketAddr, req: Request<Full<Bytes>>) -> Result<Reply, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> Result<Reply, String> {
+    let req = Request::get(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    request(addr, req).await
+}
+
+/// A keep-alive client that reconnects when its connection is closed.
+pub struct Client {
+    addr: SocketAddr,
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client { addr, sender: None }
+    }
+
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut().unwrap();
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.sender = None;
+                return Err(e.to_string());
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<Reply, String> {
+        let req = Request::get(path)
+            .header("host", self.addr.to_string())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(req).await
+    }
+}
