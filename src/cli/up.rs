@@ -60,5 +60,15 @@ async fn shutdown_signal() {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
-    tracing::info!("{name} received");
+    tracing::info!("{name} received; shutting down gracefully (send it again to force)");
+    // A second signal means "now": exit at once. The instances are not
+    // orphaned: the guard process sees shoal gone and stops their groups.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting without waiting for in-flight requests");
+        std::process::exit(130);
+    });
 }

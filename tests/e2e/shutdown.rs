@@ -100,3 +100,39 @@ app:
         }
     }
 }
+
+/// A second signal during the graceful drain forces the exit at once; the
+/// instances are still stopped (by the guard).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_signal_forces_exit_without_orphans() {
+    let mut shoal = Shoal::start(&demo_config(2, ""));
+    shoal.wait_healthy(2).await;
+    let pids = shoal.instance_pids().await;
+    let proxy = shoal.proxy;
+    let slow = tokio::spawn(async move { get(proxy, "/slow?ms=20000").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shoal.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        shoal.wait_exit(Duration::from_millis(10)),
+        None,
+        "still draining"
+    );
+    shoal.signal(Signal::SIGTERM);
+    assert_eq!(
+        shoal.wait_exit(Duration::from_secs(3)),
+        Some(130),
+        "{:#?}",
+        shoal.log()
+    );
+    assert!(
+        slow.await.unwrap().is_err(),
+        "the forced exit cut the slow request"
+    );
+    crate::support::eventually(
+        Duration::from_secs(6),
+        "instances stopped by the guard",
+        || async { pids.iter().all(|p| !alive(*p)).then_some(()) },
+    )
+    .await;
+}

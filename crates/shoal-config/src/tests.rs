@@ -356,6 +356,14 @@ fn workers_retries_and_waits() {
 }
 
 #[test]
+fn restart_backoff_must_not_be_zero() {
+    assert_eq!(
+        err("app:\n  command: x\n  restart:\n    backoff_initial: 0ms\n"),
+        "shoal.yaml:4: app.restart.backoff_initial: must be at least 10ms (got 0s)"
+    );
+}
+
+#[test]
 fn restart_backoff_order() {
     assert_eq!(
         err("app:\n  command: x\n  restart:\n    backoff_initial: 1m\n"),

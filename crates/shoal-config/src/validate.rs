@@ -132,6 +132,16 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         health(&mut c, "app.health", &app.health);
         c.at_most("app.stop_timeout", app.stop_timeout, MAX_WAIT);
         let r = &app.restart;
+        if r.backoff_initial < Duration::from_millis(10) {
+            // A crash loop with no delay would spin a core and flood the log.
+            c.invalid(
+                "app.restart.backoff_initial",
+                format!(
+                    "must be at least 10ms (got {})",
+                    format_duration(r.backoff_initial)
+                ),
+            );
+        }
         c.not_longer(
             "app.restart.backoff_initial",
             r.backoff_initial,
