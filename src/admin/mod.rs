@@ -1,7 +1,9 @@
-//! The admin listener: liveness, readiness and the status API. It is a
+//! The admin listener: liveness, readiness, status and control. It is a
 //! separate listener (127.0.0.1:9090 by default) so it never hides the app's
 //! own paths and is not exposed where the public listener is.
 
+mod control;
+mod reply;
 mod routes;
 
 use std::convert::Infallible;
@@ -15,11 +17,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::State;
 
-pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+/// Accept until `stop_accepting`; connections already open live until they
+/// end or `shutdown` (a moved admin listener keeps serving the request that
+/// moved it).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    stop_accepting: CancellationToken,
+    shutdown: CancellationToken,
+) {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, _) = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = stop_accepting.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -37,11 +47,11 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationT
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        let stop = stop.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = conn => {}
-                _ = stop.cancelled() => {}
+                _ = shutdown.cancelled() => {}
             }
         });
     }

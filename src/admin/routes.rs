@@ -1,30 +1,46 @@
-//! `GET /health`, `GET /ready`, `GET /api/v1/status`.
+//! The admin API's routes.
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | GET | /health | liveness: 200 while the process runs |
+//! | GET | /ready | 200 when a backend is in rotation and shoal is not shutting down |
+//! | GET | /api/v1/status | instances, upstreams, the running operation |
+//! | POST | /api/v1/scale | `{"instances": N}` (or `?instances=N`); NDJSON progress |
+//! | POST | /api/v1/reload | rolling reload of the app; `?config=1`: re-read shoal's config |
 
-use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
+use super::control;
+use super::reply::{self, AdminBody};
 use crate::app::State;
 
-pub async fn route(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let get = req.method() == Method::GET || req.method() == Method::HEAD;
-    match (req.uri().path(), get) {
-        ("/health", true) => json_response(StatusCode::OK, json!({"status": "ok"})),
-        ("/ready", true) => ready(state),
-        ("/api/v1/status", true) => json_response(StatusCode::OK, status(state)),
-        ("/health" | "/ready" | "/api/v1/status", false) => json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            json!({"error": "method not allowed"}),
-        ),
-        _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not found"})),
+pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<AdminBody> {
+    let method = req.method().clone();
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    match req.uri().path() {
+        "/health" if get => reply::json(StatusCode::OK, json!({"status": "ok"})),
+        "/ready" if get => ready(state),
+        "/api/v1/status" if get => reply::json(StatusCode::OK, status(state)),
+        "/api/v1/scale" if post => control::scale(state, req).await,
+        "/api/v1/reload" if post => control::reload(state, req).await,
+        "/health" | "/ready" | "/api/v1/status" | "/api/v1/scale" | "/api/v1/reload" => {
+            reply::json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": format!("{method} not allowed here")}),
+            )
+        }
+        _ => reply::json(StatusCode::NOT_FOUND, json!({"error": "not found"})),
     }
 }
 
-fn ready(state: &State) -> Response<Full<Bytes>> {
+fn ready(state: &State) -> Response<AdminBody> {
     if state.is_shutting_down() {
-        return json_response(
+        return reply::json(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"ready": false, "reason": "shutting down"}),
         );
@@ -32,27 +48,28 @@ fn ready(state: &State) -> Response<Full<Bytes>> {
     let set = state.table.snapshot();
     let healthy = set.endpoints.iter().filter(|e| e.in_rotation()).count();
     if healthy == 0 {
-        return json_response(
+        return reply::json(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"ready": false, "reason": "no healthy backend", "backends": set.endpoints.len()}),
         );
     }
-    json_response(
+    reply::json(
         StatusCode::OK,
         json!({"ready": true, "healthy_backends": healthy, "backends": set.endpoints.len()}),
     )
 }
 
 fn status(state: &State) -> Value {
-    let instances: Vec<Value> = state
-        .supervisor
-        .as_ref()
-        .map(|s| {
-            s.instances()
+    let (instances, app) = match &state.supervisor {
+        Some(s) => {
+            let list: Vec<Value> = s
+                .instances()
                 .iter()
                 .map(|i| {
                     json!({
                         "id": i.id,
+                        "slot": i.slot,
+                        "generation": i.generation,
                         "pid": i.pid(),
                         "port": i.port,
                         "state": i.state().as_str(),
@@ -60,15 +77,27 @@ fn status(state: &State) -> Value {
                         "restarts": i.restarts(),
                         "in_flight": i.endpoint.in_flight(),
                         "requests": i.endpoint.requests(),
+                        "rss_bytes": i.rss(),
                         "uptime_secs": i.uptime().map(|d| d.as_secs_f64()),
                         "last_exit": i.last_exit(),
                     })
                 })
-                .collect()
-        })
-        .unwrap_or_default();
+                .collect();
+            let spec = s.spec();
+            let app = json!({
+                "instances": s.active().len(),
+                "target": spec.instances,
+                "generation": s.generation(),
+                "operation": s.operation(),
+                "min": spec.min,
+                "max": spec.max,
+            });
+            (list, app)
+        }
+        None => (Vec::new(), Value::Null),
+    };
     let upstreams: Vec<Value> = state
-        .upstreams
+        .upstreams()
         .iter()
         .map(|e| {
             json!({
@@ -81,29 +110,16 @@ fn status(state: &State) -> Value {
             })
         })
         .collect();
+    let config = state.config();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started.elapsed().as_secs_f64(),
         "shutting_down": state.is_shutting_down(),
-        "listen": state.proxy_addr.to_string(),
-        "balance": state.algorithm,
+        "listen": state.proxy_addr().map(|a| a.to_string()),
+        "balance": state.proxy.routing().algorithm,
+        "retries": config.proxy.retries,
+        "app": app,
         "instances": instances,
         "upstreams": upstreams,
     })
-}
-
-fn json_response(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
-    text.push(b'\n');
-    let mut resp = Response::new(Full::new(Bytes::from(text)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    resp
 }

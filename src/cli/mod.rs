@@ -1,5 +1,7 @@
 //! Command-line entry points. Each verb is a thin function over the library.
 
+mod client;
+mod control;
 mod logging;
 mod up;
 
@@ -26,16 +28,16 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct ConfigSource {
-    /// Config file
+    /// Config file (`shoal reload --config` is a different flag: it re-reads this file)
     #[arg(
         short = 'c',
-        long = "config",
+        long = "file",
         default_value = "shoal.yaml",
         value_name = "FILE"
     )]
-    config: PathBuf,
+    file: PathBuf,
     /// Use the embedded demo config (the bundled demo app, 3 instances) instead of a file
-    #[arg(long, conflicts_with = "config")]
+    #[arg(long, conflicts_with = "file")]
     demo: bool,
 }
 
@@ -45,6 +47,37 @@ enum Command {
     Up(ConfigSource),
     /// Validate the config and print the effective configuration
     Check(ConfigSource),
+    /// Show the instances of a running shoal
+    Status {
+        #[command(flatten)]
+        src: ConfigSource,
+        /// Admin API to ask, e.g. http://127.0.0.1:9090 (default: from the config's admin.listen)
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+        /// Print the raw JSON status
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the number of instances of a running shoal (drains the ones removed)
+    Scale {
+        /// The new number of instances
+        instances: u32,
+        #[command(flatten)]
+        src: ConfigSource,
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+    },
+    /// Replace every instance with a fresh one, with no failed request (rolling);
+    /// with --config, re-read and apply shoal's own config instead
+    Reload {
+        /// Re-read the config file of the running shoal and apply it
+        #[arg(long)]
+        config: bool,
+        #[command(flatten)]
+        src: ConfigSource,
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+    },
     /// Run the bundled demo HTTP service (what `--demo` starts N copies of)
     DemoApp {
         /// Port to listen on; default: $PORT, else 8000
@@ -61,6 +94,13 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Up(src) => up::run(&src),
         Command::Check(src) => check(&src),
+        Command::Status { src, admin, json } => control::status(&src, admin.as_deref(), json),
+        Command::Scale {
+            instances,
+            src,
+            admin,
+        } => control::scale(&src, admin.as_deref(), instances),
+        Command::Reload { config, src, admin } => control::reload(&src, admin.as_deref(), config),
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }
@@ -80,15 +120,15 @@ pub fn load(src: &ConfigSource) -> Result<Config, String> {
     let result: Result<Config, ConfigError> = if src.demo {
         shoal_config::load_str(DEMO_CONFIG, "<demo>", &lookup_var)
     } else {
-        match std::fs::read_to_string(&src.config) {
-            Ok(text) => shoal_config::load_str(&text, &display(&src.config), &lookup_var),
+        match std::fs::read_to_string(&src.file) {
+            Ok(text) => shoal_config::load_str(&text, &display(&src.file), &lookup_var),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(format!(
                     "{}: no such file (give one with -c FILE, or try `shoal up --demo`)",
-                    display(&src.config)
+                    display(&src.file)
                 ))
             }
-            Err(e) => return Err(format!("{}: {e}", display(&src.config))),
+            Err(e) => return Err(format!("{}: {e}", display(&src.file))),
         }
     };
     result.map_err(|e| e.to_string())

@@ -10,6 +10,7 @@ mod probe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use shoal_config::HealthConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -20,9 +21,17 @@ pub use probe::probe;
 
 const STARTING_INTERVAL: Duration = Duration::from_millis(200);
 
+/// The check settings a set of endpoints follows; a config reload swaps them
+/// and the next probe uses the new ones.
+pub type HealthCell = Arc<ArcSwap<HealthConfig>>;
+
+pub fn cell(config: &HealthConfig) -> HealthCell {
+    Arc::new(ArcSwap::from_pointee(config.clone()))
+}
+
 pub fn spawn(
     endpoint: Arc<Endpoint>,
-    config: HealthConfig,
+    config: HealthCell,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -33,7 +42,7 @@ pub fn spawn(
     })
 }
 
-async fn run(endpoint: Arc<Endpoint>, config: HealthConfig) {
+async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
     let mut streak_epoch = u64::MAX;
     let mut fails = 0u32;
     let mut passes = 0u32;
@@ -44,6 +53,7 @@ async fn run(endpoint: Arc<Endpoint>, config: HealthConfig) {
             fails = 0;
             passes = 0;
         }
+        let config = cell.load_full();
         let health = seen.health();
         if health == Health::Stopped {
             tokio::time::sleep(STARTING_INTERVAL).await;

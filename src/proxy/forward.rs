@@ -18,11 +18,29 @@ use super::pool::UpstreamBody;
 use super::request_id::{self, X_REQUEST_ID};
 use super::upgrade;
 use crate::balance::{Balance, EndpointTable, Tried};
+use arc_swap::ArcSwap;
+use shoal_config::Algorithm;
 
 pub struct Proxy {
     table: Arc<EndpointTable>,
-    balancer: Box<dyn Balance>,
-    retries: u32,
+    routing: ArcSwap<Routing>,
+}
+
+/// The settings a config reload may swap while requests are in flight.
+pub struct Routing {
+    pub balancer: Box<dyn Balance>,
+    pub algorithm: Algorithm,
+    pub retries: u32,
+}
+
+impl Routing {
+    pub fn new(algorithm: Algorithm, retries: u32) -> Routing {
+        Routing {
+            balancer: crate::balance::for_algorithm(algorithm),
+            algorithm,
+            retries,
+        }
+    }
 }
 
 /// What is needed to send a bodyless idempotent request again after the
@@ -64,12 +82,19 @@ fn origin_form(uri: &Uri) -> Uri {
 }
 
 impl Proxy {
-    pub fn new(table: Arc<EndpointTable>, balancer: Box<dyn Balance>, retries: u32) -> Proxy {
+    pub fn new(table: Arc<EndpointTable>, routing: Routing) -> Proxy {
         Proxy {
             table,
-            balancer,
-            retries,
+            routing: ArcSwap::from_pointee(routing),
         }
+    }
+
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.load_full()
+    }
+
+    pub fn set_routing(&self, routing: Routing) {
+        self.routing.store(Arc::new(routing));
     }
 
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
@@ -105,11 +130,12 @@ impl Proxy {
             });
         let mut pending = Some(Request::from_parts(parts, Either::Left(body)));
 
+        let routing = self.routing.load();
         let mut tried = Tried::default();
         let mut last_error = ProxyError::NoBackend;
-        for _attempt in 0..=self.retries {
+        for _attempt in 0..=routing.retries {
             let set = self.table.snapshot();
-            let Some(i) = self.balancer.pick(&set, &tried) else {
+            let Some(i) = routing.balancer.pick(&set, &tried) else {
                 break;
             };
             let endpoint = set.endpoints[i].clone();

@@ -9,5 +9,5 @@ pub mod request_id;
 mod server;
 mod upgrade;
 
-pub use forward::Proxy;
+pub use forward::{Proxy, Routing};
 pub use server::serve;

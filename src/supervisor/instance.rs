@@ -1,13 +1,15 @@
-//! One instance's life: start, watch, restart with backoff, stop.
+//! One instance's life: start, watch, restart per policy with backoff, stop.
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use shoal_config::AppConfig;
+use shoal_config::{AppConfig, RestartPolicy};
 use tokio::process::Child;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::Guard;
@@ -23,8 +25,14 @@ pub enum ProcState {
     Running = 1,
     /// Exited unexpectedly; waiting out the restart delay.
     Backoff = 2,
-    Stopping = 3,
-    Stopped = 4,
+    /// Out of rotation, finishing its in-flight requests before it stops.
+    Draining = 3,
+    Stopping = 4,
+    Stopped = 5,
+    /// Exited and not restarted, as `app.restart` says.
+    Exited = 6,
+    /// Crash loop: more than `max_restarts` within `restart_window`.
+    Failed = 7,
 }
 
 impl ProcState {
@@ -33,8 +41,11 @@ impl ProcState {
             0 => ProcState::Starting,
             1 => ProcState::Running,
             2 => ProcState::Backoff,
-            3 => ProcState::Stopping,
-            _ => ProcState::Stopped,
+            3 => ProcState::Draining,
+            4 => ProcState::Stopping,
+            5 => ProcState::Stopped,
+            6 => ProcState::Exited,
+            _ => ProcState::Failed,
         }
     }
 
@@ -43,44 +54,64 @@ impl ProcState {
             ProcState::Starting => "starting",
             ProcState::Running => "running",
             ProcState::Backoff => "backoff",
+            ProcState::Draining => "draining",
             ProcState::Stopping => "stopping",
             ProcState::Stopped => "stopped",
+            ProcState::Exited => "exited",
+            ProcState::Failed => "failed",
         }
     }
 }
 
 pub struct Instance {
+    /// `app-N`: N is the slot. A replacement takes its predecessor's slot.
     pub id: String,
-    pub index: u32,
+    pub slot: u32,
+    /// Which rollout started it (1 for the instances shoal started with).
+    pub generation: u64,
     pub port: u16,
+    /// The app config it was started with; restarts reuse it.
+    pub spec: Arc<AppConfig>,
     pub endpoint: Arc<Endpoint>,
     pid: AtomicU32,
     restarts: AtomicU32,
     state: AtomicU8,
+    retiring: AtomicBool,
+    /// Consecutive memory samples above `app.max_memory`.
+    pub(super) over_memory: AtomicU32,
+    rss: AtomicU64,
     started_at: Mutex<Option<Instant>>,
     last_exit: Mutex<Option<String>>,
     pub(super) stop: CancellationToken,
+    pub(super) task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Instance {
-    pub fn new(
-        id: String,
-        index: u32,
+    pub(super) fn new(
+        slot: u32,
+        generation: u64,
         port: u16,
+        spec: Arc<AppConfig>,
         endpoint: Arc<Endpoint>,
         stop: CancellationToken,
     ) -> Instance {
         Instance {
-            id,
-            index,
+            id: format!("app-{slot}"),
+            slot,
+            generation,
             port,
+            spec,
             endpoint,
             pid: AtomicU32::new(0),
             restarts: AtomicU32::new(0),
             state: AtomicU8::new(ProcState::Starting as u8),
+            retiring: AtomicBool::new(false),
+            over_memory: AtomicU32::new(0),
+            rss: AtomicU64::new(0),
             started_at: Mutex::new(None),
             last_exit: Mutex::new(None),
             stop,
+            task: Mutex::new(None),
         }
     }
 
@@ -106,8 +137,18 @@ impl Instance {
         s
     }
 
-    fn set_state(&self, s: ProcState) {
+    pub(super) fn set_state(&self, s: ProcState) {
         self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// Being drained and stopped (scale down, replacement): not counted as
+    /// one of the app's instances any more.
+    pub fn is_retiring(&self) -> bool {
+        self.retiring.load(Ordering::Acquire)
+    }
+
+    pub(super) fn mark_retiring(&self) -> bool {
+        !self.retiring.swap(true, Ordering::AcqRel)
     }
 
     pub fn uptime(&self) -> Option<Duration> {
@@ -117,17 +158,28 @@ impl Instance {
     pub fn last_exit(&self) -> Option<String> {
         self.last_exit.lock().ok()?.clone()
     }
+
+    /// Resident memory at the last sample, in bytes (0 when not running).
+    pub fn rss(&self) -> u64 {
+        self.rss.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_rss(&self, bytes: u64) {
+        self.rss.store(bytes, Ordering::Relaxed);
+    }
 }
 
 /// Runs until the instance's stop token is cancelled and its process is gone.
-pub async fn supervise(inst: Arc<Instance>, app: Arc<AppConfig>, guard: Option<Arc<Guard>>) {
-    let restart = &app.restart;
-    let mut backoff = restart.backoff_initial;
+pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
+    let app = inst.spec.clone();
+    let backoff_cfg = &app.backoff;
+    let mut backoff = backoff_cfg.initial;
+    let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
     while !inst.stop.is_cancelled() {
         inst.set_state(ProcState::Starting);
         let slot = Slot {
             id: &inst.id,
-            index: inst.index,
+            index: inst.slot,
             port: inst.port,
             host: app.host,
         };
@@ -136,19 +188,51 @@ pub async fn supervise(inst: Arc<Instance>, app: Arc<AppConfig>, guard: Option<A
             Ok(child) => run_once(&inst, child, &app, guard.as_deref()).await,
             Err(e) => {
                 tracing::error!(instance = %inst.id, error = %e, "could not start instance");
-                Outcome::Exited(format!("could not start: {e}"))
+                Outcome::Exited {
+                    why: format!("could not start: {e}"),
+                    success: false,
+                }
             }
         };
-        let why = match outcome {
+        let (why, success) = match outcome {
             Outcome::Stopped => break,
-            Outcome::Exited(why) => why,
+            Outcome::Exited { why, success } => (why, success),
         };
-        inst.restarts.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut l) = inst.last_exit.lock() {
             *l = Some(why.clone());
         }
-        if started.elapsed() >= restart.reset_after {
-            backoff = restart.backoff_initial;
+        let restart = match app.restart {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Never => false,
+        };
+        if !restart {
+            tracing::warn!(instance = %inst.id, reason = %why, policy = ?app.restart, "instance exited; not restarted (app.restart)");
+            inst.set_state(ProcState::Exited);
+            inst.stop.cancelled().await;
+            break;
+        }
+        let now = Instant::now();
+        while recent_restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > app.restart_window)
+        {
+            recent_restarts.pop_front();
+        }
+        if recent_restarts.len() >= app.max_restarts as usize {
+            tracing::error!(
+                instance = %inst.id, reason = %why, restarts = recent_restarts.len(),
+                window = ?app.restart_window,
+                "crash loop: instance marked failed and no longer restarted (a reload or scale replaces it)"
+            );
+            inst.set_state(ProcState::Failed);
+            inst.stop.cancelled().await;
+            break;
+        }
+        recent_restarts.push_back(now);
+        inst.restarts.fetch_add(1, Ordering::Relaxed);
+        if started.elapsed() >= backoff_cfg.reset_after {
+            backoff = backoff_cfg.initial;
         }
         tracing::warn!(instance = %inst.id, reason = %why, restart_in = ?backoff, restarts = inst.restarts(), "instance exited");
         inst.set_state(ProcState::Backoff);
@@ -156,17 +240,19 @@ pub async fn supervise(inst: Arc<Instance>, app: Arc<AppConfig>, guard: Option<A
             _ = inst.stop.cancelled() => break,
             _ = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(restart.backoff_max);
+        backoff = (backoff * 2).min(backoff_cfg.max);
     }
     inst.endpoint.begin_epoch(Health::Stopped);
-    inst.set_state(ProcState::Stopped);
+    if !matches!(inst.state(), ProcState::Failed | ProcState::Exited) {
+        inst.set_state(ProcState::Stopped);
+    }
 }
 
 enum Outcome {
     /// Told to stop, and stopped.
     Stopped,
-    /// Exited on its own; the reason.
-    Exited(String),
+    /// Exited on its own.
+    Exited { why: String, success: bool },
 }
 
 async fn run_once(
@@ -192,19 +278,19 @@ async fn run_once(
         *s = Some(Instant::now());
     }
     inst.endpoint.begin_epoch(Health::Starting);
-    tracing::info!(instance = %inst.id, pid, port = inst.port, "instance started");
+    tracing::info!(instance = %inst.id, generation = inst.generation, pid, port = inst.port, "instance started");
 
     let outcome = tokio::select! {
         status = child.wait() => {
             inst.endpoint.begin_epoch(Health::Stopped);
             inst.endpoint.pool.clear();
-            let why = match status {
-                Ok(s) => describe(s),
-                Err(e) => format!("wait failed: {e}"),
+            let (why, success) = match status {
+                Ok(s) => (describe(s), s.success()),
+                Err(e) => (format!("wait failed: {e}"), false),
             };
             // Whatever the leader left behind in its group goes with it.
             signal_group(pgid, Signal::SIGKILL);
-            Outcome::Exited(why)
+            Outcome::Exited { why, success }
         }
         _ = inst.stop.cancelled() => {
             inst.set_state(ProcState::Stopping);
@@ -215,6 +301,7 @@ async fn run_once(
         }
     };
     inst.pid.store(0, Ordering::Release);
+    inst.set_rss(0);
     if let Ok(mut s) = inst.started_at.lock() {
         *s = None;
     }

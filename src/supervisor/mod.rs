@@ -1,32 +1,49 @@
-//! The supervisor: starts N instances of the app, restarts them when they die,
-//! publishes each one into the endpoint table, and stops them on shutdown.
+//! The supervisor: runs the app's instances, restarts them per policy,
+//! publishes each into the endpoint table, and changes the set live —
+//! scale, rolling reload, replacement — always starting new instances before
+//! draining old ones, so no request fails.
 
 mod guard;
 mod instance;
+mod lifecycle;
+mod memory;
 mod output;
 mod ports;
+mod progress;
 mod spawn;
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use shoal_config::AppConfig;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::{Endpoint, EndpointTable};
+use crate::health::HealthCell;
 use crate::proxy::pool::PoolSettings;
 
 pub use guard::{run as run_guard, Guard};
 pub use instance::{Instance, ProcState};
+pub use lifecycle::{OpError, OpGuard};
+pub use progress::{Event, Progress};
 
 pub struct Supervisor {
-    instances: Vec<Arc<Instance>>,
-    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
-    stop: CancellationToken,
+    /// What new instances are started from; changed by a config reload.
+    spec: ArcSwap<AppConfig>,
+    health: HealthCell,
+    instances: Mutex<Vec<Arc<Instance>>>,
+    table: Arc<EndpointTable>,
+    pool: PoolSettings,
     guard: Option<Arc<Guard>>,
+    generation: AtomicU64,
+    /// One scale/reload/replacement at a time.
+    ops: Arc<tokio::sync::Mutex<()>>,
+    operation: Arc<Mutex<Option<String>>>,
+    stop: CancellationToken,
 }
 
 pub struct SupervisorOptions {
@@ -37,67 +54,111 @@ pub struct SupervisorOptions {
 }
 
 impl Supervisor {
-    /// Start every instance and publish it (not yet in rotation) to `table`.
+    /// Start `app.instances` instances and publish them (not yet in
+    /// rotation: each enters after its first passing health check).
     pub fn start(
         app: &AppConfig,
         table: &Arc<EndpointTable>,
         options: SupervisorOptions,
-    ) -> io::Result<Supervisor> {
+    ) -> io::Result<Arc<Supervisor>> {
         let guard = match &options.guard_exe {
             Some(exe) => Some(Arc::new(Guard::start(exe)?)),
             None => None,
         };
-        let app = Arc::new(app.clone());
-        let stop = CancellationToken::new();
-        let mut instances = Vec::new();
-        let mut tasks = Vec::new();
-        for index in 1..=app.instances {
-            let id = format!("app-{index}");
-            let port = ports::free_port(app.host)?;
-            let endpoint = Endpoint::new(
-                id.clone(),
-                SocketAddr::new(app.host, port),
-                1,
-                &options.pool,
-            );
-            table.insert(endpoint.clone());
-            let inst = Arc::new(Instance::new(
-                id,
-                index,
-                port,
-                endpoint.clone(),
-                stop.child_token(),
-            ));
-            tasks.push(crate::health::spawn(
-                endpoint,
-                app.health.clone(),
-                stop.child_token(),
-            ));
-            tasks.push(tokio::spawn(instance::supervise(
-                inst.clone(),
-                app.clone(),
-                guard.clone(),
-            )));
-            instances.push(inst);
-        }
-        Ok(Supervisor {
-            instances,
-            tasks: tokio::sync::Mutex::new(tasks),
-            stop,
+        let sup = Arc::new(Supervisor {
+            spec: ArcSwap::from_pointee(app.clone()),
+            health: Arc::new(ArcSwap::from_pointee(app.health.clone())),
+            instances: Mutex::new(Vec::new()),
+            table: table.clone(),
+            pool: options.pool,
             guard,
-        })
+            generation: AtomicU64::new(1),
+            ops: Arc::new(tokio::sync::Mutex::new(())),
+            operation: Arc::new(Mutex::new(None)),
+            stop: CancellationToken::new(),
+        });
+        let spec = sup.spec.load_full();
+        for slot in 1..=app.instances {
+            sup.add_instance(slot, 1, spec.clone())?;
+        }
+        let watcher = tokio::spawn(memory::watch(sup.clone()));
+        let stop = sup.stop.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            watcher.abort();
+        });
+        Ok(sup)
     }
 
-    pub fn instances(&self) -> &[Arc<Instance>] {
-        &self.instances
+    /// Every instance, including ones being drained, in slot order.
+    pub fn instances(&self) -> Vec<Arc<Instance>> {
+        let mut v = self.instances.lock().map(|v| v.clone()).unwrap_or_default();
+        v.sort_by_key(|i| (i.slot, i.generation));
+        v
+    }
+
+    /// The app's instances proper: not being retired.
+    pub fn active(&self) -> Vec<Arc<Instance>> {
+        self.instances()
+            .into_iter()
+            .filter(|i| !i.is_retiring())
+            .collect()
+    }
+
+    pub fn spec(&self) -> Arc<AppConfig> {
+        self.spec.load_full()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The operation running now (`scale to 5`, `rolling reload`), if any.
+    pub fn operation(&self) -> Option<String> {
+        self.operation.lock().ok()?.clone()
+    }
+
+    fn add_instance(
+        self: &Arc<Self>,
+        slot: u32,
+        generation: u64,
+        spec: Arc<AppConfig>,
+    ) -> io::Result<Arc<Instance>> {
+        let port = ports::free_port(spec.host)?;
+        let endpoint = Endpoint::new(
+            format!("app-{slot}"),
+            SocketAddr::new(spec.host, port),
+            1,
+            &self.pool,
+        );
+        let inst = Arc::new(Instance::new(
+            slot,
+            generation,
+            port,
+            spec,
+            endpoint.clone(),
+            self.stop.child_token(),
+        ));
+        self.table.insert(endpoint.clone());
+        crate::health::spawn(endpoint, self.health.clone(), inst.stop.clone());
+        let task = tokio::spawn(instance::supervise(inst.clone(), self.guard.clone()));
+        if let Ok(mut t) = inst.task.lock() {
+            *t = Some(task);
+        }
+        if let Ok(mut v) = self.instances.lock() {
+            v.push(inst.clone());
+        }
+        Ok(inst)
     }
 
     /// Stop every instance (SIGTERM, SIGKILL after `app.stop_timeout`) and wait.
     pub async fn shutdown(&self) {
         self.stop.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock().await);
-        for t in tasks {
-            let _ = t.await;
+        for inst in self.instances() {
+            let task = inst.task.lock().ok().and_then(|mut t| t.take());
+            if let Some(t) = task {
+                let _ = t.await;
+            }
         }
         if let Some(g) = &self.guard {
             let g = g.clone();

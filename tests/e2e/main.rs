@@ -6,5 +6,6 @@ mod support;
 mod balancing;
 mod data_path;
 mod health;
+mod lifecycle;
 mod shutdown;
 mod supervision;

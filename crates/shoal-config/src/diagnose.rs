@@ -24,7 +24,7 @@ pub(crate) fn from_serde(
         return unknown_key(rest, &path, lines);
     }
     let (kind, message) = if let Some(rest) = msg.strip_prefix("unknown variant ") {
-        (ErrorKind::Invalid, unknown_value(rest))
+        (ErrorKind::Invalid, unknown_value(rest, &path))
     } else if let Some(rest) = msg.strip_prefix("invalid type: ") {
         let (got, expected) = split_expected(rest);
         if expected == "field identifier" {
@@ -54,16 +54,34 @@ pub(crate) fn from_serde(
                 ),
             );
         }
+        if path == "app.restart" && got == "map" {
+            // The shape of `app.restart` before the restart policy existed.
+            return Problem::new(
+                ErrorKind::Type,
+                lines.nearest(&path),
+                path,
+                format!(
+                    "expected {RESTART_POLICIES} (got a mapping); the backoff settings moved to \
+                     `app.backoff`, as `initial` (was `backoff_initial`), `max` (was \
+                     `backoff_max`) and `reset_after`"
+                ),
+            );
+        }
         let got = friendly_got(got);
         if path.is_empty() {
             let message =
                 format!("the file must be a mapping of keys like `listen:` and `app:` (got {got})");
             return Problem::new(ErrorKind::Type, Some(1), path, message);
         }
+        let hint = backticked(got)
+            .first()
+            .and_then(|value| alias(&path, value))
+            .map(|best| format!(" (did you mean `{best}`?)"))
+            .unwrap_or_default();
         (
             ErrorKind::Type,
             format!(
-                "expected {} (got {got})",
+                "expected {} (got {got}){hint}",
                 friendly_expected(expected, &path)
             ),
         )
@@ -176,16 +194,43 @@ fn unknown_key(rest: &str, path: &str, lines: &LineMap) -> Problem {
     )
 }
 
-/// `rest` is "`rr`, expected `round_robin` or `least_conn`".
-fn unknown_value(rest: &str) -> String {
+/// The values of `app.restart`, as messages list them.
+const RESTART_POLICIES: &str = "`always`, `on-failure` or `never`";
+
+/// `rest` is "`rr`, expected `round_robin` or `least_conn`" (two choices) or
+/// "`x`, expected one of `a`, `b`, `c`" (more).
+fn unknown_value(rest: &str, path: &str) -> String {
     let mut names = backticked(rest).into_iter();
     let value = names.next().unwrap_or_default();
     let candidates: Vec<&str> = names.collect();
-    let (_, expected) = split_expected(rest);
-    let hint = closest(value, candidates.iter().copied())
+    let expected = match candidates.as_slice() {
+        [] => split_expected(rest).1.to_string(),
+        [only] => format!("`{only}`"),
+        [init @ .., last] => format!(
+            "{} or `{last}`",
+            init.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let best = closest(value, candidates.iter().copied()).or_else(|| alias(path, value));
+    let hint = best
         .map(|best| format!(" (did you mean `{best}`?)"))
         .unwrap_or_default();
     format!("unknown value `{value}`: expected {expected}{hint}")
+}
+
+/// Names other tools use for one of shoal's values, too far apart to be
+/// found as a misspelling: Docker's `restart: no` / `unless-stopped`.
+fn alias(path: &str, value: &str) -> Option<&'static str> {
+    match (path, value.to_ascii_lowercase().as_str()) {
+        ("app.restart", "no" | "off" | "false" | "none") => Some("never"),
+        ("app.restart", "unless-stopped" | "unless_stopped" | "yes" | "on" | "true") => {
+            Some("always")
+        }
+        _ => None,
+    }
 }
 
 fn invalid_value(rest: &str, path: &str) -> String {
@@ -238,6 +283,7 @@ fn friendly_expected<'a>(expected: &'a str, path: &str) -> &'a str {
             match path {
                 "balance.algorithm" => "`round_robin` or `least_conn`",
                 "log.format" => "`text` or `json`",
+                "app.restart" => RESTART_POLICIES,
                 _ => "a name",
             }
         }

@@ -244,7 +244,7 @@ log: {level: info, format: json}
     fn missing_keys_fall_back_to_their_section() {
         let m = LineMap::build(TEXT);
         assert_eq!(m.nearest("app.health.rise"), Some(5));
-        assert_eq!(m.nearest("app.restart.backoff_max"), Some(3));
+        assert_eq!(m.nearest("app.backoff.max"), Some(3));
         assert_eq!(m.nearest("shutdown.grace"), None);
     }
 

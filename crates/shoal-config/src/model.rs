@@ -93,7 +93,45 @@ pub struct AppConfig {
     /// Time between SIGTERM and SIGKILL when an instance is stopped.
     #[serde(with = "crate::units::duration")]
     pub stop_timeout: Duration,
-    pub restart: RestartConfig,
+    /// How long a retiring instance may take to finish its in-flight
+    /// requests (out of rotation already) before it gets SIGTERM.
+    #[serde(with = "crate::units::duration")]
+    pub drain_timeout: Duration,
+    /// A new instance (scale up, rolling reload, replacement) must pass its
+    /// health check within this, or the operation that started it fails.
+    #[serde(with = "crate::units::duration")]
+    pub ready_timeout: Duration,
+    /// Lower bound for `shoal scale` (and the autoscaler later).
+    pub min: Option<u32>,
+    /// Upper bound for `shoal scale`.
+    pub max: Option<u32>,
+    /// Rolling reload: how many replacements may run on top of `instances`.
+    pub max_surge: u32,
+    /// Rolling reload: how many instances may be out of service at once.
+    pub max_unavailable: u32,
+    /// When an instance that exited is started again.
+    pub restart: RestartPolicy,
+    /// This many restarts within `restart_window` mark the instance `failed`
+    /// (a crash loop): it is no longer restarted until a reload or scale.
+    pub max_restarts: u32,
+    #[serde(with = "crate::units::duration")]
+    pub restart_window: Duration,
+    /// Delays between restarts.
+    pub backoff: BackoffConfig,
+    /// An instance whose RSS stays above this is replaced (new one first).
+    #[serde(default, with = "crate::units::size_opt")]
+    pub max_memory: Option<u64>,
+}
+
+/// `app.restart`, as Docker's and PM2's restart policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    /// Only after a non-zero exit code or a death by signal.
+    OnFailure,
+    Never,
 }
 
 impl Default for AppConfig {
@@ -106,7 +144,17 @@ impl Default for AppConfig {
             host: std::net::IpAddr::from([127, 0, 0, 1]),
             health: HealthConfig::default(),
             stop_timeout: Duration::from_secs(30),
-            restart: RestartConfig::default(),
+            drain_timeout: Duration::from_secs(30),
+            ready_timeout: Duration::from_secs(60),
+            min: None,
+            max: None,
+            max_surge: 1,
+            max_unavailable: 0,
+            restart: RestartPolicy::Always,
+            max_restarts: 10,
+            restart_window: Duration::from_secs(300),
+            backoff: BackoffConfig::default(),
+            max_memory: None,
         }
     }
 }
@@ -114,23 +162,23 @@ impl Default for AppConfig {
 /// Exponential backoff between restarts of a crashed instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RestartConfig {
+pub struct BackoffConfig {
     /// First delay after a crash.
     #[serde(with = "crate::units::duration")]
-    pub backoff_initial: Duration,
+    pub initial: Duration,
     /// The delay doubles after each crash up to this cap.
     #[serde(with = "crate::units::duration")]
-    pub backoff_max: Duration,
-    /// An instance up this long has its backoff reset to `backoff_initial`.
+    pub max: Duration,
+    /// An instance up this long has its delay reset to `initial`.
     #[serde(with = "crate::units::duration")]
     pub reset_after: Duration,
 }
 
-impl Default for RestartConfig {
+impl Default for BackoffConfig {
     fn default() -> Self {
-        RestartConfig {
-            backoff_initial: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(30),
+        BackoffConfig {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
             reset_after: Duration::from_secs(60),
         }
     }

@@ -31,9 +31,29 @@ mod tests {
             "host",
             "health",
             "stop_timeout",
+            "drain_timeout",
+            "ready_timeout",
+            "min",
+            "max",
+            "max_surge",
+            "max_unavailable",
             "restart",
+            "max_restarts",
+            "restart_window",
+            "backoff",
+            "max_memory",
         ];
         assert_eq!(closest("instanses", keys), Some("instances"));
+        assert_eq!(closest("max_surg", keys), Some("max_surge"));
+        assert_eq!(closest("drain_timout", keys), Some("drain_timeout"));
+        assert_eq!(closest("max-restarts", keys), Some("max_restarts"));
+        assert_eq!(closest("restarts", keys), Some("restart"));
+        assert_eq!(closest("max_mem", keys), Some("max_memory"));
+        assert_eq!(closest("backoff_initial", keys), Some("backoff"));
+        assert_eq!(
+            closest("on_failure", ["always", "on-failure", "never"]),
+            Some("on-failure")
+        );
         assert_eq!(closest("comand", keys), Some("command"));
         assert_eq!(closest("stop-timeout", keys), Some("stop_timeout"));
         assert_eq!(closest("helth", keys), Some("health"));

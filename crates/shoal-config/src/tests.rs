@@ -356,22 +356,242 @@ fn workers_retries_and_waits() {
 }
 
 #[test]
-fn restart_backoff_must_not_be_zero() {
+fn backoff_must_not_be_zero() {
     assert_eq!(
-        err("app:\n  command: x\n  restart:\n    backoff_initial: 0ms\n"),
-        "shoal.yaml:4: app.restart.backoff_initial: must be at least 10ms (got 0s)"
+        err("app:\n  command: x\n  backoff:\n    initial: 0ms\n"),
+        "shoal.yaml:4: app.backoff.initial: must be at least 10ms (got 0s)"
     );
 }
 
 #[test]
-fn restart_backoff_order() {
+fn backoff_order() {
     assert_eq!(
-        err("app:\n  command: x\n  restart:\n    backoff_initial: 1m\n"),
-        "shoal.yaml:4: app.restart.backoff_initial: must not be longer than `app.restart.backoff_max` (30s) (got 1m)"
+        err("app:\n  command: x\n  backoff:\n    initial: 1m\n"),
+        "shoal.yaml:4: app.backoff.initial: must not be longer than `app.backoff.max` (30s) (got 1m)"
     );
     assert_eq!(
-        err("app:\n  command: x\n  restart:\n    backoff_max: 100ms\n"),
-        "shoal.yaml:4: app.restart.backoff_max: must not be shorter than `app.restart.backoff_initial` (500ms) (got 100ms)"
+        err("app:\n  command: x\n  backoff:\n    max: 100ms\n"),
+        "shoal.yaml:4: app.backoff.max: must not be shorter than `app.backoff.initial` (500ms) (got 100ms)"
+    );
+}
+
+#[test]
+fn old_restart_section_says_where_backoff_went() {
+    let yaml = "app:\n  command: x\n  restart:\n    backoff_initial: 1s\n    backoff_max: 1m\n";
+    assert_eq!(
+        err(yaml),
+        "shoal.yaml:3: app.restart: expected `always`, `on-failure` or `never` (got a mapping); \
+         the backoff settings moved to `app.backoff`, as `initial` (was `backoff_initial`), \
+         `max` (was `backoff_max`) and `reset_after`"
+    );
+    let e = load(yaml).unwrap_err();
+    assert_eq!(
+        (e.path(), e.line(), e.kind()),
+        ("app.restart", Some(3), ErrorKind::Type)
+    );
+    // Flow style, on another line.
+    assert!(err("app:\n  command: x\n\n  restart: {reset_after: 5m}\n")
+        .starts_with("shoal.yaml:4: app.restart: expected `always`, `on-failure` or `never` (got a mapping); the backoff settings moved to `app.backoff`"));
+}
+
+#[test]
+fn restart_policies() {
+    let policy = |yaml: &str| load(yaml).unwrap().app.unwrap().restart;
+    assert_eq!(policy("app:\n  command: x\n"), RestartPolicy::Always);
+    assert_eq!(
+        policy("app:\n  command: x\n  restart: always\n"),
+        RestartPolicy::Always
+    );
+    assert_eq!(
+        policy("app:\n  command: x\n  restart: on-failure\n"),
+        RestartPolicy::OnFailure
+    );
+    assert_eq!(
+        policy("app:\n  command: x\n  restart: never\n"),
+        RestartPolicy::Never
+    );
+}
+
+#[test]
+fn bad_restart_policy_lists_the_values() {
+    let yaml = "app:\n  command: x\n  restart: on_failure\n";
+    assert_eq!(
+        err(yaml),
+        "shoal.yaml:3: app.restart: unknown value `on_failure`: expected `always`, `on-failure` or `never` (did you mean `on-failure`?)"
+    );
+    assert_eq!(kind(yaml), ErrorKind::Invalid);
+    assert_eq!(
+        err("app:\n  command: x\n  restart: sometimes\n"),
+        "shoal.yaml:3: app.restart: unknown value `sometimes`: expected `always`, `on-failure` or `never`"
+    );
+    // Docker's and PM2's spellings.
+    assert_eq!(
+        err("app:\n  command: x\n  restart: no\n"),
+        "shoal.yaml:3: app.restart: unknown value `no`: expected `always`, `on-failure` or `never` (did you mean `never`?)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  restart: unless-stopped\n"),
+        "shoal.yaml:3: app.restart: unknown value `unless-stopped`: expected `always`, `on-failure` or `never` (did you mean `always`?)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  restart: false\n"),
+        "shoal.yaml:3: app.restart: expected `always`, `on-failure` or `never` (got boolean `false`) (did you mean `never`?)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  restart: 3\n"),
+        "shoal.yaml:3: app.restart: expected `always`, `on-failure` or `never` (got integer `3`)"
+    );
+}
+
+#[test]
+fn scaling_bounds_range() {
+    assert_eq!(
+        err("app:\n  command: x\n  min: 0\n  max: 2000\n"),
+        "shoal.yaml:3: app.min: must be between 1 and 1024 (got 0)\n\
+         shoal.yaml:4: app.max: must be between 1 and 1024 (got 2000)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  max: 0\n"),
+        "shoal.yaml:3: app.max: must be between 1 and 1024 (got 0)"
+    );
+}
+
+#[test]
+fn min_not_greater_than_max() {
+    // One problem: no `instances` could fit, so that is not reported too.
+    assert_eq!(
+        err("app:\n  command: x\n  instances: 3\n  min: 5\n  max: 2\n"),
+        "shoal.yaml:4: app.min: must not be greater than `app.max` (2) (got 5)"
+    );
+    let c = load("app:\n  command: x\n  instances: 4\n  min: 4\n  max: 4\n").unwrap();
+    let app = c.app.unwrap();
+    assert_eq!((app.min, app.max), (Some(4), Some(4)));
+}
+
+#[test]
+fn instances_within_min_and_max() {
+    assert_eq!(
+        err("app:\n  command: x\n  instances: 3\n  min: 4\n  max: 8\n"),
+        "shoal.yaml:3: app.instances: must be at least `app.min` (4) (got 3)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  min: 4\n  max: 8\n  instances: 9\n"),
+        "shoal.yaml:5: app.instances: must be at most `app.max` (8) (got 9)"
+    );
+    // `instances` left at its default: the bound is what was written.
+    assert_eq!(
+        err("app:\n  command: x\n  min: 5\n"),
+        "shoal.yaml:3: app.min: must not be greater than `app.instances` (3, the default) (got 5); set `app.instances` within the bounds"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  max: 2\n"),
+        "shoal.yaml:3: app.max: must not be less than `app.instances` (3, the default) (got 2); set `app.instances` within the bounds"
+    );
+    // An `instances` out of its own range is reported once.
+    assert_eq!(
+        err("app:\n  command: x\n  instances: 0\n  min: 1\n"),
+        "shoal.yaml:3: app.instances: must be between 1 and 1024 (got 0)"
+    );
+    assert!(load("app:\n  command: x\n  min: 1\n  max: 3\n").is_ok());
+}
+
+#[test]
+fn surge_and_unavailable() {
+    assert_eq!(
+        err("app:\n  command: x\n  max_surge: 2000\n  max_unavailable: 1025\n"),
+        "shoal.yaml:3: app.max_surge: must be at most 1024 (got 2000)\n\
+         shoal.yaml:4: app.max_unavailable: must be at most 1024 (got 1025)"
+    );
+    let stuck = "must not be 0 while `app.max_unavailable` is 0 too: a rolling reload could then make no progress (set one of them to at least 1)";
+    assert_eq!(
+        err("app:\n  command: x\n  max_surge: 0\n"),
+        format!("shoal.yaml:3: app.max_surge: {stuck}")
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  max_unavailable: 0\n  max_surge: 0\n"),
+        format!("shoal.yaml:4: app.max_surge: {stuck}")
+    );
+    // `max_surge` from a merge key is not a line of its own: point at the other.
+    assert_eq!(
+        err("app:\n  <<: {max_surge: 0}\n  command: x\n  max_unavailable: 0\n"),
+        "shoal.yaml:4: app.max_unavailable: must not be 0 while `app.max_surge` is 0 too: a rolling reload could then make no progress (set one of them to at least 1)"
+    );
+    // All instances may be replaced at once.
+    let c =
+        load("app:\n  command: x\n  instances: 2\n  max_surge: 0\n  max_unavailable: 2\n").unwrap();
+    let app = c.app.unwrap();
+    assert_eq!((app.max_surge, app.max_unavailable), (0, 2));
+}
+
+#[test]
+fn drain_and_ready_timeouts() {
+    assert_eq!(
+        err("app:\n  command: x\n  drain_timeout: 0s\n  ready_timeout: 0ms\n"),
+        "shoal.yaml:3: app.drain_timeout: must be greater than 0 (got 0s)\n\
+         shoal.yaml:4: app.ready_timeout: must be greater than 0 (got 0s)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  drain_timeout: 2h\n  ready_timeout: 1h1s\n"),
+        "shoal.yaml:3: app.drain_timeout: must be at most 1h (got 2h)\n\
+         shoal.yaml:4: app.ready_timeout: must be at most 1h (got 1h1s)"
+    );
+    let app = load("app:\n  command: x\n  drain_timeout: 1h\n  ready_timeout: 1ms\n")
+        .unwrap()
+        .app
+        .unwrap();
+    assert_eq!(app.drain_timeout, Duration::from_secs(3600));
+    assert_eq!(app.ready_timeout, Duration::from_millis(1));
+}
+
+#[test]
+fn crash_loop_limits() {
+    assert_eq!(
+        err("app:\n  command: x\n  max_restarts: 0\n  restart_window: 500ms\n"),
+        "shoal.yaml:3: app.max_restarts: must be at least 1 (got 0)\n\
+         shoal.yaml:4: app.restart_window: must be at least 1s (got 500ms)"
+    );
+    let app = load("app:\n  command: x\n  max_restarts: 1\n  restart_window: 1s\n")
+        .unwrap()
+        .app
+        .unwrap();
+    assert_eq!(
+        (app.max_restarts, app.restart_window),
+        (1, Duration::from_secs(1))
+    );
+}
+
+#[test]
+fn max_memory() {
+    let memory = |yaml: &str| load(yaml).unwrap().app.unwrap().max_memory;
+    assert_eq!(memory("app:\n  command: x\n"), None);
+    assert_eq!(memory("app:\n  command: x\n  max_memory:\n"), None);
+    assert_eq!(
+        memory("app:\n  command: x\n  max_memory: 512MiB\n"),
+        Some(512 << 20)
+    );
+    assert_eq!(
+        memory("app:\n  command: x\n  max_memory: 1MiB\n"),
+        Some(1 << 20)
+    );
+    assert_eq!(
+        memory("app:\n  command: x\n  max_memory: 2GB\n"),
+        Some(2_000_000_000)
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  max_memory: 512\n"),
+        "shoal.yaml:3: app.max_memory: must be at least 1MiB (got 512B)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  max_memory: 1000KB\n"),
+        "shoal.yaml:3: app.max_memory: must be at least 1MiB (got 1MB)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  max_memory: 512M\n"),
+        "shoal.yaml:3: app.max_memory: invalid size `512M`: ambiguous unit `M`: write `512MiB` (powers of 1024) or `512MB` (powers of 1000)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  max_memory: [1]\n"),
+        "shoal.yaml:3: app.max_memory: expected a size like `64MiB`, `10KB` or a number of bytes (got a list)"
     );
 }
 
@@ -468,6 +688,16 @@ fn minimal_config_gets_defaults() {
     let app = c.app.as_ref().unwrap();
     assert_eq!(app.instances, 3);
     assert_eq!(app.health, HealthConfig::default());
+    assert_eq!(app.drain_timeout, Duration::from_secs(30));
+    assert_eq!(app.ready_timeout, Duration::from_secs(60));
+    assert_eq!((app.min, app.max), (None, None));
+    assert_eq!((app.max_surge, app.max_unavailable), (1, 0));
+    assert_eq!(app.restart, RestartPolicy::Always);
+    assert_eq!(app.max_restarts, 10);
+    assert_eq!(app.restart_window, Duration::from_secs(300));
+    assert_eq!(app.backoff, BackoffConfig::default());
+    assert_eq!(app.backoff.initial, Duration::from_millis(500));
+    assert_eq!(app.max_memory, None);
     assert_eq!(c.listen, SocketAddr::from(([0, 0, 0, 0], 8080)));
     assert_eq!(c.admin.listen, SocketAddr::from(([127, 0, 0, 1], 9090)));
     assert_eq!(c.balance.algorithm, Algorithm::LeastConn);
@@ -498,10 +728,20 @@ app:
     fall: 2
     rise: 4
   stop_timeout: 1m30s
-  restart:
-    backoff_initial: 250ms
-    backoff_max: 10s
+  drain_timeout: 45s
+  ready_timeout: 2m
+  min: 2
+  max: 16
+  max_surge: 2
+  max_unavailable: 1
+  restart: on-failure
+  max_restarts: 5
+  restart_window: 10m
+  backoff:
+    initial: 250ms
+    max: 10s
     reset_after: 2m
+  max_memory: 512MiB
 upstreams:
   - url: http://[::1]:7000
     weight: 10
@@ -533,6 +773,17 @@ log:
         "  algorithm: round_robin",
         "  weight: 10",
         "  path: /healthz",
+        "  drain_timeout: 45s",
+        "  ready_timeout: 2m",
+        "  min: 2",
+        "  max: 16",
+        "  max_surge: 2",
+        "  max_unavailable: 1",
+        "  restart: on-failure",
+        "  max_restarts: 5",
+        "  restart_window: 10m",
+        "  backoff:\n    initial: 250ms\n    max: 10s\n    reset_after: 2m\n",
+        "  max_memory: 512MiB",
     ] {
         assert!(printed.contains(line), "missing {line:?} in:\n{printed}");
     }
@@ -556,9 +807,17 @@ log:
         "fall: 3",
         "rise: 2",
         "stop_timeout: 30s",
-        "backoff_initial: 500ms",
-        "backoff_max: 30s",
-        "reset_after: 1m",
+        "drain_timeout: 30s",
+        "ready_timeout: 1m",
+        "min: null",
+        "max: null",
+        "max_surge: 1",
+        "max_unavailable: 0",
+        "restart: always",
+        "max_restarts: 10",
+        "restart_window: 5m",
+        "backoff:\n    initial: 500ms\n    max: 30s\n    reset_after: 1m\n",
+        "max_memory: null",
         "upstreams: []",
         "algorithm: least_conn",
         "connect_timeout: 5s",

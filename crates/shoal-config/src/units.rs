@@ -401,3 +401,22 @@ mod tests {
         assert!(e.to_string().contains("expected a size like"), "{e}");
     }
 }
+
+/// serde `with` module for an optional size (`max_memory: 512MiB`, or absent).
+pub mod size_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    struct Size(#[serde(with = "super::size")] u64);
+
+    pub fn serialize<S: Serializer>(bytes: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => super::size::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Ok(Option::<Size>::deserialize(d)?.map(|Size(b)| b))
+    }
+}

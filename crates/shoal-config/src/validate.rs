@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::error::{ErrorKind, Problem};
 use crate::lines::LineMap;
-use crate::model::{CommandSpec, Config, HealthConfig};
+use crate::model::{AppConfig, CommandSpec, Config, HealthConfig};
 use crate::suggest::closest;
-use crate::units::format_duration;
+use crate::units::{format_duration, format_size};
 
 const MAX_INSTANCES: u32 = 1024;
 const MAX_WORKERS: usize = 1024;
@@ -17,6 +17,13 @@ const MAX_WEIGHT: u32 = 1000;
 const MAX_RETRIES: u32 = 10;
 const MIN_HEALTH_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// A crash loop with no delay would spin a core and flood the log.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+/// Shorter windows would count restarts over less than one backoff delay.
+const MIN_RESTART_WINDOW: Duration = Duration::from_secs(1);
+/// Below this no real service starts; a smaller value is a unit mistake
+/// (`512` bytes for `512MiB`).
+const MIN_MAX_MEMORY: u64 = 1 << 20;
 /// shoal sets these for each instance; a value from `app.env` would be
 /// silently overwritten, so it is refused instead.
 const RESERVED_ENV: &[&str] = &["PORT", "HOST", "INSTANCE_ID", "SHOAL_INSTANCE_INDEX"];
@@ -53,6 +60,28 @@ impl Checker<'_> {
     fn at_least_one(&mut self, path: &str, value: u32) {
         if value < 1 {
             self.invalid(path, format!("must be at least 1 (got {value})"));
+        }
+    }
+
+    fn at_least(&mut self, path: &str, value: Duration, min: Duration) {
+        if value < min {
+            self.invalid(
+                path,
+                format!(
+                    "must be at least {} (got {})",
+                    format_duration(min),
+                    format_duration(value)
+                ),
+            );
+        }
+    }
+
+    /// More than zero and at most `max`.
+    fn positive_at_most(&mut self, path: &str, value: Duration, max: Duration) {
+        if value.is_zero() {
+            self.invalid(path, "must be greater than 0 (got 0s)".into());
+        } else {
+            self.at_most(path, value, max);
         }
     }
 
@@ -131,23 +160,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         }
         health(&mut c, "app.health", &app.health);
         c.at_most("app.stop_timeout", app.stop_timeout, MAX_WAIT);
-        let r = &app.restart;
-        if r.backoff_initial < Duration::from_millis(10) {
-            // A crash loop with no delay would spin a core and flood the log.
-            c.invalid(
-                "app.restart.backoff_initial",
-                format!(
-                    "must be at least 10ms (got {})",
-                    format_duration(r.backoff_initial)
-                ),
-            );
-        }
-        c.not_longer(
-            "app.restart.backoff_initial",
-            r.backoff_initial,
-            "app.restart.backoff_max",
-            r.backoff_max,
-        );
+        lifecycle(&mut c, app);
     }
 
     for (i, upstream) in config.upstreams.iter().enumerate() {
@@ -187,6 +200,119 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     // File order reads best; problems without a line (nothing to run) go last.
     problems.sort_by_key(|p| p.line().unwrap_or(usize::MAX));
     problems
+}
+
+/// Scaling bounds, rolling reloads, restarts and memory limit of `app`.
+fn lifecycle(c: &mut Checker<'_>, app: &AppConfig) {
+    c.positive_at_most("app.drain_timeout", app.drain_timeout, MAX_WAIT);
+    c.positive_at_most("app.ready_timeout", app.ready_timeout, MAX_WAIT);
+
+    // Each value out of range is one problem; it is then left out of the
+    // comparisons below rather than reported again there.
+    let in_range = |n: &u32| (1..=MAX_INSTANCES).contains(n);
+    if let Some(min) = app.min {
+        c.range("app.min", min, 1, MAX_INSTANCES);
+    }
+    if let Some(max) = app.max {
+        c.range("app.max", max, 1, MAX_INSTANCES);
+    }
+    let (min, max) = (app.min.filter(in_range), app.max.filter(in_range));
+    let instances_ok = in_range(&app.instances);
+    match (min, max) {
+        (Some(min), Some(max)) if min > max => {
+            c.invalid(
+                "app.min",
+                format!("must not be greater than `app.max` ({max}) (got {min})"),
+            );
+        }
+        // With `min` > `max` no `instances` fits; that one problem is enough.
+        _ if instances_ok => {
+            if let Some(min) = min.filter(|&min| min > app.instances) {
+                bound(c, "app.min", min, "at least", "greater", app.instances);
+            }
+            if let Some(max) = max.filter(|&max| max < app.instances) {
+                bound(c, "app.max", max, "at most", "less", app.instances);
+            }
+        }
+        _ => {}
+    }
+
+    for (path, value) in [
+        ("app.max_surge", app.max_surge),
+        ("app.max_unavailable", app.max_unavailable),
+    ] {
+        if value > MAX_INSTANCES {
+            c.invalid(
+                path,
+                format!("must be at most {MAX_INSTANCES} (got {value})"),
+            );
+        }
+    }
+    if app.max_surge == 0 && app.max_unavailable == 0 {
+        // `max_unavailable` is 0 by default, so `max_surge: 0` was written;
+        // point at it unless only `max_unavailable` is in the file.
+        let (path, other) =
+            if c.lines.contains("app.max_surge") || !c.lines.contains("app.max_unavailable") {
+                ("app.max_surge", "app.max_unavailable")
+            } else {
+                ("app.max_unavailable", "app.max_surge")
+            };
+        c.invalid(
+            path,
+            format!(
+                "must not be 0 while `{other}` is 0 too: a rolling reload could then \
+                 make no progress (set one of them to at least 1)"
+            ),
+        );
+    }
+
+    c.at_least_one("app.max_restarts", app.max_restarts);
+    c.at_least("app.restart_window", app.restart_window, MIN_RESTART_WINDOW);
+    c.at_least("app.backoff.initial", app.backoff.initial, MIN_BACKOFF);
+    c.not_longer(
+        "app.backoff.initial",
+        app.backoff.initial,
+        "app.backoff.max",
+        app.backoff.max,
+    );
+
+    if let Some(bytes) = app.max_memory.filter(|&b| b < MIN_MAX_MEMORY) {
+        c.invalid(
+            "app.max_memory",
+            format!(
+                "must be at least {} (got {})",
+                format_size(MIN_MAX_MEMORY),
+                format_size(bytes)
+            ),
+        );
+    }
+}
+
+/// `app.instances` outside the scaling bound `bound_path` (`app.min` or
+/// `app.max`). Reported at `app.instances` when it was written; when it is
+/// the default, at the bound, which is then what the user typed.
+fn bound(
+    c: &mut Checker<'_>,
+    bound_path: &str,
+    bound: u32,
+    within: &str,
+    beyond: &str,
+    instances: u32,
+) {
+    if c.lines.contains("app.instances") {
+        c.invalid(
+            "app.instances",
+            format!("must be {within} `{bound_path}` ({bound}) (got {instances})"),
+        );
+    } else {
+        c.invalid(
+            bound_path,
+            format!(
+                "must not be {beyond} than `app.instances` ({instances}, the default) \
+                 (got {bound}); set `app.instances` within the bounds"
+            ),
+        );
+    }
 }
 
 fn nothing_to_run(c: &mut Checker<'_>) {

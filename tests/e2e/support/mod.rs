@@ -2,6 +2,8 @@
 //! it with a real HTTP client, and never leave a process behind.
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +21,24 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 
 pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+/// Run a `shoal` CLI verb against this admin address; (exit code, stdout, stderr).
+pub async fn cli(admin: SocketAddr, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(SHOAL)
+        .args(args)
+        .arg("--admin")
+        .arg(format!("http://{admin}"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run shoal CLI");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
@@ -59,7 +79,7 @@ app:
   instances: {instances}
   health: {{ path: /health, interval: 250ms, timeout: 250ms, fall: 2, rise: 2 }}
   stop_timeout: 5s
-  restart: {{ backoff_initial: 100ms, backoff_max: 1s }}
+  backoff: {{ initial: 100ms, max: 1s }}
 {extra}"#
     )
 }

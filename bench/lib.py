@@ -1,0 +1,589 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run (standard library only).
+
+    lib.py ports N                      N free loopback TCP ports, one a line
+    lib.py record OUT.jsonl [--wrk F | --h2load F] key=value...
+                                        parse a load tool's output, derive
+                                        per-CPU figures, append one JSON line
+    lib.py report RESULTS_DIR [--docs BENCHMARKS.md --chart PNG]
+                                        medians, ratios, table, chart, JSON line
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+
+PROXIES = ["shoal", "nginx", "haproxy"]
+LABEL = {"shoal": "shoal", "nginx": "nginx", "haproxy": "HAProxy"}
+
+
+# --------------------------------------------------------------------------
+# ports
+
+
+def cmd_ports(n):
+    socks = []
+    for _ in range(int(n)):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    for s in socks:
+        print(s.getsockname()[1])
+    for s in socks:
+        s.close()
+
+
+# --------------------------------------------------------------------------
+# parsing load tool output
+
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+
+def to_ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        return None
+    return float(m.group(1)) * UNIT_MS[m.group(2)]
+
+
+def parse_wrk(text):
+    out = {}
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    if m:
+        out["requests"] = int(m.group(1))
+        out["load_duration_s"] = float(m.group(2)) * UNIT_MS[m.group(3)] / 1000.0
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m:
+        out["rps"] = float(m.group(1))
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(r"^\s+%s%%\s+(\S+)" % pct, text, re.M)
+        if m:
+            out["p%s_ms" % pct] = to_ms(m.group(1))
+    errors = 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        out["socket_errors"] = {
+            "connect": int(m.group(1)),
+            "read": int(m.group(2)),
+            "write": int(m.group(3)),
+            "timeout": int(m.group(4)),
+        }
+        errors += int(m.group(1)) + int(m.group(3)) + int(m.group(4))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        out["non_2xx"] = int(m.group(1))
+        errors += int(m.group(1))
+    out["errors"] = errors
+    return out
+
+
+def parse_h2load(text):
+    out = {}
+    m = re.search(r"finished in ([\d.]+)(us|ms|s), ([\d.]+) req/s", text)
+    if m:
+        out["load_duration_s"] = float(m.group(1)) * UNIT_MS[m.group(2)] / 1000.0
+        out["rps"] = float(m.group(3))
+    m = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout",
+        text,
+    )
+    if m:
+        out["requests"] = int(m.group(4))
+        out["errors"] = int(m.group(5)) + int(m.group(6)) + int(m.group(7))
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if m:
+        out["non_2xx"] = int(m.group(3)) + int(m.group(4))
+        out["errors"] = out.get("errors", 0) + out["non_2xx"]
+    m = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", text)
+    if m:
+        out["min_ms"] = to_ms(m.group(1))
+        out["max_ms"] = to_ms(m.group(2))
+        out["mean_ms"] = to_ms(m.group(3))
+    return out
+
+
+def value(text):
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def cmd_record(args):
+    out_path = args[0]
+    rec = {}
+    parsed = {}
+    i = 1
+    while i < len(args):
+        a = args[i]
+        if a in ("--wrk", "--h2load"):
+            with open(args[i + 1], encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            parsed = parse_wrk(text) if a == "--wrk" else parse_h2load(text)
+            i += 2
+            continue
+        k, _, v = a.partition("=")
+        rec[k] = value(v)
+        i += 1
+    rec.update(parsed)
+
+    clk = rec.pop("clk_tck", 100)
+    if "cpu_ticks" in rec:
+        rec["cpu_s"] = rec.pop("cpu_ticks") / clk
+    window = rec.get("window_s")
+    for core in ("proxy_core", "load_core"):
+        tot = rec.pop(core + "_total", None)
+        idle = rec.pop(core + "_idle", None)
+        if tot:
+            rec[core + "_busy_pct"] = round(100.0 * (tot - idle) / tot, 1)
+    if window and "cpu_s" in rec:
+        rec["cpu_pct"] = round(100.0 * rec["cpu_s"] / window, 1)
+        if "proxy_core_busy_pct" in rec:
+            # Whatever else ran on the proxy's core (other builds, kernel work
+            # not charged to the proxy): a noise indicator.
+            rec["other_on_proxy_core_pct"] = round(max(0.0, rec["proxy_core_busy_pct"] - rec["cpu_pct"]), 1)
+    if rec.get("cpu_s") and rec.get("requests"):
+        rec["req_per_cpu_s"] = round(rec["requests"] / rec["cpu_s"], 1)
+        body = rec.get("body_bytes")
+        if body:
+            mib = rec["requests"] * body / 1048576.0
+            rec["mib_per_cpu_s"] = round(mib / rec["cpu_s"], 1)
+            if rec.get("load_duration_s"):
+                rec["mib_per_s"] = round(mib / rec["load_duration_s"], 1)
+    for k in ("rss", "pss", "base_rss"):
+        if k + "_kib" in rec:
+            rec[k + "_mib"] = round(rec.pop(k + "_kib") / 1024.0, 2)
+    if rec.get("kind") == "idle":
+        if rec.get("open"):
+            rec["kib_per_conn"] = round((rec["rss_mib"] - rec["base_rss_mib"]) * 1024.0 / rec["open"], 2)
+        if rec.get("failed"):
+            rec["warning"] = "%d connections failed to open" % rec["failed"]
+    elif rec.get("requests") and rec.get("errors", 0) > 0.001 * rec["requests"]:
+        rec["warning"] = "more than 0.1% errors"
+    if rec.get("kind") != "idle" and (rec.get("requests") == 0 or "rps" not in rec):
+        rec["warning"] = "load tool reported no requests"
+    with open(out_path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec, sort_keys=True) + "\n")
+    show = {k: rec.get(k) for k in ("rps", "cpu_pct", "req_per_cpu_s", "p99_ms", "mean_ms", "mib_per_cpu_s", "rss_mib", "errors", "warning") if rec.get(k) is not None}
+    print("    " + " ".join("%s=%s" % kv for kv in show.items()), flush=True)
+
+
+# --------------------------------------------------------------------------
+# report
+
+# (scenario key, title, proxies compared, metrics shown: (field, label, higher_is_better, fmt))
+SCENARIOS = [
+    ("ka64", "1a. 100-byte GET, keep-alive, 64 connections (wrk)", [
+        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
+        ("rps", "requests/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("p50_ms", "p50 latency ms", False, "{:.2f}"),
+        ("p99_ms", "p99 latency ms", False, "{:.2f}"),
+        ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
+        ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+    ]),
+    ("ka256", "1b. 100-byte GET, keep-alive, 256 connections (wrk)", [
+        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
+        ("rps", "requests/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("p50_ms", "p50 latency ms", False, "{:.2f}"),
+        ("p99_ms", "p99 latency ms", False, "{:.2f}"),
+        ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
+        ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+    ]),
+    ("close", "2. New client connection per request (wrk, `Connection: close`, 32 connections)", [
+        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
+        ("rps", "requests/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("p99_ms", "p99 latency ms", False, "{:.2f}"),
+        ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+    ]),
+    ("large", "3. 1 MiB responses, keep-alive, 16 connections (wrk)", [
+        ("mib_per_cpu_s", "MiB per proxy-CPU-second", True, "{:,.0f}"),
+        ("mib_per_s", "MiB/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("p99_ms", "p99 latency ms", False, "{:.1f}"),
+        ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+    ]),
+    ("idle", "4. 10,000 idle keep-alive client connections (each after one request)", [
+        ("rss_mib", "RSS MiB, all processes", False, "{:.1f}"),
+        ("pss_mib", "PSS MiB, all processes", False, "{:.1f}"),
+        ("base_rss_mib", "RSS MiB before connecting", False, "{:.1f}"),
+        ("kib_per_conn", "KiB per idle connection (RSS delta)", False, "{:.1f}"),
+        ("open", "connections held", None, "{:,.0f}"),
+    ]),
+    ("h2", "5. HTTP/2 cleartext (h2load, 64 connections × 8 streams)", [
+        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
+        ("rps", "requests/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("mean_ms", "mean latency ms", False, "{:.2f}"),
+        ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+    ]),
+]
+
+FEATURE_VARIANTS = [
+    ("full", "HTTP health checks + least_conn (features on)"),
+    ("tcp-checks", "TCP health checks + least_conn"),
+    ("round-robin", "HTTP health checks + round_robin"),
+    ("off", "TCP health checks + round_robin (features off)"),
+]
+
+
+def load_raw(path):
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def stats(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+
+
+def cell(s, fmt):
+    if not s:
+        return "–"
+    if s["n"] == 1 or s["min"] == s["max"]:
+        return fmt.format(s["median"])
+    return "%s (%s–%s)" % (fmt.format(s["median"]), fmt.format(s["min"]), fmt.format(s["max"]))
+
+
+def ratio(a, b):
+    if not a or not b or not b["median"]:
+        return None
+    return a["median"] / b["median"]
+
+
+def summarize(rows):
+    """{scenario: {proxy: {field: stats}}} for the compared scenarios, and
+    {variant: {field: stats}} for shoal's features scenario."""
+    by = {}
+    for r in rows:
+        if r.get("scenario") == "features":
+            continue
+        by.setdefault(r["scenario"], {}).setdefault(r["proxy"], []).append(r)
+    out = {}
+    for scen, fields in ((s[0], [m[0] for m in s[2]]) for s in SCENARIOS):
+        if scen not in by:
+            continue
+        out[scen] = {}
+        for proxy, rs in by[scen].items():
+            out[scen][proxy] = {f: stats([r.get(f) for r in rs]) for f in fields}
+            out[scen][proxy]["errors"] = stats([r.get("errors") for r in rs])
+            out[scen][proxy]["warnings"] = sorted({r["warning"] for r in rs if r.get("warning")})
+    feats = {}
+    for r in rows:
+        if r.get("scenario") == "features":
+            feats.setdefault(r["variant"], []).append(r)
+    fout = {}
+    for v, rs in feats.items():
+        fout[v] = {f: stats([r.get(f) for r in rs]) for f in ("req_per_cpu_s", "rps", "cpu_pct", "p99_ms")}
+    return out, fout
+
+
+def paired_ratio_range(rows, scen, field, other):
+    """min–max over rounds of shoal/other, pairing by round."""
+    vals = {}
+    for r in rows:
+        if r.get("scenario") == scen and r.get(field) is not None:
+            vals.setdefault(r["round"], {})[r["proxy"]] = r[field]
+    rs = [v["shoal"] / v[other] for v in vals.values() if "shoal" in v and v.get(other)]
+    return (min(rs), max(rs)) if rs else None
+
+
+def fmt_ratio(x, rng=None):
+    if x is None:
+        return "–"
+    s = "%.2f×" % x
+    if rng and abs(rng[1] - rng[0]) > 0.005:
+        s += " (%.2f–%.2f)" % rng
+    return s
+
+
+def markdown(rows, meta, out, fout):
+    L = []
+    L.append("Run on %s — %s." % (meta["date"], meta["machine"]))
+    L.append("")
+    L.append("Command: `%s` (%d round(s) of %d s runs, interleaved: %s; proxy on CPU %s, load generator and backend on CPU %s). shoal %s."
+             % (meta["command"], meta["rounds"], meta["duration_s"], ", ".join(LABEL[p] for p in PROXIES),
+                meta["proxy_cpu"], meta["load_cpu"], meta["shoal"]))
+    L.append("")
+    L.append("Each cell: median (min–max) over the rounds. Ratios are shoal ÷ the other, of the medians, "
+             "with the range of the per-round ratios in brackets; for latency and memory lower is better.")
+    L.append("")
+    for scen, title, metrics in SCENARIOS:
+        if scen not in out:
+            continue
+        d = out[scen]
+        L.append("#### " + title)
+        L.append("")
+        L.append("| | shoal | nginx | HAProxy | shoal/nginx | shoal/HAProxy |")
+        L.append("|---|---|---|---|---|---|")
+        for field, label, better, fmt in metrics:
+            cells = [cell(d.get(p, {}).get(field), fmt) for p in PROXIES]
+            if better is None:
+                rn = rh = ""
+            else:
+                s = d.get("shoal", {}).get(field)
+                rn = fmt_ratio(ratio(s, d.get("nginx", {}).get(field)), paired_ratio_range(rows, scen, field, "nginx"))
+                rh = fmt_ratio(ratio(s, d.get("haproxy", {}).get(field)), paired_ratio_range(rows, scen, field, "haproxy"))
+            L.append("| %s | %s | %s | %s | %s | %s |" % (label, *cells, rn, rh))
+        warns = []
+        for p in PROXIES:
+            e = d.get(p, {}).get("errors")
+            if e and e["max"]:
+                warns.append("%s: up to %d errors in a run" % (LABEL[p], e["max"]))
+            for w in d.get(p, {}).get("warnings", []):
+                warns.append("%s: %s" % (LABEL[p], w))
+        if warns:
+            L.append("")
+            L.append("Errors/warnings: " + "; ".join(warns) + ".")
+        L.append("")
+    if fout:
+        L.append("#### 6. shoal with its features on and off (keep-alive, 64 connections)")
+        L.append("")
+        L.append("| shoal variant | requests per proxy-CPU-second | requests/s | proxy CPU % | p99 ms | vs. features off |")
+        L.append("|---|---|---|---|---|---|")
+        off = fout.get("off", {}).get("req_per_cpu_s")
+        for v, label in FEATURE_VARIANTS:
+            if v not in fout:
+                continue
+            s = fout[v]
+            r = ratio(s["req_per_cpu_s"], off)
+            L.append("| %s | %s | %s | %s | %s | %s |" % (
+                label, cell(s["req_per_cpu_s"], "{:,.0f}"), cell(s["rps"], "{:,.0f}"),
+                cell(s["cpu_pct"], "{:.0f}"), cell(s["p99_ms"], "{:.2f}"),
+                "%.3f×" % r if r else "–"))
+        L.append("")
+        L.append("Request ids and X-Forwarded-*/X-Real-IP are always on in shoal today and so are in every variant; "
+                 "there are no metrics or access log yet. This table grows a row per feature as they land.")
+        L.append("")
+    t = targets(out)
+    if t:
+        L.append("#### Targets (issue 5), from this run")
+        L.append("")
+        L.append("| target | figure | met |")
+        L.append("|---|---|---|")
+        for name, fig, ok in t:
+            L.append("| %s | %s | %s |" % (name, fig, "yes" if ok else "**no**"))
+        L.append("")
+    return "\n".join(L)
+
+
+def targets(out):
+    t = []
+    for scen, conns in (("ka64", 64), ("ka256", 256)):
+        d = out.get(scen)
+        if not d or "shoal" not in d:
+            continue
+        s = d["shoal"]
+        for other, need in (("haproxy", 1.1), ("nginx", 1.3)):
+            r = ratio(s["req_per_cpu_s"], d.get(other, {}).get("req_per_cpu_s"))
+            if r is not None:
+                t.append(("requests per proxy-CPU-second ≥ %.1f × %s at %d connections" % (need, LABEL[other], conns),
+                          "%.2f×" % r, r >= need))
+        for other in ("nginx", "haproxy"):
+            r = ratio(s["p99_ms"], d.get(other, {}).get("p99_ms"))
+            if r is not None:
+                t.append(("p99 no worse than %s at %d connections" % (LABEL[other], conns),
+                          "%.2f ms vs %.2f ms" % (s["p99_ms"]["median"], d[other]["p99_ms"]["median"]), r <= 1.0))
+    d = out.get("idle")
+    if d and "shoal" in d and "nginx" in d:
+        s, n = d["shoal"]["rss_mib"], d["nginx"]["rss_mib"]
+        if s and n:
+            t.append(("RSS with 10,000 idle connections ≤ nginx's", "%.1f MiB vs %.1f MiB" % (s["median"], n["median"]),
+                      s["median"] <= n["median"]))
+    return t
+
+
+def json_line(meta, out, fout):
+    res = {}
+    for scen, d in out.items():
+        res[scen] = {}
+        for p, fields in d.items():
+            res[scen][p] = {f: round(s["median"], 3) for f, s in fields.items()
+                            if isinstance(s, dict) and s.get("median") is not None and f != "errors"}
+    ratios = {}
+    for scen, _, metrics in SCENARIOS:
+        if scen not in out:
+            continue
+        key = metrics[0][0]
+        s = out[scen].get("shoal", {}).get(key)
+        ratios[scen] = {"metric": key}
+        for other in ("nginx", "haproxy"):
+            r = ratio(s, out[scen].get(other, {}).get(key))
+            ratios[scen]["shoal/" + other] = round(r, 3) if r else None
+    feats = {v: {f: round(s["median"], 3) for f, s in fs.items() if s} for v, fs in fout.items()}
+    doc = {
+        "bench": "shoal-vs-nginx-haproxy",
+        "date": meta["date"],
+        "commit": meta["shoal"],
+        "machine": meta["machine"],
+        "command": meta["command"],
+        "rounds": meta["rounds"],
+        "duration_s": meta["duration_s"],
+        "medians": res,
+        "ratios": ratios,
+        "shoal_features": feats,
+        "targets": [{"target": n, "figure": f, "met": ok} for n, f, ok in targets(out)],
+    }
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---- chart (gnuplot)
+
+PANELS = [
+    ("Requests per proxy-CPU-second (higher is better)", "{/*0.9 requests / CPU-s}",
+     [("ka64", "req_per_cpu_s", "keep-alive\\n64 conns"), ("ka256", "req_per_cpu_s", "keep-alive\\n256 conns"),
+      ("close", "req_per_cpu_s", "new conn\\nper request"), ("h2", "req_per_cpu_s", "h2c\\n64×8 streams")]),
+    ("p99 latency, keep-alive (lower is better)", "ms",
+     [("ka64", "p99_ms", "64 conns"), ("ka256", "p99_ms", "256 conns")]),
+    ("1 MiB responses (higher is better)", "MiB / CPU-s",
+     [("large", "mib_per_cpu_s", "MiB per proxy-CPU-s")]),
+    ("10,000 idle connections (lower is better)", "MiB",
+     [("idle", "rss_mib", "RSS"), ("idle", "pss_mib", "PSS")]),
+]
+
+
+def chart(out, meta, png, workdir):
+    gp = shutil.which("gnuplot")
+    if not gp:
+        print("gnuplot not found: no chart", file=sys.stderr)
+        return False
+    panels = []
+    for i, (title, ylabel, bars) in enumerate(PANELS):
+        lines = []
+        for scen, field, label in bars:
+            d = out.get(scen)
+            if not d:
+                continue
+            cols = []
+            for p in PROXIES:
+                s = d.get(p, {}).get(field)
+                cols += ["%g" % s["median"], "%g" % s["min"], "%g" % s["max"]] if s else ["0", "0", "0"]
+            lines.append('"%s" %s' % (label, " ".join(cols)))
+        if not lines:
+            continue
+        path = os.path.join(workdir, "panel%d.dat" % i)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        panels.append((title, ylabel, path))
+    if not panels:
+        return False
+    cols = 2 if len(panels) > 1 else 1
+    nrows = (len(panels) + cols - 1) // cols
+    script = [
+        "set terminal pngcairo size %d,%d font 'DejaVu Sans,10' noenhanced" % (560 * cols, 380 * nrows + 40),
+        "set output '%s'" % png,
+        "set multiplot layout %d,%d title 'shoal vs nginx vs HAProxy, proxy on one core — %s (median, bars: min–max over %d rounds)'"
+        % (nrows, cols, meta["date"][:10], meta["rounds"]),
+        "set style data histogram",
+        "set style histogram errorbars gap 2 lw 1",
+        "set style fill solid 0.85 border -1",
+        "set boxwidth 0.9",
+        "set key top right",
+        "set grid ytics",
+        "set yrange [0:*]",
+        "set format y \"%'.0f\"",
+        "set decimalsign locale",
+    ]
+    for title, ylabel, path in panels:
+        script += [
+            "set title '%s'" % title,
+            "set ylabel '%s'" % ylabel.replace("{/*0.9 ", "").replace("}", ""),
+            "plot '%s' using 2:3:4:xtic(1) title 'shoal' lc rgb '#1f77b4', '' using 5:6:7 title 'nginx' lc rgb '#2ca02c', "
+            "'' using 8:9:10 title 'HAProxy' lc rgb '#d62728'" % path,
+        ]
+    script.append("unset multiplot")
+    sp = os.path.join(workdir, "chart.gp")
+    with open(sp, "w", encoding="utf-8") as f:
+        f.write("\n".join(script) + "\n")
+    r = subprocess.run([gp, sp], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        print("gnuplot failed:\n" + r.stderr, file=sys.stderr)
+        return False
+    return True
+
+
+BEGIN = "<!-- bench:results:begin (written by bench/run; edit outside these markers) -->"
+END = "<!-- bench:results:end -->"
+
+
+def update_docs(doc_path, block):
+    with open(doc_path, encoding="utf-8") as f:
+        text = f.read()
+    a = text.find(BEGIN)
+    b = text.find(END)
+    if a < 0 or b < a:
+        print("%s has no results markers; not updated" % doc_path, file=sys.stderr)
+        return
+    text = text[: a + len(BEGIN)] + "\n" + block.strip() + "\n" + text[b:]
+    with open(doc_path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def cmd_report(args):
+    rdir = args[0]
+    docs = chart_png = None
+    if "--docs" in args:
+        docs = args[args.index("--docs") + 1]
+    if "--chart" in args:
+        chart_png = args[args.index("--chart") + 1]
+    with open(os.path.join(rdir, "meta.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    rows = load_raw(os.path.join(rdir, "raw.jsonl"))
+    out, fout = summarize(rows)
+    md = markdown(rows, meta, out, fout)
+    line = json_line(meta, out, fout)
+    png = os.path.join(rdir, "bench.png")
+    have_chart = chart(out, meta, png, rdir)
+    with open(os.path.join(rdir, "summary.json"), "w", encoding="utf-8") as f:
+        f.write(line + "\n")
+    with open(os.path.join(rdir, "table.md"), "w", encoding="utf-8") as f:
+        f.write(md + "\n")
+    print(md)
+    print()
+    print(line)
+    if docs:
+        if have_chart and chart_png:
+            shutil.copyfile(png, chart_png)
+        rel = os.path.relpath(chart_png, os.path.dirname(docs)) if chart_png else None
+        block = md
+        if have_chart and rel:
+            block += "\n![shoal vs nginx vs HAProxy](%s)\n" % rel
+        block += "\nThe same run as one JSON line (`bench/results/<date>/summary.json`):\n\n```json\n%s\n```\n" % line
+        update_docs(docs, block)
+        print("\nupdated %s%s" % (docs, " and " + chart_png if have_chart and chart_png else ""))
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        sys.exit(2)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "ports":
+        cmd_ports(args[0])
+    elif cmd == "record":
+        cmd_record(args)
+    elif cmd == "report":
+        cmd_report(args)
+    else:
+        print(__doc__)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+//! Micro-benchmarks of the pieces every proxied request goes through.
+//!
+//! `cargo bench --bench hot_path` (add `-- --quick` for a fast look). No
+//! network: endpoints are built in memory and never connected to. The figures
+//! and how they compare with the targets are in `docs/BENCHMARKS.md`.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use shoal::balance::{for_algorithm, Endpoint, EndpointSet, Health, Tried};
+use shoal::proxy::headers::{add_forwarded, strip_hop_by_hop};
+use shoal::proxy::pool::PoolSettings;
+use shoal::proxy::request_id;
+use shoal_config::Algorithm;
+
+/// `n` endpoints, all in rotation, with a little in-flight load spread over
+/// them so least_conn has real comparisons to make (not all zeros).
+fn endpoint_set(n: usize) -> (EndpointSet, Vec<shoal::balance::InFlight>) {
+    let settings = PoolSettings::default();
+    let endpoints: Vec<Arc<Endpoint>> = (0..n)
+        .map(|i| {
+            let port = 20_000 + u16::try_from(i).unwrap_or(0);
+            let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+            let e = Endpoint::new(format!("http://{addr}"), addr, 1, &settings);
+            e.begin_epoch(Health::Up);
+            e
+        })
+        .collect();
+    // Endpoint i carries i % 4 requests in flight.
+    let mut held = Vec::new();
+    for (i, e) in endpoints.iter().enumerate() {
+        for _ in 0..(i % 4) {
+            held.push(e.start_request());
+        }
+    }
+    (EndpointSet { endpoints }, held)
+}
+
+fn balancer_pick(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pick");
+    for (name, algorithm) in [
+        ("round_robin", Algorithm::RoundRobin),
+        ("least_conn", Algorithm::LeastConn),
+    ] {
+        for n in [3usize, 100] {
+            let (set, _held) = endpoint_set(n);
+            let balancer = for_algorithm(algorithm);
+            let tried = Tried::default();
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| black_box(balancer.pick(black_box(&set), black_box(&tried))));
+            });
+        }
+    }
+    group.finish();
+}
+
+/// What a browser-ish client sends through a proxy: 9 headers, one of them a
+/// `Connection` header naming another (`keep-alive`), plus an earlier hop's
+/// `X-Forwarded-For`.
+fn typical_request_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "api.example.com"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("accept-language", "en-US,en;q=0.5"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("connection", "keep-alive"),
+        ("keep-alive", "timeout=5"),
+        ("cookie", "session=4f6c0e2a9b; theme=dark"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ] {
+        h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    h
+}
+
+/// A typical upstream response: 6 headers, one hop-by-hop.
+fn typical_response_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("server", "nginx"),
+        ("date", "Mon, 23 Nov 2026 14:00:00 GMT"),
+        ("content-type", "text/plain"),
+        ("content-length", "100"),
+        ("connection", "keep-alive"),
+        ("x-request-id", "0123456789abcdef0123456789abcdef"),
+    ] {
+        h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn header_rewriting(c: &mut Criterion) {
+    let mut group = c.benchmark_group("headers");
+    let client = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 23));
+    let request = typical_request_headers();
+    let response = typical_response_headers();
+
+    // The clone that provides a fresh map each time is set up outside the timing.
+    group.bench_function("request: strip_hop_by_hop + add_forwarded", |b| {
+        b.iter_batched_ref(
+            || request.clone(),
+            |h| {
+                strip_hop_by_hop(h, false);
+                add_forwarded(h, black_box(client), "http");
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("response: strip_hop_by_hop", |b| {
+        b.iter_batched_ref(
+            || response.clone(),
+            |h| strip_hop_by_hop(h, false),
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("clone of the request map (reference)", |b| {
+        b.iter(|| black_box(request.clone()));
+    });
+    group.finish();
+}
+
+fn request_ids(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request_id");
+    group.bench_function("generate", |b| b.iter(|| black_box(request_id::generate())));
+    let request = typical_request_headers();
+    group.bench_function("ensure (absent: generate + insert)", |b| {
+        b.iter_batched_ref(
+            || request.clone(),
+            |h| black_box(request_id::ensure(h)),
+            BatchSize::SmallInput,
+        );
+    });
+    let mut with_id = typical_request_headers();
+    with_id.insert(
+        HeaderName::from_static("x-request-id"),
+        HeaderValue::from_static("5b1c7d0e-3f1a-4c2b-9d8e-7a6f5e4d3c2b"),
+    );
+    group.bench_function("ensure (present: validate + keep)", |b| {
+        b.iter_batched_ref(
+            || with_id.clone(),
+            |h| black_box(request_id::ensure(h)),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = hot_path;
+    // Short windows: this machine is shared and the pieces are tiny, so 1 s of
+    // warm-up and 3 s of samples already give tight intervals.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = balancer_pick, header_rewriting, request_ids
+}
+criterion_main!(hot_path);

@@ -1,0 +1,111 @@
+//! The public and admin listeners, and moving them: a changed address is
+//! bound before the old socket stops accepting, and connections accepted on
+//! the old socket finish normally.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::State;
+use crate::proxy::{self, Proxy};
+
+pub struct Listeners {
+    pub proxy: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &shoal_config::Config) -> Result<Listeners, String> {
+        let proxy = bind(config.listen, "listen").await?;
+        let admin = bind(config.admin.listen, "admin.listen").await?;
+        Ok(Listeners { proxy, admin })
+    }
+}
+
+pub async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} ({key}): {e}"))
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop_accepting: CancellationToken,
+}
+
+/// One kind of listener (public or admin): the one accepting now, and the
+/// tasks of every listener started, so shutdown can wait for all of them.
+#[derive(Default)]
+pub struct ListenerSlot {
+    current: Mutex<Option<Running>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ListenerSlot {
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.current.lock().ok()?.as_ref().map(|r| r.addr)
+    }
+
+    fn install(&self, addr: SocketAddr, stop_accepting: CancellationToken, task: JoinHandle<()>) {
+        let previous = self.current.lock().ok().and_then(|mut c| {
+            c.replace(Running {
+                addr,
+                stop_accepting,
+            })
+        });
+        if let Some(p) = previous {
+            p.stop_accepting.cancel();
+        }
+        if let Ok(mut t) = self.tasks.lock() {
+            t.push(task);
+        }
+    }
+
+    pub fn stop_accepting(&self) {
+        if let Ok(c) = self.current.lock() {
+            if let Some(r) = c.as_ref() {
+                r.stop_accepting.cancel();
+            }
+        }
+    }
+
+    pub async fn join(&self) {
+        let tasks = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+pub fn start_proxy(slot: &ListenerSlot, listener: TcpListener, proxy: Arc<Proxy>, grace: Duration) {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(proxy::serve(listener, proxy, stop.clone(), grace));
+    slot.install(addr, stop, task);
+    tracing::info!("proxy listening on {addr}");
+}
+
+pub fn start_admin(
+    slot: &ListenerSlot,
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(crate::admin::serve(listener, state, stop.clone(), shutdown));
+    slot.install(addr, stop, task);
+    tracing::info!("admin listening on {addr}");
+}

@@ -1,0 +1,218 @@
+//! Wiring: given a validated config and bound listeners, run shoal until the
+//! shutdown future resolves, then shut down in order:
+//!
+//! 1. `/ready` turns 503 and the public listener stops accepting;
+//! 2. in-flight requests finish (up to `shutdown.grace`);
+//! 3. instances get SIGTERM, then SIGKILL after `app.stop_timeout`;
+//! 4. the admin listener closes and `run` returns.
+
+mod listeners;
+mod reload;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use shoal_config::Config;
+use tokio_util::sync::CancellationToken;
+
+use crate::balance::{Endpoint, EndpointTable};
+use crate::health::HealthCell;
+use crate::proxy::pool::PoolSettings;
+use crate::proxy::{Proxy, Routing};
+use crate::supervisor::{Progress, Supervisor, SupervisorOptions};
+
+pub use listeners::{ListenerSlot, Listeners};
+
+/// Re-reads the config file for a hot reload.
+pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// Everything the admin API and the reload path act on.
+pub struct State {
+    pub table: Arc<EndpointTable>,
+    pub supervisor: Option<Arc<Supervisor>>,
+    pub proxy: Arc<Proxy>,
+    pub started: Instant,
+    config: ArcSwap<Config>,
+    upstreams: Mutex<Vec<reload::Upstream>>,
+    upstream_health: HealthCell,
+    pool: PoolSettings,
+    shutting_down: AtomicBool,
+    proxy_listener: ListenerSlot,
+    admin_listener: ListenerSlot,
+    admin_shutdown: CancellationToken,
+    background: CancellationToken,
+    config_source: Option<ConfigSource>,
+    /// One config reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl State {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    pub fn upstreams(&self) -> Vec<Arc<Endpoint>> {
+        self.upstream_entries()
+            .iter()
+            .map(|u| u.endpoint.clone())
+            .collect()
+    }
+
+    pub fn proxy_addr(&self) -> Option<std::net::SocketAddr> {
+        self.proxy_listener.addr()
+    }
+
+    pub fn can_reload_config(&self) -> bool {
+        self.config_source.is_some()
+    }
+}
+
+#[derive(Default)]
+pub struct RunOptions {
+    /// The shoal executable, used to start the guard process (see supervisor).
+    pub guard_exe: Option<PathBuf>,
+    /// Where a hot reload (SIGHUP, `shoal reload --config`) reads the config.
+    pub config_source: Option<ConfigSource>,
+    /// Handle SIGHUP (config reload) and SIGUSR2 (rolling reload of the app).
+    pub reload_signals: bool,
+}
+
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let pool = PoolSettings::from(&config.proxy);
+    let table = Arc::new(EndpointTable::new());
+    let background = CancellationToken::new();
+    let upstream_health = crate::health::cell(&config.health);
+
+    let supervisor = match &config.app {
+        Some(app) => Some(
+            Supervisor::start(
+                app,
+                &table,
+                SupervisorOptions {
+                    guard_exe: options.guard_exe.clone(),
+                    pool: pool.clone(),
+                },
+            )
+            .map_err(|e| format!("cannot start instances: {e}"))?,
+        ),
+        None => None,
+    };
+    let proxy = Arc::new(Proxy::new(
+        table.clone(),
+        Routing::new(config.balance.algorithm, config.proxy.retries),
+    ));
+
+    let state = Arc::new(State {
+        table: table.clone(),
+        supervisor,
+        proxy: proxy.clone(),
+        started: Instant::now(),
+        config: ArcSwap::from_pointee(config.clone()),
+        upstreams: Mutex::new(Vec::new()),
+        upstream_health,
+        pool,
+        shutting_down: AtomicBool::new(false),
+        proxy_listener: ListenerSlot::default(),
+        admin_listener: ListenerSlot::default(),
+        admin_shutdown: CancellationToken::new(),
+        background: background.clone(),
+        config_source: options.config_source,
+        reloading: tokio::sync::Mutex::new(()),
+    });
+    reload::sync_upstreams(&state, &config.upstreams).await?;
+
+    listeners::start_proxy(
+        &state.proxy_listener,
+        listeners.proxy,
+        proxy,
+        config.shutdown.grace,
+    );
+    listeners::start_admin(
+        &state.admin_listener,
+        listeners.admin,
+        state.clone(),
+        state.admin_shutdown.clone(),
+    );
+    if options.reload_signals {
+        reload_on_signals(state.clone());
+    }
+
+    shutdown.await;
+
+    let grace = state.config().shutdown.grace;
+    tracing::info!(grace = ?grace, "shutting down: not ready, no new connections, finishing in-flight requests");
+    state.shutting_down.store(true, Ordering::Release);
+    state.proxy_listener.stop_accepting();
+    state.proxy_listener.join().await;
+    if let Some(s) = &state.supervisor {
+        tracing::info!("stopping instances");
+        s.shutdown().await;
+    }
+    background.cancel();
+    state.admin_listener.stop_accepting();
+    state.admin_shutdown.cancel();
+    state.admin_listener.join().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Rolling reload of the app; what SIGUSR2 and `POST /api/v1/reload` start.
+pub async fn rolling_reload(state: &State, progress: &Progress) -> Result<String, String> {
+    let Some(sup) = &state.supervisor else {
+        return Err("no app section: there are no instances to reload".into());
+    };
+    let _op = sup.begin("rolling reload").await;
+    sup.rolling_reload(progress).await
+}
+
+pub use reload::reload_config;
+
+fn reload_on_signals(state: Arc<State>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut hup), Ok(mut usr2)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined2()),
+    ) else {
+        tracing::warn!("cannot install SIGHUP/SIGUSR2 handlers; use the admin API to reload");
+        return;
+    };
+    let stop = state.background.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let progress = Progress::log_only();
+                        let r = reload_config(&state, &progress).await;
+                        progress.finish(&r);
+                    });
+                }
+                _ = usr2.recv() => {
+                    tracing::info!("SIGUSR2: rolling reload of the app");
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let progress = Progress::log_only();
+                        let r = rolling_reload(&state, &progress).await;
+                        progress.finish(&r);
+                    });
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,228 @@
+//! Hot reload of shoal's own config (SIGHUP, `shoal reload --config`).
+//!
+//! The file is read and validated in full first; an invalid file changes
+//! nothing. New listen addresses are bound before anything is applied, so a
+//! port conflict also changes nothing. Then, in order: balancer and retries,
+//! health-check settings, static upstreams, listeners (new socket first, the
+//! old one stops accepting and its connections finish), and the app: a changed
+//! command, environment, directory or host rolls the instances; a changed
+//! count scales them. Keys that cannot change in a running process
+//! (`workers`, `log`) are reported as taking effect at the next start.
+
+use std::sync::Arc;
+
+use shoal_config::UpstreamConfig;
+use tokio_util::sync::CancellationToken;
+
+use super::listeners::{self, bind};
+use super::State;
+use crate::balance::Endpoint;
+use crate::proxy::Routing;
+use crate::supervisor::Progress;
+
+/// A static upstream and the token that stops its health checks.
+pub(super) struct Upstream {
+    pub endpoint: Arc<Endpoint>,
+    pub stop: CancellationToken,
+    pub config: UpstreamConfig,
+}
+
+/// Make the table's static upstreams match `wanted`: add the new ones,
+/// remove the ones gone or changed (in-flight requests to them finish).
+pub(super) async fn sync_upstreams(
+    state: &State,
+    wanted: &[UpstreamConfig],
+) -> Result<Vec<String>, String> {
+    let mut added = Vec::new();
+    // Resolve everything first: a bad name changes nothing.
+    let mut fresh = Vec::new();
+    let current: Vec<UpstreamConfig> = state
+        .upstream_entries()
+        .iter()
+        .map(|u| u.config.clone())
+        .collect();
+    for (i, u) in wanted.iter().enumerate() {
+        if current.contains(u) {
+            continue;
+        }
+        let (host, port) = u
+            .host_port()
+            .map_err(|e| format!("upstreams[{i}].url: {e}"))?;
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("upstreams[{i}].url: cannot resolve {host}"))?;
+        fresh.push((u.clone(), addr));
+    }
+    let mut changes = Vec::new();
+    let mut entries = state.upstream_entries_mut();
+    entries.retain(|e| {
+        let keep = wanted.contains(&e.config);
+        if !keep {
+            e.stop.cancel();
+            state.table.remove(e.endpoint.key());
+            changes.push(format!("upstream {} removed", e.config.url));
+        }
+        keep
+    });
+    for (config, addr) in fresh {
+        let endpoint = Endpoint::new(config.url.clone(), addr, config.weight, &state.pool);
+        let stop = state.background.child_token();
+        state.table.insert(endpoint.clone());
+        crate::health::spawn(
+            endpoint.clone(),
+            state.upstream_health.clone(),
+            stop.clone(),
+        );
+        added.push(format!(
+            "upstream {} added (weight {})",
+            config.url, config.weight
+        ));
+        entries.push(Upstream {
+            endpoint,
+            stop,
+            config,
+        });
+    }
+    changes.extend(added);
+    Ok(changes)
+}
+
+/// Re-read the config file and apply it. Returns a summary of what changed.
+pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<String, String> {
+    let _one_at_a_time = state.reloading.lock().await;
+    let source = state
+        .config_source
+        .as_ref()
+        .ok_or("config reload is not available: shoal was not started from a config file")?;
+    let new =
+        source().map_err(|e| format!("config not applied (the running config is kept):\n{e}"))?;
+    let old = state.config();
+    if *old == new {
+        return Ok("config unchanged".into());
+    }
+    if old.app.is_some() != new.app.is_some() {
+        return Err(
+            "config not applied: adding or removing the `app` section needs a restart of shoal"
+                .into(),
+        );
+    }
+    // Bind first: if a new address is taken, nothing is applied.
+    let proxy_listener = match new.listen != old.listen {
+        true => Some(
+            bind(new.listen, "listen")
+                .await
+                .map_err(|e| format!("config not applied: {e}"))?,
+        ),
+        false => None,
+    };
+    let admin_listener = match new.admin.listen != old.admin.listen {
+        true => Some(
+            bind(new.admin.listen, "admin.listen")
+                .await
+                .map_err(|e| format!("config not applied: {e}"))?,
+        ),
+        false => None,
+    };
+    if new.upstreams != old.upstreams {
+        // Resolution happens inside; a failure there also applies nothing.
+        let changes = sync_upstreams(state, &new.upstreams).await?;
+        for c in changes {
+            progress.step(0, 0, c);
+        }
+    }
+
+    let mut later = Vec::new();
+    if new.balance != old.balance || new.proxy.retries != old.proxy.retries {
+        state
+            .proxy
+            .set_routing(Routing::new(new.balance.algorithm, new.proxy.retries));
+        progress.step(
+            0,
+            0,
+            format!(
+                "balancer: {:?}, retries: {}",
+                new.balance.algorithm, new.proxy.retries
+            ),
+        );
+    }
+    if new.health != old.health {
+        state.upstream_health.store(Arc::new(new.health.clone()));
+        progress.step(0, 0, "upstream health checks updated");
+    }
+    if let Some(l) = proxy_listener {
+        listeners::start_proxy(
+            &state.proxy_listener,
+            l,
+            state.proxy.clone(),
+            new.shutdown.grace,
+        );
+        progress.step(0, 0, format!("public listener moved to {}", new.listen));
+    }
+    if let Some(l) = admin_listener {
+        listeners::start_admin(
+            &state.admin_listener,
+            l,
+            state.clone(),
+            state.admin_shutdown.clone(),
+        );
+        progress.step(
+            0,
+            0,
+            format!("admin listener moved to {}", new.admin.listen),
+        );
+    }
+    if new.workers != old.workers {
+        later.push("workers");
+    }
+    if new.log != old.log {
+        later.push("log");
+    }
+    if new.proxy.connect_timeout != old.proxy.connect_timeout
+        || new.proxy.max_idle_per_backend != old.proxy.max_idle_per_backend
+        || new.proxy.idle_timeout != old.proxy.idle_timeout
+    {
+        later.push("proxy connection pool settings");
+    }
+    // Everything above is in place; the app's part may take a while.
+    state.config.store(Arc::new(new.clone()));
+
+    let mut result = Ok(());
+    if let (Some(sup), Some(app), Some(old_app)) = (&state.supervisor, &new.app, &old.app) {
+        if app != old_app {
+            let _op = sup.begin("config reload").await;
+            let roll = sup.update_spec(app);
+            if roll {
+                progress.step(0, 0, "app command/env/cwd/host changed: rolling reload");
+                result = sup.rolling_reload(progress).await.map(|_| ());
+            }
+            if result.is_ok() && app.instances as usize != sup.active().len() {
+                result = sup.scale(app.instances, progress).await.map(|_| ());
+            }
+        }
+    }
+    let mut summary = String::from("config reloaded");
+    if !later.is_empty() {
+        summary.push_str(&format!(
+            "; changes to {} take effect at the next start of shoal",
+            later.join(", ")
+        ));
+    }
+    result
+        .map(|_| summary)
+        .map_err(|e| format!("config applied, but the app change failed: {e}"))
+}
+
+impl State {
+    pub(super) fn upstream_entries(&self) -> std::sync::MutexGuard<'_, Vec<Upstream>> {
+        self.upstream_entries_mut()
+    }
+
+    pub(super) fn upstream_entries_mut(&self) -> std::sync::MutexGuard<'_, Vec<Upstream>> {
+        match self.upstreams.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}

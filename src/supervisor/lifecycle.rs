@@ -1,0 +1,341 @@
+//! Changing the set of instances while serving: scale, rolling reload,
+//! replacement. The rule everywhere: a new instance is in rotation (healthy)
+//! before an old one leaves, and an old one leaves by draining — out of
+//! rotation at once, in-flight requests finished (up to `app.drain_timeout`),
+//! then SIGTERM, then SIGKILL after `app.stop_timeout`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use shoal_config::AppConfig;
+
+use super::instance::{Instance, ProcState};
+use super::progress::Progress;
+use super::Supervisor;
+use crate::balance::Health;
+
+/// Why an operation could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("another operation is running: {0}")]
+    Busy(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Holds the operation lock and names the running operation for status.
+/// Owned, so it can move into the task that carries the operation out.
+pub struct OpGuard {
+    operation: Arc<std::sync::Mutex<Option<String>>>,
+    _lock: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        if let Ok(mut op) = self.operation.lock() {
+            *op = None;
+        }
+    }
+}
+
+impl Supervisor {
+    fn guard(&self, name: &str, lock: tokio::sync::OwnedMutexGuard<()>) -> OpGuard {
+        if let Ok(mut op) = self.operation.lock() {
+            *op = Some(name.to_string());
+        }
+        OpGuard {
+            operation: self.operation.clone(),
+            _lock: lock,
+        }
+    }
+
+    /// Take the operation lock at once, or say what holds it.
+    pub fn try_begin(&self, name: &str) -> Result<OpGuard, OpError> {
+        let lock = self.ops.clone().try_lock_owned().map_err(|_| {
+            OpError::Busy(self.operation().unwrap_or_else(|| "an operation".into()))
+        })?;
+        Ok(self.guard(name, lock))
+    }
+
+    /// Wait for the operation lock (signals and config reloads queue up).
+    pub async fn begin(&self, name: &str) -> OpGuard {
+        let lock = self.ops.clone().lock_owned().await;
+        self.guard(name, lock)
+    }
+
+    /// Check a scale target against `app.min`/`app.max`.
+    pub fn check_scale(&self, n: u32) -> Result<(), OpError> {
+        let spec = self.spec();
+        let min = spec.min.unwrap_or(1);
+        let max = spec.max.unwrap_or(1024);
+        if n < min || n > max {
+            return Err(OpError::Invalid(format!(
+                "cannot scale to {n}: allowed range is {min}..={max} (app.min, app.max)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Change the number of instances to `n` (the caller holds the op lock).
+    ///
+    /// Up: new instances take the lowest free slots and the current
+    /// generation; the call returns once they are healthy (or fails after
+    /// `ready_timeout`, leaving them trying). Down: failed instances go
+    /// first, then the highest-numbered; each is drained.
+    pub async fn scale(self: &Arc<Self>, n: u32, progress: &Progress) -> Result<String, String> {
+        self.check_scale(n).map_err(|e| e.to_string())?;
+        let spec = self.spec();
+        let active = self.active();
+        let have = active.len();
+        let want = n as usize;
+        if want > have {
+            let mut used: Vec<u32> = self.instances().iter().map(|i| i.slot).collect();
+            let mut started = Vec::new();
+            for _ in have..want {
+                let slot = (1..).find(|s| !used.contains(s)).unwrap_or(1);
+                used.push(slot);
+                let inst = self
+                    .add_instance(slot, self.generation(), spec.clone())
+                    .map_err(|e| format!("cannot start instance app-{slot}: {e}"))?;
+                progress.step(
+                    started.len(),
+                    want - have,
+                    format!("started {} on port {}", inst.id, inst.port),
+                );
+                started.push(inst);
+            }
+            let total = started.len();
+            wait_all_healthy(&started, spec.ready_timeout, progress, total).await?;
+            Ok(format!("scaled from {have} to {want} instances"))
+        } else if want < have {
+            let mut victims = active;
+            // Failed first, then the highest slots.
+            victims.sort_by_key(|i| (i.state() != ProcState::Failed, std::cmp::Reverse(i.slot)));
+            victims.truncate(have - want);
+            let total = victims.len();
+            progress.step(
+                0,
+                total,
+                format!(
+                    "draining {}",
+                    victims
+                        .iter()
+                        .map(|i| i.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            join_all(victims.iter().map(|v| self.retire(v))).await;
+            progress.step(total, total, "stopped");
+            Ok(format!("scaled from {have} to {want} instances"))
+        } else {
+            Ok(format!("already at {have} instances"))
+        }
+    }
+
+    /// Replace every instance with a fresh one of a new generation (the caller
+    /// holds the op lock), `max_surge` at a time (or, with `max_surge: 0`,
+    /// `max_unavailable` at a time, old ones stopped first). If a replacement
+    /// is not healthy within `ready_timeout`, the rollout stops: the
+    /// replacements of that step are stopped and the old instances they were
+    /// to replace keep serving.
+    pub async fn rolling_reload(self: &Arc<Self>, progress: &Progress) -> Result<String, String> {
+        let spec = self.spec();
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        let old = self.active();
+        let total = old.len();
+        let step = if spec.max_surge > 0 {
+            spec.max_surge as usize
+        } else {
+            spec.max_unavailable.max(1) as usize
+        };
+        progress.step(
+            0,
+            total,
+            format!(
+                "rolling reload to generation {generation}: {total} instance(s), {step} at a time"
+            ),
+        );
+        let mut done = 0;
+        for batch in old.chunks(step) {
+            if spec.max_surge > 0 {
+                let fresh = self.start_replacements(batch, generation, &spec)?;
+                if let Err(e) =
+                    wait_all_healthy(&fresh, spec.ready_timeout, &Progress::log_only(), 0).await
+                {
+                    join_all(fresh.iter().map(|f| self.retire(f))).await;
+                    // Later restarts of the old instances keep their own spec;
+                    // the generation counter stays so the next try is newer.
+                    return Err(format!(
+                        "rollout stopped after {done} of {total}: {e}; the old instances keep serving"
+                    ));
+                }
+                join_all(batch.iter().map(|o| self.retire(o))).await;
+            } else {
+                join_all(batch.iter().map(|o| self.retire(o))).await;
+                let fresh = self.start_replacements(batch, generation, &spec)?;
+                wait_all_healthy(&fresh, spec.ready_timeout, &Progress::log_only(), 0)
+                    .await
+                    .map_err(|e| format!("rollout stopped after {done} of {total}: {e}"))?;
+            }
+            done += batch.len();
+            progress.step(
+                done,
+                total,
+                format!(
+                    "replaced {}",
+                    batch
+                        .iter()
+                        .map(|i| i.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        Ok(format!(
+            "rolling reload done: {total} instance(s) at generation {generation}"
+        ))
+    }
+
+    /// Replace one instance (memory limit): new one healthy first, then drain
+    /// the old. Skipped when another operation is running.
+    pub async fn replace(
+        self: &Arc<Self>,
+        old: &Arc<Instance>,
+        progress: &Progress,
+    ) -> Result<String, String> {
+        let _op = self
+            .try_begin(&format!("replace {}", old.id))
+            .map_err(|e| e.to_string())?;
+        if old.is_retiring() {
+            return Ok(format!("{} is already being replaced", old.id));
+        }
+        let spec = old.spec.clone();
+        let fresh = self.start_replacements(std::slice::from_ref(old), old.generation, &spec)?;
+        wait_all_healthy(&fresh, spec.ready_timeout, progress, 1)
+            .await
+            .inspect_err(|_| {
+                let sup = self.clone();
+                let fresh = fresh.clone();
+                tokio::spawn(async move { join_all(fresh.iter().map(|f| sup.retire(f))).await });
+            })?;
+        self.retire(old).await;
+        Ok(format!("replaced {} (pid {:?})", old.id, fresh[0].pid()))
+    }
+
+    fn start_replacements(
+        self: &Arc<Self>,
+        batch: &[Arc<Instance>],
+        generation: u64,
+        spec: &Arc<AppConfig>,
+    ) -> Result<Vec<Arc<Instance>>, String> {
+        batch
+            .iter()
+            .map(|o| {
+                self.add_instance(o.slot, generation, spec.clone())
+                    .map_err(|e| format!("cannot start a replacement for {}: {e}", o.id))
+            })
+            .collect()
+    }
+
+    /// Take an instance out: out of rotation at once, wait for its in-flight
+    /// requests (up to `drain_timeout`), stop it, remove it from the table.
+    pub async fn retire(&self, inst: &Arc<Instance>) {
+        if !inst.mark_retiring() {
+            return;
+        }
+        inst.set_state(ProcState::Draining);
+        inst.endpoint.begin_epoch(Health::Stopped);
+        inst.endpoint.pool.clear();
+        let deadline = Instant::now() + inst.spec.drain_timeout;
+        // A request that picked the endpoint just before it left rotation
+        // counts itself in a moment later: see zero twice, a beat apart.
+        let mut quiet = 0;
+        while Instant::now() < deadline {
+            if inst.endpoint.in_flight() == 0 {
+                quiet += 1;
+                if quiet >= 2 {
+                    break;
+                }
+            } else {
+                quiet = 0;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        if inst.endpoint.in_flight() > 0 {
+            tracing::warn!(instance = %inst.id, in_flight = inst.endpoint.in_flight(), "drain timeout; stopping with requests in flight");
+        }
+        inst.stop.cancel();
+        let task = inst.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        self.table.remove(inst.endpoint.key());
+        if let Ok(mut v) = self.instances.lock() {
+            v.retain(|i| !Arc::ptr_eq(i, inst));
+        }
+    }
+
+    /// A config reload changed the app section. Returns true when the
+    /// instances must be replaced (command, environment, directory or host
+    /// changed); other keys apply to operations and restarts from now on.
+    pub fn update_spec(&self, new: &AppConfig) -> bool {
+        let old = self.spec();
+        let template_changed = old.command != new.command
+            || old.env != new.env
+            || old.cwd != new.cwd
+            || old.host != new.host;
+        self.health.store(Arc::new(new.health.clone()));
+        self.spec.store(Arc::new(new.clone()));
+        template_changed
+    }
+}
+
+async fn wait_all_healthy(
+    fresh: &[Arc<Instance>],
+    timeout: Duration,
+    progress: &Progress,
+    total: usize,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut ready = 0;
+    let mut reported = vec![false; fresh.len()];
+    loop {
+        for (i, f) in fresh.iter().enumerate() {
+            if !reported[i] && f.endpoint.in_rotation() {
+                reported[i] = true;
+                ready += 1;
+                if total > 0 {
+                    progress.step(
+                        ready,
+                        total,
+                        format!("{} is healthy (pid {})", f.id, f.pid().unwrap_or(0)),
+                    );
+                }
+            }
+        }
+        if ready == fresh.len() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let late: Vec<String> = fresh
+                .iter()
+                .zip(&reported)
+                .filter(|(_, r)| !**r)
+                .map(|(f, _)| match f.last_exit() {
+                    Some(why) => format!("{} ({}, last exit: {why})", f.id, f.state().as_str()),
+                    None => format!("{} ({})", f.id, f.state().as_str()),
+                })
+                .collect();
+            return Err(format!(
+                "not healthy within {timeout:?} (app.ready_timeout): {}",
+                late.join(", ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,377 @@
+//! Issue 4: scale, drain, rolling reload, hot config reload, restart policy
+//! and memory limits — under a steady load, with zero failed requests.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use nix::sys::signal::Signal;
+
+use crate::support::load::Load;
+use crate::support::{alive, cli, demo_config, eventually, get, request, Client, Shoal, SHOAL};
+
+fn pids(status: &serde_json::Value) -> BTreeSet<u64> {
+    status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["pid"].as_u64())
+        .collect()
+}
+
+/// `shoal reload` of 3 instances during ~200 req/s (half 64 KiB POSTs) for
+/// 20 s: zero failed requests, every response intact, every pid changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_reload_under_load_fails_no_request() {
+    let shoal = Shoal::start(&demo_config(3, ""));
+    let before = pids(&shoal.wait_healthy(3).await);
+    let load = Load::start(shoal.proxy, 10, 20, Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let (code, out, err) = cli(shoal.admin, &["reload"]).await;
+    assert_eq!(code, 0, "reload failed: {out}\n{err}");
+    assert!(out.contains("rolling reload done"), "{out}");
+    assert!(
+        out.contains("[3/3]"),
+        "progress lines when not on a terminal: {out}"
+    );
+
+    let report = load.finish().await;
+    assert!(
+        report.failed.is_empty(),
+        "{} failed: {:?}",
+        report.failed.len(),
+        &report.failed[..report.failed.len().min(5)]
+    );
+    assert!(report.ok > 3000, "only {} requests in 20 s", report.ok);
+
+    let status = shoal.wait_healthy(3).await;
+    let after = pids(&status);
+    assert_eq!(after.len(), 3);
+    assert!(
+        before.is_disjoint(&after),
+        "every pid changed: {before:?} -> {after:?}"
+    );
+    for i in status["instances"].as_array().unwrap() {
+        assert_eq!(i["generation"], 2, "{i}");
+    }
+    for p in before {
+        assert!(!alive(p as u32), "old instance {p} still running");
+    }
+}
+
+/// Scale 3 → 6 → 2 under the same load: zero failed requests, counts reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_up_and_down_under_load_fails_no_request() {
+    let shoal = Shoal::start(&demo_config(3, ""));
+    shoal.wait_healthy(3).await;
+    let load = Load::start(shoal.proxy, 10, 20, Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let t = std::time::Instant::now();
+    let (code, out, err) = cli(shoal.admin, &["scale", "6"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let s = shoal.wait_healthy(6).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "6 healthy after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(s["app"]["instances"], 6);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let t = std::time::Instant::now();
+    let (code, out, err) = cli(shoal.admin, &["scale", "2"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let s = eventually(Duration::from_secs(10), "2 instances left", || async {
+        let s = shoal.status().await;
+        (s["instances"].as_array()?.len() == 2).then_some(s)
+    })
+    .await;
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let ids: Vec<&str> = s["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["app-1", "app-2"], "highest-numbered removed first");
+
+    let report = load.finish().await;
+    assert!(
+        report.failed.is_empty(),
+        "{} failed: {:?}",
+        report.failed.len(),
+        &report.failed[..report.failed.len().min(5)]
+    );
+    assert!(
+        report.instances.len() >= 6,
+        "the new instances served too: {:?}",
+        report.instances
+    );
+}
+
+/// Scale bounds and an unreachable admin API give clear CLI errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_errors_are_clear() {
+    let shoal = Shoal::start(
+        &demo_config(2, "").replace("  instances: 2\n", "  instances: 2\n  min: 1\n  max: 4\n"),
+    );
+    shoal.wait_healthy(2).await;
+    let (code, _, err) = cli(shoal.admin, &["scale", "9"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("allowed range is 1..=4"), "{err}");
+
+    let (code, out, _) = cli(shoal.admin, &["status"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("app-1") && out.contains("app-2"), "{out}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nobody: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let (code, _, err) = cli(nobody, &["status"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no shoal answers at"), "{err}");
+}
+
+/// A reload to a build that never becomes healthy: the rollout stops, the
+/// old instances keep serving, the CLI exits non-zero with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_rollout_keeps_old_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    std::fs::write(&script, format!("exec {SHOAL} demo-app --port \"$PORT\"\n")).unwrap();
+    let config = demo_config(3, "")
+        .replace(
+            &format!(r#"["{SHOAL}", "demo-app", "--port", "{{port}}"]"#),
+            &format!(r#"["sh", "{}"]"#, script.display()),
+        )
+        .replace("  instances: 3\n", "  instances: 3\n  ready_timeout: 2s\n");
+    let shoal = Shoal::start(&config);
+    let before = pids(&shoal.wait_healthy(3).await);
+    let load = Load::start(shoal.proxy, 10, 20, Duration::from_secs(6));
+
+    // "Deploy" a build whose health check never passes.
+    std::fs::write(
+        &script,
+        format!("DEMO_HEALTH_STATUS=503 exec {SHOAL} demo-app --port \"$PORT\"\n"),
+    )
+    .unwrap();
+    let (code, out, err) = cli(shoal.admin, &["reload"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("rollout stopped after 0 of 3"), "{err}");
+    assert!(err.contains("not healthy within"), "{err}");
+
+    let report = load.finish().await;
+    assert!(
+        report.failed.is_empty(),
+        "{:?}",
+        &report.failed[..report.failed.len().min(5)]
+    );
+    let status = shoal.wait_healthy(3).await;
+    assert_eq!(pids(&status), before, "the old instances keep serving");
+    assert_eq!(
+        status["instances"].as_array().unwrap().len(),
+        3,
+        "failed replacements removed"
+    );
+}
+
+/// SIGHUP with an invalid file keeps the running config; a valid change
+/// (algorithm, instance count, listen address) applies without a failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reload_rejects_invalid_and_applies_valid() {
+    let base = demo_config(2, "balance: { algorithm: round_robin }\n");
+    let mut shoal = Shoal::start(&base);
+    shoal.wait_healthy(2).await;
+    let path = shoal.config_path();
+
+    std::fs::write(&path, base.replace("instances: 2", "instanses: 2")).unwrap();
+    shoal.signal(Signal::SIGHUP);
+    eventually(
+        Duration::from_secs(5),
+        "the rejection in the log",
+        || async { shoal.log_contains("config not applied").then_some(()) },
+    )
+    .await;
+    assert!(
+        shoal.log_contains("did you mean `instances`"),
+        "{:#?}",
+        shoal.log()
+    );
+    let (code, _, err) = cli(shoal.admin, &["reload", "--config"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("config not applied"), "{err}");
+    assert_eq!(get(shoal.proxy, "/").await.unwrap().status, 200);
+    assert_eq!(shoal.status().await["balance"], "round_robin");
+
+    // A valid change under load: algorithm and instance count.
+    let load = Load::start(shoal.proxy, 10, 20, Duration::from_secs(6));
+    let changed = base
+        .replace("instances: 2", "instances: 3")
+        .replace("round_robin", "least_conn");
+    std::fs::write(&path, &changed).unwrap();
+    shoal.signal(Signal::SIGHUP);
+    let s = shoal.wait_healthy(3).await;
+    assert_eq!(s["balance"], "least_conn");
+    let report = load.finish().await;
+    assert!(
+        report.failed.is_empty(),
+        "{:?}",
+        &report.failed[..report.failed.len().min(5)]
+    );
+    assert!(shoal.log_contains("config reloaded"));
+
+    // A new listen address: bound first, then the old socket stops accepting.
+    let new_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &path,
+        changed.replace(
+            "listen: 127.0.0.1:0\nadmin",
+            &format!("listen: 127.0.0.1:{new_port}\nadmin"),
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cli(shoal.admin, &["reload", "--config"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("public listener moved to 127.0.0.1:{new_port}")),
+        "{out}"
+    );
+    assert_eq!(
+        shoal.status().await["listen"],
+        format!("127.0.0.1:{new_port}")
+    );
+    assert_eq!(
+        get(([127, 0, 0, 1], new_port).into(), "/")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(
+        get(shoal.proxy, "/").await.is_err(),
+        "the old listener stopped accepting"
+    );
+    shoal.proxy = ([127, 0, 0, 1], new_port).into();
+}
+
+/// An instance that keeps crashing becomes `failed` after `max_restarts`;
+/// shoal keeps serving from the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_marks_instance_failed() {
+    let config = demo_config(3, "")
+        .replace(
+            &format!(r#"["{SHOAL}", "demo-app", "--port", "{{port}}"]"#),
+            &format!(r#"'if [ "$INSTANCE_ID" = app-2 ]; then echo boom >&2; exit 3; fi; exec {SHOAL} demo-app --port {{port}}'"#),
+        )
+        .replace("  instances: 3\n", "  instances: 3\n  max_restarts: 3\n  restart_window: 1m\n");
+    let shoal = Shoal::start(&config);
+    let s = eventually(Duration::from_secs(15), "app-2 failed", || async {
+        let s = shoal.status().await;
+        (s["instances"][1]["state"] == "failed").then_some(s)
+    })
+    .await;
+    assert_eq!(s["instances"][1]["restarts"], 3);
+    assert_eq!(s["instances"][1]["last_exit"], "exit code 3");
+    assert!(shoal.log_contains("crash loop"));
+    assert!(shoal.log_contains("app-2 | boom"));
+    let mut client = Client::new(shoal.proxy);
+    for _ in 0..10 {
+        let r = client.get("/").await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_ne!(r.json()["instance"], "app-2");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        shoal.status().await["instances"][1]["restarts"],
+        3,
+        "no more restarts"
+    );
+    let (_, out, _) = cli(shoal.admin, &["status"]).await;
+    assert!(out.contains("failed"), "{out}");
+}
+
+/// `restart: never` leaves an exited instance down; `on-failure` does not
+/// restart after a clean exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policy_is_obeyed() {
+    for (policy, code, restarted) in [
+        ("never", 3, false),
+        ("on-failure", 0, false),
+        ("on-failure", 4, true),
+    ] {
+        let shoal = Shoal::start(&demo_config(1, "").replace(
+            "  instances: 1\n",
+            &format!("  instances: 1\n  restart: {policy}\n"),
+        ));
+        let s = shoal.wait_healthy(1).await;
+        let port = s["instances"][0]["port"].as_u64().unwrap() as u16;
+        let req = http::Request::post(format!("/control/exit?code={code}"))
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let _ = request(([127, 0, 0, 1], port).into(), req).await;
+        let s = eventually(Duration::from_secs(5), "the exit noticed", || async {
+            let s = shoal.status().await;
+            (s["instances"][0]["last_exit"] == format!("exit code {code}").as_str()).then_some(s)
+        })
+        .await;
+        if restarted {
+            shoal.wait_healthy(1).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let s = shoal.status().await;
+            assert_eq!(s["instances"][0]["state"], "exited", "{policy}/{code}: {s}");
+            assert!(s["instances"][0]["pid"].is_null());
+        }
+        let _ = s;
+    }
+}
+
+/// `max_memory`: an instance that grows past it is replaced, the new one first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_memory_replaces_a_growing_instance() {
+    let shoal = Shoal::start(
+        &demo_config(2, "").replace("  instances: 2\n", "  instances: 2\n  max_memory: 96MiB\n"),
+    );
+    let s = shoal.wait_healthy(2).await;
+    let victim_pid = s["instances"][0]["pid"].as_u64().unwrap();
+    let port = s["instances"][0]["port"].as_u64().unwrap() as u16;
+    let load = Load::start(shoal.proxy, 4, 20, Duration::from_secs(8));
+    let req = http::Request::post("/control/allocate?mb=160")
+        .header("host", "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = request(([127, 0, 0, 1], port).into(), req).await.unwrap();
+    assert!(r.status.is_success(), "{}", r.status);
+    let s = eventually(Duration::from_secs(10), "app-1 replaced", || async {
+        let s = shoal.status().await;
+        let app1: Vec<_> = s["instances"]
+            .as_array()?
+            .iter()
+            .filter(|i| i["id"] == "app-1")
+            .cloned()
+            .collect();
+        (app1.len() == 1 && app1[0]["pid"].as_u64()? != victim_pid && app1[0]["health"] == "up")
+            .then_some(s)
+    })
+    .await;
+    assert!(!alive(victim_pid as u32));
+    assert!(shoal.log_contains("max_memory"), "the reason is logged");
+    let report = load.finish().await;
+    assert!(
+        report.failed.is_empty(),
+        "{:?}",
+        &report.failed[..report.failed.len().min(5)]
+    );
+    assert_eq!(s["instances"].as_array().unwrap().len(), 2);
+}
