@@ -7,6 +7,7 @@
                                         per-CPU figures, append one JSON line
     lib.py report RESULTS_DIR [--docs BENCHMARKS.md --chart PNG]
                                         medians, ratios, table, chart, JSON line
+    lib.py criterion TARGET_DIR         markdown table of criterion's latest medians
 """
 
 import json
@@ -107,6 +108,27 @@ def parse_h2load(text):
     return out
 
 
+def parse_perf_stat(path):
+    """perf stat -x, output: {"syscalls": n, "context_switches": n, "read": n, ...}"""
+    out = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) < 3 or not parts[0].replace(".", "").isdigit():
+                continue
+            ev = parts[2]
+            if ev == "raw_syscalls:sys_enter":
+                key = "syscalls"
+            elif ev == "context-switches":
+                key = "context_switches"
+            elif ev.startswith("syscalls:sys_enter_"):
+                key = ev[len("syscalls:sys_enter_"):]
+            else:
+                continue
+            out[key] = float(parts[0])
+    return out
+
+
 def value(text):
     for conv in (int, float):
         try:
@@ -120,9 +142,14 @@ def cmd_record(args):
     out_path = args[0]
     rec = {}
     parsed = {}
+    perf = {}
     i = 1
     while i < len(args):
         a = args[i]
+        if a == "--perf-stat":
+            perf = parse_perf_stat(args[i + 1])
+            i += 2
+            continue
         if a in ("--wrk", "--h2load"):
             with open(args[i + 1], encoding="utf-8", errors="replace") as f:
                 text = f.read()
@@ -133,10 +160,17 @@ def cmd_record(args):
         rec[k] = value(v)
         i += 1
     rec.update(parsed)
+    if perf and rec.get("requests"):
+        for ev, n in perf.items():
+            rec["per_req_" + ev] = round(n / rec["requests"], 3)
 
     clk = rec.pop("clk_tck", 100)
-    if "cpu_ticks" in rec:
-        rec["cpu_s"] = rec.pop("cpu_ticks") / clk
+    if "user_ticks" in rec:
+        user, system = rec.pop("user_ticks") / clk, rec.pop("sys_ticks") / clk
+        rec["cpu_s"] = user + system
+        if rec.get("requests"):
+            rec["user_us_per_req"] = round(1e6 * user / rec["requests"], 2)
+            rec["sys_us_per_req"] = round(1e6 * system / rec["requests"], 2)
     window = rec.get("window_s")
     for core in ("proxy_core", "load_core"):
         tot = rec.pop(core + "_total", None)
@@ -184,6 +218,8 @@ SCENARIOS = [
         ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
         ("rps", "requests/s", True, "{:,.0f}"),
         ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("user_us_per_req", "user-space CPU µs per request", False, "{:.2f}"),
+        ("sys_us_per_req", "kernel CPU µs per request", False, "{:.2f}"),
         ("p50_ms", "p50 latency ms", False, "{:.2f}"),
         ("p99_ms", "p99 latency ms", False, "{:.2f}"),
         ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
@@ -193,6 +229,8 @@ SCENARIOS = [
         ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
         ("rps", "requests/s", True, "{:,.0f}"),
         ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("user_us_per_req", "user-space CPU µs per request", False, "{:.2f}"),
+        ("sys_us_per_req", "kernel CPU µs per request", False, "{:.2f}"),
         ("p50_ms", "p50 latency ms", False, "{:.2f}"),
         ("p99_ms", "p99 latency ms", False, "{:.2f}"),
         ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
@@ -371,6 +409,18 @@ def markdown(rows, meta, out, fout):
         L.append("Request ids and X-Forwarded-*/X-Real-IP are always on in shoal today and so are in every variant; "
                  "there are no metrics or access log yet. This table grows a row per feature as they land.")
         L.append("")
+    sc = syscall_table(rows)
+    if sc:
+        L.append("#### 7. Syscalls and context switches per request (keep-alive, 64 connections; perf stat)")
+        L.append("")
+        L.append("| per request | shoal | nginx | HAProxy |")
+        L.append("|---|---|---|---|")
+        for label, cells in sc:
+            L.append("| %s | %s | %s | %s |" % (label, *cells))
+        L.append("")
+        L.append("Counted in the kernel while the proxy ran under the same load as 1a, in a run of its own "
+                 "(counting adds a little to every syscall). Syscalls a proxy never made are left out.")
+        L.append("")
     t = targets(out)
     if t:
         L.append("#### Targets (issue 5), from this run")
@@ -381,6 +431,29 @@ def markdown(rows, meta, out, fout):
             L.append("| %s | %s | %s |" % (name, fig, "yes" if ok else "**no**"))
         L.append("")
     return "\n".join(L)
+
+
+def syscall_table(rows):
+    rs = [r for r in rows if r.get("scenario") == "syscalls"]
+    if not rs:
+        return []
+    fields = sorted({k for r in rs for k in r if k.startswith("per_req_")})
+    first = ["per_req_syscalls", "per_req_context_switches"]
+    fields = [f for f in first if f in fields] + [f for f in fields if f not in first]
+    table = []
+    for f in fields:
+        cells = []
+        meds = []
+        for p in PROXIES:
+            st = stats([r.get(f) for r in rs if r["proxy"] == p])
+            meds.append(st["median"] if st else 0)
+            cells.append(cell(st, "{:.2f}"))
+        if max(meds) < 0.005:
+            continue
+        label = {"per_req_syscalls": "all syscalls", "per_req_context_switches": "context switches"}.get(
+            f, "`%s`" % f[len("per_req_"):])
+        table.append((label, cells))
+    return table
 
 
 def targets(out):
@@ -569,6 +642,25 @@ def cmd_report(args):
         print("\nupdated %s%s" % (docs, " and " + chart_png if have_chart and chart_png else ""))
 
 
+def cmd_criterion(args):
+    """Markdown table of the latest criterion estimates under TARGET/criterion."""
+    base = os.path.join(args[0], "criterion")
+    rows = []
+    for dirpath, _, files in os.walk(base):
+        if os.path.basename(dirpath) == "new" and "estimates.json" in files and "benchmark.json" in files:
+            with open(os.path.join(dirpath, "benchmark.json"), encoding="utf-8") as f:
+                bench = json.load(f)
+            with open(os.path.join(dirpath, "estimates.json"), encoding="utf-8") as f:
+                est = json.load(f)
+            m = est["median"]
+            rows.append((bench["full_id"], m["point_estimate"], m["confidence_interval"]["lower_bound"],
+                         m["confidence_interval"]["upper_bound"]))
+    print("| benchmark | median | 95% interval |")
+    print("|---|---|---|")
+    for name, mid, lo, hi in sorted(rows):
+        print("| `%s` | %.1f ns | %.1f–%.1f ns |" % (name, mid, lo, hi))
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -580,6 +672,8 @@ def main():
         cmd_record(args)
     elif cmd == "report":
         cmd_report(args)
+    elif cmd == "criterion":
+        cmd_criterion(args)
     else:
         print(__doc__)
         sys.exit(2)

@@ -108,7 +108,7 @@ fn header_rewriting(c: &mut Criterion) {
     let response = typical_response_headers();
 
     // The clone that provides a fresh map each time is set up outside the timing.
-    group.bench_function("request: strip_hop_by_hop + add_forwarded", |b| {
+    group.bench_function("request_strip_hop_by_hop_and_add_forwarded", |b| {
         b.iter_batched_ref(
             || request.clone(),
             |h| {
@@ -118,14 +118,14 @@ fn header_rewriting(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
-    group.bench_function("response: strip_hop_by_hop", |b| {
+    group.bench_function("response_strip_hop_by_hop", |b| {
         b.iter_batched_ref(
             || response.clone(),
             |h| strip_hop_by_hop(h, false),
             BatchSize::SmallInput,
         );
     });
-    group.bench_function("clone of the request map (reference)", |b| {
+    group.bench_function("clone_request_map_for_reference", |b| {
         b.iter(|| black_box(request.clone()));
     });
     group.finish();
@@ -135,7 +135,7 @@ fn request_ids(c: &mut Criterion) {
     let mut group = c.benchmark_group("request_id");
     group.bench_function("generate", |b| b.iter(|| black_box(request_id::generate())));
     let request = typical_request_headers();
-    group.bench_function("ensure (absent: generate + insert)", |b| {
+    group.bench_function("ensure_absent_generate_and_insert", |b| {
         b.iter_batched_ref(
             || request.clone(),
             |h| black_box(request_id::ensure(h)),
@@ -147,7 +147,7 @@ fn request_ids(c: &mut Criterion) {
         HeaderName::from_static("x-request-id"),
         HeaderValue::from_static("5b1c7d0e-3f1a-4c2b-9d8e-7a6f5e4d3c2b"),
     );
-    group.bench_function("ensure (present: validate + keep)", |b| {
+    group.bench_function("ensure_present_validate_and_keep", |b| {
         b.iter_batched_ref(
             || with_id.clone(),
             |h| black_box(request_id::ensure(h)),

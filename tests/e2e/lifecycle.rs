@@ -22,11 +22,24 @@ fn pids(status: &serde_json::Value) -> BTreeSet<u64> {
 
 /// `shoal reload` of 3 instances during ~200 req/s (half 64 KiB POSTs) for
 /// 20 s: zero failed requests, every response intact, every pid changed.
+/// The app exits at once on SIGTERM and every request takes 50 ms, so POSTs
+/// (which cannot be replayed) are in flight whenever an instance leaves: only
+/// shoal's draining saves them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_reload_under_load_fails_no_request() {
-    let shoal = Shoal::start(&demo_config(3, ""));
+    let shoal = Shoal::start(&demo_config(3, "").replace(
+        "  instances: 3\n",
+        "  instances: 3\n  env: { DEMO_ABRUPT_EXIT: \"1\" }\n",
+    ));
     let before = pids(&shoal.wait_healthy(3).await);
-    let load = Load::start(shoal.proxy, 10, 20, Duration::from_secs(20));
+    let load = Load::with_paths(
+        shoal.proxy,
+        10,
+        20,
+        Duration::from_secs(20),
+        "/slow?ms=50",
+        "/echo?delay_ms=50",
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let (code, out, err) = cli(shoal.admin, &["reload"]).await;
@@ -44,7 +57,7 @@ async fn rolling_reload_under_load_fails_no_request() {
         report.failed.len(),
         &report.failed[..report.failed.len().min(5)]
     );
-    assert!(report.ok > 3000, "only {} requests in 20 s", report.ok);
+    assert!(report.ok > 2500, "only {} requests in 20 s", report.ok);
 
     let status = shoal.wait_healthy(3).await;
     let after = pids(&status);

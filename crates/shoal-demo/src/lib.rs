@@ -108,6 +108,20 @@ async fn run_async(port: u16, opts: DemoOptions) -> i32 {
     let local = listener.local_addr().unwrap_or(addr);
     access_log::line(&format!("{} listening on {local}", opts.instance_id));
 
+    if opts.abrupt_exit {
+        tokio::select! {
+            res = serve(listener, opts, std::future::pending()) => {
+                if let Err(err) = res {
+                    eprintln!("shoal-demo: server failed: {err}");
+                }
+                return EXIT_START_FAILED;
+            }
+            () = signals.received(1) => {
+                eprintln!("shoal-demo: signal received; exiting at once (DEMO_ABRUPT_EXIT)");
+                return 0;
+            }
+        }
+    }
     let serving = serve(listener, opts, signals.received(1));
     tokio::select! {
         res = serving => match res {

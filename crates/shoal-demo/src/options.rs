@@ -16,6 +16,10 @@ pub struct DemoOptions {
     /// Whether every request is logged to stdout (`DEMO_ACCESS_LOG`, default on;
     /// `0`, `false`, `off` or `no` turn it off, e.g. for benchmarks).
     pub access_log: bool,
+    /// Exit at the first SIGTERM/SIGINT without finishing in-flight requests
+    /// (`DEMO_ABRUPT_EXIT=1`), as many real apps do: lets shoal's tests show
+    /// that shoal's own draining is what keeps requests from failing.
+    pub abrupt_exit: bool,
 }
 
 impl Default for DemoOptions {
@@ -25,6 +29,7 @@ impl Default for DemoOptions {
             health_status: 200,
             startup_delay: Duration::ZERO,
             access_log: true,
+            abrupt_exit: false,
         }
     }
 }
@@ -77,6 +82,12 @@ impl DemoOptions {
                     "DEMO_ACCESS_LOG={raw:?} is not on/off; leaving the access log on"
                 )),
             }
+        }
+        if let Some(raw) = lookup("DEMO_ABRUPT_EXIT") {
+            opts.abrupt_exit = matches!(
+                raw.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "on" | "yes"
+            );
         }
         (opts, warnings)
     }
@@ -149,5 +160,12 @@ mod tests {
         assert_eq!(parse_status("600"), None);
         assert_eq!(parse_status("abc"), None);
         assert_eq!(parse_status(""), None);
+    }
+
+    #[test]
+    fn abrupt_exit_is_opt_in() {
+        assert!(!from(&[]).0.abrupt_exit);
+        assert!(from(&[("DEMO_ABRUPT_EXIT", "1")]).0.abrupt_exit);
+        assert!(!from(&[("DEMO_ABRUPT_EXIT", "0")]).0.abrupt_exit);
     }
 }

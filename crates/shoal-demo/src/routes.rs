@@ -120,7 +120,16 @@ impl App {
             "/session" if is_get => session::visit(self, req.headers()),
             "/download" if is_get => self.download(query),
             "/ws" if *method == Method::GET => websocket::upgrade(self, req),
-            "/echo" if *method == Method::POST => echo(req),
+            "/echo" if *method == Method::POST => {
+                // `?delay_ms=N` holds the answer back, so a test can have
+                // requests in flight at a chosen moment.
+                if let Some(ms) =
+                    query::param(query, "delay_ms").and_then(|v| v.parse::<u64>().ok())
+                {
+                    tokio::time::sleep(Duration::from_millis(ms.min(MAX_SLOW_MS))).await;
+                }
+                echo(req)
+            }
             "/" | "/health" | "/headers" | "/slow" | "/session" | "/download" => {
                 self.method_not_allowed("GET, HEAD")
             }

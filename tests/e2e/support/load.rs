@@ -31,6 +31,20 @@ impl Load {
         per_worker_rps: u32,
         duration: Duration,
     ) -> Load {
+        Load::with_paths(addr, workers, per_worker_rps, duration, "/", "/echo")
+    }
+
+    /// As `start`, with other targets (e.g. `/slow?ms=50` and
+    /// `/echo?delay_ms=50`, so requests are always in flight when an
+    /// instance leaves).
+    pub fn with_paths(
+        addr: SocketAddr,
+        workers: usize,
+        per_worker_rps: u32,
+        duration: Duration,
+        get_path: &'static str,
+        post_path: &'static str,
+    ) -> Load {
         let body: Arc<Bytes> = Arc::new(
             (0..64 * 1024u32)
                 .map(|i| (i * 7 % 251) as u8)
@@ -55,22 +69,28 @@ impl Load {
                         tick.tick().await;
                         n += 1;
                         let result = if n % 2 == 0 {
-                            client.get("/").await.and_then(|r| {
+                            client.get(get_path).await.and_then(|r| {
                                 if r.status != 200 {
-                                    return Err(format!("GET / -> {} {:?}", r.status, r.body));
+                                    return Err(format!(
+                                        "GET {get_path} -> {} {:?}",
+                                        r.status, r.body
+                                    ));
                                 }
                                 let id = r.json()["instance"].as_str().unwrap_or("?").to_string();
                                 Ok(id)
                             })
                         } else {
-                            let req = http::Request::post("/echo")
+                            let req = http::Request::post(post_path)
                                 .header("host", "load")
                                 .header("content-type", "application/octet-stream")
                                 .body(Full::new((*body).clone()))
                                 .unwrap();
                             client.send(req).await.and_then(|r| {
                                 if r.status != 200 {
-                                    return Err(format!("POST /echo -> {} {:?}", r.status, r.body));
+                                    return Err(format!(
+                                        "POST {post_path} -> {} {:?}",
+                                        r.status, r.body
+                                    ));
                                 }
                                 if r.body != *body {
                                     return Err(format!(
