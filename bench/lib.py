@@ -310,7 +310,7 @@ def summarize(rows):
     {variant: {field: stats}} for shoal's features scenario."""
     by = {}
     for r in rows:
-        if r.get("scenario") == "features":
+        if r.get("scenario") in ("features", "matched", "syscalls"):
             continue
         by.setdefault(r["scenario"], {}).setdefault(r["proxy"], []).append(r)
     out = {}
@@ -409,6 +409,19 @@ def markdown(rows, meta, out, fout):
         L.append("Request ids and X-Forwarded-*/X-Real-IP are always on in shoal today and so are in every variant; "
                  "there are no metrics or access log yet. This table grows a row per feature as they land.")
         L.append("")
+    mt = matched_table(rows, out)
+    if mt:
+        L.append("#### 8. nginx and HAProxy also doing shoal's header work (keep-alive, 64 connections)")
+        L.append("")
+        L.append("shoal always adds X-Request-Id (to the backend and the client), X-Forwarded-For/-Proto/-Host "
+                 "and X-Real-IP; the plain nginx and HAProxy configs of 1–5 do not. Here they do too "
+                 "(`bench/conf/nginx-headers.conf`, HAProxy's `BENCH_HEADERS` block), in the same rounds.")
+        L.append("")
+        L.append("| proxy | requests per proxy-CPU-second | p99 ms | cost of the headers | shoal ÷ this |")
+        L.append("|---|---|---|---|---|")
+        for row in mt:
+            L.append("| %s | %s | %s | %s | %s |" % row)
+        L.append("")
     sc = syscall_table(rows)
     if sc:
         L.append("#### 7. Syscalls and context switches per request (keep-alive, 64 connections; perf stat)")
@@ -431,6 +444,30 @@ def markdown(rows, meta, out, fout):
             L.append("| %s | %s | %s |" % (name, fig, "yes" if ok else "**no**"))
         L.append("")
     return "\n".join(L)
+
+
+def matched_table(rows, out):
+    m = [r for r in rows if r.get("scenario") == "matched"]
+    ka = out.get("ka64")
+    if not m or not ka:
+        return []
+    shoal = ka.get("shoal", {}).get("req_per_cpu_s")
+    table = []
+    for p in ("nginx", "haproxy"):
+        plain = ka.get(p, {}).get("req_per_cpu_s")
+        hdr = stats([r.get("req_per_cpu_s") for r in m if r["proxy"] == p])
+        p99 = stats([r.get("p99_ms") for r in m if r["proxy"] == p])
+        if not hdr:
+            continue
+        cost = ratio(hdr, plain)
+        table.append(("%s, plain (as in 1a)" % LABEL[p], cell(plain, "{:,.0f}"), cell(ka[p].get("p99_ms"), "{:.2f}"),
+                      "", fmt_ratio(ratio(shoal, plain))))
+        table.append(("%s + shoal's headers" % LABEL[p], cell(hdr, "{:,.0f}"), cell(p99, "{:.2f}"),
+                      "%+.0f%% throughput per CPU" % (100 * (cost - 1)) if cost else "–",
+                      fmt_ratio(ratio(shoal, hdr))))
+    if table and shoal:
+        table.append(("shoal (as in 1a)", cell(shoal, "{:,.0f}"), cell(ka["shoal"].get("p99_ms"), "{:.2f}"), "", ""))
+    return table
 
 
 def syscall_table(rows):
@@ -482,7 +519,7 @@ def targets(out):
     return t
 
 
-def json_line(meta, out, fout):
+def json_line(meta, out, fout, rows):
     res = {}
     for scen, d in out.items():
         res[scen] = {}
@@ -500,6 +537,12 @@ def json_line(meta, out, fout):
             r = ratio(s, out[scen].get(other, {}).get(key))
             ratios[scen]["shoal/" + other] = round(r, 3) if r else None
     feats = {v: {f: round(s["median"], 3) for f, s in fs.items() if s} for v, fs in fout.items()}
+    matched = {}
+    for r in rows:
+        if r.get("scenario") == "matched" and r.get("req_per_cpu_s"):
+            matched.setdefault(r["proxy"], []).append(r["req_per_cpu_s"])
+    if matched:
+        res["matched"] = {p + "+headers": {"req_per_cpu_s": round(statistics.median(v), 1)} for p, v in matched.items()}
     doc = {
         "bench": "shoal-vs-nginx-haproxy",
         "date": meta["date"],
@@ -620,7 +663,7 @@ def cmd_report(args):
     rows = load_raw(os.path.join(rdir, "raw.jsonl"))
     out, fout = summarize(rows)
     md = markdown(rows, meta, out, fout)
-    line = json_line(meta, out, fout)
+    line = json_line(meta, out, fout, rows)
     png = os.path.join(rdir, "bench.png")
     have_chart = chart(out, meta, png, rdir)
     with open(os.path.join(rdir, "summary.json"), "w", encoding="utf-8") as f:

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -85,7 +84,12 @@ impl ListenerSlot {
     }
 }
 
-pub fn start_proxy(slot: &ListenerSlot, listener: TcpListener, proxy: Arc<Proxy>, grace: Duration) {
+pub fn start_proxy(
+    slot: &ListenerSlot,
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    grace: proxy::Grace,
+) {
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));

@@ -1,7 +1,8 @@
 //! Wiring: given a validated config and bound listeners, run shoal until the
 //! shutdown future resolves, then shut down in order:
 //!
-//! 1. `/ready` turns 503 and the public listener stops accepting;
+//! 1. `/ready` turns 503; after `shutdown.delay` (default 0) the public
+//!    listener stops accepting;
 //! 2. in-flight requests finish (up to `shutdown.grace`);
 //! 3. instances get SIGTERM, then SIGKILL after `app.stop_timeout`;
 //! 4. the admin listener closes and `run` returns.
@@ -138,7 +139,7 @@ pub async fn run(
         &state.proxy_listener,
         listeners.proxy,
         proxy,
-        config.shutdown.grace,
+        grace_of(&state),
     );
     listeners::start_admin(
         &state.admin_listener,
@@ -152,9 +153,13 @@ pub async fn run(
 
     shutdown.await;
 
-    let grace = state.config().shutdown.grace;
-    tracing::info!(grace = ?grace, "shutting down: not ready, no new connections, finishing in-flight requests");
+    let shutdown = state.config().shutdown.clone();
     state.shutting_down.store(true, Ordering::Release);
+    if !shutdown.delay.is_zero() {
+        tracing::info!(delay = ?shutdown.delay, "shutting down: /ready is 503; still serving while balancers in front notice");
+        tokio::time::sleep(shutdown.delay).await;
+    }
+    tracing::info!(grace = ?shutdown.grace, "shutting down: no new connections, finishing in-flight requests");
     state.proxy_listener.stop_accepting();
     state.proxy_listener.join().await;
     if let Some(s) = &state.supervisor {
@@ -167,6 +172,16 @@ pub async fn run(
     state.admin_listener.join().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The current `shutdown.grace`, for listeners started now or later.
+fn grace_of(state: &Arc<State>) -> crate::proxy::Grace {
+    let weak = Arc::downgrade(state);
+    Arc::new(move || {
+        weak.upgrade()
+            .map(|s| s.config().shutdown.grace)
+            .unwrap_or(std::time::Duration::from_secs(30))
+    })
 }
 
 /// Rolling reload of the app; what SIGUSR2 and `POST /api/v1/reload` start.

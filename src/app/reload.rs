@@ -156,7 +156,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             &state.proxy_listener,
             l,
             state.proxy.clone(),
-            new.shutdown.grace,
+            super::grace_of(state),
         );
         progress.step(0, 0, format!("public listener moved to {}", new.listen));
     }

@@ -10,4 +10,4 @@ mod server;
 mod upgrade;
 
 pub use forward::{Proxy, Routing};
-pub use server::serve;
+pub use server::{serve, Grace};

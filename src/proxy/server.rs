@@ -15,11 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::forward::Proxy;
 
+/// How long the drain may take, read when it begins (a config reload may
+/// have changed it since the listener started).
+pub type Grace = Arc<dyn Fn() -> Duration + Send + Sync>;
+
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     stop: CancellationToken,
-    grace: Duration,
+    grace: Grace,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
@@ -56,6 +60,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let grace = grace();
     let open = graceful.count();
     if open > 0 {
         tracing::info!(connections = open, grace = ?grace, "waiting for in-flight requests");

@@ -136,3 +136,30 @@ async fn second_signal_forces_exit_without_orphans() {
     )
     .await;
 }
+
+/// `shutdown.delay`: `/ready` turns 503 at once, but shoal keeps serving new
+/// connections for the delay, so a balancer in front can stop sending first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delay_keeps_serving_while_not_ready() {
+    let mut shoal = Shoal::start(&demo_config(2, "shutdown: { delay: 1500ms, grace: 5s }\n"));
+    shoal.wait_healthy(2).await;
+    let t0 = std::time::Instant::now();
+    shoal.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = get(shoal.admin, "/ready").await.unwrap();
+    assert_eq!(ready.status, 503);
+    let r = get(shoal.proxy, "/")
+        .await
+        .expect("still accepting during the delay");
+    assert_eq!(r.status, 200);
+    crate::support::eventually(Duration::from_secs(5), "the listener to close", || async {
+        get(shoal.proxy, "/").await.is_err().then_some(())
+    })
+    .await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1400),
+        "closed after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(shoal.wait_exit(Duration::from_secs(15)), Some(0));
+}

@@ -268,7 +268,11 @@ impl Default for ProxyConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
-    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    /// After SIGTERM/SIGINT, how long shoal keeps accepting while `/ready`
+    /// already answers 503, so a load balancer in front stops sending first.
+    #[serde(with = "crate::units::duration")]
+    pub delay: Duration,
+    /// How long in-flight requests may take to finish once accepting stopped.
     #[serde(with = "crate::units::duration")]
     pub grace: Duration,
 }
@@ -276,6 +280,7 @@ pub struct ShutdownConfig {
 impl Default for ShutdownConfig {
     fn default() -> Self {
         ShutdownConfig {
+            delay: Duration::ZERO,
             grace: Duration::from_secs(30),
         }
     }

@@ -192,6 +192,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         );
     }
     c.at_most("shutdown.grace", config.shutdown.grace, MAX_WAIT);
+    c.at_most("shutdown.delay", config.shutdown.delay, MAX_WAIT);
     if let Err(why) = check_log_filter(&config.log.level) {
         c.invalid("log.level", why);
     }
