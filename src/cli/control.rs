@@ -80,21 +80,23 @@ fn print_status(s: &Value) {
             "REQUESTS",
             "RSS"
         );
+        // serde_json's Display ignores widths: format numbers as text first.
+        let n = |v: &Value| match v {
+            Value::Null => "-".to_string(),
+            other => other.to_string(),
+        };
         for i in s["instances"].as_array().into_iter().flatten() {
             println!(
                 "{:<8} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
                 i["id"].as_str().unwrap_or("?"),
-                i["generation"],
-                i["pid"]
-                    .as_u64()
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                i["port"],
+                n(&i["generation"]),
+                n(&i["pid"]),
+                n(&i["port"]),
                 i["state"].as_str().unwrap_or("?"),
                 i["health"].as_str().unwrap_or("?"),
-                i["restarts"],
-                i["in_flight"],
-                i["requests"],
+                n(&i["restarts"]),
+                n(&i["in_flight"]),
+                n(&i["requests"]),
                 format!(
                     "{}MiB",
                     i["rss_bytes"].as_u64().unwrap_or(0) / (1024 * 1024)

@@ -98,11 +98,7 @@ impl Supervisor {
                 let inst = self
                     .add_instance(slot, self.generation(), spec.clone())
                     .map_err(|e| format!("cannot start instance app-{slot}: {e}"))?;
-                progress.step(
-                    started.len(),
-                    want - have,
-                    format!("started {} on port {}", inst.id, inst.port),
-                );
+                progress.step(0, 0, format!("started {} on port {}", inst.id, inst.port));
                 started.push(inst);
             }
             let total = started.len();
@@ -114,18 +110,7 @@ impl Supervisor {
             victims.sort_by_key(|i| (i.state() != ProcState::Failed, std::cmp::Reverse(i.slot)));
             victims.truncate(have - want);
             let total = victims.len();
-            progress.step(
-                0,
-                total,
-                format!(
-                    "draining {}",
-                    victims
-                        .iter()
-                        .map(|i| i.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
+            progress.step(0, total, format!("draining {}", id_list(&victims)));
             join_all(victims.iter().map(|v| self.retire(v))).await;
             progress.step(total, total, "stopped");
             Ok(format!("scaled from {have} to {want} instances"))
@@ -183,18 +168,7 @@ impl Supervisor {
                     .map_err(|e| format!("rollout stopped after {done} of {total}: {e}"))?;
             }
             done += batch.len();
-            progress.step(
-                done,
-                total,
-                format!(
-                    "replaced {}",
-                    batch
-                        .iter()
-                        .map(|i| i.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
+            progress.step(done, total, format!("replaced {}", id_list(batch)));
         }
         Ok(format!(
             "rolling reload done: {total} instance(s) at generation {generation}"
@@ -293,6 +267,20 @@ impl Supervisor {
         self.spec.store(Arc::new(new.clone()));
         template_changed
     }
+}
+
+/// `app-5, app-4` — at most ten names, then how many more.
+fn id_list(instances: &[Arc<Instance>]) -> String {
+    let mut s = instances
+        .iter()
+        .take(10)
+        .map(|i| i.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if instances.len() > 10 {
+        s.push_str(&format!(" and {} more", instances.len() - 10));
+    }
+    s
 }
 
 async fn wait_all_healthy(
