@@ -388,3 +388,86 @@ async fn max_memory_replaces_a_growing_instance() {
     );
     assert_eq!(s["instances"].as_array().unwrap().len(), 2);
 }
+
+/// SIGUSR2 starts a rolling reload, as `shoal reload` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr2_rolls_the_instances() {
+    let shoal = Shoal::start(&demo_config(2, ""));
+    let before = pids(&shoal.wait_healthy(2).await);
+    shoal.signal(Signal::SIGUSR2);
+    let s = eventually(
+        Duration::from_secs(15),
+        "generation 2 in rotation",
+        || async {
+            let s = shoal.status().await;
+            let list = s["instances"].as_array()?;
+            (list.len() == 2
+                && list
+                    .iter()
+                    .all(|i| i["generation"] == 2 && i["health"] == "up"))
+            .then_some(s)
+        },
+    )
+    .await;
+    assert!(before.is_disjoint(&pids(&s)));
+    assert!(shoal.log_contains("rolling reload done"));
+}
+
+/// A config reload adds and removes static upstreams; traffic follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reload_changes_static_upstreams() {
+    let a = crate::support::Backend::start("static-a").await;
+    let b = crate::support::Backend::start("static-b").await;
+    let config = |urls: &[std::net::SocketAddr]| {
+        let list: String = urls
+            .iter()
+            .map(|u| format!("  - {{ url: \"http://{u}\" }}\n"))
+            .collect();
+        format!(
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n{list}health: {{ path: /health, interval: 250ms, timeout: 250ms }}\nbalance: {{ algorithm: round_robin }}\n"
+        )
+    };
+    let shoal = Shoal::start(&config(&[a.addr]));
+    let seen = |n: usize| {
+        let proxy = shoal.proxy;
+        async move {
+            let mut client = Client::new(proxy);
+            let mut ids = BTreeSet::new();
+            for _ in 0..n {
+                let r = client.get("/").await.unwrap();
+                assert_eq!(r.status, 200);
+                ids.insert(r.json()["instance"].as_str().unwrap().to_string());
+            }
+            ids
+        }
+    };
+    eventually(Duration::from_secs(5), "static-a healthy", || async {
+        (shoal.status().await["upstreams"][0]["health"] == "up").then_some(())
+    })
+    .await;
+    assert_eq!(seen(6).await, BTreeSet::from(["static-a".to_string()]));
+
+    std::fs::write(shoal.config_path(), config(&[a.addr, b.addr])).unwrap();
+    let (code, out, err) = cli(shoal.admin, &["reload", "--config"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("upstream http://{} added", b.addr)),
+        "{out}"
+    );
+    eventually(Duration::from_secs(5), "static-b healthy", || async {
+        let s = shoal.status().await;
+        let ups = s["upstreams"].as_array()?;
+        (ups.len() == 2 && ups.iter().all(|u| u["health"] == "up")).then_some(())
+    })
+    .await;
+    assert_eq!(seen(6).await.len(), 2, "both upstreams serve");
+
+    std::fs::write(shoal.config_path(), config(&[b.addr])).unwrap();
+    let (code, out, _) = cli(shoal.admin, &["reload", "--config"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("upstream http://{} removed", a.addr)),
+        "{out}"
+    );
+    assert_eq!(seen(6).await, BTreeSet::from(["static-b".to_string()]));
+}

@@ -369,3 +369,41 @@ impl Client {
         self.send(req).await
     }
 }
+
+/// A demo-app process started by the test itself (a static upstream),
+/// killed by PID when dropped.
+pub struct Backend {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Backend {
+    pub async fn start(id: &str) -> Backend {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(SHOAL)
+            .args(["demo-app", "--port", &port.to_string()])
+            .env("INSTANCE_ID", id)
+            .env("DEMO_ACCESS_LOG", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start demo-app");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        eventually(Duration::from_secs(10), "demo-app listening", || async {
+            get(addr, "/health").await.ok().map(|_| ())
+        })
+        .await;
+        Backend { child, addr }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
