@@ -86,7 +86,7 @@ fn status(state: &State) -> Value {
             let spec = s.spec();
             let app = json!({
                 "instances": s.active().len(),
-                "target": spec.instances,
+                "target": s.target(),
                 "generation": s.generation(),
                 "operation": s.operation(),
                 "min": spec.min,

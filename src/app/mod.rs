@@ -97,6 +97,9 @@ pub async fn run(
     let background = CancellationToken::new();
     let upstream_health = crate::health::cell(&config.health);
 
+    // Resolve the static upstreams before starting any instance, so a bad
+    // name fails the start cleanly.
+    reload::resolve_upstreams(&config.upstreams).await?;
     let supervisor = match &config.app {
         Some(app) => Some(
             Supervisor::start(
@@ -189,6 +192,9 @@ pub async fn rolling_reload(state: &State, progress: &Progress) -> Result<String
     let Some(sup) = &state.supervisor else {
         return Err("no app section: there are no instances to reload".into());
     };
+    if state.is_shutting_down() {
+        return Err("not reloading: shoal is shutting down".into());
+    }
     let _op = sup.begin("rolling reload").await;
     sup.rolling_reload(progress).await
 }

@@ -27,6 +27,25 @@ pub(super) struct Upstream {
     pub config: UpstreamConfig,
 }
 
+/// Resolve every upstream's address; the first that fails is the error.
+pub(super) async fn resolve_upstreams(
+    upstreams: &[UpstreamConfig],
+) -> Result<Vec<std::net::SocketAddr>, String> {
+    let mut out = Vec::new();
+    for (i, u) in upstreams.iter().enumerate() {
+        let (host, port) = u
+            .host_port()
+            .map_err(|e| format!("upstreams[{i}].url: {e}"))?;
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("upstreams[{i}].url: cannot resolve {host}"))?;
+        out.push(addr);
+    }
+    Ok(out)
+}
+
 /// Make the table's static upstreams match `wanted`: add the new ones,
 /// remove the ones gone or changed (in-flight requests to them finish).
 pub(super) async fn sync_upstreams(
@@ -92,6 +111,9 @@ pub(super) async fn sync_upstreams(
 /// Re-read the config file and apply it. Returns a summary of what changed.
 pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<String, String> {
     let _one_at_a_time = state.reloading.lock().await;
+    if state.is_shutting_down() {
+        return Err("config not applied: shoal is shutting down".into());
+    }
     let source = state
         .config_source
         .as_ref()
@@ -185,8 +207,11 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     {
         later.push("proxy connection pool settings");
     }
-    // Everything above is in place; the app's part may take a while.
-    state.config.store(Arc::new(new.clone()));
+    // Everything but the app is in place. Until the app's part has worked,
+    // the stored config keeps the old app section, so a retry retries it.
+    let mut effective = new.clone();
+    effective.app = old.app.clone();
+    state.config.store(Arc::new(effective.clone()));
 
     let mut result = Ok(());
     if let (Some(sup), Some(app), Some(old_app)) = (&state.supervisor, &new.app, &old.app) {
@@ -197,8 +222,17 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
                 progress.step(0, 0, "app command/env/cwd/host changed: rolling reload");
                 result = sup.rolling_reload(progress).await.map(|_| ());
             }
-            if result.is_ok() && app.instances as usize != sup.active().len() {
+            // A count changed in the file wins over an earlier `shoal scale`;
+            // other app changes leave the running count alone.
+            if result.is_ok() && app.instances != old_app.instances {
                 result = sup.scale(app.instances, progress).await.map(|_| ());
+            }
+            if result.is_ok() {
+                effective.app = new.app.clone();
+                state.config.store(Arc::new(effective));
+            } else {
+                // Keep starting and restarting instances from the old app section.
+                sup.update_spec(old_app);
             }
         }
     }
@@ -211,7 +245,11 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     }
     result
         .map(|_| summary)
-        .map_err(|e| format!("config applied, but the app change failed: {e}"))
+        .map_err(|e| {
+            format!(
+                "config applied except the `app` section, which was not (the running instances keep the old one): {e}"
+            )
+        })
 }
 
 impl State {

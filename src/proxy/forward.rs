@@ -149,7 +149,7 @@ impl Proxy {
             else {
                 break;
             };
-            let conn = match endpoint.pool.checkout().await {
+            let mut conn = match endpoint.pool.checkout().await {
                 Ok(c) => c,
                 Err(source) => {
                     // Nothing was sent: the request, body and all, can go elsewhere.
@@ -162,43 +162,69 @@ impl Proxy {
                     continue;
                 }
             };
-            let mut conn = conn;
-            match conn.sender.try_send_request(req).await {
-                Ok(mut resp) => {
-                    let id = request_id.clone();
-                    resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
-                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        if let Some(client) = client_upgrade {
-                            let upstream = hyper::upgrade::on(&mut resp);
-                            upgrade::splice(client, upstream, endpoint.id.clone(), in_flight);
-                            let (parts, _) = resp.into_parts();
-                            return Response::from_parts(parts, ProxyBody::empty());
+            let mut req = req;
+            loop {
+                match conn.sender.try_send_request(req).await {
+                    Ok(mut resp) => {
+                        let id = request_id.clone();
+                        resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
+                        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                            if let Some(client) = client_upgrade {
+                                let upstream = hyper::upgrade::on(&mut resp);
+                                upgrade::splice(client, upstream, endpoint.id.clone(), in_flight);
+                                let (parts, _) = resp.into_parts();
+                                return Response::from_parts(parts, ProxyBody::empty());
+                            }
                         }
+                        strip_hop_by_hop(resp.headers_mut(), false);
+                        let (parts, body) = resp.into_parts();
+                        let lease = Lease {
+                            conn: Some(conn),
+                            _in_flight: in_flight,
+                        };
+                        return Response::from_parts(parts, ProxyBody::upstream(body, lease));
                     }
-                    strip_hop_by_hop(resp.headers_mut(), false);
-                    let (parts, body) = resp.into_parts();
-                    let lease = Lease {
-                        conn: Some(conn),
-                        _in_flight: in_flight,
-                    };
-                    return Response::from_parts(parts, ProxyBody::upstream(body, lease));
-                }
-                Err(mut e) => {
-                    let unsent = e.take_message();
-                    let source = e.into_error();
-                    tracing::debug!(backend = %endpoint.id, reused = conn.reused, sent = unsent.is_none(), error = %source, "upstream request failed");
-                    last_error = ProxyError::Upstream {
-                        backend: endpoint.id.clone(),
-                        source,
-                    };
-                    if let Some(req) = unsent {
-                        pending = Some(req);
-                    } else if replay.is_none() {
-                        // A body was (partly) consumed or the method is not
-                        // safe to repeat: answer with the error.
+                    Err(mut e) => {
+                        let unsent = e.take_message();
+                        let source = e.into_error();
+                        tracing::debug!(backend = %endpoint.id, reused = conn.reused, sent = unsent.is_none(), error = %source, "upstream request failed");
+                        let again = unsent.or_else(|| replay.as_ref().map(Replay::build));
+                        if conn.reused {
+                            // Most likely the backend closed this idle keep-alive
+                            // connection just as we used it: once, try the same
+                            // backend on a new connection before moving on.
+                            if let Some(r) = again {
+                                match endpoint.pool.connect_new().await {
+                                    Ok(fresh) => {
+                                        conn = fresh;
+                                        req = r;
+                                        continue;
+                                    }
+                                    Err(source) => {
+                                        pending = Some(r);
+                                        last_error = ProxyError::Connect {
+                                            backend: endpoint.id.clone(),
+                                            source,
+                                        };
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        last_error = ProxyError::Upstream {
+                            backend: endpoint.id.clone(),
+                            source,
+                        };
+                        // `again` is the unsent request or a replay; without
+                        // one, a body was (partly) consumed or the method is
+                        // not safe to repeat: answer with the error.
+                        pending = again;
                         break;
                     }
                 }
+            }
+            if pending.is_none() && replay.is_none() {
+                break;
             }
         }
         tracing::warn!(request_id = ?request_id, error = %last_error, status = last_error.status().as_u16(), "request failed");

@@ -131,6 +131,15 @@ impl Pool {
             return;
         }
         if let Ok(mut idle) = self.inner.idle.lock() {
+            // Oldest first: drop the ones past idle_timeout while we are here.
+            let timeout = self.inner.settings.idle_timeout;
+            let expired = idle
+                .iter()
+                .take_while(|c| c.since.elapsed() >= timeout)
+                .count();
+            if expired > 0 {
+                idle.drain(..expired);
+            }
             if idle.len() < self.inner.settings.max_idle {
                 idle.push(Idle {
                     sender,
@@ -148,6 +157,16 @@ impl Pool {
                 pool: self.clone(),
             });
         }
+        let sender = self.connect().await?;
+        Ok(PooledConn {
+            sender,
+            reused: false,
+            pool: self.clone(),
+        })
+    }
+
+    /// A new connection, never a pooled one.
+    pub async fn connect_new(&self) -> Result<PooledConn, ConnectError> {
         let sender = self.connect().await?;
         Ok(PooledConn {
             sender,

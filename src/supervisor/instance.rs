@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use shoal_config::{AppConfig, RestartPolicy};
@@ -70,8 +71,12 @@ pub struct Instance {
     /// Which rollout started it (1 for the instances shoal started with).
     pub generation: u64,
     pub port: u16,
-    /// The app config it was started with; restarts reuse it.
+    /// The app config it was started with: its command, environment,
+    /// directory and host (its "build") stay those across restarts.
     pub spec: Arc<AppConfig>,
+    /// The supervisor's current app config: restart policy, backoff, crash
+    /// loop limits, timeouts and memory limit follow a config reload.
+    live: Arc<ArcSwap<AppConfig>>,
     pub endpoint: Arc<Endpoint>,
     pid: AtomicU32,
     restarts: AtomicU32,
@@ -92,6 +97,7 @@ impl Instance {
         generation: u64,
         port: u16,
         spec: Arc<AppConfig>,
+        live: Arc<ArcSwap<AppConfig>>,
         endpoint: Arc<Endpoint>,
         stop: CancellationToken,
     ) -> Instance {
@@ -101,6 +107,7 @@ impl Instance {
             generation,
             port,
             spec,
+            live,
             endpoint,
             pid: AtomicU32::new(0),
             restarts: AtomicU32::new(0),
@@ -113,6 +120,11 @@ impl Instance {
             stop,
             task: Mutex::new(None),
         }
+    }
+
+    /// The settings that follow config reloads (see `live`).
+    pub fn settings(&self) -> Arc<AppConfig> {
+        self.live.load_full()
     }
 
     /// Pid of the running process, if any.
@@ -172,8 +184,7 @@ impl Instance {
 /// Runs until the instance's stop token is cancelled and its process is gone.
 pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
     let app = inst.spec.clone();
-    let backoff_cfg = &app.backoff;
-    let mut backoff = backoff_cfg.initial;
+    let mut backoff = inst.settings().backoff.initial;
     let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
     while !inst.stop.is_cancelled() {
         inst.set_state(ProcState::Starting);
@@ -185,7 +196,7 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
         };
         let started = Instant::now();
         let outcome = match spawn::spawn(&app, &slot) {
-            Ok(child) => run_once(&inst, child, &app, guard.as_deref()).await,
+            Ok(child) => run_once(&inst, child, guard.as_deref()).await,
             Err(e) => {
                 tracing::error!(instance = %inst.id, error = %e, "could not start instance");
                 Outcome::Exited {
@@ -201,13 +212,20 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
         if let Ok(mut l) = inst.last_exit.lock() {
             *l = Some(why.clone());
         }
-        let restart = match app.restart {
+        if inst.is_retiring() {
+            // It was on its way out anyway: never bring it back into rotation.
+            tracing::info!(instance = %inst.id, reason = %why, "draining instance exited");
+            break;
+        }
+        let settings = inst.settings();
+        let backoff_cfg = &settings.backoff;
+        let restart = match settings.restart {
             RestartPolicy::Always => true,
             RestartPolicy::OnFailure => !success,
             RestartPolicy::Never => false,
         };
         if !restart {
-            tracing::warn!(instance = %inst.id, reason = %why, policy = ?app.restart, "instance exited; not restarted (app.restart)");
+            tracing::warn!(instance = %inst.id, reason = %why, policy = ?settings.restart, "instance exited; not restarted (app.restart)");
             inst.set_state(ProcState::Exited);
             inst.stop.cancelled().await;
             break;
@@ -215,14 +233,14 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
         let now = Instant::now();
         while recent_restarts
             .front()
-            .is_some_and(|t| now.duration_since(*t) > app.restart_window)
+            .is_some_and(|t| now.duration_since(*t) > settings.restart_window)
         {
             recent_restarts.pop_front();
         }
-        if recent_restarts.len() >= app.max_restarts as usize {
+        if recent_restarts.len() >= settings.max_restarts as usize {
             tracing::error!(
                 instance = %inst.id, reason = %why, restarts = recent_restarts.len(),
-                window = ?app.restart_window,
+                window = ?settings.restart_window,
                 "crash loop: instance marked failed and no longer restarted (a reload or scale replaces it)"
             );
             inst.set_state(ProcState::Failed);
@@ -255,12 +273,7 @@ enum Outcome {
     Exited { why: String, success: bool },
 }
 
-async fn run_once(
-    inst: &Instance,
-    mut child: Child,
-    app: &AppConfig,
-    guard: Option<&Guard>,
-) -> Outcome {
+async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> Outcome {
     let pid = child.id().unwrap_or(0);
     // The process leads its own group (process_group(0)), so pgid == pid.
     let pgid = pid;
@@ -296,7 +309,7 @@ async fn run_once(
             inst.set_state(ProcState::Stopping);
             inst.endpoint.begin_epoch(Health::Stopped);
             inst.endpoint.pool.clear();
-            terminate(inst, &mut child, pgid, app.stop_timeout).await;
+            terminate(inst, &mut child, pgid, inst.settings().stop_timeout).await;
             Outcome::Stopped
         }
     };

@@ -85,6 +85,7 @@ impl Supervisor {
     /// first, then the highest-numbered; each is drained.
     pub async fn scale(self: &Arc<Self>, n: u32, progress: &Progress) -> Result<String, String> {
         self.check_scale(n).map_err(|e| e.to_string())?;
+        self.target.store(n, std::sync::atomic::Ordering::Release);
         let spec = self.spec();
         let active = self.active();
         let have = active.len();
@@ -162,10 +163,28 @@ impl Supervisor {
                 join_all(batch.iter().map(|o| self.retire(o))).await;
             } else {
                 join_all(batch.iter().map(|o| self.retire(o))).await;
-                let fresh = self.start_replacements(batch, generation, &spec)?;
-                wait_all_healthy(&fresh, spec.ready_timeout, &Progress::log_only(), 0)
-                    .await
-                    .map_err(|e| format!("rollout stopped after {done} of {total}: {e}"))?;
+                let failure = match self.start_replacements(batch, generation, &spec) {
+                    Err(e) => Some(e),
+                    Ok(fresh) => {
+                        match wait_all_healthy(&fresh, spec.ready_timeout, &Progress::log_only(), 0)
+                            .await
+                        {
+                            Ok(()) => None,
+                            Err(e) => {
+                                join_all(fresh.iter().map(|f| self.retire(f))).await;
+                                Some(e)
+                            }
+                        }
+                    }
+                };
+                if let Some(e) = failure {
+                    // The old instances of this step are gone (max_surge: 0):
+                    // put the previous build back in their slots.
+                    let restored = self.restore(batch, spec.ready_timeout).await;
+                    return Err(format!(
+                        "rollout stopped after {done} of {total}: {e}; {restored}"
+                    ));
+                }
             }
             done += batch.len();
             progress.step(done, total, format!("replaced {}", id_list(batch)));
@@ -201,6 +220,25 @@ impl Supervisor {
         Ok(format!("replaced {} (pid {:?})", old.id, fresh[0].pid()))
     }
 
+    /// Start instances like `old` (same slot, build and generation) again
+    /// and wait for them; says how that went.
+    async fn restore(self: &Arc<Self>, old: &[Arc<Instance>], timeout: Duration) -> String {
+        let mut back = Vec::new();
+        for o in old {
+            match self.add_instance(o.slot, o.generation, o.spec.clone()) {
+                Ok(i) => back.push(i),
+                Err(e) => return format!("could not restore {}: {e}", o.id),
+            }
+        }
+        match wait_all_healthy(&back, timeout, &Progress::log_only(), 0).await {
+            Ok(()) => format!("{} restored with the previous build", id_list(&back)),
+            Err(e) => format!(
+                "{} restarted with the previous build but {e}",
+                id_list(&back)
+            ),
+        }
+    }
+
     fn start_replacements(
         self: &Arc<Self>,
         batch: &[Arc<Instance>],
@@ -225,7 +263,7 @@ impl Supervisor {
         inst.set_state(ProcState::Draining);
         inst.endpoint.begin_epoch(Health::Stopped);
         inst.endpoint.pool.clear();
-        let deadline = Instant::now() + inst.spec.drain_timeout;
+        let deadline = Instant::now() + inst.settings().drain_timeout;
         // A request that picked the endpoint just before it left rotation
         // counts itself in a moment later: see zero twice, a beat apart.
         let mut quiet = 0;
@@ -256,7 +294,7 @@ impl Supervisor {
 
     /// A config reload changed the app section. Returns true when the
     /// instances must be replaced (command, environment, directory or host
-    /// changed); other keys apply to operations and restarts from now on.
+    /// changed); other keys apply to running instances from now on.
     pub fn update_spec(&self, new: &AppConfig) -> bool {
         let old = self.spec();
         let template_changed = old.command != new.command

@@ -15,7 +15,7 @@ mod spawn;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -33,7 +33,11 @@ pub use progress::{Event, Progress};
 
 pub struct Supervisor {
     /// What new instances are started from; changed by a config reload.
-    spec: ArcSwap<AppConfig>,
+    /// Running instances read their operational settings from it too.
+    spec: Arc<ArcSwap<AppConfig>>,
+    /// How many instances the app should have: `app.instances`, then what
+    /// `shoal scale` last asked for.
+    target: AtomicU32,
     health: HealthCell,
     instances: Mutex<Vec<Arc<Instance>>>,
     table: Arc<EndpointTable>,
@@ -66,7 +70,8 @@ impl Supervisor {
             None => None,
         };
         let sup = Arc::new(Supervisor {
-            spec: ArcSwap::from_pointee(app.clone()),
+            spec: Arc::new(ArcSwap::from_pointee(app.clone())),
+            target: AtomicU32::new(app.instances),
             health: Arc::new(ArcSwap::from_pointee(app.health.clone())),
             instances: Mutex::new(Vec::new()),
             table: table.clone(),
@@ -109,6 +114,11 @@ impl Supervisor {
         self.spec.load_full()
     }
 
+    /// The instance count the app should have (`app.instances` or the last scale).
+    pub fn target(&self) -> u32 {
+        self.target.load(Ordering::Acquire)
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -136,6 +146,7 @@ impl Supervisor {
             generation,
             port,
             spec,
+            self.spec.clone(),
             endpoint.clone(),
             self.stop.child_token(),
         ));
@@ -164,5 +175,8 @@ impl Supervisor {
             let g = g.clone();
             let _ = tokio::task::spawn_blocking(move || g.finish()).await;
         }
+        // The instances' pipes are closed now; let their last lines out.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        output::flush().await;
     }
 }

@@ -1,9 +1,17 @@
 //! Forwarding an instance's stdout and stderr, one line at a time, each line
 //! prefixed with the instance id (as docker compose and PM2 do).
+//!
+//! Lines go through a bounded channel to one writer thread: writing to
+//! shoal's own stdout may block (a slow pipe, a paused terminal), and that
+//! must never stall the runtime threads that carry requests. When the writer
+//! falls behind, the forwarders wait, and the instances' own pipes fill and
+//! slow them down, as they would without shoal.
 
 use std::io::Write;
+use std::sync::OnceLock;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc;
 
 /// A line longer than this is cut into pieces, so a process that never
 /// writes a newline cannot grow shoal's memory.
@@ -15,10 +23,52 @@ pub enum Stream {
     Stderr,
 }
 
+enum Msg {
+    Line(Stream, Vec<u8>),
+    /// Answered once every line queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+fn writer() -> &'static mpsc::Sender<Msg> {
+    static WRITER: OnceLock<mpsc::Sender<Msg>> = OnceLock::new();
+    WRITER.get_or_init(|| {
+        let (tx, mut rx) = mpsc::channel::<Msg>(1024);
+        std::thread::Builder::new()
+            .name("shoal-output".into())
+            .spawn(move || {
+                while let Some(msg) = rx.blocking_recv() {
+                    match msg {
+                        Msg::Line(Stream::Stdout, line) => {
+                            let _ = std::io::stdout().lock().write_all(&line);
+                        }
+                        Msg::Line(Stream::Stderr, line) => {
+                            let _ = std::io::stderr().lock().write_all(&line);
+                        }
+                        Msg::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .ok();
+        tx
+    })
+}
+
+/// Wait (up to a second) until the instances' lines queued so far are out,
+/// so their last words at shutdown are not lost when shoal exits.
+pub async fn flush() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if writer().send(Msg::Flush(tx)).await.is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), rx).await;
+    }
+}
+
 pub fn forward<R>(reader: R, id: String, stream: Stream)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
+    let writer = writer().clone();
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut line = Vec::with_capacity(256);
@@ -35,12 +85,11 @@ where
             let mut out = Vec::with_capacity(prefix.len() + n + 1);
             out.extend_from_slice(prefix.as_bytes());
             out.extend_from_slice(&line);
-            // One write per line under the std lock: lines from different
-            // instances never interleave mid-line.
-            let _ = match stream {
-                Stream::Stdout => std::io::stdout().lock().write_all(&out),
-                Stream::Stderr => std::io::stderr().lock().write_all(&out),
-            };
+            // One write per line: lines from different instances never
+            // interleave mid-line.
+            if writer.send(Msg::Line(stream, out)).await.is_err() {
+                break;
+            }
         }
     });
 }

@@ -89,8 +89,11 @@ fn set_parent_death_signal(cmd: &mut Command) {
                 .map_err(io::Error::from)?;
             // shoal may have died between fork and prctl: then nobody would
             // ever signal us, so refuse to start.
+            // (A raw OS error: nothing may allocate between fork and exec.)
             if nix::unistd::getppid().as_raw() as u32 != parent {
-                return Err(io::Error::other("shoal exited while starting the instance"));
+                return Err(io::Error::from_raw_os_error(
+                    nix::errno::Errno::ESRCH as i32,
+                ));
             }
             Ok(())
         });

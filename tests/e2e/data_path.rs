@@ -140,3 +140,78 @@ health: {{ interval: 200ms, timeout: 200ms }}
         r.headers["x-request-id"].to_str().unwrap()
     );
 }
+
+/// A backend that accepts, reads the request and closes without answering:
+/// 502 with the request id, and a POST (not safe to repeat) reaches it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_upstream_gets_502_and_post_is_not_replayed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let posts = Arc::new(AtomicUsize::new(0));
+    let gets = Arc::new(AtomicUsize::new(0));
+    let (p, g) = (posts.clone(), gets.clone());
+    let bad = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                break;
+            };
+            let (p, g) = (p.clone(), g.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if buf[..n].starts_with(b"POST ") {
+                    p.fetch_add(1, Ordering::SeqCst);
+                } else if buf[..n].starts_with(b"GET ") {
+                    g.fetch_add(1, Ordering::SeqCst);
+                }
+                // Close without a response.
+            });
+        }
+    });
+    // TCP health checks: the bad backend accepts connections, so it is "up".
+    let config = format!(
+        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n  - {{ url: \"http://{addr}\" }}\nhealth: {{ interval: 250ms, timeout: 250ms }}\n"
+    );
+    let shoal = Shoal::start(&config);
+    crate::support::eventually(Duration::from_secs(5), "upstream up", || async {
+        (shoal.status().await["upstreams"][0]["health"] == "up").then_some(())
+    })
+    .await;
+
+    let req = http::Request::post("/submit")
+        .header("host", "x")
+        .header("accept", "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"order\": 1}")))
+        .unwrap();
+    let r = request(shoal.proxy, req).await.unwrap();
+    assert_eq!(r.status, 502);
+    let body = r.json();
+    assert_eq!(body["error"], "upstream_failed");
+    assert_eq!(
+        body["request_id"],
+        r.headers["x-request-id"].to_str().unwrap()
+    );
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        1,
+        "a sent POST is never sent again"
+    );
+
+    let r = get(shoal.proxy, "/").await.unwrap();
+    assert_eq!(r.status, 502);
+    assert!(String::from_utf8_lossy(&r.body).contains("request id"));
+    assert_eq!(
+        gets.load(Ordering::SeqCst),
+        1,
+        "one backend: nowhere else to replay the GET"
+    );
+    assert!(
+        shoal.log_contains("request failed"),
+        "the failure is logged"
+    );
+    bad.abort();
+}

@@ -471,3 +471,146 @@ async fn config_reload_changes_static_upstreams() {
     );
     assert_eq!(seen(6).await, BTreeSet::from(["static-b".to_string()]));
 }
+
+/// The instances' command as a script the test can "redeploy".
+fn scripted(instances: u32, extra_app: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    std::fs::write(&script, format!("exec {SHOAL} demo-app --port \"$PORT\"\n")).unwrap();
+    let config = demo_config(instances, "")
+        .replace(
+            &format!(r#"["{SHOAL}", "demo-app", "--port", "{{port}}"]"#),
+            &format!(r#"["sh", "{}"]"#, script.display()),
+        )
+        .replace(
+            &format!("  instances: {instances}\n"),
+            &format!("  instances: {instances}\n  ready_timeout: 2s\n{extra_app}"),
+        );
+    (dir, script, config)
+}
+
+fn break_build(script: &std::path::Path) {
+    std::fs::write(
+        script,
+        format!("DEMO_HEALTH_STATUS=503 exec {SHOAL} demo-app --port \"$PORT\"\n"),
+    )
+    .unwrap();
+}
+
+/// With `max_surge: 0` the old instance of a step is stopped first; when its
+/// replacement (a new command, from a config reload) never becomes healthy,
+/// the previous command is put back in that slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_rollout_without_surge_restores_previous_build() {
+    let (_dir, script, config) = scripted(2, "  max_surge: 0\n  max_unavailable: 1\n");
+    let shoal = Shoal::start(&config);
+    shoal.wait_healthy(2).await;
+    let broken = script.with_file_name("broken.sh");
+    break_build(&broken);
+    std::fs::write(
+        shoal.config_path(),
+        config.replace(&script.display().to_string(), &broken.display().to_string()),
+    )
+    .unwrap();
+    let (code, _, err) = cli(shoal.admin, &["reload", "--config"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("rollout stopped after 0 of 2"), "{err}");
+    assert!(err.contains("restored with the previous build"), "{err}");
+    let s = shoal.wait_healthy(2).await;
+    assert_eq!(s["instances"].as_array().unwrap().len(), 2, "{s}");
+    for i in s["instances"].as_array().unwrap() {
+        assert_eq!(i["generation"], 1, "{i}");
+    }
+}
+
+/// A config reload whose app change fails keeps the old app section, and
+/// trying again really tries again (it is not "unchanged").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_config_reload_of_the_app_can_be_retried() {
+    let (_dir, script, config) = scripted(2, "");
+    let shoal = Shoal::start(&config);
+    let before = pids(&shoal.wait_healthy(2).await);
+    // A new command whose instances never become healthy.
+    let broken = script.with_file_name("broken.sh");
+    std::fs::write(
+        &broken,
+        format!("DEMO_HEALTH_STATUS=503 exec {SHOAL} demo-app --port \"$PORT\"\n"),
+    )
+    .unwrap();
+    let new_config = config.replace(&script.display().to_string(), &broken.display().to_string());
+    std::fs::write(shoal.config_path(), &new_config).unwrap();
+    for _ in 0..2 {
+        let (code, out, err) = cli(shoal.admin, &["reload", "--config"]).await;
+        assert_ne!(code, 0, "{out}");
+        assert!(err.contains("except the `app` section"), "{err}");
+        assert!(!out.contains("config unchanged"), "{out}");
+    }
+    assert_eq!(pids(&shoal.wait_healthy(2).await), before);
+}
+
+/// `shoal scale` sets the running count; a config reload that changes other
+/// app keys leaves it alone; changing `app.instances` in the file wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_target_survives_unrelated_reloads() {
+    let config = demo_config(2, "");
+    let shoal = Shoal::start(&config);
+    shoal.wait_healthy(2).await;
+    let (code, _, err) = cli(shoal.admin, &["scale", "3"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(shoal.status().await["app"]["target"], 3);
+
+    std::fs::write(
+        shoal.config_path(),
+        config.replace("stop_timeout: 5s", "stop_timeout: 4s"),
+    )
+    .unwrap();
+    let (code, _, err) = cli(shoal.admin, &["reload", "--config"]).await;
+    assert_eq!(code, 0, "{err}");
+    let s = shoal.status().await;
+    assert_eq!(s["app"]["instances"], 3, "{s}");
+
+    std::fs::write(
+        shoal.config_path(),
+        config.replace("instances: 2", "instances: 4"),
+    )
+    .unwrap();
+    let (code, _, err) = cli(shoal.admin, &["reload", "--config"]).await;
+    assert_eq!(code, 0, "{err}");
+    let s = shoal.wait_healthy(4).await;
+    assert_eq!(s["app"]["target"], 4);
+}
+
+/// One operation at a time: a second one gets 409 with what is running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_operations_get_409() {
+    let shoal = Shoal::start(&demo_config(2, "").replace(
+        "  instances: 2\n",
+        "  instances: 2\n  env: { DEMO_STARTUP_DELAY_MS: \"1500\" }\n",
+    ));
+    shoal.wait_healthy(2).await;
+    let admin = shoal.admin;
+    let reload = tokio::spawn(async move { cli(admin, &["reload"]).await });
+    crate::support::eventually(Duration::from_secs(5), "the rollout to start", || async {
+        shoal.status().await["app"]["operation"]
+            .as_str()
+            .map(|_| ())
+    })
+    .await;
+    let req = http::Request::post("/api/v1/scale")
+        .header("host", "x")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"instances\": 3}")))
+        .unwrap();
+    let r = request(shoal.admin, req).await.unwrap();
+    assert_eq!(r.status, 409);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("rolling reload"),
+        "{:?}",
+        r.body
+    );
+    let (code, out, err) = reload.await.unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+}

@@ -102,12 +102,25 @@ app:
 }
 
 /// A second signal during the graceful drain forces the exit at once; the
-/// instances are still stopped (by the guard).
+/// instances are still stopped by the guard. The command is a compound shell
+/// string, so the demo app is a grandchild that PDEATHSIG alone would miss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_signal_forces_exit_without_orphans() {
-    let mut shoal = Shoal::start(&demo_config(2, ""));
+    let marker = format!("shoal-forced-exit-{}", std::process::id());
+    let mut shoal = Shoal::start(
+        &demo_config(2, "")
+            .replace(
+                &format!(r#"["{SHOAL}", "demo-app", "--port", "{{port}}"]"#),
+                &format!(r#""true && {SHOAL} demo-app --port {{port}}""#),
+            )
+            .replace(
+                "  instances: 2\n",
+                &format!("  instances: 2\n  env: {{ SHOAL_TEST_MARKER: \"{marker}\" }}\n"),
+            ),
+    );
     shoal.wait_healthy(2).await;
-    let pids = shoal.instance_pids().await;
+    let pids = pids_with_environ(&marker);
+    assert!(pids.len() >= 4, "two shells and two demo apps: {pids:?}");
     let proxy = shoal.proxy;
     let slow = tokio::spawn(async move { get(proxy, "/slow?ms=20000").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
