@@ -130,7 +130,9 @@ impl Proxy {
             });
         let mut pending = Some(Request::from_parts(parts, Either::Left(body)));
 
-        let routing = self.routing.load();
+        // Owned: it lives across the awaits below (arc-swap's guards are
+        // meant for short borrows).
+        let routing = self.routing.load_full();
         let mut tried = Tried::default();
         let mut last_error = ProxyError::NoBackend;
         for _attempt in 0..=routing.retries {

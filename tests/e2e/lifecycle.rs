@@ -239,7 +239,11 @@ async fn config_reload_rejects_invalid_and_applies_valid() {
     );
     assert!(shoal.log_contains("config reloaded"));
 
-    // A new listen address: bound first, then the old socket stops accepting.
+    // A new listen address: bound first, then the old socket stops accepting;
+    // a request in flight on the old one finishes.
+    let old_proxy = shoal.proxy;
+    let in_flight = tokio::spawn(async move { get(old_proxy, "/slow?ms=1500").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let new_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -274,6 +278,11 @@ async fn config_reload_rejects_invalid_and_applies_valid() {
         get(shoal.proxy, "/").await.is_err(),
         "the old listener stopped accepting"
     );
+    let r = in_flight
+        .await
+        .unwrap()
+        .expect("the request on the old listener completes");
+    assert_eq!(r.status, 200);
     shoal.proxy = ([127, 0, 0, 1], new_port).into();
 }
 
