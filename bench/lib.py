@@ -409,6 +409,18 @@ def markdown(rows, meta, out, fout):
         L.append("Request ids and X-Forwarded-*/X-Real-IP are always on in shoal today and so are in every variant; "
                  "there are no metrics or access log yet. This table grows a row per feature as they land.")
         L.append("")
+    sc = syscall_table(rows)
+    if sc:
+        L.append("#### 7. Syscalls and context switches per request (keep-alive, 64 connections; perf stat)")
+        L.append("")
+        L.append("| per request | shoal | nginx | HAProxy |")
+        L.append("|---|---|---|---|")
+        for label, cells in sc:
+            L.append("| %s | %s | %s | %s |" % (label, *cells))
+        L.append("")
+        L.append("Counted in the kernel while the proxy ran under the same load as 1a, in a run of its own "
+                 "(counting adds a little to every syscall). Syscalls a proxy never made are left out.")
+        L.append("")
     mt = matched_table(rows, out)
     if mt:
         L.append("#### 8. nginx and HAProxy also doing shoal's header work (keep-alive, 64 connections)")
@@ -421,18 +433,6 @@ def markdown(rows, meta, out, fout):
         L.append("|---|---|---|---|---|")
         for row in mt:
             L.append("| %s | %s | %s | %s | %s |" % row)
-        L.append("")
-    sc = syscall_table(rows)
-    if sc:
-        L.append("#### 7. Syscalls and context switches per request (keep-alive, 64 connections; perf stat)")
-        L.append("")
-        L.append("| per request | shoal | nginx | HAProxy |")
-        L.append("|---|---|---|---|")
-        for label, cells in sc:
-            L.append("| %s | %s | %s | %s |" % (label, *cells))
-        L.append("")
-        L.append("Counted in the kernel while the proxy ran under the same load as 1a, in a run of its own "
-                 "(counting adds a little to every syscall). Syscalls a proxy never made are left out.")
         L.append("")
     t = targets(out)
     if t:
