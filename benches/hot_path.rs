@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use shoal::balance::{for_algorithm, Endpoint, EndpointSet, Health, Tried};
+use shoal::balance::{from_config, Endpoint, EndpointSet, Health, RequestInfo, Tried};
 use shoal::proxy::headers::{add_forwarded, strip_hop_by_hop};
 use shoal::proxy::pool::PoolSettings;
 use shoal::proxy::request_id;
-use shoal_config::Algorithm;
+use shoal_config::{Algorithm, BalanceConfig, HashKey};
 
 /// `n` endpoints, all in rotation, with a little in-flight load spread over
-/// them so least_conn has real comparisons to make (not all zeros).
+/// them so least_conn and p2c_ewma have real comparisons to make (not all
+/// zeros), and a latency estimate each (1–4 ms) for p2c_ewma.
 fn endpoint_set(n: usize) -> (EndpointSet, Vec<shoal::balance::InFlight>) {
     let settings = PoolSettings::default();
     let endpoints: Vec<Arc<Endpoint>> = (0..n)
@@ -36,24 +37,118 @@ fn endpoint_set(n: usize) -> (EndpointSet, Vec<shoal::balance::InFlight>) {
         for _ in 0..(i % 4) {
             held.push(e.start_request());
         }
+        e.observe_latency(Duration::from_millis(1 + (i % 4) as u64));
     }
-    (EndpointSet { endpoints }, held)
+    (EndpointSet::new(endpoints), held)
 }
 
+/// One pick per algorithm at 3 and 100 backends. The hashing algorithms get
+/// a different key each time (as different clients would), computed outside
+/// the timed part; `key/*` times computing a key from a request.
 fn balancer_pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
-    for (name, algorithm) in [
-        ("round_robin", Algorithm::RoundRobin),
-        ("least_conn", Algorithm::LeastConn),
-    ] {
+    let algorithms = [
+        Algorithm::RoundRobin,
+        Algorithm::Weighted,
+        Algorithm::LeastConn,
+        Algorithm::IpHash,
+        Algorithm::Hash,
+        Algorithm::Random,
+        Algorithm::P2cEwma,
+    ];
+    for algorithm in algorithms {
         for n in [3usize, 100] {
             let (set, _held) = endpoint_set(n);
-            let balancer = for_algorithm(algorithm);
+            let balancer = from_config(&BalanceConfig {
+                algorithm,
+                hash_key: (algorithm == Algorithm::Hash)
+                    .then(|| HashKey::Header("x-user-id".into())),
+            });
             let tried = Tried::default();
-            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
-                b.iter(|| black_box(balancer.pick(black_box(&set), black_box(&tried))));
+            let mut key = 0u64;
+            group.bench_with_input(BenchmarkId::new(algorithm.as_str(), n), &n, |b, _| {
+                b.iter(|| {
+                    key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    black_box(balancer.pick(black_box(&set), black_box(&tried), Some(key)))
+                });
             });
         }
+    }
+    // least_conn stops at the first idle endpoint; with none idle it scans
+    // them all, its worst case.
+    for n in [3usize, 100] {
+        let (set, _held) = endpoint_set(n);
+        let _busy: Vec<_> = set.endpoints.iter().map(|e| e.start_request()).collect();
+        let balancer = from_config(&BalanceConfig {
+            algorithm: Algorithm::LeastConn,
+            hash_key: None,
+        });
+        let tried = Tried::default();
+        group.bench_with_input(BenchmarkId::new("least_conn_none_idle", n), &n, |b, _| {
+            b.iter(|| black_box(balancer.pick(black_box(&set), black_box(&tried), None)));
+        });
+    }
+    group.finish();
+
+    // The first hash pick after the set of endpoints changed builds the
+    // Maglev table (65537 slots): a one-off cost per set change.
+    let mut group = c.benchmark_group("set_change");
+    group.sample_size(10);
+    for n in [3usize, 100] {
+        let (set, _held) = endpoint_set(n);
+        let tried = Tried::default();
+        group.bench_with_input(BenchmarkId::new("hash_table_build", n), &n, |b, _| {
+            b.iter_batched(
+                || {
+                    from_config(&BalanceConfig {
+                        algorithm: Algorithm::IpHash,
+                        hash_key: None,
+                    })
+                },
+                |balancer| black_box(balancer.pick(&set, &tried, Some(1))),
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("key");
+    let mut headers = typical_request_headers();
+    headers.insert(
+        HeaderName::from_static("x-user-id"),
+        HeaderValue::from_static("7d0e3f1a-4c2b"),
+    );
+    let uri: http::Uri = "/api/v1/items?user=42&page=3".parse().unwrap();
+    let req = RequestInfo {
+        client: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 23)),
+        headers: &headers,
+        uri: &uri,
+    };
+    for (name, algorithm, hash_key) in [
+        ("ip_hash", Algorithm::IpHash, None),
+        (
+            "hash_header",
+            Algorithm::Hash,
+            Some(HashKey::Header("x-user-id".into())),
+        ),
+        (
+            "hash_cookie",
+            Algorithm::Hash,
+            Some(HashKey::Cookie("session".into())),
+        ),
+        (
+            "hash_query",
+            Algorithm::Hash,
+            Some(HashKey::Query("user".into())),
+        ),
+    ] {
+        let balancer = from_config(&BalanceConfig {
+            algorithm,
+            hash_key,
+        });
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(balancer.request_key(black_box(&req))))
+        });
     }
     group.finish();
 }

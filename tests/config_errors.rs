@@ -146,9 +146,9 @@ fn instances_out_of_range() {
 #[test]
 fn unknown_balance_algorithm() {
     assert_rejected(
-        "app: {command: x}\nbalance:\n  algorithm: random\n",
+        "app: {command: x}\nbalance:\n  algorithm: fastest\n",
         3,
-        "balance.algorithm: unknown value `random`: expected `round_robin` or `least_conn`",
+        "balance.algorithm: unknown value `fastest`: expected `round_robin`, `weighted`, `least_conn`, `ip_hash`, `hash`, `random` or `p2c_ewma`",
     );
 }
 

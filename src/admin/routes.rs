@@ -77,6 +77,7 @@ fn status(state: &State) -> Value {
                         "restarts": i.restarts(),
                         "in_flight": i.endpoint.in_flight(),
                         "requests": i.endpoint.requests(),
+                        "connections_opened": i.endpoint.pool.opened(),
                         "rss_bytes": i.rss(),
                         "uptime_secs": i.uptime().map(|d| d.as_secs_f64()),
                         "last_exit": i.last_exit(),
@@ -107,6 +108,7 @@ fn status(state: &State) -> Value {
                 "health": e.health_word().health().as_str(),
                 "in_flight": e.in_flight(),
                 "requests": e.requests(),
+                "connections_opened": e.pool.opened(),
             })
         })
         .collect();

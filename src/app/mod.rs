@@ -116,7 +116,7 @@ pub async fn run(
     };
     let proxy = Arc::new(Proxy::new(
         table.clone(),
-        Routing::new(config.balance.algorithm, config.proxy.retries),
+        Routing::new(&config.balance, &config.proxy),
     ));
 
     let state = Arc::new(State {

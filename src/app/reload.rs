@@ -156,15 +156,15 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     }
 
     let mut later = Vec::new();
-    if new.balance != old.balance || new.proxy.retries != old.proxy.retries {
+    if new.balance != old.balance || new.proxy != old.proxy {
         state
             .proxy
-            .set_routing(Routing::new(new.balance.algorithm, new.proxy.retries));
+            .set_routing(Routing::new(&new.balance, &new.proxy));
         progress.step(
             0,
             0,
             format!(
-                "balancer: {:?}, retries: {}",
+                "balancer: {:?}, retries: {}, timeouts and passive health updated",
                 new.balance.algorithm, new.proxy.retries
             ),
         );

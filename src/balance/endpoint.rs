@@ -6,9 +6,12 @@
 //! the epoch it began under is still current.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
+use super::ewma::{clock_ns, PeakEwma};
 use crate::proxy::pool::{Pool, PoolSettings};
 
 /// Health of an endpoint as the balancer sees it.
@@ -22,6 +25,9 @@ pub enum Health {
     Down,
     /// The process behind it is not running (crashed, backing off, stopped).
     Stopped,
+    /// Passive health: `max_fails` failed requests within `fail_timeout`;
+    /// back in rotation when `fail_timeout` has passed.
+    Ejected,
 }
 
 impl Health {
@@ -31,6 +37,7 @@ impl Health {
             Health::Up => 1,
             Health::Down => 2,
             Health::Stopped => 3,
+            Health::Ejected => 4,
         }
     }
 
@@ -39,6 +46,7 @@ impl Health {
             0 => Health::Starting,
             1 => Health::Up,
             2 => Health::Down,
+            4 => Health::Ejected,
             _ => Health::Stopped,
         }
     }
@@ -49,6 +57,7 @@ impl Health {
             Health::Up => "up",
             Health::Down => "down",
             Health::Stopped => "stopped",
+            Health::Ejected => "ejected",
         }
     }
 }
@@ -82,7 +91,12 @@ pub struct Endpoint {
     pub authority: String,
     pub weight: u32,
     health: AtomicU64,
+    /// Passive health: failures in the current window, and when it began.
+    fails: AtomicU32,
+    fail_window: AtomicU64,
     in_flight: AtomicUsize,
+    /// Peak-EWMA of response-header latency, for `p2c_ewma`.
+    latency: PeakEwma,
     requests: AtomicU64,
     pub pool: Pool,
 }
@@ -107,7 +121,10 @@ impl Endpoint {
             addr,
             weight: weight.max(1),
             health: AtomicU64::new(Health::Starting.code()),
+            fails: AtomicU32::new(0),
+            fail_window: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            latency: PeakEwma::default(),
             requests: AtomicU64::new(0),
         })
     }
@@ -153,6 +170,44 @@ impl Endpoint {
             .is_ok()
     }
 
+    /// Count a failed request (connect error, reset, timeout, a status in
+    /// `fail_statuses`). `max_fails` of them within `fail_timeout` eject the
+    /// endpoint for `fail_timeout`, as nginx's `max_fails`/`fail_timeout`.
+    /// Returns true when this failure ejected it.
+    pub fn record_failure(self: &Arc<Self>, max_fails: u32, fail_timeout: Duration) -> bool {
+        if max_fails == 0 {
+            return false;
+        }
+        let now = clock_ms();
+        let window = fail_timeout.as_millis() as u64;
+        let start = self.fail_window.load(Ordering::Relaxed);
+        let fails = if now.saturating_sub(start) > window {
+            self.fail_window.store(now, Ordering::Relaxed);
+            self.fails.store(1, Ordering::Relaxed);
+            1
+        } else {
+            self.fails.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        if fails < max_fails {
+            return false;
+        }
+        let seen = self.health_word();
+        if seen.health() != Health::Up || !self.transition(seen, Health::Ejected) {
+            return false;
+        }
+        self.fails.store(0, Ordering::Relaxed);
+        let ejected = HealthWord(seen.0 & !STATE_MASK | Health::Ejected.code());
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(fail_timeout).await;
+            // Only if nothing else happened meanwhile (a restart, a check).
+            if me.transition(ejected, Health::Up) {
+                tracing::info!(backend = %me.id, "back in rotation after fail_timeout");
+            }
+        });
+        true
+    }
+
     #[inline]
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
@@ -162,6 +217,33 @@ impl Endpoint {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Record the time from sending a request to its response headers (the
+    /// proxy calls this for every response). Feeds the peak-EWMA that
+    /// `p2c_ewma` balances on; lock-free, a few nanoseconds.
+    #[inline]
+    pub fn observe_latency(&self, rtt: Duration) {
+        self.latency.observe_at(rtt, clock_ns());
+    }
+
+    /// The current peak-EWMA latency estimate (decayed since the last
+    /// response); `None` before the first response.
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency
+            .estimate_at(clock_ns())
+            .map(|ns| Duration::from_nanos(ns as u64))
+    }
+
+    /// [`latency`](Self::latency) at `now` on the balancer's clock, in ns.
+    #[inline]
+    pub(super) fn latency_at(&self, now: u64) -> Option<f64> {
+        self.latency.estimate_at(now)
+    }
+
+    #[cfg(test)]
+    pub(super) fn observe_latency_at(&self, rtt: Duration, now: u64) {
+        self.latency.observe_at(rtt, now);
+    }
+
     /// Count a request as in flight until the returned guard is dropped.
     #[inline]
     pub fn start_request(self: &Arc<Self>) -> InFlight {
@@ -169,6 +251,13 @@ impl Endpoint {
         self.requests.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
+}
+
+/// Milliseconds on a process-wide monotonic clock (failure windows only;
+/// never read on the success path).
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// Holds one unit of an endpoint's in-flight count.

@@ -1,31 +1,28 @@
-//! Round robin, weighted the way nginx's smooth weighted round robin is.
+//! Round robin, weighted the way nginx's smooth weighted round robin is
+//! (`round_robin`, and `weighted`, nginx users' name for the same thing).
 //!
 //! nginx updates per-peer counters under a lock on every pick. Here the smooth
 //! sequence is computed once per endpoint set and walked with one atomic
 //! counter, so a pick takes no lock; with equal weights it is plain rotation.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
-
+use super::cache::PerSet;
 use super::{eligible, Balance, EndpointSet, Tried};
 
 #[derive(Default)]
 pub struct RoundRobin {
     next: AtomicUsize,
-    /// The schedule for the set it was built from (compared by pointer).
-    schedule: ArcSwapOption<Schedule>,
+    /// The schedule for the set it was built from.
+    schedule: PerSet<Schedule>,
 }
 
 struct Schedule {
-    keys: Vec<u64>,
     order: Vec<u32>,
 }
 
 impl Schedule {
     fn build(set: &EndpointSet) -> Schedule {
-        let keys: Vec<u64> = set.endpoints.iter().map(|e| e.key()).collect();
         let weights: Vec<i64> = set.endpoints.iter().map(|e| e.weight as i64).collect();
         let all_equal = weights.windows(2).all(|w| w[0] == w[1]);
         let order = if all_equal {
@@ -33,16 +30,7 @@ impl Schedule {
         } else {
             smooth_weighted_order(&weights)
         };
-        Schedule { keys, order }
-    }
-
-    fn matches(&self, set: &EndpointSet) -> bool {
-        self.keys.len() == set.endpoints.len()
-            && self
-                .keys
-                .iter()
-                .zip(&set.endpoints)
-                .all(|(k, e)| *k == e.key())
+        Schedule { order }
     }
 }
 
@@ -70,45 +58,40 @@ fn smooth_weighted_order(weights: &[i64]) -> Vec<u32> {
     order
 }
 
-impl RoundRobin {
-    fn schedule(&self, set: &EndpointSet) -> Arc<Schedule> {
-        if let Some(s) = self.schedule.load_full() {
-            if s.matches(set) {
-                return s;
-            }
-        }
-        let s = Arc::new(Schedule::build(set));
-        self.schedule.store(Some(s.clone()));
-        s
-    }
-}
-
 impl Balance for RoundRobin {
-    fn pick(&self, set: &EndpointSet, tried: &Tried) -> Option<usize> {
+    fn pick(&self, set: &EndpointSet, tried: &Tried, _key: Option<u64>) -> Option<usize> {
         let n = set.endpoints.len();
         if n == 0 {
             return None;
         }
-        let schedule = self.schedule(set);
-        let len = schedule.order.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        // Walk the schedule from our slot; at most one cycle finds any
-        // eligible endpoint, since every endpoint appears in it.
-        for step in 0..len {
-            let i = schedule.order[(start + step) % len] as usize;
-            if eligible(&set.endpoints[i], tried) {
-                return Some(i);
+        self.schedule.with(set, Schedule::build, |schedule| {
+            let order = &schedule.order;
+            let len = order.len();
+            // Walk the schedule from our slot; at most one cycle finds any
+            // eligible endpoint, since every endpoint appears in it.
+            let mut at = start % len;
+            for _ in 0..len {
+                let i = order[at] as usize;
+                if eligible(&set.endpoints[i], tried) {
+                    return Some(i);
+                }
+                at += 1;
+                if at == len {
+                    at = 0;
+                }
             }
-        }
-        None
+            None
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::endpoints;
-    use super::super::Health;
+    use super::super::{for_algorithm, Health};
     use super::*;
+    use shoal_config::Algorithm;
 
     #[test]
     fn equal_weights_rotate_exactly() {
@@ -116,7 +99,7 @@ mod tests {
         let rr = RoundRobin::default();
         let mut counts = [0; 3];
         for _ in 0..30 {
-            counts[rr.pick(&set, &Tried::default()).unwrap()] += 1;
+            counts[rr.pick(&set, &Tried::default(), None).unwrap()] += 1;
         }
         assert_eq!(counts, [10, 10, 10]);
     }
@@ -129,9 +112,30 @@ mod tests {
         let rr = RoundRobin::default();
         let mut counts = [0; 2];
         for _ in 0..300 {
-            counts[rr.pick(&set, &Tried::default()).unwrap()] += 1;
+            counts[rr.pick(&set, &Tried::default(), None).unwrap()] += 1;
         }
         assert_eq!(counts, [200, 100]);
+    }
+
+    /// The property: weight shares within ±2 points over 10,000
+    /// picks, for `round_robin` and its alias `weighted`.
+    #[test]
+    fn weight_shares_within_two_points() {
+        for algorithm in [Algorithm::RoundRobin, Algorithm::Weighted] {
+            let weights = [1, 2, 3, 4, 10];
+            let set = endpoints(&weights);
+            let b = for_algorithm(algorithm);
+            let mut counts = [0u32; 5];
+            for _ in 0..10_000 {
+                counts[b.pick(&set, &Tried::default(), None).unwrap()] += 1;
+            }
+            let total: u32 = weights.iter().sum();
+            for (i, w) in weights.iter().enumerate() {
+                let want = f64::from(*w) / f64::from(total);
+                let got = f64::from(counts[i]) / 10_000.0;
+                assert!((got - want).abs() < 0.02, "{algorithm:?} {counts:?}");
+            }
+        }
     }
 
     #[test]
@@ -140,11 +144,11 @@ mod tests {
         set.endpoints[1].begin_epoch(Health::Down);
         let rr = RoundRobin::default();
         for _ in 0..10 {
-            assert_ne!(rr.pick(&set, &Tried::default()), Some(1));
+            assert_ne!(rr.pick(&set, &Tried::default(), None), Some(1));
         }
         let mut tried = Tried::default();
         tried.push(set.endpoints[0].key());
         tried.push(set.endpoints[2].key());
-        assert_eq!(rr.pick(&set, &tried), None);
+        assert_eq!(rr.pick(&set, &tried, None), None);
     }
 }

@@ -4,6 +4,7 @@
 //! list, later DNS discovery) replace the whole set. Per-endpoint health lives in
 //! the endpoints themselves, so health changes never rebuild the set.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -14,9 +15,29 @@ use super::endpoint::Endpoint;
 #[derive(Debug, Default)]
 pub struct EndpointSet {
     pub endpoints: Vec<Arc<Endpoint>>,
+    /// Unique per set built with [`EndpointSet::new`] (0 for the empty
+    /// default): what balancers key their per-set caches on, in O(1) and
+    /// without the address-reuse hazard of comparing pointers.
+    generation: u64,
 }
 
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
 impl EndpointSet {
+    /// A set of `endpoints`, in this order. Sets are not changed once built:
+    /// a change is a new set.
+    pub fn new(endpoints: Vec<Arc<Endpoint>>) -> EndpointSet {
+        EndpointSet {
+            endpoints,
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     pub fn any_in_rotation(&self) -> bool {
         self.endpoints.iter().any(|e| e.in_rotation())
     }
@@ -46,19 +67,20 @@ impl EndpointTable {
         self.current.rcu(|set| {
             let mut endpoints = set.endpoints.clone();
             endpoints.push(endpoint.clone());
-            EndpointSet { endpoints }
+            EndpointSet::new(endpoints)
         });
     }
 
     /// Remove an endpoint by key; in-flight requests keep their own reference.
     pub fn remove(&self, key: u64) {
-        self.current.rcu(|set| EndpointSet {
-            endpoints: set
-                .endpoints
-                .iter()
-                .filter(|e| e.key() != key)
-                .cloned()
-                .collect(),
+        self.current.rcu(|set| {
+            EndpointSet::new(
+                set.endpoints
+                    .iter()
+                    .filter(|e| e.key() != key)
+                    .cloned()
+                    .collect(),
+            )
         });
     }
 }

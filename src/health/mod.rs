@@ -84,7 +84,8 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
                 }
             }
             (Health::Down, Err(_)) => passes = 0,
-            (Health::Starting, Err(_)) | (Health::Stopped, _) => {}
+            // Passive ejection ends on its own timer (see Endpoint::record_failure).
+            (Health::Starting, Err(_)) | (Health::Stopped, _) | (Health::Ejected, _) => {}
         }
         let wait = if endpoint.health_word().health() == Health::Starting {
             STARTING_INTERVAL.min(config.interval)

@@ -3,13 +3,19 @@
 //! An upstream body carries a lease: the pooled connection goes back to its
 //! pool when the body has been read to the end, and the endpoint's in-flight
 //! count drops when the body is finished or dropped (client went away).
+//! While it waits for the backend, an idle timer runs: a body that stalls
+//! longer than `proxy.read_timeout` is cut (nginx's `proxy_read_timeout`).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 
 use super::pool::PooledConn;
 use crate::balance::InFlight;
@@ -19,87 +25,140 @@ pub struct Lease {
     pub _in_flight: InFlight,
 }
 
-pub enum ProxyBody {
-    Upstream {
-        body: Incoming,
-        lease: Option<Lease>,
-    },
-    Full(Option<Bytes>),
+impl Lease {
+    /// The exchange is complete: the connection may serve the next request.
+    fn release(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.release();
+        }
+    }
+}
+
+/// The backend sent nothing for `read_timeout` in the middle of a body.
+#[derive(Debug, thiserror::Error)]
+#[error("backend {backend} sent no data for {after:?} (proxy.read_timeout); response cut")]
+pub struct ReadTimeout {
+    backend: String,
+    after: Duration,
+}
+
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+pin_project! {
+    #[project = Proj]
+    pub enum ProxyBody {
+        Upstream {
+            #[pin]
+            body: Incoming,
+            lease: Option<Lease>,
+            #[pin]
+            idle: Sleep,
+            read_timeout: Duration,
+            armed: bool,
+        },
+        Full { data: Option<Bytes> },
+    }
 }
 
 impl ProxyBody {
     pub fn full(bytes: Bytes) -> ProxyBody {
-        ProxyBody::Full(Some(bytes))
+        ProxyBody::Full { data: Some(bytes) }
     }
 
     pub fn empty() -> ProxyBody {
-        ProxyBody::Full(None)
+        ProxyBody::Full { data: None }
     }
 
-    pub fn upstream(body: Incoming, lease: Lease) -> ProxyBody {
-        let mut b = ProxyBody::Upstream {
+    pub fn upstream(body: Incoming, mut lease: Lease, read_timeout: Duration) -> ProxyBody {
+        // A body already complete (HEAD, 204, 304, Content-Length: 0) frees
+        // its connection at once instead of waiting for a poll that may
+        // never come.
+        if body.is_end_stream() {
+            lease.release();
+        }
+        ProxyBody::Upstream {
             body,
             lease: Some(lease),
-        };
-        b.finish_if_done();
-        b
-    }
-
-    /// A body already complete (HEAD, 204, 304, Content-Length: 0) frees its
-    /// connection at once instead of waiting for a poll that may never come.
-    fn finish_if_done(&mut self) {
-        if let ProxyBody::Upstream { body, lease } = self {
-            if body.is_end_stream() {
-                if let Some(mut l) = lease.take() {
-                    if let Some(c) = l.conn.take() {
-                        c.release();
-                    }
-                }
-            }
+            idle: tokio::time::sleep(read_timeout),
+            read_timeout,
+            armed: false,
         }
     }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        match this {
-            ProxyBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ProxyBody::Upstream { body, .. } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => this.finish_if_done(),
-                    Poll::Ready(Some(Ok(_))) => this.finish_if_done(),
-                    Poll::Ready(Some(Err(_))) => {
-                        // The connection is broken; never pool it.
-                        if let ProxyBody::Upstream { lease, .. } = this {
-                            lease.take();
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.project() {
+            Proj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Proj::Upstream {
+                mut body,
+                lease,
+                mut idle,
+                read_timeout,
+                armed,
+            } => match body.as_mut().poll_frame(cx) {
+                Poll::Ready(None) => {
+                    if let Some(l) = lease {
+                        l.release();
+                    }
+                    Poll::Ready(None)
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    *armed = false;
+                    // hyper may not poll again once it has the last byte of a
+                    // sized body: release the connection with the last frame.
+                    if body.is_end_stream() {
+                        if let Some(l) = lease {
+                            l.release();
                         }
                     }
-                    Poll::Pending => {}
+                    Poll::Ready(Some(Ok(frame)))
                 }
-                polled
-            }
+                Poll::Ready(Some(Err(e))) => {
+                    // The connection is broken; never pool it.
+                    lease.take();
+                    Poll::Ready(Some(Err(e.into())))
+                }
+                Poll::Pending => {
+                    if !*armed {
+                        idle.as_mut().reset(Instant::now() + *read_timeout);
+                        *armed = true;
+                    }
+                    if idle.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let backend = lease
+                        .take()
+                        .map(|l| l._in_flight.endpoint().id.clone())
+                        .unwrap_or_default();
+                    let e = ReadTimeout {
+                        backend,
+                        after: *read_timeout,
+                    };
+                    tracing::warn!(error = %e, "response body stalled");
+                    Poll::Ready(Some(Err(e.into())))
+                }
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Full(d) => d.is_none(),
+            ProxyBody::Full { data } => data.is_none(),
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
-            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Full { data: Some(d) } => SizeHint::with_exact(d.len() as u64),
+            ProxyBody::Full { data: None } => SizeHint::with_exact(0),
             ProxyBody::Upstream { body, .. } => body.size_hint(),
         }
     }

@@ -23,6 +23,17 @@ pub enum ProxyError {
         backend: String,
         source: hyper::Error,
     },
+    #[error(
+        "backend {backend}: no response headers within {after:?} (proxy.response_header_timeout)"
+    )]
+    Timeout {
+        backend: String,
+        after: std::time::Duration,
+    },
+    /// Not an error for the client (the response is passed on); counts
+    /// against the backend when its status is in `proxy.fail_statuses`.
+    #[error("backend {backend}: answered {status}")]
+    Status { backend: String, status: u16 },
 }
 
 impl ProxyError {
@@ -33,6 +44,10 @@ impl ProxyError {
                 source: ConnectError::Timeout { .. },
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Status { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }
     }
@@ -47,6 +62,8 @@ impl ProxyError {
             } => "connect_timeout",
             ProxyError::Connect { .. } => "connect_failed",
             ProxyError::Upstream { .. } => "upstream_failed",
+            ProxyError::Timeout { .. } => "upstream_timeout",
+            ProxyError::Status { .. } => "upstream_status",
         }
     }
 

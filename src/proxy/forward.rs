@@ -17,9 +17,11 @@ use super::headers::{add_forwarded, is_upgrade, strip_hop_by_hop};
 use super::pool::UpstreamBody;
 use super::request_id::{self, X_REQUEST_ID};
 use super::upgrade;
-use crate::balance::{Balance, EndpointTable, Tried};
+use std::time::Duration;
+
+use crate::balance::{Balance, Endpoint, EndpointTable, RequestInfo, Tried};
 use arc_swap::ArcSwap;
-use shoal_config::Algorithm;
+use shoal_config::{Algorithm, BalanceConfig, ProxyConfig};
 
 pub struct Proxy {
     table: Arc<EndpointTable>,
@@ -31,14 +33,45 @@ pub struct Routing {
     pub balancer: Box<dyn Balance>,
     pub algorithm: Algorithm,
     pub retries: u32,
+    pub response_header_timeout: Duration,
+    pub read_timeout: Duration,
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+    pub fail_statuses: Vec<u16>,
 }
 
 impl Routing {
-    pub fn new(algorithm: Algorithm, retries: u32) -> Routing {
+    pub fn new(balance: &BalanceConfig, proxy: &ProxyConfig) -> Routing {
         Routing {
-            balancer: crate::balance::for_algorithm(algorithm),
-            algorithm,
-            retries,
+            balancer: crate::balance::from_config(balance),
+            algorithm: balance.algorithm,
+            retries: proxy.retries,
+            response_header_timeout: proxy.response_header_timeout,
+            read_timeout: proxy.read_timeout,
+            max_fails: proxy.max_fails,
+            fail_timeout: proxy.fail_timeout,
+            fail_statuses: proxy.fail_statuses.clone(),
+        }
+    }
+
+    /// Passive health: count a failed request against `endpoint`. As nginx
+    /// never marks a lone server unavailable, the last endpoint in rotation
+    /// is never ejected: a struggling backend beats a 503 for everyone.
+    fn failed(&self, table: &EndpointTable, endpoint: &Arc<Endpoint>, why: &ProxyError) {
+        let others = table
+            .snapshot()
+            .endpoints
+            .iter()
+            .any(|e| e.key() != endpoint.key() && e.in_rotation());
+        if !others {
+            return;
+        }
+        if endpoint.record_failure(self.max_fails, self.fail_timeout) {
+            tracing::warn!(
+                backend = %endpoint.id, error = %why, max_fails = self.max_fails,
+                fail_timeout = ?self.fail_timeout,
+                "out of rotation after failed requests (passive health)"
+            );
         }
     }
 }
@@ -99,6 +132,16 @@ impl Proxy {
 
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
+        // Owned: it lives across the awaits below (arc-swap's guards are
+        // meant for short borrows).
+        let routing = self.routing.load_full();
+        // What the balancer needs of the request (hash, ip_hash), as the
+        // client sent it, reduced to a u64 before `parts` moves on.
+        let key = routing.balancer.request_key(&RequestInfo {
+            client: peer.ip(),
+            headers: &parts.headers,
+            uri: &parts.uri,
+        });
         let request_id = request_id::ensure(&mut parts.headers);
         let json = wants_json(&parts.headers);
         let upgrading = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
@@ -130,14 +173,11 @@ impl Proxy {
             });
         let mut pending = Some(Request::from_parts(parts, Either::Left(body)));
 
-        // Owned: it lives across the awaits below (arc-swap's guards are
-        // meant for short borrows).
-        let routing = self.routing.load_full();
         let mut tried = Tried::default();
         let mut last_error = ProxyError::NoBackend;
         for _attempt in 0..=routing.retries {
             let set = self.table.snapshot();
-            let Some(i) = routing.balancer.pick(&set, &tried) else {
+            let Some(i) = routing.balancer.pick(&set, &tried, key) else {
                 break;
             };
             let endpoint = set.endpoints[i].clone();
@@ -161,13 +201,41 @@ impl Proxy {
                         backend: endpoint.id.clone(),
                         source,
                     };
+                    routing.failed(&self.table, &endpoint, &last_error);
                     continue;
                 }
             };
             let mut req = req;
             loop {
-                match conn.sender.try_send_request(req).await {
+                let started = std::time::Instant::now();
+                let sent = tokio::time::timeout(
+                    routing.response_header_timeout,
+                    conn.sender.try_send_request(req),
+                )
+                .await;
+                let Ok(sent) = sent else {
+                    // Dropping the exchange closes its connection. The request
+                    // may have been processed: only a replay may go elsewhere.
+                    last_error = ProxyError::Timeout {
+                        backend: endpoint.id.clone(),
+                        after: routing.response_header_timeout,
+                    };
+                    routing.failed(&self.table, &endpoint, &last_error);
+                    pending = replay.as_ref().map(Replay::build);
+                    break;
+                };
+                match sent {
                     Ok(mut resp) => {
+                        endpoint.observe_latency(started.elapsed());
+                        if !routing.fail_statuses.is_empty()
+                            && routing.fail_statuses.contains(&resp.status().as_u16())
+                        {
+                            let why = ProxyError::Status {
+                                backend: endpoint.id.clone(),
+                                status: resp.status().as_u16(),
+                            };
+                            routing.failed(&self.table, &endpoint, &why);
+                        }
                         let id = request_id.clone();
                         resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
                         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -184,7 +252,10 @@ impl Proxy {
                             conn: Some(conn),
                             _in_flight: in_flight,
                         };
-                        return Response::from_parts(parts, ProxyBody::upstream(body, lease));
+                        return Response::from_parts(
+                            parts,
+                            ProxyBody::upstream(body, lease, routing.read_timeout),
+                        );
                     }
                     Err(mut e) => {
                         let unsent = e.take_message();
@@ -217,6 +288,7 @@ impl Proxy {
                             backend: endpoint.id.clone(),
                             source,
                         };
+                        routing.failed(&self.table, &endpoint, &last_error);
                         // `again` is the unsent request or a replay; without
                         // one, a body was (partly) consumed or the method is
                         // not safe to repeat: answer with the error.

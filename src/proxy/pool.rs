@@ -69,6 +69,8 @@ struct Inner {
     addr: SocketAddr,
     settings: PoolSettings,
     idle: Mutex<Vec<Idle>>,
+    /// Connections opened so far (shows whether keep-alive reuse works).
+    opened: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -99,8 +101,13 @@ impl Pool {
                 addr,
                 settings,
                 idle: Mutex::new(Vec::new()),
+                opened: std::sync::atomic::AtomicU64::new(0),
             }),
         }
+    }
+
+    pub fn opened(&self) -> u64 {
+        self.inner.opened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn idle_count(&self) -> usize {
@@ -184,6 +191,9 @@ impl Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
+        self.inner
+            .opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await

@@ -87,3 +87,77 @@ async fn least_conn_avoids_busy_instances() {
         assert_eq!(s.await.unwrap().unwrap().status, 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_is_smooth_round_robin_too() {
+    let counts = spread("weighted").await;
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    for (id, n) in &counts {
+        assert_eq!(*n, 10, "{id} got {n}: {counts:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_and_p2c_ewma_use_every_instance() {
+    for algorithm in ["random", "p2c_ewma"] {
+        let counts = spread(algorithm).await;
+        assert_eq!(
+            counts.values().sum::<usize>(),
+            30,
+            "{algorithm}: {counts:?}"
+        );
+        assert!(counts.len() >= 2, "{algorithm}: {counts:?}");
+    }
+}
+
+/// The instance that answered a request.
+async fn instance(client: &mut Client, path: &str, user: Option<&str>) -> String {
+    let mut req = http::Request::get(path).header("host", "shoal.test");
+    if let Some(user) = user {
+        req = req.header("x-user-id", user);
+    }
+    let r = client
+        .send(
+            req.body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .expect("GET");
+    assert_eq!(r.status, 200);
+    r.json()["instance"].as_str().expect("instance").to_string()
+}
+
+/// `hash` on a header: each user stays on one instance, users spread over
+/// the instances, and requests without the header are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_on_a_header_keeps_each_user_on_one_instance() {
+    let shoal = Shoal::start(&demo_config(
+        3,
+        "balance: { algorithm: hash, hash_key: 'header:X-User-Id' }\n",
+    ));
+    shoal.wait_healthy(3).await;
+    let mut client = Client::new(shoal.proxy);
+    let mut homes = HashMap::new();
+    for round in 0..3 {
+        for u in 0..12 {
+            let user = format!("user-{u}");
+            let got = instance(&mut client, "/", Some(&user)).await;
+            let home = homes.entry(user.clone()).or_insert_with(|| got.clone());
+            assert_eq!(*home, got, "{user} moved in round {round}");
+        }
+    }
+    let used: std::collections::HashSet<_> = homes.values().collect();
+    assert!(used.len() >= 2, "12 users all on one instance: {homes:?}");
+    let mut anonymous = std::collections::HashSet::new();
+    for _ in 0..30 {
+        anonymous.insert(instance(&mut client, "/", None).await);
+    }
+    assert!(anonymous.len() >= 2, "{anonymous:?}");
+}
+
+/// `ip_hash`: every request of this test comes from 127.0.0.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_hash_keeps_a_client_on_one_instance() {
+    let counts = spread("ip_hash").await;
+    assert_eq!(counts.len(), 1, "{counts:?}");
+}

@@ -215,3 +215,30 @@ async fn closed_upstream_gets_502_and_post_is_not_replayed() {
     );
     bad.abort();
 }
+
+/// Upstream connections are kept alive and reused: 60 sequential requests
+/// over 2 instances open only a few connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused() {
+    let shoal = Shoal::start(&demo_config(2, "balance: { algorithm: round_robin }\n"));
+    shoal.wait_healthy(2).await;
+    let mut client = crate::support::Client::new(shoal.proxy);
+    for i in 0..60 {
+        let path = if i % 3 == 0 {
+            "/download?bytes=100000"
+        } else {
+            "/"
+        };
+        assert_eq!(client.get(path).await.unwrap().status, 200);
+    }
+    let s = shoal.status().await;
+    for i in s["instances"].as_array().unwrap() {
+        let opened = i["connections_opened"].as_u64().unwrap();
+        assert!(i["requests"].as_u64().unwrap() >= 30);
+        assert!(
+            opened <= 2,
+            "{} opened {opened} connections for 30 requests",
+            i["id"]
+        );
+    }
+}

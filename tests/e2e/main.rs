@@ -5,6 +5,7 @@ mod support;
 
 mod balancing;
 mod data_path;
+mod failures;
 mod health;
 mod lifecycle;
 mod shutdown;

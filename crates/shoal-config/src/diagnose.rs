@@ -194,6 +194,10 @@ fn unknown_key(rest: &str, path: &str, lines: &LineMap) -> Problem {
     )
 }
 
+/// The values of `balance.algorithm`, as messages list them.
+const ALGORITHMS: &str =
+    "`round_robin`, `weighted`, `least_conn`, `ip_hash`, `hash`, `random` or `p2c_ewma`";
+
 /// The values of `app.restart`, as messages list them.
 const RESTART_POLICIES: &str = "`always`, `on-failure` or `never`";
 
@@ -229,6 +233,16 @@ fn alias(path: &str, value: &str) -> Option<&'static str> {
         ("app.restart", "unless-stopped" | "unless_stopped" | "yes" | "on" | "true") => {
             Some("always")
         }
+        // nginx, HAProxy, Envoy and linkerd names for the same algorithms.
+        ("balance.algorithm", "wrr" | "weighted_round_robin" | "static-rr") => Some("weighted"),
+        ("balance.algorithm", "leastconn" | "least_request" | "least-request") => {
+            Some("least_conn")
+        }
+        ("balance.algorithm", "source" | "ip" | "iphash" | "client_ip") => Some("ip_hash"),
+        ("balance.algorithm", "ring_hash" | "maglev" | "consistent" | "uri" | "hdr") => {
+            Some("hash")
+        }
+        ("balance.algorithm", "p2c" | "ewma" | "peak_ewma" | "peak-ewma") => Some("p2c_ewma"),
         _ => None,
     }
 }
@@ -281,7 +295,7 @@ fn friendly_expected<'a>(expected: &'a str, path: &str) -> &'a str {
         e if e.starts_with("struct ") => "a mapping",
         e if e.starts_with("enum ") || e.contains("Tagged enum") || e.contains("YAML tag") => {
             match path {
-                "balance.algorithm" => "`round_robin` or `least_conn`",
+                "balance.algorithm" => ALGORITHMS,
                 "log.format" => "`text` or `json`",
                 "app.restart" => RESTART_POLICIES,
                 _ => "a name",

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::model::CommandSpec;
+use crate::model::{CommandSpec, HashKey};
 
 /// A string, or a number or boolean taken as the text YAML shows for it, so
 /// that `[python, -m, http.server, 8000]` and `DEBUG: 1` work unquoted.
@@ -149,6 +149,30 @@ pub(crate) fn ip_addr<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Erro
                 "expected an IP address like `127.0.0.1` or `::1`"
             };
             Err(E::custom(format!("invalid IP address `{v}`: {hint}")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `balance.hash_key`: `header:NAME`, `cookie:NAME`, `query:NAME` or `path`;
+/// empty (`null`, as the effective config prints it) when not set.
+pub(crate) fn hash_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HashKey>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<HashKey>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(
+                "a hash key like `header:X-User-Id`, `cookie:session`, `query:user` or `path`",
+            )
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            HashKey::parse(v).map(Some).map_err(E::custom)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
         }
     }
     d.deserialize_any(V)

@@ -224,18 +224,146 @@ fn default_weight() -> u32 {
     1
 }
 
+/// `balance.algorithm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
+    /// Each backend in turn, smooth weighted by `weight` (nginx's algorithm).
     RoundRobin,
+    /// The same smooth weighted round robin, under the name nginx users know.
+    Weighted,
+    /// Fewest requests in flight relative to weight.
     #[default]
     LeastConn,
+    /// Consistent hash of the client's IP address.
+    IpHash,
+    /// Consistent hash of `balance.hash_key` (a header, cookie, query
+    /// parameter or the path).
+    Hash,
+    /// Weighted random.
+    Random,
+    /// Power of two choices over peak-EWMA latency × (in flight + 1).
+    P2cEwma,
+}
+
+impl Algorithm {
+    /// The name as written in the config (`round_robin`, `p2c_ewma`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::Weighted => "weighted",
+            Algorithm::LeastConn => "least_conn",
+            Algorithm::IpHash => "ip_hash",
+            Algorithm::Hash => "hash",
+            Algorithm::Random => "random",
+            Algorithm::P2cEwma => "p2c_ewma",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct BalanceConfig {
     pub algorithm: Algorithm,
+    /// For `algorithm: hash` (required there, refused elsewhere): what part
+    /// of the request is hashed.
+    #[serde(deserialize_with = "crate::fields::hash_key")]
+    pub hash_key: Option<HashKey>,
+}
+
+/// `balance.hash_key`: where `algorithm: hash` finds a request's key.
+/// Written `header:NAME`, `cookie:NAME`, `query:NAME` or `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The first value of a request header (name as written; matched
+    /// without regard to case).
+    Header(String),
+    /// The value of one cookie in the `Cookie` header(s).
+    Cookie(String),
+    /// The raw (not percent-decoded) value of the first query parameter with
+    /// this name.
+    Query(String),
+    /// The request path, without the query.
+    Path,
+}
+
+impl HashKey {
+    /// Parses `header:X-User-Id`, `cookie:session`, `query:user` or `path`.
+    pub fn parse(text: &str) -> Result<HashKey, String> {
+        const FORMS: &str = "`header:NAME`, `cookie:NAME`, `query:NAME` or `path`";
+        let invalid = |why: String| format!("invalid hash key `{text}`: {why}");
+        if text == "path" {
+            return Ok(HashKey::Path);
+        }
+        let Some((source, name)) = text.split_once(':') else {
+            let why = match text.to_ascii_lowercase().as_str() {
+                "path" | "uri" | "url" => "write `path` to hash the request path".to_string(),
+                "ip" | "client" | "source" | "remote_addr" => {
+                    "to hash the client address use `algorithm: ip_hash` (without `hash_key`)"
+                        .to_string()
+                }
+                "" => format!("empty; expected {FORMS}"),
+                _ => format!("expected {FORMS} (for a header, write `header:{text}`)"),
+            };
+            return Err(invalid(why));
+        };
+        let kind = match source {
+            "header" => HashKey::Header,
+            "cookie" => HashKey::Cookie,
+            "query" => HashKey::Query,
+            _ => {
+                let hint = match source.to_ascii_lowercase().as_str() {
+                    "header" | "headers" | "hdr" | "http" => " (did you mean `header`?)",
+                    "cookie" | "cookies" => " (did you mean `cookie`?)",
+                    "query" | "arg" | "args" | "param" | "url_param" => " (did you mean `query`?)",
+                    _ => "",
+                };
+                return Err(invalid(format!(
+                    "unknown source `{source}`{hint}; expected {FORMS}"
+                )));
+            }
+        };
+        if name.is_empty() {
+            return Err(invalid(format!("a name must follow `{source}:`")));
+        }
+        let valid = match source {
+            // Header and cookie names are HTTP tokens (RFC 9110 5.6.2, RFC 6265 4.1.1).
+            "header" | "cookie" => name.bytes().all(is_token_byte),
+            // A query parameter name is anything up to `=` or `&`.
+            _ => name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'&' | b'=' | b'#')),
+        };
+        if !valid {
+            let what = match source {
+                "query" => "a query parameter name must not contain spaces, `&`, `=` or `#`",
+                _ => "a header or cookie name may only contain letters, digits and !#$%&'*+-.^_`|~",
+            };
+            return Err(invalid(what.to_string()));
+        }
+        Ok(kind(name.to_string()))
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+impl std::fmt::Display for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashKey::Header(name) => write!(f, "header:{name}"),
+            HashKey::Cookie(name) => write!(f, "cookie:{name}"),
+            HashKey::Query(name) => write!(f, "query:{name}"),
+            HashKey::Path => f.write_str("path"),
+        }
+    }
+}
+
+impl Serialize for HashKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Upstream side of the data plane.
@@ -252,6 +380,22 @@ pub struct ProxyConfig {
     /// An idle pooled connection older than this is closed.
     #[serde(with = "crate::units::duration")]
     pub idle_timeout: Duration,
+    /// From sending a request to receiving the response headers (→ 504).
+    #[serde(with = "crate::units::duration")]
+    pub response_header_timeout: Duration,
+    /// Longest wait between two reads of a response body from a backend; the
+    /// response is cut when it passes (nginx's `proxy_read_timeout`).
+    #[serde(with = "crate::units::duration")]
+    pub read_timeout: Duration,
+    /// Passive health, as nginx's `max_fails`: this many failed requests
+    /// within `fail_timeout` take a backend out of rotation for
+    /// `fail_timeout`. 0 turns passive health off.
+    pub max_fails: u32,
+    #[serde(with = "crate::units::duration")]
+    pub fail_timeout: Duration,
+    /// Response statuses that count as failures too (connect errors, resets
+    /// and timeouts always do).
+    pub fail_statuses: Vec<u16>,
 }
 
 impl Default for ProxyConfig {
@@ -261,6 +405,11 @@ impl Default for ProxyConfig {
             retries: 2,
             max_idle_per_backend: 64,
             idle_timeout: Duration::from_secs(60),
+            response_header_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            fail_statuses: Vec::new(),
         }
     }
 }

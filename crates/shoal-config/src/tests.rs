@@ -61,8 +61,8 @@ fn unknown_key_in_a_list_item() {
 #[test]
 fn unknown_key_without_a_close_match_lists_the_known_ones() {
     assert_eq!(
-        err("app: {command: x}\nproxy:\n  retries: 1\n  turbo: true\n"),
-        "shoal.yaml:4: unknown key `turbo` in `proxy` (known keys: `connect_timeout`, `retries`, `max_idle_per_backend`, `idle_timeout`)"
+        err("app: {command: x}\nlog:\n  level: info\n  turbo: true\n"),
+        "shoal.yaml:4: unknown key `turbo` in `log` (known keys: `level`, `format`)"
     );
 }
 
@@ -124,11 +124,148 @@ fn integer_out_of_type_range() {
 fn bad_enum_value_suggests() {
     assert_eq!(
         err("app: {command: x}\nbalance:\n  algorithm: round-robin\n"),
-        "shoal.yaml:3: balance.algorithm: unknown value `round-robin`: expected `round_robin` or `least_conn` (did you mean `round_robin`?)"
+        "shoal.yaml:3: balance.algorithm: unknown value `round-robin`: expected `round_robin`, `weighted`, `least_conn`, `ip_hash`, `hash`, `random` or `p2c_ewma` (did you mean `round_robin`?)"
     );
     assert_eq!(
         err("app: {command: x}\nlog:\n  format: yaml\n"),
         "shoal.yaml:3: log.format: unknown value `yaml`: expected `text` or `json`"
+    );
+}
+
+// --- balance -----------------------------------------------------------------
+
+#[test]
+fn every_algorithm_by_name() {
+    for (name, algorithm) in [
+        ("round_robin", Algorithm::RoundRobin),
+        ("weighted", Algorithm::Weighted),
+        ("least_conn", Algorithm::LeastConn),
+        ("ip_hash", Algorithm::IpHash),
+        ("random", Algorithm::Random),
+        ("p2c_ewma", Algorithm::P2cEwma),
+    ] {
+        let c = load(&format!(
+            "app: {{command: x}}\nbalance:\n  algorithm: {name}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.balance.algorithm, algorithm);
+        assert_eq!(algorithm.as_str(), name);
+        assert_eq!(c.balance.hash_key, None);
+    }
+    let c = load("app: {command: x}\nbalance: {algorithm: hash, hash_key: path}\n").unwrap();
+    assert_eq!(c.balance.algorithm, Algorithm::Hash);
+    assert_eq!(Algorithm::Hash.as_str(), "hash");
+}
+
+#[test]
+fn other_tools_algorithm_names_suggest_ours() {
+    for (theirs, ours) in [
+        ("leastconn", "least_conn"),
+        ("source", "ip_hash"),
+        ("wrr", "weighted"),
+        ("maglev", "hash"),
+        ("peak_ewma", "p2c_ewma"),
+    ] {
+        let e = err(&format!(
+            "app: {{command: x}}\nbalance:\n  algorithm: {theirs}\n"
+        ));
+        assert!(
+            e.ends_with(&format!("(did you mean `{ours}`?)")),
+            "{theirs}: {e}"
+        );
+    }
+}
+
+#[test]
+fn hash_keys_of_every_source() {
+    for (text, key) in [
+        ("header:X-User-Id", HashKey::Header("X-User-Id".into())),
+        ("cookie:session", HashKey::Cookie("session".into())),
+        ("query:user", HashKey::Query("user".into())),
+        ("path", HashKey::Path),
+    ] {
+        let c = load(&format!(
+            "app: {{command: x}}\nbalance:\n  algorithm: hash\n  hash_key: '{text}'\n"
+        ))
+        .unwrap();
+        assert_eq!(c.balance.hash_key, Some(key.clone()));
+        assert_eq!(key.to_string(), text);
+    }
+    // Unquoted works too: `header:X` is a plain YAML scalar.
+    let c = load("app: {command: x}\nbalance:\n  algorithm: hash\n  hash_key: header:X-Tenant\n")
+        .unwrap();
+    assert_eq!(c.balance.hash_key, Some(HashKey::Header("X-Tenant".into())));
+}
+
+#[test]
+fn hash_key_is_required_for_hash() {
+    let yaml = "app: {command: x}\nbalance:\n  algorithm: hash\n";
+    assert_eq!(
+        err(yaml),
+        "shoal.yaml:2: balance.hash_key: is required with `algorithm: hash`: what to hash, as \
+         `header:NAME`, `cookie:NAME`, `query:NAME` or `path` (e.g. `hash_key: header:X-User-Id`)"
+    );
+    assert_eq!(kind(yaml), ErrorKind::Missing);
+}
+
+#[test]
+fn hash_key_is_refused_for_other_algorithms() {
+    let yaml = "app: {command: x}\nbalance:\n  algorithm: round_robin\n  hash_key: path\n";
+    assert_eq!(
+        err(yaml),
+        "shoal.yaml:4: balance.hash_key: only applies to `algorithm: hash` (the algorithm is \
+         `round_robin`); remove it, or set `algorithm: hash`"
+    );
+    assert_eq!(kind(yaml), ErrorKind::Invalid);
+    // The default algorithm is named too.
+    assert_eq!(
+        err("app: {command: x}\nbalance:\n  hash_key: path\n"),
+        "shoal.yaml:3: balance.hash_key: only applies to `algorithm: hash` (the algorithm is \
+         `least_conn`); remove it, or set `algorithm: hash`"
+    );
+    assert_eq!(
+        err("app: {command: x}\nbalance:\n  algorithm: ip_hash\n  hash_key: header:X-Real-IP\n"),
+        "shoal.yaml:4: balance.hash_key: only applies to `algorithm: hash`; `ip_hash` always \
+         hashes the client's address (remove `hash_key`, or use `algorithm: hash`)"
+    );
+}
+
+#[test]
+fn bad_hash_keys_say_why() {
+    let e = |key: &str| {
+        err(&format!(
+            "app: {{command: x}}\nbalance:\n  algorithm: hash\n  hash_key: '{key}'\n"
+        ))
+    };
+    assert_eq!(
+        e("X-User-Id"),
+        "shoal.yaml:4: balance.hash_key: invalid hash key `X-User-Id`: expected `header:NAME`, \
+         `cookie:NAME`, `query:NAME` or `path` (for a header, write `header:X-User-Id`)"
+    );
+    assert_eq!(
+        e("headers:X-User-Id"),
+        "shoal.yaml:4: balance.hash_key: invalid hash key `headers:X-User-Id`: unknown source \
+         `headers` (did you mean `header`?); expected `header:NAME`, `cookie:NAME`, `query:NAME` \
+         or `path`"
+    );
+    assert_eq!(
+        e("cookie:"),
+        "shoal.yaml:4: balance.hash_key: invalid hash key `cookie:`: a name must follow `cookie:`"
+    );
+    assert!(e("header:X User").contains(
+        "invalid hash key `header:X User`: a header or cookie name may only contain letters"
+    ));
+    assert!(e("query:a&b").contains("must not contain spaces, `&`, `=` or `#`"));
+    assert!(e("ip").contains("use `algorithm: ip_hash`"));
+    assert!(e("URI").contains("write `path`"));
+    assert_eq!(
+        err("app: {command: x}\nbalance:\n  algorithm: hash\n  hash_key: [path]\n"),
+        "shoal.yaml:4: balance.hash_key: expected a hash key like `header:X-User-Id`, \
+         `cookie:session`, `query:user` or `path` (got a list)"
+    );
+    assert_eq!(
+        kind("app: {command: x}\nbalance:\n  algorithm: hash\n  hash_key: 'x'\n"),
+        ErrorKind::Invalid
     );
 }
 
@@ -750,7 +887,8 @@ health:
   interval: 10s
   timeout: 3s
 balance:
-  algorithm: round_robin
+  algorithm: hash
+  hash_key: cookie:session
 proxy:
   connect_timeout: 750ms
   retries: 0
@@ -770,7 +908,7 @@ log:
         "  interval: 1s500ms",
         "  stop_timeout: 1m30s",
         "  idle_timeout: 1m30s",
-        "  algorithm: round_robin",
+        "  algorithm: hash\n  hash_key: cookie:session\n",
         "  weight: 10",
         "  path: /healthz",
         "  drain_timeout: 45s",
@@ -819,7 +957,7 @@ log:
         "backoff:\n    initial: 500ms\n    max: 30s\n    reset_after: 1m\n",
         "max_memory: null",
         "upstreams: []",
-        "algorithm: least_conn",
+        "algorithm: least_conn\n  hash_key: null\n",
         "connect_timeout: 5s",
         "retries: 2",
         "max_idle_per_backend: 64",
@@ -883,4 +1021,16 @@ fn hostile_input_never_panics() {
     ] {
         let _ = load(text);
     }
+}
+
+#[test]
+fn proxy_timeouts_and_passive_health_are_checked() {
+    assert_eq!(
+        err("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy:\n  read_timeout: 0s\n"),
+        "shoal.yaml:3: proxy.read_timeout: must be greater than 0 (got 0s)"
+    );
+    assert_eq!(
+        err("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy:\n  fail_statuses: [503, 200]\n"),
+        "shoal.yaml:3: proxy.fail_statuses[1]: must be an error status from 400 to 599 (got 200)"
+    );
 }

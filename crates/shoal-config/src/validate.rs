@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::{ErrorKind, Problem};
 use crate::lines::LineMap;
-use crate::model::{AppConfig, CommandSpec, Config, HealthConfig};
+use crate::model::{Algorithm, AppConfig, BalanceConfig, CommandSpec, Config, HealthConfig};
 use crate::suggest::closest;
 use crate::units::{format_duration, format_size};
 
@@ -175,12 +175,34 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         );
     }
     health(&mut c, "health", &config.health);
+    balance(&mut c, &config.balance);
 
     if config.proxy.connect_timeout.is_zero() {
         c.invalid(
             "proxy.connect_timeout",
             "must be greater than 0 (got 0s)".into(),
         );
+    }
+    for (key, value) in [
+        (
+            "proxy.response_header_timeout",
+            config.proxy.response_header_timeout,
+        ),
+        ("proxy.read_timeout", config.proxy.read_timeout),
+        ("proxy.fail_timeout", config.proxy.fail_timeout),
+    ] {
+        if value.is_zero() {
+            c.invalid(key, "must be greater than 0 (got 0s)".into());
+        }
+        c.at_most(key, value, MAX_WAIT);
+    }
+    for (i, status) in config.proxy.fail_statuses.iter().enumerate() {
+        if !(400..=599).contains(status) {
+            c.invalid(
+                &format!("proxy.fail_statuses[{i}]"),
+                format!("must be an error status from 400 to 599 (got {status})"),
+            );
+        }
     }
     if config.proxy.retries > MAX_RETRIES {
         c.invalid(
@@ -398,6 +420,34 @@ fn command(c: &mut Checker<'_>, command: &CommandSpec) {
                 c.invalid("app.command", "must not contain a NUL character".into());
             }
         }
+    }
+}
+
+/// `balance.hash_key` belongs to `algorithm: hash` and to nothing else.
+fn balance(c: &mut Checker<'_>, b: &BalanceConfig) {
+    match (b.algorithm, &b.hash_key) {
+        (Algorithm::Hash, None) => c.report(
+            ErrorKind::Missing,
+            "balance.hash_key",
+            "is required with `algorithm: hash`: what to hash, as `header:NAME`, \
+             `cookie:NAME`, `query:NAME` or `path` (e.g. `hash_key: header:X-User-Id`)"
+                .into(),
+        ),
+        (Algorithm::Hash, Some(_)) | (_, None) => {}
+        (Algorithm::IpHash, Some(_)) => c.invalid(
+            "balance.hash_key",
+            "only applies to `algorithm: hash`; `ip_hash` always hashes the client's \
+             address (remove `hash_key`, or use `algorithm: hash`)"
+                .into(),
+        ),
+        (other, Some(_)) => c.invalid(
+            "balance.hash_key",
+            format!(
+                "only applies to `algorithm: hash` (the algorithm is `{}`); remove it, \
+                 or set `algorithm: hash`",
+                other.as_str()
+            ),
+        ),
     }
 }
 
