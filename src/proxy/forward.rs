@@ -221,6 +221,8 @@ impl Proxy {
                         after: routing.response_header_timeout,
                     };
                     routing.failed(&self.table, &endpoint, &last_error);
+                    // As slow as the timeout, at least: p2c_ewma steers away.
+                    endpoint.observe_latency(routing.response_header_timeout);
                     pending = replay.as_ref().map(Replay::build);
                     break;
                 };
