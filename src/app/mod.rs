@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::balance::{Endpoint, EndpointTable};
 use crate::health::HealthCell;
+use crate::proxy::headers::TrustedProxies;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
 use crate::supervisor::{Progress, Supervisor, SupervisorOptions};
@@ -116,7 +117,8 @@ pub async fn run(
     };
     let proxy = Arc::new(Proxy::new(
         table.clone(),
-        Routing::new(&config.balance, &config.proxy),
+        Routing::new(&config.balance, &config.proxy)
+            .with_trusted(TrustedProxies::new(&config.trusted_proxies)),
     ));
 
     let state = Arc::new(State {

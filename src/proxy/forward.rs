@@ -13,9 +13,10 @@ use hyper::body::Incoming;
 
 use super::body::{Lease, ProxyBody};
 use super::error::{wants_json, ProxyError};
-use super::headers::{add_forwarded, is_upgrade, strip_hop_by_hop};
+use super::headers::{client_ip, forward, is_upgrade, strip_hop_by_hop, TrustedProxies};
 use super::pool::UpstreamBody;
 use super::request_id::{self, X_REQUEST_ID};
+use super::retry_budget::RetryBudget;
 use super::upgrade;
 use std::time::Duration;
 
@@ -26,10 +27,15 @@ use shoal_config::{Algorithm, BalanceConfig, ProxyConfig};
 pub struct Proxy {
     table: Arc<EndpointTable>,
     routing: ArcSwap<Routing>,
+    budget: RetryBudget,
 }
 
 /// The settings a config reload may swap while requests are in flight.
 pub struct Routing {
+    pub trusted: TrustedProxies,
+    pub retry_budget_percent: u32,
+    pub retry_budget_min: u32,
+    pub retry_budget_window: Duration,
     pub balancer: Box<dyn Balance>,
     pub algorithm: Algorithm,
     pub retries: u32,
@@ -38,11 +44,16 @@ pub struct Routing {
     pub max_fails: u32,
     pub fail_timeout: Duration,
     pub fail_statuses: Vec<u16>,
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Routing {
     pub fn new(balance: &BalanceConfig, proxy: &ProxyConfig) -> Routing {
         Routing {
+            trusted: TrustedProxies::default(),
+            retry_budget_percent: proxy.retry_budget_percent,
+            retry_budget_min: proxy.retry_budget_min,
+            retry_budget_window: proxy.retry_budget_window,
             balancer: crate::balance::from_config(balance),
             algorithm: balance.algorithm,
             retries: proxy.retries,
@@ -51,7 +62,14 @@ impl Routing {
             max_fails: proxy.max_fails,
             fail_timeout: proxy.fail_timeout,
             fail_statuses: proxy.fail_statuses.clone(),
+            tunnel_idle_timeout: proxy.tunnel_idle_timeout,
         }
+    }
+
+    /// The peers whose forwarding headers are believed (`trusted_proxies`).
+    pub fn with_trusted(mut self, trusted: TrustedProxies) -> Routing {
+        self.trusted = trusted;
+        self
     }
 
     /// Passive health: count a failed request against `endpoint`. As nginx
@@ -119,6 +137,7 @@ impl Proxy {
         Proxy {
             table,
             routing: ArcSwap::from_pointee(routing),
+            budget: RetryBudget::default(),
         }
     }
 
@@ -135,10 +154,12 @@ impl Proxy {
         // Owned: it lives across the awaits below (arc-swap's guards are
         // meant for short borrows).
         let routing = self.routing.load_full();
+        self.budget.request();
+        let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
         // What the balancer needs of the request (hash, ip_hash), as the
         // client sent it, reduced to a u64 before `parts` moves on.
         let key = routing.balancer.request_key(&RequestInfo {
-            client: peer.ip(),
+            client,
             headers: &parts.headers,
             uri: &parts.uri,
         });
@@ -147,7 +168,13 @@ impl Proxy {
         let upgrading = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
 
         strip_hop_by_hop(&mut parts.headers, upgrading);
-        add_forwarded(&mut parts.headers, peer.ip(), "http");
+        forward(
+            &mut parts.headers,
+            peer.ip(),
+            client,
+            &routing.trusted,
+            "http",
+        );
         if !parts.headers.contains_key(header::HOST) {
             if let Some(a) = parts.uri.authority() {
                 if let Ok(v) = HeaderValue::from_str(a.as_str()) {
@@ -175,7 +202,21 @@ impl Proxy {
 
         let mut tried = Tried::default();
         let mut last_error = ProxyError::NoBackend;
+        // Set when the last attempt reached a backend: trying again costs
+        // backends work, so it must fit the retry budget.
+        let mut charge = false;
         for _attempt in 0..=routing.retries {
+            if charge {
+                if !self.budget.try_retry(
+                    routing.retry_budget_percent,
+                    routing.retry_budget_min,
+                    routing.retry_budget_window,
+                ) {
+                    tracing::warn!(request_id = ?request_id, "retry budget exhausted; not retrying");
+                    break;
+                }
+                charge = false;
+            }
             let set = self.table.snapshot();
             let Some(i) = routing.balancer.pick(&set, &tried, key) else {
                 break;
@@ -224,6 +265,7 @@ impl Proxy {
                     // As slow as the timeout, at least: p2c_ewma steers away.
                     endpoint.observe_latency(routing.response_header_timeout);
                     pending = replay.as_ref().map(Replay::build);
+                    charge = true;
                     break;
                 };
                 match sent {
@@ -243,7 +285,13 @@ impl Proxy {
                         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                             if let Some(client) = client_upgrade {
                                 let upstream = hyper::upgrade::on(&mut resp);
-                                upgrade::splice(client, upstream, endpoint.id.clone(), in_flight);
+                                upgrade::splice(
+                                    client,
+                                    upstream,
+                                    endpoint.id.clone(),
+                                    in_flight,
+                                    routing.tunnel_idle_timeout,
+                                );
                                 let (parts, _) = resp.into_parts();
                                 return Response::from_parts(parts, ProxyBody::empty());
                             }
@@ -261,6 +309,7 @@ impl Proxy {
                     }
                     Err(mut e) => {
                         let unsent = e.take_message();
+                        let reached_backend = unsent.is_none();
                         let source = e.into_error();
                         tracing::debug!(backend = %endpoint.id, reused = conn.reused, sent = unsent.is_none(), error = %source, "upstream request failed");
                         let again = unsent.or_else(|| replay.as_ref().map(Replay::build));
@@ -291,6 +340,7 @@ impl Proxy {
                             source,
                         };
                         routing.failed(&self.table, &endpoint, &last_error);
+                        charge = reached_backend;
                         // `again` is the unsent request or a replay; without
                         // one, a body was (partly) consumed or the method is
                         // not safe to repeat: answer with the error.

@@ -75,8 +75,73 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Set the forwarding headers for a request from `client` (RFC 7239's
-/// de-facto predecessors, as nginx's `$proxy_add_x_forwarded_for` does).
+/// The peers whose forwarding headers are believed (`trusted_proxies`).
+#[derive(Debug, Default, Clone)]
+pub struct TrustedProxies(Vec<shoal_config::cidr::Cidr>);
+
+impl TrustedProxies {
+    /// From already validated config entries (invalid ones are skipped).
+    pub fn new(entries: &[String]) -> TrustedProxies {
+        TrustedProxies(
+            entries
+                .iter()
+                .filter_map(|e| shoal_config::cidr::Cidr::parse(e).ok())
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        !self.0.is_empty() && self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// The client's address: the peer, or — when the peer is a trusted proxy —
+/// the right-most `X-Forwarded-For` entry that is not itself trusted (as
+/// nginx's `real_ip_recursive`).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for entry in text.rsplit(',') {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted.contains(ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+    }
+    client
+}
+
+/// Set the forwarding headers. From a trusted proxy, `X-Forwarded-For` is
+/// extended and its `X-Forwarded-Proto`/`-Host` kept; from anyone else they
+/// are replaced, so a client cannot choose the address backends (and
+/// `ip_hash`) see. `X-Real-IP` is the client as `client_ip` found it.
+pub fn forward(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    client: IpAddr,
+    trusted: &TrustedProxies,
+    proto: &'static str,
+) {
+    if !trusted.contains(peer) {
+        headers.remove(&X_FORWARDED_FOR);
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
+    }
+    add_forwarded(headers, peer, proto);
+    if let Ok(v) = HeaderValue::from_str(&client.to_string()) {
+        headers.insert(X_REAL_IP.clone(), v);
+    }
+}
+
+/// Append `client` to `X-Forwarded-For` and set the other forwarding headers
+/// where absent (nginx's `$proxy_add_x_forwarded_for`).
 pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
     let ip = client.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -90,9 +155,13 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static st
     if let Ok(v) = HeaderValue::from_str(&ip) {
         headers.insert(X_REAL_IP.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        if let Some(host) = headers.get(header::HOST).cloned() {
+            headers.insert(X_FORWARDED_HOST.clone(), host);
+        }
     }
 }
 
@@ -134,6 +203,41 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_spoof_the_client() {
+        let none = TrustedProxies::default();
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        let client = client_ip(peer, &h, &none);
+        assert_eq!(client, peer);
+        forward(&mut h, peer, client, &none, "http");
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-real-ip"], "192.0.2.7");
+    }
+
+    #[test]
+    fn trusted_peers_are_walked_right_to_left() {
+        let trusted = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.5, 10.1.1.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let client = client_ip(peer, &h, &trusted);
+        assert_eq!(client, "203.0.113.5".parse::<IpAddr>().unwrap());
+        forward(&mut h, peer, client, &trusted, "http");
+        assert_eq!(
+            h["x-forwarded-for"],
+            "6.6.6.6, 203.0.113.5, 10.1.1.1, 10.0.0.2"
+        );
+        assert_eq!(h["x-forwarded-proto"], "https", "kept from a trusted proxy");
+        assert_eq!(h["x-real-ip"], "203.0.113.5");
     }
 
     #[test]

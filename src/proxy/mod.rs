@@ -6,6 +6,7 @@ mod forward;
 pub mod headers;
 pub mod pool;
 pub mod request_id;
+mod retry_budget;
 mod server;
 mod upgrade;
 

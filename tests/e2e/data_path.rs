@@ -28,7 +28,9 @@ async fn request_id_and_forwarding_headers() {
     assert_eq!(seen["x-forwarded-proto"], "http");
     assert_eq!(seen["x-forwarded-host"], shoal.proxy.to_string());
 
-    // Kept when present; X-Forwarded-For appended; hop-by-hop headers dropped.
+    // Kept when present. From an untrusted peer (no trusted_proxies), a
+    // client's X-Forwarded-For is replaced, not believed; hop-by-hop
+    // headers are dropped.
     let req = http::Request::get("/headers")
         .header("host", "example.test")
         .header("x-request-id", "client-chosen-1")
@@ -42,7 +44,11 @@ async fn request_id_and_forwarding_headers() {
     assert_eq!(r.headers["x-request-id"], "client-chosen-1");
     let seen = r.json();
     assert_eq!(seen["x-request-id"], "client-chosen-1");
-    assert_eq!(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(
+        seen["x-forwarded-for"], "127.0.0.1",
+        "spoofed entry dropped"
+    );
+    assert_eq!(seen["x-real-ip"], "127.0.0.1");
     assert_eq!(seen["x-forwarded-host"], "example.test");
     assert!(seen.get("x-hop").is_none(), "{seen}");
     assert!(seen.get("keep-alive").is_none(), "{seen}");
@@ -51,6 +57,27 @@ async fn request_id_and_forwarding_headers() {
         shoal.log_contains("client-chosen-1").then_some(())
     })
     .await;
+}
+
+/// From a trusted proxy, X-Forwarded-For is extended and the client is the
+/// right-most untrusted entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_forwarding_is_extended() {
+    let shoal = Shoal::start(&demo_config(1, "trusted_proxies: [127.0.0.0/8]\n"));
+    shoal.wait_healthy(1).await;
+    let req = http::Request::get("/headers")
+        .header("host", "example.test")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let seen = request(shoal.proxy, req).await.unwrap().json();
+    assert_eq!(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(seen["x-real-ip"], "203.0.113.9");
+    assert_eq!(
+        seen["x-forwarded-proto"], "https",
+        "kept from a trusted proxy"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

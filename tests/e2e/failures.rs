@@ -197,3 +197,31 @@ async fn failing_backend_is_ejected_then_readmitted() {
     .await;
     task.abort();
 }
+
+/// The retry budget: against two backends that always fail, 100 GETs (each
+/// replayable once) cause at most 20% extra attempts; with a 100% budget
+/// nearly every request is retried, so it is the budget that limits them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_budget_limits_retries_during_an_outage() {
+    for (percent, low, high) in [(20u32, 100usize, 125usize), (100, 190, 200)] {
+        let (a, a_count, ta) = bad_backend("close").await;
+        let (b, b_count, tb) = bad_backend("close").await;
+        let shoal = Shoal::start(&upstreams_config(
+            &[a, b],
+            &format!("{{ retries: 1, max_fails: 0, retry_budget_percent: {percent}, retry_budget_min: 0 }}"),
+        ));
+        wait_up(&shoal, 2).await;
+        let before = a_count.load(Ordering::SeqCst) + b_count.load(Ordering::SeqCst);
+        let mut client = Client::new(shoal.proxy);
+        for _ in 0..100 {
+            assert_eq!(client.get("/").await.unwrap().status, 502);
+        }
+        let attempts = a_count.load(Ordering::SeqCst) + b_count.load(Ordering::SeqCst) - before;
+        assert!(
+            (low..=high).contains(&attempts),
+            "budget {percent}%: {attempts} attempts for 100 requests"
+        );
+        ta.abort();
+        tb.abort();
+    }
+}

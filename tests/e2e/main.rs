@@ -7,6 +7,8 @@ mod balancing;
 mod data_path;
 mod failures;
 mod health;
+mod large_bodies;
 mod lifecycle;
 mod shutdown;
 mod supervision;
+mod websocket;

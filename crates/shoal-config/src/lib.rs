@@ -6,6 +6,7 @@
 //! semantic validation that reports every problem at once.
 #![forbid(unsafe_code)]
 
+pub mod cidr;
 mod diagnose;
 mod error;
 mod fields;

@@ -30,6 +30,10 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    /// Peers (CIDRs such as `10.0.0.0/8`, or single addresses) whose
+    /// `X-Forwarded-For` is extended; from anyone else it is replaced, so the
+    /// client address (ip_hash, logs, later rate limits) cannot be spoofed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -396,6 +401,17 @@ pub struct ProxyConfig {
     /// Response statuses that count as failures too (connect errors, resets
     /// and timeouts always do).
     pub fail_statuses: Vec<u16>,
+    /// Retry budget: retries may add at most this percentage of the requests
+    /// seen in the last `retry_budget_window` ...
+    pub retry_budget_percent: u32,
+    #[serde(with = "crate::units::duration")]
+    pub retry_budget_window: Duration,
+    /// ... plus this many retries per window, so quiet services can retry.
+    pub retry_budget_min: u32,
+    /// An upgraded connection (WebSocket) with no traffic either way for this
+    /// long is closed (HAProxy's `timeout tunnel`).
+    #[serde(with = "crate::units::duration")]
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -410,6 +426,10 @@ impl Default for ProxyConfig {
             max_fails: 1,
             fail_timeout: Duration::from_secs(10),
             fail_statuses: Vec::new(),
+            retry_budget_percent: 20,
+            retry_budget_window: Duration::from_secs(10),
+            retry_budget_min: 10,
+            tunnel_idle_timeout: Duration::from_secs(3600),
         }
     }
 }
