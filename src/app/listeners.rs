@@ -89,12 +89,13 @@ pub fn start_proxy(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     grace: proxy::Grace,
+    limits: proxy::LimitsNow,
 ) {
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let stop = CancellationToken::new();
-    let task = tokio::spawn(proxy::serve(listener, proxy, stop.clone(), grace));
+    let task = tokio::spawn(proxy::serve(listener, proxy, stop.clone(), grace, limits));
     slot.install(addr, stop, task);
     tracing::info!("proxy listening on {addr}");
 }

@@ -145,6 +145,7 @@ pub async fn run(
         listeners.proxy,
         proxy,
         grace_of(&state),
+        limits_of(&state),
     );
     listeners::start_admin(
         &state.admin_listener,
@@ -186,6 +187,16 @@ fn grace_of(state: &Arc<State>) -> crate::proxy::Grace {
         weak.upgrade()
             .map(|s| s.config().shutdown.grace)
             .unwrap_or(std::time::Duration::from_secs(30))
+    })
+}
+
+/// The current `limits:`, for each connection accepted.
+fn limits_of(state: &Arc<State>) -> crate::proxy::LimitsNow {
+    let weak = Arc::downgrade(state);
+    Arc::new(move || {
+        weak.upgrade()
+            .map(|s| s.config().limits.clone())
+            .unwrap_or_default()
     })
 }
 

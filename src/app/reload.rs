@@ -169,6 +169,13 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             ),
         );
     }
+    if new.limits != old.limits {
+        progress.step(
+            0,
+            0,
+            "client limits updated (for connections accepted from now on)",
+        );
+    }
     if new.health != old.health {
         state.upstream_health.store(Arc::new(new.health.clone()));
         progress.step(0, 0, "upstream health checks updated");
@@ -179,6 +186,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             l,
             state.proxy.clone(),
             super::grace_of(state),
+            super::limits_of(state),
         );
         progress.step(0, 0, format!("public listener moved to {}", new.listen));
     }

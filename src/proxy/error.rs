@@ -6,11 +6,18 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
+use super::limits::BodyTooLarge;
 use super::pool::ConnectError;
 use super::request_id::X_REQUEST_ID;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// The request's framing is ambiguous (a smuggling vector); never forwarded.
+    #[error("rejected request: {0}")]
+    BadFraming(&'static str),
+    /// The client's body was malformed or cut while it was being forwarded.
+    #[error("the client's request body failed: {0}")]
+    ClientBody(hyper::Error),
     #[error("no healthy backend")]
     NoBackend,
     #[error("backend {backend}: {source}")]
@@ -34,11 +41,42 @@ pub enum ProxyError {
     /// against the backend when its status is in `proxy.fail_statuses`.
     #[error("backend {backend}: answered {status}")]
     Status { backend: String, status: u16 },
+    /// The declared `Content-Length` is over `limits.max_body_size`. A
+    /// streamed body that grows past it surfaces as `ClientBody` (or
+    /// `Upstream`) with a [`BodyTooLarge`] cause, and is answered the same.
+    #[error("request body larger than {limit} bytes (limits.max_body_size)")]
+    PayloadTooLarge { limit: u64 },
+    /// No complete request head within `limits.header_read_timeout`.
+    #[error("no complete request head within {after:?} (limits.header_read_timeout)")]
+    HeaderTimeout { after: std::time::Duration },
 }
 
 impl ProxyError {
+    /// The request body passed `limits.max_body_size` on its way upstream.
+    fn body_too_large(&self) -> bool {
+        let source = match self {
+            ProxyError::PayloadTooLarge { .. } => return true,
+            ProxyError::ClientBody(source) | ProxyError::Upstream { source, .. } => source,
+            _ => return false,
+        };
+        let mut cause = std::error::Error::source(source);
+        while let Some(c) = cause {
+            if c.is::<BodyTooLarge>() {
+                return true;
+            }
+            cause = c.source();
+        }
+        false
+    }
+
     pub fn status(&self) -> StatusCode {
+        if self.body_too_large() {
+            return StatusCode::PAYLOAD_TOO_LARGE;
+        }
         match self {
+            ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::HeaderTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BadFraming(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect {
                 source: ConnectError::Timeout { .. },
@@ -54,7 +92,14 @@ impl ProxyError {
 
     /// Short, stable words for logs and JSON bodies.
     pub fn kind(&self) -> &'static str {
+        if self.body_too_large() {
+            return "payload_too_large";
+        }
         match self {
+            ProxyError::PayloadTooLarge { .. } => "payload_too_large",
+            ProxyError::HeaderTimeout { .. } => "request_timeout",
+            ProxyError::BadFraming(_) => "bad_framing",
+            ProxyError::ClientBody(_) => "bad_request_body",
             ProxyError::NoBackend => "no_healthy_backend",
             ProxyError::Connect {
                 source: ConnectError::Timeout { .. },
@@ -99,6 +144,14 @@ impl ProxyError {
         h.insert(X_REQUEST_ID.clone(), request_id.clone());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
+            // The rest of the request is not read: the connection cannot
+            // carry another one.
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

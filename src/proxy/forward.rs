@@ -4,16 +4,18 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::limits::RequestBody;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::Uri;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::{Either, Empty};
-use hyper::body::Incoming;
 
 use super::body::{Lease, ProxyBody};
 use super::error::{wants_json, ProxyError};
-use super::headers::{client_ip, forward, is_upgrade, strip_hop_by_hop, TrustedProxies};
+use super::headers::{
+    ambiguous_framing, client_ip, forward, is_upgrade, strip_hop_by_hop, TrustedProxies,
+};
 use super::pool::UpstreamBody;
 use super::request_id::{self, X_REQUEST_ID};
 use super::retry_budget::RetryBudget;
@@ -149,7 +151,7 @@ impl Proxy {
         self.routing.store(Arc::new(routing));
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    pub async fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         // Owned: it lives across the awaits below (arc-swap's guards are
         // meant for short borrows).
@@ -165,6 +167,11 @@ impl Proxy {
         });
         let request_id = request_id::ensure(&mut parts.headers);
         let json = wants_json(&parts.headers);
+        if let Some(why) = ambiguous_framing(&parts.headers) {
+            let e = ProxyError::BadFraming(why);
+            tracing::warn!(request_id = ?request_id, %peer, error = %e, "request rejected");
+            return e.to_response(&request_id, json);
+        }
         let upgrading = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
 
         strip_hop_by_hop(&mut parts.headers, upgrading);
@@ -334,6 +341,14 @@ impl Proxy {
                                     }
                                 }
                             }
+                        }
+                        if source.is_user() {
+                            // Our side failed: the client's body was
+                            // malformed or cut. Not the backend's fault, and
+                            // nothing to retry.
+                            last_error = ProxyError::ClientBody(source);
+                            pending = None;
+                            break;
                         }
                         last_error = ProxyError::Upstream {
                             backend: endpoint.id.clone(),

@@ -27,6 +27,35 @@ fn standard_hop_by_hop() -> [&'static HeaderName; 9] {
     ]
 }
 
+/// Request framing a proxy must not pass on, because the backend might read
+/// it differently (request smuggling): any `Transfer-Encoding` but exactly
+/// one `chunked`, or `Content-Length` beside it. hyper already rejects
+/// differing `Content-Length`s, unknown codings, obs-fold and malformed
+/// header lines with 400, and for `Content-Length` + chunked it applies
+/// RFC 9112 §6.3 itself (chunked wins, the length header is dropped, the
+/// connection closes after the response); the check here is the backstop.
+pub fn ambiguous_framing(headers: &HeaderMap) -> Option<&'static str> {
+    if !headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    if headers.contains_key(header::CONTENT_LENGTH) {
+        return Some("both Content-Length and Transfer-Encoding");
+    }
+    let mut codings = 0;
+    for v in headers.get_all(header::TRANSFER_ENCODING) {
+        let Ok(text) = v.to_str() else {
+            return Some("Transfer-Encoding is not text");
+        };
+        for token in text.split(',') {
+            codings += 1;
+            if !token.trim().eq_ignore_ascii_case("chunked") {
+                return Some("a Transfer-Encoding other than chunked");
+            }
+        }
+    }
+    (codings != 1).then_some("chunked applied more than once")
+}
+
 /// Is this an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`)?
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
@@ -194,6 +223,27 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn ambiguous_framing_is_named() {
+        assert_eq!(
+            ambiguous_framing(&map(&[("transfer-encoding", "chunked")])),
+            None
+        );
+        assert_eq!(ambiguous_framing(&map(&[("content-length", "4")])), None);
+        assert!(ambiguous_framing(&map(&[
+            ("content-length", "4"),
+            ("transfer-encoding", "chunked")
+        ]))
+        .is_some());
+        assert!(ambiguous_framing(&map(&[
+            ("transfer-encoding", "chunked"),
+            ("transfer-encoding", "chunked")
+        ]))
+        .is_some());
+        assert!(ambiguous_framing(&map(&[("transfer-encoding", "chunked, chunked")])).is_some());
+        assert!(ambiguous_framing(&map(&[("transfer-encoding", "gzip, chunked")])).is_some());
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod body;
 pub mod error;
 mod forward;
 pub mod headers;
+pub mod limits;
 pub mod pool;
 pub mod request_id;
 mod retry_budget;
@@ -11,4 +12,4 @@ mod server;
 mod upgrade;
 
 pub use forward::{Proxy, Routing};
-pub use server::{serve, Grace};
+pub use server::{serve, Grace, LimitsNow};

@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{Either, Empty};
-use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::limits::RequestBody;
+
 /// What the proxy sends upstream: the client's body streamed through, or
 /// nothing (a replayed bodyless request, a health check).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+pub type UpstreamBody = Either<RequestBody, Empty<Bytes>>;
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {

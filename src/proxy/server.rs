@@ -13,23 +13,63 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use http::StatusCode;
+use shoal_config::LimitsConfig;
+use tokio::sync::Semaphore;
+
 use super::forward::Proxy;
+use super::limits::{self, ConnWatch, TrackedBody, WatchedIo};
 
 /// How long the drain may take, read when it begins (a config reload may
 /// have changed it since the listener started).
 pub type Grace = Arc<dyn Fn() -> Duration + Send + Sync>;
+
+/// The current `limits:` section, read for each connection accepted (a
+/// config reload applies to the connections accepted after it).
+pub type LimitsNow = Arc<dyn Fn() -> LimitsConfig + Send + Sync>;
+
+fn builder_for(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own header timeout is off: `limits::WatchedIo` does it (and
+    // answers 408), and hyper's would also cut idle keep-alive connections.
+    // The read buffer bounds the request head: over it, hyper answers 431.
+    let head = usize::try_from(limits.max_header_size).unwrap_or(usize::MAX);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(head.max(8192));
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
+    builder
+}
 
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     stop: CancellationToken,
     grace: Grace,
+    limits_now: LimitsNow,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    let mut limits = limits_now();
+    let mut builder = builder_for(&limits);
+    // `limits.max_connections`: without a permit, no accept; connections
+    // wait in the kernel's listen backlog.
+    let mut slots = limits
+        .max_connections
+        .map(|n| Arc::new(Semaphore::new(n as usize)));
     let graceful = GracefulShutdown::new();
 
     loop {
+        let permit = match &slots {
+            None => None,
+            Some(s) => tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                p = s.clone().acquire_owned() => p.ok(),
+            },
+        };
         let (stream, peer) = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
@@ -43,20 +83,45 @@ pub async fn serve(
                 }
             },
         };
+        let now = limits_now();
+        if now != limits {
+            builder = builder_for(&now);
+            if now.max_connections != limits.max_connections {
+                slots = now
+                    .max_connections
+                    .map(|n| Arc::new(Semaphore::new(n as usize)));
+            }
+            limits = now;
+        }
         let _ = stream.set_nodelay(true);
+        let watch = ConnWatch::new(limits.header_read_timeout, limits.idle_timeout);
+        let io = WatchedIo::new(stream, watch.clone());
+        let max_body_size = limits.max_body_size;
         let proxy = proxy.clone();
         let service = service_fn(move |req| {
             let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+            let busy = watch.request_started();
+            let watch = watch.clone();
+            async move {
+                let resp = match limits::admit(req, max_body_size) {
+                    Ok(req) => proxy.handle(req, peer).await,
+                    Err(refused) => *refused,
+                };
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    watch.upgraded();
+                }
+                Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, busy)))
+            }
         });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);

@@ -9,6 +9,8 @@ mod failures;
 mod health;
 mod large_bodies;
 mod lifecycle;
+mod limits;
 mod shutdown;
+mod smuggling;
 mod supervision;
 mod websocket;

@@ -28,6 +28,8 @@ pub struct Config {
     pub health: HealthConfig,
     pub balance: BalanceConfig,
     pub proxy: ProxyConfig,
+    /// Client-side limits of the public listener.
+    pub limits: LimitsConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     /// Peers (CIDRs such as `10.0.0.0/8`, or single addresses) whose
@@ -47,6 +49,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             balance: BalanceConfig::default(),
             proxy: ProxyConfig::default(),
+            limits: LimitsConfig::default(),
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
             trusted_proxies: Vec::new(),
@@ -430,6 +433,41 @@ impl Default for ProxyConfig {
             retry_budget_window: Duration::from_secs(10),
             retry_budget_min: 10,
             tunnel_idle_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What a client of the public listener may send, and for how long a
+/// connection may sit idle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body; `None` means unlimited. Over it: 413.
+    #[serde(with = "crate::units::size_opt")]
+    pub max_body_size: Option<u64>,
+    /// Largest request head (request line and headers). Over it: 431.
+    #[serde(with = "crate::units::size")]
+    pub max_header_size: u64,
+    /// From the first byte of a request to the end of its headers (and from
+    /// accepting a connection to its first byte); past it: 408 and close.
+    #[serde(with = "crate::units::duration")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive client connection with no request for this long is closed.
+    #[serde(with = "crate::units::duration")]
+    pub idle_timeout: Duration,
+    /// Client connections open at once; `None` means unlimited. When full,
+    /// new connections wait in the listen backlog until one closes.
+    pub max_connections: Option<u32>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_size: None,
+            max_header_size: 64 << 10,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: None,
         }
     }
 }

@@ -1034,3 +1034,56 @@ fn proxy_timeouts_and_passive_health_are_checked() {
         "shoal.yaml:3: proxy.fail_statuses[1]: must be an error status from 400 to 599 (got 200)"
     );
 }
+
+#[test]
+fn limits_defaults_values_and_ranges() {
+    let l = load("app: {command: x}\n").unwrap().limits;
+    assert_eq!(l.max_body_size, None);
+    assert_eq!(l.max_header_size, 64 << 10);
+    assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(l.idle_timeout, Duration::from_secs(75));
+    assert_eq!(l.max_connections, None);
+
+    let l = load(
+        "app: {command: x}\nlimits:\n  max_body_size: 10MiB\n  max_header_size: 16KiB\n  \
+         header_read_timeout: 5s\n  idle_timeout: 30s\n  max_connections: 1000\n",
+    )
+    .unwrap()
+    .limits;
+    assert_eq!(l.max_body_size, Some(10 << 20));
+    assert_eq!(l.max_header_size, 16 << 10);
+    assert_eq!(l.header_read_timeout, Duration::from_secs(5));
+    assert_eq!(l.idle_timeout, Duration::from_secs(30));
+    assert_eq!(l.max_connections, Some(1000));
+    let printed = to_yaml(&load("app: {command: x}\nlimits: {max_body_size: 1MB}\n").unwrap());
+    assert!(printed.contains("limits:\n  max_body_size: 1MB\n  max_header_size: 64KiB\n  header_read_timeout: 10s\n  idle_timeout: 1m15s\n  max_connections: null\n"), "{printed}");
+
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  max_body_size: 0\n"),
+        "shoal.yaml:3: limits.max_body_size: must be greater than 0 (got 0B); leave it out for no limit"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  max_header_size: 1KiB\n"),
+        "shoal.yaml:3: limits.max_header_size: must be between 8KiB and 1MiB (got 1KiB)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  max_header_size: 2MiB\n"),
+        "shoal.yaml:3: limits.max_header_size: must be between 8KiB and 1MiB (got 2MiB)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  header_read_timeout: 0s\n"),
+        "shoal.yaml:3: limits.header_read_timeout: must be greater than 0 (got 0s)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  idle_timeout: 2h\n"),
+        "shoal.yaml:3: limits.idle_timeout: must be at most 1h (got 2h)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  max_connections: 0\n"),
+        "shoal.yaml:3: limits.max_connections: must be at least 1 (got 0)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  max_body: 1MiB\n"),
+        "shoal.yaml:3: unknown key `max_body` in `limits` (did you mean `max_body_size`?)"
+    );
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::error::{ErrorKind, Problem};
 use crate::lines::LineMap;
-use crate::model::{Algorithm, AppConfig, BalanceConfig, CommandSpec, Config, HealthConfig};
+use crate::model::{
+    Algorithm, AppConfig, BalanceConfig, CommandSpec, Config, HealthConfig, LimitsConfig,
+};
 use crate::suggest::closest;
 use crate::units::{format_duration, format_size};
 
@@ -27,6 +29,10 @@ const MIN_MAX_MEMORY: u64 = 1 << 20;
 /// shoal sets these for each instance; a value from `app.env` would be
 /// silently overwritten, so it is refused instead.
 const RESERVED_ENV: &[&str] = &["PORT", "HOST", "INSTANCE_ID", "SHOAL_INSTANCE_INDEX"];
+/// hyper's HTTP/1 read buffer, which bounds the request head, cannot be
+/// smaller than 8KiB.
+const MIN_HEADER_SIZE: u64 = 8 << 10;
+const MAX_HEADER_SIZE: u64 = 1 << 20;
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 
 struct Checker<'a> {
@@ -213,6 +219,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
             ),
         );
     }
+    limits(&mut c, &config.limits);
     c.at_most("shutdown.grace", config.shutdown.grace, MAX_WAIT);
     c.at_most("shutdown.delay", config.shutdown.delay, MAX_WAIT);
     if let Err(why) = check_log_filter(&config.log.level) {
@@ -308,6 +315,35 @@ fn lifecycle(c: &mut Checker<'_>, app: &AppConfig) {
                 format_size(bytes)
             ),
         );
+    }
+}
+
+fn limits(c: &mut Checker<'_>, l: &LimitsConfig) {
+    if l.max_body_size == Some(0) {
+        c.invalid(
+            "limits.max_body_size",
+            "must be greater than 0 (got 0B); leave it out for no limit".into(),
+        );
+    }
+    if !(MIN_HEADER_SIZE..=MAX_HEADER_SIZE).contains(&l.max_header_size) {
+        c.invalid(
+            "limits.max_header_size",
+            format!(
+                "must be between {} and {} (got {})",
+                format_size(MIN_HEADER_SIZE),
+                format_size(MAX_HEADER_SIZE),
+                format_size(l.max_header_size)
+            ),
+        );
+    }
+    c.positive_at_most(
+        "limits.header_read_timeout",
+        l.header_read_timeout,
+        MAX_WAIT,
+    );
+    c.positive_at_most("limits.idle_timeout", l.idle_timeout, MAX_WAIT);
+    if let Some(n) = l.max_connections {
+        c.at_least_one("limits.max_connections", n);
     }
 }
 
