@@ -60,19 +60,11 @@ pub(super) async fn sync_upstreams(
         .iter()
         .map(|u| u.config.clone())
         .collect();
-    for (i, u) in wanted.iter().enumerate() {
-        if current.contains(u) {
-            continue;
+    let addrs = resolve_upstreams(wanted).await?;
+    for (u, addr) in wanted.iter().zip(addrs) {
+        if !current.contains(u) {
+            fresh.push((u.clone(), addr));
         }
-        let (host, port) = u
-            .host_port()
-            .map_err(|e| format!("upstreams[{i}].url: {e}"))?;
-        let addr = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| format!("upstreams[{i}].url: cannot resolve {host}"))?;
-        fresh.push((u.clone(), addr));
     }
     let mut changes = Vec::new();
     let mut entries = state.upstream_entries_mut();

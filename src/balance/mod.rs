@@ -158,6 +158,22 @@ pub(crate) mod test_support {
     use super::*;
     use crate::proxy::pool::PoolSettings;
 
+    /// Pick 10,000 times and check each endpoint's share is within 2 points
+    /// of its weight's share.
+    pub fn assert_weight_shares(b: &dyn Balance, weights: &[u32], what: &str) {
+        let set = endpoints(weights);
+        let mut counts = vec![0u32; weights.len()];
+        for _ in 0..10_000 {
+            counts[b.pick(&set, &Tried::default(), None).unwrap()] += 1;
+        }
+        let total: u32 = weights.iter().sum();
+        for (i, w) in weights.iter().enumerate() {
+            let want = f64::from(*w) / f64::from(total);
+            let got = f64::from(counts[i]) / 10_000.0;
+            assert!((got - want).abs() < 0.02, "{what} {weights:?}: {counts:?}");
+        }
+    }
+
     pub fn endpoints(weights: &[u32]) -> EndpointSet {
         let endpoints = weights
             .iter()

@@ -95,7 +95,7 @@ pub(super) fn scan_from_random(set: &EndpointSet, tried: &Tried) -> Option<usize
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::endpoints;
+    use super::super::test_support::{assert_weight_shares, endpoints};
     use super::*;
 
     /// The property: weight shares within ±2 points over 10,000 picks.
@@ -103,18 +103,7 @@ mod tests {
     fn weight_shares_within_two_points() {
         fastrand::seed(7);
         for weights in [&[1u32, 2, 3, 4, 10][..], &[1, 1, 1], &[1, 1000], &[5, 3]] {
-            let set = endpoints(weights);
-            let b = Random::default();
-            let mut counts = vec![0u32; weights.len()];
-            for _ in 0..10_000 {
-                counts[b.pick(&set, &Tried::default(), None).unwrap()] += 1;
-            }
-            let total: u32 = weights.iter().sum();
-            for (i, w) in weights.iter().enumerate() {
-                let want = f64::from(*w) / f64::from(total);
-                let got = f64::from(counts[i]) / 10_000.0;
-                assert!((got - want).abs() < 0.02, "{weights:?}: {counts:?}");
-            }
+            assert_weight_shares(&Random::default(), weights, "random");
         }
     }
 

@@ -88,7 +88,7 @@ impl Balance for RoundRobin {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::endpoints;
+    use super::super::test_support::{assert_weight_shares, endpoints};
     use super::super::{for_algorithm, Health};
     use super::*;
     use shoal_config::Algorithm;
@@ -122,19 +122,8 @@ mod tests {
     #[test]
     fn weight_shares_within_two_points() {
         for algorithm in [Algorithm::RoundRobin, Algorithm::Weighted] {
-            let weights = [1, 2, 3, 4, 10];
-            let set = endpoints(&weights);
             let b = for_algorithm(algorithm);
-            let mut counts = [0u32; 5];
-            for _ in 0..10_000 {
-                counts[b.pick(&set, &Tried::default(), None).unwrap()] += 1;
-            }
-            let total: u32 = weights.iter().sum();
-            for (i, w) in weights.iter().enumerate() {
-                let want = f64::from(*w) / f64::from(total);
-                let got = f64::from(counts[i]) / 10_000.0;
-                assert!((got - want).abs() < 0.02, "{algorithm:?} {counts:?}");
-            }
+            assert_weight_shares(b.as_ref(), &[1, 2, 3, 4, 10], &format!("{algorithm:?}"));
         }
     }
 
