@@ -201,7 +201,7 @@ async fn closed_upstream_gets_502_and_post_is_not_replayed() {
     });
     // TCP health checks: the bad backend accepts connections, so it is "up".
     let config = format!(
-        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n  - {{ url: \"http://{addr}\" }}\nhealth: {{ interval: 250ms, timeout: 250ms }}\n"
+        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n  - {{ url: \"http://{addr}\" }}\nhealth: {{ interval: 500ms, timeout: 500ms }}\n"
     );
     let shoal = Shoal::start(&config);
     crate::support::eventually(Duration::from_secs(5), "upstream up", || async {

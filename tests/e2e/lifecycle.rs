@@ -433,7 +433,7 @@ async fn config_reload_changes_static_upstreams() {
             .map(|u| format!("  - {{ url: \"http://{u}\" }}\n"))
             .collect();
         format!(
-            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n{list}health: {{ path: /health, interval: 250ms, timeout: 250ms }}\nbalance: {{ algorithm: round_robin }}\n"
+            "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n{list}health: {{ path: /health, interval: 500ms, timeout: 500ms }}\nbalance: {{ algorithm: round_robin }}\n"
         )
     };
     let shoal = Shoal::start(&config(&[a.addr]));

@@ -65,7 +65,7 @@ app:
   command: {command}
   instances: 2
   env: {{ SHOAL_TEST_MARKER: "{marker}" }}
-  health: {{ path: /health, interval: 250ms, timeout: 250ms }}
+  health: {{ path: /health, interval: 500ms, timeout: 500ms }}
 "#
         );
         let mut shoal = Shoal::start(&config);

@@ -120,7 +120,7 @@ admin: {{ listen: 127.0.0.1:0 }}
 app:
   command: "{exe} demo-app"
   instances: 2
-  health: {{ path: /health, interval: 250ms, timeout: 250ms }}
+  health: {{ path: /health, interval: 500ms, timeout: 500ms }}
 "#
     );
     let shoal = Shoal::start(&config);

@@ -69,6 +69,10 @@ pub struct Shoal {
 }
 
 /// A config with the demo app as the instance command, on free ports.
+/// Its health probes are generous on purpose: CI runs these tests in
+/// parallel on 2 cores (a 2 GiB streaming test among them), where a tight
+/// probe of a debug build can miss and make instances flap. Tests that time
+/// fall and rise use configs of their own.
 pub fn demo_config(instances: u32, extra: &str) -> String {
     format!(
         r#"listen: 127.0.0.1:0
@@ -77,7 +81,7 @@ admin:
 app:
   command: ["{SHOAL}", "demo-app", "--port", "{{port}}"]
   instances: {instances}
-  health: {{ path: /health, interval: 250ms, timeout: 250ms, fall: 2, rise: 2 }}
+  health: {{ path: /health, interval: 500ms, timeout: 500ms, fall: 3, rise: 2 }}
   stop_timeout: 5s
   backoff: {{ initial: 100ms, max: 1s }}
 {extra}"#
@@ -179,7 +183,7 @@ impl Shoal {
     /// Wait until `n` instances are in rotation.
     pub async fn wait_healthy(&self, n: usize) -> Value {
         eventually(
-            Duration::from_secs(20),
+            Duration::from_secs(30),
             &format!("{n} healthy instances"),
             || async {
                 let s = self.status().await;
