@@ -212,30 +212,23 @@ def cmd_record(args):
 # --------------------------------------------------------------------------
 # report
 
+# The keep-alive scenarios (64 and 256 connections) report the same figures.
+KEEPALIVE_METRICS = [
+    ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
+    ("rps", "requests/s", True, "{:,.0f}"),
+    ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+    ("user_us_per_req", "user-space CPU µs per request", False, "{:.2f}"),
+    ("sys_us_per_req", "kernel CPU µs per request", False, "{:.2f}"),
+    ("p50_ms", "p50 latency ms", False, "{:.2f}"),
+    ("p99_ms", "p99 latency ms", False, "{:.2f}"),
+    ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
+    ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+]
+
 # (scenario key, title, proxies compared, metrics shown: (field, label, higher_is_better, fmt))
 SCENARIOS = [
-    ("ka64", "1a. 100-byte GET, keep-alive, 64 connections (wrk)", [
-        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
-        ("rps", "requests/s", True, "{:,.0f}"),
-        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
-        ("user_us_per_req", "user-space CPU µs per request", False, "{:.2f}"),
-        ("sys_us_per_req", "kernel CPU µs per request", False, "{:.2f}"),
-        ("p50_ms", "p50 latency ms", False, "{:.2f}"),
-        ("p99_ms", "p99 latency ms", False, "{:.2f}"),
-        ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
-        ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
-    ]),
-    ("ka256", "1b. 100-byte GET, keep-alive, 256 connections (wrk)", [
-        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
-        ("rps", "requests/s", True, "{:,.0f}"),
-        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
-        ("user_us_per_req", "user-space CPU µs per request", False, "{:.2f}"),
-        ("sys_us_per_req", "kernel CPU µs per request", False, "{:.2f}"),
-        ("p50_ms", "p50 latency ms", False, "{:.2f}"),
-        ("p99_ms", "p99 latency ms", False, "{:.2f}"),
-        ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
-        ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
-    ]),
+    ("ka64", "1a. 100-byte GET, keep-alive, 64 connections (wrk)", KEEPALIVE_METRICS),
+    ("ka256", "1b. 100-byte GET, keep-alive, 256 connections (wrk)", KEEPALIVE_METRICS),
     ("close", "2. New client connection per request (wrk, `Connection: close`, 32 connections)", [
         ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
         ("rps", "requests/s", True, "{:,.0f}"),

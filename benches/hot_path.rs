@@ -47,16 +47,7 @@ fn endpoint_set(n: usize) -> (EndpointSet, Vec<shoal::balance::InFlight>) {
 /// the timed part; `key/*` times computing a key from a request.
 fn balancer_pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
-    let algorithms = [
-        Algorithm::RoundRobin,
-        Algorithm::Weighted,
-        Algorithm::LeastConn,
-        Algorithm::IpHash,
-        Algorithm::Hash,
-        Algorithm::Random,
-        Algorithm::P2cEwma,
-    ];
-    for algorithm in algorithms {
+    for algorithm in Algorithm::ALL {
         for n in [3usize, 100] {
             let (set, _held) = endpoint_set(n);
             let balancer = from_config(&BalanceConfig {

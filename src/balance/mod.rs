@@ -208,24 +208,16 @@ mod tests {
     use super::*;
 
     fn all() -> Vec<(&'static str, Box<dyn Balance>)> {
-        [
-            Algorithm::RoundRobin,
-            Algorithm::Weighted,
-            Algorithm::LeastConn,
-            Algorithm::IpHash,
-            Algorithm::Hash,
-            Algorithm::Random,
-            Algorithm::P2cEwma,
-        ]
-        .into_iter()
-        .map(|a| {
-            let config = BalanceConfig {
-                algorithm: a,
-                hash_key: (a == Algorithm::Hash).then_some(shoal_config::HashKey::Path),
-            };
-            (a.as_str(), from_config(&config))
-        })
-        .collect()
+        Algorithm::ALL
+            .into_iter()
+            .map(|a| {
+                let config = BalanceConfig {
+                    algorithm: a,
+                    hash_key: (a == Algorithm::Hash).then_some(shoal_config::HashKey::Path),
+                };
+                (a.as_str(), from_config(&config))
+            })
+            .collect()
     }
 
     #[test]

@@ -255,6 +255,17 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm, in the order the docs list them.
+    pub const ALL: [Algorithm; 7] = [
+        Algorithm::RoundRobin,
+        Algorithm::Weighted,
+        Algorithm::LeastConn,
+        Algorithm::IpHash,
+        Algorithm::Hash,
+        Algorithm::Random,
+        Algorithm::P2cEwma,
+    ];
+
     /// The name as written in the config (`round_robin`, `p2c_ewma`).
     pub fn as_str(self) -> &'static str {
         match self {
