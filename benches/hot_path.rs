@@ -54,6 +54,7 @@ fn balancer_pick(c: &mut Criterion) {
                 algorithm,
                 hash_key: (algorithm == Algorithm::Hash)
                     .then(|| HashKey::Header("x-user-id".into())),
+                ..Default::default()
             });
             let tried = Tried::default();
             let mut key = 0u64;
@@ -72,7 +73,7 @@ fn balancer_pick(c: &mut Criterion) {
         let _busy: Vec<_> = set.endpoints.iter().map(|e| e.start_request()).collect();
         let balancer = from_config(&BalanceConfig {
             algorithm: Algorithm::LeastConn,
-            hash_key: None,
+            ..Default::default()
         });
         let tried = Tried::default();
         group.bench_with_input(BenchmarkId::new("least_conn_none_idle", n), &n, |b, _| {
@@ -93,7 +94,7 @@ fn balancer_pick(c: &mut Criterion) {
                 || {
                     from_config(&BalanceConfig {
                         algorithm: Algorithm::IpHash,
-                        hash_key: None,
+                        ..Default::default()
                     })
                 },
                 |balancer| black_box(balancer.pick(&set, &tried, Some(1))),
@@ -136,6 +137,7 @@ fn balancer_pick(c: &mut Criterion) {
         let balancer = from_config(&BalanceConfig {
             algorithm,
             hash_key,
+            ..Default::default()
         });
         group.bench_function(name, |b| {
             b.iter(|| black_box(balancer.request_key(black_box(&req))))

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use super::control;
 use super::reply::{self, AdminBody};
 use crate::app::State;
+use crate::balance::Endpoint;
 
 pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<AdminBody> {
     let method = req.method().clone();
@@ -59,6 +60,20 @@ fn ready(state: &State) -> Response<AdminBody> {
     )
 }
 
+/// The latest active check of an endpoint: passed or not, why, how long it
+/// took and when (seconds since the Unix epoch); `null` before the first.
+fn last_check(e: &Endpoint) -> Value {
+    match e.last_check() {
+        None => Value::Null,
+        Some(c) => json!({
+            "passed": c.passed,
+            "detail": c.detail,
+            "duration_ms": c.duration.as_secs_f64() * 1000.0,
+            "at": c.at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        }),
+    }
+}
+
 fn status(state: &State) -> Value {
     let (instances, app) = match &state.supervisor {
         Some(s) => {
@@ -74,6 +89,8 @@ fn status(state: &State) -> Value {
                         "port": i.port,
                         "state": i.state().as_str(),
                         "health": i.endpoint.health_word().health().as_str(),
+                        "last_check": last_check(&i.endpoint),
+                        "ejections": i.endpoint.ejections(),
                         "restarts": i.restarts(),
                         "in_flight": i.endpoint.in_flight(),
                         "requests": i.endpoint.requests(),
@@ -106,6 +123,8 @@ fn status(state: &State) -> Value {
                 "address": e.addr.to_string(),
                 "weight": e.weight,
                 "health": e.health_word().health().as_str(),
+                "last_check": last_check(e),
+                "ejections": e.ejections(),
                 "in_flight": e.in_flight(),
                 "requests": e.requests(),
                 "connections_opened": e.pool.opened(),

@@ -7,8 +7,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::ewma::{clock_ns, PeakEwma};
@@ -26,7 +26,7 @@ pub enum Health {
     /// The process behind it is not running (crashed, backing off, stopped).
     Stopped,
     /// Passive health: `max_fails` failed requests within `fail_timeout`;
-    /// back in rotation when `fail_timeout` has passed.
+    /// back in rotation when its ejection time has passed.
     Ejected,
 }
 
@@ -94,6 +94,14 @@ pub struct Endpoint {
     /// Passive health: failures in the current window, and when it began.
     fails: AtomicU32,
     fail_window: AtomicU64,
+    /// Outlier ejection: ejections in a row (each lasts longer), and when
+    /// the last one ended (`clock_ms`); the count decays while it behaves.
+    ejections: AtomicU32,
+    returned_at: AtomicU64,
+    /// When it last entered rotation (`clock_ms`), for slow start.
+    up_since: AtomicU64,
+    /// The latest active health check, for the status API.
+    last_check: Mutex<Option<CheckReport>>,
     in_flight: AtomicUsize,
     /// Peak-EWMA of response-header latency, for `p2c_ewma`.
     latency: PeakEwma,
@@ -123,6 +131,10 @@ impl Endpoint {
             health: AtomicU64::new(Health::Starting.code()),
             fails: AtomicU32::new(0),
             fail_window: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+            returned_at: AtomicU64::new(0),
+            up_since: AtomicU64::new(0),
+            last_check: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             latency: PeakEwma::default(),
             requests: AtomicU64::new(0),
@@ -147,6 +159,9 @@ impl Endpoint {
     /// results of checks begun before now are discarded.
     pub fn begin_epoch(&self, health: Health) {
         let mut current = self.health.load(Ordering::Acquire);
+        // A new process starts with a clean record.
+        self.ejections.store(0, Ordering::Relaxed);
+        self.fails.store(0, Ordering::Relaxed);
         loop {
             let next = ((current >> STATE_BITS) + 1) << STATE_BITS | health.code();
             match self.health.compare_exchange_weak(
@@ -155,9 +170,12 @@ impl Endpoint {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(actual) => current = actual,
             }
+        }
+        if health == Health::Up {
+            self.up_since.store(clock_ms(), Ordering::Relaxed);
         }
     }
 
@@ -165,21 +183,67 @@ impl Endpoint {
     /// (a restart, another transition) happened in between.
     pub fn transition(&self, seen: HealthWord, health: Health) -> bool {
         let next = seen.0 & !STATE_MASK | health.code();
-        self.health
+        let moved = self
+            .health
             .compare_exchange(seen.0, next, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if moved && health == Health::Up && seen.health() != Health::Up {
+            self.up_since.store(clock_ms(), Ordering::Relaxed);
+        }
+        moved
+    }
+
+    /// Slow start: the share of its normal traffic this endpoint should get
+    /// now, ramping linearly from 10% when it entered rotation to 100% after
+    /// `slow_start` (1.0 when slow start is off or over).
+    #[inline]
+    pub fn ramp(&self, slow_start: Duration) -> f64 {
+        if slow_start.is_zero() {
+            return 1.0;
+        }
+        let since = clock_ms().saturating_sub(self.up_since.load(Ordering::Relaxed));
+        let total = slow_start.as_millis() as u64;
+        if since >= total {
+            return 1.0;
+        }
+        (since as f64 / total as f64).max(MIN_RAMP)
+    }
+
+    /// Passive ejections in a row (0 when it has behaved for long enough).
+    pub fn ejections(&self) -> u32 {
+        self.ejections.load(Ordering::Relaxed)
+    }
+
+    /// Record the outcome of an active health check (for the status API).
+    pub fn set_last_check(&self, report: CheckReport) {
+        if let Ok(mut slot) = self.last_check.lock() {
+            *slot = Some(report);
+        }
+    }
+
+    pub fn last_check(&self) -> Option<CheckReport> {
+        self.last_check.lock().ok().and_then(|s| s.clone())
     }
 
     /// Count a failed request (connect error, reset, timeout, a status in
     /// `fail_statuses`). `max_fails` of them within `fail_timeout` eject the
-    /// endpoint for `fail_timeout`, as nginx's `max_fails`/`fail_timeout`.
-    /// Returns true when this failure ejected it.
-    pub fn record_failure(self: &Arc<Self>, max_fails: u32, fail_timeout: Duration) -> bool {
+    /// endpoint, as nginx's `max_fails`/`fail_timeout`; the ejection lasts
+    /// `fail_timeout` × the number of ejections in a row, up to
+    /// `max_ejection_time` (Envoy's outlier detection), so a backend that
+    /// keeps failing is tried less and less often. Each `fail_timeout` it
+    /// then stays in rotation without being ejected takes one off the count.
+    /// Returns the ejection time when this failure ejected it.
+    pub fn record_failure(self: &Arc<Self>, passive: &PassiveHealth) -> Option<Duration> {
+        let PassiveHealth {
+            max_fails,
+            fail_timeout,
+            max_ejection_time,
+        } = *passive;
         if max_fails == 0 {
-            return false;
+            return None;
         }
         let now = clock_ms();
-        let window = fail_timeout.as_millis() as u64;
+        let window = (fail_timeout.as_millis() as u64).max(1);
         let start = self.fail_window.load(Ordering::Relaxed);
         let fails = if now.saturating_sub(start) > window {
             self.fail_window.store(now, Ordering::Relaxed);
@@ -189,23 +253,36 @@ impl Endpoint {
             self.fails.fetch_add(1, Ordering::Relaxed) + 1
         };
         if fails < max_fails {
-            return false;
+            return None;
         }
         let seen = self.health_word();
         if seen.health() != Health::Up || !self.transition(seen, Health::Ejected) {
-            return false;
+            return None;
         }
         self.fails.store(0, Ordering::Relaxed);
+        let behaved = match self.returned_at.load(Ordering::Relaxed) {
+            0 => 0,
+            at => now.saturating_sub(at) / window,
+        };
+        let previous = self.ejections.load(Ordering::Relaxed);
+        let count = previous
+            .saturating_sub(u32::try_from(behaved).unwrap_or(u32::MAX))
+            .saturating_add(1);
+        self.ejections.store(count, Ordering::Relaxed);
+        let eject_for = fail_timeout
+            .saturating_mul(count)
+            .min(max_ejection_time.max(fail_timeout));
         let ejected = HealthWord(seen.0 & !STATE_MASK | Health::Ejected.code());
         let me = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(fail_timeout).await;
+            tokio::time::sleep(eject_for).await;
             // Only if nothing else happened meanwhile (a restart, a check).
             if me.transition(ejected, Health::Up) {
-                tracing::info!(backend = %me.id, "back in rotation after fail_timeout");
+                me.returned_at.store(clock_ms().max(1), Ordering::Relaxed);
+                tracing::info!(backend = %me.id, ejected_for = ?eject_for, "back in rotation after ejection");
             }
         });
-        true
+        Some(eject_for)
     }
 
     #[inline]
@@ -253,8 +330,31 @@ impl Endpoint {
     }
 }
 
-/// Milliseconds on a process-wide monotonic clock (failure windows only;
-/// never read on the success path).
+/// The lowest share slow start gives a backend that just entered rotation
+/// (Envoy's `min_weight_percent`): enough for it to prove itself.
+const MIN_RAMP: f64 = 0.1;
+
+/// Passive health settings (`proxy.max_fails`, `fail_timeout`,
+/// `max_ejection_time`).
+#[derive(Debug, Clone, Copy)]
+pub struct PassiveHealth {
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+    pub max_ejection_time: Duration,
+}
+
+/// The outcome of one active health check.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub passed: bool,
+    /// `ok`, or why it failed (`status 500`, `timed out`, …).
+    pub detail: String,
+    pub duration: Duration,
+    pub at: std::time::SystemTime,
+}
+
+/// Milliseconds on a process-wide monotonic clock (failure windows, and
+/// slow start when it is on; never read on the success path otherwise).
 fn clock_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
@@ -272,5 +372,93 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> Arc<Endpoint> {
+        let e = Endpoint::new(
+            "e".into(),
+            ([127, 0, 0, 1], 1).into(),
+            1,
+            &PoolSettings::default(),
+        );
+        e.begin_epoch(Health::Up);
+        e
+    }
+
+    async fn wait_up(e: &Endpoint) {
+        while e.health_word().health() != Health::Up {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn each_ejection_in_a_row_lasts_longer_up_to_the_cap() {
+        let step = Duration::from_millis(40);
+        let passive = PassiveHealth {
+            max_fails: 1,
+            fail_timeout: step,
+            max_ejection_time: step * 3,
+        };
+        let e = endpoint();
+        let mut lengths = Vec::new();
+        for _ in 0..4 {
+            lengths.push(e.record_failure(&passive).expect("ejected"));
+            assert_eq!(e.health_word().health(), Health::Ejected);
+            // Ejected endpoints are not counted again.
+            assert_eq!(e.record_failure(&passive), None);
+            wait_up(&e).await;
+        }
+        assert_eq!(lengths, [step, step * 2, step * 3, step * 3]);
+        assert_eq!(e.ejections(), 4);
+
+        // Each fail_timeout in rotation without an ejection takes one off.
+        tokio::time::sleep(step * 3 + step / 2).await;
+        assert_eq!(e.record_failure(&passive), Some(step * 2));
+        wait_up(&e).await;
+
+        // A new process starts with a clean record.
+        e.begin_epoch(Health::Up);
+        assert_eq!(e.ejections(), 0);
+        assert_eq!(e.record_failure(&passive), Some(step));
+    }
+
+    #[tokio::test]
+    async fn max_fails_counts_within_fail_timeout_only() {
+        let passive = PassiveHealth {
+            max_fails: 3,
+            fail_timeout: Duration::from_millis(100),
+            max_ejection_time: Duration::from_secs(1),
+        };
+        let e = endpoint();
+        assert_eq!(e.record_failure(&passive), None);
+        assert_eq!(e.record_failure(&passive), None);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The window ran out: counting starts over.
+        assert_eq!(e.record_failure(&passive), None);
+        assert_eq!(e.record_failure(&passive), None);
+        assert!(e.record_failure(&passive).is_some());
+    }
+
+    #[test]
+    fn slow_start_ramps_from_a_tenth_to_full() {
+        let e = endpoint();
+        assert_eq!(e.ramp(Duration::ZERO), 1.0);
+        let r = e.ramp(Duration::from_secs(100));
+        assert!((0.1..0.11).contains(&r), "{r}");
+        std::thread::sleep(Duration::from_millis(60));
+        let r = e.ramp(Duration::from_millis(100));
+        assert!((0.5..0.9).contains(&r), "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(e.ramp(Duration::from_millis(100)), 1.0);
+        // Coming back from ejection (or down) starts a new ramp.
+        let seen = e.health_word();
+        assert!(e.transition(seen, Health::Ejected));
+        assert!(e.transition(e.health_word(), Health::Up));
+        assert!(e.ramp(Duration::from_millis(100)) < 0.5);
     }
 }

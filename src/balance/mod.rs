@@ -14,11 +14,13 @@ mod ewma;
 mod hash;
 mod least_conn;
 mod p2c;
+pub mod panic;
 mod random;
 mod round_robin;
+pub mod slow_start;
 mod table;
 
-pub use endpoint::{Endpoint, Health, HealthWord, InFlight};
+pub use endpoint::{CheckReport, Endpoint, Health, HealthWord, InFlight, PassiveHealth};
 pub use hash::Hash;
 pub use least_conn::LeastConn;
 pub use p2c::P2cEwma;
@@ -214,6 +216,7 @@ mod tests {
                 let config = BalanceConfig {
                     algorithm: a,
                     hash_key: (a == Algorithm::Hash).then_some(shoal_config::HashKey::Path),
+                    ..BalanceConfig::default()
                 };
                 (a.as_str(), from_config(&config))
             })

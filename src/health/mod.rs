@@ -15,7 +15,7 @@ use shoal_config::HealthConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::balance::{Endpoint, Health};
+use crate::balance::{CheckReport, Endpoint, Health};
 
 pub use probe::probe;
 
@@ -59,7 +59,17 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
             tokio::time::sleep(STARTING_INTERVAL).await;
             continue;
         }
+        let began = std::time::Instant::now();
         let result = probe(&endpoint, &config).await;
+        endpoint.set_last_check(CheckReport {
+            passed: result.is_ok(),
+            detail: match &result {
+                Ok(()) => "ok".to_string(),
+                Err(why) => why.to_string(),
+            },
+            duration: began.elapsed(),
+            at: std::time::SystemTime::now(),
+        });
         match (health, &result) {
             (Health::Starting, Ok(())) => {
                 if endpoint.transition(seen, Health::Up) {

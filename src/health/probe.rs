@@ -1,10 +1,11 @@
-//! One health probe: a TCP connect, or an HTTP GET of the configured path on a
-//! fresh connection (so a check also proves the backend still accepts).
+//! One health probe: a TCP connect, or an HTTP request for the configured
+//! path on a fresh connection (so a check also proves the backend still
+//! accepts), passing on `expect_status` and, if set, `expect_body`.
 
 use std::fmt;
 
 use bytes::Bytes;
-use http::{header, Request};
+use http::{header, Method, Request};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use shoal_config::HealthConfig;
@@ -18,6 +19,8 @@ pub enum ProbeError {
     Connect(std::io::Error),
     Http(hyper::Error),
     Status(u16),
+    /// The body did not contain `expect_body` (within the first 64 KiB).
+    Body,
 }
 
 impl fmt::Display for ProbeError {
@@ -27,9 +30,14 @@ impl fmt::Display for ProbeError {
             ProbeError::Connect(e) => write!(f, "connect: {e}"),
             ProbeError::Http(e) => write!(f, "http: {e}"),
             ProbeError::Status(s) => write!(f, "status {s}"),
+            ProbeError::Body => write!(f, "expected text not in the body"),
         }
     }
 }
+
+/// How much of a check's body is searched for `expect_body` (HAProxy's
+/// `tune.chksize` is 16 KiB): a check is not a download.
+const MAX_CHECK_BODY: usize = 64 * 1024;
 
 pub async fn probe(endpoint: &Endpoint, config: &HealthConfig) -> Result<(), ProbeError> {
     match tokio::time::timeout(config.timeout, probe_inner(endpoint, config)).await {
@@ -49,22 +57,42 @@ async fn probe_inner(endpoint: &Endpoint, config: &HealthConfig) -> Result<(), P
         .await
         .map_err(ProbeError::Http)?;
     let conn = tokio::spawn(conn);
-    let req = Request::get(path.as_str())
+    let method = Method::from_bytes(config.method.as_bytes()).unwrap_or(Method::GET);
+    let req = Request::builder()
+        .method(method)
+        .uri(path.as_str())
         .header(header::HOST, endpoint.authority.as_str())
         .header(header::USER_AGENT, "shoal-health-check")
         .header(header::CONNECTION, "close")
         .body(Empty::<Bytes>::new())
         .map_err(|_| ProbeError::Status(0))?;
     let resp = sender.send_request(req).await.map_err(ProbeError::Http)?;
-    let status = resp.status();
-    // Drain the body so the exchange completes cleanly; the timeout around
-    // the whole probe bounds a backend that streams forever.
-    let _ = resp.into_body().collect().await;
-    conn.abort();
-    // As HAProxy's httpchk: 2xx and 3xx mean healthy.
-    if status.is_success() || status.is_redirection() {
-        Ok(())
-    } else {
-        Err(ProbeError::Status(status.as_u16()))
+    let status = resp.status().as_u16();
+    // Read the body so the exchange completes cleanly (and to look for
+    // `expect_body`); the timeout around the whole probe bounds a backend
+    // that streams forever, and only the first 64 KiB are kept.
+    let mut body = resp.into_body();
+    let mut seen = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Some(data) = frame.data_ref() {
+            let room = MAX_CHECK_BODY.saturating_sub(seen.len());
+            seen.extend_from_slice(&data[..data.len().min(room)]);
+            if room == 0 && config.expect_body.is_none() {
+                break;
+            }
+        }
     }
+    conn.abort();
+    if !config.expect_status.contains(status) {
+        return Err(ProbeError::Status(status));
+    }
+    match &config.expect_body {
+        Some(text) if !contains(&seen, text.as_bytes()) => Err(ProbeError::Body),
+        _ => Ok(()),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }

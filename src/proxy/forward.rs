@@ -22,7 +22,10 @@ use super::retry_budget::RetryBudget;
 use super::upgrade;
 use std::time::Duration;
 
-use crate::balance::{Balance, Endpoint, EndpointTable, RequestInfo, Tried};
+use crate::balance::{
+    panic, slow_start, Balance, Endpoint, EndpointSet, EndpointTable, PassiveHealth, RequestInfo,
+    Tried,
+};
 use arc_swap::ArcSwap;
 use shoal_config::{Algorithm, BalanceConfig, ProxyConfig};
 
@@ -43,9 +46,12 @@ pub struct Routing {
     pub retries: u32,
     pub response_header_timeout: Duration,
     pub read_timeout: Duration,
-    pub max_fails: u32,
-    pub fail_timeout: Duration,
+    pub passive: PassiveHealth,
     pub fail_statuses: Vec<u16>,
+    /// `proxy.slow_start`, or zero for the hashing algorithms (see
+    /// `balance::slow_start`).
+    pub slow_start: Duration,
+    pub panic_mode: bool,
     pub tunnel_idle_timeout: Duration,
 }
 
@@ -61,9 +67,17 @@ impl Routing {
             retries: proxy.retries,
             response_header_timeout: proxy.response_header_timeout,
             read_timeout: proxy.read_timeout,
-            max_fails: proxy.max_fails,
-            fail_timeout: proxy.fail_timeout,
+            passive: PassiveHealth {
+                max_fails: proxy.max_fails,
+                fail_timeout: proxy.fail_timeout,
+                max_ejection_time: proxy.max_ejection_time,
+            },
             fail_statuses: proxy.fail_statuses.clone(),
+            slow_start: match balance.algorithm {
+                Algorithm::Hash | Algorithm::IpHash => Duration::ZERO,
+                _ => proxy.slow_start,
+            },
+            panic_mode: balance.panic_mode,
             tunnel_idle_timeout: proxy.tunnel_idle_timeout,
         }
     }
@@ -86,13 +100,30 @@ impl Routing {
         if !others {
             return;
         }
-        if endpoint.record_failure(self.max_fails, self.fail_timeout) {
+        if let Some(ejected_for) = endpoint.record_failure(&self.passive) {
             tracing::warn!(
-                backend = %endpoint.id, error = %why, max_fails = self.max_fails,
-                fail_timeout = ?self.fail_timeout,
+                backend = %endpoint.id, error = %why, max_fails = self.passive.max_fails,
+                ejections = endpoint.ejections(), ejected_for = ?ejected_for,
                 "out of rotation after failed requests (passive health)"
             );
         }
+    }
+
+    /// The endpoint for the next attempt: the algorithm's pick with slow
+    /// start applied, or, with none in rotation and `panic_mode` on, any
+    /// running endpoint not tried yet.
+    fn pick(&self, set: &EndpointSet, tried: &Tried, key: Option<u64>) -> Option<usize> {
+        if let Some(i) = slow_start::pick(&*self.balancer, set, tried, key, self.slow_start) {
+            return Some(i);
+        }
+        if !self.panic_mode || set.any_in_rotation() {
+            return None;
+        }
+        let i = panic::pick(set, tried)?;
+        if panic::warning_due() {
+            tracing::warn!(backend = %set.endpoints[i].id, "no backend in rotation; panic mode sends requests to failing ones");
+        }
+        Some(i)
     }
 }
 
@@ -225,7 +256,7 @@ impl Proxy {
                 charge = false;
             }
             let set = self.table.snapshot();
-            let Some(i) = routing.balancer.pick(&set, &tried, key) else {
+            let Some(i) = routing.pick(&set, &tried, key) else {
                 break;
             };
             let endpoint = set.endpoints[i].clone();

@@ -116,3 +116,71 @@ app:
         200
     );
 }
+
+/// Three shoals whose checks differ only in what passes: a 2xx/3xx range
+/// (the default) accepts a 203; `expect_status: 200` does not; a body
+/// check fails a 503 that the status range `200-599` lets through; and
+/// `method: POST` makes the demo app answer 405. Each failure shows in
+/// `/api/v1/status` with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_check_method_status_and_body() {
+    async fn first_check(health: &str, knob: u16) -> (String, serde_json::Value) {
+        let config = format!(
+            r#"listen: 127.0.0.1:0
+admin: {{ listen: 127.0.0.1:0 }}
+app:
+  command: ["{SHOAL}", "demo-app", "--port", "{{port}}"]
+  instances: 1
+  env: {{ DEMO_HEALTH_STATUS: "{knob}" }}
+  health: {{ path: /health, interval: 300ms, timeout: 250ms, fall: 1, rise: 1, {health} }}
+"#
+        );
+        let shoal = Shoal::start(&config);
+        eventually(Duration::from_secs(15), "a health check result", || async {
+            let s = shoal.status().await;
+            let i = &s["instances"][0];
+            let check = &i["last_check"];
+            // A pass is recorded just before the move into rotation; the
+            // first checks may find the app not listening yet.
+            let refused = check["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("connect"));
+            let settled = (check["passed"] == false && !refused) || i["health"] == "up";
+            (!check.is_null() && settled)
+                .then(|| (i["health"].as_str().unwrap().to_string(), check.clone()))
+        })
+        .await
+    }
+
+    // 203 is healthy by default (2xx and 3xx)...
+    let (health, check) = first_check("method: GET", 203).await;
+    assert_eq!(
+        (health.as_str(), &check["passed"]),
+        ("up", &true.into()),
+        "{check}"
+    );
+    // ... but not when exactly 200 is expected.
+    let (health, check) = first_check("expect_status: 200", 203).await;
+    assert_eq!(health, "starting");
+    assert_eq!(check["detail"], "status 203", "{check}");
+
+    // The status range lets a 503 through; the body check does not.
+    let (health, check) = first_check(
+        r#"expect_status: 200-599, expect_body: '"status":"ok"'"#,
+        503,
+    )
+    .await;
+    assert_eq!(health, "starting");
+    assert_eq!(check["detail"], "expected text not in the body", "{check}");
+    let (health, _) = first_check(
+        r#"expect_status: 200-599, expect_body: '"status":"ok"'"#,
+        200,
+    )
+    .await;
+    assert_eq!(health, "up");
+
+    // The configured method is the one sent: the demo app's /health is GET only.
+    let (health, check) = first_check("method: POST", 200).await;
+    assert_eq!(health, "starting");
+    assert_eq!(check["detail"], "status 405", "{check}");
+}

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::model::{CommandSpec, HashKey};
+use crate::model::{CommandSpec, HashKey, StatusRange};
 
 /// A string, or a number or boolean taken as the text YAML shows for it, so
 /// that `[python, -m, http.server, 8000]` and `DEBUG: 1` work unquoted.
@@ -173,6 +173,27 @@ pub(crate) fn hash_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HashKey
         }
         fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `health.expect_status`: `200`, `200-299` or `2xx` (a number is one status).
+pub(crate) fn status_range<'de, D: Deserializer<'de>>(d: D) -> Result<StatusRange, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = StatusRange;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a status like `200`, a range like `200-399` or a class like `2xx`")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            StatusRange::parse(v).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            StatusRange::parse(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            StatusRange::parse(&v.to_string()).map_err(E::custom)
         }
     }
     d.deserialize_any(V)

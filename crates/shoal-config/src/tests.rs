@@ -445,6 +445,78 @@ fn health_path_needs_a_slash() {
 }
 
 #[test]
+fn health_http_check_keys() {
+    let c = load(
+        "app:\n  command: x\n  health:\n    path: /h\n    method: HEAD\n    expect_status: 2xx\n",
+    )
+    .unwrap();
+    let h = &c.app.unwrap().health;
+    assert_eq!(h.method, "HEAD");
+    assert_eq!(h.expect_status, StatusRange { min: 200, max: 299 });
+    for (text, min, max) in [("204", 204, 204), ("200-399", 200, 399), ("5XX", 500, 599)] {
+        let yaml =
+            format!("app:\n  command: x\n  health:\n    path: /h\n    expect_status: {text}\n");
+        let h = load(&yaml).unwrap().app.unwrap().health;
+        assert_eq!(
+            (h.expect_status.min, h.expect_status.max),
+            (min, max),
+            "{text}"
+        );
+    }
+    // The default is 2xx and 3xx, as HAProxy's httpchk, and prints as a range.
+    assert_eq!(StatusRange::DEFAULT.to_string(), "200-399");
+    assert!(StatusRange::DEFAULT.contains(302) && !StatusRange::DEFAULT.contains(404));
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    path: /h\n    expect_status: 399-200\n"),
+        "shoal.yaml:5: app.health.expect_status: the range `399-200` is empty (write the lower status first, like `200-399`)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    path: /h\n    expect_status: 700\n"),
+        "shoal.yaml:5: app.health.expect_status: `700` is not a status from 100 to 599 (write a status like `200`, a range like `200-399`, or a class like `2xx`)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    path: /h\n    method: get\n    expect_body: ''\n"),
+        "shoal.yaml:5: app.health.method: must be an HTTP method in capitals, like `GET` or `HEAD` (got `get`)\n\
+         shoal.yaml:6: app.health.expect_body: must not be empty (leave it out to accept any body)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    path: /h\n    method: HEAD\n    expect_body: ok\n"),
+        "shoal.yaml:6: app.health.expect_body: cannot be checked with `method: HEAD` (a HEAD response has no body)"
+    );
+    // HTTP-only keys on a TCP check are an error, not silently ignored.
+    assert_eq!(
+        err("upstreams: [{url: 'http://a:1'}]\nhealth:\n  expect_body: ok\n"),
+        "shoal.yaml:3: health.expect_body: only applies to HTTP checks; set `health.path` too (without it a check is a TCP connect)"
+    );
+}
+
+#[test]
+fn outlier_ejection_and_slow_start() {
+    let c =
+        load("app: {command: x}\nproxy:\n  max_ejection_time: 1m\n  slow_start: 30s\n").unwrap();
+    assert_eq!(c.proxy.max_ejection_time, Duration::from_secs(60));
+    assert_eq!(c.proxy.slow_start, Duration::from_secs(30));
+    let d = load("app: {command: x}\n").unwrap();
+    assert_eq!(d.proxy.max_ejection_time, Duration::from_secs(300));
+    assert_eq!(d.proxy.slow_start, Duration::ZERO);
+    assert!(!d.balance.panic_mode);
+    assert!(
+        load("app: {command: x}\nbalance: {panic_mode: true}\n")
+            .unwrap()
+            .balance
+            .panic_mode
+    );
+    assert_eq!(
+        err("app: {command: x}\nproxy:\n  max_ejection_time: 5s\n"),
+        "shoal.yaml:3: proxy.max_ejection_time: must not be shorter than `proxy.fail_timeout` (10s) (got 5s)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nproxy:\n  slow_start: 2h\n"),
+        "shoal.yaml:3: proxy.slow_start: must be at most 1h (got 2h)"
+    );
+}
+
+#[test]
 fn upstream_url_and_weight() {
     assert_eq!(
         err("upstreams:\n  - url: https://api:443\n    weight: 0\n  - url: api:80\n"),

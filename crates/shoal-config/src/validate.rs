@@ -9,6 +9,7 @@ use crate::error::{ErrorKind, Problem};
 use crate::lines::LineMap;
 use crate::model::{
     Algorithm, AppConfig, BalanceConfig, CommandSpec, Config, HealthConfig, LimitsConfig,
+    StatusRange,
 };
 use crate::suggest::closest;
 use crate::units::{format_duration, format_size};
@@ -202,6 +203,18 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         }
         c.at_most(key, value, MAX_WAIT);
     }
+    c.at_most(
+        "proxy.max_ejection_time",
+        config.proxy.max_ejection_time,
+        MAX_WAIT,
+    );
+    c.not_longer(
+        "proxy.fail_timeout",
+        config.proxy.fail_timeout,
+        "proxy.max_ejection_time",
+        config.proxy.max_ejection_time,
+    );
+    c.at_most("proxy.slow_start", config.proxy.slow_start, MAX_WAIT);
     for (i, status) in config.proxy.fail_statuses.iter().enumerate() {
         if !(400..=599).contains(status) {
             c.invalid(
@@ -520,6 +533,51 @@ fn health(c: &mut Checker<'_>, prefix: &str, h: &HealthConfig) {
     }
     c.at_least_one(&format!("{prefix}.fall"), h.fall);
     c.at_least_one(&format!("{prefix}.rise"), h.rise);
+
+    let method = format!("{prefix}.method");
+    if h.method.is_empty() || !h.method.bytes().all(|b| b.is_ascii_uppercase()) {
+        c.invalid(
+            &method,
+            format!(
+                "must be an HTTP method in capitals, like `GET` or `HEAD` (got `{}`)",
+                h.method
+            ),
+        );
+    }
+    if let Some(body) = &h.expect_body {
+        if body.is_empty() {
+            c.invalid(
+                &format!("{prefix}.expect_body"),
+                "must not be empty (leave it out to accept any body)".into(),
+            );
+        }
+        if h.method == "HEAD" {
+            c.invalid(
+                &format!("{prefix}.expect_body"),
+                "cannot be checked with `method: HEAD` (a HEAD response has no body)".into(),
+            );
+        }
+    }
+    if h.path.is_none() {
+        // The HTTP-only keys mean nothing for a TCP check: say so rather
+        // than silently running a TCP connect.
+        let http_only = [
+            ("method", h.method != "GET"),
+            ("expect_status", h.expect_status != StatusRange::DEFAULT),
+            ("expect_body", h.expect_body.is_some()),
+        ];
+        for (key, written) in http_only {
+            if written {
+                c.invalid(
+                    &format!("{prefix}.{key}"),
+                    format!(
+                        "only applies to HTTP checks; set `{prefix}.path` too \
+                         (without it a check is a TCP connect)"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// A light check that `level` is a tracing filter such as `info` or

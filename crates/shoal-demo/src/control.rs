@@ -1,6 +1,9 @@
 //! The knobs shoal's tests turn: health status, memory ballast, crash on demand.
 //!
 //! - `POST /control/health?status=503` sets what `GET /health` answers (200 heals).
+//! - `POST /control/fail?status=500` makes every other route (all but `/health`
+//!   and `/control/...`) answer that status, as a broken app whose health
+//!   endpoint still passes; `status=0` ends it.
 //! - `POST /control/allocate?mb=N` allocates N MiB more and keeps it; every page is
 //!   written so the resident set really grows.
 //! - `POST /control/free` drops everything `allocate` kept.
@@ -25,6 +28,8 @@ const MAX_ALLOCATE_MB: usize = 1024 * 1024;
 /// Runtime-adjustable state behind the control routes.
 pub(crate) struct Knobs {
     health: AtomicU16,
+    /// Non-zero: the status every app route answers (`/control/fail`).
+    fail: AtomicU16,
     ballast: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -32,12 +37,18 @@ impl Knobs {
     pub(crate) fn new(health: u16) -> Self {
         Self {
             health: AtomicU16::new(health),
+            fail: AtomicU16::new(0),
             ballast: Mutex::new(Vec::new()),
         }
     }
 
     pub(crate) fn health(&self) -> u16 {
         self.health.load(Ordering::Relaxed)
+    }
+
+    /// The status app routes are made to fail with, if any.
+    pub(crate) fn fail(&self) -> Option<u16> {
+        Some(self.fail.load(Ordering::Relaxed)).filter(|s| *s != 0)
     }
 
     fn set_health(&self, status: u16) {
@@ -63,7 +74,7 @@ pub(crate) async fn handle(
     query: Option<&str>,
 ) -> Option<Response<Body>> {
     let knob = match what {
-        "health" | "allocate" | "free" | "exit" => what,
+        "health" | "fail" | "allocate" | "free" | "exit" => what,
         _ => return None,
     };
     if method != Method::POST {
@@ -71,6 +82,7 @@ pub(crate) async fn handle(
     }
     Some(match knob {
         "health" => set_health(app, query),
+        "fail" => set_fail(app, query),
         "allocate" => allocate(app, query).await,
         "free" => free(app),
         _ => exit(app, query),
@@ -85,6 +97,22 @@ fn set_health(app: &App, query: Option<&str>) -> Response<Body> {
     body::json(
         StatusCode::OK,
         &json!({"instance": app.instance, "health_status": status}),
+    )
+}
+
+fn set_fail(app: &App, query: Option<&str>) -> Response<Body> {
+    let status = match query::param(query, "status") {
+        Some("0") => 0,
+        Some(v) => match parse_status(v) {
+            Some(s) => s,
+            None => return app.bad_request("status must be 0 (off) or an HTTP status in 200-599"),
+        },
+        None => return app.bad_request("status must be 0 (off) or an HTTP status in 200-599"),
+    };
+    app.knobs.fail.store(status, Ordering::Relaxed);
+    body::json(
+        StatusCode::OK,
+        &json!({"instance": app.instance, "fail_status": status}),
     )
 }
 
@@ -156,6 +184,14 @@ mod tests {
         assert_eq!(knobs.health(), 200);
         knobs.set_health(503);
         assert_eq!(knobs.health(), 503);
+    }
+
+    #[test]
+    fn fail_knob_is_off_by_default() {
+        let knobs = Knobs::new(200);
+        assert_eq!(knobs.fail(), None);
+        knobs.fail.store(500, Ordering::Relaxed);
+        assert_eq!(knobs.fail(), Some(500));
     }
 
     #[test]

@@ -103,6 +103,11 @@ impl App {
     ) -> Response<Body> {
         let is_get = *method == Method::GET || *method == Method::HEAD;
         let query = req.uri().query();
+        if let Some(status) = self.knobs.fail() {
+            if path != "/health" && !path.starts_with("/control/") {
+                return self.status(&status.to_string());
+            }
+        }
         match path {
             "/" if is_get => body::json(
                 StatusCode::OK,
