@@ -8,5 +8,6 @@ pub mod app;
 pub mod balance;
 pub mod cli;
 pub mod health;
+pub mod metrics;
 pub mod proxy;
 pub mod supervisor;

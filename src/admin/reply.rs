@@ -1,4 +1,4 @@
-//! Admin responses: JSON documents and NDJSON progress streams.
+//! Admin responses: JSON documents, text (metrics) and NDJSON progress streams.
 
 use std::convert::Infallible;
 
@@ -23,6 +23,17 @@ pub fn json(status: StatusCode, body: Value) -> Response<AdminBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A text document (the metrics) of the given content type.
+pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<AdminBody> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp

@@ -5,6 +5,7 @@
 //! | GET | /health | liveness: 200 while the process runs |
 //! | GET | /ready | 200 when a backend is in rotation and shoal is not shutting down |
 //! | GET | /api/v1/status | instances, upstreams, the running operation |
+//! | GET | /metrics | Prometheus metrics (OpenMetrics text) |
 //! | POST | /api/v1/scale | `{"instances": N}` (or `?instances=N`); NDJSON progress |
 //! | POST | /api/v1/reload | rolling reload of the app; `?config=1`: re-read shoal's config |
 
@@ -18,6 +19,7 @@ use super::control;
 use super::reply::{self, AdminBody};
 use crate::app::State;
 use crate::balance::Endpoint;
+use crate::metrics;
 
 pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<AdminBody> {
     let method = req.method().clone();
@@ -27,14 +29,18 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
         "/health" if get => reply::json(StatusCode::OK, json!({"status": "ok"})),
         "/ready" if get => ready(state),
         "/api/v1/status" if get => reply::json(StatusCode::OK, status(state)),
+        "/metrics" if get => reply::text(
+            StatusCode::OK,
+            metrics::CONTENT_TYPE,
+            metrics::render(state),
+        ),
         "/api/v1/scale" if post => control::scale(state, req).await,
         "/api/v1/reload" if post => control::reload(state, req).await,
-        "/health" | "/ready" | "/api/v1/status" | "/api/v1/scale" | "/api/v1/reload" => {
-            reply::json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                json!({"error": format!("{method} not allowed here")}),
-            )
-        }
+        "/health" | "/ready" | "/api/v1/status" | "/metrics" | "/api/v1/scale"
+        | "/api/v1/reload" => reply::json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": format!("{method} not allowed here")}),
+        ),
         _ => reply::json(StatusCode::NOT_FOUND, json!({"error": "not found"})),
     }
 }

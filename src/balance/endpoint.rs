@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::ewma::{clock_ns, PeakEwma};
+use crate::metrics::histogram::{Histogram, Snapshot};
 use crate::proxy::pool::{Pool, PoolSettings};
 
 /// Health of an endpoint as the balancer sees it.
@@ -106,6 +107,9 @@ pub struct Endpoint {
     /// Peak-EWMA of response-header latency, for `p2c_ewma`.
     latency: PeakEwma,
     requests: AtomicU64,
+    /// Responses by status class (1xx … 5xx), and their times to headers.
+    responses: [AtomicU64; 5],
+    response_times: Histogram,
     pub pool: Pool,
 }
 
@@ -138,6 +142,8 @@ impl Endpoint {
             in_flight: AtomicUsize::new(0),
             latency: PeakEwma::default(),
             requests: AtomicU64::new(0),
+            responses: Default::default(),
+            response_times: Histogram::default(),
         })
     }
 
@@ -302,6 +308,25 @@ impl Endpoint {
         self.latency.observe_at(rtt, clock_ns());
     }
 
+    /// A response's headers arrived `rtt` after the request was sent: feeds
+    /// the peak-EWMA and the metrics (status class, time histogram).
+    #[inline]
+    pub fn record_response(&self, status: u16, rtt: Duration) {
+        self.observe_latency(rtt);
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+        self.response_times.record(rtt);
+    }
+
+    /// Responses so far by class, in the order of [`RESPONSE_CLASSES`].
+    pub fn responses(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.responses[i].load(Ordering::Relaxed))
+    }
+
+    pub fn response_times(&self) -> Snapshot {
+        self.response_times.snapshot()
+    }
+
     /// The current peak-EWMA latency estimate (decayed since the last
     /// response); `None` before the first response.
     pub fn latency(&self) -> Option<Duration> {
@@ -329,6 +354,9 @@ impl Endpoint {
         InFlight(self.clone())
     }
 }
+
+/// The status classes [`Endpoint::responses`] counts.
+pub const RESPONSE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The lowest share slow start gives a backend that just entered rotation
 /// (Envoy's `min_weight_percent`): enough for it to prove itself.

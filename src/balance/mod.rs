@@ -20,7 +20,9 @@ mod round_robin;
 pub mod slow_start;
 mod table;
 
-pub use endpoint::{CheckReport, Endpoint, Health, HealthWord, InFlight, PassiveHealth};
+pub use endpoint::{
+    CheckReport, Endpoint, Health, HealthWord, InFlight, PassiveHealth, RESPONSE_CLASSES,
+};
 pub use hash::Hash;
 pub use least_conn::LeastConn;
 pub use p2c::P2cEwma;

@@ -117,6 +117,7 @@ impl ProxyError {
     /// details such as backend addresses: those go to the log.
     pub fn to_response(&self, request_id: &HeaderValue, wants_json: bool) -> Response<ProxyBody> {
         let status = self.status();
+        crate::metrics::counters::generated(status.as_u16());
         let id = request_id.to_str().unwrap_or("");
         let reason = status.canonical_reason().unwrap_or("Error");
         let (content_type, body) = if wants_json {

@@ -243,13 +243,14 @@ impl Proxy {
         // Set when the last attempt reached a backend: trying again costs
         // backends work, so it must fit the retry budget.
         let mut charge = false;
-        for _attempt in 0..=routing.retries {
+        for attempt in 0..=routing.retries {
             if charge {
                 if !self.budget.try_retry(
                     routing.retry_budget_percent,
                     routing.retry_budget_min,
                     routing.retry_budget_window,
                 ) {
+                    crate::metrics::counters::retry_budget_exhausted();
                     tracing::warn!(request_id = ?request_id, "retry budget exhausted; not retrying");
                     break;
                 }
@@ -261,6 +262,9 @@ impl Proxy {
             };
             let endpoint = set.endpoints[i].clone();
             drop(set);
+            if attempt > 0 {
+                crate::metrics::counters::retry();
+            }
             tried.push(endpoint.key());
             let in_flight = endpoint.start_request();
 
@@ -308,7 +312,7 @@ impl Proxy {
                 };
                 match sent {
                     Ok(mut resp) => {
-                        endpoint.observe_latency(started.elapsed());
+                        endpoint.record_response(resp.status().as_u16(), started.elapsed());
                         if !routing.fail_statuses.is_empty()
                             && routing.fail_statuses.contains(&resp.status().as_u16())
                         {

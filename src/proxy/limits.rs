@@ -299,6 +299,7 @@ fn request_timeout_response(after: Duration) -> Vec<u8> {
     let id = request_id::generate();
     let id = id.to_str().unwrap_or("");
     let status = e.status();
+    crate::metrics::counters::generated(status.as_u16());
     let reason = status.canonical_reason().unwrap_or("Error");
     let body = format!(
         "{} {reason}: {} (request id {id})\n",

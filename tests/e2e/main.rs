@@ -10,6 +10,7 @@ mod health;
 mod large_bodies;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod outliers;
 mod shutdown;
 mod smuggling;

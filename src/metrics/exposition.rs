@@ -1,0 +1,263 @@
+//! `GET /metrics` on the admin listener: everything is read at scrape time
+//! from the live state (endpoints, supervisor, the process-wide counters)
+//! and written in the OpenMetrics text format by `prometheus-client`, so
+//! the data plane keeps plain atomics and never touches a registry.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::counters;
+use crate::app::State;
+use crate::balance::{Endpoint, RESPONSE_CLASSES};
+
+/// The OpenMetrics text of every metric, as of now.
+pub fn render(state: &Arc<State>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape(state.clone())));
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    text
+}
+
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+struct Scrape(Arc<State>);
+
+impl std::fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scrape")
+    }
+}
+
+type Labels<'a> = Vec<(&'static str, String)>;
+
+/// One metric family: a descriptor, then one sample per label set.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (Labels<'static>, M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        value.encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A metric without labels.
+fn single<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    value: M,
+) -> Result<(), std::fmt::Error> {
+    value.encode(encoder.encode_descriptor(name, help, None, kind)?)
+}
+
+fn backend(e: &Endpoint) -> Labels<'static> {
+    vec![("backend", e.id.clone())]
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let state = &self.0;
+        let set = state.table.snapshot();
+        let endpoints = &set.endpoints;
+        use MetricType::{Counter, Gauge};
+
+        family(
+            &mut enc,
+            "shoal_backend_up",
+            "1 when the backend is in rotation, else 0",
+            Gauge,
+            endpoints
+                .iter()
+                .map(|e| (backend(e), ConstGauge::new(i64::from(e.in_rotation())))),
+        )?;
+        family(
+            &mut enc,
+            "shoal_backend_in_flight",
+            "Requests being served by the backend",
+            Gauge,
+            endpoints
+                .iter()
+                .map(|e| (backend(e), ConstGauge::new(e.in_flight() as i64))),
+        )?;
+        family(
+            &mut enc,
+            "shoal_backend_requests",
+            "Requests sent to the backend (each attempt counts)",
+            Counter,
+            endpoints
+                .iter()
+                .map(|e| (backend(e), ConstCounter::new(e.requests()))),
+        )?;
+        family(
+            &mut enc,
+            "shoal_backend_responses",
+            "Responses from the backend by status class",
+            Counter,
+            endpoints.iter().flat_map(|e| {
+                let counts = e.responses();
+                RESPONSE_CLASSES.iter().zip(counts).map(move |(class, n)| {
+                    let mut labels = backend(e);
+                    labels.push(("code", (*class).to_string()));
+                    (labels, ConstCounter::new(n))
+                })
+            }),
+        )?;
+        {
+            let mut metric = enc.encode_descriptor(
+                "shoal_backend_response_seconds",
+                "Time from sending a request to the backend to its response headers",
+                None,
+                MetricType::Histogram,
+            )?;
+            for e in endpoints.iter() {
+                let s = e.response_times();
+                let labels = backend(e);
+                metric
+                    .encode_family(&labels)?
+                    .encode_histogram::<Vec<(&str, String)>>(
+                        s.sum_seconds,
+                        s.count,
+                        &s.buckets,
+                        None,
+                    )?;
+            }
+        }
+        family(
+            &mut enc,
+            "shoal_backend_connections_opened",
+            "Connections opened to the backend (few when keep-alive reuse works)",
+            Counter,
+            endpoints
+                .iter()
+                .map(|e| (backend(e), ConstCounter::new(e.pool.opened()))),
+        )?;
+        family(
+            &mut enc,
+            "shoal_backend_idle_connections",
+            "Idle keep-alive connections pooled for the backend",
+            Gauge,
+            endpoints
+                .iter()
+                .map(|e| (backend(e), ConstGauge::new(e.pool.idle_count() as i64))),
+        )?;
+        family(
+            &mut enc,
+            "shoal_backend_ejections",
+            "Passive-health ejections of the backend in a row (0 when it behaves)",
+            Gauge,
+            endpoints
+                .iter()
+                .map(|e| (backend(e), ConstGauge::new(i64::from(e.ejections())))),
+        )?;
+        drop(set);
+
+        family(
+            &mut enc,
+            "shoal_generated_responses",
+            "Responses shoal answered itself (errors and refusals), by status",
+            Counter,
+            counters::generated_counts().into_iter().map(|(status, n)| {
+                let code = status.map_or_else(|| "other".to_string(), |s| s.to_string());
+                (vec![("code", code)], ConstCounter::new(n))
+            }),
+        )?;
+        single(
+            &mut enc,
+            "shoal_retries",
+            "Requests tried again on another backend",
+            Counter,
+            ConstCounter::new(counters::retries()),
+        )?;
+        single(
+            &mut enc,
+            "shoal_retry_budget_exhausted",
+            "Retries not made because the retry budget was spent",
+            Counter,
+            ConstCounter::new(counters::retry_budget_exhausted_count()),
+        )?;
+        single(
+            &mut enc,
+            "shoal_client_connections_accepted",
+            "Client connections accepted on the public listener",
+            Counter,
+            ConstCounter::new(counters::connections_accepted()),
+        )?;
+        single(
+            &mut enc,
+            "shoal_client_connections_open",
+            "Client connections open now",
+            Gauge,
+            ConstGauge::new(counters::connections_open()),
+        )?;
+
+        if let Some(sup) = &state.supervisor {
+            let instances = sup.instances();
+            let mut by_state = std::collections::BTreeMap::<&'static str, i64>::new();
+            for i in &instances {
+                *by_state.entry(i.state().as_str()).or_default() += 1;
+            }
+            family(
+                &mut enc,
+                "shoal_instances",
+                "Supervised instances by state",
+                Gauge,
+                by_state
+                    .into_iter()
+                    .map(|(s, n)| (vec![("state", s.to_string())], ConstGauge::new(n))),
+            )?;
+            single(
+                &mut enc,
+                "shoal_instances_target",
+                "How many instances shoal is keeping running",
+                Gauge,
+                ConstGauge::new(i64::from(sup.target())),
+            )?;
+            family(
+                &mut enc,
+                "shoal_instance_restarts",
+                "Restarts of each instance slot",
+                Counter,
+                instances.iter().map(|i| {
+                    (
+                        vec![("instance", i.id.clone())],
+                        ConstCounter::new(u64::from(i.restarts())),
+                    )
+                }),
+            )?;
+            family(
+                &mut enc,
+                "shoal_instance_resident_memory_bytes",
+                "Resident memory of each instance's process group",
+                Gauge,
+                instances.iter().map(|i| {
+                    (
+                        vec![("instance", i.id.clone())],
+                        ConstGauge::new(i.rss() as i64),
+                    )
+                }),
+            )?;
+        }
+        single(
+            &mut enc,
+            "shoal_uptime_seconds",
+            "Seconds since shoal started",
+            Gauge,
+            ConstGauge::new(state.started.elapsed().as_secs_f64()),
+        )?;
+        Ok(())
+    }
+}
