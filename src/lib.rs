@@ -10,3 +10,4 @@ pub mod cli;
 pub mod health;
 pub mod proxy;
 pub mod supervisor;
+pub mod tls;

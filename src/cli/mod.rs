@@ -118,10 +118,17 @@ fn lookup_var(name: &str) -> Option<String> {
 
 pub fn load(src: &ConfigSource) -> Result<Config, String> {
     let result: Result<Config, ConfigError> = if src.demo {
-        shoal_config::load_str(DEMO_CONFIG, "<demo>", &lookup_var)
+        shoal_config::load_str_checked(DEMO_CONFIG, "<demo>", &lookup_var, &crate::tls::check)
     } else {
         match std::fs::read_to_string(&src.file) {
-            Ok(text) => shoal_config::load_str(&text, &display(&src.file), &lookup_var),
+            // The TLS files are read too, so a bad certificate is a config
+            // error (exit 78) with its key and line, not a failed start.
+            Ok(text) => shoal_config::load_str_checked(
+                &text,
+                &display(&src.file),
+                &lookup_var,
+                &crate::tls::check,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(format!(
                     "{}: no such file (give one with -c FILE, or try `shoal up --demo`)",
