@@ -308,7 +308,7 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 fn pem_reason(e: &pem::Error) -> String {
     match e {
         pem::Error::MissingSectionEnd { end_marker } => format!(
-            "a block is missing its end line `{}`",
+            "a block is missing its `-----END {}-----` line",
             String::from_utf8_lossy(end_marker)
         ),
         pem::Error::IllegalSectionStart { line } => {
@@ -430,7 +430,13 @@ mod tests {
 
         let cut = f.write("cut.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n");
         let p = problem(&cut, &a_key);
-        assert!(p.message.contains("missing its end line"), "{}", p.message);
+        assert!(
+            p.message.ends_with(
+                "is not valid PEM: a block is missing its `-----END CERTIFICATE-----` line"
+            ),
+            "{}",
+            p.message
+        );
 
         let not_x509 = f.write(
             "nx.pem",
