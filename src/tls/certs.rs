@@ -246,8 +246,12 @@ fn parse_pair(
     let key = match PrivateKeyDer::from_pem_slice(key_bytes) {
         Ok(k) => k,
         Err(pem::Error::NoItemsFound) => {
+            let encrypted = |marker: &[u8]| key_bytes.windows(marker.len()).any(|w| w == marker);
             let hint = if CertificateDer::pem_slice_iter(key_bytes).next().is_some() {
                 " (it holds a certificate: are `cert` and `key` swapped?)"
+            } else if encrypted(b"ENCRYPTED PRIVATE KEY") {
+                " (it holds an encrypted key; shoal needs it unencrypted: \
+                 `openssl pkey -in KEY -out PLAIN_KEY`, then keep PLAIN_KEY readable by shoal only)"
             } else {
                 ""
             };
@@ -444,6 +448,17 @@ mod tests {
         );
         let p = problem(&not_x509, &a_key);
         assert!(p.message.contains("cannot be parsed"), "{}", p.message);
+
+        let encrypted = f.write(
+            "enc.key",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        );
+        let p = problem(&a_cert, &encrypted);
+        assert!(
+            p.message.contains("it holds an encrypted key"),
+            "{}",
+            p.message
+        );
 
         let empty = f.write("empty.key", "");
         let p = problem(&a_cert, &empty);
