@@ -59,9 +59,9 @@ impl fmt::Debug for CertSet {
 }
 
 impl CertSet {
-    /// `certs` must not be empty: the first one is the default.
-    pub fn new(certs: Vec<Loaded>) -> CertSet {
-        assert!(!certs.is_empty(), "a certificate set needs a default");
+    /// `certs` must not be empty (`load_all` sees to it): the first one is
+    /// the default.
+    fn new(certs: Vec<Loaded>) -> CertSet {
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         for (i, c) in certs.iter().enumerate() {
@@ -96,14 +96,6 @@ impl CertSet {
             .and_then(|(_, parent)| self.wildcard.get(parent))
             .copied()
             .unwrap_or(0)
-    }
-
-    pub fn len(&self) -> usize {
-        self.certs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.certs.is_empty()
     }
 
     /// For logs: `a.test, *.b.test (default: a.test)`.
@@ -502,7 +494,7 @@ mod tests {
         );
         assert_eq!(which(Some("y.x.b.test")), 0, "nor two labels");
         assert_eq!(which(Some("other.test")), 0, "no match: the default");
-        assert_eq!(set.len(), 4);
+        assert_eq!(set.certs.len(), 4);
         assert!(
             set.describe().ends_with("(default: default.test)"),
             "{}",

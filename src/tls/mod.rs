@@ -116,11 +116,6 @@ impl Terminator {
     pub fn server_config(&self) -> Option<Arc<ServerConfig>> {
         self.active.load().as_ref().map(|a| a.server.clone())
     }
-
-    /// The certificates in use, for logs and tests.
-    pub fn certificates(&self) -> Option<Arc<CertSet>> {
-        self.active.load().as_ref().map(|a| a.resolver.current())
-    }
 }
 
 fn server_config(tls: &TlsConfig, resolver: Arc<SniResolver>) -> Result<ServerConfig, String> {

@@ -26,10 +26,6 @@ impl SniResolver {
     pub fn replace(&self, set: CertSet) {
         self.set.store(Arc::new(set));
     }
-
-    pub fn current(&self) -> Arc<CertSet> {
-        self.set.load_full()
-    }
 }
 
 impl ResolvesServerCert for SniResolver {
