@@ -11,3 +11,4 @@ pub mod health;
 pub mod metrics;
 pub mod proxy;
 pub mod supervisor;
+pub mod tls;

@@ -88,6 +88,7 @@ pub fn start_proxy(
     slot: &ListenerSlot,
     listener: TcpListener,
     proxy: Arc<Proxy>,
+    tls: Arc<crate::tls::Terminator>,
     grace: proxy::Grace,
     limits: proxy::LimitsNow,
 ) {
@@ -95,9 +96,23 @@ pub fn start_proxy(
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let stop = CancellationToken::new();
-    let task = tokio::spawn(proxy::serve(listener, proxy, stop.clone(), grace, limits));
+    let scheme = if tls.server_config().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let task = tokio::spawn(proxy::serve(
+        listener,
+        proxy::Frontend {
+            proxy,
+            tls,
+            grace,
+            limits,
+        },
+        stop.clone(),
+    ));
     slot.install(addr, stop, task);
-    tracing::info!("proxy listening on {addr}");
+    tracing::info!("proxy listening on {addr} ({scheme})");
 }
 
 pub fn start_admin(

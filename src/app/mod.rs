@@ -26,6 +26,7 @@ use crate::proxy::headers::TrustedProxies;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
 use crate::supervisor::{Progress, Supervisor, SupervisorOptions};
+use crate::tls::Terminator;
 
 pub use listeners::{ListenerSlot, Listeners};
 
@@ -37,6 +38,8 @@ pub struct State {
     pub table: Arc<EndpointTable>,
     pub supervisor: Option<Arc<Supervisor>>,
     pub proxy: Arc<Proxy>,
+    /// TLS of the public listener (off, or the certificates in use).
+    pub tls: Arc<Terminator>,
     pub started: Instant,
     config: ArcSwap<Config>,
     upstreams: Mutex<Vec<reload::Upstream>>,
@@ -98,9 +101,10 @@ pub async fn run(
     let background = CancellationToken::new();
     let upstream_health = crate::health::cell(&config.health);
 
-    // Resolve the static upstreams before starting any instance, so a bad
-    // name fails the start cleanly.
+    // Resolve the static upstreams and read the certificates before
+    // starting any instance, so a bad name or file fails the start cleanly.
     reload::resolve_upstreams(&config.upstreams).await?;
+    let tls = Arc::new(Terminator::new(config.tls.as_ref())?);
     let supervisor = match &config.app {
         Some(app) => Some(
             Supervisor::start(
@@ -125,6 +129,7 @@ pub async fn run(
         table: table.clone(),
         supervisor,
         proxy: proxy.clone(),
+        tls: tls.clone(),
         started: Instant::now(),
         config: ArcSwap::from_pointee(config.clone()),
         upstreams: Mutex::new(Vec::new()),
@@ -144,6 +149,7 @@ pub async fn run(
         &state.proxy_listener,
         listeners.proxy,
         proxy,
+        tls,
         grace_of(&state),
         limits_of(&state),
     );

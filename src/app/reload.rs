@@ -1,8 +1,11 @@
 //! Hot reload of shoal's own config (SIGHUP, `shoal reload --config`).
 //!
 //! The file is read and validated in full first; an invalid file changes
-//! nothing. New listen addresses are bound before anything is applied, so a
-//! port conflict also changes nothing. Then, in order: balancer and retries,
+//! nothing. The TLS certificate files are re-read on every reload (also when
+//! the text is unchanged) before anything is applied; a file that cannot be
+//! used changes nothing. New listen addresses are bound before anything is
+//! applied, so a port conflict also changes nothing. Then, in order:
+//! balancer and retries, TLS (for new handshakes),
 //! health-check settings, static upstreams, listeners (new socket first, the
 //! old one stops accepting and its connections finish), and the app: a changed
 //! command, environment, directory or host rolls the instances; a changed
@@ -19,6 +22,7 @@ use super::State;
 use crate::balance::Endpoint;
 use crate::proxy::Routing;
 use crate::supervisor::Progress;
+use crate::tls::Terminator;
 
 /// A static upstream and the token that stops its health checks.
 pub(super) struct Upstream {
@@ -112,9 +116,20 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
         .ok_or("config reload is not available: shoal was not started from a config file")?;
     let new =
         source().map_err(|e| format!("config not applied (the running config is kept):\n{e}"))?;
+    // The certificate files are read again on every reload, even when the
+    // config text is unchanged: that is how certificates are rotated. A
+    // file that cannot be used changes nothing, certificates included.
+    let certs = Terminator::prepare(new.tls.as_ref()).map_err(|e| {
+        format!("config not applied (the running config and certificates are kept): {e}")
+    })?;
     let old = state.config();
     if *old == new {
-        return Ok("config unchanged".into());
+        if new.tls.is_none() {
+            return Ok("config unchanged".into());
+        }
+        let tls = state.tls.apply(new.tls.as_ref(), certs)?;
+        progress.step(0, 0, tls);
+        return Ok("config unchanged; TLS certificates re-read".into());
     }
     if old.app.is_some() != new.app.is_some() {
         return Err(
@@ -168,6 +183,13 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             "client limits updated (for connections accepted from now on)",
         );
     }
+    // New handshakes use the new certificates and settings; connections
+    // already open keep theirs. Before a listener move, so the new socket
+    // starts with them.
+    let tls = state.tls.apply(new.tls.as_ref(), certs)?;
+    if !tls.is_empty() {
+        progress.step(0, 0, tls);
+    }
     if new.health != old.health {
         state.upstream_health.store(Arc::new(new.health.clone()));
         progress.step(0, 0, "upstream health checks updated");
@@ -177,6 +199,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             &state.proxy_listener,
             l,
             state.proxy.clone(),
+            state.tls.clone(),
             super::grace_of(state),
             super::limits_of(state),
         );

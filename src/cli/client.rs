@@ -25,7 +25,7 @@ pub fn admin_address(admin: Option<&str>, src: &ConfigSource) -> Result<SocketAd
             .map_err(|_| format!("--admin {url}: expected http://HOST:PORT with an IP address"));
     }
     let addr = if src.demo || src.file.exists() {
-        super::load(src)?.admin.listen
+        super::load_settings(src)?.admin.listen
     } else {
         shoal_config::AdminConfig::default().listen
     };

@@ -116,12 +116,28 @@ fn lookup_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Loads the config as `shoal up` and `shoal check` do: the TLS files are
+/// read too, so a bad certificate is a config error (exit 78) with its key
+/// and line, not a failed start.
 pub fn load(src: &ConfigSource) -> Result<Config, String> {
+    load_with(src, &crate::tls::check)
+}
+
+/// Loads the config without reading the files it names (TLS keys): enough
+/// for the client verbs, which only need `admin.listen`, and which an
+/// operator may run without the right to read the private keys.
+pub fn load_settings(src: &ConfigSource) -> Result<Config, String> {
+    load_with(src, &|_| Vec::new())
+}
+
+fn load_with(src: &ConfigSource, files: shoal_config::ExternalCheck<'_>) -> Result<Config, String> {
     let result: Result<Config, ConfigError> = if src.demo {
-        shoal_config::load_str(DEMO_CONFIG, "<demo>", &lookup_var)
+        shoal_config::load_str_checked(DEMO_CONFIG, "<demo>", &lookup_var, files)
     } else {
         match std::fs::read_to_string(&src.file) {
-            Ok(text) => shoal_config::load_str(&text, &display(&src.file), &lookup_var),
+            Ok(text) => {
+                shoal_config::load_str_checked(&text, &display(&src.file), &lookup_var, files)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(format!(
                     "{}: no such file (give one with -c FILE, or try `shoal up --demo`)",

@@ -182,7 +182,14 @@ impl Proxy {
         self.routing.store(Arc::new(routing));
     }
 
-    pub async fn handle(&self, req: Request<RequestBody>, peer: SocketAddr) -> Response<ProxyBody> {
+    /// One request from `peer`; `proto` (`http` or `https`) is how it
+    /// arrived, for `X-Forwarded-Proto`.
+    pub async fn handle(
+        &self,
+        req: Request<RequestBody>,
+        peer: SocketAddr,
+        proto: &'static str,
+    ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         // Owned: it lives across the awaits below (arc-swap's guards are
         // meant for short borrows).
@@ -211,7 +218,7 @@ impl Proxy {
             peer.ip(),
             client,
             &routing.trusted,
-            "http",
+            proto,
         );
         if !parts.headers.contains_key(header::HOST) {
             if let Some(a) = parts.uri.authority() {

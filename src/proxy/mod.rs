@@ -12,4 +12,4 @@ mod server;
 mod upgrade;
 
 pub use forward::{Proxy, Routing};
-pub use server::{serve, Grace, LimitsNow};
+pub use server::{serve, Frontend, Grace, LimitsNow};

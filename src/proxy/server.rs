@@ -1,16 +1,22 @@
 //! The public listener: accepts connections and serves HTTP/1.1 (and h2c with
 //! prior knowledge) on each, until told to stop; then it stops accepting and
-//! lets in-flight requests finish within the grace period.
+//! lets in-flight requests finish within the grace period. With `tls:` on,
+//! each connection first gets a TLS handshake (in its own task, bounded by
+//! `limits.header_read_timeout`); HTTP/2 is then what the client negotiated
+//! through ALPN and starts with its preface.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use http::StatusCode;
@@ -19,6 +25,7 @@ use tokio::sync::Semaphore;
 
 use super::forward::Proxy;
 use super::limits::{self, ConnWatch, TrackedBody, WatchedIo};
+use crate::tls::Terminator;
 
 /// How long the drain may take, read when it begins (a config reload may
 /// have changed it since the listener started).
@@ -45,15 +52,72 @@ fn builder_for(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-pub async fn serve(
-    listener: TcpListener,
+/// What the public listener serves with; everything may change by reload
+/// and is read per accepted connection.
+pub struct Frontend {
+    pub proxy: Arc<Proxy>,
+    /// TLS off, or the rustls config for the next handshake.
+    pub tls: Arc<Terminator>,
+    pub grace: Grace,
+    pub limits: LimitsNow,
+}
+
+/// One connection's request handler settings.
+struct Handler {
     proxy: Arc<Proxy>,
-    stop: CancellationToken,
-    grace: Grace,
-    limits_now: LimitsNow,
-) {
+    watch: ConnWatch,
+    max_body_size: Option<u64>,
+    peer: SocketAddr,
+    /// `X-Forwarded-Proto`: `http` or `https`.
+    proto: &'static str,
+}
+
+/// hyper's connection (HTTP/1.1 with upgrades, or HTTP/2 by its preface)
+/// over `io`, owning what it needs.
+fn connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: WatchedIo<I>,
+    h: Handler,
+) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send + 'static
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Handler {
+        proxy,
+        watch,
+        max_body_size,
+        peer,
+        proto,
+    } = h;
+    let service = service_fn(move |req| {
+        let proxy = proxy.clone();
+        let busy = watch.request_started();
+        let watch = watch.clone();
+        async move {
+            let resp = match limits::admit(req, max_body_size) {
+                Ok(req) => proxy.handle(req, peer, proto).await,
+                Err(refused) => *refused,
+            };
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                watch.upgraded();
+            }
+            Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, busy)))
+        }
+    });
+    builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned()
+}
+
+pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationToken) {
+    let Frontend {
+        proxy,
+        tls,
+        grace,
+        limits: limits_now,
+    } = front;
     let mut limits = limits_now();
-    let mut builder = builder_for(&limits);
+    let mut builder = Arc::new(builder_for(&limits));
     // `limits.max_connections`: without a permit, no accept; connections
     // wait in the kernel's listen backlog.
     let mut slots = limits
@@ -85,7 +149,7 @@ pub async fn serve(
         };
         let now = limits_now();
         if now != limits {
-            builder = builder_for(&now);
+            builder = Arc::new(builder_for(&now));
             if now.max_connections != limits.max_connections {
                 slots = now
                     .max_connections
@@ -94,37 +158,67 @@ pub async fn serve(
             limits = now;
         }
         let _ = stream.set_nodelay(true);
+        // The header-read timer starts now: for TLS it bounds the
+        // handshake too (as nginx's client_header_timeout did).
         let watch = ConnWatch::new(limits.header_read_timeout, limits.idle_timeout);
-        let io = WatchedIo::new(stream, watch.clone());
         let max_body_size = limits.max_body_size;
-        let proxy = proxy.clone();
-        let service = service_fn(move |req| {
-            let proxy = proxy.clone();
-            let busy = watch.request_started();
-            let watch = watch.clone();
-            async move {
-                let resp = match limits::admit(req, max_body_size) {
-                    Ok(req) => proxy.handle(req, peer).await,
-                    Err(refused) => *refused,
-                };
-                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    watch.upgraded();
-                }
-                Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, busy)))
-            }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        // Counts as open (in /metrics) until the connection's task ends.
         let open = crate::metrics::counters::connection_opened();
-        tokio::spawn(async move {
-            let _open = open;
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+        match tls.server_config() {
+            None => {
+                let io = WatchedIo::new(stream, watch.clone());
+                let handler = Handler {
+                    proxy: proxy.clone(),
+                    watch,
+                    max_body_size,
+                    peer,
+                    proto: "http",
+                };
+                let conn = graceful.watch(connection(&builder, io, handler));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+                    }
+                    drop(permit);
+                    drop(open);
+                });
             }
-            drop(permit);
-        });
+            Some(config) => {
+                // The handshake runs in the connection's task, never in
+                // this loop, so a slow client cannot hold up accepting.
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let handler = Handler {
+                    proxy: proxy.clone(),
+                    watch,
+                    max_body_size,
+                    peer,
+                    proto: "https",
+                };
+                let timeout = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let handshake = TlsAcceptor::from(config).accept(stream);
+                    let stream = match tokio::time::timeout(timeout, handshake).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, header_read_timeout = ?timeout, "TLS handshake not finished in time (limits.header_read_timeout); closing");
+                            return;
+                        }
+                    };
+                    let io = WatchedIo::new(stream, handler.watch.clone());
+                    let conn = watcher.watch(connection(&builder, io, handler));
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+                    }
+                    drop(permit);
+                    drop(open);
+                });
+            }
+        }
     }
     drop(listener);
     let grace = grace();

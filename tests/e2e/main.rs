@@ -15,4 +15,5 @@ mod outliers;
 mod shutdown;
 mod smuggling;
 mod supervision;
+mod tls;
 mod websocket;

@@ -22,6 +22,9 @@ pub enum ErrorKind {
     /// A value of the right type that is out of range or does not make sense,
     /// alone or together with another key.
     Invalid,
+    /// A file the config names (a TLS certificate or key) is missing,
+    /// unreadable or does not hold what it should.
+    File,
 }
 
 /// One thing wrong with the config.

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::model::{CommandSpec, HashKey, StatusRange};
+use crate::model::{CommandSpec, HashKey, StatusRange, TlsVersion};
 
 /// A string, or a number or boolean taken as the text YAML shows for it, so
 /// that `[python, -m, http.server, 8000]` and `DEBUG: 1` work unquoted.
@@ -194,6 +194,31 @@ pub(crate) fn status_range<'de, D: Deserializer<'de>>(d: D) -> Result<StatusRang
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
             StatusRange::parse(&v.to_string()).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `tls.min_version`: `1.2` or `1.3`, as a number (how YAML reads it
+/// unquoted) or a string.
+pub(crate) fn tls_version<'de, D: Deserializer<'de>>(d: D) -> Result<TlsVersion, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = TlsVersion;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a TLS version, `1.2` or `1.3`")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<TlsVersion, E> {
+            TlsVersion::parse(v).map_err(E::custom)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<TlsVersion, E> {
+            TlsVersion::parse(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<TlsVersion, E> {
+            TlsVersion::parse(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<TlsVersion, E> {
+            TlsVersion::parse(&v.to_string()).map_err(E::custom)
         }
     }
     d.deserialize_any(V)

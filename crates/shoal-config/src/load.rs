@@ -38,6 +38,22 @@ pub fn load_str(
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
+    load_str_checked(text, origin, env, &|_| Vec::new())
+}
+
+/// A check this crate cannot make itself, such as reading the TLS
+/// certificate files a config names: `(key path, message)` for each problem.
+pub type ExternalCheck<'a> = &'a dyn Fn(&Config) -> Vec<(String, String)>;
+
+/// [`load_str`], plus `external` on the parsed config. Its problems get the
+/// line of their key path and are reported with the others (kind
+/// [`ErrorKind::File`]), in file order.
+pub fn load_str_checked(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    external: ExternalCheck<'_>,
+) -> Result<Config, ConfigError> {
     let fail = |problems: Vec<Problem>| {
         ConfigError::from_problems(origin, problems).unwrap_or_else(|| {
             ConfigError::new(
@@ -66,7 +82,15 @@ pub fn load_str(
         serde_path_to_error::deserialize(value)
             .map_err(|e| fail(vec![diagnose::from_serde(&e, &lines)]))?
     };
-    match ConfigError::from_problems(origin, validate(&config, &lines)) {
+    let mut problems = validate(&config, &lines);
+    let outside = external(&config);
+    if !outside.is_empty() {
+        problems.extend(outside.into_iter().map(|(path, message)| {
+            Problem::new(ErrorKind::File, lines.nearest(&path), path, message)
+        }));
+        problems.sort_by_key(|p| p.line().unwrap_or(usize::MAX));
+    }
+    match ConfigError::from_problems(origin, problems) {
         Some(err) => Err(err),
         None => Ok(config),
     }

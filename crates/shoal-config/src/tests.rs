@@ -1159,3 +1159,158 @@ fn limits_defaults_values_and_ranges() {
         "shoal.yaml:3: unknown key `max_body` in `limits` (did you mean `max_body_size`?)"
     );
 }
+
+// --- tls ----------------------------------------------------------------------
+
+#[test]
+fn tls_one_certificate() {
+    let c = load("app: {command: x}\ntls:\n  cert: /etc/shoal/a.pem\n  key: /etc/shoal/a.key\n")
+        .unwrap();
+    let tls = c.tls.as_ref().unwrap();
+    assert_eq!(tls.min_version, TlsVersion::V1_2);
+    assert_eq!(tls.alpn, vec![Alpn::H2, Alpn::Http11]);
+    assert_eq!(tls.alpn_ids(), vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    let files = tls.files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].cert, std::path::Path::new("/etc/shoal/a.pem"));
+    assert_eq!(files[0].key, std::path::Path::new("/etc/shoal/a.key"));
+    assert_eq!(
+        (files[0].cert_at.as_str(), files[0].key_at.as_str()),
+        ("tls.cert", "tls.key")
+    );
+    // No `tls` (or `tls: null`): plain HTTP.
+    assert!(load("app: {command: x}\n").unwrap().tls.is_none());
+    assert!(load("app: {command: x}\ntls: null\n")
+        .unwrap()
+        .tls
+        .is_none());
+}
+
+#[test]
+fn tls_several_certificates_with_options() {
+    let yaml = "app: {command: x}\ntls:\n  certificates:\n    - {cert: a.pem, key: a.key}\n    - cert: b.pem\n      key: b.key\n  min_version: 1.3\n  alpn: [http/1.1]\n";
+    let c = load(yaml).unwrap();
+    let tls = c.tls.as_ref().unwrap();
+    assert_eq!(tls.min_version, TlsVersion::V1_3);
+    assert_eq!(tls.alpn, vec![Alpn::Http11]);
+    let files = tls.files();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1].cert, std::path::Path::new("b.pem"));
+    assert_eq!(files[1].key_at, "tls.certificates[1].key");
+    // A quoted version is the same version.
+    let c = load("app: {command: x}\ntls: {cert: a, key: b, min_version: '1.3'}\n").unwrap();
+    assert_eq!(c.tls.unwrap().min_version, TlsVersion::V1_3);
+}
+
+#[test]
+fn tls_shape_errors() {
+    assert_eq!(
+        err("app: {command: x}\ntls:\n  cert: a.pem\n  key: a.key\n  certificates:\n    - {cert: b.pem, key: b.key}\n"),
+        "shoal.yaml:5: tls.certificates: cannot be used together with `tls.cert`/`tls.key`: list every certificate under `certificates` (the first is the default), or use `cert` and `key` alone"
+    );
+    assert_eq!(
+        err("app: {command: x}\ntls:\n  cert: a.pem\n"),
+        "shoal.yaml:2: tls.key: is required with `tls.cert`: the PEM file of the certificate's private key"
+    );
+    assert_eq!(
+        kind("app: {command: x}\ntls:\n  cert: a.pem\n"),
+        ErrorKind::Missing
+    );
+    assert_eq!(
+        err("app: {command: x}\ntls:\n  key: a.key\n"),
+        "shoal.yaml:2: tls.cert: is required with `tls.key`: the PEM file of the certificate (chain)"
+    );
+    assert_eq!(
+        err("app: {command: x}\ntls: {}\n"),
+        "shoal.yaml:2: tls: has no certificate: set `cert` and `key` (PEM files) for one certificate, or `certificates: [{cert: ..., key: ...}, ...]` for several chosen by SNI"
+    );
+    assert_eq!(
+        err("app: {command: x}\ntls:\n  certificates: []\n"),
+        "shoal.yaml:3: tls.certificates: is empty; list at least one `{cert: FILE, key: FILE}`"
+    );
+    assert_eq!(
+        err("app: {command: x}\ntls:\n  certificates:\n    - {cert: a.pem}\n"),
+        "shoal.yaml:4: tls.certificates[0]: missing required key `key`"
+    );
+    assert_eq!(
+        err("app: {command: x}\ntls:\n  cert: ''\n  key: a.key\n"),
+        "shoal.yaml:3: tls.cert: must not be empty: the path of a PEM file"
+    );
+    assert_eq!(
+        err("app: {command: x}\ntls:\n  certficates: []\n"),
+        "shoal.yaml:3: unknown key `certficates` in `tls` (did you mean `certificates`?)"
+    );
+}
+
+#[test]
+fn tls_version_and_alpn_errors() {
+    let with = |extra: &str| {
+        err(&format!(
+            "app: {{command: x}}\ntls:\n  cert: a\n  key: b\n  {extra}\n"
+        ))
+    };
+    assert_eq!(
+        with("min_version: 1.1"),
+        "shoal.yaml:5: tls.min_version: unknown TLS version `1.1`: expected `1.2` or `1.3` (TLS 1.0 and 1.1 are obsolete (RFC 8996) and not supported)"
+    );
+    assert_eq!(
+        with("min_version: TLSv1.2"),
+        "shoal.yaml:5: tls.min_version: unknown TLS version `TLSv1.2`: expected `1.2` or `1.3` (write `1.2`)"
+    );
+    assert_eq!(
+        with("alpn: [h2c]"),
+        "shoal.yaml:5: tls.alpn[0]: unknown value `h2c`: expected `h2` or `http/1.1` (did you mean `h2`?)"
+    );
+    assert_eq!(
+        with("alpn: []"),
+        "shoal.yaml:5: tls.alpn: must not be empty: list `h2`, `http/1.1` or both (in order of preference)"
+    );
+    assert_eq!(
+        with("alpn: [h2, h2]"),
+        "shoal.yaml:5: tls.alpn[1]: `h2` is listed twice"
+    );
+}
+
+#[test]
+fn tls_round_trips_in_the_effective_config() {
+    for yaml in [
+        "app: {command: x}\ntls: {cert: /a.pem, key: /a.key}\n",
+        "app: {command: x}\ntls:\n  certificates: [{cert: a, key: b}, {cert: c, key: d}]\n  min_version: 1.3\n  alpn: [http/1.1, h2]\n",
+        "app: {command: x}\n",
+    ] {
+        let original = load(yaml).unwrap();
+        let printed = to_yaml(&original);
+        assert_eq!(load_str(&printed, "effective", &no_env).unwrap(), original, "{printed}");
+    }
+    let printed = to_yaml(&load("app: {command: x}\ntls: {cert: /a.pem, key: /a.key}\n").unwrap());
+    let section =
+        "tls:\n  cert: /a.pem\n  key: /a.key\n  min_version: 1.2\n  alpn:\n  - h2\n  - http/1.1\n";
+    assert!(
+        printed.contains(section),
+        "missing {section:?} in:\n{printed}"
+    );
+    assert!(!printed.contains("certificates"), "{printed}");
+}
+
+/// Problems found outside this crate (the TLS files) get the line of their
+/// key and sort in with the others.
+#[test]
+fn external_problems_get_lines() {
+    let yaml = "app: {command: x}\ntls:\n  certificates:\n    - {cert: a.pem, key: a.key}\n    - cert: b.pem\n      key: b.key\nproxy:\n  retries: 99\n";
+    let check = |c: &Config| {
+        let files = c.tls.as_ref().unwrap().files();
+        vec![(
+            files[1].key_at.clone(),
+            "cannot read `b.key`: gone".to_string(),
+        )]
+    };
+    let e = load_str_checked(yaml, "shoal.yaml", &no_env, &check).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shoal.yaml:6: tls.certificates[1].key: cannot read `b.key`: gone\n\
+         shoal.yaml:8: proxy.retries: must be at most 10 (got 99)"
+    );
+    assert_eq!(e.kind(), ErrorKind::File);
+    assert_eq!(e.path(), "tls.certificates[1].key");
+    assert!(load_str_checked("app: {command: x}\n", "x", &no_env, &|_| Vec::new()).is_ok());
+}

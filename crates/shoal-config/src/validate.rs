@@ -9,7 +9,7 @@ use crate::error::{ErrorKind, Problem};
 use crate::lines::LineMap;
 use crate::model::{
     Algorithm, AppConfig, BalanceConfig, CommandSpec, Config, HealthConfig, LimitsConfig,
-    StatusRange,
+    StatusRange, TlsConfig,
 };
 use crate::suggest::closest;
 use crate::units::{format_duration, format_size};
@@ -233,6 +233,9 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         );
     }
     limits(&mut c, &config.limits);
+    if let Some(t) = &config.tls {
+        tls(&mut c, t);
+    }
     c.at_most("shutdown.grace", config.shutdown.grace, MAX_WAIT);
     c.at_most("shutdown.delay", config.shutdown.delay, MAX_WAIT);
     if let Err(why) = check_log_filter(&config.log.level) {
@@ -357,6 +360,70 @@ fn limits(c: &mut Checker<'_>, l: &LimitsConfig) {
     c.positive_at_most("limits.idle_timeout", l.idle_timeout, MAX_WAIT);
     if let Some(n) = l.max_connections {
         c.at_least_one("limits.max_connections", n);
+    }
+}
+
+/// The shape of `tls:`: one pair (`cert` + `key`) or a `certificates`
+/// list, not both; no empty path; a sensible ALPN list. Whether the files
+/// can be read and hold a matching certificate and key is checked by the
+/// caller of `load_str_checked` (shoal's TLS module), which reads them.
+fn tls(c: &mut Checker<'_>, t: &TlsConfig) {
+    const FORMS: &str = "set `cert` and `key` (PEM files) for one certificate, or \
+                         `certificates: [{cert: ..., key: ...}, ...]` for several chosen by SNI";
+    let pair = t.cert.is_some() || t.key.is_some();
+    let list = !t.certificates.is_empty() || c.lines.contains("tls.certificates");
+    if pair && list {
+        c.invalid(
+            "tls.certificates",
+            "cannot be used together with `tls.cert`/`tls.key`: list every certificate \
+             under `certificates` (the first is the default), or use `cert` and `key` alone"
+                .into(),
+        );
+    } else if !pair && !list {
+        c.report(
+            ErrorKind::Missing,
+            "tls",
+            format!("has no certificate: {FORMS}"),
+        );
+    } else if list && t.certificates.is_empty() {
+        c.invalid(
+            "tls.certificates",
+            "is empty; list at least one `{cert: FILE, key: FILE}`".into(),
+        );
+    }
+    match (&t.cert, &t.key) {
+        (Some(_), None) => c.report(
+            ErrorKind::Missing,
+            "tls.key",
+            "is required with `tls.cert`: the PEM file of the certificate's private key".into(),
+        ),
+        (None, Some(_)) => c.report(
+            ErrorKind::Missing,
+            "tls.cert",
+            "is required with `tls.key`: the PEM file of the certificate (chain)".into(),
+        ),
+        _ => {}
+    }
+    for f in t.files() {
+        for (at, path) in [(&f.cert_at, f.cert), (&f.key_at, f.key)] {
+            if path.as_os_str().is_empty() {
+                c.invalid(at, "must not be empty: the path of a PEM file".into());
+            }
+        }
+    }
+    if t.alpn.is_empty() {
+        c.invalid(
+            "tls.alpn",
+            "must not be empty: list `h2`, `http/1.1` or both (in order of preference)".into(),
+        );
+    }
+    for (i, a) in t.alpn.iter().enumerate() {
+        if t.alpn[..i].contains(a) {
+            c.invalid(
+                &format!("tls.alpn[{i}]"),
+                format!("`{}` is listed twice", a.as_str()),
+            );
+        }
     }
 }
 
