@@ -115,6 +115,11 @@ impl Replay {
     }
 }
 
+/// How many times one request may be put on a new connection to the same
+/// backend after its stream was above a GOAWAY. Bounded, so a backend that
+/// sends GOAWAY on every connection at once cannot keep a request forever.
+const MAX_GOAWAY_RECONNECTS: u32 = 3;
+
 fn is_idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -240,6 +245,15 @@ impl Proxy {
         let upgrading = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
         let te_trailers = !upgrading && te_trailers(&parts.headers);
 
+        // The target's authority wins over `Host`: an h2 client's
+        // `:authority` (RFC 9113 §8.3.1), or an absolute-form target (RFC
+        // 9112 §3.2.2), as Envoy and nginx. Before `forward`, which copies
+        // `Host` into `X-Forwarded-Host`.
+        if let Some(a) = parts.uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
         strip_hop_by_hop(&mut parts.headers, upgrading);
         if te_trailers {
             // A gRPC client's `te: trailers`; HTTP/1.1 wants `TE` named in
@@ -258,13 +272,6 @@ impl Proxy {
             &routing.trusted,
             "http",
         );
-        if !parts.headers.contains_key(header::HOST) {
-            if let Some(a) = parts.uri.authority() {
-                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                    parts.headers.insert(header::HOST, v);
-                }
-            }
-        }
         parts.uri = origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
 
@@ -330,6 +337,8 @@ impl Proxy {
                 }
             };
             let mut req = req;
+            // New connections to this backend after a failure on one.
+            let mut reconnects = 0u32;
             loop {
                 for_protocol(&mut req, conn.protocol(), &endpoint.authority);
                 let started = std::time::Instant::now();
@@ -337,8 +346,9 @@ impl Proxy {
                     tokio::time::timeout(routing.response_header_timeout, conn.sender.send(req))
                         .await;
                 let Ok(sent) = sent else {
-                    // Dropping the exchange closes its connection. The request
-                    // may have been processed: only a replay may go elsewhere.
+                    // Dropping the exchange closes its connection (HTTP/1.1)
+                    // or resets its stream (h2). The request may have been
+                    // processed: only a replay may go elsewhere.
                     last_error = ProxyError::Timeout {
                         backend: endpoint.id.clone(),
                         after: routing.response_header_timeout,
@@ -404,12 +414,23 @@ impl Proxy {
                         let reached_backend = unsent.is_none() && refused.is_none();
                         tracing::debug!(backend = %endpoint.id, reused = conn.reused, sent = unsent.is_none(), refused = ?refused, error = %source, "upstream request failed");
                         let again = unsent.or_else(|| replay.as_ref().map(Replay::build));
-                        if conn.reused && refused != Some(Refusal::RefusedStream) {
-                            // Most likely the backend closed this idle keep-alive
-                            // connection just as we used it (or, h2, sent
-                            // GOAWAY): once, try the same backend on a new
-                            // connection before moving on.
+                        let same_backend = match refused {
+                            // The connection is going away, the backend is
+                            // not (a graceful restart, a per-connection
+                            // request limit): a new connection takes the
+                            // request it did not process.
+                            Some(Refusal::GoAway) => reconnects < MAX_GOAWAY_RECONNECTS,
+                            // The backend sheds load: another one should
+                            // take it.
+                            Some(Refusal::RefusedStream) => false,
+                            // Most likely the backend closed this idle
+                            // keep-alive connection just as we used it:
+                            // once, a new connection before moving on.
+                            None => conn.reused && reconnects == 0,
+                        };
+                        if same_backend {
                             if let Some(r) = again {
+                                reconnects += 1;
                                 match endpoint.pool.reconnect(&conn).await {
                                     Ok(fresh) => {
                                         conn = fresh;

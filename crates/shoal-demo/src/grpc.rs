@@ -9,9 +9,10 @@
 //! - every trailer of the request, echoed back (names other than those two).
 //!
 //! The response is `200` with `content-type: application/grpc` and
-//! `trailer: grpc-status, grpc-message`, which an HTTP/1.1 server must
-//! announce before it may send trailers in a chunked body (to a client that
-//! sent `te: trailers`). Over HTTP/2 any trailer is sent.
+//! `trailer: grpc-status, grpc-message` (plus the names the request's own
+//! `Trailer` announced): over HTTP/1.1 only announced trailers are sent, in a
+//! chunked body, to a client that sent `te: trailers`. Over HTTP/2 every
+//! trailer is sent.
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -49,6 +50,12 @@ pub(crate) fn echo(req: Request<Incoming>) -> Result<Response<Body>, &'static st
     trailers.insert(GRPC_STATUS.clone(), HeaderValue::from(u16::from(status)));
     trailers.insert(GRPC_MESSAGE.clone(), message);
 
+    let announced: Vec<HeaderValue> = req
+        .headers()
+        .get_all(header::TRAILER)
+        .iter()
+        .cloned()
+        .collect();
     let body = EchoThenTrailers {
         inner: req.into_body(),
         trailers: Some(trailers),
@@ -63,6 +70,9 @@ pub(crate) fn echo(req: Request<Incoming>) -> Result<Response<Body>, &'static st
         header::TRAILER,
         HeaderValue::from_static("grpc-status, grpc-message"),
     );
+    for names in announced {
+        headers.append(header::TRAILER, names);
+    }
     Ok(response)
 }
 
