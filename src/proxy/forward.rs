@@ -487,6 +487,59 @@ impl Proxy {
 mod tests {
     use super::*;
 
+    fn request(host: Option<&str>, te: bool) -> Request<UpstreamBody> {
+        let mut req = Request::new(Either::Right(Empty::new()));
+        *req.uri_mut() = "/p?q=1".parse().unwrap();
+        if let Some(h) = host {
+            req.headers_mut().insert(header::HOST, h.parse().unwrap());
+        }
+        if te {
+            req.headers_mut()
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+            req.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("te"));
+        }
+        req
+    }
+
+    #[test]
+    fn h2_backends_get_authority_and_no_connection_headers() {
+        let mut req = request(Some("api.test:8443"), true);
+        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        assert_eq!(req.version(), Version::HTTP_2);
+        assert_eq!(req.uri(), "http://api.test:8443/p?q=1");
+        assert!(
+            req.headers().get(header::HOST).is_none(),
+            "Host → :authority"
+        );
+        assert!(req.headers().get(header::CONNECTION).is_none());
+        assert_eq!(req.headers()[header::TE], "trailers");
+
+        // Unsent, then to an HTTP/1.1 backend: back as it was.
+        for_protocol(&mut req, UpstreamProtocol::Http1, "127.0.0.1:9001");
+        assert_eq!(req.version(), Version::HTTP_11);
+        assert_eq!(req.uri(), "/p?q=1");
+        assert_eq!(req.headers()[header::HOST], "api.test:8443");
+        assert_eq!(req.headers()[header::CONNECTION], "te");
+
+        // No usable Host: the backend's own address.
+        let mut req = request(None, false);
+        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        assert_eq!(req.uri(), "http://127.0.0.1:9000/p?q=1");
+        let mut req = request(Some("bad host"), false);
+        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        assert_eq!(req.uri(), "http://127.0.0.1:9000/p?q=1");
+    }
+
+    #[test]
+    fn http1_requests_are_left_alone() {
+        let mut req = request(Some("a.test"), false);
+        for_protocol(&mut req, UpstreamProtocol::Http1, "127.0.0.1:9000");
+        assert_eq!(req.uri(), "/p?q=1");
+        assert_eq!(req.headers()[header::HOST], "a.test");
+        assert_eq!(req.headers().len(), 1);
+    }
+
     #[test]
     fn absolute_targets_become_origin_form() {
         assert_eq!(origin_form(&"http://a.b/x?y=1".parse().unwrap()), "/x?y=1");

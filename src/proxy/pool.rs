@@ -40,6 +40,12 @@ pub type UpstreamBody = Either<RequestBody, Empty<Bytes>>;
 /// Largest response head accepted from an h2 backend (HPACK-decoded size).
 /// hyper's default, 16 KiB, is smaller than what HTTP/1.1 backends may send.
 const H2_MAX_HEADER_LIST_SIZE: u32 = 256 << 10;
+/// The shared h2 connection is pinged this often, busy or idle, and closed
+/// (then replaced by the next request) when a ping is not answered in
+/// `H2_PING_TIMEOUT`: a connection silently dropped on the way (a NAT, a
+/// firewall, a vanished host) must not hold every request to the backend.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -174,6 +180,11 @@ struct Inner {
     shared: ArcSwapOption<Shared>,
     /// h2: one connect at a time.
     connecting: tokio::sync::Mutex<()>,
+    /// h2: connect attempts finished so far, and why the last one failed
+    /// (whether it timed out, the error), so that requests that waited for
+    /// it fail at once instead of each trying again in turn.
+    attempts: AtomicU64,
+    last_failure: Mutex<Option<(bool, String)>>,
     /// Connections opened so far (shows whether keep-alive reuse and
     /// multiplexing work).
     opened: AtomicU64,
@@ -216,6 +227,8 @@ impl Pool {
                 idle: Mutex::new(Vec::new()),
                 shared: ArcSwapOption::empty(),
                 connecting: tokio::sync::Mutex::new(()),
+                attempts: AtomicU64::new(0),
+                last_failure: Mutex::new(None),
                 opened: AtomicU64::new(0),
             }),
         }
@@ -326,17 +339,58 @@ impl Pool {
         if let Some(sender) = self.shared_h2(broken) {
             return Ok(self.conn(sender, true));
         }
+        let attempts = self.inner.attempts.load(Ordering::Acquire);
         let _one = self.inner.connecting.lock().await;
         // Whoever held the lock may have just connected.
         if let Some(sender) = self.shared_h2(broken) {
             return Ok(self.conn(sender, false));
         }
+        if self.inner.attempts.load(Ordering::Acquire) != attempts {
+            // ... or tried while this request waited, and failed.
+            return Err(self.failed_meanwhile());
+        }
+        let connected = self.connect_h2().await;
+        if let Err(e) = &connected {
+            if let Ok(mut last) = self.inner.last_failure.lock() {
+                *last = Some((matches!(e, ConnectError::Timeout { .. }), e.to_string()));
+            }
+        }
+        self.inner.attempts.fetch_add(1, Ordering::Release);
+        let (sender, id) = connected?;
+        Ok(self.conn(Sender::H2 { sender, id }, false))
+    }
+
+    /// The error of a connect attempt another request made (see `attempts`).
+    fn failed_meanwhile(&self) -> ConnectError {
+        let addr = self.inner.addr;
+        let last = self.inner.last_failure.lock().ok().and_then(|l| l.clone());
+        match last {
+            Some((true, _)) => ConnectError::Timeout {
+                addr,
+                timeout: self.inner.settings.connect_timeout,
+            },
+            Some((false, why)) => ConnectError::Io {
+                addr,
+                source: std::io::Error::other(format!("{why} (while this request waited)")),
+            },
+            None => ConnectError::Io {
+                addr,
+                source: std::io::Error::other("connection closed"),
+            },
+        }
+    }
+
+    /// A new shared h2 connection, stored for every request to use.
+    async fn connect_h2(&self) -> Result<(http2::SendRequest<UpstreamBody>, u64), ConnectError> {
         let stream = self.tcp().await?;
         let id = self.inner.opened.fetch_add(1, Ordering::Relaxed) + 1;
         let addr = self.inner.addr;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_header_list_size(H2_MAX_HEADER_LIST_SIZE)
+            .keep_alive_interval(H2_PING_INTERVAL)
+            .keep_alive_timeout(H2_PING_TIMEOUT)
+            .keep_alive_while_idle(true)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
@@ -349,7 +403,7 @@ impl Pool {
             sender: sender.clone(),
             id,
         })));
-        Ok(self.conn(Sender::H2 { sender, id }, false))
+        Ok((sender, id))
     }
 
     async fn tcp(&self) -> Result<TcpStream, ConnectError> {
