@@ -635,8 +635,10 @@ fn nginx_exe() -> std::path::PathBuf {
 async fn goaway_from_nginx_is_retried_on_a_new_connection() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    // One process (no master and workers), so killing it by PID leaves
+    // nothing behind.
     let conf = format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+        "master_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
          events {{ worker_connections 256; }}\n\
          http {{\n  access_log off;\n  keepalive_requests 50;\n  client_body_temp_path {d}/body;\n\
            proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n\
