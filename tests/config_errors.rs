@@ -117,6 +117,15 @@ fn https_upstream() {
 }
 
 #[test]
+fn upstream_protocol_by_another_name() {
+    assert_rejected(
+        "upstreams:\n  - url: http://10.0.0.1:80\n    protocol: http2\n",
+        3,
+        "upstreams[0].protocol: unknown value `http2`: expected `http1` or `h2` (did you mean `h2`?)",
+    );
+}
+
+#[test]
 fn bad_listen_address() {
     assert_rejected(
         "app: {command: x}\nlisten: 8080\n",

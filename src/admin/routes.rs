@@ -101,6 +101,7 @@ fn status(state: &State) -> Value {
                         "in_flight": i.endpoint.in_flight(),
                         "requests": i.endpoint.requests(),
                         "connections_opened": i.endpoint.pool.opened(),
+                        "protocol": i.endpoint.pool.protocol().as_str(),
                         "rss_bytes": i.rss(),
                         "uptime_secs": i.uptime().map(|d| d.as_secs_f64()),
                         "last_exit": i.last_exit(),
@@ -134,6 +135,7 @@ fn status(state: &State) -> Value {
                 "in_flight": e.in_flight(),
                 "requests": e.requests(),
                 "connections_opened": e.pool.opened(),
+                "protocol": e.pool.protocol().as_str(),
             })
         })
         .collect();

@@ -82,7 +82,12 @@ pub(super) async fn sync_upstreams(
         keep
     });
     for (config, addr) in fresh {
-        let endpoint = Endpoint::new(config.url.clone(), addr, config.weight, &state.pool);
+        let endpoint = Endpoint::new(
+            config.url.clone(),
+            addr,
+            config.weight,
+            &state.pool.with_protocol(config.protocol),
+        );
         let stop = state.background.child_token();
         state.table.insert(endpoint.clone());
         crate::health::spawn(
@@ -91,8 +96,10 @@ pub(super) async fn sync_upstreams(
             stop.clone(),
         );
         added.push(format!(
-            "upstream {} added (weight {})",
-            config.url, config.weight
+            "upstream {} added (weight {}, {})",
+            config.url,
+            config.weight,
+            config.protocol.as_str()
         ));
         entries.push(Upstream {
             endpoint,
@@ -242,7 +249,11 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             let _op = sup.begin("config reload").await;
             let roll = sup.update_spec(app);
             if roll {
-                progress.step(0, 0, "app command/env/cwd/host changed: rolling reload");
+                progress.step(
+                    0,
+                    0,
+                    "app command/env/cwd/host/protocol changed: rolling reload",
+                );
                 result = sup.rolling_reload(progress).await.map(|_| ());
             }
             // A count changed in the file wins over an earlier `shoal scale`;

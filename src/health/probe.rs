@@ -1,14 +1,20 @@
 //! One health probe: a TCP connect, or an HTTP request for the configured
 //! path on a fresh connection (so a check also proves the backend still
 //! accepts), passing on `expect_status` and, if set, `expect_body`.
+//!
+//! The request speaks the backend's protocol: HTTP/1.1, or for an h2 backend
+//! (`protocol: h2`) HTTP/2 with prior knowledge, since an h2-only server
+//! (a gRPC server) does not answer HTTP/1.1. A gRPC server's own health
+//! service needs a gRPC request; point `health.path` at a plain HTTP route,
+//! or leave it out for a TCP check.
 
 use std::fmt;
 
 use bytes::Bytes;
 use http::{header, Method, Request};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use shoal_config::HealthConfig;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use shoal_config::{HealthConfig, UpstreamProtocol};
 use tokio::net::TcpStream;
 
 use crate::balance::Endpoint;
@@ -53,20 +59,47 @@ async fn probe_inner(endpoint: &Endpoint, config: &HealthConfig) -> Result<(), P
     let Some(path) = &config.path else {
         return Ok(());
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(ProbeError::Http)?;
-    let conn = tokio::spawn(conn);
+    let io = TokioIo::new(stream);
     let method = Method::from_bytes(config.method.as_bytes()).unwrap_or(Method::GET);
-    let req = Request::builder()
-        .method(method)
-        .uri(path.as_str())
-        .header(header::HOST, endpoint.authority.as_str())
-        .header(header::USER_AGENT, "shoal-health-check")
-        .header(header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| ProbeError::Status(0))?;
-    let resp = sender.send_request(req).await.map_err(ProbeError::Http)?;
+    let (resp, conn) = match endpoint.pool.protocol() {
+        UpstreamProtocol::Http1 => {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(ProbeError::Http)?;
+            let conn = tokio::spawn(conn);
+            let req = Request::builder()
+                .method(method)
+                .uri(path.as_str())
+                .header(header::HOST, endpoint.authority.as_str())
+                .header(header::USER_AGENT, "shoal-health-check")
+                .header(header::CONNECTION, "close")
+                .body(Empty::<Bytes>::new())
+                .map_err(|_| ProbeError::Status(0))?;
+            (sender.send_request(req).await, conn)
+        }
+        UpstreamProtocol::H2 => {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(ProbeError::Http)?;
+            let conn = tokio::spawn(conn);
+            // `:scheme` and `:authority` come from the URI.
+            let req = Request::builder()
+                .method(method)
+                .uri(format!("http://{}{path}", endpoint.authority))
+                .header(header::USER_AGENT, "shoal-health-check")
+                .body(Empty::<Bytes>::new())
+                .map_err(|_| ProbeError::Status(0))?;
+            (sender.send_request(req).await, conn)
+        }
+    };
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => {
+            conn.abort();
+            return Err(ProbeError::Http(e));
+        }
+    };
     let status = resp.status().as_u16();
     // Read the body so the exchange completes cleanly (and to look for
     // `expect_body`); the timeout around the whole probe bounds a backend

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::limits::RequestBody;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::uri::Uri;
+use http::uri::{self, Authority, PathAndQuery, Scheme, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::{Either, Empty};
@@ -14,9 +14,10 @@ use http_body_util::{Either, Empty};
 use super::body::{Lease, ProxyBody};
 use super::error::{wants_json, ProxyError};
 use super::headers::{
-    ambiguous_framing, client_ip, forward, is_upgrade, strip_hop_by_hop, TrustedProxies,
+    ambiguous_framing, client_ip, forward, is_upgrade, strip_hop_by_hop, te_trailers,
+    TrustedProxies,
 };
-use super::pool::UpstreamBody;
+use super::pool::{refusal, Refusal, UpstreamBody};
 use super::request_id::{self, X_REQUEST_ID};
 use super::retry_budget::RetryBudget;
 use super::upgrade;
@@ -27,7 +28,7 @@ use crate::balance::{
     Tried,
 };
 use arc_swap::ArcSwap;
-use shoal_config::{Algorithm, BalanceConfig, ProxyConfig};
+use shoal_config::{Algorithm, BalanceConfig, ProxyConfig, UpstreamProtocol};
 
 pub struct Proxy {
     table: Arc<EndpointTable>,
@@ -145,6 +146,11 @@ impl Replay {
     }
 }
 
+/// How many times one request may be put on a new connection to the same
+/// backend after its stream was above a GOAWAY. Bounded, so a backend that
+/// sends GOAWAY on every connection at once cannot keep a request forever.
+const MAX_GOAWAY_RECONNECTS: u32 = 3;
+
 fn is_idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -163,6 +169,70 @@ fn origin_form(uri: &Uri) -> Uri {
         .filter(|p| !p.is_empty())
         .unwrap_or("/");
     pq.parse().unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// Put a request in the form the backend's protocol takes. Requests are
+/// prepared as HTTP/1.1 (origin-form target, `Host`); only a request that
+/// goes to an h2 backend, or comes back unsent from one, is converted.
+#[inline]
+fn for_protocol(req: &mut Request<UpstreamBody>, protocol: UpstreamProtocol, backend: &str) {
+    match protocol {
+        UpstreamProtocol::Http1 if req.version() != Version::HTTP_11 => to_h1(req),
+        UpstreamProtocol::H2 if req.version() != Version::HTTP_2 => to_h2(req, backend),
+        _ => {}
+    }
+}
+
+/// HTTP/1.1 → h2. hyper's h2 client sends `:scheme` and `:authority` from
+/// the URI, so the target becomes `http://AUTHORITY/path`, where AUTHORITY is
+/// the request's `Host` (the client's `:authority` for an h2 client), and
+/// `Host` itself is dropped: as Envoy and nginx (`grpc_pass`) do, and as RFC
+/// 9113 §8.3.1 asks of an intermediary. Without a usable `Host`, the
+/// backend's own address. `:scheme` is `http`: the hop to the backend is
+/// cleartext (the client's scheme is in `X-Forwarded-Proto`).
+/// Connection-specific fields must not appear in HTTP/2 (RFC 9113 §8.2.2):
+/// `strip_hop_by_hop` removed them; `Connection: te` (set for HTTP/1.1
+/// backends) and an `Upgrade` go too, `TE: trailers` stays.
+fn to_h2(req: &mut Request<UpstreamBody>, backend: &str) {
+    let headers = req.headers_mut();
+    let host = headers.remove(header::HOST);
+    headers.remove(header::CONNECTION);
+    headers.remove(header::UPGRADE);
+    let authority = host
+        .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+        .or_else(|| Authority::try_from(backend).ok());
+    let mut parts = uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = authority;
+    parts.path_and_query = Some(
+        req.uri()
+            .path_and_query()
+            .filter(|p| p.as_str().starts_with('/'))
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    *req.version_mut() = Version::HTTP_2;
+}
+
+/// h2 → HTTP/1.1, for a request an h2 backend gave back unsent that now
+/// goes to an HTTP/1.1 backend.
+fn to_h1(req: &mut Request<UpstreamBody>) {
+    if let Some(host) = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        req.headers_mut().entry(header::HOST).or_insert(host);
+    }
+    *req.uri_mut() = origin_form(req.uri());
+    *req.version_mut() = Version::HTTP_11;
+    if req.headers().contains_key(header::TE) {
+        req.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("te"));
+    }
 }
 
 impl Proxy {
@@ -211,8 +281,28 @@ impl Proxy {
             return e.to_response(&request_id, json);
         }
         let upgrading = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
+        let te_trailers = !upgrading && te_trailers(&parts.headers);
 
+        // The target's authority wins over `Host`: an h2 client's
+        // `:authority` (RFC 9113 §8.3.1), or an absolute-form target (RFC
+        // 9112 §3.2.2), as Envoy and nginx. Before `forward`, which copies
+        // `Host` into `X-Forwarded-Host`.
+        if let Some(a) = parts.uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
         strip_hop_by_hop(&mut parts.headers, upgrading);
+        if te_trailers {
+            // A gRPC client's `te: trailers`; HTTP/1.1 wants `TE` named in
+            // `Connection` too (RFC 9110 §10.1.4). h2 backends get only `te`.
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("te"));
+        }
         forward(
             &mut parts.headers,
             peer.ip(),
@@ -220,13 +310,6 @@ impl Proxy {
             &routing.trusted,
             proto,
         );
-        if !parts.headers.contains_key(header::HOST) {
-            if let Some(a) = parts.uri.authority() {
-                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                    parts.headers.insert(header::HOST, v);
-                }
-            }
-        }
         parts.uri = origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
 
@@ -296,16 +379,18 @@ impl Proxy {
                 }
             };
             let mut req = req;
+            // New connections to this backend after a failure on one.
+            let mut reconnects = 0u32;
             loop {
+                for_protocol(&mut req, conn.protocol(), &endpoint.authority);
                 let started = std::time::Instant::now();
-                let sent = tokio::time::timeout(
-                    routing.response_header_timeout,
-                    conn.sender.try_send_request(req),
-                )
-                .await;
+                let sent =
+                    tokio::time::timeout(routing.response_header_timeout, conn.sender.send(req))
+                        .await;
                 let Ok(sent) = sent else {
-                    // Dropping the exchange closes its connection. The request
-                    // may have been processed: only a replay may go elsewhere.
+                    // Dropping the exchange closes its connection (HTTP/1.1)
+                    // or resets its stream (h2). The request may have been
+                    // processed: only a replay may go elsewhere.
                     last_error = ProxyError::Timeout {
                         backend: endpoint.id.clone(),
                         after: routing.response_header_timeout,
@@ -346,6 +431,11 @@ impl Proxy {
                             }
                         }
                         strip_hop_by_hop(resp.headers_mut(), false);
+                        if resp.version() == Version::HTTP_2 {
+                            // From an h2 backend; hyper's HTTP/1.1 side would
+                            // coerce it anyway, and takes its fast path for 1.1.
+                            *resp.version_mut() = Version::HTTP_11;
+                        }
                         let (parts, body) = resp.into_parts();
                         let lease = Lease {
                             conn: Some(conn),
@@ -358,16 +448,32 @@ impl Proxy {
                     }
                     Err(mut e) => {
                         let unsent = e.take_message();
-                        let reached_backend = unsent.is_none();
                         let source = e.into_error();
-                        tracing::debug!(backend = %endpoint.id, reused = conn.reused, sent = unsent.is_none(), error = %source, "upstream request failed");
+                        // An h2 backend that refused the stream or sent
+                        // GOAWAY before it did not process the request
+                        // (RFC 9113 §8.7): as if it had never been sent.
+                        let refused = refusal(&source);
+                        let reached_backend = unsent.is_none() && refused.is_none();
+                        tracing::debug!(backend = %endpoint.id, reused = conn.reused, sent = unsent.is_none(), refused = ?refused, error = %source, "upstream request failed");
                         let again = unsent.or_else(|| replay.as_ref().map(Replay::build));
-                        if conn.reused {
-                            // Most likely the backend closed this idle keep-alive
-                            // connection just as we used it: once, try the same
-                            // backend on a new connection before moving on.
+                        let same_backend = match refused {
+                            // The connection is going away, the backend is
+                            // not (a graceful restart, a per-connection
+                            // request limit): a new connection takes the
+                            // request it did not process.
+                            Some(Refusal::GoAway) => reconnects < MAX_GOAWAY_RECONNECTS,
+                            // The backend sheds load: another one should
+                            // take it.
+                            Some(Refusal::RefusedStream) => false,
+                            // Most likely the backend closed this idle
+                            // keep-alive connection just as we used it:
+                            // once, a new connection before moving on.
+                            None => conn.reused && reconnects == 0,
+                        };
+                        if same_backend {
                             if let Some(r) = again {
-                                match endpoint.pool.connect_new().await {
+                                reconnects += 1;
+                                match endpoint.pool.reconnect(&conn).await {
                                     Ok(fresh) => {
                                         conn = fresh;
                                         req = r;
@@ -396,7 +502,11 @@ impl Proxy {
                             backend: endpoint.id.clone(),
                             source,
                         };
-                        routing.failed(&self.table, &endpoint, &last_error);
+                        if refused.is_none() {
+                            // A refusal is the backend shedding load or
+                            // going away cleanly, not a failure.
+                            routing.failed(&self.table, &endpoint, &last_error);
+                        }
                         charge = reached_backend;
                         // `again` is the unsent request or a replay; without
                         // one, a body was (partly) consumed or the method is
@@ -418,6 +528,59 @@ impl Proxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(host: Option<&str>, te: bool) -> Request<UpstreamBody> {
+        let mut req = Request::new(Either::Right(Empty::new()));
+        *req.uri_mut() = "/p?q=1".parse().unwrap();
+        if let Some(h) = host {
+            req.headers_mut().insert(header::HOST, h.parse().unwrap());
+        }
+        if te {
+            req.headers_mut()
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+            req.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("te"));
+        }
+        req
+    }
+
+    #[test]
+    fn h2_backends_get_authority_and_no_connection_headers() {
+        let mut req = request(Some("api.test:8443"), true);
+        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        assert_eq!(req.version(), Version::HTTP_2);
+        assert_eq!(req.uri(), "http://api.test:8443/p?q=1");
+        assert!(
+            req.headers().get(header::HOST).is_none(),
+            "Host → :authority"
+        );
+        assert!(req.headers().get(header::CONNECTION).is_none());
+        assert_eq!(req.headers()[header::TE], "trailers");
+
+        // Unsent, then to an HTTP/1.1 backend: back as it was.
+        for_protocol(&mut req, UpstreamProtocol::Http1, "127.0.0.1:9001");
+        assert_eq!(req.version(), Version::HTTP_11);
+        assert_eq!(req.uri(), "/p?q=1");
+        assert_eq!(req.headers()[header::HOST], "api.test:8443");
+        assert_eq!(req.headers()[header::CONNECTION], "te");
+
+        // No usable Host: the backend's own address.
+        let mut req = request(None, false);
+        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        assert_eq!(req.uri(), "http://127.0.0.1:9000/p?q=1");
+        let mut req = request(Some("bad host"), false);
+        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        assert_eq!(req.uri(), "http://127.0.0.1:9000/p?q=1");
+    }
+
+    #[test]
+    fn http1_requests_are_left_alone() {
+        let mut req = request(Some("a.test"), false);
+        for_protocol(&mut req, UpstreamProtocol::Http1, "127.0.0.1:9000");
+        assert_eq!(req.uri(), "/p?q=1");
+        assert_eq!(req.headers()[header::HOST], "a.test");
+        assert_eq!(req.headers().len(), 1);
+    }
 
     #[test]
     fn absolute_targets_become_origin_form() {

@@ -12,8 +12,11 @@ pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard ones seen in the wild.
-fn standard_hop_by_hop() -> [&'static HeaderName; 9] {
+/// RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard ones seen in the
+/// wild. Not `Trailer`: it names the trailer fields a message will end with
+/// and is end-to-end (RFC 9110 §6.6.2); hyper's HTTP/1.1 side only sends
+/// trailers that `Trailer` announced.
+fn standard_hop_by_hop() -> [&'static HeaderName; 8] {
     [
         &header::CONNECTION,
         &KEEP_ALIVE,
@@ -21,10 +24,17 @@ fn standard_hop_by_hop() -> [&'static HeaderName; 9] {
         &header::PROXY_AUTHENTICATE,
         &header::PROXY_AUTHORIZATION,
         &header::TE,
-        &header::TRAILER,
         &header::TRANSFER_ENCODING,
         &header::UPGRADE,
     ]
+}
+
+/// Does the request's `TE` accept `trailers` (gRPC's `te: trailers`)? `TE`
+/// itself is hop-by-hop and removed; this one value is passed on (as nginx's
+/// `grpc_pass` and Envoy do), since a backend may only send trailers to a
+/// client that accepts them.
+pub fn te_trailers(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TE) && list_has(headers, &header::TE, "trailers")
 }
 
 /// Request framing a proxy must not pass on, because the backend might read
@@ -57,12 +67,21 @@ pub fn ambiguous_framing(headers: &HeaderMap) -> Option<&'static str> {
 }
 
 /// Is this an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`)?
+/// Not `Upgrade: h2c` alone: HTTP/2 to shoal is spoken with prior knowledge
+/// (or ALPN), and a backend's `101` to h2c would take the connection out of
+/// the proxy. As Envoy and nginx, shoal drops that offer and answers in
+/// HTTP/1.1.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+    headers.contains_key(header::UPGRADE)
+        && list_has(headers, &header::CONNECTION, "upgrade")
+        && !headers
+            .get_all(header::UPGRADE)
+            .iter()
+            .all(|v| v.as_bytes().eq_ignore_ascii_case(b"h2c"))
 }
 
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
+fn list_has(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
         v.to_str()
             .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
             .unwrap_or(false)
@@ -244,6 +263,33 @@ mod tests {
         .is_some());
         assert!(ambiguous_framing(&map(&[("transfer-encoding", "chunked, chunked")])).is_some());
         assert!(ambiguous_framing(&map(&[("transfer-encoding", "gzip, chunked")])).is_some());
+    }
+
+    #[test]
+    fn te_trailers_is_recognised() {
+        assert!(te_trailers(&map(&[("te", "trailers")])));
+        assert!(te_trailers(&map(&[("te", "gzip, Trailers")])));
+        assert!(!te_trailers(&map(&[("te", "gzip")])));
+        assert!(!te_trailers(&map(&[])));
+    }
+
+    #[test]
+    fn trailer_announcement_is_end_to_end() {
+        let mut h = map(&[("trailer", "grpc-status"), ("te", "trailers")]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["trailer"], "grpc-status");
+    }
+
+    #[test]
+    fn h2c_upgrade_is_not_an_upgrade() {
+        let h = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
+        assert!(!is_upgrade(&h));
+        let h = map(&[("connection", "upgrade"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&h));
     }
 
     #[test]

@@ -1,18 +1,34 @@
-//! Keep-alive connections to one backend.
+//! Connections to one backend, by its protocol (`app.protocol`,
+//! `upstreams[].protocol`).
 //!
-//! Each endpoint owns its pool, so there is no lock shared between backends;
-//! the per-pool mutex is held only to push or pop an idle sender, never across
-//! an await. A connection goes back to the pool only once its response body has
-//! been read to the end (see `body.rs`), so a pooled sender is always free.
+//! - **HTTP/1.1**: keep-alive connections, one exchange at a time each. The
+//!   per-pool mutex is held only to push or pop an idle sender, never across
+//!   an await. A connection goes back to the pool only once its response body
+//!   has been read to the end (see `body.rs`), so a pooled sender is always
+//!   free.
+//! - **h2** (cleartext, prior knowledge): one multiplexed connection per
+//!   backend, shared by every request (its sender is cloned, lock-free, from
+//!   an `ArcSwapOption`). hyper queues requests beyond the backend's
+//!   `SETTINGS_MAX_CONCURRENT_STREAMS` until a stream frees up. A connection
+//!   that closed, or that a request found gone (GOAWAY), is replaced by the
+//!   next request; one connect at a time per backend, so a burst of requests
+//!   after a GOAWAY opens one new connection, not one each.
+//!
+//! Each endpoint owns its pool, so there is no lock shared between backends.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
+use http::{Request, Response};
 use http_body_util::{Either, Empty};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use shoal_config::UpstreamProtocol;
 use tokio::net::TcpStream;
 
 use super::limits::RequestBody;
@@ -21,11 +37,23 @@ use super::limits::RequestBody;
 /// nothing (a replayed bodyless request, a health check).
 pub type UpstreamBody = Either<RequestBody, Empty<Bytes>>;
 
+/// Largest response head accepted from an h2 backend (HPACK-decoded size).
+/// hyper's default, 16 KiB, is smaller than what HTTP/1.1 backends may send.
+const H2_MAX_HEADER_LIST_SIZE: u32 = 256 << 10;
+/// The shared h2 connection is pinged this often, busy or idle, and closed
+/// (then replaced by the next request) when a ping is not answered in
+/// `H2_PING_TIMEOUT`: a connection silently dropped on the way (a NAT, a
+/// firewall, a vanished host) must not hold every request to the backend.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub connect_timeout: Duration,
     pub max_idle: usize,
     pub idle_timeout: Duration,
+    /// How to talk to the backend; set per endpoint.
+    pub protocol: UpstreamProtocol,
 }
 
 impl Default for PoolSettings {
@@ -41,6 +69,17 @@ impl From<&shoal_config::ProxyConfig> for PoolSettings {
             connect_timeout: p.connect_timeout,
             max_idle: p.max_idle_per_backend,
             idle_timeout: p.idle_timeout,
+            protocol: UpstreamProtocol::Http1,
+        }
+    }
+}
+
+impl PoolSettings {
+    /// The same settings for a backend spoken to with `protocol`.
+    pub fn with_protocol(&self, protocol: UpstreamProtocol) -> PoolSettings {
+        PoolSettings {
+            protocol,
+            ..self.clone()
         }
     }
 }
@@ -61,17 +100,94 @@ pub enum ConnectError {
     },
 }
 
+/// How an h2 backend declined a request it did not process (RFC 9113 §8.7):
+/// such a request may go to another backend even after it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `RST_STREAM(REFUSED_STREAM)`: this stream was not processed; the
+    /// connection is fine.
+    RefusedStream,
+    /// The stream was above the last stream id of the backend's `GOAWAY`, or
+    /// opened after it: not processed; the connection is going away.
+    GoAway,
+}
+
+/// Whether `e` says the backend did not process the request. Only HTTP/2
+/// can say so; an HTTP/1.1 error never does.
+pub fn refusal(e: &hyper::Error) -> Option<Refusal> {
+    let h2 = std::error::Error::source(e)?.downcast_ref::<h2::Error>()?;
+    if !h2.is_remote() {
+        return None;
+    }
+    if h2.is_go_away() {
+        Some(Refusal::GoAway)
+    } else if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        Some(Refusal::RefusedStream)
+    } else {
+        None
+    }
+}
+
+/// A connection's request sender, whichever the protocol.
+pub enum Sender {
+    H1(http1::SendRequest<UpstreamBody>),
+    H2 {
+        sender: http2::SendRequest<UpstreamBody>,
+        /// Which connection (its number in `opened`), so that a request that
+        /// found it broken replaces this one and not a newer one.
+        id: u64,
+    },
+}
+
+impl Sender {
+    /// Send one request. On an error before the request was handed to the
+    /// connection, the request comes back with it (`TrySendError::take_message`).
+    pub async fn send(
+        &mut self,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>> {
+        match self {
+            Sender::H1(s) => s.try_send_request(req).await,
+            Sender::H2 { sender, .. } => sender.try_send_request(req).await,
+        }
+    }
+
+    pub fn protocol(&self) -> UpstreamProtocol {
+        match self {
+            Sender::H1(_) => UpstreamProtocol::Http1,
+            Sender::H2 { .. } => UpstreamProtocol::H2,
+        }
+    }
+}
+
 struct Idle {
-    sender: SendRequest<UpstreamBody>,
+    sender: http1::SendRequest<UpstreamBody>,
     since: Instant,
+}
+
+/// The h2 connection every request to the backend shares.
+struct Shared {
+    sender: http2::SendRequest<UpstreamBody>,
+    id: u64,
 }
 
 struct Inner {
     addr: SocketAddr,
     settings: PoolSettings,
+    /// HTTP/1.1: idle keep-alive connections.
     idle: Mutex<Vec<Idle>>,
-    /// Connections opened so far (shows whether keep-alive reuse works).
-    opened: std::sync::atomic::AtomicU64,
+    /// h2: the shared connection, if one is open.
+    shared: ArcSwapOption<Shared>,
+    /// h2: one connect at a time.
+    connecting: tokio::sync::Mutex<()>,
+    /// h2: connect attempts finished so far, and why the last one failed
+    /// (whether it timed out, the error), so that requests that waited for
+    /// it fail at once instead of each trying again in turn.
+    attempts: AtomicU64,
+    last_failure: Mutex<Option<(bool, String)>>,
+    /// Connections opened so far (shows whether keep-alive reuse and
+    /// multiplexing work).
+    opened: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -81,17 +197,24 @@ pub struct Pool {
 
 /// A connection checked out of the pool.
 pub struct PooledConn {
-    pub sender: SendRequest<UpstreamBody>,
-    /// True when it came from the idle list rather than a fresh connect: a
-    /// failure on it may just mean the backend closed an idle connection.
+    pub sender: Sender,
+    /// True when it was already open rather than a fresh connect: a failure
+    /// on it may just mean the backend closed it (idle keep-alive, GOAWAY).
     pub reused: bool,
     pool: Pool,
 }
 
 impl PooledConn {
-    /// Return the connection for reuse (only when its last exchange is complete).
+    /// Return the connection for reuse (only when its last exchange is
+    /// complete). An h2 connection stays shared; this only drops the clone.
     pub fn release(self) {
-        self.pool.put(self.sender);
+        if let Sender::H1(sender) = self.sender {
+            self.pool.put(sender);
+        }
+    }
+
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.sender.protocol()
     }
 }
 
@@ -102,27 +225,37 @@ impl Pool {
                 addr,
                 settings,
                 idle: Mutex::new(Vec::new()),
-                opened: std::sync::atomic::AtomicU64::new(0),
+                shared: ArcSwapOption::empty(),
+                connecting: tokio::sync::Mutex::new(()),
+                attempts: AtomicU64::new(0),
+                last_failure: Mutex::new(None),
+                opened: AtomicU64::new(0),
             }),
         }
     }
 
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.inner.settings.protocol
+    }
+
     pub fn opened(&self) -> u64 {
-        self.inner.opened.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.opened.load(Ordering::Relaxed)
     }
 
     pub fn idle_count(&self) -> usize {
         self.inner.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
-    /// Drop every idle connection (the backend went away or is draining).
+    /// Drop every idle connection, and the shared h2 connection (the backend
+    /// went away or is draining). Requests in flight on them finish.
     pub fn clear(&self) {
         if let Ok(mut idle) = self.inner.idle.lock() {
             idle.clear();
         }
+        self.inner.shared.store(None);
     }
 
-    fn take_idle(&self) -> Option<SendRequest<UpstreamBody>> {
+    fn take_idle(&self) -> Option<http1::SendRequest<UpstreamBody>> {
         let mut idle = self.inner.idle.lock().ok()?;
         let timeout = self.inner.settings.idle_timeout;
         // Most recently used first: it is the least likely to have been closed.
@@ -134,7 +267,7 @@ impl Pool {
         None
     }
 
-    fn put(&self, sender: SendRequest<UpstreamBody>) {
+    fn put(&self, sender: http1::SendRequest<UpstreamBody>) {
         if sender.is_closed() {
             return;
         }
@@ -157,33 +290,123 @@ impl Pool {
         }
     }
 
-    pub async fn checkout(&self) -> Result<PooledConn, ConnectError> {
-        if let Some(sender) = self.take_idle() {
-            return Ok(PooledConn {
-                sender,
-                reused: true,
-                pool: self.clone(),
-            });
+    fn conn(&self, sender: Sender, reused: bool) -> PooledConn {
+        PooledConn {
+            sender,
+            reused,
+            pool: self.clone(),
         }
-        let sender = self.connect().await?;
-        Ok(PooledConn {
-            sender,
-            reused: false,
-            pool: self.clone(),
+    }
+
+    pub async fn checkout(&self) -> Result<PooledConn, ConnectError> {
+        if self.inner.settings.protocol == UpstreamProtocol::H2 {
+            return self.checkout_h2(None).await;
+        }
+        if let Some(sender) = self.take_idle() {
+            return Ok(self.conn(Sender::H1(sender), true));
+        }
+        let sender = self.connect_h1().await?;
+        Ok(self.conn(Sender::H1(sender), false))
+    }
+
+    /// A request failed on `broken` before any response: a new HTTP/1.1
+    /// connection; for h2, a replacement of the shared connection (unless
+    /// another request replaced it already).
+    pub async fn reconnect(&self, broken: &PooledConn) -> Result<PooledConn, ConnectError> {
+        match &broken.sender {
+            Sender::H1(_) => {
+                let sender = self.connect_h1().await?;
+                Ok(self.conn(Sender::H1(sender), false))
+            }
+            Sender::H2 { id, .. } => self.checkout_h2(Some(*id)).await,
+        }
+    }
+
+    /// The shared h2 connection, unless it is closed or is `broken`.
+    fn shared_h2(&self, broken: Option<u64>) -> Option<Sender> {
+        let guard = self.inner.shared.load();
+        let shared = guard.as_ref()?;
+        if shared.sender.is_closed() || Some(shared.id) == broken {
+            return None;
+        }
+        Some(Sender::H2 {
+            sender: shared.sender.clone(),
+            id: shared.id,
         })
     }
 
-    /// A new connection, never a pooled one.
-    pub async fn connect_new(&self) -> Result<PooledConn, ConnectError> {
-        let sender = self.connect().await?;
-        Ok(PooledConn {
-            sender,
-            reused: false,
-            pool: self.clone(),
-        })
+    async fn checkout_h2(&self, broken: Option<u64>) -> Result<PooledConn, ConnectError> {
+        if let Some(sender) = self.shared_h2(broken) {
+            return Ok(self.conn(sender, true));
+        }
+        let attempts = self.inner.attempts.load(Ordering::Acquire);
+        let _one = self.inner.connecting.lock().await;
+        // Whoever held the lock may have just connected.
+        if let Some(sender) = self.shared_h2(broken) {
+            return Ok(self.conn(sender, false));
+        }
+        if self.inner.attempts.load(Ordering::Acquire) != attempts {
+            // ... or tried while this request waited, and failed.
+            return Err(self.failed_meanwhile());
+        }
+        let connected = self.connect_h2().await;
+        if let Err(e) = &connected {
+            if let Ok(mut last) = self.inner.last_failure.lock() {
+                *last = Some((matches!(e, ConnectError::Timeout { .. }), e.to_string()));
+            }
+        }
+        self.inner.attempts.fetch_add(1, Ordering::Release);
+        let (sender, id) = connected?;
+        Ok(self.conn(Sender::H2 { sender, id }, false))
     }
 
-    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, ConnectError> {
+    /// The error of a connect attempt another request made (see `attempts`).
+    fn failed_meanwhile(&self) -> ConnectError {
+        let addr = self.inner.addr;
+        let last = self.inner.last_failure.lock().ok().and_then(|l| l.clone());
+        match last {
+            Some((true, _)) => ConnectError::Timeout {
+                addr,
+                timeout: self.inner.settings.connect_timeout,
+            },
+            Some((false, why)) => ConnectError::Io {
+                addr,
+                source: std::io::Error::other(format!("{why} (while this request waited)")),
+            },
+            None => ConnectError::Io {
+                addr,
+                source: std::io::Error::other("connection closed"),
+            },
+        }
+    }
+
+    /// A new shared h2 connection, stored for every request to use.
+    async fn connect_h2(&self) -> Result<(http2::SendRequest<UpstreamBody>, u64), ConnectError> {
+        let stream = self.tcp().await?;
+        let id = self.inner.opened.fetch_add(1, Ordering::Relaxed) + 1;
+        let addr = self.inner.addr;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(H2_MAX_HEADER_LIST_SIZE)
+            .keep_alive_interval(H2_PING_INTERVAL)
+            .keep_alive_timeout(H2_PING_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|source| ConnectError::Handshake { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(backend = %addr, error = %e, "h2 upstream connection ended with an error");
+            }
+        });
+        self.inner.shared.store(Some(Arc::new(Shared {
+            sender: sender.clone(),
+            id,
+        })));
+        Ok((sender, id))
+    }
+
+    async fn tcp(&self) -> Result<TcpStream, ConnectError> {
         let addr = self.inner.addr;
         let timeout = self.inner.settings.connect_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -192,9 +415,13 @@ impl Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        self.inner
-            .opened
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(stream)
+    }
+
+    async fn connect_h1(&self) -> Result<http1::SendRequest<UpstreamBody>, ConnectError> {
+        let addr = self.inner.addr;
+        let stream = self.tcp().await?;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await

@@ -293,14 +293,15 @@ impl Supervisor {
     }
 
     /// A config reload changed the app section. Returns true when the
-    /// instances must be replaced (command, environment, directory or host
-    /// changed); other keys apply to running instances from now on.
+    /// instances must be replaced (command, environment, directory, host or
+    /// protocol changed); other keys apply to running instances from now on.
     pub fn update_spec(&self, new: &AppConfig) -> bool {
         let old = self.spec();
         let template_changed = old.command != new.command
             || old.env != new.env
             || old.cwd != new.cwd
-            || old.host != new.host;
+            || old.host != new.host
+            || old.protocol != new.protocol;
         self.health.store(Arc::new(new.health.clone()));
         self.spec.store(Arc::new(new.clone()));
         template_changed

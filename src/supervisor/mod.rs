@@ -139,7 +139,7 @@ impl Supervisor {
             format!("app-{slot}"),
             SocketAddr::new(spec.host, port),
             1,
-            &self.pool,
+            &self.pool.with_protocol(spec.protocol),
         );
         let inst = Arc::new(Instance::new(
             slot,

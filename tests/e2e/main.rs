@@ -7,6 +7,7 @@ mod balancing;
 mod data_path;
 mod failures;
 mod health;
+mod http2;
 mod large_bodies;
 mod lifecycle;
 mod limits;

@@ -201,6 +201,13 @@ const ALGORITHMS: &str =
 /// The values of `app.restart`, as messages list them.
 const RESTART_POLICIES: &str = "`always`, `on-failure` or `never`";
 
+/// The values of `app.protocol` and `upstreams[].protocol`.
+const PROTOCOLS: &str = "`http1` or `h2`";
+
+fn is_protocol(path: &str) -> bool {
+    path == "app.protocol" || (path.starts_with("upstreams[") && path.ends_with("].protocol"))
+}
+
 /// `rest` is "`rr`, expected `round_robin` or `least_conn`" (two choices) or
 /// "`x`, expected one of `a`, `b`, `c`" (more).
 fn unknown_value(rest: &str, path: &str) -> String {
@@ -218,7 +225,8 @@ fn unknown_value(rest: &str, path: &str) -> String {
                 .join(", ")
         ),
     };
-    let best = closest(value, candidates.iter().copied()).or_else(|| alias(path, value));
+    // A known alias first: `http2` is closer to `http1` than to `h2` by spelling.
+    let best = alias(path, value).or_else(|| closest(value, candidates.iter().copied()));
     let hint = best
         .map(|best| format!(" (did you mean `{best}`?)"))
         .unwrap_or_default();
@@ -228,6 +236,16 @@ fn unknown_value(rest: &str, path: &str) -> String {
 /// Names other tools use for one of shoal's values, too far apart to be
 /// found as a misspelling: Docker's `restart: no` / `unless-stopped`.
 fn alias(path: &str, value: &str) -> Option<&'static str> {
+    if is_protocol(path) {
+        // What nginx, Envoy and HAProxy call them (`proto h2`, `http2_protocol_options`).
+        return match value.to_ascii_lowercase().as_str() {
+            "http2" | "http/2" | "h2c" | "2" | "grpc" | "http2c" => Some("h2"),
+            "http" | "http1.1" | "http/1.1" | "http/1" | "h1" | "1" | "1.1" | "http11" => {
+                Some("http1")
+            }
+            _ => None,
+        };
+    }
     match (path, value.to_ascii_lowercase().as_str()) {
         ("app.restart", "no" | "off" | "false" | "none") => Some("never"),
         ("app.restart", "unless-stopped" | "unless_stopped" | "yes" | "on" | "true") => {
@@ -298,6 +316,7 @@ fn friendly_expected<'a>(expected: &'a str, path: &str) -> &'a str {
                 "balance.algorithm" => ALGORITHMS,
                 "log.format" => "`text` or `json`",
                 "app.restart" => RESTART_POLICIES,
+                p if is_protocol(p) => PROTOCOLS,
                 _ => "a name",
             }
         }

@@ -132,6 +132,30 @@ pub struct AppConfig {
     /// An instance whose RSS stays above this is replaced (new one first).
     #[serde(default, with = "crate::units::size_opt")]
     pub max_memory: Option<u64>,
+    /// The protocol shoal speaks to the instances.
+    pub protocol: UpstreamProtocol,
+}
+
+/// `app.protocol`, `upstreams[].protocol`: how shoal talks to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 over a pool of keep-alive connections.
+    #[default]
+    Http1,
+    /// Cleartext HTTP/2 with prior knowledge (h2c): one multiplexed
+    /// connection per backend. For gRPC and other h2-only servers.
+    H2,
+}
+
+impl UpstreamProtocol {
+    /// The name as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http1 => "http1",
+            UpstreamProtocol::H2 => "h2",
+        }
+    }
 }
 
 /// `app.restart`, as Docker's and PM2's restart policies.
@@ -166,6 +190,7 @@ impl Default for AppConfig {
             restart_window: Duration::from_secs(300),
             backoff: BackoffConfig::default(),
             max_memory: None,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 }
@@ -316,6 +341,9 @@ pub struct UpstreamConfig {
     pub url: String,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// The protocol shoal speaks to this backend.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
 }
 
 fn default_weight() -> u32 {

@@ -622,6 +622,76 @@ fn restart_policies() {
 }
 
 #[test]
+fn upstream_protocols() {
+    let c = load(
+        "app:\n  command: x\n  protocol: h2\nupstreams:\n  - url: http://a:1\n  - { url: http://b:2, protocol: h2 }\n  - { url: http://c:3, protocol: http1 }\n",
+    )
+    .unwrap();
+    assert_eq!(c.app.unwrap().protocol, UpstreamProtocol::H2);
+    let protocols: Vec<_> = c.upstreams.iter().map(|u| u.protocol).collect();
+    assert_eq!(
+        protocols,
+        [
+            UpstreamProtocol::Http1,
+            UpstreamProtocol::H2,
+            UpstreamProtocol::Http1
+        ]
+    );
+    assert_eq!(
+        load("app: {command: x}\n").unwrap().app.unwrap().protocol,
+        UpstreamProtocol::Http1,
+        "HTTP/1.1 by default"
+    );
+    assert_eq!(UpstreamProtocol::H2.as_str(), "h2");
+    assert_eq!(UpstreamProtocol::Http1.as_str(), "http1");
+}
+
+#[test]
+fn bad_protocol_names_the_values_and_suggests() {
+    let yaml = "app:\n  command: x\n  protocol: http2\n";
+    assert_eq!(
+        err(yaml),
+        "shoal.yaml:3: app.protocol: unknown value `http2`: expected `http1` or `h2` (did you mean `h2`?)"
+    );
+    assert_eq!(kind(yaml), ErrorKind::Invalid);
+    assert_eq!(
+        err("upstreams:\n  - url: http://a:1\n  - url: http://b:2\n    protocol: HTTP/1.1\n"),
+        "shoal.yaml:4: upstreams[1].protocol: unknown value `HTTP/1.1`: expected `http1` or `h2` (did you mean `http1`?)"
+    );
+    for (theirs, ours) in [
+        ("h2c", "h2"),
+        ("grpc", "h2"),
+        ("h1", "http1"),
+        ("http", "http1"),
+    ] {
+        let e = err(&format!(
+            "upstreams:\n  - {{ url: http://a:1, protocol: {theirs} }}\n"
+        ));
+        assert!(
+            e.ends_with(&format!("(did you mean `{ours}`?)")),
+            "{theirs}: {e}"
+        );
+    }
+    assert_eq!(
+        err("upstreams:\n  - url: http://a:1\n    protocol: spdy\n"),
+        "shoal.yaml:3: upstreams[0].protocol: unknown value `spdy`: expected `http1` or `h2`"
+    );
+    // Not a name at all.
+    assert_eq!(
+        err("app:\n  command: x\n  protocol: [h2]\n"),
+        "shoal.yaml:3: app.protocol: expected `http1` or `h2` (got a list)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  protocol: 2\n"),
+        "shoal.yaml:3: app.protocol: expected `http1` or `h2` (got integer `2`) (did you mean `h2`?)"
+    );
+    assert_eq!(
+        err("upstreams:\n  - url: http://a:1\n    protocl: h2\n"),
+        "shoal.yaml:3: unknown key `protocl` in `upstreams[0]` (did you mean `protocol`?)"
+    );
+}
+
+#[test]
 fn bad_restart_policy_lists_the_values() {
     let yaml = "app:\n  command: x\n  restart: on_failure\n";
     assert_eq!(
@@ -951,9 +1021,11 @@ app:
     max: 10s
     reset_after: 2m
   max_memory: 512MiB
+  protocol: h2
 upstreams:
   - url: http://[::1]:7000
     weight: 10
+    protocol: h2
   - url: http://backend.internal:80
 health:
   interval: 10s
@@ -994,6 +1066,9 @@ log:
         "  restart_window: 10m",
         "  backoff:\n    initial: 250ms\n    max: 10s\n    reset_after: 2m\n",
         "  max_memory: 512MiB",
+        "  protocol: h2",
+        "  weight: 10\n  protocol: h2\n",
+        "- url: http://backend.internal:80\n  weight: 1\n  protocol: http1\n",
     ] {
         assert!(printed.contains(line), "missing {line:?} in:\n{printed}");
     }
@@ -1028,6 +1103,7 @@ log:
         "restart_window: 5m",
         "backoff:\n    initial: 500ms\n    max: 30s\n    reset_after: 1m\n",
         "max_memory: null",
+        "protocol: http1",
         "upstreams: []",
         "algorithm: least_conn\n  hash_key: null\n",
         "connect_timeout: 5s",

@@ -105,6 +105,7 @@ mod tests {
         UpstreamConfig {
             url: url.into(),
             weight: 1,
+            protocol: Default::default(),
         }
         .host_port()
     }

@@ -2,14 +2,16 @@
 //!
 //! shoal's quick start and its integration tests run N copies of this app
 //! (`shoal demo-app --port P`) behind shoal's load balancer. Each copy says who it is
-//! (`INSTANCE_ID`, pid, port), can be made slow, unhealthy, fat or dead on request, and
-//! streams bodies both ways in bounded memory, so every proxy feature has something real
+//! (`INSTANCE_ID`, pid, port), can be made slow, unhealthy, fat or dead on request,
+//! streams bodies both ways in bounded memory and speaks HTTP/1.1 and h2c (HTTP/2 with
+//! prior knowledge, detected per connection), so every proxy feature has something real
 //! to push against. See `routes.rs` for the list of routes.
 #![forbid(unsafe_code)]
 
 mod access_log;
 mod body;
 mod control;
+mod grpc;
 mod options;
 mod query;
 mod routes;

@@ -2,11 +2,13 @@
 //!
 //! | route                         | answer                                              |
 //! |-------------------------------|-----------------------------------------------------|
-//! | `GET /`                       | who answered: instance, pid, port, path, requests   |
+//! | `GET /`                       | who answered: instance, pid, port, path, requests,  |
+//! |                               | and the request's HTTP version and host             |
 //! | `GET /health`                 | `{"status":"ok",..}` with the current health status |
 //! | `GET /slow?ms=N`              | the same after sleeping N ms (at most 600000)       |
 //! | `GET /status/N`               | status N (200-599)                                  |
 //! | `POST /echo`                  | the request body, streamed back as it arrives       |
+//! | `POST /grpc/echo`             | gRPC-shaped echo ending in trailers, see `grpc.rs`  |
 //! | `GET /ws`                     | WebSocket echo                                      |
 //! | `GET /session`                | visit counter in the `demo_visits` cookie           |
 //! | `GET /download?bytes=N`       | N bytes of a fixed pattern, streamed                |
@@ -117,6 +119,13 @@ impl App {
                     "port": self.port,
                     "path": path,
                     "requests": requests,
+                    "version": format!("{:?}", req.version()),
+                    // HTTP/1.1's `Host`, or HTTP/2's `:authority`.
+                    "host": req
+                        .headers()
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .or_else(|| req.uri().authority().map(|a| a.as_str())),
                 }),
             ),
             "/health" if is_get => self.health(),
@@ -135,11 +144,14 @@ impl App {
                 }
                 echo(req)
             }
+            "/grpc/echo" if *method == Method::POST => {
+                crate::grpc::echo(req).unwrap_or_else(|why| self.bad_request(why))
+            }
             "/" | "/health" | "/headers" | "/slow" | "/session" | "/download" => {
                 self.method_not_allowed("GET, HEAD")
             }
             "/ws" => self.method_not_allowed("GET"),
-            "/echo" => self.method_not_allowed("POST"),
+            "/echo" | "/grpc/echo" => self.method_not_allowed("POST"),
             _ => {
                 if let Some(code) = path.strip_prefix("/status/") {
                     if !code.contains('/') {

@@ -451,3 +451,75 @@ async fn garbage_on_the_socket_does_not_hurt_the_server() {
     assert_eq!(get(server.addr, "/").await.status, StatusCode::OK);
     server.stop().await.unwrap();
 }
+
+/// `POST /grpc/echo` over h2c (prior knowledge) and over HTTP/1.1 with
+/// `te: trailers`: the body echoed, then `grpc-status`/`grpc-message`
+/// trailers (0/OK, or the ones asked for) and the request's own trailers.
+#[tokio::test]
+async fn grpc_echo_ends_in_trailers_over_h2c_and_http1() {
+    let server = Server::start(support::opts("g")).await;
+    let frames = |trailer: bool| {
+        let mut frames = vec![Ok::<_, support::BoxError>(Frame::data(Bytes::from_static(
+            b"\0\0\0\0\x03abc",
+        )))];
+        if trailer {
+            let mut t = http::HeaderMap::new();
+            t.insert("x-mine", "1".parse().unwrap());
+            frames.push(Ok(Frame::trailers(t)));
+        }
+        StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+    };
+
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for (query, status, message) in [("", "0", "OK"), ("?status=16&message=who", "16", "who")] {
+        let req = Request::post(format!("http://{}/grpc/echo{query}", server.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(frames(true))
+            .unwrap();
+        let response = h2.send_request(req).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.headers()["content-type"], "application/grpc");
+        let body = response.into_body().collect().await.unwrap();
+        let trailers = body.trailers().cloned().expect("trailers");
+        assert_eq!(body.to_bytes(), &b"\0\0\0\0\x03abc"[..]);
+        assert_eq!(trailers["grpc-status"], status);
+        assert_eq!(trailers["grpc-message"], message);
+        assert_eq!(trailers["x-mine"], "1", "the request's trailer echoed");
+    }
+    let bad = Request::post(format!("http://{}/grpc/echo?status=17", server.addr))
+        .body(frames(false))
+        .unwrap();
+    assert_eq!(
+        h2.send_request(bad).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    // HTTP/1.1: chunked, trailers only to a client that accepts them.
+    let mut client = Client::connect(server.addr).await;
+    let req = Request::post("/grpc/echo?status=2")
+        .header("te", "trailers")
+        .body(frames(false))
+        .unwrap();
+    let response = client.send(req).await.unwrap();
+    assert_eq!(response.headers()["trailer"], "grpc-status, grpc-message");
+    let body = response.into_body().collect().await.unwrap();
+    let trailers = body.trailers().cloned().expect("trailers over HTTP/1.1");
+    assert_eq!(trailers["grpc-status"], "2");
+    assert_eq!(
+        Client::connect(server.addr)
+            .await
+            .get("/grpc/echo")
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    server.stop().await.unwrap();
+}
