@@ -18,6 +18,10 @@ pub enum ProxyError {
     /// The client's body was malformed or cut while it was being forwarded.
     #[error("the client's request body failed: {0}")]
     ClientBody(hyper::Error),
+    /// The client's body failed while shoal read it in full to keep it for
+    /// a retry (`proxy.replay_body_size`).
+    #[error("the client's request body failed: {0}")]
+    ClientBodyRead(super::body::BodyError),
     #[error("no healthy backend")]
     NoBackend,
     #[error("backend {backend}: {source}")]
@@ -54,12 +58,14 @@ pub enum ProxyError {
 impl ProxyError {
     /// The request body passed `limits.max_body_size` on its way upstream.
     fn body_too_large(&self) -> bool {
-        let source = match self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = match self {
             ProxyError::PayloadTooLarge { .. } => return true,
-            ProxyError::ClientBody(source) | ProxyError::Upstream { source, .. } => source,
+            ProxyError::ClientBody(source) | ProxyError::Upstream { source, .. } => {
+                std::error::Error::source(source)
+            }
+            ProxyError::ClientBodyRead(e) => Some(e.as_ref()),
             _ => return false,
         };
-        let mut cause = std::error::Error::source(source);
         while let Some(c) = cause {
             if c.is::<BodyTooLarge>() {
                 return true;
@@ -76,7 +82,9 @@ impl ProxyError {
         match self {
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::HeaderTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ProxyError::BadFraming(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadFraming(_)
+            | ProxyError::ClientBody(_)
+            | ProxyError::ClientBodyRead(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect {
                 source: ConnectError::Timeout { .. },
@@ -99,7 +107,7 @@ impl ProxyError {
             ProxyError::PayloadTooLarge { .. } => "payload_too_large",
             ProxyError::HeaderTimeout { .. } => "request_timeout",
             ProxyError::BadFraming(_) => "bad_framing",
-            ProxyError::ClientBody(_) => "bad_request_body",
+            ProxyError::ClientBody(_) | ProxyError::ClientBodyRead(_) => "bad_request_body",
             ProxyError::NoBackend => "no_healthy_backend",
             ProxyError::Connect {
                 source: ConnectError::Timeout { .. },

@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::limits::RequestBody;
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{self, Authority, PathAndQuery, Scheme, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
-use http_body_util::{Either, Empty};
+use http_body_util::{BodyExt, Either, Full};
 
 use super::body::{Lease, ProxyBody};
 use super::error::{wants_json, ProxyError};
@@ -45,6 +46,7 @@ pub struct Routing {
     pub balancer: Box<dyn Balance>,
     pub algorithm: Algorithm,
     pub retries: u32,
+    pub replay_body_size: u64,
     pub response_header_timeout: Duration,
     pub read_timeout: Duration,
     pub passive: PassiveHealth,
@@ -66,6 +68,7 @@ impl Routing {
             balancer: crate::balance::from_config(balance),
             algorithm: balance.algorithm,
             retries: proxy.retries,
+            replay_body_size: proxy.replay_body_size,
             response_header_timeout: proxy.response_header_timeout,
             read_timeout: proxy.read_timeout,
             passive: PassiveHealth {
@@ -128,17 +131,20 @@ impl Routing {
     }
 }
 
-/// What is needed to send a bodyless idempotent request again after the
-/// first attempt consumed it.
+/// What is needed to send a request again after the first attempt consumed
+/// it: a bodyless request, or one whose body was small enough to be read in
+/// full first (`proxy.replay_body_size`).
 struct Replay {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    /// Empty for a bodyless request (a `Full` of nothing is at its end).
+    body: Bytes,
 }
 
 impl Replay {
     fn build(&self) -> Request<UpstreamBody> {
-        let mut req = Request::new(Either::Right(Empty::new()));
+        let mut req = Request::new(Either::Right(Full::new(self.body.clone())));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = self.headers.clone();
@@ -320,13 +326,37 @@ impl Proxy {
             hyper::upgrade::on(stub)
         });
 
+        // A small body is read in full before anything is sent, so that
+        // the request can go to another backend if one does not process it
+        // (nginx buffers request bodies by default; Envoy buffers for retries).
+        let small = body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= routing.replay_body_size);
+        let (first_body, buffered) = if !upgrading && !body.is_end_stream() && small {
+            match body.collect().await {
+                Ok(collected) => {
+                    let bytes = collected.to_bytes();
+                    (Either::Right(Full::new(bytes.clone())), Some(bytes))
+                }
+                Err(e) => {
+                    let e = ProxyError::ClientBodyRead(e);
+                    tracing::warn!(request_id = ?request_id, %peer, error = %e, "request failed");
+                    return e.to_response(&request_id, json);
+                }
+            }
+        } else {
+            (Either::Left(body), None)
+        };
+        let idempotent = is_idempotent(&parts.method);
         let replay =
-            (is_idempotent(&parts.method) && body.is_end_stream() && !upgrading).then(|| Replay {
+            (!upgrading && (buffered.is_some() || first_body.is_end_stream())).then(|| Replay {
                 method: parts.method.clone(),
                 uri: parts.uri.clone(),
                 headers: parts.headers.clone(),
+                body: buffered.unwrap_or_default(),
             });
-        let mut pending = Some(Request::from_parts(parts, Either::Left(body)));
+        let mut pending = Some(Request::from_parts(parts, first_body));
 
         let mut tried = Tried::default();
         let mut last_error = ProxyError::NoBackend;
@@ -358,10 +388,9 @@ impl Proxy {
             tried.push(endpoint.key());
             let in_flight = endpoint.start_request();
 
-            let Some(req) = pending
-                .take()
-                .or_else(|| replay.as_ref().map(Replay::build))
-            else {
+            // Every way round the loop sets `pending` to what may be sent
+            // next: the unsent request, a replay, or nothing.
+            let Some(req) = pending.take() else {
                 break;
             };
             let mut conn = match endpoint.pool.checkout().await {
@@ -398,7 +427,7 @@ impl Proxy {
                     routing.failed(&self.table, &endpoint, &last_error);
                     // As slow as the timeout, at least: p2c_ewma steers away.
                     endpoint.observe_latency(routing.response_header_timeout);
-                    pending = replay.as_ref().map(Replay::build);
+                    pending = replay.as_ref().filter(|_| idempotent).map(Replay::build);
                     charge = true;
                     break;
                 };
@@ -455,7 +484,15 @@ impl Proxy {
                         let refused = refusal(&source);
                         let reached_backend = unsent.is_none() && refused.is_none();
                         tracing::debug!(backend = %endpoint.id, reused = conn.reused, sent = unsent.is_none(), refused = ?refused, error = %source, "upstream request failed");
-                        let again = unsent.or_else(|| replay.as_ref().map(Replay::build));
+                        // Sent again: what was never sent; a request the
+                        // backend did not process (refused), whatever its
+                        // method; or an idempotent one.
+                        let again = unsent.or_else(|| {
+                            replay
+                                .as_ref()
+                                .filter(|_| idempotent || refused.is_some())
+                                .map(Replay::build)
+                        });
                         let same_backend = match refused {
                             // The connection is going away, the backend is
                             // not (a graceful restart, a per-connection
@@ -516,7 +553,7 @@ impl Proxy {
                     }
                 }
             }
-            if pending.is_none() && replay.is_none() {
+            if pending.is_none() {
                 break;
             }
         }
@@ -530,7 +567,7 @@ mod tests {
     use super::*;
 
     fn request(host: Option<&str>, te: bool) -> Request<UpstreamBody> {
-        let mut req = Request::new(Either::Right(Empty::new()));
+        let mut req = Request::new(Either::Right(Full::new(Bytes::new())));
         *req.uri_mut() = "/p?q=1".parse().unwrap();
         if let Some(h) = host {
             req.headers_mut().insert(header::HOST, h.parse().unwrap());

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2, TrySendError};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -35,7 +35,7 @@ use super::limits::RequestBody;
 
 /// What the proxy sends upstream: the client's body streamed through, or
 /// nothing (a replayed bodyless request, a health check).
-pub type UpstreamBody = Either<RequestBody, Empty<Bytes>>;
+pub type UpstreamBody = Either<RequestBody, Full<Bytes>>;
 
 /// Largest response head accepted from an h2 backend (HPACK-decoded size).
 /// hyper's default, 16 KiB, is smaller than what HTTP/1.1 backends may send.

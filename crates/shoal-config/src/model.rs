@@ -516,6 +516,11 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// How many other backends a request that could not be delivered is tried on.
     pub retries: u32,
+    /// Request bodies up to this size (by their declared length) are read in
+    /// full before they are sent, so that the request can be sent again if
+    /// a backend did not process it. 0: always streamed.
+    #[serde(with = "crate::units::size")]
+    pub replay_body_size: u64,
     /// Idle keep-alive connections kept per backend.
     pub max_idle_per_backend: usize,
     /// An idle pooled connection older than this is closed.
@@ -564,6 +569,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             retries: 2,
+            replay_body_size: 64 << 10,
             max_idle_per_backend: 64,
             idle_timeout: Duration::from_secs(60),
             response_header_timeout: Duration::from_secs(60),

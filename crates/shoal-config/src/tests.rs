@@ -491,6 +491,27 @@ fn health_http_check_keys() {
 }
 
 #[test]
+fn replay_body_size() {
+    assert_eq!(
+        load("app: {command: x}\n").unwrap().proxy.replay_body_size,
+        64 << 10
+    );
+    let c = load("app: {command: x}\nproxy: {replay_body_size: 1MiB}\n").unwrap();
+    assert_eq!(c.proxy.replay_body_size, 1 << 20);
+    assert_eq!(
+        load("app: {command: x}\nproxy: {replay_body_size: 0}\n")
+            .unwrap()
+            .proxy
+            .replay_body_size,
+        0
+    );
+    assert_eq!(
+        err("app: {command: x}\nproxy:\n  replay_body_size: 1GiB\n"),
+        "shoal.yaml:3: proxy.replay_body_size: must be at most 64MiB (got 1GiB): the body is held in memory"
+    );
+}
+
+#[test]
 fn outlier_ejection_and_slow_start() {
     let c =
         load("app: {command: x}\nproxy:\n  max_ejection_time: 1m\n  slow_start: 30s\n").unwrap();

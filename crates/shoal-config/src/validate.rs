@@ -14,6 +14,8 @@ use crate::model::{
 use crate::suggest::closest;
 use crate::units::{format_duration, format_size};
 
+/// The largest request body kept in memory for a retry.
+const MAX_REPLAY_BODY: u64 = 64 << 20;
 const MAX_INSTANCES: u32 = 1024;
 const MAX_WORKERS: usize = 1024;
 const MAX_WEIGHT: u32 = 1000;
@@ -215,6 +217,16 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         config.proxy.max_ejection_time,
     );
     c.at_most("proxy.slow_start", config.proxy.slow_start, MAX_WAIT);
+    if config.proxy.replay_body_size > MAX_REPLAY_BODY {
+        c.invalid(
+            "proxy.replay_body_size",
+            format!(
+                "must be at most {} (got {}): the body is held in memory",
+                format_size(MAX_REPLAY_BODY),
+                format_size(config.proxy.replay_body_size)
+            ),
+        );
+    }
     for (i, status) in config.proxy.fail_statuses.iter().enumerate() {
         if !(400..=599).contains(status) {
             c.invalid(
