@@ -4,18 +4,28 @@
 //! the per-pool mutex is held only to push or pop an idle sender, never across
 //! an await. A connection goes back to the pool only once its response body has
 //! been read to the end (see `body.rs`), so a pooled sender is always free.
+//!
+//! Each connection's socket is an [`UpstreamIo`]: its writes fail once the
+//! backend has read nothing for `proxy.send_timeout` (nginx's
+//! `proxy_send_timeout`), which fails the exchange and closes the connection.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{Either, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::limits::RequestBody;
+use super::stall::{Stalled, WriteStall};
 
 /// What the proxy sends upstream: the client's body streamed through, or
 /// nothing (a replayed bodyless request, a health check).
@@ -26,6 +36,7 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     pub max_idle: usize,
     pub idle_timeout: Duration,
+    pub send_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -41,6 +52,7 @@ impl From<&shoal_config::ProxyConfig> for PoolSettings {
             connect_timeout: p.connect_timeout,
             max_idle: p.max_idle_per_backend,
             idle_timeout: p.idle_timeout,
+            send_timeout: p.send_timeout,
         }
     }
 }
@@ -195,8 +207,12 @@ impl Pool {
         self.inner
             .opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let io = UpstreamIo {
+            io: stream,
+            send: WriteStall::new(self.inner.settings.send_timeout),
+        };
         let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
         tokio::spawn(async move {
@@ -205,5 +221,58 @@ impl Pool {
             let _ = conn.with_upgrades().await;
         });
         Ok(sender)
+    }
+}
+
+pin_project! {
+    /// A backend connection's socket, with `proxy.send_timeout` on its writes.
+    pub struct UpstreamIo {
+        #[pin]
+        io: TcpStream,
+        send: WriteStall,
+    }
+}
+
+impl AsyncRead for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let r = this.io.poll_write(cx, buf);
+        this.send.check(cx, r, Stalled::UpstreamSend)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let r = this.io.poll_write_vectored(cx, bufs);
+        this.send.check(cx, r, Stalled::UpstreamSend)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
     }
 }

@@ -13,7 +13,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use http::StatusCode;
+use http::{Request, StatusCode};
+use http_body::Body as _;
+use hyper::body::Incoming;
 use shoal_config::LimitsConfig;
 use tokio::sync::Semaphore;
 
@@ -94,16 +96,16 @@ pub async fn serve(
             limits = now;
         }
         let _ = stream.set_nodelay(true);
-        let watch = ConnWatch::new(limits.header_read_timeout, limits.idle_timeout);
+        let watch = ConnWatch::new(&limits);
         let io = WatchedIo::new(stream, watch.clone());
         let max_body_size = limits.max_body_size;
         let proxy = proxy.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |req: Request<Incoming>| {
             let proxy = proxy.clone();
-            let busy = watch.request_started();
+            let (busy, reading) = watch.request_started(!req.body().is_end_stream());
             let watch = watch.clone();
             async move {
-                let resp = match limits::admit(req, max_body_size) {
+                let resp = match limits::admit(req, max_body_size, reading) {
                     Ok(req) => proxy.handle(req, peer).await,
                     Err(refused) => *refused,
                 };

@@ -13,4 +13,5 @@ mod limits;
 mod shutdown;
 mod smuggling;
 mod supervision;
+mod timeouts;
 mod websocket;
