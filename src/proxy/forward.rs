@@ -175,6 +175,12 @@ impl Proxy {
         let upgrading = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
 
         strip_hop_by_hop(&mut parts.headers, upgrading);
+        // hyper met `Expect: 100-continue` on this hop (it answers 100
+        // Continue when the body is first read); not passed on, as nginx
+        // and Envoy do.
+        if parts.headers.contains_key(header::EXPECT) {
+            parts.headers.remove(header::EXPECT);
+        }
         forward(
             &mut parts.headers,
             peer.ip(),

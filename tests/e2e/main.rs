@@ -14,4 +14,5 @@ mod shutdown;
 mod smuggling;
 mod supervision;
 mod timeouts;
+mod vtc;
 mod websocket;

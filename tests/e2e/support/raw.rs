@@ -13,9 +13,10 @@ use tokio::task::JoinHandle;
 pub enum Mode {
     /// Read and record everything; never answer.
     Record,
-    /// Answer `200 ok` as soon as a request head is complete (before its
-    /// body), then keep reading and recording until shoal closes.
-    AnswerAfterHead,
+    /// Answer this as soon as the first request head is complete (before
+    /// its body; e.g. [`OK`]), then keep reading and recording until shoal
+    /// closes.
+    AnswerAfterHead(&'static [u8]),
     /// Answer `200` once a request's `Content-Length` body is complete;
     /// keep-alive.
     AnswerComplete,
@@ -87,7 +88,7 @@ impl Drop for RawBackend {
     }
 }
 
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+pub const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
 async fn serve(mut s: TcpStream, conn: Arc<Mutex<Conn>>, mode: Mode) {
     let mut buf = vec![0u8; 64 << 10];
@@ -133,10 +134,10 @@ async fn serve(mut s: TcpStream, conn: Arc<Mutex<Conn>>, mode: Mode) {
         head_seen = true;
         match mode {
             Mode::Record | Mode::StallAfterHead { .. } => {}
-            Mode::AnswerAfterHead => {
+            Mode::AnswerAfterHead(answer) => {
                 if answered == 0 {
                     answered = end;
-                    let _ = s.write_all(OK).await;
+                    let _ = s.write_all(answer).await;
                 }
             }
             Mode::AnswerComplete => {
