@@ -169,10 +169,11 @@ impl ProxyError {
         }
         if matches!(
             status,
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT | StatusCode::BAD_REQUEST
         ) {
-            // The rest of the request is not read: the connection cannot
-            // carry another one.
+            // The rest of the request is not read, or its framing is not to
+            // be trusted: whatever follows on the connection must not be
+            // read as another request (a smuggled one).
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp

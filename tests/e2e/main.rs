@@ -5,6 +5,7 @@ mod support;
 
 mod balancing;
 mod data_path;
+mod desync;
 mod failures;
 mod health;
 mod large_bodies;
