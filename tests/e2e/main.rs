@@ -12,6 +12,7 @@ mod large_bodies;
 mod lifecycle;
 mod limits;
 mod shutdown;
+mod slow_clients;
 mod smuggling;
 mod supervision;
 mod timeouts;
