@@ -25,9 +25,10 @@
 //! | `Idle`: keep-alive, response sent, nothing new | `idle_timeout` | close |
 //! | `Off`: upgraded (101) or HTTP/2 | none | - |
 //!
-//! In `Body` the timer runs only while hyper wants more of the body and the
-//! socket has none: when shoal stops reading because the backend is slow to
-//! take the body (backpressure), the client is not blamed.
+//! In `Body` the timer runs only while the upstream request waits for body
+//! data and the socket has none: when shoal stops reading because the
+//! backend is slow to take the body (backpressure), or reads the socket
+//! only to notice a close, the client is not blamed.
 
 use std::future::Future;
 use std::io;
@@ -68,6 +69,8 @@ pin_project! {
         seen: u64,
         // Holds the connection in its `Body` phase until the body ends.
         reading: Option<BodyRead>,
+        // Last poll was Pending (told to `reading` on each change only).
+        waiting: bool,
     }
 }
 
@@ -91,6 +94,11 @@ impl Body for RequestBody {
                 }
                 if this.inner.is_end_stream() {
                     this.reading.take();
+                } else if *this.waiting {
+                    *this.waiting = false;
+                    if let Some(r) = this.reading.as_ref() {
+                        r.waiting(false);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -107,7 +115,15 @@ impl Body for RequestBody {
                 this.reading.take();
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if !*this.waiting {
+                    *this.waiting = true;
+                    if let Some(r) = this.reading.as_ref() {
+                        r.waiting(true);
+                    }
+                }
+                Poll::Pending
+            }
         }
     }
 
@@ -144,6 +160,7 @@ pub fn admit(
         limit: max_body_size,
         seen: 0,
         reading,
+        waiting: false,
     }))
 }
 
@@ -160,6 +177,9 @@ enum Phase {
 struct Watch {
     phase: Phase,
     in_flight: usize,
+    /// In `Body`: the request body's reader is waiting for data (the body
+    /// timer runs only then, not while shoal is not asking for more).
+    body_waiting: bool,
     deadline: Option<Instant>,
     /// The connection task, woken when the timer changes while it waits.
     waker: Option<Waker>,
@@ -181,6 +201,7 @@ impl ConnWatch {
             watch: Arc::new(Mutex::new(Watch {
                 phase: Phase::Fresh,
                 in_flight: 0,
+                body_waiting: false,
                 deadline: Some(Instant::now() + limits.header_read_timeout),
                 waker: None,
             })),
@@ -227,6 +248,7 @@ impl ConnWatch {
         let mut reading = None;
         if w.phase != Phase::Off {
             w.deadline = None;
+            w.body_waiting = false;
             w.phase = if has_body {
                 reading = Some(BodyRead(self.clone()));
                 Phase::Body
@@ -246,13 +268,14 @@ impl ConnWatch {
     }
 
     /// The current deadline, remembering who to wake when it changes. A
-    /// read that finds no body data arms the body timer.
+    /// read that finds no body data while the body's reader waits for some
+    /// arms the body timer.
     fn deadline(&self, waker: &Waker) -> Option<(Instant, Phase)> {
         let mut w = self.lock();
         if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
             w.waker = Some(waker.clone());
         }
-        if w.phase == Phase::Body && w.deadline.is_none() {
+        if w.phase == Phase::Body && w.body_waiting && w.deadline.is_none() {
             w.deadline = Some(Instant::now() + self.body_read_timeout);
         }
         w.deadline.map(|d| (d, w.phase))
@@ -261,6 +284,29 @@ impl ConnWatch {
 
 /// A request body being read from the client; dropped when it ends.
 pub struct BodyRead(ConnWatch);
+
+impl BodyRead {
+    /// The body's reader (the upstream request) is waiting for client data,
+    /// or has got some. Only while it waits may the client be late: hyper
+    /// also reads the socket to notice a client closing, and shoal stops
+    /// asking for the body while the backend does not take it.
+    fn waiting(&self, waiting: bool) {
+        let mut w = self.0.lock();
+        if w.phase != Phase::Body {
+            return;
+        }
+        w.body_waiting = waiting;
+        if waiting {
+            // Let the connection task look at its socket again, and arm the
+            // timer if it finds nothing.
+            if let Some(waker) = w.waker.take() {
+                waker.wake();
+            }
+        } else {
+            w.deadline = None;
+        }
+    }
+}
 
 impl Drop for BodyRead {
     fn drop(&mut self) {
