@@ -234,6 +234,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     if new.proxy.connect_timeout != old.proxy.connect_timeout
         || new.proxy.max_idle_per_backend != old.proxy.max_idle_per_backend
         || new.proxy.idle_timeout != old.proxy.idle_timeout
+        || new.proxy.send_timeout != old.proxy.send_timeout
     {
         later.push("proxy connection pool settings");
     }

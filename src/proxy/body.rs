@@ -23,13 +23,18 @@ use crate::balance::InFlight;
 pub struct Lease {
     pub conn: Option<PooledConn>,
     pub _in_flight: InFlight,
+    /// False for an exchange whose framing a backend might read otherwise
+    /// (see `forward::isolated`): the connection is closed after it.
+    pub reuse: bool,
 }
 
 impl Lease {
     /// The exchange is complete: the connection may serve the next request.
     fn release(&mut self) {
         if let Some(c) = self.conn.take() {
-            c.release();
+            if self.reuse {
+                c.release();
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use super::body::ProxyBody;
 use super::limits::BodyTooLarge;
 use super::pool::ConnectError;
 use super::request_id::X_REQUEST_ID;
+use super::stall::Stalled;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -16,7 +17,7 @@ pub enum ProxyError {
     #[error("rejected request: {0}")]
     BadFraming(&'static str),
     /// The client's body was malformed or cut while it was being forwarded.
-    #[error("the client's request body failed: {0}")]
+    #[error("the client's request body failed: {}", Causes(.0))]
     ClientBody(hyper::Error),
     /// The client's body failed while shoal read it in full to keep it for
     /// a retry (`proxy.replay_body_size`).
@@ -29,7 +30,7 @@ pub enum ProxyError {
         backend: String,
         source: ConnectError,
     },
-    #[error("backend {backend}: {source}")]
+    #[error("backend {backend}: {}", Causes(.source))]
     Upstream {
         backend: String,
         source: hyper::Error,
@@ -75,9 +76,26 @@ impl ProxyError {
         false
     }
 
+    /// A peer stopped moving (`limits.body_read_timeout`,
+    /// `proxy.send_timeout`): the cause is deep inside hyper's error.
+    fn stalled(&self) -> Option<Stalled> {
+        match self {
+            ProxyError::ClientBody(source) | ProxyError::Upstream { source, .. } => {
+                Stalled::find(source)
+            }
+            ProxyError::ClientBodyRead(e) => Stalled::find(e.as_ref()),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         if self.body_too_large() {
             return StatusCode::PAYLOAD_TOO_LARGE;
+        }
+        match self.stalled() {
+            Some(Stalled::ClientBody(_)) => return StatusCode::REQUEST_TIMEOUT,
+            Some(Stalled::UpstreamSend(_)) => return StatusCode::GATEWAY_TIMEOUT,
+            Some(Stalled::ClientSend(_)) | None => {}
         }
         match self {
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -102,6 +120,11 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         if self.body_too_large() {
             return "payload_too_large";
+        }
+        match self.stalled() {
+            Some(Stalled::ClientBody(_)) => return "request_timeout",
+            Some(Stalled::UpstreamSend(_)) => return "upstream_timeout",
+            Some(Stalled::ClientSend(_)) | None => {}
         }
         match self {
             ProxyError::PayloadTooLarge { .. } => "payload_too_large",
@@ -156,13 +179,31 @@ impl ProxyError {
         }
         if matches!(
             status,
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT | StatusCode::BAD_REQUEST
         ) {
-            // The rest of the request is not read: the connection cannot
-            // carry another one.
+            // The rest of the request is not read, or its framing is not to
+            // be trusted: whatever follows on the connection must not be
+            // read as another request (a smuggled one).
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
+    }
+}
+
+/// An error with its causes, `: `-separated (hyper's own messages name only
+/// the outermost one: "error writing a body to connection"). The message of
+/// an `io::Error` already is that of the error it wraps.
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
     }
 }
 

@@ -164,6 +164,18 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
+/// A request that is sent on but whose connections are not reused
+/// afterwards, on either side, as http_desync_guardian's "defensive" mode
+/// does for the requests it grades Ambiguous: a body on GET or HEAD has no
+/// defined meaning (RFC 9110 §9.3.1, §9.3.2), so a backend may ignore it
+/// and read it as the next request. (A repeated identical Content-Length,
+/// the other Ambiguous framing hyper accepts, is merged into one by hyper
+/// as RFC 9112 §6.3 allows; shoal never sees the repeat.) A plain GET costs
+/// one check.
+fn isolated(req: &Request<RequestBody>) -> bool {
+    !req.body().is_end_stream() && matches!(*req.method(), Method::GET | Method::HEAD)
+}
+
 /// The request target as a backend expects it: origin-form (`/path?query`).
 fn origin_form(uri: &Uri) -> Uri {
     if uri.scheme().is_none() && uri.authority().is_none() {
@@ -266,6 +278,25 @@ impl Proxy {
         peer: SocketAddr,
         proto: &'static str,
     ) -> Response<ProxyBody> {
+        let isolate = isolated(&req);
+        let client_h1 = req.version() < Version::HTTP_2;
+        let mut resp = self.send(req, peer, proto, isolate).await;
+        if isolate && client_h1 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // Nothing after this request on the client's connection is read
+            // (a proxy in front may have framed it otherwise).
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+
+    async fn send(
+        &self,
+        req: Request<RequestBody>,
+        peer: SocketAddr,
+        proto: &'static str,
+        isolate: bool,
+    ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         // Owned: it lives across the awaits below (arc-swap's guards are
         // meant for short borrows).
@@ -308,6 +339,12 @@ impl Proxy {
             parts
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("te"));
+        }
+        // hyper met `Expect: 100-continue` on this hop (it answers 100
+        // Continue when the body is first read); not passed on, as nginx
+        // and Envoy do.
+        if parts.headers.contains_key(header::EXPECT) {
+            parts.headers.remove(header::EXPECT);
         }
         forward(
             &mut parts.headers,
@@ -469,6 +506,7 @@ impl Proxy {
                         let lease = Lease {
                             conn: Some(conn),
                             _in_flight: in_flight,
+                            reuse: !isolate,
                         };
                         return Response::from_parts(
                             parts,

@@ -45,6 +45,9 @@ pub fn te_trailers(headers: &HeaderMap) -> bool {
 /// RFC 9112 §6.3 itself (chunked wins, the length header is dropped, the
 /// connection closes after the response); the check here is the backstop.
 pub fn ambiguous_framing(headers: &HeaderMap) -> Option<&'static str> {
+    if headers.keys().any(framing_lookalike) {
+        return Some("a header name that looks like Content-Length or Transfer-Encoding");
+    }
     if !headers.contains_key(header::TRANSFER_ENCODING) {
         return None;
     }
@@ -64,6 +67,24 @@ pub fn ambiguous_framing(headers: &HeaderMap) -> Option<&'static str> {
         }
     }
     (codings != 1).then_some("chunked applied more than once")
+}
+
+/// `Transfer_Encoding`, `content__length`, `Transfer---Encoding`: names a
+/// backend that folds `_` into `-` (CGI, PHP, WSGI do) or is lax about
+/// punctuation would take for a framing header shoal did not frame by.
+fn framing_lookalike(name: &HeaderName) -> bool {
+    const CL: &[u8] = b"contentlength";
+    const TE: &[u8] = b"transferencoding";
+    let n = name.as_str().as_bytes();
+    if n.len() < CL.len() || n == b"content-length" || n == b"transfer-encoding" {
+        return false;
+    }
+    let letters = || n.iter().copied().filter(|b| *b != b'-' && *b != b'_');
+    match n[0] {
+        b'c' => letters().eq(CL.iter().copied()),
+        b't' => letters().eq(TE.iter().copied()),
+        _ => false,
+    }
 }
 
 /// Is this an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`)?
@@ -238,10 +259,32 @@ mod tests {
             ("te", "trailers"),
             ("upgrade", "websocket"),
             ("x-keep", "yes"),
+            ("trailer", "x-checksum"),
         ]);
         strip_hop_by_hop(&mut h, false);
-        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h.len(), 2, "{h:?}");
         assert_eq!(h["x-keep"], "yes");
+        assert_eq!(h["trailer"], "x-checksum", "end to end (RFC 9110 §6.6.2)");
+    }
+
+    #[test]
+    fn framing_lookalikes_are_refused() {
+        for name in [
+            "transfer_encoding",
+            "content_length",
+            "transfer---encoding",
+            "transfer___encoding",
+            "content-_length",
+        ] {
+            assert!(
+                ambiguous_framing(&map(&[(name, "chunked")])).is_some(),
+                "{name}"
+            );
+        }
+        for name in ["x-content-length", "content-lengths", "content-type", "te"] {
+            assert_eq!(ambiguous_framing(&map(&[(name, "1")])), None, "{name}");
+        }
+        assert_eq!(ambiguous_framing(&map(&[("content-length", "1")])), None);
     }
 
     #[test]

@@ -6,21 +6,29 @@
 //!   [`BodyTooLarge`], which `ProxyError` turns into 413.
 //! - `max_header_size` is hyper's own HTTP/1 read-buffer bound (hyper answers
 //!   431 itself), set in `server.rs`.
-//! - `header_read_timeout` and `idle_timeout` are one timer per connection,
-//!   driven by [`WatchedIo`] (the connection's socket) and [`ConnWatch`]
-//!   (which sees requests start and responses end). hyper's own
-//!   `header_read_timeout` is off: it also runs while a keep-alive connection
-//!   waits for its next request and closes without answering.
+//! - `header_read_timeout`, `body_read_timeout` and `idle_timeout` are one
+//!   timer per connection, driven by [`WatchedIo`] (the connection's socket)
+//!   and [`ConnWatch`] (which sees requests start, their bodies end and
+//!   responses end). hyper's own `header_read_timeout` is off: it also runs
+//!   while a keep-alive connection waits for its next request and closes
+//!   without answering.
+//! - `send_timeout` is a [`WriteStall`] in [`WatchedIo`]'s writes.
 //!
-//! The per-connection phases:
+//! The per-connection phases of the read timer:
 //!
 //! | phase | timer | on expiry |
 //! |---|---|---|
 //! | `Fresh`: accepted, no byte yet | `header_read_timeout` | close |
 //! | `Head`: part of a request head read | `header_read_timeout` (from the first byte, or from accepting) | 408, close |
+//! | `Body`: a request body is being read | `body_read_timeout`, from the first read that finds no data to the next byte | the body fails: 408 if no response started, close |
 //! | `Busy`: a request is being served | none | - |
 //! | `Idle`: keep-alive, response sent, nothing new | `idle_timeout` | close |
 //! | `Off`: upgraded (101) or HTTP/2 | none | - |
+//!
+//! In `Body` the timer runs only while the upstream request waits for body
+//! data and the socket has none: when shoal stops reading because the
+//! backend is slow to take the body (backpressure), or reads the socket
+//! only to notice a close, the client is not blamed.
 
 use std::future::Future;
 use std::io;
@@ -37,9 +45,12 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use shoal_config::LimitsConfig;
+
 use super::body::{BodyError, ProxyBody};
 use super::error::{wants_json, ProxyError};
 use super::request_id;
+use super::stall::{Stalled, WriteStall};
 
 /// The request body grew past `limits.max_body_size`.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +67,10 @@ pin_project! {
         inner: Incoming,
         limit: Option<u64>,
         seen: u64,
+        // Holds the connection in its `Body` phase until the body ends.
+        reading: Option<BodyRead>,
+        // Last poll was Pending (told to `reading` on each change only).
+        waiting: bool,
     }
 }
 
@@ -67,20 +82,48 @@ impl Body for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
+        let mut this = self.project();
+        match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(limit), Some(data)) = (*this.limit, frame.data_ref()) {
                     *this.seen += data.len() as u64;
                     if *this.seen > limit {
+                        this.reading.take();
                         return Poll::Ready(Some(Err(BodyTooLarge { limit }.into())));
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    this.reading.take();
+                } else if *this.waiting {
+                    *this.waiting = false;
+                    if let Some(r) = this.reading.as_ref() {
+                        r.waiting(false);
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Err(e))) => {
+                this.reading.take();
+                // The client stalled (`limits.body_read_timeout`): say so
+                // plainly, so the answer is 408 rather than 400.
+                match Stalled::find(&e) {
+                    Some(s @ Stalled::ClientBody(_)) => Poll::Ready(Some(Err(s.into()))),
+                    _ => Poll::Ready(Some(Err(e.into()))),
+                }
+            }
+            Poll::Ready(None) => {
+                this.reading.take();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if !*this.waiting {
+                    *this.waiting = true;
+                    if let Some(r) = this.reading.as_ref() {
+                        r.waiting(true);
+                    }
+                }
+                Poll::Pending
+            }
         }
     }
 
@@ -95,10 +138,12 @@ impl Body for RequestBody {
 
 /// Applies `max_body_size` to a request: a declared length over it is
 /// answered here (413, never forwarded); otherwise the body is counted as it
-/// streams.
+/// streams. `reading` is the connection's `Body` phase, held by the body
+/// until it ends (see [`ConnWatch::request_started`]).
 pub fn admit(
     req: Request<Incoming>,
     max_body_size: Option<u64>,
+    reading: Option<BodyRead>,
 ) -> Result<Request<RequestBody>, Box<Response<ProxyBody>>> {
     if let Some(limit) = max_body_size {
         let declared = req.body().size_hint().exact();
@@ -114,6 +159,8 @@ pub fn admit(
         inner,
         limit: max_body_size,
         seen: 0,
+        reading,
+        waiting: false,
     }))
 }
 
@@ -121,6 +168,7 @@ pub fn admit(
 enum Phase {
     Fresh,
     Head,
+    Body,
     Busy,
     Idle,
     Off,
@@ -129,30 +177,38 @@ enum Phase {
 struct Watch {
     phase: Phase,
     in_flight: usize,
+    /// In `Body`: the request body's reader is waiting for data (the body
+    /// timer runs only then, not while shoal is not asking for more).
+    body_waiting: bool,
     deadline: Option<Instant>,
     /// The connection task, woken when the timer changes while it waits.
     waker: Option<Waker>,
 }
 
-/// One client connection's header-read and idle timers.
+/// One client connection's header-read, body-read and idle timers.
 #[derive(Clone)]
 pub struct ConnWatch {
     watch: Arc<Mutex<Watch>>,
     header_read_timeout: Duration,
+    body_read_timeout: Duration,
     idle_timeout: Duration,
+    send_timeout: Duration,
 }
 
 impl ConnWatch {
-    pub fn new(header_read_timeout: Duration, idle_timeout: Duration) -> ConnWatch {
+    pub fn new(limits: &LimitsConfig) -> ConnWatch {
         ConnWatch {
             watch: Arc::new(Mutex::new(Watch {
                 phase: Phase::Fresh,
                 in_flight: 0,
-                deadline: Some(Instant::now() + header_read_timeout),
+                body_waiting: false,
+                deadline: Some(Instant::now() + limits.header_read_timeout),
                 waker: None,
             })),
-            header_read_timeout,
-            idle_timeout,
+            header_read_timeout: limits.header_read_timeout,
+            body_read_timeout: limits.body_read_timeout,
+            idle_timeout: limits.idle_timeout,
+            send_timeout: limits.send_timeout,
         }
     }
 
@@ -175,19 +231,32 @@ impl ConnWatch {
                 w.phase = Phase::Head;
                 w.deadline = Some(Instant::now() + self.header_read_timeout);
             }
+            // Body data came: the body timer is re-armed by the next read
+            // that finds nothing.
+            Phase::Body => w.deadline = None,
             Phase::Head | Phase::Busy | Phase::Off => {}
         }
     }
 
-    /// hyper parsed a request head and called the service.
-    pub fn request_started(&self) -> Busy {
+    /// hyper parsed a request head and called the service. With a body
+    /// still to come, the connection is in its `Body` phase until the
+    /// returned [`BodyRead`] is dropped (the body ended, failed, or was
+    /// given up).
+    pub fn request_started(&self, has_body: bool) -> (Busy, Option<BodyRead>) {
         let mut w = self.lock();
         w.in_flight += 1;
+        let mut reading = None;
         if w.phase != Phase::Off {
-            w.phase = Phase::Busy;
             w.deadline = None;
+            w.body_waiting = false;
+            w.phase = if has_body {
+                reading = Some(BodyRead(self.clone()));
+                Phase::Body
+            } else {
+                Phase::Busy
+            };
         }
-        Busy(self.clone())
+        (Busy(self.clone()), reading)
     }
 
     /// The response switched protocols: the socket now carries a tunnel,
@@ -198,13 +267,65 @@ impl ConnWatch {
         w.deadline = None;
     }
 
-    /// The current deadline, remembering who to wake when it changes.
+    /// The current deadline, remembering who to wake when it changes. A
+    /// read that finds no body data while the body's reader waits for some
+    /// arms the body timer.
     fn deadline(&self, waker: &Waker) -> Option<(Instant, Phase)> {
         let mut w = self.lock();
         if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
             w.waker = Some(waker.clone());
         }
+        if w.phase == Phase::Body && w.body_waiting && w.deadline.is_none() {
+            w.deadline = Some(Instant::now() + self.body_read_timeout);
+        }
         w.deadline.map(|d| (d, w.phase))
+    }
+}
+
+/// A request body being read from the client; dropped when it ends.
+pub struct BodyRead(ConnWatch);
+
+impl BodyRead {
+    /// The body's reader (the upstream request) is waiting for client data,
+    /// or has got some. Only while it waits may the client be late: hyper
+    /// also reads the socket to notice a client closing, and shoal stops
+    /// asking for the body while the backend does not take it.
+    fn waiting(&self, waiting: bool) {
+        let mut w = self.0.lock();
+        if w.phase != Phase::Body {
+            return;
+        }
+        w.body_waiting = waiting;
+        if waiting {
+            // Let the connection task look at its socket again, and arm the
+            // timer if it finds nothing.
+            if let Some(waker) = w.waker.take() {
+                waker.wake();
+            }
+        } else {
+            w.deadline = None;
+        }
+    }
+}
+
+impl Drop for BodyRead {
+    fn drop(&mut self) {
+        let mut w = self.0.lock();
+        if w.phase != Phase::Body {
+            return;
+        }
+        if w.in_flight == 0 {
+            // The response was already complete (the backend answered
+            // without waiting for the whole body).
+            w.phase = Phase::Idle;
+            w.deadline = Some(Instant::now() + self.0.idle_timeout);
+            if let Some(waker) = w.waker.take() {
+                waker.wake();
+            }
+        } else {
+            w.phase = Phase::Busy;
+            w.deadline = None;
+        }
     }
 }
 
@@ -279,6 +400,7 @@ pin_project! {
         watch: ConnWatch,
         timer: Pin<Box<Sleep>>,
         expired: bool,
+        send: WriteStall,
     }
 }
 
@@ -287,6 +409,7 @@ impl<T> WatchedIo<T> {
         WatchedIo {
             io,
             timer: Box::pin(tokio::time::sleep(watch.header_read_timeout)),
+            send: WriteStall::new(watch.send_timeout),
             watch,
             expired: false,
         }
@@ -349,6 +472,16 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for WatchedIo<T> {
                 }
                 *this.expired = true;
                 match phase {
+                    Phase::Body => {
+                        let after = this.watch.body_read_timeout;
+                        tracing::debug!(
+                            body_read_timeout = ?after,
+                            "client stopped sending its request body (limits.body_read_timeout)"
+                        );
+                        // The body fails: the upstream request is aborted
+                        // and hyper closes the connection after the answer.
+                        return Poll::Ready(Err(Stalled::ClientBody(after).into_io()));
+                    }
                     Phase::Head => {
                         // Nothing of this request was answered yet, so the
                         // 408 cannot interleave with a response of hyper's.
@@ -373,13 +506,23 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for WatchedIo<T> {
     }
 }
 
+fn client_send_stalled(after: Duration) -> Stalled {
+    tracing::debug!(
+        send_timeout = ?after,
+        "closing connection: the client stopped reading (limits.send_timeout)"
+    );
+    Stalled::ClientSend(after)
+}
+
 impl<T: AsyncWrite> AsyncWrite for WatchedIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
+        let this = self.project();
+        let r = this.io.poll_write(cx, buf);
+        this.send.check(cx, r, client_send_stalled)
     }
 
     fn poll_write_vectored(
@@ -387,7 +530,9 @@ impl<T: AsyncWrite> AsyncWrite for WatchedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let r = this.io.poll_write_vectored(cx, bufs);
+        this.send.check(cx, r, client_send_stalled)
     }
 
     fn is_write_vectored(&self) -> bool {

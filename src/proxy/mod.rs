@@ -9,6 +9,7 @@ pub mod pool;
 pub mod request_id;
 mod retry_budget;
 mod server;
+pub mod stall;
 mod upgrade;
 
 pub use forward::{Proxy, Routing};

@@ -15,10 +15,18 @@
 //!   after a GOAWAY opens one new connection, not one each.
 //!
 //! Each endpoint owns its pool, so there is no lock shared between backends.
+//!
+//! Each connection's socket is an [`UpstreamIo`]: its writes fail once the
+//! backend has read nothing for `proxy.send_timeout` (nginx's
+//! `proxy_send_timeout`), which fails the exchange (HTTP/1.1) or the shared
+//! connection (h2) and closes it.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -28,10 +36,13 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2, TrySendError};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use pin_project_lite::pin_project;
 use shoal_config::UpstreamProtocol;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::limits::RequestBody;
+use super::stall::{Stalled, WriteStall};
 
 /// What the proxy sends upstream: the client's body streamed through, or
 /// nothing (a replayed bodyless request, a health check).
@@ -54,6 +65,7 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
     /// How to talk to the backend; set per endpoint.
     pub protocol: UpstreamProtocol,
+    pub send_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -70,6 +82,7 @@ impl From<&shoal_config::ProxyConfig> for PoolSettings {
             max_idle: p.max_idle_per_backend,
             idle_timeout: p.idle_timeout,
             protocol: UpstreamProtocol::Http1,
+            send_timeout: p.send_timeout,
         }
     }
 }
@@ -406,7 +419,7 @@ impl Pool {
         Ok((sender, id))
     }
 
-    async fn tcp(&self) -> Result<TcpStream, ConnectError> {
+    async fn tcp(&self) -> Result<UpstreamIo, ConnectError> {
         let addr = self.inner.addr;
         let timeout = self.inner.settings.connect_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -415,7 +428,10 @@ impl Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        Ok(UpstreamIo {
+            io: stream,
+            send: WriteStall::new(self.inner.settings.send_timeout),
+        })
     }
 
     async fn connect_h1(&self) -> Result<http1::SendRequest<UpstreamBody>, ConnectError> {
@@ -432,5 +448,58 @@ impl Pool {
             let _ = conn.with_upgrades().await;
         });
         Ok(sender)
+    }
+}
+
+pin_project! {
+    /// A backend connection's socket, with `proxy.send_timeout` on its writes.
+    pub struct UpstreamIo {
+        #[pin]
+        io: TcpStream,
+        send: WriteStall,
+    }
+}
+
+impl AsyncRead for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let r = this.io.poll_write(cx, buf);
+        this.send.check(cx, r, Stalled::UpstreamSend)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let r = this.io.poll_write_vectored(cx, bufs);
+        this.send.check(cx, r, Stalled::UpstreamSend)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
     }
 }

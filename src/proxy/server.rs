@@ -19,7 +19,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use http::StatusCode;
+use http::{Request, StatusCode};
+use http_body::Body as _;
+use hyper::body::Incoming;
 use shoal_config::LimitsConfig;
 use tokio::sync::Semaphore;
 
@@ -89,12 +91,12 @@ where
         peer,
         proto,
     } = h;
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let proxy = proxy.clone();
-        let busy = watch.request_started();
+        let (busy, reading) = watch.request_started(!req.body().is_end_stream());
         let watch = watch.clone();
         async move {
-            let resp = match limits::admit(req, max_body_size) {
+            let resp = match limits::admit(req, max_body_size, reading) {
                 Ok(req) => proxy.handle(req, peer, proto).await,
                 Err(refused) => *refused,
             };
@@ -160,7 +162,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         let _ = stream.set_nodelay(true);
         // The header-read timer starts now: for TLS it bounds the
         // handshake too (as nginx's client_header_timeout did).
-        let watch = ConnWatch::new(limits.header_read_timeout, limits.idle_timeout);
+        let watch = ConnWatch::new(&limits);
         let max_body_size = limits.max_body_size;
         // Counts as open (in /metrics) until the connection's task ends.
         let open = crate::metrics::counters::connection_opened();

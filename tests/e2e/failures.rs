@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{demo_config, eventually, request, Backend, Client, Shoal};
+use crate::support::{demo_config, eventually, request, upstreams_config, Backend, Client, Shoal};
 
 /// A backend that answers nothing: `slow` waits forever after reading the
 /// request; `stall` sends headers and part of the body, then waits;
@@ -49,29 +49,6 @@ async fn bad_backend(
         }
     });
     (addr, accepted, task)
-}
-
-fn upstreams_config(urls: &[std::net::SocketAddr], proxy: &str) -> String {
-    let list: String = urls
-        .iter()
-        .map(|u| format!("  - {{ url: \"http://{u}\" }}\n"))
-        .collect();
-    format!(
-        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n{list}health: {{ interval: 1m, timeout: 1s }}\nproxy: {proxy}\n"
-    )
-}
-
-async fn wait_up(shoal: &Shoal, n: usize) {
-    eventually(Duration::from_secs(5), "upstreams up", || async {
-        let s = shoal.status().await;
-        let up = s["upstreams"]
-            .as_array()?
-            .iter()
-            .filter(|u| u["health"] == "up")
-            .count();
-        (up == n).then_some(())
-    })
-    .await;
 }
 
 /// No response headers within `response_header_timeout`: 504 with the
@@ -113,8 +90,11 @@ async fn slow_upstream_gets_504() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_body_is_cut_after_read_timeout() {
     let (addr, _, task) = bad_backend("stall").await;
-    let shoal = Shoal::start(&upstreams_config(&[addr], "{ read_timeout: 500ms }"));
-    wait_up(&shoal, 1).await;
+    let shoal = Shoal::start(&upstreams_config(
+        &[addr],
+        "proxy: { read_timeout: 500ms }\n",
+    ));
+    shoal.wait_upstreams(1).await;
     let stream = tokio::net::TcpStream::connect(shoal.proxy).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -147,9 +127,9 @@ async fn failing_backend_is_ejected_then_readmitted() {
     let (bad, accepted, task) = bad_backend("close").await;
     let shoal = Shoal::start(&upstreams_config(
         &[good.addr, bad],
-        "{ max_fails: 2, fail_timeout: 2s }\nbalance: { algorithm: round_robin }",
+        "proxy: { max_fails: 2, fail_timeout: 2s }\nbalance: { algorithm: round_robin }\n",
     ));
-    wait_up(&shoal, 2).await;
+    shoal.wait_upstreams(2).await;
     let mut client = Client::new(shoal.proxy);
     for _ in 0..10 {
         let r = client.get("/").await.unwrap();
@@ -208,9 +188,9 @@ async fn retry_budget_limits_retries_during_an_outage() {
         let (b, b_count, tb) = bad_backend("close").await;
         let shoal = Shoal::start(&upstreams_config(
             &[a, b],
-            &format!("{{ retries: 1, max_fails: 0, retry_budget_percent: {percent}, retry_budget_min: 0 }}"),
+            &format!("proxy: {{ retries: 1, max_fails: 0, retry_budget_percent: {percent}, retry_budget_min: 0 }}\n"),
         ));
-        wait_up(&shoal, 2).await;
+        shoal.wait_upstreams(2).await;
         let before = a_count.load(Ordering::SeqCst) + b_count.load(Ordering::SeqCst);
         let mut client = Client::new(shoal.proxy);
         for _ in 0..100 {

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::support::{demo_config, Shoal};
+use crate::support::{demo_config, rss, Shoal};
 
 const MIB: u64 = 1024 * 1024;
 const RSS_BOUND: u64 = 64 * MIB;
@@ -101,18 +101,6 @@ async fn pass_through(bytes: u64) {
         max / 1024,
         RSS_BOUND / 1024
     );
-}
-
-/// VmRSS of `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib * 1024
 }
 
 async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<GeneratedBody> {

@@ -5,56 +5,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::support::{demo_config, eventually, get, Shoal};
-
-/// Reads one response (head and a `Content-Length` body), or what came
-/// before the connection closed or `timeout` passed.
-async fn read_response(s: &mut TcpStream, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return text;
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return text,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// Reads until the connection closes; `None` if it is still open after `timeout`.
-async fn read_to_close(s: &mut TcpStream, timeout: Duration) -> Option<String> {
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(timeout, async {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
-    read.ok()
-        .map(|_| String::from_utf8_lossy(&buf).into_owned())
-}
+use crate::support::{demo_config, eventually, get, read_response, read_to_close, Shoal};
 
 async fn started(limits: &str) -> Shoal {
     let shoal = Shoal::start(&demo_config(1, &format!("limits: {limits}\n")));

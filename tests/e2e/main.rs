@@ -5,6 +5,7 @@ mod support;
 
 mod balancing;
 mod data_path;
+mod desync;
 mod failures;
 mod health;
 mod http2;
@@ -14,7 +15,10 @@ mod limits;
 mod metrics;
 mod outliers;
 mod shutdown;
+mod slow_clients;
 mod smuggling;
 mod supervision;
+mod timeouts;
 mod tls;
+mod vtc;
 mod websocket;

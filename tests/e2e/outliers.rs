@@ -91,14 +91,18 @@ async fn ejection_grows_then_slow_start_ramps_the_return() {
     }
     assert_eq!(periods.len(), 4, "ejections seen: {periods:?}");
     let ms: Vec<u128> = periods.iter().map(|p| p.as_millis()).collect();
-    // 600 ms, 1200 ms, then the 1200 ms cap (polling adds a little).
+    // 600 ms first, then longer (1200 ms), never past the 1200 ms cap
+    // (polling adds a little). Which later ejection is the longer one
+    // depends on load: back in rotation it ramps up again with slow start,
+    // and a fail_timeout of good behaviour before the next ejection takes
+    // one step off.
     assert!((450..1000).contains(&ms[0]), "{ms:?}");
-    assert!((1000..1700).contains(&ms[1]), "{ms:?}");
-    assert!((1000..1700).contains(&ms[2]), "{ms:?}");
-    assert!(ms[1] > ms[0] + 300, "{ms:?}");
-    // (Back from each ejection it ramps up again with slow start, so the
-    // next ejection may come after a fail_timeout of good behaviour, which
-    // takes one off the count: it is at least 2, not necessarily 4.)
+    assert!(
+        ms[1..].iter().any(|m| (1000..1700).contains(m)),
+        "no longer ejection: {ms:?}"
+    );
+    assert!(ms.iter().all(|m| *m < 1700), "past the cap: {ms:?}");
+    // (For the same reason the count is at least 2, not necessarily 4.)
     let s = shoal.status().await;
     assert!(s["instances"][1]["ejections"].as_u64().unwrap() >= 2, "{s}");
 

@@ -533,6 +533,11 @@ pub struct ProxyConfig {
     /// response is cut when it passes (nginx's `proxy_read_timeout`).
     #[serde(with = "crate::units::duration")]
     pub read_timeout: Duration,
+    /// Longest wait between two writes of a request (its body) to a backend
+    /// that does not read it; the attempt fails as a timeout (nginx's
+    /// `proxy_send_timeout`).
+    #[serde(with = "crate::units::duration")]
+    pub send_timeout: Duration,
     /// Passive health, as nginx's `max_fails`: this many failed requests
     /// within `fail_timeout` take a backend out of rotation for
     /// `fail_timeout`. 0 turns passive health off.
@@ -574,6 +579,7 @@ impl Default for ProxyConfig {
             idle_timeout: Duration::from_secs(60),
             response_header_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             max_fails: 1,
             fail_timeout: Duration::from_secs(10),
             max_ejection_time: Duration::from_secs(300),
@@ -602,6 +608,15 @@ pub struct LimitsConfig {
     /// accepting a connection to its first byte); past it: 408 and close.
     #[serde(with = "crate::units::duration")]
     pub header_read_timeout: Duration,
+    /// Longest wait between two reads of a request body from the client
+    /// while shoal wants more of it; past it: 408 (if no response started)
+    /// and close (nginx's `client_body_timeout`).
+    #[serde(with = "crate::units::duration")]
+    pub body_read_timeout: Duration,
+    /// Longest wait between two writes to a client that does not read its
+    /// response; past it the connection is closed (nginx's `send_timeout`).
+    #[serde(with = "crate::units::duration")]
+    pub send_timeout: Duration,
     /// A keep-alive client connection with no request for this long is closed.
     #[serde(with = "crate::units::duration")]
     pub idle_timeout: Duration,
@@ -616,6 +631,8 @@ impl Default for LimitsConfig {
             max_body_size: None,
             max_header_size: 64 << 10,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(75),
             max_connections: None,
         }

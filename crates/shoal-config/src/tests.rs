@@ -1198,6 +1198,27 @@ fn proxy_timeouts_and_passive_health_are_checked() {
         err("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy:\n  read_timeout: 0s\n"),
         "shoal.yaml:3: proxy.read_timeout: must be greater than 0 (got 0s)"
     );
+    let p = load("upstreams: [{ url: \"http://127.0.0.1:1\" }]\n")
+        .unwrap()
+        .proxy;
+    assert_eq!(p.send_timeout, Duration::from_secs(60));
+    let p = load("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy: {send_timeout: 5m}\n")
+        .unwrap()
+        .proxy;
+    assert_eq!(p.send_timeout, Duration::from_secs(300));
+    assert_eq!(
+        err("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy:\n  send_timeout: 0s\n"),
+        "shoal.yaml:3: proxy.send_timeout: must be greater than 0 (got 0s)"
+    );
+    assert_eq!(
+        err("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy:\n  send_timeout: 2h\n"),
+        "shoal.yaml:3: proxy.send_timeout: must be at most 1h (got 2h)"
+    );
+    assert_eq!(
+        err("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy:\n  send_timeout: soon\n"),
+        err("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy:\n  read_timeout: soon\n")
+            .replace("read_timeout", "send_timeout")
+    );
     assert_eq!(
         err("upstreams: [{ url: \"http://127.0.0.1:1\" }]\nproxy:\n  fail_statuses: [503, 200]\n"),
         "shoal.yaml:3: proxy.fail_statuses[1]: must be an error status from 400 to 599 (got 200)"
@@ -1210,22 +1231,27 @@ fn limits_defaults_values_and_ranges() {
     assert_eq!(l.max_body_size, None);
     assert_eq!(l.max_header_size, 64 << 10);
     assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(l.body_read_timeout, Duration::from_secs(60));
+    assert_eq!(l.send_timeout, Duration::from_secs(60));
     assert_eq!(l.idle_timeout, Duration::from_secs(75));
     assert_eq!(l.max_connections, None);
 
     let l = load(
         "app: {command: x}\nlimits:\n  max_body_size: 10MiB\n  max_header_size: 16KiB\n  \
-         header_read_timeout: 5s\n  idle_timeout: 30s\n  max_connections: 1000\n",
+         header_read_timeout: 5s\n  body_read_timeout: 20s\n  send_timeout: 2m\n  \
+         idle_timeout: 30s\n  max_connections: 1000\n",
     )
     .unwrap()
     .limits;
     assert_eq!(l.max_body_size, Some(10 << 20));
     assert_eq!(l.max_header_size, 16 << 10);
     assert_eq!(l.header_read_timeout, Duration::from_secs(5));
+    assert_eq!(l.body_read_timeout, Duration::from_secs(20));
+    assert_eq!(l.send_timeout, Duration::from_secs(120));
     assert_eq!(l.idle_timeout, Duration::from_secs(30));
     assert_eq!(l.max_connections, Some(1000));
     let printed = to_yaml(&load("app: {command: x}\nlimits: {max_body_size: 1MB}\n").unwrap());
-    assert!(printed.contains("limits:\n  max_body_size: 1MB\n  max_header_size: 64KiB\n  header_read_timeout: 10s\n  idle_timeout: 1m15s\n  max_connections: null\n"), "{printed}");
+    assert!(printed.contains("limits:\n  max_body_size: 1MB\n  max_header_size: 64KiB\n  header_read_timeout: 10s\n  body_read_timeout: 1m\n  send_timeout: 1m\n  idle_timeout: 1m15s\n  max_connections: null\n"), "{printed}");
 
     assert_eq!(
         err("app: {command: x}\nlimits:\n  max_body_size: 0\n"),
@@ -1246,6 +1272,18 @@ fn limits_defaults_values_and_ranges() {
     assert_eq!(
         err("app: {command: x}\nlimits:\n  idle_timeout: 2h\n"),
         "shoal.yaml:3: limits.idle_timeout: must be at most 1h (got 2h)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  body_read_timeout: 0s\n"),
+        "shoal.yaml:3: limits.body_read_timeout: must be greater than 0 (got 0s)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  send_timeout: 61m\n"),
+        "shoal.yaml:3: limits.send_timeout: must be at most 1h (got 1h1m)"
+    );
+    assert_eq!(
+        err("app: {command: x}\nlimits:\n  send_timeot: 1s\n"),
+        "shoal.yaml:3: unknown key `send_timeot` in `limits` (did you mean `send_timeout`?)"
     );
     assert_eq!(
         err("app: {command: x}\nlimits:\n  max_connections: 0\n"),

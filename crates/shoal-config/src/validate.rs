@@ -198,6 +198,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
             config.proxy.response_header_timeout,
         ),
         ("proxy.read_timeout", config.proxy.read_timeout),
+        ("proxy.send_timeout", config.proxy.send_timeout),
         ("proxy.fail_timeout", config.proxy.fail_timeout),
     ] {
         if value.is_zero() {
@@ -369,6 +370,8 @@ fn limits(c: &mut Checker<'_>, l: &LimitsConfig) {
         l.header_read_timeout,
         MAX_WAIT,
     );
+    c.positive_at_most("limits.body_read_timeout", l.body_read_timeout, MAX_WAIT);
+    c.positive_at_most("limits.send_timeout", l.send_timeout, MAX_WAIT);
     c.positive_at_most("limits.idle_timeout", l.idle_timeout, MAX_WAIT);
     if let Some(n) = l.max_connections {
         c.at_least_one("limits.max_connections", n);

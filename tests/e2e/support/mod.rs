@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod load;
+pub mod raw;
 pub mod tls;
 
 use std::io::{BufRead, BufReader};
@@ -19,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
@@ -87,6 +89,79 @@ app:
   backoff: {{ initial: 100ms, max: 1s }}
 {extra}"#
     )
+}
+
+/// A config proxying to static `upstreams` (servers the test started), on
+/// free ports. Health checks are TCP connects: the first one puts each
+/// upstream in rotation and the next comes only after a minute, so a test's
+/// backend sees almost nothing but the requests under test. `extra` is
+/// appended (e.g. `"proxy: { ... }\nlimits: { ... }\n"`).
+pub fn upstreams_config(urls: &[SocketAddr], extra: &str) -> String {
+    let list: String = urls
+        .iter()
+        .map(|u| format!("  - {{ url: \"http://{u}\" }}\n"))
+        .collect();
+    format!(
+        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\nupstreams:\n{list}health: {{ interval: 1m, timeout: 1s }}\n{extra}"
+    )
+}
+
+/// Reads one response (head and a `Content-Length` body), or what came
+/// before the connection closed or `timeout` passed.
+pub async fn read_response(s: &mut TcpStream, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return text;
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return text,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Reads until the connection closes; `None` if it is still open after `timeout`.
+pub async fn read_to_close(s: &mut TcpStream, timeout: Duration) -> Option<String> {
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(timeout, async {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()
+        .map(|_| String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// VmRSS of `pid`, in bytes.
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kib * 1024
 }
 
 impl Shoal {
@@ -197,6 +272,20 @@ impl Shoal {
             },
         )
         .await
+    }
+
+    /// Wait until `n` static upstreams are in rotation.
+    pub async fn wait_upstreams(&self, n: usize) {
+        eventually(Duration::from_secs(10), "upstreams up", || async {
+            let s = self.status().await;
+            let up = s["upstreams"]
+                .as_array()?
+                .iter()
+                .filter(|u| u["health"] == "up")
+                .count();
+            (up == n).then_some(())
+        })
+        .await;
     }
 
     /// Instance pids from the last status.
