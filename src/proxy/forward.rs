@@ -18,10 +18,12 @@ use super::headers::{
     ambiguous_framing, client_ip, forward, is_upgrade, strip_hop_by_hop, te_trailers,
     TrustedProxies,
 };
-use super::pool::{refusal, Refusal, UpstreamBody};
+use super::pool::{refusal, Refusal, Sender, UpstreamBody};
 use super::request_id::{self, X_REQUEST_ID};
 use super::retry_budget::RetryBudget;
 use super::upgrade;
+use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
 use std::time::Duration;
 
 use crate::balance::{
@@ -149,6 +151,36 @@ impl Replay {
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = self.headers.clone();
         req
+    }
+}
+
+/// Send `req` and wait for the response headers, at most `timeout` from the
+/// moment the request has been sent: at once for a request without a
+/// streamed body, and for one with a body once the client's last byte has
+/// gone upstream — an upload may take longer than the timeout (nginx's
+/// `proxy_read_timeout` also starts after the request is sent). `None`
+/// when the time ran out.
+async fn send_within(
+    sender: &mut Sender,
+    mut req: Request<UpstreamBody>,
+    timeout: Duration,
+) -> Option<Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>> {
+    let body_read = match req.body_mut() {
+        Either::Left(body) if !body.is_end_stream() => Some(body.when_read()),
+        _ => None,
+    };
+    let Some(body_read) = body_read else {
+        return tokio::time::timeout(timeout, sender.send(req)).await.ok();
+    };
+    let send = sender.send(req);
+    tokio::pin!(send);
+    tokio::select! {
+        biased;
+        sent = &mut send => Some(sent),
+        _ = async {
+            body_read.notified().await;
+            tokio::time::sleep(timeout).await;
+        } => None,
     }
 }
 
@@ -451,9 +483,8 @@ impl Proxy {
                 for_protocol(&mut req, conn.protocol(), &endpoint.authority);
                 let started = std::time::Instant::now();
                 let sent =
-                    tokio::time::timeout(routing.response_header_timeout, conn.sender.send(req))
-                        .await;
-                let Ok(sent) = sent else {
+                    send_within(&mut conn.sender, req, routing.response_header_timeout).await;
+                let Some(sent) = sent else {
                     // Dropping the exchange closes its connection (HTTP/1.1)
                     // or resets its stream (h2). The request may have been
                     // processed: only a replay may go elsewhere.

@@ -43,6 +43,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use shoal_config::LimitsConfig;
@@ -71,6 +72,17 @@ pin_project! {
         reading: Option<BodyRead>,
         // Last poll was Pending (told to `reading` on each change only).
         waiting: bool,
+        // Told when the last byte has been read (see `when_read`).
+        done: Option<Arc<Notify>>,
+    }
+}
+
+impl RequestBody {
+    /// Notified once the whole body has been read (so sent upstream): where
+    /// `proxy.response_header_timeout` starts for a request with a body, as
+    /// nginx's `proxy_read_timeout` starts once the request is sent.
+    pub fn when_read(&mut self) -> Arc<Notify> {
+        self.done.get_or_insert_with(Default::default).clone()
     }
 }
 
@@ -94,6 +106,9 @@ impl Body for RequestBody {
                 }
                 if this.inner.is_end_stream() {
                     this.reading.take();
+                    if let Some(done) = this.done.take() {
+                        done.notify_one();
+                    }
                 } else if *this.waiting {
                     *this.waiting = false;
                     if let Some(r) = this.reading.as_ref() {
@@ -113,6 +128,9 @@ impl Body for RequestBody {
             }
             Poll::Ready(None) => {
                 this.reading.take();
+                if let Some(done) = this.done.take() {
+                    done.notify_one();
+                }
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -161,6 +179,7 @@ pub fn admit(
         seen: 0,
         reading,
         waiting: false,
+        done: None,
     }))
 }
 

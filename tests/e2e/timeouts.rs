@@ -358,3 +358,42 @@ async fn backend_that_stops_reading_the_body_gets_504_after_send_timeout() {
         shoal.log()
     );
 }
+
+/// `proxy.response_header_timeout` starts once the request has been sent:
+/// an upload that takes longer than it (a body trickling in for 2.5 s
+/// against a 1 s timeout) gets the backend's answer, not a 504; a backend
+/// that then does not answer gets 504 about 1 s after the last byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_header_timeout_starts_after_the_upload() {
+    let extra = "proxy: { response_header_timeout: 1s, replay_body_size: 0 }\n";
+    let (_backend, shoal) = behind_raw(Mode::AnswerComplete, extra).await;
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        s.write_all(&[b'u'; 10]).await.unwrap();
+    }
+    let resp = read_response(&mut s, Duration::from_secs(5)).await;
+    assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+    assert!(resp.ends_with("got 100"), "{resp}");
+
+    let (_silent, shoal) = behind_raw(Mode::Record, extra).await;
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 30\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        s.write_all(&[b'u'; 10]).await.unwrap();
+    }
+    let sent = Instant::now();
+    let resp = read_response(&mut s, Duration::from_secs(5)).await;
+    let took = sent.elapsed();
+    assert!(resp.starts_with("HTTP/1.1 504 "), "{resp}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "504 {took:?} after the last byte"
+    );
+}
