@@ -201,7 +201,7 @@ fn header_rewriting(c: &mut Criterion) {
             || request.clone(),
             |h| {
                 strip_hop_by_hop(h, false);
-                add_forwarded(h, black_box(client), "http");
+                add_forwarded(h, black_box(client), black_box(client), "http");
             },
             BatchSize::SmallInput,
         );

@@ -56,8 +56,9 @@ pin_project! {
             #[pin]
             body: Incoming,
             lease: Option<Lease>,
-            #[pin]
-            idle: Sleep,
+            // Made the first time the backend keeps the body waiting: most
+            // small responses arrive whole and never need a timer.
+            idle: Option<Pin<Box<Sleep>>>,
             read_timeout: Duration,
             armed: bool,
         },
@@ -84,7 +85,7 @@ impl ProxyBody {
         ProxyBody::Upstream {
             body,
             lease: Some(lease),
-            idle: tokio::time::sleep(read_timeout),
+            idle: None,
             read_timeout,
             armed: false,
         }
@@ -104,7 +105,7 @@ impl Body for ProxyBody {
             Proj::Upstream {
                 mut body,
                 lease,
-                mut idle,
+                idle,
                 read_timeout,
                 armed,
             } => match body.as_mut().poll_frame(cx) {
@@ -131,11 +132,17 @@ impl Body for ProxyBody {
                     Poll::Ready(Some(Err(e.into())))
                 }
                 Poll::Pending => {
-                    if !*armed {
-                        idle.as_mut().reset(Instant::now() + *read_timeout);
-                        *armed = true;
-                    }
-                    if idle.poll(cx).is_pending() {
+                    let timer = match idle {
+                        Some(t) => {
+                            if !*armed {
+                                t.as_mut().reset(Instant::now() + *read_timeout);
+                            }
+                            t
+                        }
+                        None => idle.insert(Box::pin(tokio::time::sleep(*read_timeout))),
+                    };
+                    *armed = true;
+                    if timer.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
                     let backend = lease

@@ -113,19 +113,28 @@ fn list_has(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
 /// With `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is re-set,
 /// so an upgrade handshake reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|s| s.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            if keep_upgrade && name == header::UPGRADE {
-                continue;
+    // Headers named in `Connection` go too. The values are copied out (a
+    // reference count, or a few bytes) so the map can be changed while the
+    // tokens are walked; one value, by far the usual case, needs no Vec.
+    let mut named = headers.get_all(header::CONNECTION).iter();
+    if let Some(first) = named.next().cloned() {
+        let rest: Vec<HeaderValue> = named.cloned().collect();
+        for value in std::iter::once(&first).chain(rest.iter()) {
+            let Ok(text) = value.to_str() else { continue };
+            for token in text.split(',').map(str::trim) {
+                // `close` and `keep-alive` are options, not header names
+                // to remove (keep-alive goes below anyway).
+                if token.is_empty()
+                    || token.eq_ignore_ascii_case("close")
+                    || token.eq_ignore_ascii_case("keep-alive")
+                    || (keep_upgrade && token.eq_ignore_ascii_case("upgrade"))
+                {
+                    continue;
+                }
+                // By `&str`: parsed on the stack, no allocation; a token
+                // that is not a valid name matches nothing.
+                headers.remove(token);
             }
-            headers.remove(&name);
         }
     }
     let upgrade = if keep_upgrade {
@@ -134,9 +143,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         None
     };
     for name in standard_hop_by_hop() {
-        if headers.contains_key(name) {
-            headers.remove(name);
-        }
+        // One lookup: `remove` of an absent name is a miss.
+        headers.remove(name);
     }
     if let Some(u) = upgrade {
         headers.insert(header::UPGRADE, u);
@@ -203,27 +211,34 @@ pub fn forward(
         headers.remove(&X_FORWARDED_PROTO);
         headers.remove(&X_FORWARDED_HOST);
     }
-    add_forwarded(headers, peer, proto);
-    if let Ok(v) = HeaderValue::from_str(&client.to_string()) {
-        headers.insert(X_REAL_IP.clone(), v);
-    }
+    add_forwarded(headers, peer, client, proto);
 }
 
-/// Append `client` to `X-Forwarded-For` and set the other forwarding headers
-/// where absent (nginx's `$proxy_add_x_forwarded_for`).
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
-    let ip = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
+/// Append `peer` to `X-Forwarded-For` (nginx's
+/// `$proxy_add_x_forwarded_for`), set `X-Real-IP` to `client`, and set the
+/// other forwarding headers where absent. One allocation for the address
+/// (written on the stack, shared by both headers when there is no earlier
+/// `X-Forwarded-For`), one more when there is one to extend.
+pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, proto: &'static str) {
+    let peer_value = ip_value(peer);
+    let xff = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(prev) if !prev.trim_ascii().is_empty() => {
+            let mut joined = Vec::with_capacity(prev.len() + 2 + peer_value.len());
+            joined.extend_from_slice(prev);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(peer_value.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer_value.clone())
+        }
+        _ => peer_value.clone(),
     };
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&ip) {
-        headers.insert(X_REAL_IP.clone(), v);
-    }
+    // `insert` replaces every earlier value.
+    headers.insert(X_FORWARDED_FOR.clone(), xff);
+    let real = if client == peer {
+        peer_value
+    } else {
+        ip_value(client)
+    };
+    headers.insert(X_REAL_IP.clone(), real);
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
@@ -232,6 +247,17 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static st
             headers.insert(X_FORWARDED_HOST.clone(), host);
         }
     }
+}
+
+/// An IP address as a header value, formatted on the stack (the longest
+/// IPv6 text is 45 bytes).
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{ip}");
+    let n = cursor.position() as usize;
+    HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]
@@ -382,14 +408,16 @@ mod tests {
     #[test]
     fn forwarded_headers_append_and_set() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("host", "example.com")]);
-        add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), "http");
+        let local = "127.0.0.1".parse().unwrap();
+        add_forwarded(&mut h, local, local, "http");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-real-ip"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");
 
         let mut h = HeaderMap::new();
-        add_forwarded(&mut h, "::1".parse().unwrap(), "http");
+        let v6 = "::1".parse().unwrap();
+        add_forwarded(&mut h, v6, v6, "http");
         assert_eq!(h["x-forwarded-for"], "::1");
     }
 }
