@@ -312,7 +312,12 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let isolate = isolated(&req);
         let client_h1 = req.version() < Version::HTTP_2;
-        let mut resp = self.send(req, peer, proto, isolate).await;
+        // Boxed: the exchange's future is several KiB (the request, its
+        // replay and the upstream send live in it across awaits). Inline,
+        // hyper would keep that much in every client connection's state,
+        // idle or not, and copy it on each move; boxed it is allocated per
+        // request and never moved.
+        let mut resp = Box::pin(self.send(req, peer, proto, isolate)).await;
         if isolate && client_h1 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             // Nothing after this request on the client's connection is read
             // (a proxy in front may have framed it otherwise).
@@ -403,7 +408,8 @@ impl Proxy {
             .exact()
             .is_some_and(|n| n <= routing.replay_body_size);
         let (first_body, buffered) = if !upgrading && !body.is_end_stream() && small {
-            match body.collect().await {
+            // Boxed: a cold path, kept out of every request's future.
+            match Box::pin(body.collect()).await {
                 Ok(collected) => {
                     let bytes = collected.to_bytes();
                     (Either::Right(Full::new(bytes.clone())), Some(bytes))
@@ -693,5 +699,34 @@ mod tests {
         assert_eq!(origin_form(&"http://a.b/x?y=1".parse().unwrap()), "/x?y=1");
         assert_eq!(origin_form(&"http://a.b".parse().unwrap()), "/");
         assert_eq!(origin_form(&"/p".parse().unwrap()), "/p");
+    }
+}
+
+#[cfg(test)]
+mod future_sizes {
+    fn size_of_return<A, F, C: FnOnce(A) -> F>(_: &C) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// hyper keeps a request's future inline in its client connection's
+    /// state, idle or not: every byte here is a byte per open connection
+    /// (and copied on each move). The exchange itself is boxed (see
+    /// `handle`); this keeps it that way.
+    #[test]
+    fn the_per_connection_request_future_stays_small() {
+        let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
+        let proxy = super::Proxy::new(
+            table,
+            super::Routing::new(&Default::default(), &Default::default()),
+        );
+        let handle = |req: http::Request<super::RequestBody>| {
+            proxy.handle(req, ([127, 0, 0, 1], 1).into(), "http")
+        };
+        let size = size_of_return(&handle);
+        assert!(size <= 1024, "Proxy::handle's future is {size} bytes");
+        let pool = crate::proxy::pool::Pool::new(([127, 0, 0, 1], 1).into(), Default::default());
+        let checkout = |_: ()| pool.checkout();
+        let size = size_of_return(&checkout);
+        assert!(size <= 128, "Pool::checkout's future is {size} bytes");
     }
 }

@@ -312,13 +312,17 @@ impl Pool {
     }
 
     pub async fn checkout(&self) -> Result<PooledConn, ConnectError> {
+        // The connect paths are boxed: they are large futures (TCP connect,
+        // timeout, handshake) that would otherwise live inline in every
+        // request's future — copied on each move and held by every client
+        // connection — while a pooled connection needs none of it.
         if self.inner.settings.protocol == UpstreamProtocol::H2 {
-            return self.checkout_h2(None).await;
+            return Box::pin(self.checkout_h2(None)).await;
         }
         if let Some(sender) = self.take_idle() {
             return Ok(self.conn(Sender::H1(sender), true));
         }
-        let sender = self.connect_h1().await?;
+        let sender = Box::pin(self.connect_h1()).await?;
         Ok(self.conn(Sender::H1(sender), false))
     }
 
@@ -328,10 +332,10 @@ impl Pool {
     pub async fn reconnect(&self, broken: &PooledConn) -> Result<PooledConn, ConnectError> {
         match &broken.sender {
             Sender::H1(_) => {
-                let sender = self.connect_h1().await?;
+                let sender = Box::pin(self.connect_h1()).await?;
                 Ok(self.conn(Sender::H1(sender), false))
             }
-            Sender::H2 { id, .. } => self.checkout_h2(Some(*id)).await,
+            Sender::H2 { id, .. } => Box::pin(self.checkout_h2(Some(*id))).await,
         }
     }
 
