@@ -303,7 +303,7 @@ def summarize(rows):
     {variant: {field: stats}} for shoal's features scenario."""
     by = {}
     for r in rows:
-        if r.get("scenario") in ("features", "matched", "syscalls"):
+        if r.get("scenario") in ("features", "matched", "syscalls", "ceiling"):
             continue
         by.setdefault(r["scenario"], {}).setdefault(r["proxy"], []).append(r)
     out = {}
@@ -399,8 +399,9 @@ def markdown(rows, meta, out, fout):
                 cell(s["cpu_pct"], "{:.0f}"), cell(s["p99_ms"], "{:.2f}"),
                 "%.3f×" % r if r else "–"))
         L.append("")
-        L.append("Request ids and X-Forwarded-*/X-Real-IP are always on in shoal today and so are in every variant; "
-                 "there are no metrics or access log yet. This table grows a row per feature as they land.")
+        L.append("Request ids, X-Forwarded-*/X-Real-IP and the Prometheus metrics' counters are always on in shoal "
+                 "today and so are in every variant; there is no access log yet. This table grows a row per feature "
+                 "that can be switched off.")
         L.append("")
     sc = syscall_table(rows)
     if sc:
@@ -426,6 +427,22 @@ def markdown(rows, meta, out, fout):
         L.append("|---|---|---|---|---|")
         for row in mt:
             L.append("| %s | %s | %s | %s | %s |" % row)
+        L.append("")
+    ct = ceiling_table(rows, out)
+    if ct:
+        L.append("#### 9. The ceiling: a bare hyper proxy (keep-alive)")
+        L.append("")
+        L.append("`bench/hyper-baseline`: HTTP/1.1 in, round robin, hyper-util's pooled client out, nothing else "
+                 "(no health checks, request ids, forwarding headers, timeouts, limits, retries or metrics), "
+                 "built with shoal's release settings and run like the others (one thread, proxy core), in the "
+                 "same rounds. What any proxy built on hyper 1.x can reach here at most.")
+        L.append("")
+        L.append("| connections | bare hyper | shoal | nginx | HAProxy | hyper ÷ nginx | hyper ÷ HAProxy | shoal ÷ hyper |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for row in ct:
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % row)
+        L.append("")
+        L.append("Requests per proxy-CPU-second, medians; scenario 1a/1b for shoal, nginx and HAProxy.")
         L.append("")
     t = targets(out)
     if t:
@@ -460,6 +477,22 @@ def matched_table(rows, out):
                       fmt_ratio(ratio(shoal, hdr))))
     if table and shoal:
         table.append(("shoal (as in 1a)", cell(shoal, "{:,.0f}"), cell(ka["shoal"].get("p99_ms"), "{:.2f}"), "", ""))
+    return table
+
+
+def ceiling_table(rows, out):
+    """Rows of the bare-hyper table: its requests per CPU-second next to 1a/1b."""
+    table = []
+    for conns, scen in ((64, "ka64"), (256, "ka256")):
+        h = stats([r.get("req_per_cpu_s") for r in rows
+                   if r.get("scenario") == "ceiling" and int(r.get("connections", 0)) == conns])
+        if not h:
+            continue
+        ka = out.get(scen, {})
+        get = lambda p: ka.get(p, {}).get("req_per_cpu_s")
+        table.append((conns, cell(h, "{:,.0f}"), cell(get("shoal"), "{:,.0f}"), cell(get("nginx"), "{:,.0f}"),
+                      cell(get("haproxy"), "{:,.0f}"), fmt_ratio(ratio(h, get("nginx"))),
+                      fmt_ratio(ratio(h, get("haproxy"))), fmt_ratio(ratio(get("shoal"), h))))
     return table
 
 
@@ -536,6 +569,12 @@ def json_line(meta, out, fout, rows):
             matched.setdefault(r["proxy"], []).append(r["req_per_cpu_s"])
     if matched:
         res["matched"] = {p + "+headers": {"req_per_cpu_s": round(statistics.median(v), 1)} for p, v in matched.items()}
+    ceiling = {}
+    for r in rows:
+        if r.get("scenario") == "ceiling" and r.get("req_per_cpu_s"):
+            ceiling.setdefault("ka%s" % r.get("connections"), []).append(r["req_per_cpu_s"])
+    if ceiling:
+        res["ceiling"] = {k: {"hyper_req_per_cpu_s": round(statistics.median(v), 1)} for k, v in ceiling.items()}
     doc = {
         "bench": "shoal-vs-nginx-haproxy",
         "date": meta["date"],
