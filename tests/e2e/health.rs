@@ -1,18 +1,6 @@
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-
-use crate::support::{eventually, request, Client, Shoal, SHOAL};
-
-async fn set_health(port: u16, status: u16) {
-    let req = http::Request::post(format!("/control/health?status={status}"))
-        .header("host", "x")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let r = request(([127, 0, 0, 1], port).into(), req).await.unwrap();
-    assert!(r.status.is_success(), "control/health: {}", r.status);
-}
+use crate::support::{control, eventually, Client, Shoal, SHOAL};
 
 /// fall × interval to leave, rise × interval to return.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +22,7 @@ balance: {{ algorithm: round_robin }}
     let sick_id = sick["id"].as_str().unwrap().to_string();
     let port = sick["port"].as_u64().unwrap() as u16;
 
-    set_health(port, 503).await;
+    control(port, "health?status=503").await;
     let t0 = Instant::now();
     eventually(
         Duration::from_secs(5),
@@ -65,7 +53,7 @@ balance: {{ algorithm: round_robin }}
         assert_ne!(r.json()["instance"], sick_id.as_str());
     }
 
-    set_health(port, 200).await;
+    control(port, "health?status=200").await;
     let t1 = Instant::now();
     eventually(
         Duration::from_secs(5),

@@ -546,19 +546,6 @@ fn h2_upstreams(addrs: &[SocketAddr], extra: &str) -> String {
     )
 }
 
-async fn wait_upstreams_up(shoal: &Shoal, n: usize) {
-    eventually(Duration::from_secs(10), "upstreams up", || async {
-        let s = shoal.status().await;
-        let up = s["upstreams"]
-            .as_array()?
-            .iter()
-            .filter(|u| u["health"] == "up")
-            .count();
-        (up == n).then_some(())
-    })
-    .await;
-}
-
 /// A graceful stop of an h2 backend (SIGTERM: GOAWAY, in-flight streams
 /// finish, the process exits) and its restart, under a load of GETs and
 /// 64 KiB POSTs: nothing fails, and shoal reconnects to the new process.
@@ -573,7 +560,7 @@ async fn graceful_h2_backend_restart_loses_nothing() {
         &addrs,
         "balance: { algorithm: round_robin }\nproxy: { fail_timeout: 1s }\n",
     ));
-    wait_upstreams_up(&shoal, 2).await;
+    shoal.wait_upstreams(2).await;
 
     let load = Load::with_paths(
         shoal.proxy,
@@ -601,7 +588,7 @@ async fn graceful_h2_backend_restart_loses_nothing() {
     assert!(report.ok > 300, "only {} requests", report.ok);
 
     // The new process is in use again, over a new connection.
-    wait_upstreams_up(&shoal, 2).await;
+    shoal.wait_upstreams(2).await;
     let mut client = Client::new(shoal.proxy);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..10 {
@@ -668,7 +655,7 @@ async fn goaway_from_nginx_is_retried_on_a_new_connection() {
         &[addr],
         "proxy: { retries: 2, retry_budget_percent: 0, retry_budget_min: 0 }\n",
     ));
-    wait_upstreams_up(&shoal, 1).await;
+    shoal.wait_upstreams(1).await;
 
     let url = format!("http://{}/", shoal.proxy);
     let (code, out, err) = run(
@@ -741,7 +728,7 @@ async fn refused_streams_go_to_another_backend() {
          proxy: {{ retries: 1, max_fails: 1, retry_budget_percent: 0, retry_budget_min: 0 }}\n"
     );
     let shoal = Shoal::start(&config);
-    wait_upstreams_up(&shoal, 2).await;
+    shoal.wait_upstreams(2).await;
     let mut client = Client::new(shoal.proxy);
     for i in 0..20 {
         let r = client.get("/").await.unwrap();

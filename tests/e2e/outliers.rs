@@ -5,20 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use nix::sys::signal::Signal;
 
-use crate::support::{demo_config, eventually, request, Client, Shoal, SHOAL};
-
-async fn control(port: u16, what: &str) {
-    let req = http::Request::post(format!("/control/{what}"))
-        .header("host", "x")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let r = request(([127, 0, 0, 1], port).into(), req).await.unwrap();
-    assert!(r.status.is_success(), "control/{what}: {}", r.status);
-}
+use crate::support::{control, demo_config, eventually, Client, Shoal, SHOAL};
 
 /// One GET every few ms until stopped, recording who answered and how.
 fn steady_load(shoal: &Shoal, log: Arc<Mutex<Vec<(Instant, String, u16)>>>) -> Arc<AtomicBool> {
@@ -160,16 +149,9 @@ balance: {{ panic_mode: {panic} }}
         let port = status["instances"][i]["port"].as_u64().unwrap() as u16;
         control(port, "health?status=503").await;
     }
-    eventually(Duration::from_secs(10), "both down", || async {
-        let s = shoal.status().await;
-        let down = s["instances"]
-            .as_array()?
-            .iter()
-            .filter(|i| i["health"] == "down")
-            .count();
-        (down == 2).then_some(())
-    })
-    .await;
+    shoal
+        .wait_health("instances", "down", 2, Duration::from_secs(10))
+        .await;
     let mut client = Client::new(shoal.proxy);
     let r = client.get("/").await.unwrap();
     assert_eq!(r.status, 503);

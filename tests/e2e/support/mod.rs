@@ -258,34 +258,29 @@ impl Shoal {
 
     /// Wait until `n` instances are in rotation.
     pub async fn wait_healthy(&self, n: usize) -> Value {
-        eventually(
-            Duration::from_secs(30),
-            &format!("{n} healthy instances"),
-            || async {
-                let s = self.status().await;
-                let up = s["instances"]
-                    .as_array()?
-                    .iter()
-                    .filter(|i| i["health"] == "up")
-                    .count();
-                (up == n).then_some(s)
-            },
-        )
-        .await
+        self.wait_health("instances", "up", n, Duration::from_secs(30))
+            .await
     }
 
     /// Wait until `n` static upstreams are in rotation.
     pub async fn wait_upstreams(&self, n: usize) {
-        eventually(Duration::from_secs(10), "upstreams up", || async {
+        self.wait_health("upstreams", "up", n, Duration::from_secs(10))
+            .await;
+    }
+
+    /// Wait until exactly `n` of the status' `list` (`instances` or
+    /// `upstreams`) have this `health`; the status that showed it.
+    pub async fn wait_health(&self, list: &str, health: &str, n: usize, within: Duration) -> Value {
+        eventually(within, &format!("{n} {list} {health}"), || async {
             let s = self.status().await;
-            let up = s["upstreams"]
+            let count = s[list]
                 .as_array()?
                 .iter()
-                .filter(|u| u["health"] == "up")
+                .filter(|e| e["health"] == health)
                 .count();
-            (up == n).then_some(())
+            (count == n).then_some(s)
         })
-        .await;
+        .await
     }
 
     /// Instance pids from the last status.
@@ -405,6 +400,17 @@ pub async fn request(addr: SocketAddr, req: Request<Full<Bytes>>) -> Result<Repl
         headers: parts.headers,
         body,
     })
+}
+
+/// `POST /control/WHAT` straight to a demo-app instance on `port` (its
+/// knobs: `health?status=503`, `fail?status=500`, …); it must succeed.
+pub async fn control(port: u16, what: &str) {
+    let req = Request::post(format!("/control/{what}"))
+        .header("host", "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = request(([127, 0, 0, 1], port).into(), req).await.unwrap();
+    assert!(r.status.is_success(), "control/{what}: {}", r.status);
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Result<Reply, String> {
