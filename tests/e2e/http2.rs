@@ -23,7 +23,9 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 
 use crate::support::load::Load;
-use crate::support::{demo_config, eventually, request, Client, Shoal, SHOAL};
+use crate::support::{
+    demo_config, eventually, kill_instance_under_slow_gets, request, Client, Shoal, SHOAL,
+};
 
 /// The demo app as instances, spoken to with `protocol`.
 fn app_config(instances: u32, protocol: &str, extra: &str) -> String {
@@ -438,35 +440,7 @@ async fn killed_h2_instance_costs_no_failed_get() {
     let victim_id = victim["id"].as_str().unwrap().to_string();
     let old_pid = victim["pid"].as_u64().unwrap() as u32;
 
-    let proxy = shoal.proxy;
-    let mut clients = Vec::new();
-    for _ in 0..8 {
-        clients.push(tokio::spawn(async move {
-            let mut client = Client::new(proxy);
-            let (mut ok, mut failed) = (0, Vec::new());
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-            while tokio::time::Instant::now() < deadline {
-                match client.get("/slow?ms=40").await {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failed.push(format!("status {} {:?}", r.status, r.body)),
-                    Err(e) => failed.push(e),
-                }
-            }
-            (ok, failed)
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let in_flight = shoal.status().await["instances"][1]["in_flight"]
-        .as_u64()
-        .unwrap();
-    kill(Pid::from_raw(old_pid as i32), Signal::SIGKILL).unwrap();
-
-    let (mut ok, mut failed) = (0, Vec::new());
-    for c in clients {
-        let (o, f) = c.await.unwrap();
-        ok += o;
-        failed.extend(f);
-    }
+    let (ok, failed, in_flight) = kill_instance_under_slow_gets(&shoal, 1).await;
     assert!(failed.is_empty(), "failed GETs: {failed:?}");
     assert!(ok > 200, "only {ok} GETs completed");
     assert!(
@@ -487,7 +461,7 @@ async fn killed_h2_instance_costs_no_failed_get() {
     let before = shoal.status().await["instances"][1]["requests"]
         .as_u64()
         .unwrap();
-    let mut client = Client::new(proxy);
+    let mut client = Client::new(shoal.proxy);
     for _ in 0..9 {
         assert_eq!(client.get("/").await.unwrap().status, 200);
     }

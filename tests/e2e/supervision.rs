@@ -3,7 +3,9 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{alive, demo_config, eventually, Client, Shoal};
+use crate::support::{
+    alive, demo_config, eventually, kill_instance_under_slow_gets, Client, Shoal,
+};
 
 /// SIGKILL one instance while a client keeps sending GETs: no GET fails, and
 /// the instance comes back under a new pid.
@@ -15,38 +17,7 @@ async fn killed_instance_costs_no_failed_get_and_comes_back() {
     let victim_id = victim["id"].as_str().unwrap().to_string();
     let old_pid = victim["pid"].as_u64().unwrap() as u32;
 
-    // Eight clients with slow requests: several are always in flight on the
-    // victim when it dies, so this exercises the replay on another backend,
-    // not only the supervisor taking the dead instance out of rotation.
-    let proxy = shoal.proxy;
-    let mut clients = Vec::new();
-    for _ in 0..8 {
-        clients.push(tokio::spawn(async move {
-            let mut client = Client::new(proxy);
-            let (mut ok, mut failed) = (0, Vec::new());
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-            while tokio::time::Instant::now() < deadline {
-                match client.get("/slow?ms=40").await {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failed.push(format!("status {}", r.status)),
-                    Err(e) => failed.push(e),
-                }
-            }
-            (ok, failed)
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let in_flight = shoal.status().await["instances"][1]["in_flight"]
-        .as_u64()
-        .unwrap();
-    kill(Pid::from_raw(old_pid as i32), Signal::SIGKILL).unwrap();
-
-    let (mut ok, mut failed) = (0, Vec::new());
-    for c in clients {
-        let (o, f) = c.await.unwrap();
-        ok += o;
-        failed.extend(f);
-    }
+    let (ok, failed, in_flight) = kill_instance_under_slow_gets(&shoal, 1).await;
     assert!(failed.is_empty(), "failed GETs: {failed:?}");
     assert!(ok > 200, "only {ok} GETs completed");
     assert!(

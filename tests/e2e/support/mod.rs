@@ -402,6 +402,49 @@ pub async fn request(addr: SocketAddr, req: Request<Full<Bytes>>) -> Result<Repl
     })
 }
 
+/// Eight keep-alive clients send `GET /slow?ms=40` for 4 s, so several
+/// are always in flight on every instance; 0.8 s in, the instance at
+/// `victim` (its index in `/api/v1/status`) is SIGKILLed. This exercises
+/// the replay on another backend, not only the supervisor taking the dead
+/// instance out of rotation. Returns the GETs answered 200, the failures,
+/// and how many requests were in flight on the victim just before.
+pub async fn kill_instance_under_slow_gets(
+    shoal: &Shoal,
+    victim: usize,
+) -> (usize, Vec<String>, u64) {
+    let status = shoal.status().await;
+    let pid = status["instances"][victim]["pid"].as_u64().unwrap() as i32;
+    let proxy = shoal.proxy;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(tokio::spawn(async move {
+            let mut client = Client::new(proxy);
+            let (mut ok, mut failed) = (0, Vec::new());
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+            while tokio::time::Instant::now() < deadline {
+                match client.get("/slow?ms=40").await {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failed.push(format!("status {} {:?}", r.status, r.body)),
+                    Err(e) => failed.push(e),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let in_flight = shoal.status().await["instances"][victim]["in_flight"]
+        .as_u64()
+        .unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    (ok, failed, in_flight)
+}
+
 /// `POST /control/WHAT` straight to a demo-app instance on `port` (its
 /// knobs: `health?status=503`, `fail?status=500`, …); it must succeed.
 pub async fn control(port: u16, what: &str) {
