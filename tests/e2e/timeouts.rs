@@ -71,7 +71,7 @@ async fn stalled_request_body_gets_408_and_the_upstream_request_is_aborted() {
         400,
         "body bytes forwarded before the stall"
     );
-    assert!(shoal.log_contains("limits.body_read_timeout"));
+    shoal.wait_log("limits.body_read_timeout").await;
 }
 
 /// The same stall with a body small enough to be kept for a retry (the
@@ -317,11 +317,7 @@ async fn backend_that_stops_reading_the_body_gets_504_after_send_timeout() {
         (sent.load(Ordering::Relaxed) as usize) < size,
         "the whole body went through: the backend's buffers were not filled"
     );
-    assert!(
-        shoal.log_contains("proxy.send_timeout"),
-        "{:#?}",
-        shoal.log()
-    );
+    shoal.wait_log("proxy.send_timeout").await;
     // The stalled backend's connection was closed by shoal by the time it
     // looked again (3s after the head).
     let (stalled, idle) = if a.conns().is_empty() {
@@ -352,11 +348,9 @@ async fn backend_that_stops_reading_the_body_gets_504_after_send_timeout() {
         .filter(|u| u["health"] != "up")
         .collect();
     assert_eq!(ejected.len(), 1, "{status:#}");
-    assert!(
-        shoal.log_contains("out of rotation after failed requests (passive health)"),
-        "{:#?}",
-        shoal.log()
-    );
+    shoal
+        .wait_log("out of rotation after failed requests (passive health)")
+        .await;
 }
 
 /// `proxy.response_header_timeout` starts once the request has been sent:

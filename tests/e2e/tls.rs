@@ -80,11 +80,9 @@ fn which(der: &[u8], certs: &Certs) -> &'static str {
 async fn two_sni_names_each_get_their_own_certificate() {
     let certs = Certs::new();
     let shoal = started(&certs, "").await;
-    assert!(
-        shoal.log_contains("TLS on: a.test, b.test *.b.test (default: a.test)"),
-        "{:#?}",
-        shoal.log()
-    );
+    shoal
+        .wait_log("TLS on: a.test, b.test *.b.test (default: a.test)")
+        .await;
 
     for (host, cn) in [
         ("a.test", "a.test leaf"),
@@ -214,11 +212,7 @@ async fn sighup_rotates_certificates_without_dropping_connections() {
         },
     )
     .await;
-    assert!(
-        shoal.log_contains("TLS certificates re-read"),
-        "{:#?}",
-        shoal.log()
-    );
+    shoal.wait_log("TLS certificates re-read").await;
     let c = curl(&certs.ca_path, "a.test", proxy, "/", &[]).await;
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(
@@ -261,7 +255,9 @@ async fn sighup_rotates_certificates_without_dropping_connections() {
         },
     )
     .await;
-    assert!(shoal.log_contains("ERROR config not applied (the running config is kept)"));
+    shoal
+        .wait_log("ERROR config not applied (the running config is kept)")
+        .await;
     assert_eq!(presented(proxy, Some("a.test")).await.unwrap(), rotated.der);
     let c = curl(&certs.ca_path, "a.test", proxy, "/", &[]).await;
     assert_eq!(

@@ -234,6 +234,17 @@ impl Shoal {
         self.lines.lock().unwrap().clone()
     }
 
+    /// Wait (up to 5 s) for a log line containing `needle`: a line may trail
+    /// the response it is about on a loaded machine.
+    pub async fn wait_log(&self, needle: &str) {
+        eventually(
+            Duration::from_secs(5),
+            &format!("`{needle}` in the log"),
+            || async { self.log_contains(needle).then_some(()) },
+        )
+        .await;
+    }
+
     pub fn log_contains(&self, needle: &str) -> bool {
         self.lines
             .lock()
