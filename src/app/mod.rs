@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::balance::{Endpoint, EndpointTable};
 use crate::health::HealthCell;
-use crate::proxy::headers::TrustedProxies;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
 use crate::supervisor::{Progress, Supervisor, SupervisorOptions};
@@ -119,11 +118,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let proxy = Arc::new(Proxy::new(
-        table.clone(),
-        Routing::new(&config.balance, &config.proxy)
-            .with_trusted(TrustedProxies::new(&config.trusted_proxies)),
-    ));
+    let proxy = Arc::new(Proxy::new(table.clone(), Routing::for_config(&config)));
 
     let state = Arc::new(State {
         table: table.clone(),

@@ -170,15 +170,16 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     }
 
     let mut later = Vec::new();
-    if new.balance != old.balance || new.proxy != old.proxy {
-        state
-            .proxy
-            .set_routing(Routing::new(&new.balance, &new.proxy));
+    if new.balance != old.balance
+        || new.proxy != old.proxy
+        || new.trusted_proxies != old.trusted_proxies
+    {
+        state.proxy.set_routing(Routing::for_config(&new));
         progress.step(
             0,
             0,
             format!(
-                "balancer: {:?}, retries: {}, timeouts and passive health updated",
+                "balancer: {:?}, retries: {}, timeouts, passive health and trusted proxies updated",
                 new.balance.algorithm, new.proxy.retries
             ),
         );

@@ -88,6 +88,14 @@ impl Routing {
         }
     }
 
+    /// Everything a config decides: `balance`, `proxy` and
+    /// `trusted_proxies`. Startup and every reload build it here, so a
+    /// reload cannot drop a part of it.
+    pub fn for_config(config: &shoal_config::Config) -> Routing {
+        Routing::new(&config.balance, &config.proxy)
+            .with_trusted(TrustedProxies::new(&config.trusted_proxies))
+    }
+
     /// The peers whose forwarding headers are believed (`trusted_proxies`).
     pub fn with_trusted(mut self, trusted: TrustedProxies) -> Routing {
         self.trusted = trusted;

@@ -266,3 +266,45 @@ async fn upstream_connections_are_reused() {
         );
     }
 }
+
+/// `trusted_proxies` survives a reload that changes something else, and a
+/// reload that changes only `trusted_proxies` applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxies_follow_config_reloads() {
+    let config = |extra: &str| demo_config(1, extra);
+    let shoal = Shoal::start(&config("trusted_proxies: [127.0.0.0/8]\n"));
+    shoal.wait_healthy(1).await;
+    let seen_xff = || async {
+        let req = http::Request::get("/headers")
+            .header("host", "example.test")
+            .header("x-forwarded-for", "203.0.113.9")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        request(shoal.proxy, req).await.unwrap().json()["x-forwarded-for"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(seen_xff().await, "203.0.113.9, 127.0.0.1");
+
+    let reload = |yaml: String| {
+        std::fs::write(shoal.config_path(), yaml).unwrap();
+        shoal.signal(nix::sys::signal::Signal::SIGHUP);
+    };
+    // Something else changes: the trusted peers stay trusted.
+    reload(config(
+        "trusted_proxies: [127.0.0.0/8]\nbalance: { algorithm: round_robin }\n",
+    ));
+    crate::support::eventually(Duration::from_secs(10), "the reload", || async {
+        (shoal.status().await["balance"] == "round_robin").then_some(())
+    })
+    .await;
+    assert_eq!(seen_xff().await, "203.0.113.9, 127.0.0.1");
+
+    // Only trusted_proxies changes: the client's header is replaced now.
+    reload(config("balance: { algorithm: round_robin }\n"));
+    crate::support::eventually(Duration::from_secs(10), "untrusted", || async {
+        (seen_xff().await == "127.0.0.1").then_some(())
+    })
+    .await;
+}
