@@ -24,7 +24,8 @@ use tokio::net::TcpStream;
 
 use crate::support::load::Load;
 use crate::support::{
-    demo_config, eventually, kill_instance_under_slow_gets, request, Client, Shoal, SHOAL,
+    demo_config, eventually, free_port, kill_instance_under_slow_gets, request, Backend, Client,
+    Shoal,
 };
 
 /// The demo app as instances, spoken to with `protocol`.
@@ -486,29 +487,6 @@ impl Drop for Proc {
     }
 }
 
-/// A demo app started by the test on a fixed port, speaking h2c (it detects
-/// the preface), as a static upstream.
-fn demo_on(port: u16, id: &str) -> Proc {
-    Proc(
-        std::process::Command::new(SHOAL)
-            .args(["demo-app", "--port", &port.to_string()])
-            .env("INSTANCE_ID", id)
-            .env("DEMO_ACCESS_LOG", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start demo-app"),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn h2_upstreams(addrs: &[SocketAddr], extra: &str) -> String {
     let list: String = addrs
         .iter()
@@ -526,10 +504,9 @@ fn h2_upstreams(addrs: &[SocketAddr], extra: &str) -> String {
 /// Health checks here are HTTP/2 too: an h2 upstream must come up at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_h2_backend_restart_loses_nothing() {
-    let (pa, pb) = (free_port(), free_port());
-    let a = demo_on(pa, "a");
-    let _b = demo_on(pb, "b");
-    let addrs: [SocketAddr; 2] = [([127, 0, 0, 1], pa).into(), ([127, 0, 0, 1], pb).into()];
+    let a = Backend::start("a").await;
+    let _b = Backend::start("b").await;
+    let addrs = [a.addr, _b.addr];
     let shoal = Shoal::start(&h2_upstreams(
         &addrs,
         "balance: { algorithm: round_robin }\nproxy: { fail_timeout: 1s }\n",
@@ -545,10 +522,10 @@ async fn graceful_h2_backend_restart_loses_nothing() {
         "/echo?delay_ms=20",
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    kill(Pid::from_raw(a.0.id() as i32), Signal::SIGTERM).unwrap();
+    kill(Pid::from_raw(a.child.id() as i32), Signal::SIGTERM).unwrap();
     let exited = tokio::task::spawn_blocking(move || {
         let mut a = a;
-        let status = a.0.wait();
+        let status = a.child.wait();
         (a, status)
     });
     let (_a, status) = tokio::time::timeout(Duration::from_secs(10), exited)
@@ -556,7 +533,7 @@ async fn graceful_h2_backend_restart_loses_nothing() {
         .expect("backend a drained and exited")
         .unwrap();
     assert!(status.unwrap().success(), "a graceful exit");
-    let _a2 = demo_on(pa, "a2");
+    let _a2 = Backend::start_on(addrs[0].port(), "a2").await;
     let report = load.finish().await;
     assert!(report.failed.is_empty(), "failed: {:?}", report.failed);
     assert!(report.ok > 300, "only {} requests", report.ok);
@@ -690,9 +667,8 @@ async fn refusing_server() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_streams_go_to_another_backend() {
     let (refuser, refused, task) = refusing_server().await;
-    let good_port = free_port();
-    let _good = demo_on(good_port, "good");
-    let good_addr: SocketAddr = ([127, 0, 0, 1], good_port).into();
+    let good = Backend::start("good").await;
+    let good_addr = good.addr;
     let list = format!(
         "  - {{ url: \"http://{refuser}\", protocol: h2 }}\n  - {{ url: \"http://{good_addr}\", protocol: h2 }}\n"
     );

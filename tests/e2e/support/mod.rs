@@ -531,13 +531,23 @@ pub struct Backend {
     pub addr: SocketAddr,
 }
 
+/// A loopback port free at the moment of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Backend {
     pub async fn start(id: &str) -> Backend {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Backend::start_on(free_port(), id).await
+    }
+
+    /// On a given port: a test that restarts a backend in the same place.
+    /// It speaks HTTP/1.1 and h2c (the demo app detects the preface).
+    pub async fn start_on(port: u16, id: &str) -> Backend {
         let child = Command::new(SHOAL)
             .args(["demo-app", "--port", &port.to_string()])
             .env("INSTANCE_ID", id)
