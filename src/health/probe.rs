@@ -61,20 +61,28 @@ async fn probe_inner(endpoint: &Endpoint, config: &HealthConfig) -> Result<(), P
     };
     let io = TokioIo::new(stream);
     let method = Method::from_bytes(config.method.as_bytes()).unwrap_or(Method::GET);
-    let (resp, conn) = match endpoint.pool.protocol() {
+    let protocol = endpoint.pool.protocol();
+    let check = Request::builder()
+        .method(method)
+        .header(header::USER_AGENT, "shoal-health-check");
+    let check = match protocol {
+        UpstreamProtocol::Http1 => check
+            .uri(path.as_str())
+            .header(header::HOST, endpoint.authority.as_str())
+            .header(header::CONNECTION, "close"),
+        // `:scheme` and `:authority` come from the URI.
+        UpstreamProtocol::H2 => check.uri(format!("http://{}{path}", endpoint.authority)),
+    };
+    let req = check
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| ProbeError::Status(0))?;
+    let (resp, conn) = match protocol {
         UpstreamProtocol::Http1 => {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
                 .await
                 .map_err(ProbeError::Http)?;
+            // Driven by its own task before the request is sent.
             let conn = tokio::spawn(conn);
-            let req = Request::builder()
-                .method(method)
-                .uri(path.as_str())
-                .header(header::HOST, endpoint.authority.as_str())
-                .header(header::USER_AGENT, "shoal-health-check")
-                .header(header::CONNECTION, "close")
-                .body(Empty::<Bytes>::new())
-                .map_err(|_| ProbeError::Status(0))?;
             (sender.send_request(req).await, conn)
         }
         UpstreamProtocol::H2 => {
@@ -82,14 +90,8 @@ async fn probe_inner(endpoint: &Endpoint, config: &HealthConfig) -> Result<(), P
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                     .await
                     .map_err(ProbeError::Http)?;
+            // Driven by its own task before the request is sent.
             let conn = tokio::spawn(conn);
-            // `:scheme` and `:authority` come from the URI.
-            let req = Request::builder()
-                .method(method)
-                .uri(format!("http://{}{path}", endpoint.authority))
-                .header(header::USER_AGENT, "shoal-health-check")
-                .body(Empty::<Bytes>::new())
-                .map_err(|_| ProbeError::Status(0))?;
             (sender.send_request(req).await, conn)
         }
     };
