@@ -388,9 +388,7 @@ impl Proxy {
         // hyper met `Expect: 100-continue` on this hop (it answers 100
         // Continue when the body is first read); not passed on, as nginx
         // and Envoy do.
-        if parts.headers.contains_key(header::EXPECT) {
-            parts.headers.remove(header::EXPECT);
-        }
+        parts.headers.remove(header::EXPECT);
         forward(
             &mut parts.headers,
             peer.ip(),
