@@ -7,9 +7,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::ewma::{clock_ns, PeakEwma};
 use crate::metrics::histogram::{Histogram, Snapshot};
@@ -381,11 +380,11 @@ pub struct CheckReport {
     pub at: std::time::SystemTime,
 }
 
-/// Milliseconds on a process-wide monotonic clock (failure windows, and
-/// slow start when it is on; never read on the success path otherwise).
-fn clock_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+/// Milliseconds on the balancer's clock (`ewma::clock_ns`): failure
+/// windows, panic-mode warnings, and slow start when it is on; never read on
+/// the success path otherwise.
+pub(super) fn clock_ms() -> u64 {
+    clock_ns() / 1_000_000
 }
 
 /// Holds one unit of an endpoint's in-flight count.

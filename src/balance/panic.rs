@@ -6,17 +6,15 @@
 //! moves on from one that does not answer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::Instant;
 
+use super::endpoint::clock_ms;
 use super::{EndpointSet, Health, Tried};
 
 /// True at most once a second: panic mode is worth a warning, not one per
 /// request.
 pub fn warning_due() -> bool {
-    static START: OnceLock<Instant> = OnceLock::new();
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = START.get_or_init(Instant::now).elapsed().as_secs() + 1;
+    let now = clock_ms() / 1000 + 1;
     let last = LAST.load(Ordering::Relaxed);
     now > last
         && LAST
