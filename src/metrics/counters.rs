@@ -14,6 +14,7 @@ static RETRIES: AtomicU64 = AtomicU64::new(0);
 static RETRY_BUDGET_EXHAUSTED: AtomicU64 = AtomicU64::new(0);
 static CONNECTIONS_ACCEPTED: AtomicU64 = AtomicU64::new(0);
 static CONNECTIONS_OPEN: AtomicI64 = AtomicI64::new(0);
+static NATIVE_HANDOFFS: AtomicU64 = AtomicU64::new(0);
 
 /// shoal answered a client with `status` itself (not a backend's answer).
 pub fn generated(status: u16) {
@@ -68,6 +69,16 @@ pub fn connections_accepted() -> u64 {
 
 pub fn connections_open() -> i64 {
     CONNECTIONS_OPEN.load(Ordering::Relaxed)
+}
+
+/// A client connection moved from the native HTTP/1.1 engine to hyper (at
+/// most once per connection).
+pub fn native_handoff() {
+    NATIVE_HANDOFFS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn native_handoffs() -> u64 {
+    NATIVE_HANDOFFS.load(Ordering::Relaxed)
 }
 
 pub struct ConnectionGuard(());

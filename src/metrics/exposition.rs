@@ -203,6 +203,13 @@ impl Collector for Scrape {
             Gauge,
             ConstGauge::new(counters::connections_open()),
         )?;
+        single(
+            &mut enc,
+            "shoal_native_handoffs",
+            "Client connections the native HTTP/1.1 engine handed to hyper (a request with a body, an upgrade, h2c, ...)",
+            Counter,
+            ConstCounter::new(counters::native_handoffs()),
+        )?;
 
         if let Some(sup) = &state.supervisor {
             let instances = sup.instances();

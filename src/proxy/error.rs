@@ -35,6 +35,17 @@ pub enum ProxyError {
         backend: String,
         source: hyper::Error,
     },
+    /// The native engine's socket to the backend failed (reset, closed
+    /// before a whole response, a write that stalled).
+    #[error("backend {backend}: {source}")]
+    UpstreamIo {
+        backend: String,
+        source: std::io::Error,
+    },
+    /// The backend's response could not be read one way only (native
+    /// engine; hyper's client reports these as `Upstream`).
+    #[error("backend {backend}: invalid response: {why}")]
+    BadResponse { backend: String, why: &'static str },
     #[error(
         "backend {backend}: no response headers within {after:?} (proxy.response_header_timeout)"
     )]
@@ -84,6 +95,7 @@ impl ProxyError {
                 Stalled::find(source)
             }
             ProxyError::ClientBodyRead(e) => Stalled::find(e.as_ref()),
+            ProxyError::UpstreamIo { source, .. } => Stalled::find(source),
             _ => None,
         }
     }
@@ -112,7 +124,10 @@ impl ProxyError {
             ProxyError::Status { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
-            ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect { .. }
+            | ProxyError::Upstream { .. }
+            | ProxyError::UpstreamIo { .. }
+            | ProxyError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -137,7 +152,8 @@ impl ProxyError {
                 ..
             } => "connect_timeout",
             ProxyError::Connect { .. } => "connect_failed",
-            ProxyError::Upstream { .. } => "upstream_failed",
+            ProxyError::Upstream { .. } | ProxyError::UpstreamIo { .. } => "upstream_failed",
+            ProxyError::BadResponse { .. } => "bad_upstream_response",
             ProxyError::Timeout { .. } => "upstream_timeout",
             ProxyError::Status { .. } => "upstream_status",
         }
@@ -210,6 +226,10 @@ impl std::fmt::Display for Causes<'_> {
 pub fn wants_json(headers: &http::HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/json"))
+        .is_some_and(|a| accepts_json(a.as_bytes()))
+}
+
+/// Does this `Accept` value ask for JSON?
+pub fn accepts_json(accept: &[u8]) -> bool {
+    accept.windows(16).any(|w| w == b"application/json")
 }

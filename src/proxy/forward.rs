@@ -31,7 +31,7 @@ use crate::balance::{
     Tried,
 };
 use arc_swap::ArcSwap;
-use shoal_config::{Algorithm, BalanceConfig, ProxyConfig, UpstreamProtocol};
+use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig, UpstreamProtocol};
 
 pub struct Proxy {
     table: Arc<EndpointTable>,
@@ -58,6 +58,8 @@ pub struct Routing {
     pub slow_start: Duration,
     pub panic_mode: bool,
     pub tunnel_idle_timeout: Duration,
+    /// `proxy.engine`, read per accepted connection.
+    pub engine: Engine,
 }
 
 impl Routing {
@@ -85,6 +87,7 @@ impl Routing {
             },
             panic_mode: balance.panic_mode,
             tunnel_idle_timeout: proxy.tunnel_idle_timeout,
+            engine: proxy.engine,
         }
     }
 
@@ -105,7 +108,7 @@ impl Routing {
     /// Passive health: count a failed request against `endpoint`. As nginx
     /// never marks a lone server unavailable, the last endpoint in rotation
     /// is never ejected: a struggling backend beats a 503 for everyone.
-    fn failed(&self, table: &EndpointTable, endpoint: &Arc<Endpoint>, why: &ProxyError) {
+    pub(super) fn failed(&self, table: &EndpointTable, endpoint: &Arc<Endpoint>, why: &ProxyError) {
         let others = table
             .snapshot()
             .endpoints
@@ -126,7 +129,7 @@ impl Routing {
     /// The endpoint for the next attempt: the algorithm's pick with slow
     /// start applied, or, with none in rotation and `panic_mode` on, any
     /// running endpoint not tried yet.
-    fn pick(&self, set: &EndpointSet, tried: &Tried, key: Option<u64>) -> Option<usize> {
+    pub(super) fn pick(&self, set: &EndpointSet, tried: &Tried, key: Option<u64>) -> Option<usize> {
         if let Some(i) = slow_start::pick(&*self.balancer, set, tried, key, self.slow_start) {
             return Some(i);
         }
@@ -300,6 +303,14 @@ impl Proxy {
             routing: ArcSwap::from_pointee(routing),
             budget: RetryBudget::default(),
         }
+    }
+
+    pub(super) fn table(&self) -> &EndpointTable {
+        &self.table
+    }
+
+    pub(super) fn budget(&self) -> &RetryBudget {
+        &self.budget
     }
 
     pub fn routing(&self) -> Arc<Routing> {

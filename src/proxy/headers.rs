@@ -73,9 +73,13 @@ pub fn ambiguous_framing(headers: &HeaderMap) -> Option<&'static str> {
 /// backend that folds `_` into `-` (CGI, PHP, WSGI do) or is lax about
 /// punctuation would take for a framing header shoal did not frame by.
 fn framing_lookalike(name: &HeaderName) -> bool {
+    framing_lookalike_lower(name.as_str().as_bytes())
+}
+
+/// [`framing_lookalike`] of a lowercase header name.
+pub(crate) fn framing_lookalike_lower(n: &[u8]) -> bool {
     const CL: &[u8] = b"contentlength";
     const TE: &[u8] = b"transferencoding";
-    let n = name.as_str().as_bytes();
     if n.len() < CL.len() || n == b"content-length" || n == b"transfer-encoding" {
         return false;
     }
@@ -179,9 +183,20 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
     if !trusted.contains(peer) {
         return peer;
     }
+    let values = headers.get_all(&X_FORWARDED_FOR);
+    client_ip_from(peer, values.iter().map(HeaderValue::as_bytes), trusted)
+}
+
+/// [`client_ip`] for a peer already known to be trusted, over the
+/// `X-Forwarded-For` values in the order they arrived.
+pub(crate) fn client_ip_from<'a>(
+    peer: IpAddr,
+    xff: impl DoubleEndedIterator<Item = &'a [u8]>,
+    trusted: &TrustedProxies,
+) -> IpAddr {
     let mut client = peer;
-    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
-        let Ok(text) = value.to_str() else {
+    for value in xff.rev() {
+        let Ok(text) = std::str::from_utf8(value) else {
             return client;
         };
         for entry in text.rsplit(',') {
@@ -252,12 +267,29 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, prot
 /// An IP address as a header value, formatted on the stack (the longest
 /// IPv6 text is 45 bytes).
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    use std::io::Write;
-    let mut buf = [0u8; 64];
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cursor, "{ip}");
-    let n = cursor.position() as usize;
-    HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    let text = IpText::new(ip);
+    HeaderValue::from_bytes(text.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// An IP address's text, on the stack.
+pub(crate) struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    pub(crate) fn new(ip: IpAddr) -> IpText {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{ip}");
+        let len = cursor.position() as usize;
+        IpText { buf, len }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 #[cfg(test)]

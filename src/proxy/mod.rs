@@ -3,6 +3,7 @@
 pub mod body;
 pub mod error;
 mod forward;
+mod h1;
 pub mod headers;
 pub mod limits;
 pub mod pool;

@@ -14,6 +14,13 @@
 //!   next request; one connect at a time per backend, so a burst of requests
 //!   after a GOAWAY opens one new connection, not one each.
 //!
+//! - **Raw HTTP/1.1** for the native engine (`proxy/h1`): plain keep-alive
+//!   sockets the engine drives itself, with no hyper task per connection. A
+//!   socket is pooled only after a response that ended cleanly; on checkout
+//!   one whose backend closed it (or sent bytes nobody asked for) while it
+//!   was idle is dropped, seen from the reactor's readiness without a
+//!   syscall in the usual case.
+//!
 //! Each endpoint owns its pool, so there is no lock shared between backends.
 //!
 //! Each connection's socket is an [`UpstreamIo`]: its writes fail once the
@@ -178,6 +185,12 @@ struct Idle {
     since: Instant,
 }
 
+/// An idle raw socket (native engine).
+struct RawIdle {
+    stream: TcpStream,
+    since: Instant,
+}
+
 /// The h2 connection every request to the backend shares.
 struct Shared {
     sender: http2::SendRequest<UpstreamBody>,
@@ -189,6 +202,8 @@ struct Inner {
     settings: PoolSettings,
     /// HTTP/1.1: idle keep-alive connections.
     idle: Mutex<Vec<Idle>>,
+    /// Raw HTTP/1.1 (native engine): idle keep-alive sockets.
+    raw_idle: Mutex<Vec<RawIdle>>,
     /// h2: the shared connection, if one is open.
     shared: ArcSwapOption<Shared>,
     /// h2: one connect at a time.
@@ -238,6 +253,7 @@ impl Pool {
                 addr,
                 settings,
                 idle: Mutex::new(Vec::new()),
+                raw_idle: Mutex::new(Vec::new()),
                 shared: ArcSwapOption::empty(),
                 connecting: tokio::sync::Mutex::new(()),
                 attempts: AtomicU64::new(0),
@@ -256,7 +272,13 @@ impl Pool {
     }
 
     pub fn idle_count(&self) -> usize {
-        self.inner.idle.lock().map(|v| v.len()).unwrap_or(0)
+        let hyper = self.inner.idle.lock().map(|v| v.len()).unwrap_or(0);
+        hyper + self.inner.raw_idle.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// `proxy.send_timeout` for this backend's connections.
+    pub fn send_timeout(&self) -> Duration {
+        self.inner.settings.send_timeout
     }
 
     /// Drop every idle connection, and the shared h2 connection (the backend
@@ -265,7 +287,49 @@ impl Pool {
         if let Ok(mut idle) = self.inner.idle.lock() {
             idle.clear();
         }
+        if let Ok(mut idle) = self.inner.raw_idle.lock() {
+            idle.clear();
+        }
         self.inner.shared.store(None);
+    }
+
+    /// An idle raw socket that still looks open, most recently used first.
+    pub fn take_raw(&self) -> Option<TcpStream> {
+        let mut idle = self.inner.raw_idle.lock().ok()?;
+        let timeout = self.inner.settings.idle_timeout;
+        while let Some(conn) = idle.pop() {
+            if conn.since.elapsed() < timeout && still_open(&conn.stream) {
+                return Some(conn.stream);
+            }
+        }
+        None
+    }
+
+    /// Give back a raw socket whose last exchange ended cleanly.
+    pub fn put_raw(&self, stream: TcpStream) {
+        if let Ok(mut idle) = self.inner.raw_idle.lock() {
+            let timeout = self.inner.settings.idle_timeout;
+            let expired = idle
+                .iter()
+                .take_while(|c| c.since.elapsed() >= timeout)
+                .count();
+            if expired > 0 {
+                idle.drain(..expired);
+            }
+            if idle.len() < self.inner.settings.max_idle {
+                idle.push(RawIdle {
+                    stream,
+                    since: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// A new raw socket to the backend (`proxy.connect_timeout`).
+    pub async fn connect_raw(&self) -> Result<TcpStream, ConnectError> {
+        let stream = self.tcp_stream().await?;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(stream)
     }
 
     fn take_idle(&self) -> Option<http1::SendRequest<UpstreamBody>> {
@@ -424,6 +488,13 @@ impl Pool {
     }
 
     async fn tcp(&self) -> Result<UpstreamIo, ConnectError> {
+        Ok(UpstreamIo {
+            io: self.tcp_stream().await?,
+            send: WriteStall::new(self.inner.settings.send_timeout),
+        })
+    }
+
+    async fn tcp_stream(&self) -> Result<TcpStream, ConnectError> {
         let addr = self.inner.addr;
         let timeout = self.inner.settings.connect_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -432,10 +503,7 @@ impl Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        Ok(UpstreamIo {
-            io: stream,
-            send: WriteStall::new(self.inner.settings.send_timeout),
-        })
+        Ok(stream)
     }
 
     async fn connect_h1(&self) -> Result<http1::SendRequest<UpstreamBody>, ConnectError> {
@@ -452,6 +520,23 @@ impl Pool {
             let _ = conn.with_upgrades().await;
         });
         Ok(sender)
+    }
+}
+
+/// Whether an idle keep-alive socket is still usable: nothing arrived on it
+/// while it sat in the pool (a backend's close is a read event, so is a
+/// response nobody asked for). The reactor's readiness answers without a
+/// syscall; only when it says readable — which may be stale, left from the
+/// last response's final read — one non-blocking read looks.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match stream.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        }
     }
 }
 

@@ -9,8 +9,7 @@ const MAX_LEN: usize = 128;
 /// The request's id, inserting a fresh one into `headers` when absent or unusable.
 pub fn ensure(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
-        let b = v.as_bytes();
-        if !b.is_empty() && b.len() <= MAX_LEN && b.iter().all(|c| c.is_ascii_graphic()) {
+        if usable(v.as_bytes()) {
             return v.clone();
         }
     }
@@ -19,8 +18,20 @@ pub fn ensure(headers: &mut HeaderMap) -> HeaderValue {
     id
 }
 
+/// Whether a client's id is kept: 1 to 128 visible ASCII characters.
+pub fn usable(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_LEN && id.iter().all(|c| c.is_ascii_graphic())
+}
+
 /// 128 random bits as 32 lowercase hex digits.
 pub fn generate() -> HeaderValue {
+    let buf = generate_hex();
+    // Only hex digits: always a valid header value.
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// [`generate`]'s digits, on the stack.
+pub fn generate_hex() -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut n = fastrand::u128(..);
     let mut buf = [0u8; 32];
@@ -28,8 +39,7 @@ pub fn generate() -> HeaderValue {
         *b = HEX[(n & 0xf) as usize];
         n >>= 4;
     }
-    // Only hex digits: always a valid header value.
-    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    buf
 }
 
 #[cfg(test)]

@@ -4,6 +4,13 @@
 //! each connection first gets a TLS handshake (in its own task, bounded by
 //! `limits.header_read_timeout`); HTTP/2 is then what the client negotiated
 //! through ALPN and starts with its preface.
+//!
+//! Plain-HTTP connections start on the native HTTP/1.1 engine (`proxy/h1`,
+//! `proxy.engine: native`), which hands a connection to hyper at the first
+//! request it does not serve. The drain is the same for both: the `stop`
+//! token ends idle connections at once and busy ones after their request;
+//! every connection task is tracked, and the listener waits for them up to
+//! the grace period.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,11 +20,12 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use http::{Request, StatusCode};
 use http_body::Body as _;
@@ -26,8 +34,10 @@ use shoal_config::LimitsConfig;
 use tokio::sync::Semaphore;
 
 use super::forward::Proxy;
+use super::h1;
 use super::limits::{self, ConnWatch, TrackedBody, WatchedIo};
 use crate::tls::Terminator;
+use shoal_config::Engine;
 
 /// How long the drain may take, read when it begins (a config reload may
 /// have changed it since the listener started).
@@ -111,6 +121,25 @@ where
         .into_owned()
 }
 
+/// Run a hyper connection to its end; when `stop` fires, let it finish the
+/// request in flight and close (hyper's graceful shutdown).
+async fn run_hyper<C>(conn: C, peer: SocketAddr, stop: CancellationToken)
+where
+    C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}
+
 pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationToken) {
     let Frontend {
         proxy,
@@ -125,7 +154,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
     let mut slots = limits
         .max_connections
         .map(|n| Arc::new(Semaphore::new(n as usize)));
-    let graceful = GracefulShutdown::new();
+    let tasks = TaskTracker::new();
 
     loop {
         let permit = match &slots {
@@ -167,6 +196,36 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         // Counts as open (in /metrics) until the connection's task ends.
         let open = crate::metrics::counters::connection_opened();
         match tls.server_config() {
+            None if proxy.routing().engine == Engine::Native => {
+                let proxy = proxy.clone();
+                let builder = builder.clone();
+                let stop = stop.clone();
+                let timers = h1::Timers {
+                    header_read_timeout: limits.header_read_timeout,
+                    idle_timeout: limits.idle_timeout,
+                    send_timeout: limits.send_timeout,
+                };
+                let limits = limits.clone();
+                tasks.spawn(async move {
+                    let end = h1::drive(stream, peer, &proxy, timers, &stop).await;
+                    if let h1::End::Handoff(stream, read) = end {
+                        // The bytes read so far count as the head's first:
+                        // the header timer runs on from now.
+                        let watch = ConnWatch::new(&limits);
+                        let io = WatchedIo::new(h1::Rewind::new(stream, read), watch.clone());
+                        let handler = Handler {
+                            proxy,
+                            watch,
+                            max_body_size,
+                            peer,
+                            proto: "http",
+                        };
+                        run_hyper(connection(&builder, io, handler), peer, stop).await;
+                    }
+                    drop(permit);
+                    drop(open);
+                });
+            }
             None => {
                 let io = WatchedIo::new(stream, watch.clone());
                 let handler = Handler {
@@ -176,11 +235,10 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                     peer,
                     proto: "http",
                 };
-                let conn = graceful.watch(connection(&builder, io, handler));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "client connection ended with an error");
-                    }
+                let conn = connection(&builder, io, handler);
+                let stop = stop.clone();
+                tasks.spawn(async move {
+                    run_hyper(conn, peer, stop).await;
                     drop(permit);
                     drop(open);
                 });
@@ -188,8 +246,8 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
             Some(config) => {
                 // The handshake runs in the connection's task, never in
                 // this loop, so a slow client cannot hold up accepting.
-                let watcher = graceful.watcher();
                 let builder = builder.clone();
+                let stop = stop.clone();
                 let handler = Handler {
                     proxy: proxy.clone(),
                     watch,
@@ -198,7 +256,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                     proto: "https",
                 };
                 let timeout = limits.header_read_timeout;
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let handshake = TlsAcceptor::from(config).accept(stream);
                     let stream = match tokio::time::timeout(timeout, handshake).await {
                         Ok(Ok(s)) => s,
@@ -212,10 +270,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                         }
                     };
                     let io = WatchedIo::new(stream, handler.watch.clone());
-                    let conn = watcher.watch(connection(&builder, io, handler));
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "client connection ended with an error");
-                    }
+                    run_hyper(connection(&builder, io, handler), peer, stop).await;
                     drop(permit);
                     drop(open);
                 });
@@ -224,14 +279,12 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
     }
     drop(listener);
     let grace = grace();
-    let open = graceful.count();
+    tasks.close();
+    let open = tasks.len();
     if open > 0 {
         tracing::info!(connections = open, grace = ?grace, "waiting for in-flight requests");
     }
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!(grace = ?grace, "grace period over; closing remaining connections");
     }
 }

@@ -13,6 +13,7 @@ mod large_bodies;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod native_engine;
 mod outliers;
 mod shutdown;
 mod slow_clients;

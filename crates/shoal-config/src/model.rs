@@ -567,6 +567,19 @@ pub struct ProxyConfig {
     /// long is closed (HAProxy's `timeout tunnel`).
     #[serde(with = "crate::units::duration")]
     pub tunnel_idle_timeout: Duration,
+    /// What serves plain-HTTP client connections: shoal's own HTTP/1.1
+    /// path for bodyless requests, handing anything else to hyper
+    /// (`native`), or hyper for everything (`hyper`).
+    pub engine: Engine,
+}
+
+/// `proxy.engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    #[default]
+    Native,
+    Hyper,
 }
 
 impl Default for ProxyConfig {
@@ -589,6 +602,7 @@ impl Default for ProxyConfig {
             retry_budget_window: Duration::from_secs(10),
             retry_budget_min: 10,
             tunnel_idle_timeout: Duration::from_secs(3600),
+            engine: Engine::Native,
         }
     }
 }

@@ -1,0 +1,35 @@
+//! The native HTTP/1.1 engine: shoal's own path for the requests that make
+//! up most of a proxy's work — plain-HTTP HTTP/1.1 requests without a body —
+//! in one task per client connection that also drives the backend's
+//! socket, with no hyper dispatcher, client-connection task, channel or
+//! header map in between, and no buffer held by an idle connection.
+//!
+//! Every connection of the plain-HTTP listener starts here (`proxy.engine:
+//! native`, the default). The first request the engine does not serve —
+//! one with a body, an upgrade, HTTP/1.0, h2c's preface, a head that does
+//! not parse, a `hash` balancer, an h2 backend (see `request.rs`) — hands
+//! the connection to hyper with the bytes already read put back in front
+//! (`io::Rewind`), and hyper serves it from then on exactly as with
+//! `proxy.engine: hyper`. So bodies, WebSocket, HTTP/2, TLS and every
+//! refusal stay in one place; the engine covers the bodiless fast path.
+//!
+//! | file | what |
+//! |---|---|
+//! | `conn.rs` | the client connection: wait, read a head, serve, timers |
+//! | `request.rs` | parse the request head, decide, write the backend's head |
+//! | `exchange.rs` | pick, send, retry, read the response head, relay the body |
+//! | `response.rs` | parse the response head, its framing, the client's head |
+//! | `chunked.rs` | where a chunked body ends |
+//! | `generated.rs` | shoal's own answers (502, 503, 504, 408) as bytes |
+//! | `io.rs` | per-thread buffers, writes with a send timeout, `Rewind` |
+
+mod chunked;
+mod conn;
+mod exchange;
+mod generated;
+mod io;
+mod request;
+mod response;
+
+pub use conn::{drive, End, Timers};
+pub use io::Rewind;

@@ -1,0 +1,446 @@
+//! A client's request head: parsed in place (httparse), checked for what
+//! the native engine serves, and written out again for the backend with
+//! the same rewriting the hyper path does (`proxy::headers`,
+//! `proxy::request_id`): hop-by-hop and `Connection`-named headers
+//! removed, `X-Request-Id` kept or generated, `X-Forwarded-For/-Proto/-Host`
+//! and `X-Real-IP` set (believed only from `trusted_proxies`), `te:
+//! trailers` kept with `Connection: te`.
+//!
+//! The native engine serves plain HTTP/1.1 requests without a body. Anything
+//! else — a body, `Transfer-Encoding`, an upgrade, `Expect`, an absolute or
+//! `*` target, HTTP/1.0, a framing-lookalike header name, a head that does
+//! not parse — is [`Head::Handoff`]: hyper reads the same bytes again and
+//! answers as it always did (the smuggling defences of ARCHITECTURE.md
+//! included), so every refusal is made in one place.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::proxy::headers::{client_ip_from, framing_lookalike_lower, IpText, TrustedProxies};
+use crate::proxy::request_id;
+
+/// Header lines a request may have on the native path (hyper's own limit
+/// is 100 too); more is handed to hyper, which answers 431.
+pub const MAX_HEADERS: usize = 100;
+/// `Connection` may name this many headers to remove; more is handed off.
+const MAX_CONNECTION_TOKENS: usize = 8;
+
+/// A request id: the client's (at most 128 bytes) or a generated one.
+#[derive(Clone, Copy)]
+pub struct RequestId {
+    buf: [u8; 128],
+    len: u8,
+}
+
+impl RequestId {
+    fn from_client(id: &[u8]) -> RequestId {
+        let mut buf = [0u8; 128];
+        buf[..id.len()].copy_from_slice(id);
+        RequestId {
+            buf,
+            len: id.len() as u8,
+        }
+    }
+
+    fn generate() -> RequestId {
+        let hex = request_id::generate_hex();
+        RequestId::from_client(&hex)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+
+    /// For the shared error answers, which take a `HeaderValue`.
+    pub fn header_value(&self) -> http::HeaderValue {
+        http::HeaderValue::from_bytes(self.as_bytes())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("-"))
+    }
+}
+
+/// What the engine needs to know of a request it serves.
+pub struct Prepared {
+    /// Bytes of the client's buffer the head took.
+    pub len: usize,
+    /// `HEAD`: the response has no body whatever it says.
+    pub head_only: bool,
+    /// Safe to send again after it reached a backend (GET, HEAD, OPTIONS,
+    /// PUT, DELETE, TRACE).
+    pub idempotent: bool,
+    /// The client did not ask to close (`Connection: close`).
+    pub keep_alive: bool,
+    /// Errors are answered in JSON (`Accept: application/json`).
+    pub json: bool,
+    pub request_id: RequestId,
+    /// The client's address as `ip_hash` and `X-Real-IP` see it.
+    pub client: IpAddr,
+}
+
+pub enum Head {
+    /// The head has not all arrived yet.
+    Partial,
+    /// hyper serves this request and the rest of the connection.
+    Handoff(&'static str),
+    Ready(Prepared),
+}
+
+/// The headers the engine treats specially, by lowercase name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Other,
+    /// Removed on the way (hop-by-hop; `X-Real-IP` and `X-Request-Id` are
+    /// written anew).
+    Drop,
+    Host,
+    ContentLength,
+    Connection,
+    Te,
+    Xff,
+    Xfp,
+    Xfh,
+    RequestId,
+    Accept,
+    /// Not for the native engine: hyper decides.
+    Handoff,
+}
+
+fn classify(name: &[u8]) -> Name {
+    let mut lower = [0u8; 64];
+    if name.len() > lower.len() {
+        // Longer than any name below, but it may dress up as one.
+        return match name[0].to_ascii_lowercase() {
+            b'c' | b't' => Name::Handoff,
+            _ => Name::Other,
+        };
+    }
+    let lower = &mut lower[..name.len()];
+    for (l, b) in lower.iter_mut().zip(name) {
+        *l = b.to_ascii_lowercase();
+    }
+    match &*lower {
+        b"host" => Name::Host,
+        b"content-length" => Name::ContentLength,
+        b"connection" => Name::Connection,
+        b"te" => Name::Te,
+        b"x-forwarded-for" => Name::Xff,
+        b"x-forwarded-proto" => Name::Xfp,
+        b"x-forwarded-host" => Name::Xfh,
+        b"x-request-id" => Name::RequestId,
+        b"accept" => Name::Accept,
+        b"keep-alive"
+        | b"proxy-connection"
+        | b"proxy-authenticate"
+        | b"proxy-authorization"
+        | b"x-real-ip" => Name::Drop,
+        b"transfer-encoding" | b"upgrade" | b"expect" => Name::Handoff,
+        other if framing_lookalike_lower(other) => Name::Handoff,
+        _ => Name::Other,
+    }
+}
+
+/// The comma-separated tokens of a header value, trimmed, empty ones skipped.
+pub(super) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// Parse the head at the start of `buf` and, for a request the engine
+/// serves, write the head the backend gets into `out` (cleared first).
+pub fn prepare(
+    buf: &[u8],
+    peer: SocketAddr,
+    proto: &'static str,
+    trusted: &TrustedProxies,
+    out: &mut Vec<u8>,
+) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(_) => return Head::Handoff("head does not parse"),
+    };
+    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+        return Head::Handoff("not HTTP/1.1");
+    };
+    if !path.starts_with('/') {
+        return Head::Handoff("absolute or asterisk target");
+    }
+    if method == "CONNECT" {
+        return Head::Handoff("CONNECT");
+    }
+
+    // One pass to learn what the headers say; a second writes them out.
+    let mut keep_alive = true;
+    let mut te_trailers = false;
+    let mut json = false;
+    let mut host: Option<&[u8]> = None;
+    let mut client_id: Option<&[u8]> = None;
+    let mut xff_first: Option<&[u8]> = None;
+    let (mut has_xfp, mut has_xfh) = (false, false);
+    let mut lengths = 0;
+    let mut named: [&[u8]; MAX_CONNECTION_TOKENS] = [&[]; MAX_CONNECTION_TOKENS];
+    let mut named_len = 0;
+    let mut kinds = [Name::Other; MAX_HEADERS];
+    for (h, kind) in req.headers.iter().zip(kinds.iter_mut()) {
+        *kind = classify(h.name.as_bytes());
+        match *kind {
+            Name::Handoff => return Head::Handoff("header for hyper"),
+            Name::ContentLength => {
+                lengths += 1;
+                if h.value != b"0" || lengths > 1 {
+                    return Head::Handoff("request body");
+                }
+            }
+            Name::Connection => {
+                for t in tokens(h.value) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if t.eq_ignore_ascii_case(b"upgrade") {
+                        return Head::Handoff("upgrade");
+                    } else if !t.eq_ignore_ascii_case(b"keep-alive") {
+                        if named_len == named.len() {
+                            return Head::Handoff("Connection names many headers");
+                        }
+                        named[named_len] = t;
+                        named_len += 1;
+                    }
+                }
+            }
+            Name::Te => {
+                te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
+            }
+            Name::Host => {
+                host.get_or_insert(h.value);
+            }
+            Name::RequestId => {
+                client_id.get_or_insert(h.value);
+            }
+            Name::Xff => {
+                xff_first.get_or_insert(h.value);
+            }
+            Name::Xfp => has_xfp = true,
+            Name::Xfh => has_xfh = true,
+            Name::Accept => json |= crate::proxy::error::accepts_json(h.value),
+            Name::Other | Name::Drop => {}
+        }
+    }
+    let named = &named[..named_len];
+
+    let trusted_peer = trusted.contains(peer.ip());
+    let client = if trusted_peer {
+        let xff = req
+            .headers
+            .iter()
+            .zip(&kinds)
+            .filter(|(_, k)| **k == Name::Xff)
+            .map(|(h, _)| h.value);
+        client_ip_from(peer.ip(), xff, trusted)
+    } else {
+        peer.ip()
+    };
+    let request_id = match client_id {
+        Some(id) if request_id::usable(id) => RequestId::from_client(id),
+        _ => RequestId::generate(),
+    };
+
+    out.clear();
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (h, kind) in req.headers.iter().zip(&kinds) {
+        let keep = match kind {
+            Name::Other | Name::Host | Name::ContentLength | Name::Accept => {
+                named.is_empty()
+                    || !named
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(h.name.as_bytes()))
+            }
+            // From a trusted proxy, its forwarding headers stand (and its
+            // X-Forwarded-For is extended below); from anyone else they
+            // are replaced.
+            Name::Xfp | Name::Xfh => trusted_peer,
+            Name::Xff | Name::Drop | Name::Connection | Name::Te | Name::RequestId => false,
+            Name::Handoff => unreachable!("handed off above"),
+        };
+        if keep {
+            header(out, h.name.as_bytes(), h.value);
+        }
+    }
+    if te_trailers {
+        // gRPC's `te: trailers`; HTTP/1.1 wants `TE` named in `Connection`.
+        out.extend_from_slice(b"te: trailers\r\nconnection: te\r\n");
+    }
+    header(out, b"x-request-id", request_id.as_bytes());
+    let peer_text = IpText::new(peer.ip());
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if let Some(prev) = xff_first.filter(|p| trusted_peer && !p.trim_ascii().is_empty()) {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(peer_text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if client == peer.ip() {
+        header(out, b"x-real-ip", peer_text.as_bytes());
+    } else {
+        header(out, b"x-real-ip", IpText::new(client).as_bytes());
+    }
+    if !(trusted_peer && has_xfp) {
+        header(out, b"x-forwarded-proto", proto.as_bytes());
+    }
+    if !(trusted_peer && has_xfh) {
+        if let Some(host) = host {
+            header(out, b"x-forwarded-host", host);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+
+    Head::Ready(Prepared {
+        len,
+        head_only: method == "HEAD",
+        idempotent: matches!(
+            method,
+            "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+        ),
+        keep_alive,
+        json,
+        request_id,
+        client,
+    })
+}
+
+#[inline]
+pub(super) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "10.0.0.7:5000".parse().unwrap()
+    }
+
+    fn run(raw: &str, trusted: &[&str]) -> (Head, String) {
+        let trusted =
+            TrustedProxies::new(&trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let mut out = Vec::new();
+        let head = prepare(raw.as_bytes(), peer(), "http", &trusted, &mut out);
+        (head, String::from_utf8(out).unwrap())
+    }
+
+    fn ready(raw: &str, trusted: &[&str]) -> (Prepared, String) {
+        match run(raw, trusted) {
+            (Head::Ready(p), out) => (p, out),
+            (Head::Partial, _) => panic!("partial: {raw:?}"),
+            (Head::Handoff(why), _) => panic!("handed off ({why}): {raw:?}"),
+        }
+    }
+
+    fn handoff(raw: &str) -> &'static str {
+        match run(raw, &[]).0 {
+            Head::Handoff(why) => why,
+            _ => panic!("not handed off: {raw:?}"),
+        }
+    }
+
+    fn lines(out: &str) -> Vec<&str> {
+        out.split("\r\n").collect()
+    }
+
+    #[test]
+    fn a_plain_get_is_rewritten_as_the_hyper_path_does() {
+        let raw = "GET /p?q=1 HTTP/1.1\r\nHost: a.test\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: gopher\r\nAccept: application/json\r\nUser-Agent: t\r\n\r\nGET /next";
+        let (p, out) = ready(raw, &[]);
+        assert_eq!(p.len, raw.len() - "GET /next".len());
+        assert!(p.keep_alive && p.idempotent && !p.head_only && p.json);
+        assert_eq!(p.request_id.as_bytes().len(), 32);
+        let id = String::from_utf8(p.request_id.as_bytes().to_vec()).unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "GET /p?q=1 HTTP/1.1",
+                "Host: a.test",
+                "Accept: application/json",
+                "User-Agent: t",
+                &format!("x-request-id: {id}"),
+                "x-forwarded-for: 10.0.0.7",
+                "x-real-ip: 10.0.0.7",
+                "x-forwarded-proto: http",
+                "x-forwarded-host: a.test",
+                "",
+                ""
+            ]
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_forwarding_headers_are_extended() {
+        let raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.1, 10.0.0.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: b\r\nX-Request-Id: abc-1\r\nConnection: close\r\nTE: trailers\r\n\r\n";
+        let (p, out) = ready(raw, &["10.0.0.0/8"]);
+        assert!(!p.keep_alive);
+        assert_eq!(p.request_id.as_bytes(), b"abc-1");
+        assert_eq!(p.client, "192.0.2.1".parse::<IpAddr>().unwrap());
+        let l = lines(&out);
+        assert!(l.contains(&"X-Forwarded-Proto: https"), "{out}");
+        assert!(l.contains(&"X-Forwarded-Host: b"), "{out}");
+        assert!(l.contains(&"x-forwarded-for: 192.0.2.1, 10.0.0.9, 10.0.0.7"));
+        assert!(l.contains(&"x-real-ip: 192.0.2.1"));
+        assert!(l.contains(&"te: trailers") && l.contains(&"connection: te"));
+        assert!(!out.contains("x-forwarded-proto: http"), "{out}");
+        assert!(!out.to_ascii_lowercase().contains("connection: close"));
+    }
+
+    #[test]
+    fn a_bad_client_request_id_is_replaced() {
+        let (p, out) = ready(
+            "HEAD / HTTP/1.1\r\nX-Request-Id: has space\r\nContent-Length: 0\r\n\r\n",
+            &[],
+        );
+        assert!(p.head_only);
+        assert_eq!(p.request_id.as_bytes().len(), 32);
+        assert!(!out.contains("has space"));
+        assert!(out.contains("Content-Length: 0\r\n"));
+    }
+
+    #[test]
+    fn what_the_engine_does_not_serve_goes_to_hyper() {
+        for raw in [
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent_Length: 5\r\n\r\n",
+            "GET / HTTP/1.1\r\nTransfer---Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            "PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            "GET http://a.test/ HTTP/1.1\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ] {
+            handoff(raw);
+        }
+        let long = format!(
+            "GET / HTTP/1.1\r\nContent{}Length: 1\r\n\r\n",
+            "-".repeat(70)
+        );
+        handoff(&long);
+    }
+
+    #[test]
+    fn an_unfinished_head_waits() {
+        assert!(matches!(
+            run("GET / HTTP/1.1\r\nHost: a\r\n", &[]).0,
+            Head::Partial
+        ));
+    }
+}

@@ -1,0 +1,348 @@
+//! A backend's response head: parsed in place, its body's framing decided
+//! (RFC 9112 §6.3), and written out for the client: hop-by-hop and
+//! `Connection`-named headers removed, `X-Request-Id` set, `Connection:
+//! close` when the client's connection ends after it.
+
+use super::request::{header, tokens, RequestId};
+
+/// Header lines a response may have; more is a 502.
+const MAX_HEADERS: usize = 128;
+const MAX_CONNECTION_TOKENS: usize = 8;
+
+/// How the response body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// HEAD, 204, 304: nothing follows the head.
+    None,
+    /// `Content-Length`.
+    Length(u64),
+    /// `Transfer-Encoding` ending in `chunked`: passed through as it is,
+    /// trailers included, while `chunked::Tracker` finds its end.
+    Chunked,
+    /// Neither: the body ends when the backend closes. The client's
+    /// connection closes after it too.
+    Close,
+}
+
+pub struct ResponseHead {
+    /// Bytes of the backend's buffer the head took.
+    pub len: usize,
+    pub status: u16,
+    pub framing: Framing,
+    /// The backend's connection may carry another request afterwards.
+    pub reusable: bool,
+    /// The client's connection ends after this response.
+    pub close_client: bool,
+}
+
+pub enum Parsed {
+    Partial,
+    /// A `1xx` other than 101, this long: skipped, as hyper's client does.
+    Informational(usize),
+    Ready(ResponseHead),
+    Invalid(&'static str),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Other,
+    Drop,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+}
+
+fn classify(name: &[u8]) -> Name {
+    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    match name.len() {
+        10 if eq(b"connection") => Name::Connection,
+        14 if eq(b"content-length") => Name::ContentLength,
+        17 if eq(b"transfer-encoding") => Name::TransferEncoding,
+        2 if eq(b"te") => Name::Drop,
+        7 if eq(b"upgrade") => Name::Drop,
+        10 if eq(b"keep-alive") => Name::Drop,
+        12 if eq(b"x-request-id") => Name::Drop,
+        16 if eq(b"proxy-connection") => Name::Drop,
+        18 if eq(b"proxy-authenticate") => Name::Drop,
+        19 if eq(b"proxy-authorization") => Name::Drop,
+        _ => Name::Other,
+    }
+}
+
+/// Add one `Content-Length` value to `seen`: one number, or a comma list of
+/// the same number (RFC 9110 §8.6); false when it is not, or differs from an
+/// earlier line.
+fn parse_length(value: &[u8], seen: &mut Option<u64>) -> bool {
+    for t in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+        if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        let n = t.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        match seen {
+            Some(prev) if *prev != n => return false,
+            _ => *seen = Some(n),
+        }
+    }
+    true
+}
+
+/// Parse the response head at the start of `buf`; when complete, write the
+/// client's head into `out` (cleared first). `head_only`: the request was
+/// HEAD. `client_keep_alive`: the client's connection may stay open as far
+/// as the request and the listener are concerned.
+pub fn prepare(
+    buf: &[u8],
+    head_only: bool,
+    client_keep_alive: bool,
+    request_id: &RequestId,
+    out: &mut Vec<u8>,
+) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid("too many header lines"),
+        Err(_) => return Parsed::Invalid("the response head does not parse"),
+    };
+    let (Some(version), Some(status)) = (resp.version, resp.code) else {
+        return Parsed::Invalid("no status line");
+    };
+    match status {
+        101 => return Parsed::Invalid("101 Switching Protocols to a request without Upgrade"),
+        100..=199 => return Parsed::Informational(len),
+        _ => {}
+    }
+
+    let mut reusable = version == 1;
+    let mut length: Option<u64> = None;
+    let mut lengths = false;
+    let mut chunked: Option<bool> = None;
+    let mut named: [&[u8]; MAX_CONNECTION_TOKENS] = [&[]; MAX_CONNECTION_TOKENS];
+    let mut named_len = 0;
+    let mut kinds = [Name::Other; MAX_HEADERS];
+    for (h, kind) in resp.headers.iter().zip(kinds.iter_mut()) {
+        *kind = classify(h.name.as_bytes());
+        match *kind {
+            Name::ContentLength => {
+                lengths = true;
+                if !parse_length(h.value, &mut length) {
+                    return Parsed::Invalid("Content-Length is not one number");
+                }
+            }
+            Name::TransferEncoding => {
+                // Only the last coding matters for where the body ends.
+                if let Some(last) = tokens(h.value).last() {
+                    chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+                }
+            }
+            Name::Connection => {
+                for t in tokens(h.value) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        reusable = false;
+                    } else if !t.eq_ignore_ascii_case(b"keep-alive") {
+                        if named_len == named.len() {
+                            return Parsed::Invalid("Connection names too many headers");
+                        }
+                        named[named_len] = t;
+                        named_len += 1;
+                    }
+                }
+            }
+            Name::Drop | Name::Other => {}
+        }
+    }
+    let named = &named[..named_len];
+
+    let framing = if head_only || status == 204 || status == 304 {
+        Framing::None
+    } else {
+        match chunked {
+            // Transfer-Encoding wins over Content-Length; a message with
+            // both is not to be trusted with the connection afterwards.
+            Some(true) => {
+                if lengths {
+                    reusable = false;
+                }
+                Framing::Chunked
+            }
+            Some(false) => Framing::Close,
+            None => match length {
+                Some(n) => Framing::Length(n),
+                None => Framing::Close,
+            },
+        }
+    };
+    if framing == Framing::Close {
+        reusable = false;
+    }
+    let close_client = !client_keep_alive || framing == Framing::Close;
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    let mut code = [0u8; 3];
+    code[0] = b'0' + (status / 100) as u8;
+    code[1] = b'0' + (status / 10 % 10) as u8;
+    code[2] = b'0' + (status % 10) as u8;
+    out.extend_from_slice(&code);
+    out.push(b' ');
+    let reason = resp.reason.filter(|r| !r.is_empty()).or_else(|| {
+        http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+    });
+    out.extend_from_slice(reason.unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (h, kind) in resp.headers.iter().zip(&kinds) {
+        let keep = match kind {
+            Name::Other => {
+                named.is_empty()
+                    || !named
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(h.name.as_bytes()))
+            }
+            Name::ContentLength => framing != Framing::Chunked,
+            Name::TransferEncoding => framing == Framing::Chunked,
+            Name::Drop | Name::Connection => false,
+        };
+        if keep {
+            header(out, h.name.as_bytes(), h.value);
+        }
+    }
+    header(out, b"x-request-id", request_id.as_bytes());
+    if close_client {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+
+    Parsed::Ready(ResponseHead {
+        len,
+        status,
+        framing,
+        reusable,
+        close_client,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> RequestId {
+        let mut out = Vec::new();
+        let trusted = Default::default();
+        match super::super::request::prepare(
+            b"GET / HTTP/1.1\r\nX-Request-Id: rid-1\r\n\r\n",
+            "127.0.0.1:1".parse().unwrap(),
+            "http",
+            &trusted,
+            &mut out,
+        ) {
+            super::super::request::Head::Ready(p) => p.request_id,
+            _ => unreachable!(),
+        }
+    }
+
+    fn ready(raw: &str, head_only: bool, keep_alive: bool) -> (ResponseHead, String) {
+        let mut out = Vec::new();
+        match prepare(raw.as_bytes(), head_only, keep_alive, &id(), &mut out) {
+            Parsed::Ready(h) => (h, String::from_utf8(out).unwrap()),
+            Parsed::Partial => panic!("partial"),
+            Parsed::Informational(_) => panic!("1xx"),
+            Parsed::Invalid(why) => panic!("invalid: {why}"),
+        }
+    }
+
+    fn invalid(raw: &str) -> &'static str {
+        match prepare(raw.as_bytes(), false, true, &id(), &mut Vec::new()) {
+            Parsed::Invalid(why) => why,
+            _ => panic!("accepted: {raw:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sized_response_is_rewritten() {
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Request-Id: theirs\r\nServer: t\r\n\r\nhello";
+        let (h, out) = ready(raw, false, true);
+        assert_eq!(h.len, raw.len() - 5);
+        assert_eq!((h.status, h.framing), (200, Framing::Length(5)));
+        assert!(h.reusable && !h.close_client);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: t\r\nx-request-id: rid-1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn chunked_passes_through_and_wins_over_a_length() {
+        let raw = "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n";
+        let (h, out) = ready(raw, false, true);
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(!h.reusable, "CL + TE: not trusted with another request");
+        assert!(out.contains("Transfer-Encoding: chunked\r\n"));
+        assert!(!out.contains("Content-Length"));
+    }
+
+    #[test]
+    fn a_body_to_the_close_closes_both_sides() {
+        let (h, out) = ready("HTTP/1.1 200 OK\r\nServer: t\r\n\r\n", false, true);
+        assert_eq!(h.framing, Framing::Close);
+        assert!(!h.reusable && h.close_client);
+        assert!(out.ends_with("connection: close\r\n\r\n"));
+        let (h, _) = ready(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            false,
+            true,
+        );
+        assert_eq!(h.framing, Framing::Close);
+        let (h, _) = ready("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false, true);
+        assert!(!h.reusable, "HTTP/1.0 backends close");
+    }
+
+    #[test]
+    fn bodiless_answers_keep_their_length_header() {
+        for (raw, head_only) in [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", true),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n",
+                false,
+            ),
+            ("HTTP/1.1 204 No Content\r\n\r\n", false),
+        ] {
+            let (h, out) = ready(raw, head_only, false);
+            assert_eq!(h.framing, Framing::None, "{raw}");
+            assert!(h.reusable && h.close_client);
+            assert_eq!(out.contains("Content-Length: 100"), !raw.contains("204"));
+        }
+    }
+
+    #[test]
+    fn repeated_equal_lengths_are_one_and_different_ones_are_refused() {
+        let (h, _) = ready(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n",
+            false,
+            true,
+        );
+        assert_eq!(h.framing, Framing::Length(3));
+        invalid("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n");
+        invalid("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n");
+        invalid("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n");
+        invalid("HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        invalid("HTTP/1.1 2000 OK\r\n\r\n");
+    }
+
+    #[test]
+    fn informational_answers_are_skipped() {
+        let raw = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
+        match prepare(raw.as_bytes(), false, true, &id(), &mut Vec::new()) {
+            Parsed::Informational(n) => assert_eq!(n, 25),
+            _ => panic!("not skipped"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_status_gets_a_reason() {
+        let (_, out) = ready("HTTP/1.1 299 \r\nContent-Length: 0\r\n\r\n", false, true);
+        assert!(out.starts_with("HTTP/1.1 299 Unknown\r\n"), "{out}");
+    }
+}

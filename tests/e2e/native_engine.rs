@@ -1,0 +1,448 @@
+//! The native HTTP/1.1 engine (`proxy/h1`, `proxy.engine: native`, the
+//! default): what it passes through byte for byte, how it reuses and
+//! replaces backend connections, and how a connection moves to hyper at the
+//! first request the engine does not serve. Most of the suite runs on it
+//! too (every plain GET of every other test); these are the cases only a
+//! scripted backend can produce.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::support::raw::find;
+use crate::support::{demo_config, get, read_to_close, upstreams_config, Shoal};
+
+/// What the scripted backend does after answering.
+#[derive(Clone, Copy, PartialEq)]
+enum After {
+    KeepOpen,
+    Close,
+}
+
+/// A backend that answers each request head with the bytes its path maps
+/// to (the request's path is the key, e.g. `/chunked`), counting
+/// connections that carried a request (not the TCP health checks) and
+/// requests. A real socket server, scripted so that the
+/// framings a proxy must handle can all be produced on demand.
+struct Scripted {
+    addr: SocketAddr,
+    conns: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Scripted {
+    async fn start(script: &[(&'static str, &'static str, After)]) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let script: Arc<BTreeMap<&str, (&str, After)>> =
+            Arc::new(script.iter().map(|(p, r, a)| (*p, (*r, *a))).collect());
+        let conns = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (c, r) = (conns.clone(), requests.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let (script, r, c) = (script.clone(), r.clone(), c.clone());
+                tokio::spawn(async move {
+                    let mut first = true;
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = find(&buf, b"\r\n\r\n") else {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end + 4);
+                        r.fetch_add(1, Ordering::SeqCst);
+                        if std::mem::take(&mut first) {
+                            c.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                        let (resp, after) = script.get(path.as_str()).copied().unwrap_or((
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+                            After::KeepOpen,
+                        ));
+                        // `<pause>` in a script: the rest comes 200 ms later.
+                        for (i, part) in resp.split("<pause>").enumerate() {
+                            if i > 0 {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            if s.write_all(part.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        if after == After::Close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Scripted {
+            addr,
+            conns,
+            requests,
+            task,
+        }
+    }
+
+    fn conns(&self) -> usize {
+        self.conns.load(Ordering::SeqCst)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+const CHUNKED: &str = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 11\r\n\r\n";
+const LENGTH: &str = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-From: backend\r\n\r\nsized";
+const CONTINUE: &str =
+    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+const HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+const NO_CONTENT: &str = "HTTP/1.1 204 No Content\r\nX-Empty: 1\r\n\r\n";
+
+fn framings() -> Vec<(&'static str, &'static str, After)> {
+    vec![
+        ("/chunked", CHUNKED, After::KeepOpen),
+        ("/length", LENGTH, After::KeepOpen),
+        ("/continue", CONTINUE, After::KeepOpen),
+        ("/head", HEAD, After::KeepOpen),
+        ("/204", NO_CONTENT, After::KeepOpen),
+    ]
+}
+
+/// Read exactly one response from `s`: its head, and a body by its
+/// framing (chunked read to its last CRLF, the `0` chunk's trailers
+/// included). `head_only`: the request was HEAD.
+async fn one_response(
+    s: &mut TcpStream,
+    pending: &mut Vec<u8>,
+    head_only: bool,
+) -> (String, Vec<u8>) {
+    let end = loop {
+        if let Some(end) = find(pending, b"\r\n\r\n") {
+            break end;
+        }
+        fill(s, pending).await;
+    };
+    let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+    pending.drain(..end + 4);
+    let lower = head.to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().unwrap();
+    if head_only || status == 204 || status == 304 {
+        return (head, Vec::new());
+    }
+    if lower.contains("transfer-encoding: chunked") {
+        // Until the empty line that ends the trailers after the 0 chunk.
+        loop {
+            if let Some(z) = find(pending, b"\r\n0\r\n") {
+                if let Some(e) = find(&pending[z + 5..], b"\r\n\r\n").map(|e| z + 5 + e + 4) {
+                    let body = pending.drain(..e).collect();
+                    return (head, body);
+                }
+                if pending[z + 5..].starts_with(b"\r\n") {
+                    let body = pending.drain(..z + 7).collect();
+                    return (head, body);
+                }
+            }
+            fill(s, pending).await;
+        }
+    }
+    let len: usize = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    while pending.len() < len {
+        fill(s, pending).await;
+    }
+    (head, pending.drain(..len).collect())
+}
+
+/// Read more of the response into `pending`; a close here is a failure.
+async fn fill(s: &mut TcpStream, pending: &mut Vec<u8>) {
+    let mut chunk = [0u8; 8192];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+        .await
+        .expect("response within 5 s")
+        .unwrap_or(0);
+    assert!(
+        n > 0,
+        "connection closed early: {}",
+        String::from_utf8_lossy(pending)
+    );
+    pending.extend_from_slice(&chunk[..n]);
+}
+
+fn config(backend: SocketAddr, engine: &str) -> String {
+    upstreams_config(
+        &[backend],
+        &format!("proxy: {{ engine: {engine} }}\nbalance: {{ algorithm: round_robin }}\n"),
+    )
+}
+
+/// Each framing a backend may use reaches the client as sent — chunked
+/// with its extension and trailers byte for byte, a 1xx skipped, HEAD and
+/// 204 without a body — with `X-Request-Id` added, on one client
+/// connection, sequentially and pipelined. Under both engines; on the
+/// native one, one backend connection carries them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_framing_passes_through_on_reused_connections() {
+    for engine in ["native", "hyper"] {
+        let backend = Scripted::start(&framings()).await;
+        let shoal = Shoal::start(&config(backend.addr, engine));
+        shoal.wait_upstreams(1).await;
+        let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+        let mut pending = Vec::new();
+        let req = |method: &str, path: &str| format!("{method} {path} HTTP/1.1\r\nhost: t\r\n\r\n");
+
+        for _round in 0..2 {
+            s.write_all(req("GET", "/chunked").as_bytes())
+                .await
+                .unwrap();
+            let (head, body) = one_response(&mut s, &mut pending, false).await;
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{engine}: {head}");
+            assert!(
+                head.to_ascii_lowercase().contains("\r\nx-request-id: "),
+                "{head}"
+            );
+            let body = String::from_utf8(body).unwrap();
+            if engine == "native" {
+                // Passed through as the backend framed it.
+                assert_eq!(
+                    body,
+                    "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 11\r\n\r\n"
+                );
+            } else {
+                // hyper re-chunks, and sends trailers only to a client
+                // that said `TE: trailers`.
+                assert!(body.contains("hello") && body.contains(" world"), "{body}");
+            }
+
+            s.write_all(req("GET", "/continue").as_bytes())
+                .await
+                .unwrap();
+            let (head, body) = one_response(&mut s, &mut pending, false).await;
+            assert!(
+                head.starts_with("HTTP/1.1 200 OK\r\n"),
+                "1xx skipped: {head}"
+            );
+            assert_eq!(body, b"ok");
+
+            s.write_all(req("HEAD", "/head").as_bytes()).await.unwrap();
+            let (head, body) = one_response(&mut s, &mut pending, true).await;
+            assert!(
+                head.to_ascii_lowercase().contains("content-length: 1000"),
+                "{head}"
+            );
+            assert!(body.is_empty());
+
+            s.write_all(req("GET", "/204").as_bytes()).await.unwrap();
+            let (head, _) = one_response(&mut s, &mut pending, false).await;
+            assert!(head.starts_with("HTTP/1.1 204 "), "{head}");
+        }
+
+        // Three requests in one write: three answers, in order.
+        let three = [
+            req("GET", "/length"),
+            req("GET", "/chunked"),
+            req("GET", "/length"),
+        ]
+        .concat();
+        s.write_all(three.as_bytes()).await.unwrap();
+        for expected in ["sized", "hello", "sized"] {
+            let (head, body) = one_response(&mut s, &mut pending, false).await;
+            assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+            assert!(
+                String::from_utf8_lossy(&body).contains(expected),
+                "{engine}"
+            );
+        }
+        assert!(pending.is_empty(), "nothing extra: {pending:?}");
+        assert_eq!(backend.requests(), 11, "{engine}");
+        if engine == "native" {
+            // (hyper's pool opens a few more for this sequence.)
+            assert_eq!(backend.conns(), 1, "one backend connection for all");
+        }
+    }
+}
+
+/// A response without a length ends when the backend closes: the client
+/// gets all of it and `Connection: close`, then the end of its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_to_the_close_closes_the_client() {
+    let backend = Scripted::start(&[(
+        "/stream",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+        After::Close,
+    )])
+    .await;
+    let shoal = Shoal::start(&config(backend.addr, "native"));
+    shoal.wait_upstreams(1).await;
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    s.write_all(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let all = read_to_close(&mut s, Duration::from_secs(5))
+        .await
+        .expect("closed");
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
+    assert!(
+        all.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{all}"
+    );
+    assert!(all.ends_with("\r\n\r\nuntil the end"), "{all}");
+}
+
+/// A backend that closes every connection after one answer without saying
+/// so (a keep-alive timeout racing the next request): whether shoal sees
+/// the close while the connection is idle or only when it uses it, no
+/// request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_closing_idle_connections_fails_no_request() {
+    let backend = Scripted::start(&[("/once", LENGTH, After::Close)]).await;
+    let shoal = Shoal::start(&config(backend.addr, "native"));
+    shoal.wait_upstreams(1).await;
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..20 {
+        s.write_all(b"GET /once HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = one_response(&mut s, &mut pending, false).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "request {i}: {head}");
+        assert_eq!(body, b"sized");
+        if i % 2 == 0 {
+            // Time for the close to arrive while the connection is pooled.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(
+        backend.requests(),
+        20,
+        "each request reached the backend once"
+    );
+    let text = get(shoal.admin, "/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&text.body).into_owned();
+    assert!(text.contains("shoal_retries_total 0"), "{text}");
+}
+
+/// An unreadable response is a 502 with the request id — also a chunked
+/// body broken in the bytes that came with the head — and a chunked body
+/// that breaks after the head went out cuts the client's connection rather
+/// than leaving it waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_backend_response_is_502_or_a_cut() {
+    let backend = Scripted::start(&[
+        ("/garbage", "HTTP/1.1 abc\r\n\r\n", After::Close),
+        (
+            "/lengths",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            After::Close,
+        ),
+        (
+            "/broken-at-once",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n",
+            After::Close,
+        ),
+        (
+            "/broken-chunks",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n<pause>ZZ\r\n",
+            After::KeepOpen,
+        ),
+    ])
+    .await;
+    let shoal = Shoal::start(&config(backend.addr, "native"));
+    shoal.wait_upstreams(1).await;
+    for path in ["/garbage", "/lengths", "/broken-at-once"] {
+        let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: t\r\nX-Request-Id: rid-{path}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut pending = Vec::new();
+        let (head, body) = one_response(&mut s, &mut pending, false).await;
+        assert!(head.starts_with("HTTP/1.1 502 "), "{path}: {head}");
+        assert!(
+            head.contains(&format!("x-request-id: rid-{path}")),
+            "{head}"
+        );
+        assert!(String::from_utf8_lossy(&body).contains("bad_upstream_response"));
+    }
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    s.write_all(b"GET /broken-chunks HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let all = read_to_close(&mut s, Duration::from_secs(5))
+        .await
+        .expect("cut, not left hanging");
+    assert!(all.starts_with("HTTP/1.1 200 OK"), "{all}");
+    assert!(!all.contains("\r\n0\r\n"), "never a clean end: {all}");
+}
+
+/// One client connection: GETs on the native engine, then a POST with a
+/// body moves it to hyper, which serves the rest of it — in order, nothing
+/// lost. The move is counted once in `/metrics`; a connection of GETs only
+/// never moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_a_body_moves_the_connection_to_hyper() {
+    let shoal = Shoal::start(&demo_config(1, ""));
+    shoal.wait_healthy(1).await;
+    let handoffs = || async {
+        let text = get(shoal.admin, "/metrics").await.unwrap();
+        let text = String::from_utf8_lossy(&text.body).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("shoal_native_handoffs_total "))
+            .map(|v| v.parse::<u64>().unwrap())
+            .expect("shoal_native_handoffs_total")
+    };
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        s.write_all(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = one_response(&mut s, &mut pending, false).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    assert_eq!(handoffs().await, 0, "GETs stay on the native engine");
+
+    // A POST pipelined behind a GET, and a GET behind the POST.
+    s.write_all(
+        b"GET / HTTP/1.1\r\nhost: t\r\n\r\nPOST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 11\r\n\r\nhello world\
+          GET / HTTP/1.1\r\nhost: t\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, _) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (head, body) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"hello world", "the POST's body, echoed");
+    let (head, _) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(handoffs().await, 1, "moved once");
+}
