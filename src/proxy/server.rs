@@ -31,7 +31,7 @@ use http::{Request, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use shoal_config::LimitsConfig;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::forward::Proxy;
 use super::h1;
@@ -140,6 +140,93 @@ where
     }
 }
 
+/// What the native connections of a listener share: one `Arc` per
+/// connection instead of each setting (a connection task's arguments stay
+/// in its state for its whole life). Rebuilt when `limits` change.
+struct NativeShared {
+    proxy: Arc<Proxy>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: LimitsConfig,
+    timers: h1::Timers,
+}
+
+impl NativeShared {
+    fn new(
+        proxy: &Arc<Proxy>,
+        builder: &Arc<auto::Builder<TokioExecutor>>,
+        limits: &LimitsConfig,
+    ) -> Arc<NativeShared> {
+        Arc::new(NativeShared {
+            proxy: proxy.clone(),
+            builder: builder.clone(),
+            limits: limits.clone(),
+            timers: h1::Timers {
+                header_read_timeout: limits.header_read_timeout,
+                idle_timeout: limits.idle_timeout,
+                send_timeout: limits.send_timeout,
+            },
+        })
+    }
+}
+
+/// A plain-HTTP connection on the native engine, and on hyper after a
+/// handoff. hyper's connection state (several KiB) is boxed, so the task
+/// of a connection that never moves — and every idle one — does not carry
+/// it. It is the task itself (no wrapping `async` block, whose captures
+/// would be a second copy of these arguments), so it also holds the
+/// connection's slot (`max_connections`) and its place in the
+/// open-connections gauge.
+async fn native_connection(
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<NativeShared>,
+    stop: CancellationToken,
+    slot: Option<OwnedSemaphorePermit>,
+    open: crate::metrics::counters::ConnectionGuard,
+) {
+    let end = h1::drive(&mut stream, &peer, &shared.proxy, &shared.timers, &stop).await;
+    if let h1::End::Handoff(read) = end {
+        let proxy = shared.proxy.clone();
+        after_handoff(
+            stream,
+            read,
+            peer,
+            proxy,
+            stop,
+            &shared.builder,
+            &shared.limits,
+        )
+        .await;
+    }
+    drop(slot);
+    drop(open);
+}
+
+/// hyper's connection over a socket the native engine handed off, as one
+/// boxed future: its state is never part of the native task's.
+fn after_handoff(
+    stream: tokio::net::TcpStream,
+    read: Vec<u8>,
+    peer: SocketAddr,
+    proxy: Arc<Proxy>,
+    stop: CancellationToken,
+    builder: &auto::Builder<TokioExecutor>,
+    limits: &LimitsConfig,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    // The bytes already read count as the head's first: the header timer
+    // runs on from now.
+    let watch = ConnWatch::new(limits);
+    let io = WatchedIo::new(h1::Rewind::new(stream, read), watch.clone());
+    let handler = Handler {
+        proxy,
+        watch,
+        max_body_size: limits.max_body_size,
+        peer,
+        proto: "http",
+    };
+    Box::pin(run_hyper(connection(builder, io, handler), peer, stop))
+}
+
 pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationToken) {
     let Frontend {
         proxy,
@@ -149,6 +236,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
     } = front;
     let mut limits = limits_now();
     let mut builder = Arc::new(builder_for(&limits));
+    let mut native = NativeShared::new(&proxy, &builder, &limits);
     // `limits.max_connections`: without a permit, no accept; connections
     // wait in the kernel's listen backlog.
     let mut slots = limits
@@ -187,46 +275,25 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                     .map(|n| Arc::new(Semaphore::new(n as usize)));
             }
             limits = now;
+            native = NativeShared::new(&proxy, &builder, &limits);
         }
         let _ = stream.set_nodelay(true);
-        // The header-read timer starts now: for TLS it bounds the
-        // handshake too (as nginx's client_header_timeout did).
-        let watch = ConnWatch::new(&limits);
         let max_body_size = limits.max_body_size;
         // Counts as open (in /metrics) until the connection's task ends.
         let open = crate::metrics::counters::connection_opened();
         match tls.server_config() {
             None if proxy.routing().engine == Engine::Native => {
-                let proxy = proxy.clone();
-                let builder = builder.clone();
-                let stop = stop.clone();
-                let timers = h1::Timers {
-                    header_read_timeout: limits.header_read_timeout,
-                    idle_timeout: limits.idle_timeout,
-                    send_timeout: limits.send_timeout,
-                };
-                let limits = limits.clone();
-                tasks.spawn(async move {
-                    let end = h1::drive(stream, peer, &proxy, timers, &stop).await;
-                    if let h1::End::Handoff(stream, read) = end {
-                        // The bytes read so far count as the head's first:
-                        // the header timer runs on from now.
-                        let watch = ConnWatch::new(&limits);
-                        let io = WatchedIo::new(h1::Rewind::new(stream, read), watch.clone());
-                        let handler = Handler {
-                            proxy,
-                            watch,
-                            max_body_size,
-                            peer,
-                            proto: "http",
-                        };
-                        run_hyper(connection(&builder, io, handler), peer, stop).await;
-                    }
-                    drop(permit);
-                    drop(open);
-                });
+                tasks.spawn(native_connection(
+                    stream,
+                    peer,
+                    native.clone(),
+                    stop.clone(),
+                    permit,
+                    open,
+                ));
             }
             None => {
+                let watch = ConnWatch::new(&limits);
                 let io = WatchedIo::new(stream, watch.clone());
                 let handler = Handler {
                     proxy: proxy.clone(),
@@ -248,6 +315,9 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 // this loop, so a slow client cannot hold up accepting.
                 let builder = builder.clone();
                 let stop = stop.clone();
+                // The header-read timer starts now: it bounds the
+                // handshake too (as nginx's client_header_timeout did).
+                let watch = ConnWatch::new(&limits);
                 let handler = Handler {
                     proxy: proxy.clone(),
                     watch,
@@ -286,5 +356,55 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
     }
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!(grace = ?grace, "grace period over; closing remaining connections");
+    }
+}
+
+#[cfg(test)]
+mod future_sizes {
+    use std::net::SocketAddr;
+
+    /// Every byte of a connection task's future is held by every open
+    /// connection, idle or not (10,000 idle connections: scenario 4 of
+    /// docs/BENCHMARKS.md). The native engine's task stays small: the
+    /// exchange and hyper's connection are boxed.
+    #[tokio::test]
+    async fn a_native_connection_task_stays_small() {
+        let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
+        let proxy = std::sync::Arc::new(super::Proxy::new(
+            table,
+            crate::proxy::Routing::new(&Default::default(), &Default::default()),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let limits = shoal_config::LimitsConfig::default();
+        let builder = std::sync::Arc::new(super::builder_for(&limits));
+        let shared = super::NativeShared::new(&proxy, &builder, &limits);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let drive_size = {
+            let mut s2 = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+            let f = super::h1::drive(&mut s2, &peer, &proxy, &shared.timers, &stop);
+            std::mem::size_of_val(&f)
+        };
+        println!("drive: {drive_size} bytes");
+        assert!(
+            drive_size <= 416,
+            "h1::drive's future is {drive_size} bytes"
+        );
+        let task = super::native_connection(
+            stream,
+            ([127, 0, 0, 1], 1).into(),
+            shared,
+            stop,
+            None,
+            crate::metrics::counters::connection_opened(),
+        );
+        let size = std::mem::size_of_val(&task);
+        println!("native connection task: {size} bytes");
+        assert!(size <= 656, "the native connection task is {size} bytes");
     }
 }

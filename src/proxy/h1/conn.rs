@@ -11,13 +11,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::exchange::{self, Client, Served};
-use super::io::{give_buf, give_vec, take_buf, take_vec, write_all, BUF_SIZE};
+use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all};
 use super::request::{prepare, Head};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
@@ -35,109 +36,58 @@ pub struct Timers {
 pub enum End {
     /// Closed (by either side, a timer, or the drain).
     Closed,
-    /// hyper serves the rest: the socket, and the bytes already read from it.
-    Handoff(TcpStream, Vec<u8>),
+    /// hyper serves the rest of the connection, starting with the bytes
+    /// already read from it.
+    Handoff(Vec<u8>),
 }
 
-/// Drive `stream` until it ends or is handed off.
+/// Drive `stream` until it ends or is handed off. (Everything by
+/// reference: the caller's task holds it for the connection's life, and a
+/// second copy here would be carried by every idle connection.)
 pub async fn drive(
-    mut stream: TcpStream,
-    peer: SocketAddr,
+    stream: &mut TcpStream,
+    peer: &SocketAddr,
     proxy: &Proxy,
-    timers: Timers,
+    timers: &Timers,
     stop: &CancellationToken,
 ) -> End {
-    let accepted = Instant::now();
-    let mut first = true;
+    // The first request's head is due header_read_timeout after accepting
+    // (as nginx's client_header_timeout); later ones from their first byte.
+    let mut first = Some(Instant::now() + timers.header_read_timeout);
     // Bytes read and not yet served (a pipelined request), if any: an idle
-    // connection holds no buffer.
-    let mut held: Option<(Vec<u8>, usize)> = None;
+    // connection holds no buffer. (Boxed: rare, and smaller in every task.)
+    let mut held: Option<Box<(Vec<u8>, usize)>> = None;
     loop {
-        if held.is_none() {
-            let wait = if first {
-                accepted + timers.header_read_timeout
-            } else {
-                Instant::now() + timers.idle_timeout
-            };
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => return End::Closed,
-                ready = tokio::time::timeout_at(wait, stream.readable()) => match ready {
-                    Ok(Ok(())) => {}
+        let (buf, filled) = match held.take() {
+            Some(held) => *held,
+            None => {
+                let wait = first.unwrap_or_else(|| Instant::now() + timers.idle_timeout);
+                match first_bytes(stream, wait, stop).await {
+                    Some(read) => read,
                     // Idle for idle_timeout, or never a byte within
                     // header_read_timeout: closed without an answer.
-                    Ok(Err(_)) | Err(_) => return End::Closed,
-                },
-            }
-        }
-        let (mut buf, mut filled) = held.take().unwrap_or_else(|| (take_buf(), 0));
-        let head_deadline = if first {
-            accepted + timers.header_read_timeout
-        } else {
-            Instant::now() + timers.header_read_timeout
-        };
-        let routing = proxy.routing();
-        let mut head = take_vec();
-        let req = loop {
-            if filled > 0 {
-                match prepare(&buf[..filled], peer, "http", &routing.trusted, &mut head) {
-                    Head::Ready(req) => break req,
-                    Head::Handoff(why) => {
-                        tracing::trace!(%peer, why, "request handed to hyper");
-                        return handoff(stream, buf, filled, head);
-                    }
-                    Head::Partial if filled == BUF_SIZE => {
-                        // A large head: hyper reads it up to
-                        // limits.max_header_size, or answers 431.
-                        return handoff(stream, buf, filled, head);
-                    }
-                    Head::Partial => {}
-                }
-            }
-            let read =
-                tokio::time::timeout_at(head_deadline, stream.read(&mut buf[filled..])).await;
-            match read {
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    give_buf(buf);
-                    give_vec(head);
-                    return End::Closed;
-                }
-                Ok(Ok(n)) => filled += n,
-                Err(_) => {
-                    give_buf(buf);
-                    give_vec(head);
-                    if filled > 0 {
-                        header_timeout(&mut stream, timers).await;
-                    }
-                    return End::Closed;
+                    None => return End::Closed,
                 }
             }
         };
-        first = false;
-        let client = Client {
-            stream: &mut stream,
-            send_timeout: timers.send_timeout,
-            closing: stop.is_cancelled(),
+        let head_deadline = first
+            .take()
+            .unwrap_or_else(|| Instant::now() + timers.header_read_timeout);
+        let read = Read {
+            buf,
+            filled,
+            head_deadline,
         };
-        // Boxed: the exchange's state lives only while a request does, so
-        // an idle connection's task stays small.
-        let served = Box::pin(exchange::serve(proxy, &routing, client, &req, &head)).await;
-        drop(routing);
-        match served {
-            Served::KeepAlive => {}
-            Served::Close => {
-                give_buf(buf);
-                give_vec(head);
-                return End::Closed;
+        // Boxed: what a request needs lives only while it does, so an idle
+        // connection's task holds no more than the wait above.
+        let step = Box::pin(one_request(stream, *peer, proxy, *timers, stop, read)).await;
+        match step {
+            Step::Next(pipelined) => held = pipelined.map(Box::new),
+            Step::Closed => return End::Closed,
+            Step::Handoff(read) => {
+                crate::metrics::counters::native_handoff();
+                return End::Handoff(read);
             }
-            Served::Handoff => return handoff(stream, buf, filled, head),
-        }
-        give_vec(head);
-        if filled > req.len {
-            buf.copy_within(req.len..filled, 0);
-            held = Some((buf, filled - req.len));
-        } else {
-            give_buf(buf);
         }
         if stop.is_cancelled() {
             return End::Closed;
@@ -145,11 +95,147 @@ pub async fn drive(
     }
 }
 
-fn handoff(stream: TcpStream, mut buf: Vec<u8>, filled: usize, head: Vec<u8>) -> End {
-    crate::metrics::counters::native_handoff();
+/// The client's bytes so far for the request being read.
+struct Read {
+    buf: Vec<u8>,
+    filled: usize,
+    head_deadline: Instant,
+}
+
+/// What became of one request.
+enum Step {
+    /// Served; the bytes after it (a pipelined request), if any.
+    Next(Option<(Vec<u8>, usize)>),
+    Closed,
+    /// For hyper: the bytes read so far.
+    Handoff(Vec<u8>),
+}
+
+/// Read the rest of a head, then serve the request.
+async fn one_request(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    proxy: &Proxy,
+    timers: Timers,
+    stop: &CancellationToken,
+    read: Read,
+) -> Step {
+    let Read {
+        mut buf,
+        mut filled,
+        head_deadline,
+    } = read;
+    let routing = proxy.routing();
+    let mut head = take_vec();
+    let req = loop {
+        match prepare(&buf[..filled], peer, "http", &routing.trusted, &mut head) {
+            Head::Ready(req) => break req,
+            Head::Handoff(why) => {
+                tracing::trace!(%peer, why, "request handed to hyper");
+                return handoff(buf, filled, head);
+            }
+            // A large head: past 16 KiB, hyper reads it up to
+            // limits.max_header_size, or answers 431.
+            Head::Partial if filled == buf.len() && !grow(&mut buf) => {
+                return handoff(buf, filled, head)
+            }
+            Head::Partial => {}
+        }
+        let more = tokio::time::timeout_at(head_deadline, stream.read(&mut buf[filled..])).await;
+        match more {
+            Ok(Ok(n)) if n > 0 => filled += n,
+            Ok(_) => {
+                give_buf(buf);
+                give_vec(head);
+                return Step::Closed;
+            }
+            Err(_) => {
+                give_buf(buf);
+                give_vec(head);
+                header_timeout(stream, timers).await;
+                return Step::Closed;
+            }
+        }
+    };
+    let client = Client {
+        stream,
+        send_timeout: timers.send_timeout,
+        closing: stop.is_cancelled(),
+    };
+    // The response goes through the client's buffer when nothing is
+    // pipelined behind the request (one buffer per request in flight, not
+    // two); the client's bytes are still there if the answer is Handoff.
+    let pipelined = filled > req.len;
+    let mut resp_buf = if pipelined {
+        take_buf()
+    } else {
+        std::mem::take(&mut buf)
+    };
+    let served = exchange::serve(proxy, &routing, client, &req, &head, &mut resp_buf).await;
+    if pipelined {
+        give_buf(resp_buf);
+    } else {
+        buf = resp_buf;
+    }
+    match served {
+        Served::KeepAlive => {}
+        Served::Close => {
+            give_buf(buf);
+            give_vec(head);
+            return Step::Closed;
+        }
+        Served::Handoff => return handoff(buf, filled, head),
+    }
+    give_vec(head);
+    if pipelined {
+        buf.copy_within(req.len..filled, 0);
+        Step::Next(Some((buf, filled - req.len)))
+    } else {
+        give_buf(buf);
+        Step::Next(None)
+    }
+}
+
+/// Wait until the client sends something (by `deadline`, and unless the
+/// drain begins), and read it into a buffer taken only then: `readable`
+/// may report a socket ready before any byte has come (a fresh one, for
+/// instance), and an idle connection must not hold a buffer. `None`: the
+/// client closed, the time ran out, or the drain began.
+async fn first_bytes(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    stop: &CancellationToken,
+) -> Option<(Vec<u8>, usize)> {
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return None,
+            // `poll_read_ready` rather than `readable()`: the waker waits in
+            // the socket's registration, not in a waiter node in this
+            // future (which every idle connection would carry).
+            ready = tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| stream.poll_read_ready(cx))) => match ready {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            },
+        }
+        let mut buf = take_buf();
+        match stream.read(&mut buf).now_or_never() {
+            Some(Ok(n)) if n > 0 => return Some((buf, n)),
+            Some(_) => {
+                give_buf(buf);
+                return None;
+            }
+            // Not ready after all: the read found nothing and cleared the
+            // readiness; wait again, holding nothing.
+            None => give_buf(buf),
+        }
+    }
+}
+
+fn handoff(mut buf: Vec<u8>, filled: usize, head: Vec<u8>) -> Step {
     give_vec(head);
     buf.truncate(filled);
-    End::Handoff(stream, buf)
+    Step::Handoff(buf)
 }
 
 /// Part of a head came, not all of it, within `header_read_timeout`: 408.

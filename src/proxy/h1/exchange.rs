@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use shoal_config::{Algorithm, UpstreamProtocol};
 
 use super::chunked::Tracker;
-use super::io::{give_buf, give_vec, take_buf, take_vec, write_all};
+use super::io::{give_body_buf, give_vec, grow, take_body_buf, take_vec, write_all, HEAD_BUF};
 use super::request::Prepared;
 use super::response::{self, Framing, Parsed, ResponseHead};
 use crate::balance::{Endpoint, RequestInfo, Tried};
@@ -69,13 +69,17 @@ pub struct Client<'a> {
     pub closing: bool,
 }
 
-/// Serve `req`, whose head for the backend is `head`.
+/// Serve `req`, whose head for the backend is `head`, reading the
+/// backend's response into `buf` (which may grow). `buf` is untouched when
+/// the answer is [`Served::Handoff`]: the caller may pass the buffer that
+/// holds the client's bytes.
 pub async fn serve(
     proxy: &Proxy,
     routing: &Routing,
     client: Client<'_>,
     req: &Prepared,
     head: &[u8],
+    buf: &mut Vec<u8>,
 ) -> Served {
     let key = match routing.algorithm {
         // `hash` looks at headers, cookies or the query: hyper's path has
@@ -88,10 +92,8 @@ pub async fn serve(
         }),
         _ => None,
     };
-    let mut buf = take_buf();
     let mut out = take_vec();
-    let served = attempts(proxy, routing, client, req, head, key, &mut buf, &mut out).await;
-    give_buf(buf);
+    let served = attempts(proxy, routing, client, req, head, key, buf, &mut out).await;
     give_vec(out);
     served
 }
@@ -106,7 +108,7 @@ async fn attempts(
     req: &Prepared,
     head: &[u8],
     key: Option<u64>,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Served {
     let table = proxy.table();
@@ -189,7 +191,7 @@ async fn attempts(
                         &endpoint,
                         routing.read_timeout,
                         &resp,
-                        &mut buf[..],
+                        buf,
                         filled,
                         out,
                     )
@@ -295,7 +297,7 @@ async fn send(
     routing: &Routing,
     req: &Prepared,
     head: &[u8],
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Result<(ResponseHead, usize), Failure> {
     write_all(
@@ -346,7 +348,7 @@ async fn send(
                 Parsed::Ready(resp) => return Ok((resp, filled)),
             }
         }
-        if filled == buf.len() {
+        if filled == buf.len() && !grow(buf) {
             return Err(Failure::Invalid("response head larger than 16 KiB"));
         }
     }
@@ -396,13 +398,13 @@ async fn relay(
     endpoint: &Endpoint,
     read_timeout: Duration,
     resp: &ResponseHead,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
     filled: usize,
     out: &[u8],
 ) -> Relayed {
     let body = &buf[resp.len..filled];
     let mut reusable = resp.reusable;
-    let (first, mut left) = match resp.framing {
+    let (first, left) = match resp.framing {
         Framing::None => (0, Left::Done),
         Framing::Length(n) => {
             let take = body.len().min(usize::try_from(n).unwrap_or(usize::MAX));
@@ -435,6 +437,53 @@ async fn relay(
         tracing::debug!(error = %e, "client went away during the response");
         return Relayed::Cut;
     }
+    let large = match left {
+        Left::Done => false,
+        Left::Bytes(rest) => rest > HEAD_BUF as u64,
+        Left::Chunks(_) | Left::ToClose => true,
+    };
+    if !large {
+        return relay_rest(
+            client,
+            client_timeout,
+            upstream,
+            endpoint,
+            read_timeout,
+            left,
+            reusable,
+            buf,
+        )
+        .await;
+    }
+    let mut big = take_body_buf();
+    let relayed = relay_rest(
+        client,
+        client_timeout,
+        upstream,
+        endpoint,
+        read_timeout,
+        left,
+        reusable,
+        &mut big,
+    )
+    .await;
+    give_body_buf(big);
+    relayed
+}
+
+/// The rest of a body, read by read through `buf`.
+#[allow(clippy::too_many_arguments)]
+async fn relay_rest(
+    client: &mut TcpStream,
+    client_timeout: Duration,
+    upstream: &mut TcpStream,
+    endpoint: &Endpoint,
+    read_timeout: Duration,
+    mut left: Left,
+    mut reusable: bool,
+    buf: &mut [u8],
+) -> Relayed {
+    let stalled = Stalled::ClientSend(client_timeout);
     loop {
         if matches!(left, Left::Done) {
             return Relayed::Whole {

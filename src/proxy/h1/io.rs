@@ -14,10 +14,19 @@ use tokio::net::TcpStream;
 
 use crate::proxy::stall::Stalled;
 
-/// A request's buffers: the client's head, then the backend's response.
-pub const BUF_SIZE: usize = 16 << 10;
+/// A request's buffers start this size: the client's head, the backend's
+/// response head (and a small body with it). nginx's header buffer is
+/// 1 KiB; most heads fit in 4.
+pub const HEAD_BUF: usize = 4 << 10;
+/// A head may grow its buffer to this; a larger request head goes to hyper
+/// (which reads up to `limits.max_header_size`), a larger response head is
+/// a 502.
+pub const MAX_HEAD_BUF: usize = 16 << 10;
+/// Large response bodies are relayed through a buffer this size.
+pub const BODY_BUF: usize = 64 << 10;
 /// Buffers kept per thread for the next request.
 const KEPT: usize = 64;
+const KEPT_BODY: usize = 4;
 
 /// Heads written for the other side start with this much room.
 const HEAD_CAPACITY: usize = 1024;
@@ -25,22 +34,50 @@ const HEAD_CAPACITY: usize = 1024;
 thread_local! {
     static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     static FREE_HEADS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static FREE_BODIES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A zeroed-once buffer of `BUF_SIZE` bytes, from this thread's free list.
+/// A zeroed-once buffer of `HEAD_BUF` bytes, from this thread's free list.
 pub fn take_buf() -> Vec<u8> {
     FREE.with(|f| f.borrow_mut().pop())
-        .unwrap_or_else(|| vec![0u8; BUF_SIZE])
+        .unwrap_or_else(|| vec![0u8; HEAD_BUF])
 }
 
-/// Back to the free list: an idle connection holds no buffer.
+/// Back to the free list: an idle connection holds no buffer. A grown one
+/// is freed.
 pub fn give_buf(buf: Vec<u8>) {
-    if buf.len() != BUF_SIZE {
+    if buf.len() != HEAD_BUF {
         return;
     }
     FREE.with(|f| {
         let mut f = f.borrow_mut();
         if f.len() < KEPT {
+            f.push(buf);
+        }
+    });
+}
+
+/// Make room for a longer head: 4 KiB → 16 KiB; false when it is at
+/// `MAX_HEAD_BUF` already.
+pub fn grow(buf: &mut Vec<u8>) -> bool {
+    if buf.len() >= MAX_HEAD_BUF {
+        return false;
+    }
+    buf.resize(MAX_HEAD_BUF, 0);
+    true
+}
+
+/// A `BODY_BUF` buffer for relaying a large body.
+pub fn take_body_buf() -> Vec<u8> {
+    FREE_BODIES
+        .with(|f| f.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0u8; BODY_BUF])
+}
+
+pub fn give_body_buf(buf: Vec<u8>) {
+    FREE_BODIES.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.len() < KEPT_BODY {
             f.push(buf);
         }
     });
@@ -54,7 +91,7 @@ pub fn take_vec() -> Vec<u8> {
 }
 
 pub fn give_vec(mut v: Vec<u8>) {
-    if v.capacity() > BUF_SIZE {
+    if v.capacity() > MAX_HEAD_BUF {
         return;
     }
     v.clear();
