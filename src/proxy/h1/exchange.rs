@@ -398,7 +398,7 @@ async fn relay(
     endpoint: &Endpoint,
     read_timeout: Duration,
     resp: &ResponseHead,
-    buf: &mut Vec<u8>,
+    buf: &mut [u8],
     filled: usize,
     out: &[u8],
 ) -> Relayed {
