@@ -369,6 +369,9 @@ async fn read_until(
         .ok()
 }
 
+/// Body bytes that arrived with the head and are copied behind it.
+const SMALL_BODY: usize = 4 << 10;
+
 enum Relayed {
     /// The whole body went to the client.
     Whole { upstream_reusable: bool },
@@ -400,7 +403,7 @@ async fn relay(
     resp: &ResponseHead,
     buf: &mut [u8],
     filled: usize,
-    out: &[u8],
+    out: &mut Vec<u8>,
 ) -> Relayed {
     let body = &buf[resp.len..filled];
     let mut reusable = resp.reusable;
@@ -433,7 +436,15 @@ async fn relay(
         reusable = false;
     }
     let stalled = Stalled::ClientSend(client_timeout);
-    if let Err(e) = write_all(client, &[out, &body[..first]], client_timeout, stalled).await {
+    // A small body goes in the head's buffer: one `send` for the whole
+    // response instead of a `writev` of two pieces.
+    let sent = if first <= SMALL_BODY {
+        out.extend_from_slice(&body[..first]);
+        write_all(client, &[out], client_timeout, stalled).await
+    } else {
+        write_all(client, &[out, &body[..first]], client_timeout, stalled).await
+    };
+    if let Err(e) = sent {
         tracing::debug!(error = %e, "client went away during the response");
         return Relayed::Cut;
     }

@@ -132,12 +132,24 @@ pub async fn write_all(
             n += 1;
         }
         let slices = &slices[..n];
-        let written = match stream.write_vectored(slices).now_or_never() {
-            Some(r) => r?,
-            None => match tokio::time::timeout(timeout, stream.write_vectored(slices)).await {
-                Ok(r) => r?,
-                Err(_) => return Err(stalled.into_io()),
-            },
+        // One slice is a `send`; `writev` takes the longer VFS path in the
+        // kernel for the same bytes.
+        let written = if let [one] = slices {
+            match stream.write(one).now_or_never() {
+                Some(r) => r?,
+                None => match tokio::time::timeout(timeout, stream.write(one)).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(stalled.into_io()),
+                },
+            }
+        } else {
+            match stream.write_vectored(slices).now_or_never() {
+                Some(r) => r?,
+                None => match tokio::time::timeout(timeout, stream.write_vectored(slices)).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(stalled.into_io()),
+                },
+            }
         };
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
