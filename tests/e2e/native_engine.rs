@@ -446,3 +446,43 @@ async fn a_request_with_a_body_moves_the_connection_to_hyper() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(handoffs().await, 1, "moved once");
 }
+
+/// A client that closes its connection while its request waits for a slow
+/// backend abandons the request: shoal closes the backend connection at
+/// once (nginx's 499) rather than holding it until the response or
+/// `response_header_timeout`. Under both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_abandons_its_request() {
+    use crate::support::eventually;
+    use crate::support::raw::{Mode, RawBackend};
+    for engine in ["native", "hyper"] {
+        let backend = RawBackend::start(Mode::Record).await;
+        let shoal = Shoal::start(&config(backend.addr, engine));
+        shoal.wait_upstreams(1).await;
+        let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
+        eventually(
+            Duration::from_secs(5),
+            "the request at the backend",
+            || async { (!backend.conns().is_empty()).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!backend.conns()[0].closed, "{engine}: still waiting");
+        let left = std::time::Instant::now();
+        drop(s);
+        let closed_at = eventually(
+            Duration::from_secs(5),
+            "the backend connection closed",
+            || async { backend.conns()[0].closed_at },
+        )
+        .await;
+        let after = closed_at.saturating_duration_since(left);
+        assert!(
+            after < Duration::from_secs(2),
+            "{engine}: closed {after:?} after the client left"
+        );
+    }
+}

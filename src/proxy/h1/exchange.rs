@@ -58,6 +58,9 @@ enum Failure {
     Timeout,
     /// Sent; the response head is not one the engine can pass on.
     Invalid(&'static str),
+    /// The client closed its connection while the response was awaited:
+    /// the request is abandoned (nginx's 499), not the backend's fault.
+    ClientGone,
 }
 
 /// Client-side settings of the connection the request came on.
@@ -171,7 +174,17 @@ async fn attempts(
         let mut reconnected = false;
         loop {
             let started = Instant::now();
-            let sent = send(&mut upstream, &endpoint, routing, req, head, buf, out).await;
+            let sent = send(
+                &mut upstream,
+                client.stream,
+                &endpoint,
+                routing,
+                req,
+                head,
+                buf,
+                out,
+            )
+            .await;
             let failure = match sent {
                 Ok((resp, filled)) => {
                     endpoint.record_response(resp.status, started.elapsed());
@@ -219,6 +232,10 @@ async fn attempts(
                         }
                     };
                 }
+                Err(Failure::ClientGone) => {
+                    tracing::debug!(backend = %endpoint.id, request_id = ?req.request_id.header_value(), "client closed its connection before the response; request abandoned");
+                    return Served::Close;
+                }
                 Err(f) => f,
             };
             // The same backend once more on a new socket: the idle one
@@ -228,7 +245,7 @@ async fn attempts(
                 && match &failure {
                     Failure::Unsent(_) => true,
                     Failure::Read { got_bytes, .. } => !got_bytes && req.idempotent,
-                    Failure::Timeout | Failure::Invalid(_) => false,
+                    Failure::Timeout | Failure::Invalid(_) | Failure::ClientGone => false,
                 };
             if stale {
                 if let Ok(fresh) = Box::pin(endpoint.pool.connect_raw()).await {
@@ -272,6 +289,7 @@ async fn attempts(
                     },
                     req.idempotent,
                 ),
+                Failure::ClientGone => unreachable!("answered above"),
             };
             tracing::debug!(backend = %endpoint.id, reused, error = %error, "upstream request failed");
             routing.failed(table, &endpoint, &error);
@@ -290,9 +308,12 @@ async fn attempts(
 
 /// Write the head, then read until the response head is whole (skipping
 /// 1xx). On success the response head is in `ResponseHead` and `buf[..filled]`
-/// holds what was read (the head, then the body's first bytes).
+/// holds what was read (the head, then the body's first bytes). While it
+/// waits, a client that closes its connection ends the wait.
+#[allow(clippy::too_many_arguments)]
 async fn send(
     upstream: &mut TcpStream,
+    client: &TcpStream,
     endpoint: &Arc<Endpoint>,
     routing: &Routing,
     req: &Prepared,
@@ -311,7 +332,12 @@ async fn send(
     let deadline = tokio::time::Instant::now() + routing.response_header_timeout;
     let mut filled = 0;
     loop {
-        let n = match read_until(upstream, &mut buf[filled..], deadline).await {
+        let read = tokio::select! {
+            biased;
+            read = read_until(upstream, &mut buf[filled..], deadline) => read,
+            () = client_gone(client) => return Err(Failure::ClientGone),
+        };
+        let n = match read {
             Some(Ok(n)) => n,
             Some(Err(source)) => {
                 return Err(Failure::Read {
@@ -351,6 +377,18 @@ async fn send(
         if filled == buf.len() && !grow(buf) {
             return Err(Failure::Invalid("response head larger than 16 KiB"));
         }
+    }
+}
+
+/// Resolves when the client has closed its connection (or it failed). A
+/// client that sent more (a pipelined request) is still there: then it
+/// never resolves. A peek, so nothing is taken from the socket; no syscall
+/// until the socket has something.
+async fn client_gone(client: &TcpStream) {
+    let mut probe = [0u8; 1];
+    match client.peek(&mut probe).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
     }
 }
 
