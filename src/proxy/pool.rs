@@ -180,15 +180,33 @@ impl Sender {
     }
 }
 
-struct Idle {
-    sender: http1::SendRequest<UpstreamBody>,
+/// An idle keep-alive connection: hyper's sender, or a raw socket (native
+/// engine).
+struct Idle<T> {
+    conn: T,
     since: Instant,
 }
 
-/// An idle raw socket (native engine).
-struct RawIdle {
-    stream: TcpStream,
-    since: Instant,
+/// Park `conn` as the newest idle connection of `list`: the ones past
+/// `idle_timeout` go first (oldest first, while we are here), and at most
+/// `max_idle` are kept.
+fn park<T>(list: &Mutex<Vec<Idle<T>>>, conn: T, settings: &PoolSettings) {
+    let Ok(mut idle) = list.lock() else {
+        return;
+    };
+    let expired = idle
+        .iter()
+        .take_while(|c| c.since.elapsed() >= settings.idle_timeout)
+        .count();
+    if expired > 0 {
+        idle.drain(..expired);
+    }
+    if idle.len() < settings.max_idle {
+        idle.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
 }
 
 /// The h2 connection every request to the backend shares.
@@ -201,9 +219,9 @@ struct Inner {
     addr: SocketAddr,
     settings: PoolSettings,
     /// HTTP/1.1: idle keep-alive connections.
-    idle: Mutex<Vec<Idle>>,
+    idle: Mutex<Vec<Idle<http1::SendRequest<UpstreamBody>>>>,
     /// Raw HTTP/1.1 (native engine): idle keep-alive sockets.
-    raw_idle: Mutex<Vec<RawIdle>>,
+    raw_idle: Mutex<Vec<Idle<TcpStream>>>,
     /// h2: the shared connection, if one is open.
     shared: ArcSwapOption<Shared>,
     /// h2: one connect at a time.
@@ -298,8 +316,8 @@ impl Pool {
         let mut idle = self.inner.raw_idle.lock().ok()?;
         let timeout = self.inner.settings.idle_timeout;
         while let Some(conn) = idle.pop() {
-            if conn.since.elapsed() < timeout && still_open(&conn.stream) {
-                return Some(conn.stream);
+            if conn.since.elapsed() < timeout && still_open(&conn.conn) {
+                return Some(conn.conn);
             }
         }
         None
@@ -307,22 +325,7 @@ impl Pool {
 
     /// Give back a raw socket whose last exchange ended cleanly.
     pub fn put_raw(&self, stream: TcpStream) {
-        if let Ok(mut idle) = self.inner.raw_idle.lock() {
-            let timeout = self.inner.settings.idle_timeout;
-            let expired = idle
-                .iter()
-                .take_while(|c| c.since.elapsed() >= timeout)
-                .count();
-            if expired > 0 {
-                idle.drain(..expired);
-            }
-            if idle.len() < self.inner.settings.max_idle {
-                idle.push(RawIdle {
-                    stream,
-                    since: Instant::now(),
-                });
-            }
-        }
+        park(&self.inner.raw_idle, stream, &self.inner.settings);
     }
 
     /// A new raw socket to the backend (`proxy.connect_timeout`).
@@ -337,8 +340,8 @@ impl Pool {
         let timeout = self.inner.settings.idle_timeout;
         // Most recently used first: it is the least likely to have been closed.
         while let Some(conn) = idle.pop() {
-            if conn.sender.is_ready() && conn.since.elapsed() < timeout {
-                return Some(conn.sender);
+            if conn.conn.is_ready() && conn.since.elapsed() < timeout {
+                return Some(conn.conn);
             }
         }
         None
@@ -348,23 +351,7 @@ impl Pool {
         if sender.is_closed() {
             return;
         }
-        if let Ok(mut idle) = self.inner.idle.lock() {
-            // Oldest first: drop the ones past idle_timeout while we are here.
-            let timeout = self.inner.settings.idle_timeout;
-            let expired = idle
-                .iter()
-                .take_while(|c| c.since.elapsed() >= timeout)
-                .count();
-            if expired > 0 {
-                idle.drain(..expired);
-            }
-            if idle.len() < self.inner.settings.max_idle {
-                idle.push(Idle {
-                    sender,
-                    since: Instant::now(),
-                });
-            }
-        }
+        park(&self.inner.idle, sender, &self.inner.settings);
     }
 
     fn conn(&self, sender: Sender, reused: bool) -> PooledConn {

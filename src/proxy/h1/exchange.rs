@@ -491,20 +491,11 @@ async fn relay(
         Left::Bytes(rest) => rest > HEAD_BUF as u64,
         Left::Chunks(_) | Left::ToClose => true,
     };
-    if !large {
-        return relay_rest(
-            client,
-            client_timeout,
-            upstream,
-            endpoint,
-            read_timeout,
-            left,
-            reusable,
-            buf,
-        )
-        .await;
-    }
-    let mut big = take_body_buf();
+    let mut big = large.then(take_body_buf);
+    let through = match big.as_deref_mut() {
+        Some(big) => big,
+        None => buf,
+    };
     let relayed = relay_rest(
         client,
         client_timeout,
@@ -513,10 +504,12 @@ async fn relay(
         read_timeout,
         left,
         reusable,
-        &mut big,
+        through,
     )
     .await;
-    give_body_buf(big);
+    if let Some(big) = big {
+        give_body_buf(big);
+    }
     relayed
 }
 
