@@ -164,6 +164,7 @@ impl NativeShared {
                 header_read_timeout: limits.header_read_timeout,
                 idle_timeout: limits.idle_timeout,
                 send_timeout: limits.send_timeout,
+                max_head: usize::try_from(limits.max_header_size).unwrap_or(usize::MAX),
             },
         })
     }

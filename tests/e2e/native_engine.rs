@@ -486,3 +486,110 @@ async fn a_client_that_leaves_abandons_its_request() {
         );
     }
 }
+
+/// shoal's own error answer to a HEAD request announces its length but
+/// sends no body, and the connection stays usable: the next answer on it
+/// starts where it should.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_answer_to_head_has_no_body() {
+    // Nothing listens there: the TCP health check keeps it out of rotation.
+    let nowhere: SocketAddr = format!("127.0.0.1:{}", crate::support::free_port())
+        .parse()
+        .unwrap();
+    let shoal = Shoal::start(&config(nowhere, "native"));
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    let mut pending = Vec::new();
+    s.write_all(b"HEAD / HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = one_response(&mut s, &mut pending, true).await;
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    assert!(
+        head.contains("content-length: "),
+        "the length is announced: {head}"
+    );
+    s.write_all(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = one_response(&mut s, &mut pending, false).await;
+    assert!(
+        head.starts_with("HTTP/1.1 503 "),
+        "the next answer is whole: {head}"
+    );
+    assert!(String::from_utf8_lossy(&body).contains("no_healthy_backend"));
+}
+
+/// A response head far over 16 KiB (many cookies) is passed on, as hyper
+/// would; a request head over `limits.max_header_size` goes to hyper, which
+/// answers 431.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_heads_are_handled_as_on_the_hyper_path() {
+    // 90 lines (hyper's client takes at most 100), ~36 KiB.
+    let cookies: String = (0..90)
+        .map(|i| format!("Set-Cookie: c{i}={}\r\n", "v".repeat(400)))
+        .collect();
+    let big: &'static str = Box::leak(
+        format!("HTTP/1.1 200 OK\r\n{cookies}Content-Length: 2\r\n\r\nok").into_boxed_str(),
+    );
+    let backend = Scripted::start(&[("/cookies", big, After::KeepOpen)]).await;
+    let shoal = Shoal::start(&upstreams_config(
+        &[backend.addr],
+        "limits: { max_header_size: 8KiB }\n",
+    ));
+    shoal.wait_upstreams(1).await;
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    let mut pending = Vec::new();
+    s.write_all(b"GET /cookies HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{}", &head[..40]);
+    assert!(head.len() > 36_000 && head.matches("Set-Cookie: ").count() == 90);
+    assert_eq!(body, b"ok");
+
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    let long = format!(
+        "GET / HTTP/1.1\r\nhost: t\r\nx-long: {}\r\n\r\n",
+        "a".repeat(12 << 10)
+    );
+    s.write_all(long.as_bytes()).await.unwrap();
+    let all = read_to_close(&mut s, Duration::from_secs(5))
+        .await
+        .expect("closed");
+    assert!(all.starts_with("HTTP/1.1 431 "), "{all}");
+    assert_eq!(
+        backend.requests(),
+        1,
+        "the long head never reached the backend"
+    );
+}
+
+/// A response that goes out after the drain began says `Connection:
+/// close`, and the connection ends after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_closes_with_connection_close() {
+    let backend = Scripted::start(&[(
+        "/slow",
+        "<pause><pause><pause>HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow",
+        After::KeepOpen,
+    )])
+    .await;
+    let shoal = Shoal::start(&config(backend.addr, "native"));
+    shoal.wait_upstreams(1).await;
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shoal.signal(nix::sys::signal::Signal::SIGTERM);
+    let all = read_to_close(&mut s, Duration::from_secs(5))
+        .await
+        .expect("closed after the answer");
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
+    assert!(
+        all.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{all}"
+    );
+    assert!(all.ends_with("slow"), "{all}");
+}

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::exchange::{self, Client, Served};
-use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all};
+use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
 use super::request::{prepare, Head};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
@@ -30,6 +30,9 @@ pub struct Timers {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub send_timeout: Duration,
+    /// `limits.max_header_size`: a longer head goes to hyper, which
+    /// answers 431.
+    pub max_head: usize,
 }
 
 /// How the engine let go of a connection.
@@ -129,6 +132,7 @@ async fn one_request(
     let mut head = take_vec();
     let req = loop {
         match prepare(&buf[..filled], peer, "http", &routing.trusted, &mut head) {
+            Head::Ready(req) if req.len > timers.max_head => return handoff(buf, filled, head),
             Head::Ready(req) => break req,
             Head::Handoff(why) => {
                 tracing::trace!(%peer, why, "request handed to hyper");
@@ -136,7 +140,8 @@ async fn one_request(
             }
             // A large head: past 16 KiB, hyper reads it up to
             // limits.max_header_size, or answers 431.
-            Head::Partial if filled == buf.len() && !grow(&mut buf) => {
+            Head::Partial if filled >= timers.max_head => return handoff(buf, filled, head),
+            Head::Partial if filled == buf.len() && !grow(&mut buf, MAX_HEAD_BUF) => {
                 return handoff(buf, filled, head)
             }
             Head::Partial => {}
@@ -160,7 +165,7 @@ async fn one_request(
     let client = Client {
         stream,
         send_timeout: timers.send_timeout,
-        closing: stop.is_cancelled(),
+        stop,
     };
     // The response goes through the client's buffer when nothing is
     // pipelined behind the request (one buffer per request in flight, not
@@ -245,7 +250,7 @@ async fn header_timeout(stream: &mut TcpStream, timers: Timers) {
         after: timers.header_read_timeout,
     };
     tracing::debug!(request_id = ?id, error = %e, "request refused");
-    let bytes = super::generated::to_bytes(e.to_response(&id, false), true);
+    let bytes = super::generated::to_bytes(e.to_response(&id, false), true, false);
     let _ = write_all(
         stream,
         &[&bytes],

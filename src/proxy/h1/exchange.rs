@@ -24,11 +24,14 @@ use futures_util::FutureExt;
 use http::{HeaderMap, Uri};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use shoal_config::{Algorithm, UpstreamProtocol};
 
 use super::chunked::Tracker;
-use super::io::{give_body_buf, give_vec, grow, take_body_buf, take_vec, write_all, HEAD_BUF};
+use super::io::{
+    give_body_buf, give_vec, grow, take_body_buf, take_vec, write_all, HEAD_BUF, MAX_RESPONSE_HEAD,
+};
 use super::request::Prepared;
 use super::response::{self, Framing, Parsed, ResponseHead};
 use crate::balance::{Endpoint, RequestInfo, Tried};
@@ -68,8 +71,9 @@ pub struct Client<'a> {
     pub stream: &'a mut TcpStream,
     /// `limits.send_timeout`.
     pub send_timeout: Duration,
-    /// The listener is draining: answer, then close.
-    pub closing: bool,
+    /// The listener's drain: once it began, the answer says `Connection:
+    /// close` and the connection ends after it.
+    pub stop: &'a CancellationToken,
 }
 
 /// Serve `req`, whose head for the backend is `head`, reading the
@@ -177,6 +181,7 @@ async fn attempts(
             let sent = send(
                 &mut upstream,
                 client.stream,
+                client.stop,
                 &endpoint,
                 routing,
                 req,
@@ -215,7 +220,7 @@ async fn attempts(
                                 endpoint.pool.put_raw(upstream);
                             }
                             drop(in_flight);
-                            if resp.close_client || client.closing {
+                            if resp.close_client {
                                 Served::Close
                             } else {
                                 Served::KeepAlive
@@ -248,14 +253,26 @@ async fn attempts(
                     Failure::Timeout | Failure::Invalid(_) | Failure::ClientGone => false,
                 };
             if stale {
-                if let Ok(fresh) = Box::pin(endpoint.pool.connect_raw()).await {
-                    tracing::debug!(backend = %endpoint.id, "reused connection failed; trying a new one");
-                    upstream = fresh;
-                    reused = false;
-                    reconnected = true;
-                    continue;
+                match Box::pin(endpoint.pool.connect_raw()).await {
+                    Ok(fresh) => {
+                        tracing::debug!(backend = %endpoint.id, "reused connection failed; trying a new one");
+                        upstream = fresh;
+                        reused = false;
+                        reconnected = true;
+                        continue;
+                    }
+                    Err(source) => {
+                        // As forward.rs: on to the next backend, like any
+                        // request that could not be delivered.
+                        last_error = ProxyError::Connect {
+                            backend: endpoint.id.clone(),
+                            source,
+                        };
+                        break;
+                    }
                 }
             }
+            let reached = !matches!(failure, Failure::Unsent(_));
             let (error, again) = match failure {
                 Failure::Unsent(source) => (
                     ProxyError::UpstreamIo {
@@ -295,7 +312,7 @@ async fn attempts(
             routing.failed(table, &endpoint, &error);
             // Retrying what reached the backend costs it work: budgeted.
             // What never got there (unsent) is free.
-            charge = again && req.idempotent;
+            charge = reached;
             last_error = error;
             if !again {
                 return answer_error(client, req, &last_error).await;
@@ -314,6 +331,7 @@ async fn attempts(
 async fn send(
     upstream: &mut TcpStream,
     client: &TcpStream,
+    stop: &CancellationToken,
     endpoint: &Arc<Endpoint>,
     routing: &Routing,
     req: &Prepared,
@@ -358,10 +376,11 @@ async fn send(
         }
         filled += n;
         loop {
+            // The drain may have begun while the backend answered.
             match response::prepare(
                 &buf[..filled],
                 req.head_only,
-                req.keep_alive,
+                req.keep_alive && !stop.is_cancelled(),
                 &req.request_id,
                 out,
             ) {
@@ -374,8 +393,8 @@ async fn send(
                 Parsed::Ready(resp) => return Ok((resp, filled)),
             }
         }
-        if filled == buf.len() && !grow(buf) {
-            return Err(Failure::Invalid("response head larger than 16 KiB"));
+        if filled == buf.len() && !grow(buf, MAX_RESPONSE_HEAD) {
+            return Err(Failure::Invalid("response head larger than 256 KiB"));
         }
     }
 }
@@ -593,9 +612,10 @@ async fn answer_error(client: Client<'_>, req: &Prepared, error: &ProxyError) ->
     let id = req.request_id.header_value();
     tracing::warn!(request_id = ?id, error = %error, status = error.status().as_u16(), "request failed");
     let resp = error.to_response(&id, req.json);
-    let close =
-        !req.keep_alive || client.closing || resp.headers().contains_key(http::header::CONNECTION);
-    let bytes = super::generated::to_bytes(resp, close);
+    let close = !req.keep_alive
+        || client.stop.is_cancelled()
+        || resp.headers().contains_key(http::header::CONNECTION);
+    let bytes = super::generated::to_bytes(resp, close, req.head_only);
     match write_all(
         client.stream,
         &[&bytes],

@@ -6,8 +6,11 @@ use http::Response;
 use crate::proxy::body::ProxyBody;
 
 /// `resp` (a generated answer: its body is whole) as bytes; `close` adds
-/// `Connection: close` unless it is there already.
-pub fn to_bytes(resp: Response<ProxyBody>, close: bool) -> Vec<u8> {
+/// `Connection: close` unless it is there already. `head_only`: the answer
+/// to a HEAD request, whose body is announced (`Content-Length`) but never
+/// sent — the client reads no body, and bytes after the head would be
+/// taken for the next response.
+pub fn to_bytes(resp: Response<ProxyBody>, close: bool, head_only: bool) -> Vec<u8> {
     let (parts, body) = resp.into_parts();
     let body = match body {
         ProxyBody::Full { data } => data.unwrap_or_default(),
@@ -34,7 +37,9 @@ pub fn to_bytes(resp: Response<ProxyBody>, close: bool) -> Vec<u8> {
     out.extend_from_slice(b"content-length: ");
     out.extend_from_slice(body.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(&body);
+    if !head_only {
+        out.extend_from_slice(&body);
+    }
     out
 }
 
@@ -47,7 +52,7 @@ mod tests {
     fn an_error_answer_is_one_whole_http_message() {
         let id = http::HeaderValue::from_static("rid-9");
         let resp = ProxyError::NoBackend.to_response(&id, false);
-        let text = String::from_utf8(to_bytes(resp, true)).unwrap();
+        let text = String::from_utf8(to_bytes(resp, true, false)).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(
             head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
@@ -58,5 +63,13 @@ mod tests {
         assert!(head.contains("\r\nconnection: close"));
         assert!(head.ends_with(&format!("content-length: {}", body.len())));
         assert!(body.contains("rid-9"));
+
+        // To HEAD: the same head, no body.
+        let resp = ProxyError::NoBackend.to_response(&id, false);
+        let head_only = String::from_utf8(to_bytes(resp, false, true)).unwrap();
+        assert_eq!(
+            head_only,
+            format!("{}\r\n\r\n", head.replace("\r\nconnection: close", ""))
+        );
     }
 }

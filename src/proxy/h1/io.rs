@@ -18,10 +18,12 @@ use crate::proxy::stall::Stalled;
 /// response head (and a small body with it). nginx's header buffer is
 /// 1 KiB; most heads fit in 4.
 pub const HEAD_BUF: usize = 4 << 10;
-/// A head may grow its buffer to this; a larger request head goes to hyper
-/// (which reads up to `limits.max_header_size`), a larger response head is
-/// a 502.
+/// A request head may grow its buffer to this; a larger one goes to hyper
+/// (which reads up to `limits.max_header_size`).
 pub const MAX_HEAD_BUF: usize = 16 << 10;
+/// A response head may grow its buffer to this (many `Set-Cookie`s, a large
+/// CSP); a larger one is a 502. The same bound as for h2 backends.
+pub const MAX_RESPONSE_HEAD: usize = 256 << 10;
 /// Large response bodies are relayed through a buffer this size.
 pub const BODY_BUF: usize = 64 << 10;
 /// Buffers kept per thread for the next request.
@@ -57,13 +59,13 @@ pub fn give_buf(buf: Vec<u8>) {
     });
 }
 
-/// Make room for a longer head: 4 KiB → 16 KiB; false when it is at
-/// `MAX_HEAD_BUF` already.
-pub fn grow(buf: &mut Vec<u8>) -> bool {
-    if buf.len() >= MAX_HEAD_BUF {
+/// Make room for a longer head, four times as much up to `limit`; false
+/// when it is at `limit` already.
+pub fn grow(buf: &mut Vec<u8>, limit: usize) -> bool {
+    if buf.len() >= limit {
         return false;
     }
-    buf.resize(MAX_HEAD_BUF, 0);
+    buf.resize((buf.len() * 4).min(limit), 0);
     true
 }
 

@@ -109,6 +109,7 @@ pub fn prepare(
         return Parsed::Invalid("no status line");
     };
     match status {
+        0..=99 => return Parsed::Invalid("status code below 100"),
         101 => return Parsed::Invalid("101 Switching Protocols to a request without Upgrade"),
         100..=199 => return Parsed::Informational(len),
         _ => {}
@@ -129,6 +130,11 @@ pub fn prepare(
                 if !parse_length(h.value, &mut length) {
                     return Parsed::Invalid("Content-Length is not one number");
                 }
+            }
+            // HTTP/1.0 has no Transfer-Encoding (RFC 9112 §6.1): its
+            // framing cannot be trusted.
+            Name::TransferEncoding if version == 0 => {
+                return Parsed::Invalid("Transfer-Encoding in an HTTP/1.0 response")
             }
             Name::TransferEncoding => {
                 // Only the last coding matters for where the body ends.
@@ -329,6 +335,8 @@ mod tests {
         invalid("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n");
         invalid("HTTP/1.1 101 Switching Protocols\r\n\r\n");
         invalid("HTTP/1.1 2000 OK\r\n\r\n");
+        invalid("HTTP/1.1 099 Low\r\n\r\n");
+        invalid("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     }
 
     #[test]
