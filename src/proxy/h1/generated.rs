@@ -29,7 +29,7 @@ pub fn to_bytes(resp: Response<ProxyBody>, close: bool, head_only: bool) -> Vec<
     );
     out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
-        super::request::header(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        super::head::header(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
     if close && !parts.headers.contains_key(http::header::CONNECTION) {
         out.extend_from_slice(b"connection: close\r\n");

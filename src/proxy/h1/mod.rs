@@ -16,6 +16,7 @@
 //! | file | what |
 //! |---|---|
 //! | `conn.rs` | the client connection: wait, read a head, serve, timers |
+//! | `head.rs` | what both heads share: tokens, `Connection`-named headers, a header line |
 //! | `request.rs` | parse the request head, decide, write the backend's head |
 //! | `exchange.rs` | pick, send, retry, read the response head, relay the body |
 //! | `response.rs` | parse the response head, its framing, the client's head |
@@ -27,6 +28,7 @@ mod chunked;
 mod conn;
 mod exchange;
 mod generated;
+mod head;
 mod io;
 mod request;
 mod response;

@@ -15,14 +15,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::head::{header, tokens, ConnectionNamed};
 use crate::proxy::headers::{client_ip_from, framing_lookalike_lower, IpText, TrustedProxies};
 use crate::proxy::request_id;
 
 /// Header lines a request may have on the native path (hyper's own limit
 /// is 100 too); more is handed to hyper, which answers 431.
 pub const MAX_HEADERS: usize = 100;
-/// `Connection` may name this many headers to remove; more is handed off.
-const MAX_CONNECTION_TOKENS: usize = 8;
 
 /// A request id: the client's (at most 128 bytes) or a generated one.
 #[derive(Clone, Copy)]
@@ -137,14 +136,6 @@ fn classify(name: &[u8]) -> Name {
     }
 }
 
-/// The comma-separated tokens of a header value, trimmed, empty ones skipped.
-pub(super) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|b| *b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-}
-
 /// Parse the head at the start of `buf` and, for a request the engine
 /// serves, write the head the backend gets into `out` (cleared first).
 pub fn prepare(
@@ -180,8 +171,7 @@ pub fn prepare(
     let mut xff_first: Option<&[u8]> = None;
     let (mut has_xfp, mut has_xfh) = (false, false);
     let mut lengths = 0;
-    let mut named: [&[u8]; MAX_CONNECTION_TOKENS] = [&[]; MAX_CONNECTION_TOKENS];
-    let mut named_len = 0;
+    let mut named = ConnectionNamed::new();
     let mut kinds = [Name::Other; MAX_HEADERS];
     for (h, kind) in req.headers.iter().zip(kinds.iter_mut()) {
         *kind = classify(h.name.as_bytes());
@@ -199,12 +189,8 @@ pub fn prepare(
                         keep_alive = false;
                     } else if t.eq_ignore_ascii_case(b"upgrade") {
                         return Head::Handoff("upgrade");
-                    } else if !t.eq_ignore_ascii_case(b"keep-alive") {
-                        if named_len == named.len() {
-                            return Head::Handoff("Connection names many headers");
-                        }
-                        named[named_len] = t;
-                        named_len += 1;
+                    } else if !t.eq_ignore_ascii_case(b"keep-alive") && !named.push(t) {
+                        return Head::Handoff("Connection names many headers");
                     }
                 }
             }
@@ -226,8 +212,6 @@ pub fn prepare(
             Name::Other | Name::Drop => {}
         }
     }
-    let named = &named[..named_len];
-
     let trusted_peer = trusted.contains(peer.ip());
     let client = if trusted_peer {
         let xff = req
@@ -253,10 +237,7 @@ pub fn prepare(
     for (h, kind) in req.headers.iter().zip(&kinds) {
         let keep = match kind {
             Name::Other | Name::Host | Name::ContentLength | Name::Accept => {
-                named.is_empty()
-                    || !named
-                        .iter()
-                        .any(|n| n.eq_ignore_ascii_case(h.name.as_bytes()))
+                !named.contains(h.name.as_bytes())
             }
             // From a trusted proxy, its forwarding headers stand (and its
             // X-Forwarded-For is extended below); from anyone else they
@@ -309,14 +290,6 @@ pub fn prepare(
         request_id,
         client,
     })
-}
-
-#[inline]
-pub(super) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

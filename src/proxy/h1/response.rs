@@ -3,11 +3,11 @@
 //! `Connection`-named headers removed, `X-Request-Id` set, `Connection:
 //! close` when the client's connection ends after it.
 
-use super::request::{header, tokens, RequestId};
+use super::head::{header, tokens, ConnectionNamed};
+use super::request::RequestId;
 
 /// Header lines a response may have; more is a 502.
 const MAX_HEADERS: usize = 128;
-const MAX_CONNECTION_TOKENS: usize = 8;
 
 /// How the response body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +119,7 @@ pub fn prepare(
     let mut length: Option<u64> = None;
     let mut lengths = false;
     let mut chunked: Option<bool> = None;
-    let mut named: [&[u8]; MAX_CONNECTION_TOKENS] = [&[]; MAX_CONNECTION_TOKENS];
-    let mut named_len = 0;
+    let mut named = ConnectionNamed::new();
     let mut kinds = [Name::Other; MAX_HEADERS];
     for (h, kind) in resp.headers.iter().zip(kinds.iter_mut()) {
         *kind = classify(h.name.as_bytes());
@@ -146,19 +145,14 @@ pub fn prepare(
                 for t in tokens(h.value) {
                     if t.eq_ignore_ascii_case(b"close") {
                         reusable = false;
-                    } else if !t.eq_ignore_ascii_case(b"keep-alive") {
-                        if named_len == named.len() {
-                            return Parsed::Invalid("Connection names too many headers");
-                        }
-                        named[named_len] = t;
-                        named_len += 1;
+                    } else if !t.eq_ignore_ascii_case(b"keep-alive") && !named.push(t) {
+                        return Parsed::Invalid("Connection names too many headers");
                     }
                 }
             }
             Name::Drop | Name::Other => {}
         }
     }
-    let named = &named[..named_len];
 
     let framing = if head_only || status == 204 || status == 304 {
         Framing::None
@@ -201,12 +195,7 @@ pub fn prepare(
     out.extend_from_slice(b"\r\n");
     for (h, kind) in resp.headers.iter().zip(&kinds) {
         let keep = match kind {
-            Name::Other => {
-                named.is_empty()
-                    || !named
-                        .iter()
-                        .any(|n| n.eq_ignore_ascii_case(h.name.as_bytes()))
-            }
+            Name::Other => !named.contains(h.name.as_bytes()),
             Name::ContentLength => framing != Framing::Chunked,
             Name::TransferEncoding => framing == Framing::Chunked,
             Name::Drop | Name::Connection => false,
