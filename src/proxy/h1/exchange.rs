@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use shoal_config::{Algorithm, UpstreamProtocol};
 
-use super::chunked::Tracker;
+use super::chunked::{Malformed, Tracker};
 use super::io::{
     give_body_buf, give_vec, grow, take_body_buf, take_vec, write_all, HEAD_BUF, MAX_RESPONSE_HEAD,
 };
@@ -272,40 +272,27 @@ async fn attempts(
                     }
                 }
             }
+            // Sent again: what never reached the backend, whatever the
+            // method; what did, only if it is idempotent.
             let reached = !matches!(failure, Failure::Unsent(_));
-            let (error, again) = match failure {
-                Failure::Unsent(source) => (
-                    ProxyError::UpstreamIo {
-                        backend: endpoint.id.clone(),
-                        source,
-                    },
-                    true,
-                ),
-                Failure::Read { source, .. } => (
-                    ProxyError::UpstreamIo {
-                        backend: endpoint.id.clone(),
-                        source,
-                    },
-                    req.idempotent,
-                ),
+            let again = !reached || req.idempotent;
+            let error = match failure {
+                Failure::Unsent(source) | Failure::Read { source, .. } => ProxyError::UpstreamIo {
+                    backend: endpoint.id.clone(),
+                    source,
+                },
                 Failure::Timeout => {
                     // As slow as the timeout, at least: p2c_ewma steers away.
                     endpoint.observe_latency(routing.response_header_timeout);
-                    (
-                        ProxyError::Timeout {
-                            backend: endpoint.id.clone(),
-                            after: routing.response_header_timeout,
-                        },
-                        req.idempotent,
-                    )
-                }
-                Failure::Invalid(why) => (
-                    ProxyError::BadResponse {
+                    ProxyError::Timeout {
                         backend: endpoint.id.clone(),
-                        why,
-                    },
-                    req.idempotent,
-                ),
+                        after: routing.response_header_timeout,
+                    }
+                }
+                Failure::Invalid(why) => ProxyError::BadResponse {
+                    backend: endpoint.id.clone(),
+                    why,
+                },
                 Failure::ClientGone => unreachable!("answered above"),
             };
             tracing::debug!(backend = %endpoint.id, reused, error = %error, "upstream request failed");
@@ -447,6 +434,36 @@ enum Left {
     ToClose,
 }
 
+impl Left {
+    fn new(framing: Framing) -> Left {
+        match framing {
+            Framing::None | Framing::Length(0) => Left::Done,
+            Framing::Length(n) => Left::Bytes(n),
+            Framing::Chunked => Left::Chunks(Tracker::default()),
+            Framing::Close => Left::ToClose,
+        }
+    }
+
+    /// How many of `data`, the next bytes from the backend, belong to the
+    /// body; at its last byte the body is `Done`.
+    fn take(&mut self, data: &[u8]) -> Result<usize, Malformed> {
+        let (take, done) = match self {
+            Left::Done => (0, true),
+            Left::Bytes(rest) => {
+                let take = data.len().min(usize::try_from(*rest).unwrap_or(usize::MAX));
+                *rest -= take as u64;
+                (take, *rest == 0)
+            }
+            Left::Chunks(t) => (t.advance(data)?, t.is_done()),
+            Left::ToClose => (data.len(), false),
+        };
+        if done {
+            *self = Left::Done;
+        }
+        Ok(take)
+    }
+}
+
 /// Send the client its head (`out`) and the body: what came with the head
 /// (`buf[resp.len..filled]`), then read by read (`proxy.read_timeout`
 /// between two) until the framing says it ended.
@@ -464,29 +481,9 @@ async fn relay(
 ) -> Relayed {
     let body = &buf[resp.len..filled];
     let mut reusable = resp.reusable;
-    let (first, left) = match resp.framing {
-        Framing::None => (0, Left::Done),
-        Framing::Length(n) => {
-            let take = body.len().min(usize::try_from(n).unwrap_or(usize::MAX));
-            let rest = n - take as u64;
-            (
-                take,
-                if rest == 0 {
-                    Left::Done
-                } else {
-                    Left::Bytes(rest)
-                },
-            )
-        }
-        Framing::Chunked => {
-            let mut t = Tracker::default();
-            match t.advance(body) {
-                Ok(k) if t.is_done() => (k, Left::Done),
-                Ok(k) => (k, Left::Chunks(t)),
-                Err(_) => return Relayed::Invalid("malformed chunked body"),
-            }
-        }
-        Framing::Close => (body.len(), Left::ToClose),
+    let mut left = Left::new(resp.framing);
+    let Ok(first) = left.take(body) else {
+        return Relayed::Invalid("malformed chunked body");
     };
     if first < body.len() {
         // Bytes past the end of the response: nobody asked for them.
@@ -572,29 +569,12 @@ async fn relay_rest(
                 return Relayed::Cut;
             }
         };
-        let take = match &mut left {
-            Left::Bytes(rest) => {
-                let take = n.min(usize::try_from(*rest).unwrap_or(usize::MAX));
-                *rest -= take as u64;
-                if *rest == 0 {
-                    left = Left::Done;
-                }
-                take
+        let take = match left.take(&buf[..n]) {
+            Ok(take) => take,
+            Err(e) => {
+                tracing::warn!(backend = %endpoint.id, error = %e, "response cut");
+                return Relayed::Cut;
             }
-            Left::Chunks(t) => match t.advance(&buf[..n]) {
-                Ok(k) => {
-                    if t.is_done() {
-                        left = Left::Done;
-                    }
-                    k
-                }
-                Err(e) => {
-                    tracing::warn!(backend = %endpoint.id, error = %e, "response cut");
-                    return Relayed::Cut;
-                }
-            },
-            Left::ToClose => n,
-            Left::Done => unreachable!("checked above"),
         };
         if take < n {
             reusable = false;
