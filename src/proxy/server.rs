@@ -147,7 +147,8 @@ struct NativeShared {
     proxy: Arc<Proxy>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: LimitsConfig,
-    timers: h1::Timers,
+    /// The part of `limits` the native engine reads.
+    native: h1::ConnLimits,
 }
 
 impl NativeShared {
@@ -160,7 +161,7 @@ impl NativeShared {
             proxy: proxy.clone(),
             builder: builder.clone(),
             limits: limits.clone(),
-            timers: h1::Timers {
+            native: h1::ConnLimits {
                 header_read_timeout: limits.header_read_timeout,
                 idle_timeout: limits.idle_timeout,
                 send_timeout: limits.send_timeout,
@@ -185,7 +186,7 @@ async fn native_connection(
     slot: Option<OwnedSemaphorePermit>,
     open: crate::metrics::counters::ConnectionGuard,
 ) {
-    let end = h1::drive(&mut stream, &peer, &shared.proxy, &shared.timers, &stop).await;
+    let end = h1::drive(&mut stream, &peer, &shared.proxy, &shared.native, &stop).await;
     if let h1::End::Handoff(read) = end {
         let proxy = shared.proxy.clone();
         after_handoff(
@@ -388,7 +389,7 @@ mod future_sizes {
                 .await
                 .unwrap();
             let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
-            let f = super::h1::drive(&mut s2, &peer, &proxy, &shared.timers, &stop);
+            let f = super::h1::drive(&mut s2, &peer, &proxy, &shared.native, &stop);
             std::mem::size_of_val(&f)
         };
         println!("drive: {drive_size} bytes");

@@ -26,7 +26,7 @@ use crate::proxy::stall::Stalled;
 
 /// The `limits:` a connection was accepted under.
 #[derive(Debug, Clone, Copy)]
-pub struct Timers {
+pub struct ConnLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub send_timeout: Duration,
@@ -51,12 +51,12 @@ pub async fn drive(
     stream: &mut TcpStream,
     peer: &SocketAddr,
     proxy: &Proxy,
-    timers: &Timers,
+    limits: &ConnLimits,
     stop: &CancellationToken,
 ) -> End {
     // The first request's head is due header_read_timeout after accepting
     // (as nginx's client_header_timeout); later ones from their first byte.
-    let mut first = Some(Instant::now() + timers.header_read_timeout);
+    let mut first = Some(Instant::now() + limits.header_read_timeout);
     // Bytes read and not yet served (a pipelined request), if any: an idle
     // connection holds no buffer. (Boxed: rare, and smaller in every task.)
     let mut held: Option<Box<(Vec<u8>, usize)>> = None;
@@ -64,7 +64,7 @@ pub async fn drive(
         let (buf, filled) = match held.take() {
             Some(held) => *held,
             None => {
-                let wait = first.unwrap_or_else(|| Instant::now() + timers.idle_timeout);
+                let wait = first.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
                 match first_bytes(stream, wait, stop).await {
                     Some(read) => read,
                     // Idle for idle_timeout, or never a byte within
@@ -75,7 +75,7 @@ pub async fn drive(
         };
         let head_deadline = first
             .take()
-            .unwrap_or_else(|| Instant::now() + timers.header_read_timeout);
+            .unwrap_or_else(|| Instant::now() + limits.header_read_timeout);
         let read = Read {
             buf,
             filled,
@@ -83,7 +83,7 @@ pub async fn drive(
         };
         // Boxed: what a request needs lives only while it does, so an idle
         // connection's task holds no more than the wait above.
-        let step = Box::pin(one_request(stream, *peer, proxy, *timers, stop, read)).await;
+        let step = Box::pin(one_request(stream, *peer, proxy, *limits, stop, read)).await;
         match step {
             Step::Next(pipelined) => held = pipelined.map(Box::new),
             Step::Closed => return End::Closed,
@@ -119,7 +119,7 @@ async fn one_request(
     stream: &mut TcpStream,
     peer: SocketAddr,
     proxy: &Proxy,
-    timers: Timers,
+    limits: ConnLimits,
     stop: &CancellationToken,
     read: Read,
 ) -> Step {
@@ -132,7 +132,7 @@ async fn one_request(
     let mut head = take_vec();
     let req = loop {
         match prepare(&buf[..filled], peer, "http", &routing.trusted, &mut head) {
-            Head::Ready(req) if req.len > timers.max_head => return handoff(buf, filled, head),
+            Head::Ready(req) if req.len > limits.max_head => return handoff(buf, filled, head),
             Head::Ready(req) => break req,
             Head::Handoff(why) => {
                 tracing::trace!(%peer, why, "request handed to hyper");
@@ -140,7 +140,7 @@ async fn one_request(
             }
             // A large head: past 16 KiB, hyper reads it up to
             // limits.max_header_size, or answers 431.
-            Head::Partial if filled >= timers.max_head => return handoff(buf, filled, head),
+            Head::Partial if filled >= limits.max_head => return handoff(buf, filled, head),
             Head::Partial if filled == buf.len() && !grow(&mut buf, MAX_HEAD_BUF) => {
                 return handoff(buf, filled, head)
             }
@@ -157,14 +157,14 @@ async fn one_request(
             Err(_) => {
                 give_buf(buf);
                 give_vec(head);
-                header_timeout(stream, timers).await;
+                header_timeout(stream, limits).await;
                 return Step::Closed;
             }
         }
     };
     let client = Client {
         stream,
-        send_timeout: timers.send_timeout,
+        send_timeout: limits.send_timeout,
         stop,
     };
     // The response goes through the client's buffer when nothing is
@@ -244,18 +244,18 @@ fn handoff(mut buf: Vec<u8>, filled: usize, head: Vec<u8>) -> Step {
 }
 
 /// Part of a head came, not all of it, within `header_read_timeout`: 408.
-async fn header_timeout(stream: &mut TcpStream, timers: Timers) {
+async fn header_timeout(stream: &mut TcpStream, limits: ConnLimits) {
     let id = crate::proxy::request_id::generate();
     let e = ProxyError::HeaderTimeout {
-        after: timers.header_read_timeout,
+        after: limits.header_read_timeout,
     };
     tracing::debug!(request_id = ?id, error = %e, "request refused");
     let bytes = super::generated::to_bytes(e.to_response(&id, false), true, false);
     let _ = write_all(
         stream,
         &[&bytes],
-        timers.send_timeout,
-        Stalled::ClientSend(timers.send_timeout),
+        limits.send_timeout,
+        Stalled::ClientSend(limits.send_timeout),
     )
     .await;
 }

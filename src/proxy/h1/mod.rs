@@ -33,5 +33,5 @@ mod io;
 mod request;
 mod response;
 
-pub use conn::{drive, End, Timers};
+pub use conn::{drive, ConnLimits, End};
 pub use io::Rewind;
