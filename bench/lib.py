@@ -362,8 +362,7 @@ def markdown(rows, meta, out, fout):
         d = out[scen]
         L.append("#### " + title)
         L.append("")
-        L.append("| | shoal | nginx | HAProxy | shoal/nginx | shoal/HAProxy |")
-        L.append("|---|---|---|---|---|---|")
+        body = []
         for field, label, better, fmt in metrics:
             cells = [cell(d.get(p, {}).get(field), fmt) for p in PROXIES]
             if better is None:
@@ -372,7 +371,8 @@ def markdown(rows, meta, out, fout):
                 s = d.get("shoal", {}).get(field)
                 rn = fmt_ratio(ratio(s, d.get("nginx", {}).get(field)), paired_ratio_range(rows, scen, field, "nginx"))
                 rh = fmt_ratio(ratio(s, d.get("haproxy", {}).get(field)), paired_ratio_range(rows, scen, field, "haproxy"))
-            L.append("| %s | %s | %s | %s | %s | %s |" % (label, *cells, rn, rh))
+            body.append((label, *cells, rn, rh))
+        md_table(L, ("", "shoal", "nginx", "HAProxy", "shoal/nginx", "shoal/HAProxy"), body)
         warns = []
         for p in PROXIES:
             e = d.get(p, {}).get("errors")
@@ -387,18 +387,19 @@ def markdown(rows, meta, out, fout):
     if fout:
         L.append("#### 6. shoal with its features on and off (keep-alive, 64 connections)")
         L.append("")
-        L.append("| shoal variant | requests per proxy-CPU-second | requests/s | proxy CPU % | p99 ms | vs. features off |")
-        L.append("|---|---|---|---|---|---|")
         off = fout.get("off", {}).get("req_per_cpu_s")
+        body = []
         for v, label in FEATURE_VARIANTS:
             if v not in fout:
                 continue
             s = fout[v]
             r = ratio(s["req_per_cpu_s"], off)
-            L.append("| %s | %s | %s | %s | %s | %s |" % (
+            body.append((
                 label, cell(s["req_per_cpu_s"], "{:,.0f}"), cell(s["rps"], "{:,.0f}"),
                 cell(s["cpu_pct"], "{:.0f}"), cell(s["p99_ms"], "{:.2f}"),
                 "%.3f×" % r if r else "–"))
+        md_table(L, ("shoal variant", "requests per proxy-CPU-second", "requests/s", "proxy CPU %",
+                     "p99 ms", "vs. features off"), body)
         L.append("")
         L.append("Request ids, X-Forwarded-*/X-Real-IP and the Prometheus metrics' counters are always on in shoal "
                  "today and so are in every variant; there is no access log yet. This table grows a row per feature "
@@ -408,10 +409,7 @@ def markdown(rows, meta, out, fout):
     if sc:
         L.append("#### 7. Syscalls and context switches per request (keep-alive, 64 connections; perf stat)")
         L.append("")
-        L.append("| per request | shoal | nginx | HAProxy |")
-        L.append("|---|---|---|---|")
-        for label, cells in sc:
-            L.append("| %s | %s | %s | %s |" % (label, *cells))
+        md_table(L, ("per request", "shoal", "nginx", "HAProxy"), [(label, *cells) for label, cells in sc])
         L.append("")
         L.append("Counted in the kernel while the proxy ran under the same load as 1a, in a run of its own "
                  "(counting adds a little to every syscall). Syscalls a proxy never made are left out.")
@@ -424,10 +422,7 @@ def markdown(rows, meta, out, fout):
                  "and X-Real-IP; the plain nginx and HAProxy configs of 1–5 do not. Here they do too "
                  "(`bench/conf/nginx-headers.conf`, HAProxy's `BENCH_HEADERS` block), in the same rounds.")
         L.append("")
-        L.append("| proxy | requests per proxy-CPU-second | p99 ms | cost of the headers | shoal ÷ this |")
-        L.append("|---|---|---|---|---|")
-        for row in mt:
-            L.append("| %s | %s | %s | %s | %s |" % row)
+        md_table(L, ("proxy", "requests per proxy-CPU-second", "p99 ms", "cost of the headers", "shoal ÷ this"), mt)
         L.append("")
     ct = ceiling_table(rows, out)
     if ct:
@@ -438,10 +433,8 @@ def markdown(rows, meta, out, fout):
                  "built with shoal's release settings and run like the others (one thread, proxy core), in the "
                  "same rounds. What any proxy built on hyper 1.x can reach here at most.")
         L.append("")
-        L.append("| connections | bare hyper | shoal | nginx | HAProxy | hyper ÷ nginx | hyper ÷ HAProxy | shoal ÷ hyper |")
-        L.append("|---|---|---|---|---|---|---|---|")
-        for row in ct:
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % row)
+        md_table(L, ("connections", "bare hyper", "shoal", "nginx", "HAProxy", "hyper ÷ nginx",
+                     "hyper ÷ HAProxy", "shoal ÷ hyper"), ct)
         L.append("")
         L.append("Requests per proxy-CPU-second, medians; scenario 1a/1b for shoal, nginx and HAProxy.")
         L.append("")
@@ -449,12 +442,17 @@ def markdown(rows, meta, out, fout):
     if t:
         L.append("#### Targets (issue 5), from this run")
         L.append("")
-        L.append("| target | figure | met |")
-        L.append("|---|---|---|")
-        for name, fig, ok in t:
-            L.append("| %s | %s | %s |" % (name, fig, "yes" if ok else "**no**"))
+        md_table(L, ("target", "figure", "met"), [(name, fig, "yes" if ok else "**no**") for name, fig, ok in t])
         L.append("")
     return "\n".join(L)
+
+
+def md_table(L, header, rows):
+    """Append a markdown table to L: the header cells, then one line per row."""
+    L.append("|" + "|".join(" %s " % h if h else " " for h in header) + "|")
+    L.append("|" + "---|" * len(header))
+    for row in rows:
+        L.append("| " + " | ".join(str(c) for c in row) + " |")
 
 
 def matched_table(rows, out):
@@ -731,10 +729,10 @@ def cmd_criterion(args):
             m = est["median"]
             rows.append((bench["full_id"], m["point_estimate"], m["confidence_interval"]["lower_bound"],
                          m["confidence_interval"]["upper_bound"]))
-    print("| benchmark | median | 95% interval |")
-    print("|---|---|---|")
-    for name, mid, lo, hi in sorted(rows):
-        print("| `%s` | %.1f ns | %.1f–%.1f ns |" % (name, mid, lo, hi))
+    L = []
+    md_table(L, ("benchmark", "median", "95% interval"),
+             [("`%s`" % name, "%.1f ns" % mid, "%.1f–%.1f ns" % (lo, hi)) for name, mid, lo, hi in sorted(rows)])
+    print("\n".join(L))
 
 
 def main():
