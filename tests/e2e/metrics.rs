@@ -7,18 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 
-use crate::support::{demo_config, eventually, get, Client, Shoal};
-
-/// Every sample line of the exposition: `name{labels}` → value.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
+use crate::support::{demo_config, eventually, get, samples, Client, Shoal};
 
 fn sum(samples: &BTreeMap<String, f64>, prefix: &str, having: &str) -> f64 {
     samples

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::support::raw::find;
-use crate::support::{demo_config, get, read_to_close, upstreams_config, Shoal};
+use crate::support::{demo_config, read_to_close, upstreams_config, Shoal};
 
 /// What the scripted backend does after answering.
 #[derive(Clone, Copy, PartialEq)]
@@ -343,9 +343,8 @@ async fn backend_closing_idle_connections_fails_no_request() {
         20,
         "each request reached the backend once"
     );
-    let text = get(shoal.admin, "/metrics").await.unwrap();
-    let text = String::from_utf8_lossy(&text.body).into_owned();
-    assert!(text.contains("shoal_retries_total 0"), "{text}");
+    let metrics = shoal.metrics().await;
+    assert_eq!(metrics["shoal_retries_total"], 0.0, "{metrics:?}");
 }
 
 /// An unreadable response is a 502 with the request id — also a chunked
@@ -411,14 +410,7 @@ async fn a_broken_backend_response_is_502_or_a_cut() {
 async fn a_request_with_a_body_moves_the_connection_to_hyper() {
     let shoal = Shoal::start(&demo_config(1, ""));
     shoal.wait_healthy(1).await;
-    let handoffs = || async {
-        let text = get(shoal.admin, "/metrics").await.unwrap();
-        let text = String::from_utf8_lossy(&text.body).into_owned();
-        text.lines()
-            .find_map(|l| l.strip_prefix("shoal_native_handoffs_total "))
-            .map(|v| v.parse::<u64>().unwrap())
-            .expect("shoal_native_handoffs_total")
-    };
+    let handoffs = || async { shoal.metrics().await["shoal_native_handoffs_total"] };
     let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
     let mut pending = Vec::new();
     for _ in 0..3 {
@@ -428,7 +420,7 @@ async fn a_request_with_a_body_moves_the_connection_to_hyper() {
         let (head, _) = one_response(&mut s, &mut pending, false).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     }
-    assert_eq!(handoffs().await, 0, "GETs stay on the native engine");
+    assert_eq!(handoffs().await, 0.0, "GETs stay on the native engine");
 
     // A POST pipelined behind a GET, and a GET behind the POST.
     s.write_all(
@@ -444,7 +436,7 @@ async fn a_request_with_a_body_moves_the_connection_to_hyper() {
     assert_eq!(body, b"hello world", "the POST's body, echoed");
     let (head, _) = one_response(&mut s, &mut pending, false).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(handoffs().await, 1, "moved once");
+    assert_eq!(handoffs().await, 1.0, "moved once");
 }
 
 /// A client that closes its connection while its request waits for a slow

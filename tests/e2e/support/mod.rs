@@ -106,6 +106,17 @@ pub fn upstreams_config(urls: &[SocketAddr], extra: &str) -> String {
     )
 }
 
+/// Every sample line of a Prometheus exposition: `name{labels}` → value.
+pub fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
 /// Reads one response (head and a `Content-Length` body), or what came
 /// before the connection closed or `timeout` passed.
 pub async fn read_response(s: &mut TcpStream, timeout: Duration) -> String {
@@ -251,6 +262,12 @@ impl Shoal {
             .unwrap()
             .iter()
             .any(|l| l.contains(needle))
+    }
+
+    /// `GET /metrics` on the admin listener, as `samples` reads it.
+    pub async fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let r = get(self.admin, "/metrics").await.expect("metrics");
+        samples(std::str::from_utf8(&r.body).expect("metrics text"))
     }
 
     pub async fn status(&self) -> Value {
