@@ -84,6 +84,25 @@ struct Handler {
     proto: &'static str,
 }
 
+impl Handler {
+    /// The handler of a connection accepted (or handed over) now, under
+    /// `limits`: its header-read timer starts here.
+    fn new(
+        proxy: Arc<Proxy>,
+        limits: &LimitsConfig,
+        peer: SocketAddr,
+        proto: &'static str,
+    ) -> Handler {
+        Handler {
+            proxy,
+            watch: ConnWatch::new(limits),
+            max_body_size: limits.max_body_size,
+            peer,
+            proto,
+        }
+    }
+}
+
 /// hyper's connection (HTTP/1.1 with upgrades, or HTTP/2 by its preface)
 /// over `io`, owning what it needs.
 fn connection<I>(
@@ -217,15 +236,8 @@ fn after_handoff(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     // The bytes already read count as the head's first: the header timer
     // runs on from now.
-    let watch = ConnWatch::new(limits);
-    let io = WatchedIo::new(h1::Rewind::new(stream, read), watch.clone());
-    let handler = Handler {
-        proxy,
-        watch,
-        max_body_size: limits.max_body_size,
-        peer,
-        proto: "http",
-    };
+    let handler = Handler::new(proxy, limits, peer, "http");
+    let io = WatchedIo::new(h1::Rewind::new(stream, read), handler.watch.clone());
     Box::pin(run_hyper(connection(builder, io, handler), peer, stop))
 }
 
@@ -280,7 +292,6 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
             native = NativeShared::new(&proxy, &builder, &limits);
         }
         let _ = stream.set_nodelay(true);
-        let max_body_size = limits.max_body_size;
         // Counts as open (in /metrics) until the connection's task ends.
         let open = crate::metrics::counters::connection_opened();
         match tls.server_config() {
@@ -295,15 +306,8 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 ));
             }
             None => {
-                let watch = ConnWatch::new(&limits);
-                let io = WatchedIo::new(stream, watch.clone());
-                let handler = Handler {
-                    proxy: proxy.clone(),
-                    watch,
-                    max_body_size,
-                    peer,
-                    proto: "http",
-                };
+                let handler = Handler::new(proxy.clone(), &limits, peer, "http");
+                let io = WatchedIo::new(stream, handler.watch.clone());
                 let conn = connection(&builder, io, handler);
                 let stop = stop.clone();
                 tasks.spawn(async move {
@@ -319,14 +323,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 let stop = stop.clone();
                 // The header-read timer starts now: it bounds the
                 // handshake too (as nginx's client_header_timeout did).
-                let watch = ConnWatch::new(&limits);
-                let handler = Handler {
-                    proxy: proxy.clone(),
-                    watch,
-                    max_body_size,
-                    peer,
-                    proto: "https",
-                };
+                let handler = Handler::new(proxy.clone(), &limits, peer, "https");
                 let timeout = limits.header_read_timeout;
                 tasks.spawn(async move {
                     let handshake = TlsAcceptor::from(config).accept(stream);
