@@ -187,6 +187,23 @@ struct Idle<T> {
     since: Instant,
 }
 
+/// The most recently parked connection of `list` that is within
+/// `idle_timeout` and `usable` (the most recently used is the least likely
+/// to have been closed); the ones passed over are dropped.
+fn unpark<T>(
+    list: &Mutex<Vec<Idle<T>>>,
+    settings: &PoolSettings,
+    usable: impl Fn(&T) -> bool,
+) -> Option<T> {
+    let mut idle = list.lock().ok()?;
+    while let Some(c) = idle.pop() {
+        if c.since.elapsed() < settings.idle_timeout && usable(&c.conn) {
+            return Some(c.conn);
+        }
+    }
+    None
+}
+
 /// Park `conn` as the newest idle connection of `list`: the ones past
 /// `idle_timeout` go first (oldest first, while we are here), and at most
 /// `max_idle` are kept.
@@ -313,14 +330,7 @@ impl Pool {
 
     /// An idle raw socket that still looks open, most recently used first.
     pub fn take_raw(&self) -> Option<TcpStream> {
-        let mut idle = self.inner.raw_idle.lock().ok()?;
-        let timeout = self.inner.settings.idle_timeout;
-        while let Some(conn) = idle.pop() {
-            if conn.since.elapsed() < timeout && still_open(&conn.conn) {
-                return Some(conn.conn);
-            }
-        }
-        None
+        unpark(&self.inner.raw_idle, &self.inner.settings, still_open)
     }
 
     /// Give back a raw socket whose last exchange ended cleanly.
@@ -336,15 +346,9 @@ impl Pool {
     }
 
     fn take_idle(&self) -> Option<http1::SendRequest<UpstreamBody>> {
-        let mut idle = self.inner.idle.lock().ok()?;
-        let timeout = self.inner.settings.idle_timeout;
-        // Most recently used first: it is the least likely to have been closed.
-        while let Some(conn) = idle.pop() {
-            if conn.conn.is_ready() && conn.since.elapsed() < timeout {
-                return Some(conn.conn);
-            }
-        }
-        None
+        unpark(&self.inner.idle, &self.inner.settings, |sender| {
+            sender.is_ready()
+        })
     }
 
     fn put(&self, sender: http1::SendRequest<UpstreamBody>) {
