@@ -61,9 +61,14 @@ async fn ejection_grows_then_slow_start_ramps_the_return() {
     // Watch the instance's health: the length of each ejection.
     let mut periods = Vec::new();
     let mut ejected_at: Option<Instant> = None;
+    // The most ejections in a row the status showed while they happened
+    // (read later, a fail_timeout of good behaviour may have taken a step
+    // off already).
+    let mut most_ejections = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     while periods.len() < 4 && Instant::now() < deadline {
         let s = shoal.status().await;
+        most_ejections = most_ejections.max(s["instances"][1]["ejections"].as_u64().unwrap_or(0));
         let health = s["instances"][1]["health"]
             .as_str()
             .unwrap_or("")
@@ -92,8 +97,7 @@ async fn ejection_grows_then_slow_start_ramps_the_return() {
     );
     assert!(ms.iter().all(|m| *m < 1700), "past the cap: {ms:?}");
     // (For the same reason the count is at least 2, not necessarily 4.)
-    let s = shoal.status().await;
-    assert!(s["instances"][1]["ejections"].as_u64().unwrap() >= 2, "{s}");
+    assert!(most_ejections >= 2, "ejections in a row: {most_ejections}");
 
     // Fixed: wait for its return, then compare its share early and late.
     control(port, "fail?status=0").await;
