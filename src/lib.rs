@@ -7,6 +7,7 @@ pub mod admin;
 pub mod app;
 pub mod balance;
 pub mod cli;
+pub mod clock;
 pub mod health;
 pub mod metrics;
 pub mod proxy;

@@ -8,9 +8,9 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::ewma::{clock_ns, PeakEwma};
+use super::ewma::{clock_ns, clock_ns_at, PeakEwma};
 use crate::metrics::histogram::{Histogram, Snapshot};
 use crate::proxy::pool::{Pool, PoolSettings};
 
@@ -307,11 +307,14 @@ impl Endpoint {
         self.latency.observe_at(rtt, clock_ns());
     }
 
-    /// A response's headers arrived `rtt` after the request was sent: feeds
-    /// the peak-EWMA and the metrics (status class, time histogram).
+    /// A response's headers arrived now, for a request sent at `sent`:
+    /// feeds the peak-EWMA and the metrics (status class, time histogram).
+    /// One clock reading serves all of them.
     #[inline]
-    pub fn record_response(&self, status: u16, rtt: Duration) {
-        self.observe_latency(rtt);
+    pub fn record_response(&self, status: u16, sent: Instant) {
+        let now = Instant::now();
+        let rtt = now.saturating_duration_since(sent);
+        self.latency.observe_at(rtt, clock_ns_at(now));
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
         self.response_times.record(rtt);

@@ -87,8 +87,15 @@ impl PeakEwma {
 /// Nanoseconds on a process-wide monotonic clock.
 #[inline]
 pub(super) fn clock_ns() -> u64 {
+    clock_ns_at(Instant::now())
+}
+
+/// `at` on the [`clock_ns`] clock (for a reading already taken).
+#[inline]
+pub(super) fn clock_ns_at(at: Instant) -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    at.saturating_duration_since(*START.get_or_init(Instant::now))
+        .as_nanos() as u64
 }
 
 #[cfg(test)]

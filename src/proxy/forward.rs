@@ -524,7 +524,7 @@ impl Proxy {
                 };
                 match sent {
                     Ok(mut resp) => {
-                        endpoint.record_response(resp.status().as_u16(), started.elapsed());
+                        endpoint.record_response(resp.status().as_u16(), started);
                         if !routing.fail_statuses.is_empty()
                             && routing.fail_statuses.contains(&resp.status().as_u16())
                         {

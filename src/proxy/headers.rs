@@ -279,11 +279,37 @@ pub(crate) struct IpText {
 
 impl IpText {
     pub(crate) fn new(ip: IpAddr) -> IpText {
-        use std::io::Write;
         let mut buf = [0u8; 48];
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        let _ = write!(cursor, "{ip}");
-        let len = cursor.position() as usize;
+        let len = match ip {
+            // Every request writes one (X-Forwarded-For, X-Real-IP): by hand,
+            // not through `fmt` (a quarter of the cost).
+            IpAddr::V4(v4) => {
+                let mut len = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[len] = b'.';
+                        len += 1;
+                    }
+                    if octet >= 100 {
+                        buf[len] = b'0' + octet / 100;
+                        len += 1;
+                    }
+                    if octet >= 10 {
+                        buf[len] = b'0' + octet / 10 % 10;
+                        len += 1;
+                    }
+                    buf[len] = b'0' + octet % 10;
+                    len += 1;
+                }
+                len
+            }
+            IpAddr::V6(_) => {
+                use std::io::Write;
+                let mut cursor = std::io::Cursor::new(&mut buf[..]);
+                let _ = write!(cursor, "{ip}");
+                cursor.position() as usize
+            }
+        };
         IpText { buf, len }
     }
 
@@ -295,6 +321,28 @@ impl IpText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_text_is_the_standard_text() {
+        let ips: Vec<IpAddr> = vec![
+            "0.0.0.0".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            "10.9.99.100".parse().unwrap(),
+            "255.255.255.255".parse().unwrap(),
+            "192.168.1.20".parse().unwrap(),
+            "::1".parse().unwrap(),
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+                .parse()
+                .unwrap(),
+        ];
+        for ip in ips {
+            assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes());
+        }
+        for octet in 0..=255u8 {
+            let ip = IpAddr::from([octet, 0, octet, 9]);
+            assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes());
+        }
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

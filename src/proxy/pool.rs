@@ -50,6 +50,7 @@ use tokio::net::TcpStream;
 
 use super::limits::RequestBody;
 use super::stall::{Stalled, WriteStall};
+use crate::clock;
 
 /// What the proxy sends upstream: the client's body streamed through, or
 /// nothing (a replayed bodyless request, a health check).
@@ -184,6 +185,7 @@ impl Sender {
 /// engine).
 struct Idle<T> {
     conn: T,
+    /// When it was parked, on the coarse clock (idle timeouts are seconds).
     since: Instant,
 }
 
@@ -196,8 +198,9 @@ fn unpark<T>(
     usable: impl Fn(&T) -> bool,
 ) -> Option<T> {
     let mut idle = list.lock().ok()?;
+    let now = clock::coarse();
     while let Some(c) = idle.pop() {
-        if c.since.elapsed() < settings.idle_timeout && usable(&c.conn) {
+        if now.saturating_duration_since(c.since) < settings.idle_timeout && usable(&c.conn) {
             return Some(c.conn);
         }
     }
@@ -211,18 +214,16 @@ fn park<T>(list: &Mutex<Vec<Idle<T>>>, conn: T, settings: &PoolSettings) {
     let Ok(mut idle) = list.lock() else {
         return;
     };
+    let now = clock::coarse();
     let expired = idle
         .iter()
-        .take_while(|c| c.since.elapsed() >= settings.idle_timeout)
+        .take_while(|c| now.saturating_duration_since(c.since) >= settings.idle_timeout)
         .count();
     if expired > 0 {
         idle.drain(..expired);
     }
     if idle.len() < settings.max_idle {
-        idle.push(Idle {
-            conn,
-            since: Instant::now(),
-        });
+        idle.push(Idle { conn, since: now });
     }
 }
 

@@ -8,9 +8,10 @@
 //! Plain-HTTP connections start on the native HTTP/1.1 engine (`proxy/h1`,
 //! `proxy.engine: native`), which hands a connection to hyper at the first
 //! request it does not serve. The drain is the same for both: the `stop`
-//! token ends idle connections at once and busy ones after their request;
-//! every connection task is tracked, and the listener waits for them up to
-//! the grace period.
+//! token (for hyper; for the engine, the listener's `h1::Drain`, begun when
+//! `stop` fires) ends idle connections at once and busy ones after their
+//! request; every connection task is tracked, and the listener waits for
+//! them up to the grace period.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -168,6 +169,9 @@ struct NativeShared {
     limits: LimitsConfig,
     /// The part of `limits` the native engine reads.
     native: h1::ConnLimits,
+    /// The listener's drain, as the engine watches it (the same one across
+    /// rebuilds); it begins when `stop` fires.
+    drain: Arc<h1::Drain>,
 }
 
 impl NativeShared {
@@ -175,6 +179,7 @@ impl NativeShared {
         proxy: &Arc<Proxy>,
         builder: &Arc<auto::Builder<TokioExecutor>>,
         limits: &LimitsConfig,
+        drain: &Arc<h1::Drain>,
     ) -> Arc<NativeShared> {
         Arc::new(NativeShared {
             proxy: proxy.clone(),
@@ -186,6 +191,7 @@ impl NativeShared {
                 send_timeout: limits.send_timeout,
                 max_head: usize::try_from(limits.max_header_size).unwrap_or(usize::MAX),
             },
+            drain: drain.clone(),
         })
     }
 }
@@ -205,7 +211,14 @@ async fn native_connection(
     slot: Option<OwnedSemaphorePermit>,
     open: crate::metrics::counters::ConnectionGuard,
 ) {
-    let end = h1::drive(&mut stream, &peer, &shared.proxy, &shared.native, &stop).await;
+    let end = h1::drive(
+        &mut stream,
+        &peer,
+        &shared.proxy,
+        &shared.native,
+        &shared.drain,
+    )
+    .await;
     if let h1::End::Handoff(read) = end {
         let proxy = shared.proxy.clone();
         after_handoff(
@@ -250,7 +263,8 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
     } = front;
     let mut limits = limits_now();
     let mut builder = Arc::new(builder_for(&limits));
-    let mut native = NativeShared::new(&proxy, &builder, &limits);
+    let drain = Arc::new(h1::Drain::default());
+    let mut native = NativeShared::new(&proxy, &builder, &limits, &drain);
     // `limits.max_connections`: without a permit, no accept; connections
     // wait in the kernel's listen backlog.
     let mut slots = limits
@@ -289,7 +303,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                     .map(|n| Arc::new(Semaphore::new(n as usize)));
             }
             limits = now;
-            native = NativeShared::new(&proxy, &builder, &limits);
+            native = NativeShared::new(&proxy, &builder, &limits, &drain);
         }
         let _ = stream.set_nodelay(true);
         // Counts as open (in /metrics) until the connection's task ends.
@@ -347,6 +361,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         }
     }
     drop(listener);
+    drain.begin();
     let grace = grace();
     tasks.close();
     let open = tasks.len();
@@ -379,14 +394,15 @@ mod future_sizes {
             .unwrap();
         let limits = shoal_config::LimitsConfig::default();
         let builder = std::sync::Arc::new(super::builder_for(&limits));
-        let shared = super::NativeShared::new(&proxy, &builder, &limits);
+        let drain = std::sync::Arc::new(super::h1::Drain::default());
+        let shared = super::NativeShared::new(&proxy, &builder, &limits, &drain);
         let stop = tokio_util::sync::CancellationToken::new();
         let drive_size = {
             let mut s2 = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
                 .await
                 .unwrap();
             let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
-            let f = super::h1::drive(&mut s2, &peer, &proxy, &shared.native, &stop);
+            let f = super::h1::drive(&mut s2, &peer, &proxy, &shared.native, &drain);
             std::mem::size_of_val(&f)
         };
         println!("drive: {drive_size} bytes");

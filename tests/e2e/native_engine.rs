@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::support::raw::find;
-use crate::support::{demo_config, read_to_close, upstreams_config, Shoal};
+use crate::support::{demo_config, read_response, read_to_close, upstreams_config, Shoal};
 
 /// What the scripted backend does after answering.
 #[derive(Clone, Copy, PartialEq)]
@@ -584,4 +584,51 @@ async fn the_drain_closes_with_connection_close() {
         "{all}"
     );
     assert!(all.ends_with("slow"), "{all}");
+}
+
+/// Idle keep-alive connections on the engine close as soon as the drain
+/// begins, not at the end of the grace period or of `idle_timeout`: shoal
+/// exits at once. (The engine's connections register their wake-up with
+/// the drain once, when they start; this fails if that wake-up is lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_closes_idle_connections_at_once() {
+    let backend = Scripted::start(&[(
+        "/",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        After::KeepOpen,
+    )])
+    .await;
+    let mut shoal = Shoal::start(&format!(
+        "{}shutdown: {{ grace: 30s }}\nlimits: {{ idle_timeout: 5m }}\n",
+        config(backend.addr, "native")
+    ));
+    shoal.wait_upstreams(1).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_response(&mut s, Duration::from_secs(5)).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        idle.push(s);
+    }
+    // And one that never sent a byte.
+    idle.push(TcpStream::connect(shoal.proxy).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let signalled = std::time::Instant::now();
+    shoal.signal(nix::sys::signal::Signal::SIGTERM);
+    for s in &mut idle {
+        let rest = read_to_close(s, Duration::from_secs(5))
+            .await
+            .expect("an idle connection stayed open after the drain began");
+        assert!(rest.is_empty(), "{rest}");
+    }
+    let code = tokio::task::block_in_place(|| shoal.wait_exit(Duration::from_secs(10)));
+    assert_eq!(code, Some(0), "{:#?}", shoal.log());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "shoal waited {:?} for idle connections",
+        signalled.elapsed()
+    );
 }

@@ -9,14 +9,15 @@
 //! `limits.send_timeout` on every write to the client.
 
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use super::drain::Drain;
 use super::exchange::{self, Client, Served};
 use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
 use super::request::{prepare, Head};
@@ -52,20 +53,29 @@ pub async fn drive(
     peer: &SocketAddr,
     proxy: &Proxy,
     limits: &ConnLimits,
-    stop: &CancellationToken,
+    drain: &Drain,
 ) -> End {
     // The first request's head is due header_read_timeout after accepting
-    // (as nginx's client_header_timeout); later ones from their first byte.
+    // (as nginx's client_header_timeout); later ones from their first bytes
+    // (from the read that found them incomplete, so a head that comes whole
+    // reads no clock).
     let mut first = Some(Instant::now() + limits.header_read_timeout);
     // Bytes read and not yet served (a pipelined request), if any: an idle
     // connection holds no buffer. (Boxed: rare, and smaller in every task.)
     let mut held: Option<Box<(Vec<u8>, usize)>> = None;
+    // The drain wakes this task; each wait and request reads its flag.
+    let watch = drain.watch();
+    tokio::pin!(watch);
+    watch.as_mut().register().await;
     loop {
         let (buf, filled) = match held.take() {
             Some(held) => *held,
             None => {
-                let wait = first.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
-                match first_bytes(stream, wait, stop).await {
+                // Seconds-long: the coarse clock will do.
+                let wait = first.unwrap_or_else(|| {
+                    Instant::from_std(crate::clock::coarse()) + limits.idle_timeout
+                });
+                match first_bytes(stream, wait, drain).await {
                     Some(read) => read,
                     // Idle for idle_timeout, or never a byte within
                     // header_read_timeout: closed without an answer.
@@ -73,9 +83,8 @@ pub async fn drive(
                 }
             }
         };
-        let head_deadline = first
-            .take()
-            .unwrap_or_else(|| Instant::now() + limits.header_read_timeout);
+        // Later heads: set on the first read that finds one incomplete.
+        let head_deadline = first.take();
         let read = Read {
             buf,
             filled,
@@ -83,7 +92,7 @@ pub async fn drive(
         };
         // Boxed: what a request needs lives only while it does, so an idle
         // connection's task holds no more than the wait above.
-        let step = Box::pin(one_request(stream, *peer, proxy, *limits, stop, read)).await;
+        let step = Box::pin(one_request(stream, *peer, proxy, *limits, drain, read)).await;
         match step {
             Step::Next(pipelined) => held = pipelined.map(Box::new),
             Step::Closed => return End::Closed,
@@ -92,7 +101,7 @@ pub async fn drive(
                 return End::Handoff(read);
             }
         }
-        if stop.is_cancelled() {
+        if drain.is_draining() {
             return End::Closed;
         }
     }
@@ -102,7 +111,9 @@ pub async fn drive(
 struct Read {
     buf: Vec<u8>,
     filled: usize,
-    head_deadline: Instant,
+    /// When the head is due; `None`: header_read_timeout from the first
+    /// time it is found incomplete (most heads come in one read).
+    head_deadline: Option<Instant>,
 }
 
 /// What became of one request.
@@ -120,13 +131,13 @@ async fn one_request(
     peer: SocketAddr,
     proxy: &Proxy,
     limits: ConnLimits,
-    stop: &CancellationToken,
+    drain: &Drain,
     read: Read,
 ) -> Step {
     let Read {
         mut buf,
         mut filled,
-        head_deadline,
+        mut head_deadline,
     } = read;
     let routing = proxy.routing();
     let mut head = take_vec();
@@ -146,7 +157,9 @@ async fn one_request(
             }
             Head::Partial => {}
         }
-        let more = tokio::time::timeout_at(head_deadline, stream.read(&mut buf[filled..])).await;
+        let deadline =
+            *head_deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
+        let more = tokio::time::timeout_at(deadline, stream.read(&mut buf[filled..])).await;
         match more {
             Ok(Ok(n)) if n > 0 => filled += n,
             Ok(_) => {
@@ -165,7 +178,7 @@ async fn one_request(
     let client = Client {
         stream,
         send_timeout: limits.send_timeout,
-        stop,
+        drain,
     };
     // The response goes through the client's buffer when nothing is
     // pipelined behind the request (one buffer per request in flight, not
@@ -209,19 +222,22 @@ async fn one_request(
 async fn first_bytes(
     stream: &mut TcpStream,
     deadline: Instant,
-    stop: &CancellationToken,
+    drain: &Drain,
 ) -> Option<(Vec<u8>, usize)> {
     loop {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return None,
-            // `poll_read_ready` rather than `readable()`: the waker waits in
-            // the socket's registration, not in a waiter node in this
-            // future (which every idle connection would carry).
-            ready = tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| stream.poll_read_ready(cx))) => match ready {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => return None,
-            },
+        // `poll_read_ready` rather than `readable()`: the waker waits in
+        // the socket's registration, not in a waiter node in this future
+        // (which every idle connection would carry). The drain's wake-up
+        // was registered when the connection started.
+        let ready = std::future::poll_fn(|cx| {
+            if drain.is_draining() {
+                return Poll::Ready(false);
+            }
+            stream.poll_read_ready(cx).map(|r| r.is_ok())
+        });
+        match tokio::time::timeout_at(deadline, ready).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return None,
         }
         let mut buf = take_buf();
         match stream.read(&mut buf).now_or_never() {

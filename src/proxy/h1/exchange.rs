@@ -24,11 +24,11 @@ use futures_util::FutureExt;
 use http::{HeaderMap, Uri};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use shoal_config::{Algorithm, UpstreamProtocol};
 
 use super::chunked::{Malformed, Tracker};
+use super::drain::Drain;
 use super::io::{
     give_body_buf, give_vec, grow, take_body_buf, take_vec, write_all, HEAD_BUF, MAX_RESPONSE_HEAD,
 };
@@ -73,7 +73,7 @@ pub struct Client<'a> {
     pub send_timeout: Duration,
     /// The listener's drain: once it began, the answer says `Connection:
     /// close` and the connection ends after it.
-    pub stop: &'a CancellationToken,
+    pub drain: &'a Drain,
 }
 
 /// Serve `req`, whose head for the backend is `head`, reading the
@@ -179,9 +179,10 @@ async fn attempts(
         loop {
             let started = Instant::now();
             let sent = send(
+                started,
                 &mut upstream,
                 client.stream,
-                client.stop,
+                client.drain,
                 &endpoint,
                 routing,
                 req,
@@ -192,7 +193,7 @@ async fn attempts(
             .await;
             let failure = match sent {
                 Ok((resp, filled)) => {
-                    endpoint.record_response(resp.status, started.elapsed());
+                    endpoint.record_response(resp.status, started);
                     if !routing.fail_statuses.is_empty()
                         && routing.fail_statuses.contains(&resp.status)
                     {
@@ -313,12 +314,14 @@ async fn attempts(
 /// Write the head, then read until the response head is whole (skipping
 /// 1xx). On success the response head is in `ResponseHead` and `buf[..filled]`
 /// holds what was read (the head, then the body's first bytes). While it
-/// waits, a client that closes its connection ends the wait.
+/// waits, a client that closes its connection ends the wait. The response
+/// head is due `response_header_timeout` after `started`.
 #[allow(clippy::too_many_arguments)]
 async fn send(
+    started: Instant,
     upstream: &mut TcpStream,
     client: &TcpStream,
-    stop: &CancellationToken,
+    drain: &Drain,
     endpoint: &Arc<Endpoint>,
     routing: &Routing,
     req: &Prepared,
@@ -334,7 +337,7 @@ async fn send(
     )
     .await
     .map_err(Failure::Unsent)?;
-    let deadline = tokio::time::Instant::now() + routing.response_header_timeout;
+    let deadline = tokio::time::Instant::from_std(started) + routing.response_header_timeout;
     let mut filled = 0;
     loop {
         let read = tokio::select! {
@@ -367,7 +370,7 @@ async fn send(
             match response::prepare(
                 &buf[..filled],
                 req.head_only,
-                req.keep_alive && !stop.is_cancelled(),
+                req.keep_alive && !drain.is_draining(),
                 &req.request_id,
                 out,
             ) {
@@ -389,10 +392,13 @@ async fn send(
 /// Resolves when the client has closed its connection (or it failed). A
 /// client that sent more (a pipelined request) is still there: then it
 /// never resolves. A peek, so nothing is taken from the socket; no syscall
-/// until the socket has something.
+/// until the socket has something. (`poll_peek`: the waker waits in the
+/// socket's reader slot, which nothing else uses meanwhile, rather than in
+/// a waiter node linked in and out of the socket's list per request.)
 async fn client_gone(client: &TcpStream) {
     let mut probe = [0u8; 1];
-    match client.peek(&mut probe).await {
+    let mut probe = tokio::io::ReadBuf::new(&mut probe);
+    match std::future::poll_fn(|cx| client.poll_peek(cx, &mut probe)).await {
         Ok(0) | Err(_) => {}
         Ok(_) => std::future::pending().await,
     }
@@ -593,7 +599,7 @@ async fn answer_error(client: Client<'_>, req: &Prepared, error: &ProxyError) ->
     tracing::warn!(request_id = ?id, error = %error, status = error.status().as_u16(), "request failed");
     let resp = error.to_response(&id, req.json);
     let close = !req.keep_alive
-        || client.stop.is_cancelled()
+        || client.drain.is_draining()
         || resp.headers().contains_key(http::header::CONNECTION);
     let bytes = super::generated::to_bytes(resp, close, req.head_only);
     match write_all(
