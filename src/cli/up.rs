@@ -15,10 +15,20 @@ pub fn run(src: &ConfigSource) -> i32 {
     };
     super::logging::init(&config.log);
 
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.workers {
-        rt.worker_threads(n);
-    }
+    // One worker: a current-thread runtime. Everything then runs on this
+    // thread, with no work-stealing scheduler to pay for and no second
+    // thread for each wake-up to cross (nor, until something needs the
+    // blocking pool, glibc's thread-cancellation bookkeeping on every
+    // send and recv).
+    let mut rt = match config.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            rt.worker_threads(n);
+            rt
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let rt = match rt.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -8,7 +8,35 @@ use crate::support::{alive, demo_config, get, pids_with_environ, Shoal, SHOAL};
 /// shoal exits 0, no instance process remains.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_request_then_stops_everything() {
-    let mut shoal = Shoal::start(&demo_config(3, ""));
+    sigterm_drain("").await;
+}
+
+/// The same with `workers: 1`, which runs shoal on a current-thread
+/// runtime (every task, the supervisor's and the admin API's included, on
+/// one thread): instances start and pass their checks, requests are
+/// served, scaling works, and the drain ends as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_thread_runs_everything_and_drains() {
+    let mut shoal = Shoal::start(&demo_config(2, "workers: 1\n"));
+    shoal.wait_healthy(2).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let reply = get(shoal.proxy, "/").await.expect("served");
+        assert_eq!(reply.status, 200);
+        seen.insert(reply.json()["instance"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let (code, out, err) = crate::support::cli(shoal.admin, &["scale", "3"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    shoal.wait_healthy(3).await;
+    shoal.signal(Signal::SIGTERM);
+    let code = tokio::task::block_in_place(|| shoal.wait_exit(Duration::from_secs(15)));
+    assert_eq!(code, Some(0), "{:#?}", shoal.log());
+    sigterm_drain("workers: 1\n").await;
+}
+
+async fn sigterm_drain(extra: &str) {
+    let mut shoal = Shoal::start(&demo_config(3, extra));
     shoal.wait_healthy(3).await;
     let pids = shoal.instance_pids().await;
     assert_eq!(pids.len(), 3);
