@@ -8,6 +8,8 @@ use super::request::RequestId;
 
 /// Header lines a response may have; more is a 502.
 const MAX_HEADERS: usize = 128;
+/// Header lines most responses fit in (nginx sends 6, a typical app 10–20).
+const FEW_HEADERS: usize = 32;
 
 /// How the response body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,21 +99,45 @@ pub fn prepare(
     request_id: &RequestId,
     out: &mut Vec<u8>,
 ) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
+    // httparse's responses take initialised header slots (32 bytes each):
+    // a short array first, which most heads fit, the full one only when
+    // it is too short.
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    if let Some(parsed) = prepare_in(&mut few, buf, head_only, client_keep_alive, request_id, out) {
+        return parsed;
+    }
+    let mut all = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    prepare_in(&mut all, buf, head_only, client_keep_alive, request_id, out)
+        .unwrap_or(Parsed::Invalid("too many header lines"))
+}
+
+/// [`prepare`] with `headers` for the lines; `None` when they are too few.
+fn prepare_in<'b>(
+    headers: &mut [httparse::Header<'b>],
+    buf: &'b [u8],
+    head_only: bool,
+    client_keep_alive: bool,
+    request_id: &RequestId,
+    out: &mut Vec<u8>,
+) -> Option<Parsed> {
+    let mut resp = httparse::Response::new(headers);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid("too many header lines"),
-        Err(_) => return Parsed::Invalid("the response head does not parse"),
+        Ok(httparse::Status::Partial) => return Some(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return None,
+        Err(_) => return Some(Parsed::Invalid("the response head does not parse")),
     };
     let (Some(version), Some(status)) = (resp.version, resp.code) else {
-        return Parsed::Invalid("no status line");
+        return Some(Parsed::Invalid("no status line"));
     };
     match status {
-        0..=99 => return Parsed::Invalid("status code below 100"),
-        101 => return Parsed::Invalid("101 Switching Protocols to a request without Upgrade"),
-        100..=199 => return Parsed::Informational(len),
+        0..=99 => return Some(Parsed::Invalid("status code below 100")),
+        101 => {
+            return Some(Parsed::Invalid(
+                "101 Switching Protocols to a request without Upgrade",
+            ))
+        }
+        100..=199 => return Some(Parsed::Informational(len)),
         _ => {}
     }
 
@@ -127,13 +153,13 @@ pub fn prepare(
             Name::ContentLength => {
                 lengths = true;
                 if !parse_length(h.value, &mut length) {
-                    return Parsed::Invalid("Content-Length is not one number");
+                    return Some(Parsed::Invalid("Content-Length is not one number"));
                 }
             }
             // HTTP/1.0 has no Transfer-Encoding (RFC 9112 §6.1): its
             // framing cannot be trusted.
             Name::TransferEncoding if version == 0 => {
-                return Parsed::Invalid("Transfer-Encoding in an HTTP/1.0 response")
+                return Some(Parsed::Invalid("Transfer-Encoding in an HTTP/1.0 response"))
             }
             Name::TransferEncoding => {
                 // Only the last coding matters for where the body ends.
@@ -146,7 +172,7 @@ pub fn prepare(
                     if t.eq_ignore_ascii_case(b"close") {
                         reusable = false;
                     } else if !t.eq_ignore_ascii_case(b"keep-alive") && !named.push(t) {
-                        return Parsed::Invalid("Connection names too many headers");
+                        return Some(Parsed::Invalid("Connection names too many headers"));
                     }
                 }
             }
@@ -210,13 +236,13 @@ pub fn prepare(
     }
     out.extend_from_slice(b"\r\n");
 
-    Parsed::Ready(ResponseHead {
+    Some(Parsed::Ready(ResponseHead {
         len,
         status,
         framing,
         reusable,
         close_client,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -341,5 +367,34 @@ mod tests {
     fn an_unknown_status_gets_a_reason() {
         let (_, out) = ready("HTTP/1.1 299 \r\nContent-Length: 0\r\n\r\n", false, true);
         assert!(out.starts_with("HTTP/1.1 299 Unknown\r\n"), "{out}");
+    }
+
+    #[test]
+    fn heads_past_the_short_array_are_parsed_up_to_the_limit() {
+        let lines =
+            |n: usize| -> String { (0..n).map(|i| format!("X-Line-{i}: {i}\r\n")).collect() };
+        // 40 lines: past FEW_HEADERS, within MAX_HEADERS; every one kept.
+        let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{}\r\n", lines(40));
+        let (h, out) = ready(&raw, false, true);
+        assert_eq!((h.status, h.framing), (200, Framing::Length(0)));
+        assert!(
+            out.contains("X-Line-0: 0\r\n") && out.contains("X-Line-39: 39\r\n"),
+            "{out}"
+        );
+        // Exactly MAX_HEADERS lines pass; one more is refused.
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{}\r\n",
+            lines(MAX_HEADERS - 1)
+        );
+        let (_, out) = ready(&raw, false, true);
+        assert!(
+            out.contains(&format!("X-Line-{}: ", MAX_HEADERS - 2)),
+            "{out}"
+        );
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{}\r\n",
+            lines(MAX_HEADERS)
+        );
+        assert_eq!(invalid(&raw), "too many header lines");
     }
 }
