@@ -17,8 +17,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::drain::Drain;
 use super::exchange::{self, Client, Served};
+use super::idle::Idle;
 use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
 use super::request::{prepare, Head};
 use crate::proxy::error::ProxyError;
@@ -53,29 +53,25 @@ pub async fn drive(
     peer: &SocketAddr,
     proxy: &Proxy,
     limits: &ConnLimits,
-    drain: &Drain,
+    idle: &Idle,
 ) -> End {
     // The first request's head is due header_read_timeout after accepting
     // (as nginx's client_header_timeout); later ones from their first bytes
     // (from the read that found them incomplete, so a head that comes whole
     // reads no clock).
-    let mut first = Some(Instant::now() + limits.header_read_timeout);
+    // (On the coarse clock: seconds-long.)
+    let mut first = Some(crate::clock::coarse() + limits.header_read_timeout);
+    // Where this connection's idle waits are kept (`idle.rs`).
+    let shard = idle.shard();
     // Bytes read and not yet served (a pipelined request), if any: an idle
     // connection holds no buffer. (Boxed: rare, and smaller in every task.)
     let mut held: Option<Box<(Vec<u8>, usize)>> = None;
-    // The drain wakes this task; each wait and request reads its flag.
-    let watch = drain.watch();
-    tokio::pin!(watch);
-    watch.as_mut().register().await;
     loop {
         let (buf, filled) = match held.take() {
             Some(held) => *held,
             None => {
-                // Seconds-long: the coarse clock will do.
-                let wait = first.unwrap_or_else(|| {
-                    Instant::from_std(crate::clock::coarse()) + limits.idle_timeout
-                });
-                match first_bytes(stream, wait, drain).await {
+                let due = first.unwrap_or_else(|| crate::clock::coarse() + limits.idle_timeout);
+                match first_bytes(stream, idle, shard, due).await {
                     Some(read) => read,
                     // Idle for idle_timeout, or never a byte within
                     // header_read_timeout: closed without an answer.
@@ -84,7 +80,7 @@ pub async fn drive(
             }
         };
         // Later heads: set on the first read that finds one incomplete.
-        let head_deadline = first.take();
+        let head_deadline = first.take().map(Instant::from_std);
         let read = Read {
             buf,
             filled,
@@ -92,7 +88,7 @@ pub async fn drive(
         };
         // Boxed: what a request needs lives only while it does, so an idle
         // connection's task holds no more than the wait above.
-        let step = Box::pin(one_request(stream, *peer, proxy, *limits, drain, read)).await;
+        let step = Box::pin(one_request(stream, *peer, proxy, *limits, idle, read)).await;
         match step {
             Step::Next(pipelined) => held = pipelined.map(Box::new),
             Step::Closed => return End::Closed,
@@ -101,7 +97,7 @@ pub async fn drive(
                 return End::Handoff(read);
             }
         }
-        if drain.is_draining() {
+        if idle.is_draining() {
             return End::Closed;
         }
     }
@@ -131,7 +127,7 @@ async fn one_request(
     peer: SocketAddr,
     proxy: &Proxy,
     limits: ConnLimits,
-    drain: &Drain,
+    idle: &Idle,
     read: Read,
 ) -> Step {
     let Read {
@@ -178,7 +174,7 @@ async fn one_request(
     let client = Client {
         stream,
         send_timeout: limits.send_timeout,
-        drain,
+        idle,
     };
     // The response goes through the client's buffer when nothing is
     // pipelined behind the request (one buffer per request in flight, not
@@ -214,30 +210,36 @@ async fn one_request(
     }
 }
 
-/// Wait until the client sends something (by `deadline`, and unless the
-/// drain begins), and read it into a buffer taken only then: `readable`
-/// may report a socket ready before any byte has come (a fresh one, for
-/// instance), and an idle connection must not hold a buffer. `None`: the
-/// client closed, the time ran out, or the drain began.
+/// Wait until the client sends something (by `due`, on the coarse clock,
+/// and unless the drain begins), and read it into a buffer taken only
+/// then: `readable` may report a socket ready before any byte has come (a
+/// fresh one, for instance), and an idle connection must not hold a
+/// buffer. `None`: the client closed, the time ran out, or the drain
+/// began.
 async fn first_bytes(
     stream: &mut TcpStream,
-    deadline: Instant,
-    drain: &Drain,
+    idle: &Idle,
+    shard: usize,
+    due: std::time::Instant,
 ) -> Option<(Vec<u8>, usize)> {
+    // The deadline and the drain's wake-up, outside this task (`idle.rs`).
+    let mut wait = idle.wait(shard, due);
     loop {
         // `poll_read_ready` rather than `readable()`: the waker waits in
         // the socket's registration, not in a waiter node in this future
-        // (which every idle connection would carry). The drain's wake-up
-        // was registered when the connection started.
+        // (which every idle connection would carry).
         let ready = std::future::poll_fn(|cx| {
-            if drain.is_draining() {
+            if idle.is_draining() {
                 return Poll::Ready(false);
             }
-            stream.poll_read_ready(cx).map(|r| r.is_ok())
-        });
-        match tokio::time::timeout_at(deadline, ready).await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return None,
+            if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+                return Poll::Ready(r.is_ok());
+            }
+            wait.poll_over(cx).map(|()| false)
+        })
+        .await;
+        if !ready {
+            return None;
         }
         let mut buf = take_buf();
         match stream.read(&mut buf).now_or_never() {

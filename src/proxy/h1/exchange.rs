@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use shoal_config::{Algorithm, UpstreamProtocol};
 
 use super::chunked::{Malformed, Tracker};
-use super::drain::Drain;
+use super::idle::Idle;
 use super::io::{
     give_body_buf, give_vec, grow, take_body_buf, take_vec, write_all, HEAD_BUF, MAX_RESPONSE_HEAD,
 };
@@ -71,9 +71,9 @@ pub struct Client<'a> {
     pub stream: &'a mut TcpStream,
     /// `limits.send_timeout`.
     pub send_timeout: Duration,
-    /// The listener's drain: once it began, the answer says `Connection:
-    /// close` and the connection ends after it.
-    pub drain: &'a Drain,
+    /// The listener's idle waits and drain: once the drain began, the
+    /// answer says `Connection: close` and the connection ends after it.
+    pub idle: &'a Idle,
 }
 
 /// Serve `req`, whose head for the backend is `head`, reading the
@@ -182,7 +182,7 @@ async fn attempts(
                 started,
                 &mut upstream,
                 client.stream,
-                client.drain,
+                client.idle,
                 &endpoint,
                 routing,
                 req,
@@ -321,7 +321,7 @@ async fn send(
     started: Instant,
     upstream: &mut TcpStream,
     client: &TcpStream,
-    drain: &Drain,
+    idle: &Idle,
     endpoint: &Arc<Endpoint>,
     routing: &Routing,
     req: &Prepared,
@@ -370,7 +370,7 @@ async fn send(
             match response::prepare(
                 &buf[..filled],
                 req.head_only,
-                req.keep_alive && !drain.is_draining(),
+                req.keep_alive && !idle.is_draining(),
                 &req.request_id,
                 out,
             ) {
@@ -599,7 +599,7 @@ async fn answer_error(client: Client<'_>, req: &Prepared, error: &ProxyError) ->
     tracing::warn!(request_id = ?id, error = %error, status = error.status().as_u16(), "request failed");
     let resp = error.to_response(&id, req.json);
     let close = !req.keep_alive
-        || client.drain.is_draining()
+        || client.idle.is_draining()
         || resp.headers().contains_key(http::header::CONNECTION);
     let bytes = super::generated::to_bytes(resp, close, req.head_only);
     match write_all(

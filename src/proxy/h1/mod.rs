@@ -16,7 +16,7 @@
 //! | file | what |
 //! |---|---|
 //! | `conn.rs` | the client connection: wait, read a head, serve, timers |
-//! | `drain.rs` | the listener's drain, watched with one atomic load per request |
+//! | `idle.rs` | idle connections' deadlines and the drain, outside their tasks |
 //! | `head.rs` | what both heads share: tokens, `Connection`-named headers, a header line |
 //! | `request.rs` | parse the request head, decide, write the backend's head |
 //! | `exchange.rs` | pick, send, retry, read the response head, relay the body |
@@ -27,14 +27,14 @@
 
 mod chunked;
 mod conn;
-mod drain;
 mod exchange;
 mod generated;
 mod head;
+mod idle;
 mod io;
 mod request;
 mod response;
 
 pub use conn::{drive, ConnLimits, End};
-pub use drain::Drain;
+pub use idle::Idle;
 pub use io::Rewind;
