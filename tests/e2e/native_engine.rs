@@ -588,8 +588,8 @@ async fn the_drain_closes_with_connection_close() {
 
 /// Idle keep-alive connections on the engine close as soon as the drain
 /// begins, not at the end of the grace period or of `idle_timeout`: shoal
-/// exits at once. (The engine's connections register their wake-up with
-/// the drain once, when they start; this fails if that wake-up is lost.)
+/// exits at once. (An idle wait of the engine is an entry the drain wakes,
+/// in `h1/idle.rs`; this fails if that wake-up is lost.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_closes_idle_connections_at_once() {
     let backend = Scripted::start(&[(
