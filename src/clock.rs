@@ -9,7 +9,8 @@
 //! and HAProxy (`now_ms`) cache their clock for the same reason.
 //!
 //! Latencies (the peak-EWMA, the response-time histogram) stay on the
-//! precise clock.
+//! precise clock. Neither follows a paused tokio clock (`tokio::time::
+//! pause`): what is timed with them cannot be tested with paused time.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

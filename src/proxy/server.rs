@@ -254,6 +254,16 @@ fn after_handoff(
     Box::pin(run_hyper(connection(builder, io, handler), peer, stop))
 }
 
+/// Begins the engine's drain when dropped: at the end of `serve`, or if its
+/// future is dropped or panics before it gets there.
+struct DrainOnDrop(Arc<h1::Idle>);
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        self.0.begin_drain();
+    }
+}
+
 pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationToken) {
     let Frontend {
         proxy,
@@ -264,20 +274,16 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
     let mut limits = limits_now();
     let mut builder = Arc::new(builder_for(&limits));
     let idle = Arc::new(h1::Idle::default());
+    idle.set_tick(&[limits.idle_timeout, limits.header_read_timeout]);
     let mut native = NativeShared::new(&proxy, &builder, &limits, &idle);
-    // The engine's idle deadlines: swept every tick (ended with `serve`).
+    // The engine's idle deadlines, swept every tick until `serve` ends;
+    // then (or if this future is dropped) the drain ends every idle wait,
+    // so none outlives its sweeper.
     let _sweeper = {
         let idle = idle.clone();
-        let tick = h1::Idle::tick_for(&[limits.idle_timeout, limits.header_read_timeout]);
-        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-            let mut every = tokio::time::interval(tick);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                idle.sweep(crate::clock::coarse());
-            }
-        }))
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { idle.sweeper().await }))
     };
+    let _drain_at_end = DrainOnDrop(idle.clone());
     // `limits.max_connections`: without a permit, no accept; connections
     // wait in the kernel's listen backlog.
     let mut slots = limits
@@ -316,6 +322,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                     .map(|n| Arc::new(Semaphore::new(n as usize)));
             }
             limits = now;
+            idle.set_tick(&[limits.idle_timeout, limits.header_read_timeout]);
             native = NativeShared::new(&proxy, &builder, &limits, &idle);
         }
         let _ = stream.set_nodelay(true);

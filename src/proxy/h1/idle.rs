@@ -11,10 +11,12 @@
 //! wait begins and removed when it ends. A sweeper task per listener wakes
 //! the waits past their deadline every `tick`, as nginx's lazy timers
 //! (300 ms) and HAProxy's coarse expiry do: an idle connection closes up to
-//! one tick late. The drain wakes every idle wait at once; busy
-//! connections read the flag when their request ends.
+//! one tick late (the tick follows the listener's limits when they are
+//! reloaded). The drain wakes every idle wait at once; busy connections
+//! read the flag when their request ends. Deadlines are on the real
+//! (coarse) clock: these waits do not follow a paused tokio clock.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -28,6 +30,8 @@ const SHARDS: usize = 16;
 pub struct Idle {
     draining: AtomicBool,
     next: AtomicUsize,
+    /// The sweeper's interval in ms ([`Idle::set_tick`]).
+    tick_ms: AtomicU64,
     shards: Box<[Mutex<Slab<Entry>>]>,
 }
 
@@ -42,6 +46,7 @@ impl Default for Idle {
         Idle {
             draining: AtomicBool::new(false),
             next: AtomicUsize::new(0),
+            tick_ms: AtomicU64::new(250),
             shards: (0..SHARDS).map(|_| Mutex::new(Slab::new())).collect(),
         }
     }
@@ -59,6 +64,24 @@ impl Idle {
         (shortest / 8).clamp(Duration::from_millis(10), Duration::from_millis(250))
     }
 
+    /// Sweep every `tick_for(timeouts)` from now on (the listener's limits
+    /// were set or reloaded).
+    pub fn set_tick(&self, timeouts: &[Duration]) {
+        let ms = Self::tick_for(timeouts).as_millis() as u64;
+        self.tick_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The sweeper: wakes the waits past their deadline every tick, until
+    /// dropped. (Real time, as the deadlines: these waits do not follow a
+    /// paused tokio clock.)
+    pub async fn sweeper(&self) {
+        loop {
+            let tick = Duration::from_millis(self.tick_ms.load(Ordering::Relaxed));
+            tokio::time::sleep(tick).await;
+            self.sweep(crate::clock::coarse());
+        }
+    }
+
     /// Begin the drain: idle connections close at once, busy ones after
     /// their request (answered with `Connection: close`).
     pub fn begin_drain(&self) {
@@ -66,9 +89,9 @@ impl Idle {
         // after its shard was visited, sees the flag.
         self.draining.store(true, Ordering::Release);
         for shard in self.shards.iter() {
-            for (_, e) in lock(shard).iter() {
-                e.waker.wake_by_ref();
-            }
+            // Woken after the lock is let go: a waker may do anything.
+            let wakers: Vec<Waker> = lock(shard).iter().map(|(_, e)| e.waker.clone()).collect();
+            wakers.into_iter().for_each(Waker::wake);
         }
     }
 
@@ -78,13 +101,22 @@ impl Idle {
 
     /// Wake the waits whose deadline is before `now`.
     pub fn sweep(&self, now: Instant) {
+        let mut due = Vec::new();
         for shard in self.shards.iter() {
-            for (_, e) in lock(shard).iter_mut() {
+            let mut entries = lock(shard);
+            for (_, e) in entries.iter_mut() {
                 if !e.expired && e.due <= now {
                     e.expired = true;
-                    e.waker.wake_by_ref();
+                    due.push(e.waker.clone());
                 }
             }
+            // After a burst: give back what the trailing free slots hold.
+            if entries.len() < entries.capacity() / 4 {
+                entries.shrink_to_fit();
+            }
+            drop(entries);
+            // Woken after the lock is let go: a waker may do anything.
+            due.drain(..).for_each(Waker::wake);
         }
     }
 
@@ -161,7 +193,9 @@ impl Wait<'_> {
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key {
-            lock(&self.idle.shards[self.shard]).remove(key);
+            // The entry's waker is dropped after the lock is let go.
+            let entry = lock(&self.idle.shards[self.shard]).remove(key);
+            drop(entry);
         }
     }
 }
@@ -218,6 +252,31 @@ mod tests {
             .expect("a wait begun during the drain did not end")
             .unwrap();
         assert_eq!(idle.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_ends_waits_at_the_tick_it_was_last_set_to() {
+        let idle = Arc::new(Idle::default());
+        // A reload to short timeouts: 10 ms ticks instead of 250 ms.
+        idle.set_tick(&[Duration::from_millis(40)]);
+        let sweeper = tokio::spawn({
+            let idle = idle.clone();
+            async move { idle.sweeper().await }
+        });
+        let start = Instant::now();
+        let task = waiting_task(&idle, crate::clock::coarse() + Duration::from_millis(30));
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the sweeper did not end the wait")
+            .unwrap();
+        // Its deadline, a coarse-clock tick and a sweeper tick, with room
+        // for a loaded machine; far below the default 250 ms tick's worst.
+        assert!(
+            start.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            start.elapsed()
+        );
+        sweeper.abort();
     }
 
     #[test]
