@@ -8,10 +8,10 @@
 //! Plain-HTTP connections start on the native HTTP/1.1 engine (`proxy/h1`,
 //! `proxy.engine: native`), which hands a connection to hyper at the first
 //! request it does not serve. The drain is the same for both: the `stop`
-//! token (for hyper; for the engine, the listener's `h1::Idle`, whose drain
-//! begins when `stop` fires) ends idle connections at once and busy ones after their
-//! request; every connection task is tracked, and the listener waits for
-//! them up to the grace period.
+//! token (for hyper; for the engine, the listener's `h1::Idle`, whose
+//! drain begins when `stop` fires) ends idle connections at once and busy
+//! ones after their request; every connection task is tracked, and the
+//! listener waits for them up to the grace period.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -181,6 +181,8 @@ impl NativeShared {
         limits: &LimitsConfig,
         idle: &Arc<h1::Idle>,
     ) -> Arc<NativeShared> {
+        // The idle sweeper's tick follows these limits.
+        idle.set_tick(&[limits.idle_timeout, limits.header_read_timeout]);
         Arc::new(NativeShared {
             proxy: proxy.clone(),
             builder: builder.clone(),
@@ -274,7 +276,6 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
     let mut limits = limits_now();
     let mut builder = Arc::new(builder_for(&limits));
     let idle = Arc::new(h1::Idle::default());
-    idle.set_tick(&[limits.idle_timeout, limits.header_read_timeout]);
     let mut native = NativeShared::new(&proxy, &builder, &limits, &idle);
     // The engine's idle deadlines, swept every tick until `serve` ends;
     // then (or if this future is dropped) the drain ends every idle wait,
@@ -322,7 +323,6 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                     .map(|n| Arc::new(Semaphore::new(n as usize)));
             }
             limits = now;
-            idle.set_tick(&[limits.idle_timeout, limits.header_read_timeout]);
             native = NativeShared::new(&proxy, &builder, &limits, &idle);
         }
         let _ = stream.set_nodelay(true);

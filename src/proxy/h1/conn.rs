@@ -56,10 +56,9 @@ pub async fn drive(
     idle: &Idle,
 ) -> End {
     // The first request's head is due header_read_timeout after accepting
-    // (as nginx's client_header_timeout); later ones from their first bytes
-    // (from the read that found them incomplete, so a head that comes whole
-    // reads no clock).
-    // (On the coarse clock: seconds-long.)
+    // (as nginx's client_header_timeout), on the coarse clock; later ones
+    // from their first bytes (from the read that found them incomplete, so
+    // a head that comes whole reads no clock).
     let mut first = Some(crate::clock::coarse() + limits.header_read_timeout);
     // Where this connection's idle waits are kept (`idle.rs`).
     let shard = idle.shard();

@@ -55,7 +55,7 @@ impl Default for Idle {
 impl Idle {
     /// How often the sweeper should run for these timeouts: an eighth of
     /// the shortest, between 10 ms and 250 ms.
-    pub fn tick_for(timeouts: &[Duration]) -> Duration {
+    fn tick_for(timeouts: &[Duration]) -> Duration {
         let shortest = timeouts
             .iter()
             .copied()
