@@ -16,6 +16,11 @@ pub enum ProxyError {
     /// The request's framing is ambiguous (a smuggling vector); never forwarded.
     #[error("rejected request: {0}")]
     BadFraming(&'static str),
+    /// The request's method, target or `Host` breaks a rule of
+    /// `proxy::request_rules` (CONNECT, `*` for other than OPTIONS, user
+    /// info, no or two `Host`s); never forwarded.
+    #[error("rejected request: {0}")]
+    BadRequest(&'static str),
     /// The client's body was malformed or cut while it was being forwarded.
     #[error("the client's request body failed: {}", Causes(.0))]
     ClientBody(hyper::Error),
@@ -113,6 +118,7 @@ impl ProxyError {
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::HeaderTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadFraming(_)
+            | ProxyError::BadRequest(_)
             | ProxyError::ClientBody(_)
             | ProxyError::ClientBodyRead(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
@@ -145,6 +151,7 @@ impl ProxyError {
             ProxyError::PayloadTooLarge { .. } => "payload_too_large",
             ProxyError::HeaderTimeout { .. } => "request_timeout",
             ProxyError::BadFraming(_) => "bad_framing",
+            ProxyError::BadRequest(_) => "bad_request",
             ProxyError::ClientBody(_) | ProxyError::ClientBodyRead(_) => "bad_request_body",
             ProxyError::NoBackend => "no_healthy_backend",
             ProxyError::Connect {

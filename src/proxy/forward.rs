@@ -15,11 +15,12 @@ use http_body_util::{BodyExt, Either, Full};
 use super::body::{Lease, ProxyBody};
 use super::error::{wants_json, ProxyError};
 use super::headers::{
-    ambiguous_framing, client_ip, forward, is_upgrade, strip_hop_by_hop, te_trailers,
+    ambiguous_framing, client_ip, forward, strip_hop_by_hop, te_trailers, upgrade_offer,
     TrustedProxies,
 };
 use super::pool::{refusal, Refusal, Sender, UpstreamBody};
 use super::request_id::{self, X_REQUEST_ID};
+use super::request_rules;
 use super::retry_budget::RetryBudget;
 use super::upgrade;
 use hyper::body::Incoming;
@@ -321,12 +322,13 @@ impl Proxy {
         self.routing.store(Arc::new(routing));
     }
 
-    /// One request from `peer`; `proto` (`http` or `https`) is how it
-    /// arrived, for `X-Forwarded-Proto`.
+    /// One request from `peer` on the listener's address `local`; `proto`
+    /// (`http` or `https`) is how it arrived, for `X-Forwarded-Proto`.
     pub async fn handle(
         &self,
         req: Request<RequestBody>,
         peer: SocketAddr,
+        local: SocketAddr,
         proto: &'static str,
     ) -> Response<ProxyBody> {
         let isolate = isolated(&req);
@@ -336,7 +338,7 @@ impl Proxy {
         // hyper would keep that much in every client connection's state,
         // idle or not, and copy it on each move; boxed it is allocated per
         // request and never moved.
-        let mut resp = Box::pin(self.send(req, peer, proto, isolate)).await;
+        let mut resp = Box::pin(self.send(req, peer, local, proto, isolate)).await;
         if isolate && client_h1 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             // Nothing after this request on the client's connection is read
             // (a proxy in front may have framed it otherwise).
@@ -350,6 +352,7 @@ impl Proxy {
         &self,
         req: Request<RequestBody>,
         peer: SocketAddr,
+        local: SocketAddr,
         proto: &'static str,
         isolate: bool,
     ) -> Response<ProxyBody> {
@@ -373,7 +376,19 @@ impl Proxy {
             tracing::warn!(request_id = ?request_id, %peer, error = %e, "request rejected");
             return e.to_response(&request_id, json);
         }
-        let upgrading = parts.version == Version::HTTP_11 && is_upgrade(&parts.headers);
+        if let Some(why) =
+            request_rules::refusal(&parts.method, &parts.uri, parts.version, &parts.headers)
+        {
+            let e = ProxyError::BadRequest(why);
+            tracing::info!(request_id = ?request_id, %peer, error = %e, "request rejected");
+            return e.to_response(&request_id, json);
+        }
+        let offer = if parts.version == Version::HTTP_11 {
+            upgrade_offer(&parts.headers)
+        } else {
+            None
+        };
+        let upgrading = offer.is_some();
         let te_trailers = !upgrading && te_trailers(&parts.headers);
 
         // The target's authority wins over `Host`: an h2 client's
@@ -384,8 +399,17 @@ impl Proxy {
             if let Ok(v) = HeaderValue::from_str(a.as_str()) {
                 parts.headers.insert(header::HOST, v);
             }
+        } else if !parts.headers.contains_key(header::HOST) {
+            // HTTP/1.0 (or h2 without `:authority`) may come without one,
+            // and the backend gets HTTP/1.1, which needs it: the address
+            // the client reached, as nginx's `$host` falls back to the
+            // server's own name.
+            // (`ip:port`, `[v6]:port`.)
+            if let Ok(v) = HeaderValue::from_str(&local.to_string()) {
+                parts.headers.insert(header::HOST, v);
+            }
         }
-        strip_hop_by_hop(&mut parts.headers, upgrading);
+        strip_hop_by_hop(&mut parts.headers, offer);
         if te_trailers {
             // A gRPC client's `te: trailers`; HTTP/1.1 wants `TE` named in
             // `Connection` too (RFC 9110 §10.1.4). h2 backends get only `te`.
@@ -550,7 +574,7 @@ impl Proxy {
                                 return Response::from_parts(parts, ProxyBody::empty());
                             }
                         }
-                        strip_hop_by_hop(resp.headers_mut(), false);
+                        strip_hop_by_hop(resp.headers_mut(), None);
                         if resp.version() == Version::HTTP_2 {
                             // From an h2 backend; hyper's HTTP/1.1 side would
                             // coerce it anyway, and takes its fast path for 1.1.
@@ -737,7 +761,12 @@ mod future_sizes {
             super::Routing::new(&Default::default(), &Default::default()),
         );
         let handle = |req: http::Request<super::RequestBody>| {
-            proxy.handle(req, ([127, 0, 0, 1], 1).into(), "http")
+            proxy.handle(
+                req,
+                ([127, 0, 0, 1], 1).into(),
+                ([127, 0, 0, 1], 2).into(),
+                "http",
+            )
         };
         let size = size_of_return(&handle);
         assert!(size <= 1024, "Proxy::handle's future is {size} bytes");

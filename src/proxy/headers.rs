@@ -11,14 +11,18 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard ones seen in the
-/// wild. Not `Trailer`: it names the trailer fields a message will end with
-/// and is end-to-end (RFC 9110 §6.6.2); hyper's HTTP/1.1 side only sends
-/// trailers that `Trailer` announced.
-fn standard_hop_by_hop() -> [&'static HeaderName; 8] {
+/// wild, and `HTTP2-Settings` (RFC 7540 §3.2.1: it only ever goes with an
+/// h2c upgrade offer, which never passes shoal, whether or not `Connection`
+/// names it). Not `Trailer`: it names the trailer fields a message will end
+/// with and is end-to-end (RFC 9110 §6.6.2); hyper's HTTP/1.1 side only
+/// sends trailers that `Trailer` announced.
+fn standard_hop_by_hop() -> [&'static HeaderName; 9] {
     [
         &header::CONNECTION,
+        &HTTP2_SETTINGS,
         &KEEP_ALIVE,
         &PROXY_CONNECTION,
         &header::PROXY_AUTHENTICATE,
@@ -91,18 +95,42 @@ pub(crate) fn framing_lookalike_lower(n: &[u8]) -> bool {
     }
 }
 
-/// Is this an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`)?
-/// Not `Upgrade: h2c` alone: HTTP/2 to shoal is spoken with prior knowledge
-/// (or ALPN), and a backend's `101` to h2c would take the connection out of
-/// the proxy. As Envoy and nginx, shoal drops that offer and answers in
-/// HTTP/1.1.
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && list_has(headers, &header::CONNECTION, "upgrade")
-        && !headers
-            .get_all(header::UPGRADE)
-            .iter()
-            .all(|v| v.as_bytes().eq_ignore_ascii_case(b"h2c"))
+/// The protocols an HTTP/1.1 upgrade request (`Connection: upgrade` +
+/// `Upgrade`) offers that may reach a backend: every `Upgrade` line's
+/// tokens, `h2c` taken out, joined into one value; `None` when none is
+/// left or the request is no upgrade. HTTP/2 to shoal is spoken with prior
+/// knowledge (or ALPN), and a backend's `101` to h2c would take the
+/// connection out of the proxy (its later requests would skip shoal's
+/// headers, limits and logs), so the h2c offer is dropped wherever it
+/// stands, as Envoy and nginx do, and the answer is in HTTP/1.1.
+pub fn upgrade_offer(headers: &HeaderMap) -> Option<HeaderValue> {
+    if !headers.contains_key(header::UPGRADE) || !list_has(headers, &header::CONNECTION, "upgrade")
+    {
+        return None;
+    }
+    let mut offer = Vec::new();
+    for value in headers.get_all(header::UPGRADE) {
+        for token in value.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            if token.is_empty() || is_h2c(token) {
+                continue;
+            }
+            if !offer.is_empty() {
+                offer.extend_from_slice(b", ");
+            }
+            offer.extend_from_slice(token);
+        }
+    }
+    if offer.is_empty() {
+        return None;
+    }
+    HeaderValue::from_bytes(&offer).ok()
+}
+
+/// `h2c`, or `h2c/…` with a version: the cleartext HTTP/2 upgrade.
+fn is_h2c(token: &[u8]) -> bool {
+    let name = token.split(|b| *b == b'/').next().unwrap_or(token);
+    name.eq_ignore_ascii_case(b"h2c")
 }
 
 fn list_has(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
@@ -114,9 +142,11 @@ fn list_has(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
 }
 
 /// Remove hop-by-hop headers and every header named in `Connection`.
-/// With `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is re-set,
-/// so an upgrade handshake reaches the other side.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// With an `upgrade` offer (from [`upgrade_offer`]), `Upgrade` is set to
+/// it and `Connection: upgrade` re-set, so an upgrade handshake reaches the
+/// other side.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    let keep_upgrade = upgrade.is_some();
     // Headers named in `Connection` go too. The values are copied out (a
     // reference count, or a few bytes) so the map can be changed while the
     // tokens are walked; one value, by far the usual case, needs no Vec.
@@ -141,11 +171,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             }
         }
     }
-    let upgrade = if keep_upgrade {
-        headers.remove(header::UPGRADE)
-    } else {
-        None
-    };
     for name in standard_hop_by_hop() {
         // One lookup: `remove` of an absent name is a miss.
         headers.remove(name);
@@ -367,7 +392,7 @@ mod tests {
             ("x-keep", "yes"),
             ("trailer", "x-checksum"),
         ]);
-        strip_hop_by_hop(&mut h, false);
+        strip_hop_by_hop(&mut h, None);
         assert_eq!(h.len(), 2, "{h:?}");
         assert_eq!(h["x-keep"], "yes");
         assert_eq!(h["trailer"], "x-checksum", "end to end (RFC 9110 §6.6.2)");
@@ -425,7 +450,7 @@ mod tests {
     #[test]
     fn trailer_announcement_is_end_to_end() {
         let mut h = map(&[("trailer", "grpc-status"), ("te", "trailers")]);
-        strip_hop_by_hop(&mut h, false);
+        strip_hop_by_hop(&mut h, None);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["trailer"], "grpc-status");
     }
@@ -436,16 +461,58 @@ mod tests {
             ("connection", "Upgrade, HTTP2-Settings"),
             ("upgrade", "h2c"),
         ]);
-        assert!(!is_upgrade(&h));
+        assert_eq!(upgrade_offer(&h), None);
         let h = map(&[("connection", "upgrade"), ("upgrade", "websocket")]);
-        assert!(is_upgrade(&h));
+        assert_eq!(upgrade_offer(&h).unwrap(), "websocket");
+        let h = map(&[("upgrade", "websocket")]);
+        assert_eq!(upgrade_offer(&h), None, "Connection does not name it");
+    }
+
+    #[test]
+    fn h2c_is_taken_out_of_every_upgrade_value() {
+        // Two lines, h2c first: the backend must never see h2c.
+        let h = map(&[
+            ("connection", "upgrade"),
+            ("upgrade", "h2c"),
+            ("upgrade", "websocket"),
+        ]);
+        assert_eq!(upgrade_offer(&h).unwrap(), "websocket");
+        let h = map(&[("connection", "upgrade"), ("upgrade", "H2C, websocket")]);
+        assert_eq!(upgrade_offer(&h).unwrap(), "websocket");
+        let h = map(&[("connection", "upgrade"), ("upgrade", "h2c/1, h2c")]);
+        assert_eq!(upgrade_offer(&h), None);
+        let h = map(&[
+            ("connection", "upgrade"),
+            ("upgrade", "websocket, foo/2"),
+            ("upgrade", "h2c"),
+        ]);
+        assert_eq!(upgrade_offer(&h).unwrap(), "websocket, foo/2");
+    }
+
+    #[test]
+    fn http2_settings_is_always_hop_by_hop() {
+        let mut h = map(&[("http2-settings", "AAMAAABkAAQAAP__"), ("x-keep", "1")]);
+        strip_hop_by_hop(&mut h, None);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let mut h = map(&[
+            ("connection", "upgrade"),
+            ("upgrade", "h2c"),
+            ("upgrade", "websocket"),
+            ("http2-settings", "AAMAAABkAAQAAP__"),
+        ]);
+        let offer = upgrade_offer(&h);
+        strip_hop_by_hop(&mut h, offer);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
     }
 
     #[test]
     fn keeps_upgrade_when_asked() {
         let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(is_upgrade(&h));
-        strip_hop_by_hop(&mut h, true);
+        let offer = upgrade_offer(&h);
+        assert!(offer.is_some());
+        strip_hop_by_hop(&mut h, offer);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
     }

@@ -193,8 +193,20 @@ enum Phase {
     Off,
 }
 
+/// Where the request line of the next head stands, for [`minor_version_to_1`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// The next bytes may begin a request line.
+    Next,
+    /// A request line began and has not ended yet.
+    Open,
+    /// Not looking: the line was seen, or a body is coming.
+    Done,
+}
+
 struct Watch {
     phase: Phase,
+    line: Line,
     in_flight: usize,
     /// In `Body`: the request body's reader is waiting for data (the body
     /// timer runs only then, not while shoal is not asking for more).
@@ -212,6 +224,8 @@ pub struct ConnWatch {
     body_read_timeout: Duration,
     idle_timeout: Duration,
     send_timeout: Duration,
+    /// `limits.abort_on_client_close`.
+    abort_on_close: bool,
 }
 
 impl ConnWatch {
@@ -219,6 +233,7 @@ impl ConnWatch {
         ConnWatch {
             watch: Arc::new(Mutex::new(Watch {
                 phase: Phase::Fresh,
+                line: Line::Next,
                 in_flight: 0,
                 body_waiting: false,
                 deadline: Some(Instant::now() + limits.header_read_timeout),
@@ -228,6 +243,7 @@ impl ConnWatch {
             body_read_timeout: limits.body_read_timeout,
             idle_timeout: limits.idle_timeout,
             send_timeout: limits.send_timeout,
+            abort_on_close: limits.abort_on_client_close,
         }
     }
 
@@ -235,8 +251,9 @@ impl ConnWatch {
         self.watch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Bytes arrived from the client.
-    fn on_bytes(&self, data: &[u8]) {
+    /// Bytes arrived from the client (a request line's `HTTP/1.2` is read
+    /// as `HTTP/1.1` here: see [`minor_version_to_1`]).
+    fn on_bytes(&self, data: &mut [u8]) {
         let mut w = self.lock();
         match w.phase {
             // HTTP/2 with prior knowledge: its own flow control and pings.
@@ -255,6 +272,27 @@ impl ConnWatch {
             Phase::Body => w.deadline = None,
             Phase::Head | Phase::Busy | Phase::Off => {}
         }
+        if w.line != Line::Done && !matches!(w.phase, Phase::Body | Phase::Off) {
+            w.line = minor_version_to_1(data, w.line);
+        }
+    }
+
+    /// The client ended its sending side (a read found the end): `true`
+    /// when the request in flight goes on and the end is kept from hyper
+    /// until its answer is sent (`limits.abort_on_client_close: false`);
+    /// `waker` is woken when the request ends, to read the end again.
+    fn hold_end(&self, waker: &Waker) -> bool {
+        if self.abort_on_close {
+            return false;
+        }
+        let mut w = self.lock();
+        if w.phase != Phase::Busy || w.in_flight == 0 {
+            return false;
+        }
+        if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            w.waker = Some(waker.clone());
+        }
+        true
     }
 
     /// hyper parsed a request head and called the service. With a body
@@ -268,6 +306,8 @@ impl ConnWatch {
         if w.phase != Phase::Off {
             w.deadline = None;
             w.body_waiting = false;
+            // After a body, bytes are the next head's only once it is read.
+            w.line = if has_body { Line::Done } else { Line::Next };
             w.phase = if has_body {
                 reading = Some(BodyRead(self.clone()));
                 Phase::Body
@@ -333,6 +373,7 @@ impl Drop for BodyRead {
         if w.phase != Phase::Body {
             return;
         }
+        w.line = Line::Next;
         if w.in_flight == 0 {
             // The response was already complete (the backend answered
             // without waiting for the whole body).
@@ -472,9 +513,15 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for WatchedIo<T> {
         let before = buf.filled().len();
         match this.io.as_mut().poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let read = &buf.filled()[before..];
+                let read = &mut buf.filled_mut()[before..];
                 if !read.is_empty() {
                     this.watch.on_bytes(read);
+                } else if this.watch.hold_end(cx.waker()) {
+                    // A half-close after a whole request: hyper would
+                    // abandon the request at this end of input. It sees
+                    // the end once the answer is out (the request's end
+                    // wakes this task, and the next read finds it again).
+                    return Poll::Pending;
                 }
                 Poll::Ready(Ok(()))
             }
@@ -525,6 +572,41 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for WatchedIo<T> {
     }
 }
 
+/// A request line that ends in `HTTP/1.2` … `HTTP/1.9` is read as
+/// `HTTP/1.1` (RFC 9112 §2.3: a higher minor version is handled as the
+/// highest the server speaks, as nginx and HAProxy do; hyper's parser
+/// answers 400). `data` is what one read brought; `line` where the next
+/// request line stands. Rewritten in place, before hyper parses it. A
+/// version split across two reads is not seen (hyper then answers 400).
+fn minor_version_to_1(data: &mut [u8], line: Line) -> Line {
+    if line == Line::Done {
+        return Line::Done;
+    }
+    let mut start = 0;
+    if line == Line::Next {
+        // RFC 9112 §2.2: empty lines before a request line are skipped.
+        match data.iter().position(|b| !matches!(b, b'\r' | b'\n')) {
+            Some(i) => start = i,
+            None => return Line::Next,
+        }
+    }
+    let Some(nl) = data[start..].iter().position(|b| *b == b'\n') else {
+        return Line::Open;
+    };
+    let mut end = start + nl;
+    if end > start && data[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let tail = &data[start..end];
+    if tail.len() >= 9 && tail[tail.len() - 9..tail.len() - 1] == *b" HTTP/1." {
+        let minor = &mut data[end - 1];
+        if (b'2'..=b'9').contains(minor) {
+            *minor = b'1';
+        }
+    }
+    Line::Done
+}
+
 fn client_send_stalled(after: Duration) -> Stalled {
     tracing::debug!(
         send_timeout = ?after,
@@ -564,5 +646,48 @@ impl<T: AsyncWrite> AsyncWrite for WatchedIo<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().io.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{minor_version_to_1, Line};
+
+    fn rewrite(text: &str, line: Line) -> (String, Line) {
+        let mut data = text.as_bytes().to_vec();
+        let line = minor_version_to_1(&mut data, line);
+        (String::from_utf8(data).unwrap(), line)
+    }
+
+    #[test]
+    fn a_higher_minor_version_is_read_as_1_1() {
+        for v in ["1.2", "1.9"] {
+            let (out, line) = rewrite(&format!("GET / HTTP/{v}\r\nHost: a\r\n\r\n"), Line::Next);
+            assert_eq!(out, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(line, Line::Done);
+        }
+        let (out, _) = rewrite("\r\nGET /x HTTP/1.3\n", Line::Next);
+        assert_eq!(out, "\r\nGET /x HTTP/1.1\n");
+        for same in [
+            "GET / HTTP/1.1\r\n",
+            "GET / HTTP/1.0\r\n",
+            "GET / HTTP/2.2\r\n",
+            "GET /HTTP/1.2 HTTP/1.1\r\nX: HTTP/1.2\r\n",
+        ] {
+            assert_eq!(rewrite(same, Line::Next).0, same);
+        }
+    }
+
+    #[test]
+    fn only_the_request_line_is_looked_at() {
+        // A request line that comes in two reads, then headers.
+        let (_, line) = rewrite("GET /lo", Line::Next);
+        assert_eq!(line, Line::Open);
+        let (out, line) = rewrite("ng HTTP/1.2\r\nX: HTTP/1.2\r\n", line);
+        assert_eq!(out, "ng HTTP/1.1\r\nX: HTTP/1.2\r\n");
+        assert_eq!(line, Line::Done);
+        let (out, line) = rewrite("X: a HTTP/1.2\r\n", Line::Done);
+        assert_eq!((out.as_str(), line), ("X: a HTTP/1.2\r\n", Line::Done));
+        assert_eq!(rewrite("\r\n", Line::Next).1, Line::Next);
     }
 }

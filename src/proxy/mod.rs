@@ -8,6 +8,7 @@ pub mod headers;
 pub mod limits;
 pub mod pool;
 pub mod request_id;
+pub mod request_rules;
 mod retry_budget;
 mod server;
 pub mod stall;

@@ -81,6 +81,9 @@ struct Handler {
     watch: ConnWatch,
     max_body_size: Option<u64>,
     peer: SocketAddr,
+    /// The listener's address the client reached (`Host` for a request
+    /// that has none).
+    local: SocketAddr,
     /// `X-Forwarded-Proto`: `http` or `https`.
     proto: &'static str,
 }
@@ -92,6 +95,7 @@ impl Handler {
         proxy: Arc<Proxy>,
         limits: &LimitsConfig,
         peer: SocketAddr,
+        local: SocketAddr,
         proto: &'static str,
     ) -> Handler {
         Handler {
@@ -99,6 +103,7 @@ impl Handler {
             watch: ConnWatch::new(limits),
             max_body_size: limits.max_body_size,
             peer,
+            local,
             proto,
         }
     }
@@ -119,6 +124,7 @@ where
         watch,
         max_body_size,
         peer,
+        local,
         proto,
     } = h;
     let service = service_fn(move |req: Request<Incoming>| {
@@ -127,7 +133,7 @@ where
         let watch = watch.clone();
         async move {
             let resp = match limits::admit(req, max_body_size, reading) {
-                Ok(req) => proxy.handle(req, peer, proto).await,
+                Ok(req) => proxy.handle(req, peer, local, proto).await,
                 Err(refused) => *refused,
             };
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -139,6 +145,62 @@ where
     builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned()
+}
+
+/// A TLS connection whose client chose `h2` by ALPN: HTTP/2 and nothing
+/// else (RFC 9113 §3.3), with no sniffing of HTTP/1.1. A connection that
+/// does not open with the HTTP/2 preface gets a GOAWAY with PROTOCOL_ERROR
+/// (RFC 9113 §3.4) and is closed.
+async fn serve_h2<I>(
+    mut stream: I,
+    handler: Handler,
+    builder: &auto::Builder<TokioExecutor>,
+    timeout: Duration,
+    stop: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let peer = handler.peer;
+    let mut preface = [0u8; 24];
+    let mut got = 0;
+    let read = tokio::time::timeout(timeout, async {
+        while got < PREFACE.len() {
+            match stream.read(&mut preface[got..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got += n,
+            }
+            if preface[..got] != PREFACE[..got] {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    match read {
+        Ok(true) => {}
+        Ok(false) if got == 0 => return,
+        Err(_) if got == 0 => return,
+        _ => {
+            tracing::debug!(%peer, "not the HTTP/2 preface after ALPN h2; GOAWAY");
+            // GOAWAY: length 8, type 0x7, no flags, stream 0; last stream
+            // 0, error PROTOCOL_ERROR (0x1).
+            const GOAWAY: [u8; 17] = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+            let _ = tokio::time::timeout(timeout, async {
+                let _ = stream.write_all(&GOAWAY).await;
+                let _ = stream.shutdown().await;
+            })
+            .await;
+            return;
+        }
+    }
+    let builder = builder.clone().http2_only();
+    let io = WatchedIo::new(
+        h1::Rewind::new(stream, preface.to_vec()),
+        handler.watch.clone(),
+    );
+    run_hyper(connection(&builder, io, handler), peer, stop).await;
 }
 
 /// Run a hyper connection to its end; when `stop` fires, let it finish the
@@ -192,6 +254,7 @@ impl NativeShared {
                 idle_timeout: limits.idle_timeout,
                 send_timeout: limits.send_timeout,
                 max_head: usize::try_from(limits.max_header_size).unwrap_or(usize::MAX),
+                abort_on_close: limits.abort_on_client_close,
             },
             idle: idle.clone(),
         })
@@ -251,7 +314,8 @@ fn after_handoff(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     // The bytes already read count as the head's first: the header timer
     // runs on from now.
-    let handler = Handler::new(proxy, limits, peer, "http");
+    let local = stream.local_addr().unwrap_or(peer);
+    let handler = Handler::new(proxy, limits, peer, local, "http");
     let io = WatchedIo::new(h1::Rewind::new(stream, read), handler.watch.clone());
     Box::pin(run_hyper(connection(builder, io, handler), peer, stop))
 }
@@ -340,7 +404,8 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 ));
             }
             None => {
-                let handler = Handler::new(proxy.clone(), &limits, peer, "http");
+                let local = stream.local_addr().unwrap_or(peer);
+                let handler = Handler::new(proxy.clone(), &limits, peer, local, "http");
                 let io = WatchedIo::new(stream, handler.watch.clone());
                 let conn = connection(&builder, io, handler);
                 let stop = stop.clone();
@@ -357,7 +422,8 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 let stop = stop.clone();
                 // The header-read timer starts now: it bounds the
                 // handshake too (as nginx's client_header_timeout did).
-                let handler = Handler::new(proxy.clone(), &limits, peer, "https");
+                let local = stream.local_addr().unwrap_or(peer);
+                let handler = Handler::new(proxy.clone(), &limits, peer, local, "https");
                 let timeout = limits.header_read_timeout;
                 tasks.spawn(async move {
                     let handshake = TlsAcceptor::from(config).accept(stream);
@@ -372,8 +438,12 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                             return;
                         }
                     };
-                    let io = WatchedIo::new(stream, handler.watch.clone());
-                    run_hyper(connection(&builder, io, handler), peer, stop).await;
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        serve_h2(stream, handler, &builder, timeout, stop).await;
+                    } else {
+                        let io = WatchedIo::new(stream, handler.watch.clone());
+                        run_hyper(connection(&builder, io, handler), peer, stop).await;
+                    }
                     drop(permit);
                     drop(open);
                 });

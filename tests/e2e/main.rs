@@ -9,6 +9,7 @@ mod desync;
 mod failures;
 mod health;
 mod http2;
+mod hygiene;
 mod large_bodies;
 mod lifecycle;
 mod limits;

@@ -637,6 +637,12 @@ pub struct LimitsConfig {
     /// Client connections open at once; `None` means unlimited. When full,
     /// new connections wait in the listen backlog until one closes.
     pub max_connections: Option<u32>,
+    /// A client that ends its sending side (FIN) after a complete request,
+    /// while waiting for the answer: `false` (default) answers it, as
+    /// HAProxy does; `true` abandons the request, as nginx does without
+    /// `proxy_ignore_client_abort` (HAProxy's `option abortonclose`). A
+    /// reset always abandons it.
+    pub abort_on_client_close: bool,
 }
 
 impl Default for LimitsConfig {
@@ -649,6 +655,7 @@ impl Default for LimitsConfig {
             send_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(75),
             max_connections: None,
+            abort_on_client_close: false,
         }
     }
 }

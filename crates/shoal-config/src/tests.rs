@@ -1251,7 +1251,7 @@ fn limits_defaults_values_and_ranges() {
     assert_eq!(l.idle_timeout, Duration::from_secs(30));
     assert_eq!(l.max_connections, Some(1000));
     let printed = to_yaml(&load("app: {command: x}\nlimits: {max_body_size: 1MB}\n").unwrap());
-    assert!(printed.contains("limits:\n  max_body_size: 1MB\n  max_header_size: 64KiB\n  header_read_timeout: 10s\n  body_read_timeout: 1m\n  send_timeout: 1m\n  idle_timeout: 1m15s\n  max_connections: null\n"), "{printed}");
+    assert!(printed.contains("limits:\n  max_body_size: 1MB\n  max_header_size: 64KiB\n  header_read_timeout: 10s\n  body_read_timeout: 1m\n  send_timeout: 1m\n  idle_timeout: 1m15s\n  max_connections: null\n  abort_on_client_close: false\n"), "{printed}");
 
     assert_eq!(
         err("app: {command: x}\nlimits:\n  max_body_size: 0\n"),

@@ -34,6 +34,8 @@ pub struct ConnLimits {
     /// `limits.max_header_size`: a longer head goes to hyper, which
     /// answers 431.
     pub max_head: usize,
+    /// `limits.abort_on_client_close`.
+    pub abort_on_close: bool,
 }
 
 /// How the engine let go of a connection.
@@ -174,6 +176,7 @@ async fn one_request(
         stream,
         send_timeout: limits.send_timeout,
         idle,
+        abort_on_close: limits.abort_on_close,
     };
     // The response goes through the client's buffer when nothing is
     // pipelined behind the request (one buffer per request in flight, not

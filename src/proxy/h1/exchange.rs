@@ -74,6 +74,8 @@ pub struct Client<'a> {
     /// The listener's idle waits and drain: once the drain began, the
     /// answer says `Connection: close` and the connection ends after it.
     pub idle: &'a Idle,
+    /// `limits.abort_on_client_close`: a client's FIN abandons its request.
+    pub abort_on_close: bool,
 }
 
 /// Serve `req`, whose head for the backend is `head`, reading the
@@ -181,8 +183,7 @@ async fn attempts(
             let sent = send(
                 started,
                 &mut upstream,
-                client.stream,
-                client.idle,
+                &client,
                 &endpoint,
                 routing,
                 req,
@@ -320,8 +321,7 @@ async fn attempts(
 async fn send(
     started: Instant,
     upstream: &mut TcpStream,
-    client: &TcpStream,
-    idle: &Idle,
+    client: &Client<'_>,
     endpoint: &Arc<Endpoint>,
     routing: &Routing,
     req: &Prepared,
@@ -343,7 +343,7 @@ async fn send(
         let read = tokio::select! {
             biased;
             read = read_until(upstream, &mut buf[filled..], deadline) => read,
-            () = client_gone(client) => return Err(Failure::ClientGone),
+            () = client_gone(client.stream, client.abort_on_close) => return Err(Failure::ClientGone),
         };
         let n = match read {
             Some(Ok(n)) => n,
@@ -370,7 +370,7 @@ async fn send(
             match response::prepare(
                 &buf[..filled],
                 req.head_only,
-                req.keep_alive && !idle.is_draining(),
+                req.keep_alive && !client.idle.is_draining(),
                 &req.request_id,
                 out,
             ) {
@@ -389,17 +389,21 @@ async fn send(
     }
 }
 
-/// Resolves when the client has closed its connection (or it failed). A
-/// client that sent more (a pipelined request) is still there: then it
-/// never resolves. A peek, so nothing is taken from the socket; no syscall
-/// until the socket has something. (`poll_peek`: the waker waits in the
-/// socket's reader slot, which nothing else uses meanwhile, rather than in
-/// a waiter node linked in and out of the socket's list per request.)
-async fn client_gone(client: &TcpStream) {
+/// Resolves when the client has reset its connection (or it failed), or,
+/// with `abort_on_close` (`limits.abort_on_client_close`), ended its
+/// sending side; without it, a client that half-closed after its request
+/// still gets the answer (the connection ends after it). A client that
+/// sent more (a pipelined request) is still there: then it never
+/// resolves. A peek, so nothing is taken from the socket; no syscall until
+/// the socket has something. (`poll_peek`: the waker waits in the socket's
+/// reader slot, which nothing else uses meanwhile, rather than in a waiter
+/// node linked in and out of the socket's list per request.)
+async fn client_gone(client: &TcpStream, abort_on_close: bool) {
     let mut probe = [0u8; 1];
     let mut probe = tokio::io::ReadBuf::new(&mut probe);
     match std::future::poll_fn(|cx| client.poll_peek(cx, &mut probe)).await {
-        Ok(0) | Err(_) => {}
+        Err(_) => {}
+        Ok(0) if abort_on_close => {}
         Ok(_) => std::future::pending().await,
     }
 }

@@ -163,15 +163,15 @@ pub async fn write_all(
 
 /// The client's socket for hyper, with the bytes the engine already read
 /// (the head of the request it did not serve, and anything after it) read
-/// first.
-pub struct Rewind {
+/// first. (Also a TLS stream whose HTTP/2 preface was read to check it.)
+pub struct Rewind<S = TcpStream> {
     pending: Vec<u8>,
     at: usize,
-    stream: TcpStream,
+    stream: S,
 }
 
-impl Rewind {
-    pub fn new(stream: TcpStream, pending: Vec<u8>) -> Rewind {
+impl<S> Rewind<S> {
+    pub fn new(stream: S, pending: Vec<u8>) -> Rewind<S> {
         Rewind {
             pending,
             at: 0,
@@ -180,7 +180,7 @@ impl Rewind {
     }
 }
 
-impl AsyncRead for Rewind {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -201,7 +201,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -9,7 +9,8 @@
 //! The native engine serves plain HTTP/1.1 requests without a body. Anything
 //! else — a body, `Transfer-Encoding`, an upgrade, `Expect`, an absolute or
 //! `*` target, HTTP/1.0, a framing-lookalike header name, a head that does
-//! not parse — is [`Head::Handoff`]: hyper reads the same bytes again and
+//! not parse, a target or `Host` outside `request_rules`' plain byte sets,
+//! no `Host` or two — is [`Head::Handoff`]: hyper reads the same bytes again and
 //! answers as it always did (the smuggling defences of ARCHITECTURE.md
 //! included), so every refusal is made in one place.
 
@@ -19,6 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::head::{header, tokens, ConnectionNamed};
 use crate::proxy::headers::{client_ip_from, framing_lookalike_lower, IpText, TrustedProxies};
 use crate::proxy::request_id;
+use crate::proxy::request_rules;
 
 /// Header lines a request may have on the native path (hyper's own limit
 /// is 100 too); more is handed to hyper, which answers 431.
@@ -130,6 +132,7 @@ fn classify(name: &[u8]) -> Name {
         | b"proxy-connection"
         | b"proxy-authenticate"
         | b"proxy-authorization"
+        | b"http2-settings"
         | b"x-real-ip" => Name::Drop,
         b"transfer-encoding" | b"upgrade" | b"expect" => Name::Handoff,
         other if framing_lookalike_lower(other) => Name::Handoff,
@@ -160,6 +163,10 @@ pub fn prepare(
     };
     if !path.starts_with('/') {
         return Head::Handoff("absolute or asterisk target");
+    }
+    if !request_rules::plain_target(path.as_bytes()) {
+        // A fragment to cut, or bytes hyper's path answers 400 to.
+        return Head::Handoff("target for hyper's rules");
     }
     if method == "CONNECT" {
         return Head::Handoff("CONNECT");
@@ -201,7 +208,12 @@ pub fn prepare(
                 te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
             }
             Name::Host => {
-                host.get_or_insert(h.value);
+                // Two, or one that needs a closer look: hyper's path
+                // decides (request_rules).
+                if host.is_some() || !request_rules::plain_host(h.value) {
+                    return Head::Handoff("Host for hyper's rules");
+                }
+                host = Some(h.value);
             }
             Name::RequestId => {
                 client_id.get_or_insert(h.value);
@@ -214,6 +226,10 @@ pub fn prepare(
             Name::Accept => json |= crate::proxy::error::accepts_json(h.value),
             Name::Other | Name::Drop => {}
         }
+    }
+    if host.is_none() {
+        // HTTP/1.1 without Host: 400 on hyper's path.
+        return Head::Handoff("no Host");
     }
     let trusted_peer = trusted.contains(peer.ip());
     let client = if trusted_peer {
@@ -376,7 +392,7 @@ mod tests {
     #[test]
     fn a_bad_client_request_id_is_replaced() {
         let (p, out) = ready(
-            "HEAD / HTTP/1.1\r\nX-Request-Id: has space\r\nContent-Length: 0\r\n\r\n",
+            "HEAD / HTTP/1.1\r\nHost: a\r\nX-Request-Id: has space\r\nContent-Length: 0\r\n\r\n",
             &[],
         );
         assert!(p.head_only);
@@ -402,6 +418,15 @@ mod tests {
             "CONNECT a:443 HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            // What request_rules decides on hyper's path.
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+            "GET /p#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /?q=<script> HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /a`b HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
         ] {
             handoff(raw);
         }
@@ -410,6 +435,18 @@ mod tests {
             "-".repeat(70)
         );
         handoff(&long);
+    }
+
+    #[test]
+    fn http2_settings_never_reaches_a_backend() {
+        let (_, out) = ready(
+            "GET / HTTP/1.1\r\nHost: a\r\nHTTP2-Settings: AAMAAABk\r\n\r\n",
+            &[],
+        );
+        assert!(
+            !out.to_ascii_lowercase().contains("http2-settings"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -253,7 +253,7 @@ mod tests {
         let mut out = Vec::new();
         let trusted = Default::default();
         match super::super::request::prepare(
-            b"GET / HTTP/1.1\r\nX-Request-Id: rid-1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: rid-1\r\n\r\n",
             "127.0.0.1:1".parse().unwrap(),
             "http",
             &trusted,

@@ -20,6 +20,8 @@ pub enum Mode {
     /// Answer `200` once a request's `Content-Length` body is complete;
     /// keep-alive.
     AnswerComplete,
+    /// As `AnswerComplete`, but only this long after the request came.
+    AnswerCompleteAfter(Duration),
     /// Read the request head, then read nothing for `stall` (a backend that
     /// does not take the body); then drain to EOF, recording whether shoal
     /// had closed the connection by then.
@@ -31,6 +33,8 @@ pub struct Conn {
     pub bytes: Vec<u8>,
     /// shoal closed it (EOF or reset seen).
     pub closed: bool,
+    /// How many of `bytes` came before the last [`RawBackend::mark`].
+    pub marked: usize,
     pub closed_at: Option<Instant>,
 }
 
@@ -69,6 +73,24 @@ impl RawBackend {
             .map(|c| c.lock().unwrap().clone())
             .filter(|c| !c.bytes.is_empty())
             .collect()
+    }
+
+    /// Every byte that reached the backend since the last [`mark`]
+    /// (`RawBackend::mark`), connection by connection, as text (lossy).
+    pub fn text(&self) -> String {
+        self.conns()
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c.bytes[c.marked..]).into_owned())
+            .collect()
+    }
+
+    /// From now on, [`text`](RawBackend::text) shows only later bytes
+    /// (also those of connections already open, which `clear` forgets).
+    pub fn mark(&self) {
+        for c in self.conns.lock().unwrap().iter() {
+            let mut c = c.lock().unwrap();
+            c.marked = c.bytes.len();
+        }
     }
 
     /// Forget the connections seen so far.
@@ -140,10 +162,13 @@ async fn serve(mut s: TcpStream, conn: Arc<Mutex<Conn>>, mode: Mode) {
                     let _ = s.write_all(answer).await;
                 }
             }
-            Mode::AnswerComplete => {
+            Mode::AnswerComplete | Mode::AnswerCompleteAfter(_) => {
                 let len = content_length(&bytes[answered..end]).unwrap_or(0);
                 if bytes.len() >= end + len {
                     answered = end + len;
+                    if let Mode::AnswerCompleteAfter(after) = mode {
+                        tokio::time::sleep(after).await;
+                    }
                     let body = format!("got {len}");
                     let resp = format!(
                         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",

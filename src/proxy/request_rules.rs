@@ -1,0 +1,195 @@
+//! What a request must be for shoal to forward it at all: its method,
+//! target and `Host`, by RFC 9110, 9112 and 9113. Both engines follow these
+//! rules through this one module: hyper's path calls [`refusal`] on every
+//! request, and the native engine serves only requests whose target and
+//! `Host` pass the byte checks below ([`plain_target`], [`plain_host`]);
+//! anything else it hands to hyper's path, which decides. So an answer
+//! never depends on the engine.
+//!
+//! The request target's byte set is the `http` crate's (WHATWG's path and
+//! query sets), which hyper applies when it parses a target:
+//!
+//! | part | accepted as sent | refused (400) |
+//! |---|---|---|
+//! | path | printable ASCII but `<` `>` `` ` `` | `<` `>` `` ` ``, controls, space, DEL, bytes ≥ 0x80 that are not UTF-8 |
+//! | query | printable ASCII but `"` `<` `>` | `"` `<` `>`, controls, space, DEL, bytes ≥ 0x80 that are not UTF-8 |
+//!
+//! A `#fragment` is never sent (RFC 9112 §3.2, RFC 3986 §3.5): it is cut
+//! off before the request goes on.
+
+use http::header::{self, HeaderMap};
+use http::{Method, Uri, Version};
+
+/// Why a request is refused with 400 before anything is forwarded, if it
+/// is. `version` is the client's (an HTTP/1.2 request line was read as
+/// HTTP/1.1, RFC 9112 §2.3).
+pub fn refusal(
+    method: &Method,
+    uri: &Uri,
+    version: Version,
+    headers: &HeaderMap,
+) -> Option<&'static str> {
+    if method == Method::CONNECT {
+        // No tunnels (nginx and HAProxy answer 400 too); a backend would
+        // read `CONNECT host:port` as it liked.
+        return Some("CONNECT is not served");
+    }
+    if uri.path() == "*" && method != Method::OPTIONS {
+        // RFC 9112 §3.2.4 (and `:path: *`, RFC 9113 §8.3.1).
+        return Some("the asterisk-form target is only for OPTIONS");
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // RFC 9110 §4.2.4; RFC 9113 §8.3.1 for `:authority`.
+        return Some("user info in the request target's authority");
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        // RFC 9112 §3.2.
+        (_, Some(_)) => return Some("more than one Host header"),
+        (None, None) if version == Version::HTTP_11 => return Some("no Host header (HTTP/1.1)"),
+        (Some(host), None) if !valid_host(host.as_bytes()) => return Some("invalid Host header"),
+        _ => {}
+    }
+    None
+}
+
+/// A `Host` value: empty (allowed for a target without an authority, RFC
+/// 9110 §7.2), or an authority with no user info.
+fn valid_host(value: &[u8]) -> bool {
+    value.is_empty() || (!value.contains(&b'@') && http::uri::Authority::try_from(value).is_ok())
+}
+
+/// A target the native engine may send on as it came: origin-form, every
+/// byte accepted by the table above as sent, no fragment, ASCII only.
+/// Anything else goes to hyper's path, which cuts the fragment or answers
+/// 400 by the same table.
+pub fn plain_target(path: &[u8]) -> bool {
+    let mut in_query = false;
+    for &b in path {
+        let ok = match b {
+            b'?' => {
+                in_query = true;
+                true
+            }
+            b'"' => !in_query,
+            b'`' => in_query,
+            b'<' | b'>' | b'#' => false,
+            0x21..=0x7e => true,
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    path.first() == Some(&b'/')
+}
+
+/// A `Host` value the native engine may send on without a closer look: a
+/// name or IPv4 address of letters, digits, `.`, `-` and `_`, with an
+/// optional numeric port. Anything else (IPv6 brackets, an empty value,
+/// user info…) goes to hyper's path and [`refusal`].
+pub fn plain_host(value: &[u8]) -> bool {
+    let (name, port) = match value.iter().position(|b| *b == b':') {
+        Some(i) => (&value[..i], Some(&value[i + 1..])),
+        None => (value, None),
+    };
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && port.is_none_or(|p| {
+            p.iter().all(u8::is_ascii_digit)
+                && std::str::from_utf8(p).is_ok_and(|p| p.parse::<u16>().is_ok())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(hosts: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for host in hosts {
+            h.append(header::HOST, HeaderValue::from_str(host).unwrap());
+        }
+        h
+    }
+
+    fn check(method: &str, uri: &str, version: Version, hosts: &[&str]) -> Option<&'static str> {
+        refusal(
+            &method.parse().unwrap(),
+            &uri.parse().unwrap(),
+            version,
+            &headers(hosts),
+        )
+    }
+
+    #[test]
+    fn what_is_refused() {
+        let v11 = Version::HTTP_11;
+        assert_eq!(check("GET", "/", v11, &["a"]), None);
+        assert!(check("CONNECT", "a.test:443", v11, &["a.test:443"]).is_some());
+        assert!(check("GET", "*", v11, &["a"]).is_some());
+        assert!(check("POST", "*", v11, &["a"]).is_some());
+        assert_eq!(check("OPTIONS", "*", v11, &["a"]), None);
+        assert!(check("GET", "http://user@a.test/", v11, &["a.test"]).is_some());
+        assert!(check("GET", "/", v11, &["a", "b"]).is_some());
+        assert!(check("GET", "/", v11, &["a", "a"]).is_some());
+        assert!(check("GET", "/", v11, &[]).is_some());
+        assert!(check("GET", "/", v11, &["user@a"]).is_some());
+        assert!(check("GET", "/", v11, &["a b"]).is_some());
+        assert_eq!(check("GET", "/", v11, &[""]), None);
+        assert_eq!(check("GET", "/", Version::HTTP_10, &[]), None);
+        assert_eq!(check("GET", "http://a.test/", Version::HTTP_2, &[]), None);
+        assert!(check("GET", "http://u:p@a.test/", Version::HTTP_2, &[]).is_some());
+    }
+
+    #[test]
+    fn plain_targets_are_what_the_http_crate_takes_as_sent() {
+        // Every printable byte in the path and in the query: the native
+        // engine serves it only where `http` keeps it unchanged.
+        for b in 0x20u8..=0x7f {
+            for (prefix, suffix) in [("/a", ""), ("/a?q=", "")] {
+                let mut target = prefix.as_bytes().to_vec();
+                target.push(b);
+                target.extend_from_slice(suffix.as_bytes());
+                let parsed = http::uri::PathAndQuery::try_from(target.as_slice());
+                let unchanged = parsed.is_ok_and(|p| p.as_str().as_bytes() == target.as_slice());
+                assert_eq!(
+                    plain_target(&target),
+                    unchanged,
+                    "{:?}",
+                    String::from_utf8_lossy(&target)
+                );
+            }
+        }
+        assert!(plain_target(b"/p?q=1&r=%20"));
+        assert!(!plain_target(b"/p#frag"));
+        assert!(!plain_target(b"/\xc3\xa9"));
+        assert!(!plain_target(b"*"));
+        assert!(!plain_target(b""));
+    }
+
+    #[test]
+    fn plain_hosts_are_valid_hosts() {
+        for host in [
+            "a.test",
+            "a.test:8080",
+            "127.0.0.1:1",
+            "my_host",
+            "A-B.c",
+            "a:65535",
+        ] {
+            assert!(plain_host(host.as_bytes()), "{host}");
+            assert!(valid_host(host.as_bytes()), "{host}");
+        }
+        for host in [
+            "", "u@a", "[::1]:80", "a:", "a:65536", "a:b", ":80", "a b", "a:+1",
+        ] {
+            assert!(!plain_host(host.as_bytes()), "{host}");
+        }
+        assert!(valid_host(b"[::1]:80"));
+        assert!(!valid_host(b"u@a"));
+    }
+}
