@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use shoal::balance::{from_config, Endpoint, EndpointSet, Health, RequestInfo, Tried};
+use shoal::balance::{from_config, Endpoint, EndpointSet, Headers, Health, RequestView, Tried};
 use shoal::proxy::headers::{add_forwarded, strip_hop_by_hop};
 use shoal::proxy::pool::PoolSettings;
 use shoal::proxy::request_id;
@@ -111,10 +111,11 @@ fn balancer_pick(c: &mut Criterion) {
         HeaderValue::from_static("7d0e3f1a-4c2b"),
     );
     let uri: http::Uri = "/api/v1/items?user=42&page=3".parse().unwrap();
-    let req = RequestInfo {
+    let req = RequestView {
         client: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 23)),
-        headers: &headers,
-        uri: &uri,
+        method: "GET",
+        target: uri.path_and_query().unwrap().as_str(),
+        headers: Headers::Map(&headers),
     };
     for (name, algorithm, hash_key) in [
         ("ip_hash", Algorithm::IpHash, None),

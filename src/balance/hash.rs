@@ -34,7 +34,7 @@ use http::header::{HeaderName, COOKIE};
 use shoal_config::HashKey;
 
 use super::cache::PerSet;
-use super::{eligible, stable_hash, Balance, EndpointSet, RequestInfo, Tried};
+use super::{eligible, stable_hash, Balance, EndpointSet, RequestView, Tried};
 
 /// Slots in the table: a prime, so every permutation visits every slot.
 const M: usize = 65537;
@@ -97,9 +97,9 @@ pub(crate) fn hash_ip(ip: IpAddr) -> u64 {
 }
 
 /// The value of cookie `name` in the request's `Cookie` header(s).
-fn cookie<'a>(req: &RequestInfo<'a>, name: &str) -> Option<&'a [u8]> {
-    req.headers.get_all(COOKIE).iter().find_map(|value| {
-        value.as_bytes().split(|&b| b == b';').find_map(|pair| {
+fn cookie<'a>(req: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
+    req.headers.get_all(COOKIE.as_str()).find_map(|value| {
+        value.split(|&b| b == b';').find_map(|pair| {
             let pair = pair.trim_ascii();
             let eq = pair.iter().position(|&b| b == b'=')?;
             (pair[..eq] == *name.as_bytes()).then(|| &pair[eq + 1..])
@@ -108,21 +108,21 @@ fn cookie<'a>(req: &RequestInfo<'a>, name: &str) -> Option<&'a [u8]> {
 }
 
 /// The raw value of the first query parameter `name`.
-fn query<'a>(req: &RequestInfo<'a>, name: &str) -> Option<&'a [u8]> {
-    req.uri.query()?.split('&').find_map(|pair| {
+fn query<'a>(req: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
+    req.query()?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k == name).then_some(v.as_bytes())
     })
 }
 
 impl Balance for Hash {
-    fn request_key(&self, req: &RequestInfo<'_>) -> Option<u64> {
+    fn request_key(&self, req: &RequestView<'_>) -> Option<u64> {
         let bytes: &[u8] = match &self.source {
             Source::Client => return Some(hash_ip(req.client)),
-            Source::Header(name) => req.headers.get(name)?.as_bytes(),
+            Source::Header(name) => req.headers.get(name.as_str())?,
             Source::Cookie(name) => cookie(req, name)?,
             Source::Query(name) => query(req, name)?,
-            Source::Path => req.uri.path().as_bytes(),
+            Source::Path => req.path().as_bytes(),
             Source::Nothing => return None,
         };
         (!bytes.is_empty()).then(|| stable_hash(bytes))
@@ -243,6 +243,7 @@ impl Maglev {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{endpoints, request};
+    use super::super::Headers;
     use super::super::{Endpoint, Health};
     use super::*;
     use crate::proxy::pool::PoolSettings;
@@ -391,10 +392,11 @@ mod tests {
         let set = endpoints(&[1, 1, 2]);
         let b = Hash::on(Some(&HashKey::Header("x-user".into())));
         let (client, headers, uri) = request([10, 0, 0, 1], "/");
-        let req = RequestInfo {
+        let req = RequestView {
             client,
-            headers: &headers,
-            uri: &uri,
+            method: "GET",
+            target: uri.path_and_query().unwrap().as_str(),
+            headers: Headers::Map(&headers),
         };
         assert_eq!(b.request_key(&req), None);
         let mut counts = [0u32; 3];
@@ -413,10 +415,11 @@ mod tests {
         headers.append("cookie", "session=later".parse().unwrap());
         headers.append("x-empty", "".parse().unwrap());
         let uri: http::Uri = "http://h/a/b?x=1&user=bob&user=eve&flag".parse().unwrap();
-        let req = RequestInfo {
+        let req = RequestView {
             client,
-            headers: &headers,
-            uri: &uri,
+            method: "GET",
+            target: uri.path_and_query().unwrap().as_str(),
+            headers: Headers::Map(&headers),
         };
         let key = |k: Option<HashKey>| Hash::on(k.as_ref()).request_key(&req);
         let h = |s: &str| Some(stable_hash(s.as_bytes()));
@@ -435,12 +438,12 @@ mod tests {
         let ip = Hash::client_ip();
         let k = ip.request_key(&req);
         assert_eq!(k, Some(hash_ip(client)));
-        let mapped = RequestInfo {
+        let mapped = RequestView {
             client: "::ffff:192.0.2.7".parse().unwrap(),
             ..req
         };
         assert_eq!(ip.request_key(&mapped), k);
-        let neighbour = RequestInfo {
+        let neighbour = RequestView {
             client: "192.0.2.8".parse().unwrap(),
             ..req
         };

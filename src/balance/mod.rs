@@ -30,8 +30,6 @@ pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use table::{EndpointSet, EndpointTable};
 
-use std::net::IpAddr;
-
 use shoal_config::{Algorithm, BalanceConfig};
 
 /// Endpoints a request has already tried, so a retry goes elsewhere.
@@ -59,14 +57,9 @@ impl Tried {
     }
 }
 
-/// What a balancer may look at in a request: the client's address, the
-/// headers and the target, borrowed from the request as the client sent it.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestInfo<'a> {
-    pub client: IpAddr,
-    pub headers: &'a http::HeaderMap,
-    pub uri: &'a http::Uri,
-}
+/// What a balancer may look at in a request: the engine-neutral view of
+/// its head (client address, target, headers).
+pub use crate::proxy::view::{Headers, RequestView};
 
 /// Picks one endpoint for a request.
 ///
@@ -86,7 +79,7 @@ pub trait Balance: Send + Sync {
     /// The request's affinity key, or `None` when the algorithm does not use
     /// one or the request does not carry it (then `hash` spreads the request
     /// at random in proportion to weight).
-    fn request_key(&self, _req: &RequestInfo<'_>) -> Option<u64> {
+    fn request_key(&self, _req: &RequestView<'_>) -> Option<u64> {
         None
     }
 
@@ -197,9 +190,12 @@ pub(crate) mod test_support {
     }
 
     /// A request with no headers, from `client`, for `target`.
-    pub fn request(client: [u8; 4], target: &str) -> (IpAddr, http::HeaderMap, http::Uri) {
+    pub fn request(
+        client: [u8; 4],
+        target: &str,
+    ) -> (std::net::IpAddr, http::HeaderMap, http::Uri) {
         (
-            IpAddr::from(client),
+            std::net::IpAddr::from(client),
             http::HeaderMap::new(),
             target.parse().unwrap(),
         )

@@ -1,14 +1,13 @@
 //! Every way a proxied request can fail, classified once: its status, whether
 //! another backend may be tried, and the answer the client gets.
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
+use super::answer::Answer;
 use super::body::ProxyBody;
 use super::limits::BodyTooLarge;
 use super::pool::ConnectError;
-use super::request_id::X_REQUEST_ID;
 use super::stall::Stalled;
 
 #[derive(Debug, thiserror::Error)]
@@ -166,50 +165,21 @@ impl ProxyError {
         }
     }
 
-    /// The client-facing answer. The body carries the request id (as text,
-    /// or JSON when the client's `Accept` asks for it) but not internal
-    /// details such as backend addresses: those go to the log.
+    /// The client-facing answer (`proxy::answer`): the status, the kind
+    /// and the request id, as text or JSON; internal details such as
+    /// backend addresses go to the log, not to the client.
+    pub fn answer<'a>(&self, request_id: &'a [u8], json: bool) -> Answer<'a> {
+        Answer {
+            status: self.status(),
+            kind: self.kind(),
+            request_id,
+            json,
+        }
+    }
+
+    /// [`answer`](ProxyError::answer) as hyper's path sends it.
     pub fn to_response(&self, request_id: &HeaderValue, wants_json: bool) -> Response<ProxyBody> {
-        let status = self.status();
-        crate::metrics::counters::generated(status.as_u16());
-        let id = request_id.to_str().unwrap_or("");
-        let reason = status.canonical_reason().unwrap_or("Error");
-        let (content_type, body) = if wants_json {
-            let v = serde_json::json!({
-                "status": status.as_u16(),
-                "error": self.kind(),
-                "message": reason,
-                "request_id": id,
-            });
-            ("application/json", format!("{v}\n"))
-        } else {
-            (
-                "text/plain; charset=utf-8",
-                format!(
-                    "{} {reason}: {} (request id {id})\n",
-                    status.as_u16(),
-                    self.kind()
-                ),
-            )
-        };
-        let mut resp = Response::new(ProxyBody::full(Bytes::from(body)));
-        *resp.status_mut() = status;
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        h.insert(X_REQUEST_ID.clone(), request_id.clone());
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if matches!(
-            status,
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT | StatusCode::BAD_REQUEST
-        ) {
-            // The rest of the request is not read, or its framing is not to
-            // be trusted: whatever follows on the connection must not be
-            // read as another request (a smuggled one).
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp
+        self.answer(request_id.as_bytes(), wants_json).to_response()
     }
 }
 

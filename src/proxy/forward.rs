@@ -28,8 +28,8 @@ use hyper::client::conn::TrySendError;
 use std::time::Duration;
 
 use crate::balance::{
-    panic, slow_start, Balance, Endpoint, EndpointSet, EndpointTable, PassiveHealth, RequestInfo,
-    Tried,
+    panic, slow_start, Balance, Endpoint, EndpointSet, EndpointTable, Headers, PassiveHealth,
+    RequestView, Tried,
 };
 use arc_swap::ArcSwap;
 use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig, UpstreamProtocol};
@@ -364,10 +364,11 @@ impl Proxy {
         let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
         // What the balancer needs of the request (hash, ip_hash), as the
         // client sent it, reduced to a u64 before `parts` moves on.
-        let key = routing.balancer.request_key(&RequestInfo {
+        let key = routing.balancer.request_key(&RequestView {
             client,
-            headers: &parts.headers,
-            uri: &parts.uri,
+            method: parts.method.as_str(),
+            target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            headers: Headers::Map(&parts.headers),
         });
         let request_id = request_id::ensure(&mut parts.headers);
         let json = wants_json(&parts.headers);

@@ -38,7 +38,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
@@ -479,25 +479,11 @@ impl<T> WatchedIo<T> {
 /// What a client whose request head did not arrive in time gets.
 fn request_timeout_response(after: Duration) -> Vec<u8> {
     let e = ProxyError::HeaderTimeout { after };
-    let id = request_id::generate();
-    let id = id.to_str().unwrap_or("");
-    let status = e.status();
-    crate::metrics::counters::generated(status.as_u16());
-    let reason = status.canonical_reason().unwrap_or("Error");
-    let body = format!(
-        "{} {reason}: {} (request id {id})\n",
-        status.as_u16(),
-        e.kind()
-    );
-    debug_assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
-    tracing::debug!(request_id = id, error = %e, status = status.as_u16(), "closing connection");
-    format!(
-        "HTTP/1.1 {} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n\
-         connection: close\r\nx-request-id: {id}\r\ncontent-length: {}\r\n\r\n{body}",
-        status.as_u16(),
-        body.len()
-    )
-    .into_bytes()
+    let id = request_id::generate_hex();
+    tracing::debug!(request_id = %String::from_utf8_lossy(&id), error = %e, status = e.status().as_u16(), "closing connection");
+    let mut out = Vec::with_capacity(256);
+    e.answer(&id, false).write_h1(&mut out, true, false);
+    out
 }
 
 impl<T: AsyncRead + AsyncWrite> AsyncRead for WatchedIo<T> {

@@ -1,5 +1,6 @@
 //! The data plane: listener → balancer → upstream pool, and back.
 
+pub mod answer;
 pub mod body;
 pub mod error;
 mod forward;
@@ -13,6 +14,7 @@ mod retry_budget;
 mod server;
 pub mod stall;
 mod upgrade;
+pub mod view;
 
 pub use forward::{Proxy, Routing};
 pub use server::{serve, Frontend, Grace, LimitsNow};

@@ -128,31 +128,41 @@ async fn instance(client: &mut Client, path: &str, user: Option<&str>) -> String
 }
 
 /// `hash` on a header: each user stays on one instance, users spread over
-/// the instances, and requests without the header are still served.
+/// the instances, and requests without the header are still served. Under
+/// both engines; the native engine reads the key itself (no hand-off).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_on_a_header_keeps_each_user_on_one_instance() {
-    let shoal = Shoal::start(&demo_config(
-        3,
-        "balance: { algorithm: hash, hash_key: 'header:X-User-Id' }\n",
-    ));
-    shoal.wait_healthy(3).await;
-    let mut client = Client::new(shoal.proxy);
-    let mut homes = HashMap::new();
-    for round in 0..3 {
-        for u in 0..12 {
-            let user = format!("user-{u}");
-            let got = instance(&mut client, "/", Some(&user)).await;
-            let home = homes.entry(user.clone()).or_insert_with(|| got.clone());
-            assert_eq!(*home, got, "{user} moved in round {round}");
+    for engine in ["native", "hyper"] {
+        let shoal = Shoal::start(&demo_config(
+            3,
+            &format!(
+                "balance: {{ algorithm: hash, hash_key: 'header:X-User-Id' }}\nproxy: {{ engine: {engine} }}\n"
+            ),
+        ));
+        shoal.wait_healthy(3).await;
+        let mut client = Client::new(shoal.proxy);
+        let mut homes = HashMap::new();
+        for round in 0..3 {
+            for u in 0..12 {
+                let user = format!("user-{u}");
+                let got = instance(&mut client, "/", Some(&user)).await;
+                let home = homes.entry(user.clone()).or_insert_with(|| got.clone());
+                assert_eq!(*home, got, "{engine}: {user} moved in round {round}");
+            }
         }
+        let used: std::collections::HashSet<_> = homes.values().collect();
+        assert!(
+            used.len() >= 2,
+            "{engine}: 12 users all on one instance: {homes:?}"
+        );
+        let mut anonymous = std::collections::HashSet::new();
+        for _ in 0..30 {
+            anonymous.insert(instance(&mut client, "/", None).await);
+        }
+        assert!(anonymous.len() >= 2, "{engine}: {anonymous:?}");
+        let handoffs = shoal.metrics().await["shoal_native_handoffs_total"];
+        assert_eq!(handoffs, 0.0, "{engine}: served without a hand-off");
     }
-    let used: std::collections::HashSet<_> = homes.values().collect();
-    assert!(used.len() >= 2, "12 users all on one instance: {homes:?}");
-    let mut anonymous = std::collections::HashSet::new();
-    for _ in 0..30 {
-        anonymous.insert(instance(&mut client, "/", None).await);
-    }
-    assert!(anonymous.len() >= 2, "{anonymous:?}");
 }
 
 /// `ip_hash`: every request of this test comes from 127.0.0.1.

@@ -24,6 +24,7 @@ use super::request::{prepare, Head};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
 use crate::proxy::stall::Stalled;
+use crate::proxy::view::RequestView;
 
 /// The `limits:` a connection was accepted under.
 #[derive(Debug, Clone, Copy)]
@@ -139,7 +140,15 @@ async fn one_request(
     let routing = proxy.routing();
     let mut head = take_vec();
     let req = loop {
-        match prepare(&buf[..filled], peer, "http", &routing.trusted, &mut head) {
+        let key_of = |view: &RequestView<'_>| routing.balancer.request_key(view);
+        match prepare(
+            &buf[..filled],
+            peer,
+            "http",
+            &routing.trusted,
+            &key_of,
+            &mut head,
+        ) {
             Head::Ready(req) if req.len > limits.max_head => return handoff(buf, filled, head),
             Head::Ready(req) => break req,
             Head::Handoff(why) => {
@@ -270,7 +279,9 @@ async fn header_timeout(stream: &mut TcpStream, limits: ConnLimits) {
         after: limits.header_read_timeout,
     };
     tracing::debug!(request_id = ?id, error = %e, "request refused");
-    let bytes = super::generated::to_bytes(e.to_response(&id, false), true, false);
+    let mut bytes = Vec::with_capacity(256);
+    e.answer(id.as_bytes(), false)
+        .write_h1(&mut bytes, true, false);
     let _ = write_all(
         stream,
         &[&bytes],

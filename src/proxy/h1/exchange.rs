@@ -21,11 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use http::{HeaderMap, Uri};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use shoal_config::{Algorithm, UpstreamProtocol};
+use shoal_config::UpstreamProtocol;
 
 use super::chunked::{Malformed, Tracker};
 use super::idle::Idle;
@@ -34,7 +33,7 @@ use super::io::{
 };
 use super::request::Prepared;
 use super::response::{self, Framing, Parsed, ResponseHead};
-use crate::balance::{Endpoint, RequestInfo, Tried};
+use crate::balance::{Endpoint, Tried};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::{Proxy, Routing};
 use crate::proxy::stall::Stalled;
@@ -90,17 +89,7 @@ pub async fn serve(
     head: &[u8],
     buf: &mut Vec<u8>,
 ) -> Served {
-    let key = match routing.algorithm {
-        // `hash` looks at headers, cookies or the query: hyper's path has
-        // them parsed.
-        Algorithm::Hash => return Served::Handoff,
-        Algorithm::IpHash => routing.balancer.request_key(&RequestInfo {
-            client: req.client,
-            headers: &HeaderMap::new(),
-            uri: &Uri::from_static("/"),
-        }),
-        _ => None,
-    };
+    let key = req.key;
     let mut out = take_vec();
     let served = attempts(proxy, routing, client, req, head, key, buf, &mut out).await;
     give_vec(out);
@@ -597,15 +586,14 @@ async fn relay_rest(
 }
 
 /// The error answer, with the request id; the client's connection stays
-/// open for 502/503/504 (not for the statuses `to_response` closes).
+/// open for 502/503/504 (not for the statuses an `Answer` closes).
 async fn answer_error(client: Client<'_>, req: &Prepared, error: &ProxyError) -> Served {
     let id = req.request_id.header_value();
     tracing::warn!(request_id = ?id, error = %error, status = error.status().as_u16(), "request failed");
-    let resp = error.to_response(&id, req.json);
-    let close = !req.keep_alive
-        || client.idle.is_draining()
-        || resp.headers().contains_key(http::header::CONNECTION);
-    let bytes = super::generated::to_bytes(resp, close, req.head_only);
+    let answer = error.answer(req.request_id.as_bytes(), req.json);
+    let close = !req.keep_alive || client.idle.is_draining() || answer.closes();
+    let mut bytes = Vec::with_capacity(256);
+    answer.write_h1(&mut bytes, close, req.head_only);
     match write_all(
         client.stream,
         &[&bytes],

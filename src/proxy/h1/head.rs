@@ -48,7 +48,7 @@ impl<'a> ConnectionNamed<'a> {
 }
 
 #[inline]
-pub(super) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+pub(crate) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

@@ -7,7 +7,7 @@
 //! Every connection of the plain-HTTP listener starts here (`proxy.engine:
 //! native`, the default). The first request the engine does not serve —
 //! one with a body, an upgrade, HTTP/1.0, h2c's preface, a head that does
-//! not parse, a `hash` balancer, an h2 backend (see `request.rs`) — hands
+//! not parse, an h2 backend (see `request.rs`) — hands
 //! the connection to hyper with the bytes already read put back in front
 //! (`io::Rewind`), and hyper serves it from then on exactly as with
 //! `proxy.engine: hyper`. So bodies, WebSocket, HTTP/2, TLS and every
@@ -22,13 +22,11 @@
 //! | `exchange.rs` | pick, send, retry, read the response head, relay the body |
 //! | `response.rs` | parse the response head, its framing, the client's head |
 //! | `chunked.rs` | where a chunked body ends |
-//! | `generated.rs` | shoal's own answers (502, 503, 504, 408) as bytes |
 //! | `io.rs` | per-thread buffers, writes with a send timeout, `Rewind` |
 
 mod chunked;
 mod conn;
 mod exchange;
-mod generated;
 mod head;
 mod idle;
 mod io;
@@ -36,5 +34,6 @@ mod request;
 mod response;
 
 pub use conn::{drive, ConnLimits, End};
+pub(crate) use head::header;
 pub use idle::Idle;
 pub use io::Rewind;

@@ -15,12 +15,13 @@
 //! included), so every refusal is made in one place.
 
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::head::{header, tokens, ConnectionNamed};
 use crate::proxy::headers::{client_ip_from, framing_lookalike_lower, IpText, TrustedProxies};
 use crate::proxy::request_id;
 use crate::proxy::request_rules;
+use crate::proxy::view::{Headers, RequestView};
 
 /// Header lines a request may have on the native path (hyper's own limit
 /// is 100 too); more is handed to hyper, which answers 431.
@@ -73,8 +74,8 @@ pub struct Prepared {
     /// Errors are answered in JSON (`Accept: application/json`).
     pub json: bool,
     pub request_id: RequestId,
-    /// The client's address as `ip_hash` and `X-Real-IP` see it.
-    pub client: IpAddr,
+    /// The balancer's key for this request (`hash`, `ip_hash`), if any.
+    pub key: Option<u64>,
 }
 
 pub enum Head {
@@ -142,11 +143,13 @@ fn classify(name: &[u8]) -> Name {
 
 /// Parse the head at the start of `buf` and, for a request the engine
 /// serves, write the head the backend gets into `out` (cleared first).
+/// `key_of` is the balancer's `request_key`, given the request's view.
 pub fn prepare(
     buf: &[u8],
     peer: SocketAddr,
     proto: &'static str,
     trusted: &TrustedProxies,
+    key_of: &dyn Fn(&RequestView<'_>) -> Option<u64>,
     out: &mut Vec<u8>,
 ) -> Head {
     // Uninitialised: httparse writes the lines it finds (filling 100
@@ -247,6 +250,12 @@ pub fn prepare(
         Some(id) if request_id::usable(id) => RequestId::from_client(id),
         _ => RequestId::generate(),
     };
+    let key = key_of(&RequestView {
+        client,
+        method,
+        target: path,
+        headers: Headers::Lines(req.headers),
+    });
 
     out.clear();
     out.extend_from_slice(method.as_bytes());
@@ -307,7 +316,7 @@ pub fn prepare(
         keep_alive,
         json,
         request_id,
-        client,
+        key,
     })
 }
 
@@ -323,7 +332,14 @@ mod tests {
         let trusted =
             TrustedProxies::new(&trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         let mut out = Vec::new();
-        let head = prepare(raw.as_bytes(), peer(), "http", &trusted, &mut out);
+        let head = prepare(
+            raw.as_bytes(),
+            peer(),
+            "http",
+            &trusted,
+            &|_| None,
+            &mut out,
+        );
         (head, String::from_utf8(out).unwrap())
     }
 
@@ -378,7 +394,6 @@ mod tests {
         let (p, out) = ready(raw, &["10.0.0.0/8"]);
         assert!(!p.keep_alive);
         assert_eq!(p.request_id.as_bytes(), b"abc-1");
-        assert_eq!(p.client, "192.0.2.1".parse::<IpAddr>().unwrap());
         let l = lines(&out);
         assert!(l.contains(&"X-Forwarded-Proto: https"), "{out}");
         assert!(l.contains(&"X-Forwarded-Host: b"), "{out}");
