@@ -12,137 +12,30 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 
+use super::attempt::{Attempts, Next, Reach, Resend};
 use super::body::{Lease, ProxyBody};
 use super::error::{wants_json, ProxyError};
 use super::headers::{
     ambiguous_framing, client_ip, forward, strip_hop_by_hop, te_trailers, upgrade_offer,
-    TrustedProxies,
 };
-use super::pool::{refusal, Refusal, Sender, UpstreamBody};
+use super::pool::{refusal, PooledConn, Sender, UpstreamBody};
 use super::request_id::{self, X_REQUEST_ID};
 use super::request_rules;
 use super::retry_budget::RetryBudget;
+use super::routing::Routing;
 use super::upgrade;
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use std::time::Duration;
 
-use crate::balance::{
-    panic, slow_start, Balance, Endpoint, EndpointSet, EndpointTable, Headers, PassiveHealth,
-    RequestView, Tried,
-};
+use crate::balance::{Endpoint, EndpointTable, Headers, InFlight, RequestView};
 use arc_swap::ArcSwap;
-use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig, UpstreamProtocol};
+use shoal_config::UpstreamProtocol;
 
 pub struct Proxy {
     table: Arc<EndpointTable>,
     routing: ArcSwap<Routing>,
     budget: RetryBudget,
-}
-
-/// The settings a config reload may swap while requests are in flight.
-pub struct Routing {
-    pub trusted: TrustedProxies,
-    pub retry_budget_percent: u32,
-    pub retry_budget_min: u32,
-    pub retry_budget_window: Duration,
-    pub balancer: Box<dyn Balance>,
-    pub algorithm: Algorithm,
-    pub retries: u32,
-    pub replay_body_size: u64,
-    pub response_header_timeout: Duration,
-    pub read_timeout: Duration,
-    pub passive: PassiveHealth,
-    pub fail_statuses: Vec<u16>,
-    /// `proxy.slow_start`, or zero for the hashing algorithms (see
-    /// `balance::slow_start`).
-    pub slow_start: Duration,
-    pub panic_mode: bool,
-    pub tunnel_idle_timeout: Duration,
-    /// `proxy.engine`, read per accepted connection.
-    pub engine: Engine,
-}
-
-impl Routing {
-    pub fn new(balance: &BalanceConfig, proxy: &ProxyConfig) -> Routing {
-        Routing {
-            trusted: TrustedProxies::default(),
-            retry_budget_percent: proxy.retry_budget_percent,
-            retry_budget_min: proxy.retry_budget_min,
-            retry_budget_window: proxy.retry_budget_window,
-            balancer: crate::balance::from_config(balance),
-            algorithm: balance.algorithm,
-            retries: proxy.retries,
-            replay_body_size: proxy.replay_body_size,
-            response_header_timeout: proxy.response_header_timeout,
-            read_timeout: proxy.read_timeout,
-            passive: PassiveHealth {
-                max_fails: proxy.max_fails,
-                fail_timeout: proxy.fail_timeout,
-                max_ejection_time: proxy.max_ejection_time,
-            },
-            fail_statuses: proxy.fail_statuses.clone(),
-            slow_start: match balance.algorithm {
-                Algorithm::Hash | Algorithm::IpHash => Duration::ZERO,
-                _ => proxy.slow_start,
-            },
-            panic_mode: balance.panic_mode,
-            tunnel_idle_timeout: proxy.tunnel_idle_timeout,
-            engine: proxy.engine,
-        }
-    }
-
-    /// Everything a config decides: `balance`, `proxy` and
-    /// `trusted_proxies`. Startup and every reload build it here, so a
-    /// reload cannot drop a part of it.
-    pub fn for_config(config: &shoal_config::Config) -> Routing {
-        Routing::new(&config.balance, &config.proxy)
-            .with_trusted(TrustedProxies::new(&config.trusted_proxies))
-    }
-
-    /// The peers whose forwarding headers are believed (`trusted_proxies`).
-    pub fn with_trusted(mut self, trusted: TrustedProxies) -> Routing {
-        self.trusted = trusted;
-        self
-    }
-
-    /// Passive health: count a failed request against `endpoint`. As nginx
-    /// never marks a lone server unavailable, the last endpoint in rotation
-    /// is never ejected: a struggling backend beats a 503 for everyone.
-    pub(super) fn failed(&self, table: &EndpointTable, endpoint: &Arc<Endpoint>, why: &ProxyError) {
-        let others = table
-            .snapshot()
-            .endpoints
-            .iter()
-            .any(|e| e.key() != endpoint.key() && e.in_rotation());
-        if !others {
-            return;
-        }
-        if let Some(ejected_for) = endpoint.record_failure(&self.passive) {
-            tracing::warn!(
-                backend = %endpoint.id, error = %why, max_fails = self.passive.max_fails,
-                ejections = endpoint.ejections(), ejected_for = ?ejected_for,
-                "out of rotation after failed requests (passive health)"
-            );
-        }
-    }
-
-    /// The endpoint for the next attempt: the algorithm's pick with slow
-    /// start applied, or, with none in rotation and `panic_mode` on, any
-    /// running endpoint not tried yet.
-    pub(super) fn pick(&self, set: &EndpointSet, tried: &Tried, key: Option<u64>) -> Option<usize> {
-        if let Some(i) = slow_start::pick(&*self.balancer, set, tried, key, self.slow_start) {
-            return Some(i);
-        }
-        if !self.panic_mode || set.any_in_rotation() {
-            return None;
-        }
-        let i = panic::pick(set, tried)?;
-        if panic::warning_due() {
-            tracing::warn!(backend = %set.endpoints[i].id, "no backend in rotation; panic mode sends requests to failing ones");
-        }
-        Some(i)
-    }
 }
 
 /// What is needed to send a request again after the first attempt consumed
@@ -194,18 +87,6 @@ async fn send_within(
             tokio::time::sleep(timeout).await;
         } => None,
     }
-}
-
-/// How many times one request may be put on a new connection to the same
-/// backend after its stream was above a GOAWAY. Bounded, so a backend that
-/// sends GOAWAY on every connection at once cannot keep a request forever.
-const MAX_GOAWAY_RECONNECTS: u32 = 3;
-
-fn is_idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
 }
 
 /// A request that is sent on but whose connections are not reused
@@ -356,318 +237,54 @@ impl Proxy {
         proto: &'static str,
         isolate: bool,
     ) -> Response<ProxyBody> {
-        let (mut parts, body) = req.into_parts();
         // Owned: it lives across the awaits below (arc-swap's guards are
         // meant for short borrows).
         let routing = self.routing.load_full();
-        self.budget.request();
-        let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
-        // What the balancer needs of the request (hash, ip_hash), as the
-        // client sent it, reduced to a u64 before `parts` moves on.
-        let key = routing.balancer.request_key(&RequestView {
-            client,
-            method: parts.method.as_str(),
-            target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-            headers: Headers::Map(&parts.headers),
-        });
-        let request_id = request_id::ensure(&mut parts.headers);
-        let json = wants_json(&parts.headers);
-        if let Some(why) = ambiguous_framing(&parts.headers) {
-            let e = ProxyError::BadFraming(why);
-            tracing::warn!(request_id = ?request_id, %peer, error = %e, "request rejected");
-            return e.to_response(&request_id, json);
-        }
-        if let Some(why) =
-            request_rules::refusal(&parts.method, &parts.uri, parts.version, &parts.headers)
-        {
-            let e = ProxyError::BadRequest(why);
-            tracing::info!(request_id = ?request_id, %peer, error = %e, "request rejected");
-            return e.to_response(&request_id, json);
-        }
-        let offer = if parts.version == Version::HTTP_11 {
-            upgrade_offer(&parts.headers)
-        } else {
-            None
+        let (ready, body) = match admit(req, &routing, peer, local, proto) {
+            Ok(admitted) => admitted,
+            Err(refused) => return *refused,
         };
-        let upgrading = offer.is_some();
-        let te_trailers = !upgrading && te_trailers(&parts.headers);
-
-        // The target's authority wins over `Host`: an h2 client's
-        // `:authority` (RFC 9113 §8.3.1), or an absolute-form target (RFC
-        // 9112 §3.2.2), as Envoy and nginx. Before `forward`, which copies
-        // `Host` into `X-Forwarded-Host`.
-        if let Some(a) = parts.uri.authority() {
-            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                parts.headers.insert(header::HOST, v);
+        let Ready {
+            parts,
+            key,
+            request_id,
+            json,
+            upgrading,
+            client_upgrade,
+        } = ready;
+        let (first_body, replay) = match keep_body(body, &parts, upgrading, &routing).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(request_id = ?request_id, %peer, error = %e, "request failed");
+                return e.to_response(&request_id, json);
             }
-        } else if !parts.headers.contains_key(header::HOST) {
-            // HTTP/1.0 (or h2 without `:authority`) may come without one,
-            // and the backend gets HTTP/1.1, which needs it: the address
-            // the client reached, as nginx's `$host` falls back to the
-            // server's own name.
-            // (`ip:port`, `[v6]:port`.)
-            if let Ok(v) = HeaderValue::from_str(&local.to_string()) {
-                parts.headers.insert(header::HOST, v);
-            }
-        }
-        strip_hop_by_hop(&mut parts.headers, offer);
-        if te_trailers {
-            // A gRPC client's `te: trailers`; HTTP/1.1 wants `TE` named in
-            // `Connection` too (RFC 9110 §10.1.4). h2 backends get only `te`.
-            parts
-                .headers
-                .insert(header::TE, HeaderValue::from_static("trailers"));
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("te"));
-        }
-        // hyper met `Expect: 100-continue` on this hop (it answers 100
-        // Continue when the body is first read); not passed on, as nginx
-        // and Envoy do.
-        parts.headers.remove(header::EXPECT);
-        forward(
-            &mut parts.headers,
-            peer.ip(),
-            client,
-            &routing.trusted,
-            proto,
-        );
-        parts.uri = origin_form(&parts.uri);
-        parts.version = Version::HTTP_11;
-
-        let client_upgrade = upgrading.then(|| {
-            // The client's side of the upgrade resolves once we answer 101.
-            let mut stub = Request::new(());
-            *stub.extensions_mut() = std::mem::take(&mut parts.extensions);
-            hyper::upgrade::on(stub)
-        });
-
-        // A small body is read in full before anything is sent, so that
-        // the request can go to another backend if one does not process it
-        // (nginx buffers request bodies by default; Envoy buffers for retries).
-        let small = body
-            .size_hint()
-            .exact()
-            .is_some_and(|n| n <= routing.replay_body_size);
-        let (first_body, buffered) = if !upgrading && !body.is_end_stream() && small {
-            // Boxed: a cold path, kept out of every request's future.
-            match Box::pin(body.collect()).await {
-                Ok(collected) => {
-                    let bytes = collected.to_bytes();
-                    (Either::Right(Full::new(bytes.clone())), Some(bytes))
-                }
-                Err(e) => {
-                    let e = ProxyError::ClientBodyRead(e);
-                    tracing::warn!(request_id = ?request_id, %peer, error = %e, "request failed");
-                    return e.to_response(&request_id, json);
-                }
-            }
-        } else {
-            (Either::Left(body), None)
         };
-        let idempotent = is_idempotent(&parts.method);
-        let replay =
-            (!upgrading && (buffered.is_some() || first_body.is_end_stream())).then(|| Replay {
-                method: parts.method.clone(),
-                uri: parts.uri.clone(),
-                headers: parts.headers.clone(),
-                body: buffered.unwrap_or_default(),
-            });
+        let mut ex = Exchange {
+            routing: &routing,
+            request_id: &request_id,
+            idempotent: request_rules::idempotent(parts.method.as_str().as_bytes()),
+            replay,
+            isolate,
+            client_upgrade,
+        };
         let mut pending = Some(Request::from_parts(parts, first_body));
-
-        let mut tried = Tried::default();
+        let mut attempts = Attempts::new(self, &routing, key);
         let mut last_error = ProxyError::NoBackend;
-        // Set when the last attempt reached a backend: trying again costs
-        // backends work, so it must fit the retry budget.
-        let mut charge = false;
-        for attempt in 0..=routing.retries {
-            if charge {
-                if !self.budget.try_retry(
-                    routing.retry_budget_percent,
-                    routing.retry_budget_min,
-                    routing.retry_budget_window,
-                ) {
-                    crate::metrics::counters::retry_budget_exhausted();
-                    tracing::warn!(request_id = ?request_id, "retry budget exhausted; not retrying");
-                    break;
-                }
-                charge = false;
-            }
-            let set = self.table.snapshot();
-            let Some(i) = routing.pick(&set, &tried, key) else {
-                break;
-            };
-            let endpoint = set.endpoints[i].clone();
-            drop(set);
-            if attempt > 0 {
-                crate::metrics::counters::retry();
-            }
-            tried.push(endpoint.key());
-            let in_flight = endpoint.start_request();
-
-            // Every way round the loop sets `pending` to what may be sent
-            // next: the unsent request, a replay, or nothing.
+        while let Some(endpoint) = attempts.pick(&request_id) {
+            // Every way round the loop leaves in `pending` what may be
+            // sent next: the unsent request, a replay, or nothing.
             let Some(req) = pending.take() else {
                 break;
             };
-            let mut conn = match endpoint.pool.checkout().await {
-                Ok(c) => c,
-                Err(source) => {
-                    // Nothing was sent: the request, body and all, can go elsewhere.
-                    pending = Some(req);
-                    tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
-                    last_error = ProxyError::Connect {
-                        backend: endpoint.id.clone(),
-                        source,
-                    };
-                    routing.failed(&self.table, &endpoint, &last_error);
-                    continue;
-                }
-            };
-            let mut req = req;
-            // New connections to this backend after a failure on one.
-            let mut reconnects = 0u32;
-            loop {
-                for_protocol(&mut req, conn.protocol(), &endpoint.authority);
-                let started = std::time::Instant::now();
-                let sent =
-                    send_within(&mut conn.sender, req, routing.response_header_timeout).await;
-                let Some(sent) = sent else {
-                    // Dropping the exchange closes its connection (HTTP/1.1)
-                    // or resets its stream (h2). The request may have been
-                    // processed: only a replay may go elsewhere.
-                    last_error = ProxyError::Timeout {
-                        backend: endpoint.id.clone(),
-                        after: routing.response_header_timeout,
-                    };
-                    routing.failed(&self.table, &endpoint, &last_error);
-                    // As slow as the timeout, at least: p2c_ewma steers away.
-                    endpoint.observe_latency(routing.response_header_timeout);
-                    pending = replay.as_ref().filter(|_| idempotent).map(Replay::build);
-                    charge = true;
-                    break;
-                };
-                match sent {
-                    Ok(mut resp) => {
-                        endpoint.record_response(resp.status().as_u16(), started);
-                        if !routing.fail_statuses.is_empty()
-                            && routing.fail_statuses.contains(&resp.status().as_u16())
-                        {
-                            let why = ProxyError::Status {
-                                backend: endpoint.id.clone(),
-                                status: resp.status().as_u16(),
-                            };
-                            routing.failed(&self.table, &endpoint, &why);
-                        }
-                        let id = request_id.clone();
-                        resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
-                        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                            if let Some(client) = client_upgrade {
-                                let upstream = hyper::upgrade::on(&mut resp);
-                                upgrade::splice(
-                                    client,
-                                    upstream,
-                                    endpoint.id.clone(),
-                                    in_flight,
-                                    routing.tunnel_idle_timeout,
-                                );
-                                let (parts, _) = resp.into_parts();
-                                return Response::from_parts(parts, ProxyBody::empty());
-                            }
-                        }
-                        strip_hop_by_hop(resp.headers_mut(), None);
-                        if resp.version() == Version::HTTP_2 {
-                            // From an h2 backend; hyper's HTTP/1.1 side would
-                            // coerce it anyway, and takes its fast path for 1.1.
-                            *resp.version_mut() = Version::HTTP_11;
-                        }
-                        let (parts, body) = resp.into_parts();
-                        let lease = Lease {
-                            conn: Some(conn),
-                            _in_flight: in_flight,
-                            reuse: !isolate,
-                        };
-                        return Response::from_parts(
-                            parts,
-                            ProxyBody::upstream(body, lease, routing.read_timeout),
-                        );
-                    }
-                    Err(mut e) => {
-                        let unsent = e.take_message();
-                        let source = e.into_error();
-                        // An h2 backend that refused the stream or sent
-                        // GOAWAY before it did not process the request
-                        // (RFC 9113 §8.7): as if it had never been sent.
-                        let refused = refusal(&source);
-                        let reached_backend = unsent.is_none() && refused.is_none();
-                        tracing::debug!(backend = %endpoint.id, reused = conn.reused, sent = unsent.is_none(), refused = ?refused, error = %source, "upstream request failed");
-                        // Sent again: what was never sent; a request the
-                        // backend did not process (refused), whatever its
-                        // method; or an idempotent one.
-                        let again = unsent.or_else(|| {
-                            replay
-                                .as_ref()
-                                .filter(|_| idempotent || refused.is_some())
-                                .map(Replay::build)
-                        });
-                        let same_backend = match refused {
-                            // The connection is going away, the backend is
-                            // not (a graceful restart, a per-connection
-                            // request limit): a new connection takes the
-                            // request it did not process.
-                            Some(Refusal::GoAway) => reconnects < MAX_GOAWAY_RECONNECTS,
-                            // The backend sheds load: another one should
-                            // take it.
-                            Some(Refusal::RefusedStream) => false,
-                            // Most likely the backend closed this idle
-                            // keep-alive connection just as we used it:
-                            // once, a new connection before moving on.
-                            None => conn.reused && reconnects == 0,
-                        };
-                        if same_backend {
-                            if let Some(r) = again {
-                                reconnects += 1;
-                                match endpoint.pool.reconnect(&conn).await {
-                                    Ok(fresh) => {
-                                        conn = fresh;
-                                        req = r;
-                                        continue;
-                                    }
-                                    Err(source) => {
-                                        pending = Some(r);
-                                        last_error = ProxyError::Connect {
-                                            backend: endpoint.id.clone(),
-                                            source,
-                                        };
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        if source.is_user() {
-                            // Our side failed: the client's body was
-                            // malformed or cut. Not the backend's fault, and
-                            // nothing to retry.
-                            last_error = ProxyError::ClientBody(source);
-                            pending = None;
-                            break;
-                        }
-                        last_error = ProxyError::Upstream {
-                            backend: endpoint.id.clone(),
-                            source,
-                        };
-                        if refused.is_none() {
-                            // A refusal is the backend shedding load or
-                            // going away cleanly, not a failure.
-                            routing.failed(&self.table, &endpoint, &last_error);
-                        }
-                        charge = reached_backend;
-                        // `again` is the unsent request or a replay; without
-                        // one, a body was (partly) consumed or the method is
-                        // not safe to repeat: answer with the error.
-                        pending = again;
-                        break;
-                    }
+            let in_flight = attempts.begin(&endpoint);
+            match self
+                .on_backend(&mut ex, &mut attempts, &endpoint, in_flight, req)
+                .await
+            {
+                Ok(resp) => return resp,
+                Err((error, next)) => {
+                    last_error = error;
+                    pending = next;
                 }
             }
             if pending.is_none() {
@@ -676,6 +293,324 @@ impl Proxy {
         }
         tracing::warn!(request_id = ?request_id, error = %last_error, status = last_error.status().as_u16(), "request failed");
         last_error.to_response(&request_id, json)
+    }
+
+    /// The attempt on one backend, with new connections to it as
+    /// `attempt::next` allows: the response, or the error and what may be
+    /// sent to the next backend.
+    async fn on_backend(
+        &self,
+        ex: &mut Exchange<'_>,
+        attempts: &mut Attempts<'_>,
+        endpoint: &Arc<Endpoint>,
+        in_flight: InFlight,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<ProxyBody>, (ProxyError, Option<Request<UpstreamBody>>)> {
+        let routing = ex.routing;
+        let mut conn = match endpoint.pool.checkout().await {
+            Ok(c) => c,
+            Err(source) => {
+                tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
+                let e = ProxyError::Connect {
+                    backend: endpoint.id.clone(),
+                    source,
+                };
+                // Nothing was sent: the request, body and all, can go elsewhere.
+                attempts.failed(endpoint, &e, Reach::Unsent, false, ex.resend(true));
+                return Err((e, Some(req)));
+            }
+        };
+        let mut req = req;
+        loop {
+            for_protocol(&mut req, conn.protocol(), &endpoint.authority);
+            let started = std::time::Instant::now();
+            let sent = send_within(&mut conn.sender, req, routing.response_header_timeout).await;
+            let (error, reach, unsent) = match sent {
+                Some(Ok(resp)) => {
+                    routing.observe(self.table(), endpoint, resp.status().as_u16(), started);
+                    return Ok(ex.respond(resp, endpoint, conn, in_flight));
+                }
+                // Dropping the exchange closed its connection (HTTP/1.1) or
+                // reset its stream (h2): the request may have been processed.
+                None => {
+                    let e = ProxyError::Timeout {
+                        backend: endpoint.id.clone(),
+                        after: routing.response_header_timeout,
+                    };
+                    (e, Reach::TimedOut, None)
+                }
+                Some(Err(mut e)) => {
+                    let unsent = e.take_message();
+                    let source = e.into_error();
+                    // An h2 backend that refused the stream or sent GOAWAY
+                    // before it did not process the request (RFC 9113 §8.7).
+                    let reach = match (refusal(&source), &unsent) {
+                        (Some(r), _) => Reach::Refused(r),
+                        (None, Some(_)) => Reach::Unsent,
+                        (None, None) => Reach::Sent {
+                            response_started: false,
+                        },
+                    };
+                    tracing::debug!(backend = %endpoint.id, reused = conn.reused, ?reach, error = %source, "upstream request failed");
+                    if source.is_user() {
+                        // Our side failed: the client's body was malformed
+                        // or cut. Not the backend's fault; nothing to retry.
+                        return Err((ProxyError::ClientBody(source), None));
+                    }
+                    let e = ProxyError::Upstream {
+                        backend: endpoint.id.clone(),
+                        source,
+                    };
+                    (e, reach, unsent)
+                }
+            };
+            let resend = ex.resend(unsent.is_some());
+            let next = attempts.failed(endpoint, &error, reach, conn.reused, resend);
+            // Sent again: what was never sent, or else a replay.
+            let again = match next {
+                Next::Answer => None,
+                Next::Reconnect | Next::Elsewhere => unsent.or_else(|| ex.replay()),
+            };
+            if next != Next::Reconnect {
+                return Err((error, again));
+            }
+            let Some(again) = again else {
+                return Err((error, None));
+            };
+            match endpoint.pool.reconnect(&conn).await {
+                Ok(fresh) => {
+                    conn = fresh;
+                    req = again;
+                }
+                Err(source) => {
+                    let e = ProxyError::Connect {
+                        backend: endpoint.id.clone(),
+                        source,
+                    };
+                    return Err((e, Some(again)));
+                }
+            }
+        }
+    }
+}
+
+/// A request admitted and rewritten for the backend, with what the
+/// attempts need of it.
+struct Ready {
+    parts: http::request::Parts,
+    /// The balancer's key (`hash`, `ip_hash`).
+    key: Option<u64>,
+    request_id: HeaderValue,
+    /// Errors are answered in JSON.
+    json: bool,
+    upgrading: bool,
+    /// The client's side of an upgrade, resolved once it is answered 101.
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// The *admit* phase (framing and `request_rules`), the balancer's key,
+/// and the request's head rewritten for the backend (`proxy::headers`):
+/// hop-by-hop headers, `Host`, the forwarding headers, origin-form,
+/// HTTP/1.1. `Err`: the answer to a refused request.
+#[allow(clippy::result_large_err)]
+fn admit(
+    req: Request<RequestBody>,
+    routing: &Routing,
+    peer: SocketAddr,
+    local: SocketAddr,
+    proto: &'static str,
+) -> Result<(Ready, RequestBody), Box<Response<ProxyBody>>> {
+    let (mut parts, body) = req.into_parts();
+    let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
+    // What the balancer needs of the request (hash, ip_hash), as the
+    // client sent it, reduced to a u64 before `parts` is rewritten.
+    let key = routing.balancer.request_key(&RequestView {
+        client,
+        method: parts.method.as_str(),
+        target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers: Headers::Map(&parts.headers),
+    });
+    let request_id = request_id::ensure(&mut parts.headers);
+    let json = wants_json(&parts.headers);
+    let refused = ambiguous_framing(&parts.headers)
+        .map(ProxyError::BadFraming)
+        .or_else(|| {
+            request_rules::refusal(&parts.method, &parts.uri, parts.version, &parts.headers)
+                .map(ProxyError::BadRequest)
+        });
+    if let Some(e) = refused {
+        tracing::info!(request_id = ?request_id, %peer, error = %e, "request rejected");
+        return Err(Box::new(e.to_response(&request_id, json)));
+    }
+    let offer = if parts.version == Version::HTTP_11 {
+        upgrade_offer(&parts.headers)
+    } else {
+        None
+    };
+    let upgrading = offer.is_some();
+    let te_trailers = !upgrading && te_trailers(&parts.headers);
+    set_host(&mut parts, local);
+    strip_hop_by_hop(&mut parts.headers, offer);
+    if te_trailers {
+        // A gRPC client's `te: trailers`; HTTP/1.1 wants `TE` named in
+        // `Connection` too (RFC 9110 §10.1.4). h2 backends get only `te`.
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("te"));
+    }
+    // hyper met `Expect: 100-continue` on this hop (it answers 100
+    // Continue when the body is first read); not passed on, as nginx and
+    // Envoy do.
+    parts.headers.remove(header::EXPECT);
+    forward(
+        &mut parts.headers,
+        peer.ip(),
+        client,
+        &routing.trusted,
+        proto,
+    );
+    parts.uri = origin_form(&parts.uri);
+    parts.version = Version::HTTP_11;
+    let client_upgrade = upgrading.then(|| {
+        let mut stub = Request::new(());
+        *stub.extensions_mut() = std::mem::take(&mut parts.extensions);
+        hyper::upgrade::on(stub)
+    });
+    let ready = Ready {
+        parts,
+        key,
+        request_id,
+        json,
+        upgrading,
+        client_upgrade,
+    };
+    Ok((ready, body))
+}
+
+/// The target's authority wins over `Host`: an h2 client's `:authority`
+/// (RFC 9113 §8.3.1), or an absolute-form target (RFC 9112 §3.2.2), as
+/// Envoy and nginx. Without either (HTTP/1.0, or h2 without `:authority`)
+/// the backend, which gets HTTP/1.1, is given the address the client
+/// reached (`ip:port`, `[v6]:port`), as nginx's `$host` falls back to the
+/// server's own name. Before `forward`, which copies `Host` into
+/// `X-Forwarded-Host`.
+fn set_host(parts: &mut http::request::Parts, local: SocketAddr) {
+    if let Some(a) = parts.uri.authority() {
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    } else if !parts.headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(&local.to_string()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+}
+
+/// A small body is read in full before anything is sent, so that the
+/// request can go to another backend if one does not process it (nginx
+/// buffers request bodies by default; Envoy buffers for retries): the body
+/// to send first, and what to send again, if anything may be.
+async fn keep_body(
+    body: RequestBody,
+    parts: &http::request::Parts,
+    upgrading: bool,
+    routing: &Routing,
+) -> Result<(UpstreamBody, Option<Replay>), ProxyError> {
+    let small = body
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= routing.replay_body_size);
+    let (first_body, buffered) = if !upgrading && !body.is_end_stream() && small {
+        // Boxed: a cold path, kept out of every request's future.
+        let collected = Box::pin(body.collect())
+            .await
+            .map_err(ProxyError::ClientBodyRead)?;
+        let bytes = collected.to_bytes();
+        (Either::Right(Full::new(bytes.clone())), Some(bytes))
+    } else {
+        (Either::Left(body), None)
+    };
+    let replay =
+        (!upgrading && (buffered.is_some() || first_body.is_end_stream())).then(|| Replay {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            body: buffered.unwrap_or_default(),
+        });
+    Ok((first_body, replay))
+}
+
+/// What the attempts of one request share on hyper's path.
+struct Exchange<'r> {
+    routing: &'r Routing,
+    request_id: &'r HeaderValue,
+    idempotent: bool,
+    /// What to send again after the first attempt consumed the request.
+    replay: Option<Replay>,
+    /// Neither connection is reused after this request (`isolated`).
+    isolate: bool,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+impl Exchange<'_> {
+    /// What the request allows; `given_back`: the failed attempt returned
+    /// it unsent.
+    fn resend(&self, given_back: bool) -> Resend {
+        Resend {
+            idempotent: self.idempotent,
+            replayable: given_back || self.replay.is_some(),
+        }
+    }
+
+    fn replay(&self) -> Option<Request<UpstreamBody>> {
+        self.replay.as_ref().map(Replay::build)
+    }
+
+    /// The *respond* phase: the backend's response as the client gets it
+    /// (request id, hop-by-hop headers out, an upgrade spliced), its body
+    /// holding the backend connection until it ends.
+    fn respond(
+        &mut self,
+        mut resp: Response<Incoming>,
+        endpoint: &Arc<Endpoint>,
+        conn: PooledConn,
+        in_flight: InFlight,
+    ) -> Response<ProxyBody> {
+        resp.headers_mut()
+            .insert(X_REQUEST_ID.clone(), self.request_id.clone());
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client) = self.client_upgrade.take() {
+                let upstream = hyper::upgrade::on(&mut resp);
+                upgrade::splice(
+                    client,
+                    upstream,
+                    endpoint.id.clone(),
+                    in_flight,
+                    self.routing.tunnel_idle_timeout,
+                );
+                let (parts, _) = resp.into_parts();
+                return Response::from_parts(parts, ProxyBody::empty());
+            }
+        }
+        strip_hop_by_hop(resp.headers_mut(), None);
+        if resp.version() == Version::HTTP_2 {
+            // From an h2 backend; hyper's HTTP/1.1 side would coerce it
+            // anyway, and takes its fast path for 1.1.
+            *resp.version_mut() = Version::HTTP_11;
+        }
+        let (parts, body) = resp.into_parts();
+        let lease = Lease {
+            conn: Some(conn),
+            _in_flight: in_flight,
+            reuse: !self.isolate,
+        };
+        Response::from_parts(
+            parts,
+            ProxyBody::upstream(body, lease, self.routing.read_timeout),
+        )
     }
 }
 

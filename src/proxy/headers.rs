@@ -9,29 +9,95 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
-/// RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard ones seen in the
-/// wild, and `HTTP2-Settings` (RFC 7540 §3.2.1: it only ever goes with an
-/// h2c upgrade offer, which never passes shoal, whether or not `Connection`
-/// names it). Not `Trailer`: it names the trailer fields a message will end
-/// with and is end-to-end (RFC 9110 §6.6.2); hyper's HTTP/1.1 side only
-/// sends trailers that `Trailer` announced.
-fn standard_hop_by_hop() -> [&'static HeaderName; 9] {
-    [
-        &header::CONNECTION,
-        &HTTP2_SETTINGS,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::PROXY_AUTHENTICATE,
-        &header::PROXY_AUTHORIZATION,
-        &header::TE,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-    ]
+/// What shoal does with a header, by name: the one rule table both engines
+/// follow, in both directions (hyper's path through [`HOP_BY_HOP`] and the
+/// functions below; the native engine's request and response heads
+/// through [`rule`] itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Goes through.
+    Pass,
+    /// Hop-by-hop (RFC 9110 §7.6.1), removed: `keep-alive`,
+    /// `proxy-connection`, `proxy-authenticate`, `proxy-authorization`,
+    /// and `http2-settings` (RFC 7540 §3.2.1: it only ever goes with an h2c
+    /// upgrade offer, which never passes shoal). Not `trailer`: it names the
+    /// trailer fields a message will end with and is end-to-end (RFC 9110
+    /// §6.6.2).
+    HopByHop,
+    /// Hop-by-hop; its tokens name more headers to remove.
+    Connection,
+    /// Hop-by-hop; `trailers` is passed on for gRPC ([`te_trailers`]).
+    Te,
+    /// Hop-by-hop; kept for an upgrade ([`upgrade_offer`]).
+    Upgrade,
+    /// Hop-by-hop; the body is framed anew (or passed through checked).
+    TransferEncoding,
+    ContentLength,
+    Host,
+    /// Met on this hop (hyper answers `100 Continue`), not passed on.
+    Expect,
+    /// Extended from a trusted proxy, else replaced ([`forward`]).
+    ForwardedFor,
+    /// Kept from a trusted proxy, else replaced.
+    ForwardedProto,
+    /// Kept from a trusted proxy, else replaced.
+    ForwardedHost,
+    /// Always written anew.
+    RealIp,
+    /// The client's kept if usable, else generated (`request_id`); a
+    /// backend's is replaced by the request's.
+    RequestId,
 }
+
+impl Rule {
+    /// Never crosses shoal as it came.
+    pub fn hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Rule::HopByHop | Rule::Connection | Rule::Te | Rule::Upgrade | Rule::TransferEncoding
+        )
+    }
+}
+
+/// The rule for header `name` (any case).
+#[inline]
+pub fn rule(name: &[u8]) -> Rule {
+    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    match name.len() {
+        2 if eq(b"te") => Rule::Te,
+        4 if eq(b"host") => Rule::Host,
+        6 if eq(b"expect") => Rule::Expect,
+        7 if eq(b"upgrade") => Rule::Upgrade,
+        9 if eq(b"x-real-ip") => Rule::RealIp,
+        10 if eq(b"connection") => Rule::Connection,
+        10 if eq(b"keep-alive") => Rule::HopByHop,
+        12 if eq(b"x-request-id") => Rule::RequestId,
+        14 if eq(b"content-length") => Rule::ContentLength,
+        14 if eq(b"http2-settings") => Rule::HopByHop,
+        15 if eq(b"x-forwarded-for") => Rule::ForwardedFor,
+        16 if eq(b"x-forwarded-host") => Rule::ForwardedHost,
+        16 if eq(b"proxy-connection") => Rule::HopByHop,
+        17 if eq(b"transfer-encoding") => Rule::TransferEncoding,
+        17 if eq(b"x-forwarded-proto") => Rule::ForwardedProto,
+        18 if eq(b"proxy-authenticate") => Rule::HopByHop,
+        19 if eq(b"proxy-authorization") => Rule::HopByHop,
+        _ => Rule::Pass,
+    }
+}
+
+/// Every name whose [`rule`] is hop-by-hop, for hyper's header maps.
+pub static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("http2-settings"),
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
 /// Does the request's `TE` accept `trailers` (gRPC's `te: trailers`)? `TE`
 /// itself is hop-by-hop and removed; this one value is passed on (as nginx's
@@ -77,18 +143,25 @@ pub fn ambiguous_framing(headers: &HeaderMap) -> Option<&'static str> {
 /// backend that folds `_` into `-` (CGI, PHP, WSGI do) or is lax about
 /// punctuation would take for a framing header shoal did not frame by.
 fn framing_lookalike(name: &HeaderName) -> bool {
-    framing_lookalike_lower(name.as_str().as_bytes())
+    framing_lookalike_name(name.as_str().as_bytes())
 }
 
-/// [`framing_lookalike`] of a lowercase header name.
-pub(crate) fn framing_lookalike_lower(n: &[u8]) -> bool {
+/// [`framing_lookalike`] of a header name in any case.
+pub(crate) fn framing_lookalike_name(n: &[u8]) -> bool {
     const CL: &[u8] = b"contentlength";
     const TE: &[u8] = b"transferencoding";
-    if n.len() < CL.len() || n == b"content-length" || n == b"transfer-encoding" {
+    if n.len() < CL.len()
+        || n.eq_ignore_ascii_case(b"content-length")
+        || n.eq_ignore_ascii_case(b"transfer-encoding")
+    {
         return false;
     }
-    let letters = || n.iter().copied().filter(|b| *b != b'-' && *b != b'_');
-    match n[0] {
+    let letters = || {
+        n.iter()
+            .filter(|b| **b != b'-' && **b != b'_')
+            .map(u8::to_ascii_lowercase)
+    };
+    match n[0].to_ascii_lowercase() {
         b'c' => letters().eq(CL.iter().copied()),
         b't' => letters().eq(TE.iter().copied()),
         _ => false,
@@ -171,7 +244,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
             }
         }
     }
-    for name in standard_hop_by_hop() {
+    for name in &HOP_BY_HOP {
         // One lookup: `remove` of an absent name is a miss.
         headers.remove(name);
     }
@@ -396,6 +469,45 @@ mod tests {
         assert_eq!(h.len(), 2, "{h:?}");
         assert_eq!(h["x-keep"], "yes");
         assert_eq!(h["trailer"], "x-checksum", "end to end (RFC 9110 §6.6.2)");
+    }
+
+    #[test]
+    fn the_rule_table_and_the_hop_by_hop_names_agree() {
+        for name in &HOP_BY_HOP {
+            assert!(rule(name.as_str().as_bytes()).hop_by_hop(), "{name}");
+            assert!(rule(name.as_str().to_ascii_uppercase().as_bytes()).hop_by_hop());
+        }
+        let every = [
+            "te",
+            "host",
+            "expect",
+            "upgrade",
+            "x-real-ip",
+            "connection",
+            "keep-alive",
+            "x-request-id",
+            "content-length",
+            "http2-settings",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "proxy-connection",
+            "transfer-encoding",
+            "x-forwarded-proto",
+            "proxy-authenticate",
+            "proxy-authorization",
+        ];
+        let hop: Vec<&str> = every
+            .iter()
+            .copied()
+            .filter(|n| rule(n.as_bytes()).hop_by_hop())
+            .collect();
+        assert_eq!(hop.len(), HOP_BY_HOP.len(), "{hop:?}");
+        for n in every {
+            assert_ne!(rule(n.as_bytes()), Rule::Pass, "{n}");
+        }
+        for n in ["trailer", "x-keep", "accept", "tee", "hosts"] {
+            assert_eq!(rule(n.as_bytes()), Rule::Pass, "{n}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The data plane: listener → balancer → upstream pool, and back.
 
 pub mod answer;
+mod attempt;
 pub mod body;
 pub mod error;
 mod forward;
@@ -11,10 +12,12 @@ pub mod pool;
 pub mod request_id;
 pub mod request_rules;
 mod retry_budget;
+mod routing;
 mod server;
 pub mod stall;
 mod upgrade;
 pub mod view;
 
-pub use forward::{Proxy, Routing};
+pub use forward::Proxy;
+pub use routing::Routing;
 pub use server::{serve, Frontend, Grace, LimitsNow};

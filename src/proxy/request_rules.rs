@@ -53,6 +53,15 @@ pub fn refusal(
     None
 }
 
+/// Safe to send again after it reached a backend (RFC 9110 §9.2.2): GET,
+/// HEAD, OPTIONS, PUT, DELETE, TRACE. Both engines ask this.
+pub fn idempotent(method: &[u8]) -> bool {
+    matches!(
+        method,
+        b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
+    )
+}
+
 /// A `Host` value: empty (allowed for a target without an authority, RFC
 /// 9110 §7.2), or an authority with no user info.
 fn valid_host(value: &[u8]) -> bool {

@@ -632,7 +632,7 @@ async fn goaway_from_nginx_is_retried_on_a_new_connection() {
         shoal
             .log()
             .iter()
-            .any(|l| l.contains("refused=Some(GoAway)")),
+            .any(|l| l.contains("reach=Refused(GoAway)")),
         "some streams were above nginx's GOAWAY and retried"
     );
 }

@@ -19,7 +19,8 @@
 //! | `idle.rs` | idle connections' deadlines and the drain, outside their tasks |
 //! | `head.rs` | what both heads share: tokens, `Connection`-named headers, a header line |
 //! | `request.rs` | parse the request head, decide, write the backend's head |
-//! | `exchange.rs` | pick, send, retry, read the response head, relay the body |
+//! | `exchange.rs` | the attempts (`proxy::attempt` decides), send, read the response head |
+//! | `relay.rs` | pass the response body through by its framing |
 //! | `response.rs` | parse the response head, its framing, the client's head |
 //! | `chunked.rs` | where a chunked body ends |
 //! | `io.rs` | per-thread buffers, writes with a send timeout, `Rewind` |
@@ -30,6 +31,7 @@ mod exchange;
 mod head;
 mod idle;
 mod io;
+mod relay;
 mod request;
 mod response;
 

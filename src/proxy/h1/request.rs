@@ -18,7 +18,9 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
 use super::head::{header, tokens, ConnectionNamed};
-use crate::proxy::headers::{client_ip_from, framing_lookalike_lower, IpText, TrustedProxies};
+use crate::proxy::headers::{
+    self, client_ip_from, framing_lookalike_name, IpText, Rule, TrustedProxies,
+};
 use crate::proxy::request_id;
 use crate::proxy::request_rules;
 use crate::proxy::view::{Headers, RequestView};
@@ -32,6 +34,12 @@ pub const MAX_HEADERS: usize = 100;
 pub struct RequestId {
     buf: [u8; 128],
     len: u8,
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
 }
 
 impl RequestId {
@@ -51,12 +59,6 @@ impl RequestId {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..usize::from(self.len)]
-    }
-
-    /// For the shared error answers, which take a `HeaderValue`.
-    pub fn header_value(&self) -> http::HeaderValue {
-        http::HeaderValue::from_bytes(self.as_bytes())
-            .unwrap_or_else(|_| http::HeaderValue::from_static("-"))
     }
 }
 
@@ -107,37 +109,22 @@ enum Name {
 }
 
 fn classify(name: &[u8]) -> Name {
-    let mut lower = [0u8; 64];
-    if name.len() > lower.len() {
-        // Longer than any name below, but it may dress up as one.
-        return match name[0].to_ascii_lowercase() {
-            b'c' | b't' => Name::Handoff,
-            _ => Name::Other,
-        };
-    }
-    let lower = &mut lower[..name.len()];
-    for (l, b) in lower.iter_mut().zip(name) {
-        *l = b.to_ascii_lowercase();
-    }
-    match &*lower {
-        b"host" => Name::Host,
-        b"content-length" => Name::ContentLength,
-        b"connection" => Name::Connection,
-        b"te" => Name::Te,
-        b"x-forwarded-for" => Name::Xff,
-        b"x-forwarded-proto" => Name::Xfp,
-        b"x-forwarded-host" => Name::Xfh,
-        b"x-request-id" => Name::RequestId,
-        b"accept" => Name::Accept,
-        b"keep-alive"
-        | b"proxy-connection"
-        | b"proxy-authenticate"
-        | b"proxy-authorization"
-        | b"http2-settings"
-        | b"x-real-ip" => Name::Drop,
-        b"transfer-encoding" | b"upgrade" | b"expect" => Name::Handoff,
-        other if framing_lookalike_lower(other) => Name::Handoff,
-        _ => Name::Other,
+    match headers::rule(name) {
+        Rule::Host => Name::Host,
+        Rule::ContentLength => Name::ContentLength,
+        Rule::Connection => Name::Connection,
+        Rule::Te => Name::Te,
+        Rule::ForwardedFor => Name::Xff,
+        Rule::ForwardedProto => Name::Xfp,
+        Rule::ForwardedHost => Name::Xfh,
+        Rule::RequestId => Name::RequestId,
+        // Written anew, or never passed on.
+        Rule::HopByHop | Rule::RealIp => Name::Drop,
+        // hyper's path frames bodies, answers `Expect` and upgrades.
+        Rule::TransferEncoding | Rule::Upgrade | Rule::Expect => Name::Handoff,
+        Rule::Pass if name.eq_ignore_ascii_case(b"accept") => Name::Accept,
+        Rule::Pass if framing_lookalike_name(name) => Name::Handoff,
+        Rule::Pass => Name::Other,
     }
 }
 
@@ -309,10 +296,7 @@ pub fn prepare(
     Head::Ready(Prepared {
         len,
         head_only: method == "HEAD",
-        idempotent: matches!(
-            method,
-            "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
-        ),
+        idempotent: request_rules::idempotent(method.as_bytes()),
         keep_alive,
         json,
         request_id,

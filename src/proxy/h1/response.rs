@@ -5,6 +5,7 @@
 
 use super::head::{header, tokens, ConnectionNamed};
 use super::request::RequestId;
+use crate::proxy::headers::{rule, Rule};
 
 /// Header lines a response may have; more is a 502.
 const MAX_HEADERS: usize = 128;
@@ -55,18 +56,12 @@ enum Name {
 }
 
 fn classify(name: &[u8]) -> Name {
-    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
-    match name.len() {
-        10 if eq(b"connection") => Name::Connection,
-        14 if eq(b"content-length") => Name::ContentLength,
-        17 if eq(b"transfer-encoding") => Name::TransferEncoding,
-        2 if eq(b"te") => Name::Drop,
-        7 if eq(b"upgrade") => Name::Drop,
-        10 if eq(b"keep-alive") => Name::Drop,
-        12 if eq(b"x-request-id") => Name::Drop,
-        16 if eq(b"proxy-connection") => Name::Drop,
-        18 if eq(b"proxy-authenticate") => Name::Drop,
-        19 if eq(b"proxy-authorization") => Name::Drop,
+    match rule(name) {
+        Rule::Connection => Name::Connection,
+        Rule::ContentLength => Name::ContentLength,
+        Rule::TransferEncoding => Name::TransferEncoding,
+        // Hop-by-hop; the request's own id is written instead.
+        Rule::Te | Rule::Upgrade | Rule::HopByHop | Rule::RequestId => Name::Drop,
         _ => Name::Other,
     }
 }
