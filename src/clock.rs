@@ -1,4 +1,14 @@
-//! A coarse clock for deadlines and idle stamps measured in seconds.
+//! shoal's clocks, in one place.
+//!
+//! - [`now_ms`] / [`now_ns`]: the policy clock — ejection windows and
+//!   deadlines, slow start ramps, the retry budget's window, the
+//!   peak-EWMA's decay. Monotonic time since the process started. Unit
+//!   tests move it by hand ([`test_clock`]), so what depends on it is
+//!   tested without sleeping.
+//! - [`coarse`]: the engine's deadlines and idle stamps, measured in
+//!   seconds, cheap to read (below).
+//!
+//! The coarse clock:
 //!
 //! `Instant::now()` reads the TSC through the vDSO: about 20 ns here, and
 //! the engine used to read it nine times per request. What only needs to
@@ -16,6 +26,68 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::time::{clock_gettime, ClockId};
+
+/// Where the policy clock starts.
+fn start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// Nanoseconds on the policy clock.
+#[inline]
+pub fn now_ns() -> u64 {
+    #[cfg(test)]
+    if let Some(ns) = test_clock::now() {
+        return ns;
+    }
+    ns_at(Instant::now())
+}
+
+/// Milliseconds on the policy clock.
+#[inline]
+pub fn now_ms() -> u64 {
+    now_ns() / 1_000_000
+}
+
+/// `at` (a reading already taken, e.g. to time a response) on the policy
+/// clock, in nanoseconds.
+#[inline]
+pub fn ns_at(at: Instant) -> u64 {
+    #[cfg(test)]
+    if let Some(ns) = test_clock::now() {
+        return ns;
+    }
+    at.saturating_duration_since(start()).as_nanos() as u64
+}
+
+/// The policy clock under a unit test's hand: once [`set`](test_clock::set)
+/// on a thread, it reads what the test says there, and moves only by
+/// [`advance`](test_clock::advance).
+#[cfg(test)]
+pub mod test_clock {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    thread_local! {
+        static NOW: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn now() -> Option<u64> {
+        NOW.with(Cell::get)
+    }
+
+    /// Take this thread's clock in hand, at an arbitrary non-zero time.
+    pub fn set() {
+        NOW.with(|n| n.set(Some(1_000_000_000)));
+    }
+
+    pub fn advance(by: Duration) {
+        NOW.with(|n| {
+            let now = n.get().expect("test_clock::set first");
+            n.set(Some(now + by.as_nanos() as u64));
+        });
+    }
+}
 
 /// Now, to within one kernel tick (it may be up to a tick behind or
 /// ahead of `Instant::now()`); never goes backwards.

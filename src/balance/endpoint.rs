@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::ewma::{clock_ns, clock_ns_at, PeakEwma};
+use super::ewma::PeakEwma;
+use crate::clock::{now_ms, now_ns, ns_at};
 use crate::metrics::histogram::{Histogram, Snapshot};
 use crate::proxy::pool::{Pool, PoolSettings};
 
@@ -94,11 +95,13 @@ pub struct Endpoint {
     /// Passive health: failures in the current window, and when it began.
     fails: AtomicU32,
     fail_window: AtomicU64,
-    /// Outlier ejection: ejections in a row (each lasts longer), and when
-    /// the last one ended (`clock_ms`); the count decays while it behaves.
+    /// Outlier ejection: ejections in a row (each lasts longer), when the
+    /// current one ends and when the last one ended (`clock::now_ms`); the
+    /// count decays while it behaves.
     ejections: AtomicU32,
+    ejected_until: AtomicU64,
     returned_at: AtomicU64,
-    /// When it last entered rotation (`clock_ms`), for slow start.
+    /// When it last entered rotation (`clock::now_ms`), for slow start.
     up_since: AtomicU64,
     /// The latest active health check, for the status API.
     last_check: Mutex<Option<CheckReport>>,
@@ -135,6 +138,7 @@ impl Endpoint {
             fails: AtomicU32::new(0),
             fail_window: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
             returned_at: AtomicU64::new(0),
             up_since: AtomicU64::new(0),
             last_check: Mutex::new(None),
@@ -153,11 +157,40 @@ impl Endpoint {
     /// True when the balancer may pick this endpoint.
     #[inline]
     pub fn in_rotation(&self) -> bool {
-        self.health.load(Ordering::Acquire) & STATE_MASK == Health::Up.code()
+        let word = self.health.load(Ordering::Acquire);
+        match word & STATE_MASK {
+            s if s == Health::Up.code() => true,
+            s if s == Health::Ejected.code() => self.ejection_over(HealthWord(word)),
+            _ => false,
+        }
     }
 
+    /// The health word; an ejection whose time is over ends here, when
+    /// it is first looked at (no timer: the deadline is stored).
     pub fn health_word(&self) -> HealthWord {
-        HealthWord(self.health.load(Ordering::Acquire))
+        let word = HealthWord(self.health.load(Ordering::Acquire));
+        if word.health() == Health::Ejected && self.ejection_over(word) {
+            return HealthWord(self.health.load(Ordering::Acquire));
+        }
+        word
+    }
+
+    /// Ends the ejection `seen` if its time is over; true when the
+    /// endpoint is back in rotation.
+    #[cold]
+    fn ejection_over(&self, seen: HealthWord) -> bool {
+        let now = now_ms();
+        if now < self.ejected_until.load(Ordering::Acquire) {
+            return false;
+        }
+        // Only if nothing else happened meanwhile (a restart, a check); a
+        // reader that lost the race sees the winner's `Up`.
+        if self.transition(seen, Health::Up) {
+            self.returned_at.store(now.max(1), Ordering::Relaxed);
+            tracing::info!(backend = %self.id, ejections = self.ejections(), "back in rotation after ejection");
+            return true;
+        }
+        self.health.load(Ordering::Acquire) & STATE_MASK == Health::Up.code()
     }
 
     /// Start a new life (a process (re)started or stopped): bumps the epoch so
@@ -180,7 +213,7 @@ impl Endpoint {
             }
         }
         if health == Health::Up {
-            self.up_since.store(clock_ms(), Ordering::Relaxed);
+            self.up_since.store(now_ms(), Ordering::Relaxed);
         }
     }
 
@@ -193,7 +226,7 @@ impl Endpoint {
             .compare_exchange(seen.0, next, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if moved && health == Health::Up && seen.health() != Health::Up {
-            self.up_since.store(clock_ms(), Ordering::Relaxed);
+            self.up_since.store(now_ms(), Ordering::Relaxed);
         }
         moved
     }
@@ -206,7 +239,7 @@ impl Endpoint {
         if slow_start.is_zero() {
             return 1.0;
         }
-        let since = clock_ms().saturating_sub(self.up_since.load(Ordering::Relaxed));
+        let since = now_ms().saturating_sub(self.up_since.load(Ordering::Relaxed));
         let total = slow_start.as_millis() as u64;
         if since >= total {
             return 1.0;
@@ -247,7 +280,7 @@ impl Endpoint {
         if max_fails == 0 {
             return None;
         }
-        let now = clock_ms();
+        let now = now_ms();
         let window = (fail_timeout.as_millis() as u64).max(1);
         let start = self.fail_window.load(Ordering::Relaxed);
         let fails = if now.saturating_sub(start) > window {
@@ -261,10 +294,9 @@ impl Endpoint {
             return None;
         }
         let seen = self.health_word();
-        if seen.health() != Health::Up || !self.transition(seen, Health::Ejected) {
+        if seen.health() != Health::Up {
             return None;
         }
-        self.fails.store(0, Ordering::Relaxed);
         let behaved = match self.returned_at.load(Ordering::Relaxed) {
             0 => 0,
             at => now.saturating_sub(at) / window,
@@ -273,20 +305,18 @@ impl Endpoint {
         let count = previous
             .saturating_sub(u32::try_from(behaved).unwrap_or(u32::MAX))
             .saturating_add(1);
-        self.ejections.store(count, Ordering::Relaxed);
         let eject_for = fail_timeout
             .saturating_mul(count)
             .min(max_ejection_time.max(fail_timeout));
-        let ejected = HealthWord(seen.0 & !STATE_MASK | Health::Ejected.code());
-        let me = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(eject_for).await;
-            // Only if nothing else happened meanwhile (a restart, a check).
-            if me.transition(ejected, Health::Up) {
-                me.returned_at.store(clock_ms().max(1), Ordering::Relaxed);
-                tracing::info!(backend = %me.id, ejected_for = ?eject_for, "back in rotation after ejection");
-            }
-        });
+        // The deadline before the state: a reader that sees `Ejected`
+        // reads this ejection's end, not an earlier one's.
+        let until = now.saturating_add(eject_for.as_millis() as u64);
+        self.ejected_until.store(until, Ordering::Release);
+        if !self.transition(seen, Health::Ejected) {
+            return None;
+        }
+        self.fails.store(0, Ordering::Relaxed);
+        self.ejections.store(count, Ordering::Relaxed);
         Some(eject_for)
     }
 
@@ -304,7 +334,7 @@ impl Endpoint {
     /// `p2c_ewma` balances on; lock-free, a few nanoseconds.
     #[inline]
     pub fn observe_latency(&self, rtt: Duration) {
-        self.latency.observe_at(rtt, clock_ns());
+        self.latency.observe_at(rtt, now_ns());
     }
 
     /// A response's headers arrived now, for a request sent at `sent`:
@@ -314,7 +344,7 @@ impl Endpoint {
     pub fn record_response(&self, status: u16, sent: Instant) {
         let now = Instant::now();
         let rtt = now.saturating_duration_since(sent);
-        self.latency.observe_at(rtt, clock_ns_at(now));
+        self.latency.observe_at(rtt, ns_at(now));
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
         self.response_times.record(rtt);
@@ -333,7 +363,7 @@ impl Endpoint {
     /// response); `None` before the first response.
     pub fn latency(&self) -> Option<Duration> {
         self.latency
-            .estimate_at(clock_ns())
+            .estimate_at(now_ns())
             .map(|ns| Duration::from_nanos(ns as u64))
     }
 
@@ -383,13 +413,6 @@ pub struct CheckReport {
     pub at: std::time::SystemTime,
 }
 
-/// Milliseconds on the balancer's clock (`ewma::clock_ns`): failure
-/// windows, panic-mode warnings, and slow start when it is on; never read on
-/// the success path otherwise.
-pub(super) fn clock_ms() -> u64 {
-    clock_ns() / 1_000_000
-}
-
 /// Holds one unit of an endpoint's in-flight count.
 pub struct InFlight(Arc<Endpoint>);
 
@@ -408,6 +431,7 @@ impl Drop for InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::test_clock;
 
     fn endpoint() -> Arc<Endpoint> {
         let e = Endpoint::new(
@@ -420,14 +444,15 @@ mod tests {
         e
     }
 
-    async fn wait_up(e: &Endpoint) {
-        while e.health_word().health() != Health::Up {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    fn health(e: &Endpoint) -> Health {
+        e.health_word().health()
     }
 
-    #[tokio::test]
-    async fn each_ejection_in_a_row_lasts_longer_up_to_the_cap() {
+    /// On the test clock: each ejection ends exactly when its time is up,
+    /// with no timer, when the endpoint is next looked at.
+    #[test]
+    fn each_ejection_in_a_row_lasts_longer_up_to_the_cap() {
+        test_clock::set();
         let step = Duration::from_millis(40);
         let passive = PassiveHealth {
             max_fails: 1,
@@ -437,19 +462,28 @@ mod tests {
         let e = endpoint();
         let mut lengths = Vec::new();
         for _ in 0..4 {
-            lengths.push(e.record_failure(&passive).expect("ejected"));
-            assert_eq!(e.health_word().health(), Health::Ejected);
+            let ejected_for = e.record_failure(&passive).expect("ejected");
+            lengths.push(ejected_for);
+            assert_eq!(health(&e), Health::Ejected);
+            assert!(!e.in_rotation());
             // Ejected endpoints are not counted again.
             assert_eq!(e.record_failure(&passive), None);
-            wait_up(&e).await;
+            test_clock::advance(ejected_for - Duration::from_millis(1));
+            assert!(!e.in_rotation(), "1 ms before the end");
+            test_clock::advance(Duration::from_millis(1));
+            assert!(e.in_rotation(), "at the end");
+            assert_eq!(health(&e), Health::Up);
         }
         assert_eq!(lengths, [step, step * 2, step * 3, step * 3]);
         assert_eq!(e.ejections(), 4);
 
         // Each fail_timeout in rotation without an ejection takes one off.
-        tokio::time::sleep(step * 3 + step / 2).await;
-        assert_eq!(e.record_failure(&passive), Some(step * 2));
-        wait_up(&e).await;
+        test_clock::advance(step * 2);
+        assert_eq!(e.record_failure(&passive), Some(step * 3), "4 - 2 + 1");
+        test_clock::advance(step * 3);
+        assert_eq!(health(&e), Health::Up);
+        test_clock::advance(step * 3);
+        assert_eq!(e.record_failure(&passive), Some(step), "3 - 3 + 1");
 
         // A new process starts with a clean record.
         e.begin_epoch(Health::Up);
@@ -457,8 +491,26 @@ mod tests {
         assert_eq!(e.record_failure(&passive), Some(step));
     }
 
-    #[tokio::test]
-    async fn max_fails_counts_within_fail_timeout_only() {
+    /// An ejection that a restart (a new epoch) overtook does not end in
+    /// `Up` on its own: the new process is checked first.
+    #[test]
+    fn a_restart_overrides_an_ejection() {
+        test_clock::set();
+        let passive = PassiveHealth {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(1),
+            max_ejection_time: Duration::from_secs(1),
+        };
+        let e = endpoint();
+        assert!(e.record_failure(&passive).is_some());
+        e.begin_epoch(Health::Starting);
+        test_clock::advance(Duration::from_secs(2));
+        assert_eq!(health(&e), Health::Starting);
+    }
+
+    #[test]
+    fn max_fails_counts_within_fail_timeout_only() {
+        test_clock::set();
         let passive = PassiveHealth {
             max_fails: 3,
             fail_timeout: Duration::from_millis(100),
@@ -467,28 +519,28 @@ mod tests {
         let e = endpoint();
         assert_eq!(e.record_failure(&passive), None);
         assert_eq!(e.record_failure(&passive), None);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        test_clock::advance(Duration::from_millis(101));
         // The window ran out: counting starts over.
         assert_eq!(e.record_failure(&passive), None);
         assert_eq!(e.record_failure(&passive), None);
-        assert!(e.record_failure(&passive).is_some());
+        test_clock::advance(Duration::from_millis(100));
+        assert!(e.record_failure(&passive).is_some(), "three within 100 ms");
     }
 
     #[test]
     fn slow_start_ramps_from_a_tenth_to_full() {
+        test_clock::set();
         let e = endpoint();
         assert_eq!(e.ramp(Duration::ZERO), 1.0);
-        let r = e.ramp(Duration::from_secs(100));
-        assert!((0.1..0.11).contains(&r), "{r}");
-        std::thread::sleep(Duration::from_millis(60));
-        let r = e.ramp(Duration::from_millis(100));
-        assert!((0.5..0.9).contains(&r), "{r}");
-        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(e.ramp(Duration::from_secs(100)), 0.1);
+        test_clock::advance(Duration::from_millis(60));
+        assert_eq!(e.ramp(Duration::from_millis(100)), 0.6);
+        test_clock::advance(Duration::from_millis(40));
         assert_eq!(e.ramp(Duration::from_millis(100)), 1.0);
         // Coming back from ejection (or down) starts a new ramp.
         let seen = e.health_word();
         assert!(e.transition(seen, Health::Ejected));
         assert!(e.transition(e.health_word(), Health::Up));
-        assert!(e.ramp(Duration::from_millis(100)) < 0.5);
+        assert_eq!(e.ramp(Duration::from_millis(100)), 0.1);
     }
 }

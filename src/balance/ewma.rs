@@ -18,8 +18,7 @@
 //! nudge a heuristic, so no lock is taken.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The EWMA's time constant: linkerd's, tower's and Finagle's default.
 pub(super) const DECAY: Duration = Duration::from_secs(10);
@@ -82,20 +81,6 @@ impl PeakEwma {
         }
         Some(value * (-(elapsed as f64) / DECAY_NS).exp())
     }
-}
-
-/// Nanoseconds on a process-wide monotonic clock.
-#[inline]
-pub(super) fn clock_ns() -> u64 {
-    clock_ns_at(Instant::now())
-}
-
-/// `at` on the [`clock_ns`] clock (for a reading already taken).
-#[inline]
-pub(super) fn clock_ns_at(at: Instant) -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    at.saturating_duration_since(*START.get_or_init(Instant::now))
-        .as_nanos() as u64
 }
 
 #[cfg(test)]

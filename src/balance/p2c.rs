@@ -12,9 +12,9 @@
 //! the other candidate's latency, so it competes on in-flight requests alone:
 //! neither flooded (as a zero prior would) nor starved (as a large one would).
 
-use super::ewma::clock_ns;
 use super::random::{scan_from_random, DRAWS};
 use super::{eligible, Balance, Endpoint, EndpointSet, Tried};
+use crate::clock::now_ns;
 
 #[derive(Default)]
 pub struct P2cEwma;
@@ -80,7 +80,7 @@ fn draw(set: &EndpointSet, tried: &Tried, not: Option<usize>) -> Option<usize> {
 
 impl Balance for P2cEwma {
     fn pick(&self, set: &EndpointSet, tried: &Tried, _key: Option<u64>) -> Option<usize> {
-        self.pick_at(set, tried, clock_ns())
+        self.pick_at(set, tried, now_ns())
     }
 }
 

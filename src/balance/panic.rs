@@ -7,14 +7,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::endpoint::clock_ms;
 use super::{EndpointSet, Health, Tried};
+use crate::clock::now_ms;
 
 /// True at most once a second: panic mode is worth a warning, not one per
 /// request.
 pub fn warning_due() -> bool {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = clock_ms() / 1000 + 1;
+    let now = now_ms() / 1000 + 1;
     let last = LAST.load(Ordering::Relaxed);
     now > last
         && LAST

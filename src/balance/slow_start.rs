@@ -58,12 +58,14 @@ mod tests {
     use super::*;
     use crate::balance::test_support::endpoints;
     use crate::balance::{Health, LeastConn, RoundRobin};
+    use crate::clock::test_clock;
 
     /// Endpoint 0 re-enters rotation now; the others have been up for
-    /// longer than `slow_start`, so their ramp is over.
+    /// longer than `slow_start`, so their ramp is over. On the test clock.
     fn one_returning(slow_start: Duration) -> EndpointSet {
+        test_clock::set();
         let set = endpoints(&[1, 1, 1, 1]);
-        std::thread::sleep(slow_start + Duration::from_millis(20));
+        test_clock::advance(slow_start);
         set.endpoints[0].begin_epoch(Health::Up);
         set
     }
@@ -101,11 +103,13 @@ mod tests {
         let set = one_returning(slow_start);
         let b = RoundRobin::default();
         let early = share_of_first(&b, &set, slow_start);
-        std::thread::sleep(Duration::from_millis(200));
+        test_clock::advance(Duration::from_millis(200));
+        // Half way: a ramp of 0.5, 12.5% of picks.
         let middle = share_of_first(&b, &set, slow_start);
-        std::thread::sleep(Duration::from_millis(250));
+        test_clock::advance(Duration::from_millis(200));
         let late = share_of_first(&b, &set, slow_start);
-        assert!(early < middle && middle < late, "{early} {middle} {late}");
+        assert!((0.01..0.05).contains(&early), "early {early}");
+        assert!((0.10..0.15).contains(&middle), "middle {middle}");
         assert!((late - 0.25).abs() < 0.02, "late {late}");
     }
 

@@ -5,8 +5,9 @@
 //! (connect refused, not sent) are free: they add no load to any backend.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::now_ms;
 
 #[derive(Default)]
 pub struct RetryBudget {
@@ -14,11 +15,6 @@ pub struct RetryBudget {
     window_start_ms: AtomicU64,
     requests_at_start: AtomicU64,
     retries: AtomicU64,
-}
-
-fn clock_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 impl RetryBudget {
@@ -30,7 +26,7 @@ impl RetryBudget {
 
     /// May one more retry go out now? Takes it from the budget if so.
     pub fn try_retry(&self, percent: u32, min: u32, window: Duration) -> bool {
-        let now = clock_ms();
+        let now = now_ms();
         let start = self.window_start_ms.load(Ordering::Relaxed);
         let total = self.requests.load(Ordering::Relaxed);
         if now.saturating_sub(start) > window.as_millis() as u64 {
@@ -64,5 +60,25 @@ mod tests {
         }
         let granted = (0..100).filter(|_| b.try_retry(20, 3, w)).count();
         assert_eq!(granted, 23, "20% of 100 plus 3");
+    }
+
+    #[test]
+    fn a_new_window_starts_over() {
+        crate::clock::test_clock::set();
+        let b = RetryBudget::default();
+        let w = Duration::from_secs(10);
+        for _ in 0..10 {
+            b.request();
+        }
+        assert_eq!((0..10).filter(|_| b.try_retry(50, 0, w)).count(), 5);
+        crate::clock::test_clock::advance(Duration::from_secs(9));
+        assert!(!b.try_retry(50, 0, w), "the same window");
+        crate::clock::test_clock::advance(Duration::from_secs(2));
+        // Requests before the new window do not count in it.
+        assert!(!b.try_retry(50, 0, w), "a new window, no requests yet");
+        for _ in 0..4 {
+            b.request();
+        }
+        assert_eq!((0..10).filter(|_| b.try_retry(50, 0, w)).count(), 2);
     }
 }
