@@ -1,4 +1,4 @@
-//! `shoal status`, `shoal scale N`, `shoal reload [--config]`.
+//! `shoal status`, `shoal scale N`, `shoal reload [--apply-config]`.
 
 use std::io::IsTerminal;
 

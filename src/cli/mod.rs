@@ -28,10 +28,11 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct ConfigSource {
-    /// Config file (`shoal reload --config` is a different flag: it re-reads this file)
+    /// Config file
     #[arg(
         short = 'c',
-        long = "file",
+        long = "config",
+        visible_alias = "file",
         default_value = "shoal.yaml",
         value_name = "FILE"
     )]
@@ -68,13 +69,25 @@ enum Command {
         admin: Option<String>,
     },
     /// Replace every instance with a fresh one, with no failed request (rolling);
-    /// with --config, re-read and apply shoal's own config instead
+    /// with --apply-config, re-read and apply shoal's own config instead
     Reload {
-        /// Re-read the config file of the running shoal and apply it
+        /// Re-read the config file of the running shoal and apply it (what
+        /// SIGHUP does), instead of replacing the instances
         #[arg(long)]
-        config: bool,
-        #[command(flatten)]
-        src: ConfigSource,
+        apply_config: bool,
+        /// Config file that names the admin address; `--config` with no FILE
+        /// is the old spelling of `--apply-config`
+        #[arg(
+            short = 'c',
+            long = "config",
+            visible_alias = "file",
+            value_name = "FILE",
+            num_args = 0..=1
+        )]
+        config: Option<Option<PathBuf>>,
+        /// Use the embedded demo config to find the admin address
+        #[arg(long, conflicts_with = "config")]
+        demo: bool,
         #[arg(long, value_name = "URL")]
         admin: Option<String>,
     },
@@ -100,7 +113,25 @@ pub fn main() -> i32 {
             src,
             admin,
         } => control::scale(&src, admin.as_deref(), instances),
-        Command::Reload { config, src, admin } => control::reload(&src, admin.as_deref(), config),
+        Command::Reload {
+            apply_config,
+            config,
+            demo,
+            admin,
+        } => {
+            // `--config` alone is the old spelling of `--apply-config`;
+            // `--config FILE` (as everywhere else) names the file.
+            let (file, old_flag) = match config {
+                None => (None, false),
+                Some(None) => (None, true),
+                Some(Some(file)) => (Some(file), false),
+            };
+            let src = ConfigSource {
+                file: file.unwrap_or_else(|| PathBuf::from("shoal.yaml")),
+                demo,
+            };
+            control::reload(&src, admin.as_deref(), apply_config || old_flag)
+        }
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }

@@ -70,8 +70,15 @@ impl Supervisor {
         let min = spec.min.unwrap_or(1);
         let max = spec.max.unwrap_or(1024);
         if n < min || n > max {
+            // Name the bounds only when the user set them.
+            let set = match (spec.min, spec.max) {
+                (Some(_), Some(_)) => " (app.min and app.max)",
+                (Some(_), None) => " (app.min)",
+                (None, Some(_)) => " (app.max)",
+                (None, None) => "",
+            };
             return Err(OpError::Invalid(format!(
-                "cannot scale to {n}: allowed range is {min}..={max} (app.min, app.max)"
+                "cannot scale to {n}: the number of instances must be between {min} and {max}{set}"
             )));
         }
         Ok(())

@@ -419,12 +419,17 @@ fn health_fall_and_rise_at_least_one() {
 fn health_timeout_and_interval() {
     assert_eq!(
         err("app:\n  command: x\n  health:\n    timeout: 10s\n"),
-        "shoal.yaml:4: app.health.timeout: must not be longer than `app.health.interval` (5s) (got 10s)"
+        "shoal.yaml:4: app.health.timeout: must not be longer than `app.health.interval` (5s, the default) (got 10s)"
     );
     // Only the interval was written: point at it.
     assert_eq!(
         err("upstreams: [{url: 'http://a:1'}]\nhealth:\n  interval: 1s\n"),
-        "shoal.yaml:3: health.interval: must not be shorter than `health.timeout` (2s) (got 1s)"
+        "shoal.yaml:3: health.interval: must not be shorter than `health.timeout` (2s, the default) (got 1s)"
+    );
+    // The issue-20 case: only the interval, in `app.health`.
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    interval: 1500ms\n"),
+        "shoal.yaml:4: app.health.interval: must not be shorter than `app.health.timeout` (2s, the default) (got 1s500ms)"
     );
     assert_eq!(
         err("app:\n  command: x\n  health:\n    timeout: 0s\n"),
@@ -529,7 +534,7 @@ fn outlier_ejection_and_slow_start() {
     );
     assert_eq!(
         err("app: {command: x}\nproxy:\n  max_ejection_time: 5s\n"),
-        "shoal.yaml:3: proxy.max_ejection_time: must not be shorter than `proxy.fail_timeout` (10s) (got 5s)"
+        "shoal.yaml:3: proxy.max_ejection_time: must not be shorter than `proxy.fail_timeout` (10s, the default) (got 5s)"
     );
     assert_eq!(
         err("app: {command: x}\nproxy:\n  slow_start: 2h\n"),
@@ -597,11 +602,11 @@ fn backoff_must_not_be_zero() {
 fn backoff_order() {
     assert_eq!(
         err("app:\n  command: x\n  backoff:\n    initial: 1m\n"),
-        "shoal.yaml:4: app.backoff.initial: must not be longer than `app.backoff.max` (30s) (got 1m)"
+        "shoal.yaml:4: app.backoff.initial: must not be longer than `app.backoff.max` (30s, the default) (got 1m)"
     );
     assert_eq!(
         err("app:\n  command: x\n  backoff:\n    max: 100ms\n"),
-        "shoal.yaml:4: app.backoff.max: must not be shorter than `app.backoff.initial` (500ms) (got 100ms)"
+        "shoal.yaml:4: app.backoff.max: must not be shorter than `app.backoff.initial` (500ms, the default) (got 100ms)"
     );
 }
 
