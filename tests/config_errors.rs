@@ -213,7 +213,7 @@ fn every_semantic_problem_is_reported() {
 #[test]
 fn valid_config_prints_the_effective_config() {
     let run = check_with_env(
-        "listen: 127.0.0.1:${SHOAL_TEST_PORT}\napp:\n  command: [./server, --port, '{port}']\n  instances: 2\n  health: {path: /healthz, interval: 90s}\n",
+        "listen: 127.0.0.1:${SHOAL_TEST_PORT}\napp:\n  command: [sh, ./server.sh, --port, '{port}']\n  instances: 2\n  health: {path: /healthz, interval: 90s}\n",
         &[("SHOAL_TEST_PORT", "8181")],
     );
     let stdout = run.stdout();

@@ -214,6 +214,20 @@ impl Endpoint {
         (since as f64 / total as f64).max(MIN_RAMP)
     }
 
+    /// Time since it last entered rotation, when it has passed a check in
+    /// its current life (up, or down or ejected since); `None` while it is
+    /// starting or stopped. The supervisor tells a process that served a
+    /// while from one that dies at start-up with it.
+    pub fn since_up(&self) -> Option<Duration> {
+        match self.health_word().health() {
+            Health::Up | Health::Down | Health::Ejected => {
+                let since = clock_ms().saturating_sub(self.up_since.load(Ordering::Relaxed));
+                Some(Duration::from_millis(since))
+            }
+            Health::Starting | Health::Stopped => None,
+        }
+    }
+
     /// Passive ejections in a row (0 when it has behaved for long enough).
     pub fn ejections(&self) -> u32 {
         self.ejections.load(Ordering::Relaxed)

@@ -149,9 +149,14 @@ fn lookup_var(name: &str) -> Option<String> {
 
 /// Loads the config as `shoal up` and `shoal check` do: the TLS files are
 /// read too, so a bad certificate is a config error (exit 78) with its key
-/// and line, not a failed start.
+/// and line, not a failed start; and the app's program must be found
+/// (``cannot run `gunicron`: not found in PATH``).
 pub fn load(src: &ConfigSource) -> Result<Config, String> {
-    load_with(src, &crate::tls::check)
+    load_with(src, &|config| {
+        let mut problems = crate::tls::check(config);
+        problems.extend(crate::supervisor::check_program(config));
+        problems
+    })
 }
 
 /// Loads the config without reading the files it names (TLS keys): enough
@@ -185,9 +190,34 @@ fn display(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// What is allowed but probably wrong, as `FILE:LINE: KEY: message`.
+pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
+    let Some(app) = &config.app else {
+        return Vec::new();
+    };
+    let (origin, text) = if src.demo {
+        ("<demo>".to_string(), DEMO_CONFIG.to_string())
+    } else {
+        (
+            display(&src.file),
+            std::fs::read_to_string(&src.file).unwrap_or_default(),
+        )
+    };
+    crate::supervisor::port_warning(app)
+        .into_iter()
+        .map(|(path, message)| match shoal_config::line_of(&text, path) {
+            Some(line) => format!("{origin}:{line}: {path}: {message}"),
+            None => format!("{origin}: {path}: {message}"),
+        })
+        .collect()
+}
+
 fn check(src: &ConfigSource) -> i32 {
     match load(src) {
         Ok(config) => {
+            for w in warnings(src, &config) {
+                eprintln!("warning: {w}");
+            }
             print!("{}", shoal_config::to_yaml(&config));
             0
         }

@@ -89,4 +89,255 @@ async fn scale_out_of_bounds_says_between() {
     assert!(!err.contains("..="), "{err}");
     assert!(!err.contains("app.min"), "no bound was set: {err}");
     assert!(t.elapsed() < Duration::from_secs(10));
+
+    // Item 10: a scale-up step that moves no count logs none.
+    let (code, out, err) = cli(shoal.admin, &["scale", "2"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    shoal.wait_log("started app-2 on port").await;
+    let line = shoal
+        .log()
+        .into_iter()
+        .find(|l| l.contains("started app-2 on port"))
+        .unwrap();
+    assert!(!line.contains("done=0"), "{line}");
+}
+
+/// A config file in a fresh directory: (dir, path).
+fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shoal.yaml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// An executable script in `dir` that the instances run; rewritten to
+/// "deploy" another build.
+fn script(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("run.sh");
+    // Written beside and renamed into place: a running shell never reads a
+    // half-written file.
+    let tmp = dir.join("run.sh.new");
+    std::fs::write(&tmp, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+fn scripted_config(script: &std::path::Path, instances: u32, app_extra: &str) -> String {
+    demo_config(instances, "")
+        .replace(
+            &format!(r#"["{SHOAL}", "demo-app", "--port", "{{port}}"]"#),
+            &format!(r#"["{}", "{{port}}"]"#, script.display()),
+        )
+        .replace(
+            &format!("  instances: {instances}\n"),
+            &format!("  instances: {instances}\n{app_extra}"),
+        )
+}
+
+const GOOD_BUILD: &str = "exec \"$SHOAL_EXE_FOR_TEST\" demo-app --port \"$1\"";
+
+fn good_build(dir: &std::path::Path) -> std::path::PathBuf {
+    script(dir, &GOOD_BUILD.replace("$SHOAL_EXE_FOR_TEST", SHOAL))
+}
+
+/// Item 3: a program that does not exist is a config error that names it,
+/// for `check` and for `up`, at the key and line where it was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_program_is_named_by_check_and_up() {
+    let (_dir, path) = config_file(
+        "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\napp:\n  command: [gunicron, -w, '2', -b, '127.0.0.1:{port}', 'app:app']\n",
+    );
+    let file = path.to_str().unwrap();
+    for verb in ["check", "up"] {
+        let (code, _, err) = run(&[verb, "-c", file]).await;
+        assert_eq!(code, 78, "{verb}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{file}:4: app.command[0]: cannot run `gunicron`: not found in PATH"
+            )),
+            "{verb}: {err}"
+        );
+    }
+    // A shell string that is one simple command is checked too.
+    let (_dir, path) =
+        config_file("app:\n  command: PYTHONUNBUFFERED=1 gunicron -b 127.0.0.1:{port} app:app\n");
+    let (code, _, err) = run(&["check", "-c", path.to_str().unwrap()]).await;
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains(":2: app.command: cannot run `gunicron`: not found in PATH"),
+        "{err}"
+    );
+}
+
+/// Item 3: a program that disappears after the start (a redeploy gone
+/// wrong) marks the instance `failed`, with the program named, instead of
+/// retrying with backoff forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn program_gone_at_restart_marks_the_instance_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_sh = good_build(dir.path());
+    let shoal = Shoal::start(&scripted_config(&run_sh, 2, ""));
+    let status = shoal.wait_healthy(2).await;
+    let pid = status["instances"][0]["pid"].as_u64().unwrap() as i32;
+    std::fs::remove_file(&run_sh).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let s = crate::support::eventually(Duration::from_secs(10), "app-1 failed", || async {
+        let s = shoal.status().await;
+        (s["instances"][0]["state"] == "failed").then_some(s)
+    })
+    .await;
+    let failure = s["instances"][0]["failure"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        failure.contains(&format!("cannot run `{}`: no such file", run_sh.display())),
+        "{s}"
+    );
+    shoal
+        .wait_log(&format!("cannot run `{}`", run_sh.display()))
+        .await;
+    let restarts = s["instances"][0]["restarts"].clone();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = shoal.status().await;
+    assert_eq!(s["instances"][0]["state"], "failed", "{s}");
+    assert_eq!(s["instances"][0]["restarts"], restarts, "no more retries");
+}
+
+/// Item 1: `shoal check` warns (exit 0) when the command shows no port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_when_the_command_shows_no_port() {
+    let (_dir, path) = config_file("app:\n  command: [sh, -c, 'exec flask --app app run']\n");
+    let (code, out, err) = run(&["check", "-c", path.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("command:"), "{out}");
+    assert!(
+        err.contains("warning: ")
+            && err.contains(":2: app.command: mentions neither `{port}` nor `PORT`"),
+        "{err}"
+    );
+    for command in ["[sh, -c, 'exec x --port {port}']", "'exec x --port $PORT'"] {
+        let (_dir, path) = config_file(&format!("app:\n  command: {command}\n"));
+        let (code, _, err) = run(&["check", "-c", path.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("warning"), "{command}: {err}");
+    }
+}
+
+/// Item 1: an app that listens on a port of its own (flask's 5000) is
+/// named in the log after a while in `starting`, with the address probed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_listening_elsewhere_is_warned_about() {
+    let fixed = crate::support::free_port();
+    let config = demo_config(1, "")
+        .replace("\"{port}\"]", &format!("\"{fixed}\"]"))
+        .replace("  instances: 1\n", "  instances: 1\n  ready_timeout: 2s\n");
+    assert!(config.contains(&fixed.to_string()), "{config}");
+    let shoal = Shoal::start(&config);
+    shoal.wait_log("has not passed a health check").await;
+    let port = shoal.status().await["instances"][0]["port"]
+        .as_u64()
+        .unwrap();
+    let line = shoal
+        .log()
+        .into_iter()
+        .find(|l| l.contains("has not passed a health check"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("GET http://127.0.0.1:{port}/health")),
+        "{line}"
+    );
+    assert!(line.contains("{port}") && line.contains("PORT"), "{line}");
+    assert!(line.contains("app-1"), "{line}");
+}
+
+/// Item 7: with every instance failed, `shoal status` says so on its first
+/// line, with the reason, and exits non-zero; healthy, it says `ok` and 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_summarises_and_exits_non_zero_when_none_is_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_sh = script(dir.path(), "echo 'cannot import app' >&2; exit 1");
+    let shoal = Shoal::start(&scripted_config(
+        &run_sh,
+        2,
+        "  max_restarts: 2\n  restart_window: 1m\n",
+    ));
+    crate::support::eventually(Duration::from_secs(20), "both failed", || async {
+        let s = shoal.status().await;
+        s["instances"]
+            .as_array()?
+            .iter()
+            .all(|i| i["state"] == "failed")
+            .then_some(())
+    })
+    .await;
+    let (code, out, err) = cli(shoal.admin, &["status"]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    let first = out.lines().next().unwrap_or("");
+    assert!(
+        first
+            .starts_with("down: 0 of 2 instances healthy — app-1 failed: crash loop (exit code 1)"),
+        "{out}"
+    );
+    let (code, _, _) = cli(shoal.admin, &["status", "--json"]).await;
+    assert_eq!(code, 2);
+
+    let healthy = Shoal::start(&demo_config(2, ""));
+    healthy.wait_healthy(2).await;
+    let (code, out, err) = cli(healthy.admin, &["status"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok: 2 of 2 instances healthy\n"), "{out}");
+}
+
+/// Items 2, 7 and 10: a rollout whose replacement exits at start-up stops
+/// at once (not after `ready_timeout`), with the exit code and the last
+/// lines the replacement printed; the status then shows what runs and
+/// what was attempted; while both run, the two `app-1`s' output is told
+/// apart by generation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_stops_at_once_when_the_replacement_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_sh = good_build(dir.path());
+    let shoal = Shoal::start(&scripted_config(&run_sh, 2, "  ready_timeout: 30s\n"));
+    shoal.wait_healthy(2).await;
+    script(
+        dir.path(),
+        "echo 'starting worker' ; echo \"ModuleNotFoundError: No module named 'flask_x'\" >&2; exit 1",
+    );
+    let t = Instant::now();
+    let (code, out, err) = cli(shoal.admin, &["reload"]).await;
+    let took = t.elapsed();
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the rollout waited {took:?} for a replacement that had exited: {err}"
+    );
+    assert!(err.contains("rollout stopped after 0 of 2"), "{err}");
+    assert!(
+        err.contains("app-1 (generation 2) exited during start-up: exit code 1"),
+        "{err}"
+    );
+    assert!(err.contains("the old instances keep serving"), "{err}");
+    assert!(
+        err.contains("ModuleNotFoundError: No module named 'flask_x'"),
+        "its last output: {err}"
+    );
+    shoal.wait_log("app-1 (gen 2) | ModuleNotFoundError").await;
+
+    let s = shoal.wait_healthy(2).await;
+    for i in s["instances"].as_array().unwrap() {
+        assert_eq!(i["generation"], 1, "{i}");
+    }
+    let (code, out, _) = cli(shoal.admin, &["status"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("generation 1 (rollout to generation 2 stopped: rollout stopped after 0 of 2"),
+        "{out}"
+    );
 }

@@ -103,3 +103,11 @@ pub fn to_yaml(config: &Config) -> String {
     // did, a YAML comment is more useful to `shoal check` than a panic.
     serde_yaml_ng::to_string(config).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
 }
+
+/// The line of `path` (a key path like `app.command`) in config `text`, or
+/// of its closest enclosing key written there: for messages about a loaded
+/// config outside this crate, such as warnings.
+pub fn line_of(text: &str, path: &str) -> Option<usize> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    LineMap::build(text).nearest(path)
+}
