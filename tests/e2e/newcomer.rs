@@ -341,3 +341,21 @@ async fn rollout_stops_at_once_when_the_replacement_crashes() {
         "{out}"
     );
 }
+
+/// Item 10: a taken port in the ephemeral range says so (a port the
+/// kernel picked for the test's own listener is in it by definition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_ephemeral_port_says_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (_dir, path) = config_file(&format!(
+        "listen: 127.0.0.1:{port}\nadmin: {{listen: 127.0.0.1:0}}\napp:\n  command: [sh, -c, 'exit 0']\n"
+    ));
+    let (code, _, err) = run(&["up", "-c", path.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port} (listen)"))
+            && err.contains("ephemeral range"),
+        "{err}"
+    );
+}
