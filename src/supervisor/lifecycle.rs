@@ -327,6 +327,9 @@ impl Supervisor {
             || old.protocol != new.protocol;
         self.health.store(Arc::new(new.health.clone()));
         self.spec.store(Arc::new(new.clone()));
+        for i in self.instances() {
+            i.endpoint.set_local_max_fails(new.max_fails);
+        }
         template_changed
     }
 }

@@ -160,6 +160,7 @@ impl Supervisor {
             1,
             &self.pool.with_protocol(spec.protocol),
         );
+        endpoint.set_local_max_fails(self.spec().max_fails);
         let inst = Arc::new(Instance::new(
             slot,
             generation,

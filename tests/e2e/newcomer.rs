@@ -359,3 +359,81 @@ async fn taken_ephemeral_port_says_so() {
         "{err}"
     );
 }
+
+/// A pre-fork server in the manner of gunicorn: the master binds `$PORT`
+/// and keeps 2 workers accepting on it; `GET /die` makes the worker that
+/// took it exit without answering (one worker killed mid-request), and the
+/// master starts another.
+const PREFORK: &str = r#"
+import os, socket
+port = int(os.environ["PORT"])
+me = os.environ["INSTANCE_ID"].encode()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(64)
+def work():
+    while True:
+        c, _ = s.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        if data.startswith(b"GET /die"):
+            os._exit(1)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(me), me))
+        c.close()
+def spawn():
+    if os.fork() == 0:
+        try:
+            work()
+        finally:
+            os._exit(0)
+for _ in range(2):
+    spawn()
+while True:
+    os.wait()
+    spawn()
+"#;
+
+/// Item 8: one worker of a pre-fork instance dying mid-request (one failed
+/// request) does not take the instance out of rotation, with the default
+/// settings (`proxy.max_fails: 1`, as nginx's); `app.max_fails` failures
+/// in a row do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dead_worker_does_not_eject_a_supervised_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("prefork.py");
+    std::fs::write(&app, PREFORK).unwrap();
+    let config = demo_config(
+        2,
+        "balance: { algorithm: round_robin }\nproxy: { retries: 0 }\n",
+    )
+    .replace(
+        &format!(r#"["{SHOAL}", "demo-app", "--port", "{{port}}"]"#),
+        &format!(r#"["python3", "{}"]"#, app.display()),
+    );
+    let shoal = Shoal::start(&config);
+    shoal.wait_healthy(2).await;
+    let r = crate::support::get(shoal.proxy, "/die").await.unwrap();
+    assert_eq!(r.status, 502, "the request its worker died on fails");
+    // The failure was counted (passive health runs before the answer);
+    // nothing may have been ejected for it.
+    for _ in 0..10 {
+        let s = shoal.status().await;
+        for i in s["instances"].as_array().unwrap() {
+            assert_eq!(i["health"], "up", "{s}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let r = crate::support::get(shoal.proxy, "/").await.unwrap();
+        assert_eq!(r.status, 200);
+        served.insert(String::from_utf8_lossy(&r.body).into_owned());
+    }
+    assert_eq!(served.len(), 2, "both instances serve: {served:?}");
+    assert!(!shoal.log_contains("out of rotation after failed requests"));
+}
