@@ -550,3 +550,45 @@ async fn repeated_kills_do_not_become_an_outage() {
         "all 3 back {back:?} after the kills"
     );
 }
+
+/// Item 9: the app is never left with every instance waiting out a restart
+/// delay. One instance, default restart settings, SIGKILLed each time just
+/// after it enters rotation (so it never counts as having served, and its
+/// delay doubles: 0.5 s, 1 s, 2 s, 4 s, 8 s): since no other instance is in
+/// rotation, it is started at once each time instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_instance_is_not_left_waiting_in_backoff() {
+    let config = demo_config(1, "").replace("  backoff: { initial: 100ms, max: 1s }\n", "");
+    let shoal = Shoal::start(&config);
+    let mut recoveries = Vec::new();
+    for round in 0..5 {
+        let pid =
+            crate::support::eventually(Duration::from_secs(20), "app-1 in rotation", || async {
+                let s = shoal.status().await;
+                let i = &s["instances"][0];
+                (i["health"] == "up").then(|| i["pid"].as_u64()).flatten()
+            })
+            .await;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let killed = Instant::now();
+        crate::support::eventually(Duration::from_secs(20), "app-1 back", || async {
+            let s = shoal.status().await;
+            let i = &s["instances"][0];
+            (i["health"] == "up" && i["pid"].as_u64() != Some(pid)).then_some(())
+        })
+        .await;
+        recoveries.push(killed.elapsed());
+        assert_eq!(shoal.status().await["instances"][0]["restarts"], round + 1);
+    }
+    assert!(
+        recoveries.iter().all(|r| *r < Duration::from_secs(2)),
+        "back after {recoveries:?}"
+    );
+    shoal
+        .wait_log("no instance in rotation: restarting this one")
+        .await;
+}
