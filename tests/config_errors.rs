@@ -210,10 +210,36 @@ fn every_semantic_problem_is_reported() {
     }
 }
 
+/// Issue 20, item 5: unknown keys and wrong types are all reported in one
+/// run, each with its line and key path, beside the semantic problems.
+#[test]
+fn every_mapping_problem_is_reported_in_one_run() {
+    let run = check(
+        "app:\n  command: sh\n  instanses: 3\n  stop_timeout: 10\nbalance:\n  algoritm: p2c_ewma\nproxy:\n  retries: many\n  connect_timeout: 0s\n",
+    );
+    assert_eq!(run.code(), Some(EXIT_CONFIG));
+    let stderr = run.stderr();
+    let file = run.path.display();
+    let expected = [
+        format!("{file}:3: unknown key `instanses` in `app` (did you mean `instances`?)"),
+        format!("{file}:4: app.stop_timeout: invalid duration `10`: missing unit"),
+        format!("{file}:6: unknown key `algoritm` in `balance` (did you mean `algorithm`?)"),
+        format!("{file}:8: proxy.retries: expected a whole number (got string \"many\")"),
+        format!("{file}:9: proxy.connect_timeout: must be greater than 0 (got 0s)"),
+    ];
+    for e in &expected {
+        assert!(
+            stderr.contains(e.as_str()),
+            "expected {e:?} in stderr:\n{stderr}"
+        );
+    }
+    assert_eq!(stderr.lines().count(), expected.len(), "{stderr}");
+}
+
 #[test]
 fn valid_config_prints_the_effective_config() {
     let run = check_with_env(
-        "listen: 127.0.0.1:${SHOAL_TEST_PORT}\napp:\n  command: [./server, --port, '{port}']\n  instances: 2\n  health: {path: /healthz, interval: 90s}\n",
+        "listen: 127.0.0.1:${SHOAL_TEST_PORT}\napp:\n  command: [sh, ./server.sh, --port, '{port}']\n  instances: 2\n  health: {path: /healthz, interval: 90s}\n",
         &[("SHOAL_TEST_PORT", "8181")],
     );
     let stdout = run.stdout();

@@ -105,14 +105,27 @@ fn status(state: &State) -> Value {
                         "rss_bytes": i.rss(),
                         "uptime_secs": i.uptime().map(|d| d.as_secs_f64()),
                         "last_exit": i.last_exit(),
+                        "failure": i.failure(),
                     })
                 })
                 .collect();
             let spec = s.spec();
+            let mut running: Vec<u64> = s.active().iter().map(|i| i.generation).collect();
+            running.sort_unstable();
+            running.dedup();
+            let rollout = s.last_rollout().map(|(generation, result)| {
+                json!({
+                    "generation": generation,
+                    "ok": result.is_ok(),
+                    "message": match result { Ok(m) | Err(m) => m },
+                })
+            });
             let app = json!({
                 "instances": s.active().len(),
                 "target": s.target(),
                 "generation": s.generation(),
+                "running_generations": running,
+                "last_rollout": rollout,
                 "operation": s.operation(),
                 "min": spec.min,
                 "max": spec.max,

@@ -28,7 +28,22 @@ impl Listeners {
 pub async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr} ({key}): {e}"))
+        .map_err(|e| {
+            let mut message = format!("cannot listen on {addr} ({key}): {e}");
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                if let Some((low, high)) = ephemeral_range() {
+                    if (low..=high).contains(&addr.port()) {
+                        message.push_str(&format!(
+                            "; port {} is in the kernel's ephemeral range ({low}-{high}), from which \
+                             outgoing connections (shoal's own to its instances too) take their \
+                             local ports, so one may hold it for a while: choose a port below {low}",
+                            addr.port()
+                        ));
+                    }
+                }
+            }
+            message
+        })
 }
 
 struct Running {
@@ -128,4 +143,12 @@ pub fn start_admin(
     let task = tokio::spawn(crate::admin::serve(listener, state, stop.clone(), shutdown));
     slot.install(addr, stop, task);
     tracing::info!("admin listening on {addr}");
+}
+
+/// The ports the kernel hands out for outgoing connections
+/// (`net.ipv4.ip_local_port_range`; it applies to IPv6 too).
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+    Some((parts.next()??, parts.next()??))
 }

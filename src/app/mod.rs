@@ -83,7 +83,7 @@ impl State {
 pub struct RunOptions {
     /// The shoal executable, used to start the guard process (see supervisor).
     pub guard_exe: Option<PathBuf>,
-    /// Where a hot reload (SIGHUP, `shoal reload --config`) reads the config.
+    /// Where a hot reload (SIGHUP, `shoal reload --apply-config`) reads the config.
     pub config_source: Option<ConfigSource>,
     /// Handle SIGHUP (config reload) and SIGUSR2 (rolling reload of the app).
     pub reload_signals: bool,

@@ -1,4 +1,4 @@
-//! Hot reload of shoal's own config (SIGHUP, `shoal reload --config`).
+//! Hot reload of shoal's own config (SIGHUP, `shoal reload --apply-config`).
 //!
 //! The file is read and validated in full first; an invalid file changes
 //! nothing. The TLS certificate files are re-read on every reload (also when

@@ -95,6 +95,10 @@ pub struct Endpoint {
     /// Passive health: failures in the current window, and when it began.
     fails: AtomicU32,
     fail_window: AtomicU64,
+    /// For a supervised instance, `app.max_fails`: failures in a row (a
+    /// successful response starts the count over) replace `max_fails`.
+    /// [`NOT_LOCAL`] for other backends.
+    local_max_fails: AtomicU32,
     /// Outlier ejection: ejections in a row (each lasts longer), when the
     /// current one ends and when the last one ended (`clock::now_ms`); the
     /// count decays while it behaves.
@@ -137,6 +141,7 @@ impl Endpoint {
             health: AtomicU64::new(Health::Starting.code()),
             fails: AtomicU32::new(0),
             fail_window: AtomicU64::new(0),
+            local_max_fails: AtomicU32::new(NOT_LOCAL),
             ejections: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
             returned_at: AtomicU64::new(0),
@@ -247,6 +252,20 @@ impl Endpoint {
         (since as f64 / total as f64).max(MIN_RAMP)
     }
 
+    /// Time since it last entered rotation, when it has passed a check in
+    /// its current life (up, or down or ejected since); `None` while it is
+    /// starting or stopped. The supervisor tells a process that served a
+    /// while from one that dies at start-up with it.
+    pub fn since_up(&self) -> Option<Duration> {
+        match self.health_word().health() {
+            Health::Up | Health::Down | Health::Ejected => {
+                let since = now_ms().saturating_sub(self.up_since.load(Ordering::Relaxed));
+                Some(Duration::from_millis(since))
+            }
+            Health::Starting | Health::Stopped => None,
+        }
+    }
+
     /// Passive ejections in a row (0 when it has behaved for long enough).
     pub fn ejections(&self) -> u32 {
         self.ejections.load(Ordering::Relaxed)
@@ -263,6 +282,14 @@ impl Endpoint {
         self.last_check.lock().ok().and_then(|s| s.clone())
     }
 
+    /// Make this a supervised instance's endpoint: passive ejection after
+    /// `max_fails` failed requests in a row (`app.max_fails`), instead of
+    /// `proxy.max_fails` within the window. Set again on a config reload.
+    pub fn set_local_max_fails(&self, max_fails: u32) {
+        self.local_max_fails
+            .store(max_fails.min(NOT_LOCAL - 1), Ordering::Relaxed);
+    }
+
     /// Count a failed request (connect error, reset, timeout, a status in
     /// `fail_statuses`). `max_fails` of them within `fail_timeout` eject the
     /// endpoint, as nginx's `max_fails`/`fail_timeout`; the ejection lasts
@@ -273,10 +300,14 @@ impl Endpoint {
     /// Returns the ejection time when this failure ejected it.
     pub fn record_failure(self: &Arc<Self>, passive: &PassiveHealth) -> Option<Duration> {
         let PassiveHealth {
-            max_fails,
+            mut max_fails,
             fail_timeout,
             max_ejection_time,
         } = *passive;
+        let local = self.local_max_fails.load(Ordering::Relaxed);
+        if local != NOT_LOCAL {
+            max_fails = local;
+        }
         if max_fails == 0 {
             return None;
         }
@@ -347,6 +378,14 @@ impl Endpoint {
         self.latency.observe_at(rtt, ns_at(now));
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
+        // A supervised instance counts failures in a row: an answer starts
+        // the count over. (One load, and a branch, while nothing failed.)
+        if status < 400
+            && self.fails.load(Ordering::Relaxed) != 0
+            && self.local_max_fails.load(Ordering::Relaxed) != NOT_LOCAL
+        {
+            self.fails.store(0, Ordering::Relaxed);
+        }
         self.response_times.record(rtt);
     }
 
@@ -386,6 +425,9 @@ impl Endpoint {
         InFlight(self.clone())
     }
 }
+
+/// `local_max_fails` of a backend that is not a supervised instance.
+const NOT_LOCAL: u32 = u32::MAX;
 
 /// The status classes [`Endpoint::responses`] counts.
 pub const RESPONSE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -525,6 +567,42 @@ mod tests {
         assert_eq!(e.record_failure(&passive), None);
         test_clock::advance(Duration::from_millis(100));
         assert!(e.record_failure(&passive).is_some(), "three within 100 ms");
+    }
+
+    #[test]
+    fn an_instance_is_ejected_only_after_failures_in_a_row() {
+        test_clock::set();
+        // proxy.max_fails: 1, as nginx; the instance's own threshold wins.
+        let passive = PassiveHealth {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            max_ejection_time: Duration::from_secs(60),
+        };
+        let e = endpoint();
+        e.set_local_max_fails(3);
+        let sent = Instant::now();
+        // One worker of a pre-fork server killed now and then: never ejected.
+        for _ in 0..5 {
+            assert_eq!(e.record_failure(&passive), None);
+            assert_eq!(e.record_failure(&passive), None);
+            e.record_response(200, sent);
+        }
+        // A status that is not an answer (a 5xx in fail_statuses) does not
+        // start the count over.
+        e.record_response(503, sent);
+        assert_eq!(e.record_failure(&passive), None);
+        assert_eq!(e.record_failure(&passive), None);
+        assert!(e.record_failure(&passive).is_some(), "3 in a row eject");
+        assert_eq!(e.health_word().health(), Health::Ejected);
+
+        let off = endpoint();
+        off.set_local_max_fails(0);
+        for _ in 0..10 {
+            assert_eq!(off.record_failure(&passive), None);
+        }
+        // A static upstream keeps proxy.max_fails and its window.
+        let upstream = endpoint();
+        assert!(upstream.record_failure(&passive).is_some());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `shoal status`, `shoal scale N`, `shoal reload [--config]`.
+//! `shoal status`, `shoal scale N`, `shoal reload [--apply-config]`.
 
 use std::io::IsTerminal;
 
@@ -27,20 +27,157 @@ fn finish(result: Result<(), String>) -> i32 {
     }
 }
 
+/// `shoal status` exits with this when no instance (or upstream) is
+/// healthy: shoal answers, but every request gets 503.
+pub const EXIT_NONE_HEALTHY: i32 = 2;
+
 pub fn status(src: &ConfigSource, admin: Option<&str>, json_out: bool) -> i32 {
-    finish((|| {
+    let mut none_healthy = false;
+    let code = finish((|| {
         let addr = admin_address(admin, src)?;
         let status = runtime()?.block_on(Admin::new(addr).get_json("/api/v1/status"))?;
+        let (line, healthy) = summary(&status);
+        none_healthy = !healthy;
         if json_out {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&status).unwrap_or_default()
             );
         } else {
+            println!("{line}");
             print_status(&status);
         }
         Ok(())
-    })())
+    })());
+    if code == 0 && none_healthy {
+        EXIT_NONE_HEALTHY
+    } else {
+        code
+    }
+}
+
+/// Why one backend is not in rotation, in a few words.
+fn trouble(b: &Value) -> Option<String> {
+    let id = b["id"].as_str().unwrap_or("?");
+    let health = b["health"].as_str().unwrap_or("?");
+    if health == "up" {
+        return None;
+    }
+    let check = b["last_check"]["detail"].as_str();
+    let exit = b["last_exit"].as_str();
+    Some(match (b["state"].as_str(), health) {
+        (Some("failed"), _) => format!(
+            "{id} failed: {}",
+            b["failure"].as_str().or(exit).unwrap_or("?")
+        ),
+        (Some("backoff"), _) => format!(
+            "{id} waiting to restart (last exit: {})",
+            exit.unwrap_or("?")
+        ),
+        (Some("exited"), _) => format!(
+            "{id} exited and is not restarted (app.restart): {}",
+            exit.unwrap_or("?")
+        ),
+        (Some("starting"), _) => format!(
+            "{id} starting for {:.0}s, not yet healthy{}",
+            b["uptime_secs"].as_f64().unwrap_or(0.0),
+            check
+                .map(|c| format!(" (last check: {c})"))
+                .unwrap_or_default()
+        ),
+        (_, "ejected") => format!("{id} ejected after failed requests (passive health)"),
+        (_, "down") => format!(
+            "{id} failing its health checks{}",
+            check.map(|c| format!(" ({c})")).unwrap_or_default()
+        ),
+        (_, other) => format!("{id} {other}"),
+    })
+}
+
+/// The one-line state: `ok: 3 of 3 instances healthy`, `degraded: 1 of 3
+/// instances healthy — app-1 failed: crash loop (exit code 1); …`, or
+/// `down: 0 of 3 …`; and whether any backend is healthy.
+fn summary(s: &Value) -> (String, bool) {
+    let instances: Vec<&Value> = s["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        // Instances on their way out are not the app's any more.
+        .filter(|i| !matches!(i["state"].as_str(), Some("draining" | "stopping")))
+        .collect();
+    let upstreams: Vec<&Value> = s["upstreams"].as_array().into_iter().flatten().collect();
+    let all: Vec<&Value> = instances.iter().chain(upstreams.iter()).copied().collect();
+    let healthy = all.iter().filter(|b| b["health"] == "up").count();
+    let what = match (instances.is_empty(), upstreams.is_empty()) {
+        (false, true) => "instances",
+        (true, false) => "upstreams",
+        _ => "backends",
+    };
+    let state = if all.is_empty() || healthy == 0 {
+        "down"
+    } else if healthy == all.len() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let mut line = format!("{state}: {healthy} of {} {what} healthy", all.len());
+    let troubles: Vec<String> = all.iter().filter_map(|b| trouble(b)).collect();
+    if !troubles.is_empty() {
+        line.push_str(" — ");
+        line.push_str(
+            &troubles
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        if troubles.len() > 3 {
+            line.push_str(&format!("; and {} more", troubles.len() - 3));
+        }
+    }
+    if s["shutting_down"] == true {
+        line.push_str(" (shutting down)");
+    }
+    (line, healthy > 0)
+}
+
+/// `generation 2`; or, when that is not what runs, what runs and what the
+/// last rollout attempted: `generation 1 (rollout to generation 2 stopped:
+/// …)`.
+fn generations(app: &Value) -> String {
+    let running: Vec<u64> = app["running_generations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .collect();
+    let current = app["generation"].as_u64().unwrap_or(0);
+    let mut text = match running.as_slice() {
+        [] => format!("generation {current}"),
+        [one] => format!("generation {one}"),
+        many => format!(
+            "generations {} running",
+            many.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let rollout = &app["last_rollout"];
+    if rollout["ok"] == false && running != [current] {
+        let first = rollout["message"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        text.push_str(&format!(
+            " (rollout to generation {} stopped: {first})",
+            rollout["generation"]
+        ));
+    }
+    text
 }
 
 fn print_status(s: &Value) {
@@ -59,9 +196,9 @@ fn print_status(s: &Value) {
     );
     if !app.is_null() {
         println!(
-            "app: {} instance(s), generation {}{}",
+            "app: {} instance(s), {}{}",
             app["instances"],
-            app["generation"],
+            generations(app),
             match app["operation"].as_str() {
                 Some(op) => format!(", running: {op}"),
                 None => String::new(),
@@ -105,6 +242,11 @@ fn print_status(s: &Value) {
             if let Some(why) = i["last_exit"].as_str() {
                 if i["state"] == "failed" || i["state"] == "backoff" || i["state"] == "exited" {
                     println!("         last exit: {why}");
+                }
+            }
+            if let Some(why) = i["failure"].as_str() {
+                if i["state"] == "failed" && i["last_exit"].as_str() != Some(why) {
+                    println!("         failed: {why}");
                 }
             }
         }

@@ -28,10 +28,11 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct ConfigSource {
-    /// Config file (`shoal reload --config` is a different flag: it re-reads this file)
+    /// Config file
     #[arg(
         short = 'c',
-        long = "file",
+        long = "config",
+        visible_alias = "file",
         default_value = "shoal.yaml",
         value_name = "FILE"
     )]
@@ -68,13 +69,25 @@ enum Command {
         admin: Option<String>,
     },
     /// Replace every instance with a fresh one, with no failed request (rolling);
-    /// with --config, re-read and apply shoal's own config instead
+    /// with --apply-config, re-read and apply shoal's own config instead
     Reload {
-        /// Re-read the config file of the running shoal and apply it
+        /// Re-read the config file of the running shoal and apply it (what
+        /// SIGHUP does), instead of replacing the instances
         #[arg(long)]
-        config: bool,
-        #[command(flatten)]
-        src: ConfigSource,
+        apply_config: bool,
+        /// Config file that names the admin address; `--config` with no FILE
+        /// is the old spelling of `--apply-config`
+        #[arg(
+            short = 'c',
+            long = "config",
+            visible_alias = "file",
+            value_name = "FILE",
+            num_args = 0..=1
+        )]
+        config: Option<Option<PathBuf>>,
+        /// Use the embedded demo config to find the admin address
+        #[arg(long, conflicts_with = "config")]
+        demo: bool,
         #[arg(long, value_name = "URL")]
         admin: Option<String>,
     },
@@ -100,7 +113,25 @@ pub fn main() -> i32 {
             src,
             admin,
         } => control::scale(&src, admin.as_deref(), instances),
-        Command::Reload { config, src, admin } => control::reload(&src, admin.as_deref(), config),
+        Command::Reload {
+            apply_config,
+            config,
+            demo,
+            admin,
+        } => {
+            // `--config` alone is the old spelling of `--apply-config`;
+            // `--config FILE` (as everywhere else) names the file.
+            let (file, old_flag) = match config {
+                None => (None, false),
+                Some(None) => (None, true),
+                Some(Some(file)) => (Some(file), false),
+            };
+            let src = ConfigSource {
+                file: file.unwrap_or_else(|| PathBuf::from("shoal.yaml")),
+                demo,
+            };
+            control::reload(&src, admin.as_deref(), apply_config || old_flag)
+        }
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }
@@ -118,9 +149,14 @@ fn lookup_var(name: &str) -> Option<String> {
 
 /// Loads the config as `shoal up` and `shoal check` do: the TLS files are
 /// read too, so a bad certificate is a config error (exit 78) with its key
-/// and line, not a failed start.
+/// and line, not a failed start; and the app's program must be found
+/// (``cannot run `gunicron`: not found in PATH``).
 pub fn load(src: &ConfigSource) -> Result<Config, String> {
-    load_with(src, &crate::tls::check)
+    load_with(src, &|config| {
+        let mut problems = crate::tls::check(config);
+        problems.extend(crate::supervisor::check_program(config));
+        problems
+    })
 }
 
 /// Loads the config without reading the files it names (TLS keys): enough
@@ -154,9 +190,34 @@ fn display(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// What is allowed but probably wrong, as `FILE:LINE: KEY: message`.
+pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
+    let Some(app) = &config.app else {
+        return Vec::new();
+    };
+    let (origin, text) = if src.demo {
+        ("<demo>".to_string(), DEMO_CONFIG.to_string())
+    } else {
+        (
+            display(&src.file),
+            std::fs::read_to_string(&src.file).unwrap_or_default(),
+        )
+    };
+    crate::supervisor::port_warning(app)
+        .into_iter()
+        .map(|(path, message)| match shoal_config::line_of(&text, path) {
+            Some(line) => format!("{origin}:{line}: {path}: {message}"),
+            None => format!("{origin}: {path}: {message}"),
+        })
+        .collect()
+}
+
 fn check(src: &ConfigSource) -> i32 {
     match load(src) {
         Ok(config) => {
+            for w in warnings(src, &config) {
+                eprintln!("warning: {w}");
+            }
             print!("{}", shoal_config::to_yaml(&config));
             0
         }

@@ -14,6 +14,9 @@ pub fn run(src: &ConfigSource) -> i32 {
         }
     };
     super::logging::init(&config.log);
+    for w in super::warnings(src, &config) {
+        tracing::warn!("{w}");
+    }
 
     // One worker: a current-thread runtime. Everything then runs on this
     // thread, with no work-stealing scheduler to pay for and no second

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::guard::Guard;
 use super::output::{self, Stream};
+use super::program;
 use super::spawn::{self, Slot};
 use crate::balance::{Endpoint, Health};
 
@@ -87,6 +88,17 @@ pub struct Instance {
     rss: AtomicU64,
     started_at: Mutex<Option<Instant>>,
     last_exit: Mutex<Option<String>>,
+    /// Why it is `failed`: a crash loop, or a program that cannot run.
+    failure: Mutex<Option<String>>,
+    /// Its output's prefix and last lines.
+    pub(super) output: Arc<output::Sink>,
+    /// When its restart delay ends, while in `backoff`.
+    due: Mutex<Option<Instant>>,
+    /// Ends the restart delay early (no instance left in rotation).
+    pub(super) wake: tokio::sync::Notify,
+    /// Its last run passed a health check before it exited: a process that
+    /// can serve, worth starting early when nothing else is in rotation.
+    passed_last_run: AtomicBool,
     pub(super) stop: CancellationToken,
     pub(super) task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -117,6 +129,11 @@ impl Instance {
             rss: AtomicU64::new(0),
             started_at: Mutex::new(None),
             last_exit: Mutex::new(None),
+            failure: Mutex::new(None),
+            output: Arc::new(output::Sink::new(&format!("app-{slot}"))),
+            due: Mutex::new(None),
+            wake: tokio::sync::Notify::new(),
+            passed_last_run: AtomicBool::new(false),
             stop,
             task: Mutex::new(None),
         }
@@ -171,6 +188,33 @@ impl Instance {
         self.last_exit.lock().ok()?.clone()
     }
 
+    /// Why it is `failed` (`crash loop (exit code 1)`, ``cannot run `x`: …``).
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok()?.clone()
+    }
+
+    fn fail(&self, why: String) {
+        if let Ok(mut f) = self.failure.lock() {
+            *f = Some(why);
+        }
+        self.set_state(ProcState::Failed);
+    }
+
+    /// Whether its last run passed a health check before it exited.
+    pub fn passed_last_run(&self) -> bool {
+        self.passed_last_run.load(Ordering::Acquire)
+    }
+
+    /// When its restart delay ends, while it waits in `backoff`.
+    pub fn restart_due(&self) -> Option<Instant> {
+        *self.due.lock().ok()?
+    }
+
+    /// The last lines it printed (stdout and stderr), without prefix.
+    pub fn output_tail(&self) -> Vec<String> {
+        self.output.tail()
+    }
+
     /// Resident memory at the last sample, in bytes (0 when not running).
     pub fn rss(&self) -> u64 {
         self.rss.load(Ordering::Relaxed)
@@ -198,16 +242,32 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
         let outcome = match spawn::spawn(&app, &slot) {
             Ok(child) => run_once(&inst, child, guard.as_deref()).await,
             Err(e) => {
-                tracing::error!(instance = %inst.id, error = %e, "could not start instance");
+                let why = program::start_error(&app, &e);
+                if program::is_permanent(&e) {
+                    // Trying again cannot help: say what, and stop.
+                    tracing::error!(instance = %inst.id, "{why}; instance marked failed (fix app.command or app.cwd, then `shoal reload`)");
+                    if let Ok(mut l) = inst.last_exit.lock() {
+                        *l = Some(why.clone());
+                    }
+                    inst.fail(why);
+                    inst.stop.cancelled().await;
+                    break;
+                }
+                tracing::error!(instance = %inst.id, "{why}");
                 Outcome::Exited {
-                    why: format!("could not start: {e}"),
+                    why,
                     success: false,
+                    served: false,
                 }
             }
         };
-        let (why, success) = match outcome {
+        let (why, success, served) = match outcome {
             Outcome::Stopped => break,
-            Outcome::Exited { why, success } => (why, success),
+            Outcome::Exited {
+                why,
+                success,
+                served,
+            } => (why, success, served),
         };
         if let Ok(mut l) = inst.last_exit.lock() {
             *l = Some(why.clone());
@@ -230,6 +290,15 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
             inst.stop.cancelled().await;
             break;
         }
+        if served {
+            // It passed its health check and served: not a crash at
+            // start-up. Start it again at once, with the delay back at
+            // `initial`, and do not count it toward a crash loop.
+            inst.restarts.fetch_add(1, Ordering::Relaxed);
+            backoff = backoff_cfg.initial;
+            tracing::warn!(instance = %inst.id, reason = %why, restarts = inst.restarts(), "instance exited after serving; restarting it now");
+            continue;
+        }
         let now = Instant::now();
         while recent_restarts
             .front()
@@ -243,7 +312,7 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
                 window = ?settings.restart_window,
                 "crash loop: instance marked failed and no longer restarted (a reload or scale replaces it)"
             );
-            inst.set_state(ProcState::Failed);
+            inst.fail(format!("crash loop ({why})"));
             inst.stop.cancelled().await;
             break;
         }
@@ -253,10 +322,21 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
             backoff = backoff_cfg.initial;
         }
         tracing::warn!(instance = %inst.id, reason = %why, restart_in = ?backoff, restarts = inst.restarts(), "instance exited");
+        if let Ok(mut d) = inst.due.lock() {
+            *d = Some(Instant::now() + backoff);
+        }
         inst.set_state(ProcState::Backoff);
-        tokio::select! {
+        let woken = tokio::select! {
             _ = inst.stop.cancelled() => break,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff) => false,
+            // The supervisor: no instance is in rotation, and this one is due first.
+            _ = inst.wake.notified() => true,
+        };
+        if let Ok(mut d) = inst.due.lock() {
+            *d = None;
+        }
+        if woken {
+            tracing::warn!(instance = %inst.id, "no instance in rotation: restarting this one before its delay is over");
         }
         backoff = (backoff * 2).min(backoff_cfg.max);
     }
@@ -269,8 +349,23 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
 enum Outcome {
     /// Told to stop, and stopped.
     Stopped,
-    /// Exited on its own.
-    Exited { why: String, success: bool },
+    /// Exited on its own; `served`: after it had passed its health check
+    /// and been in rotation for [`SERVED`].
+    Exited {
+        why: String,
+        success: bool,
+        served: bool,
+    },
+}
+
+/// In rotation this long before it exited: the process served, it did not
+/// crash at start-up, so it is restarted at once (see `supervise`).
+const SERVED: Duration = Duration::from_secs(1);
+
+/// How long an instance may stay `starting` before the log says so: half
+/// of `app.ready_timeout`, at most 10 s.
+fn start_warning(app: &AppConfig) -> Duration {
+    (app.ready_timeout / 2).min(Duration::from_secs(10))
 }
 
 async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> Outcome {
@@ -281,10 +376,10 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
         g.watch(pgid);
     }
     if let Some(out) = child.stdout.take() {
-        output::forward(out, inst.id.clone(), Stream::Stdout);
+        output::forward(out, inst.output.clone(), Stream::Stdout);
     }
     if let Some(err) = child.stderr.take() {
-        output::forward(err, inst.id.clone(), Stream::Stderr);
+        output::forward(err, inst.output.clone(), Stream::Stderr);
     }
     inst.pid.store(pid, Ordering::Release);
     if let Ok(mut s) = inst.started_at.lock() {
@@ -293,24 +388,38 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
     inst.endpoint.begin_epoch(Health::Starting);
     tracing::info!(instance = %inst.id, generation = inst.generation, pid, port = inst.port, "instance started");
 
-    let outcome = tokio::select! {
-        status = child.wait() => {
-            inst.endpoint.begin_epoch(Health::Stopped);
-            inst.endpoint.pool.clear();
-            let (why, success) = match status {
-                Ok(s) => (describe(s), s.success()),
-                Err(e) => (format!("wait failed: {e}"), false),
-            };
-            // Whatever the leader left behind in its group goes with it.
-            signal_group(pgid, Signal::SIGKILL);
-            Outcome::Exited { why, success }
-        }
-        _ = inst.stop.cancelled() => {
-            inst.set_state(ProcState::Stopping);
-            inst.endpoint.begin_epoch(Health::Stopped);
-            inst.endpoint.pool.clear();
-            terminate(inst, &mut child, pgid, inst.settings().stop_timeout).await;
-            Outcome::Stopped
+    let warn_after = tokio::time::sleep(start_warning(&inst.settings()));
+    tokio::pin!(warn_after);
+    let mut warned = false;
+    let outcome = loop {
+        tokio::select! {
+            status = child.wait() => {
+                let up = inst.endpoint.since_up();
+                inst.passed_last_run.store(up.is_some(), Ordering::Release);
+                let served = up.is_some_and(|up| up >= SERVED);
+                inst.endpoint.begin_epoch(Health::Stopped);
+                inst.endpoint.pool.clear();
+                let (why, success) = match status {
+                    Ok(s) => (describe(s), s.success()),
+                    Err(e) => (format!("wait failed: {e}"), false),
+                };
+                // Whatever the leader left behind in its group goes with it.
+                signal_group(pgid, Signal::SIGKILL);
+                break Outcome::Exited { why, success, served };
+            }
+            _ = inst.stop.cancelled() => {
+                inst.set_state(ProcState::Stopping);
+                inst.endpoint.begin_epoch(Health::Stopped);
+                inst.endpoint.pool.clear();
+                terminate(inst, &mut child, pgid, inst.settings().stop_timeout).await;
+                break Outcome::Stopped;
+            }
+            _ = &mut warn_after, if !warned => {
+                warned = true;
+                if inst.endpoint.health_word().health() == Health::Starting {
+                    warn_still_starting(inst);
+                }
+            }
         }
     };
     inst.pid.store(0, Ordering::Release);
@@ -322,6 +431,28 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
         g.unwatch(pgid);
     }
     outcome
+}
+
+/// An instance alive but never healthy: most often an app that listens on
+/// a port of its own instead of the one shoal gave it.
+fn warn_still_starting(inst: &Instance) {
+    let settings = inst.settings();
+    let probe = match &settings.health.path {
+        Some(path) => format!("GET http://{}{path}", inst.endpoint.addr),
+        None => format!("a TCP connect to {}", inst.endpoint.addr),
+    };
+    let last = inst
+        .endpoint
+        .last_check()
+        .map(|c| format!(" (last result: {})", c.detail))
+        .unwrap_or_default();
+    let waited = inst.uptime().unwrap_or_default().as_secs();
+    tracing::warn!(
+        instance = %inst.id, port = inst.port,
+        "{} has been starting for {waited}s and has not passed a health check: shoal probes it with {probe}{last}. \
+         Does the app listen on the port shoal gives it ({}), from `{{port}}` in app.command or the PORT environment variable?",
+        inst.id, inst.port
+    );
 }
 
 fn describe(status: std::process::ExitStatus) -> String {

@@ -70,8 +70,15 @@ impl Supervisor {
         let min = spec.min.unwrap_or(1);
         let max = spec.max.unwrap_or(1024);
         if n < min || n > max {
+            // Name the bounds only when the user set them.
+            let set = match (spec.min, spec.max) {
+                (Some(_), Some(_)) => " (app.min and app.max)",
+                (Some(_), None) => " (app.min)",
+                (None, Some(_)) => " (app.max)",
+                (None, None) => "",
+            };
             return Err(OpError::Invalid(format!(
-                "cannot scale to {n}: allowed range is {min}..={max} (app.min, app.max)"
+                "cannot scale to {n}: the number of instances must be between {min} and {max}{set}"
             )));
         }
         Ok(())
@@ -127,11 +134,22 @@ impl Supervisor {
     /// replacements of that step are stopped and the old instances they were
     /// to replace keep serving.
     pub async fn rolling_reload(self: &Arc<Self>, progress: &Progress) -> Result<String, String> {
-        let spec = self.spec();
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
             + 1;
+        let result = self.roll(generation, progress).await;
+        // `shoal status` shows what was attempted beside what runs.
+        self.set_last_rollout(generation, &result);
+        result
+    }
+
+    async fn roll(
+        self: &Arc<Self>,
+        generation: u64,
+        progress: &Progress,
+    ) -> Result<String, String> {
+        let spec = self.spec();
         let old = self.active();
         let total = old.len();
         let step = if spec.max_surge > 0 {
@@ -156,8 +174,10 @@ impl Supervisor {
                     join_all(fresh.iter().map(|f| self.retire(f))).await;
                     // Later restarts of the old instances keep their own spec;
                     // the generation counter stays so the next try is newer.
-                    return Err(format!(
-                        "rollout stopped after {done} of {total}: {e}; the old instances keep serving"
+                    return Err(with_detail(
+                        format!("rollout stopped after {done} of {total}"),
+                        &e,
+                        "the old instances keep serving",
                     ));
                 }
                 join_all(batch.iter().map(|o| self.retire(o))).await;
@@ -181,8 +201,10 @@ impl Supervisor {
                     // The old instances of this step are gone (max_surge: 0):
                     // put the previous build back in their slots.
                     let restored = self.restore(batch, spec.ready_timeout).await;
-                    return Err(format!(
-                        "rollout stopped after {done} of {total}: {e}; {restored}"
+                    return Err(with_detail(
+                        format!("rollout stopped after {done} of {total}"),
+                        &e,
+                        &restored,
                     ));
                 }
             }
@@ -290,6 +312,7 @@ impl Supervisor {
         if let Ok(mut v) = self.instances.lock() {
             v.retain(|i| !Arc::ptr_eq(i, inst));
         }
+        self.mark_generations(inst.slot, None);
     }
 
     /// A config reload changed the app section. Returns true when the
@@ -304,8 +327,39 @@ impl Supervisor {
             || old.protocol != new.protocol;
         self.health.store(Arc::new(new.health.clone()));
         self.spec.store(Arc::new(new.clone()));
+        for i in self.instances() {
+            i.endpoint.set_local_max_fails(new.max_fails);
+        }
         template_changed
     }
+}
+
+/// `HEAD: REASON; AFTER`, with the lines that follow the first line of
+/// `reason` (an instance's last output) kept at the end.
+fn with_detail(head: String, reason: &str, after: &str) -> String {
+    match reason.split_once('\n') {
+        Some((first, rest)) => format!("{head}: {first}; {after}\n{rest}"),
+        None => format!("{head}: {reason}; {after}"),
+    }
+}
+
+/// A new instance exited before it was healthy: which, why, and the last
+/// lines it printed (they say why far better than an exit code).
+async fn start_failure(inst: &Instance, why: &str) -> String {
+    // Its last lines may still be in the pipe.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut message = format!(
+        "{} (generation {}) exited during start-up: {why}",
+        inst.id, inst.generation
+    );
+    let tail = inst.output_tail();
+    if !tail.is_empty() {
+        message.push_str(&format!("\nlast output of {}:", inst.id));
+        for line in tail {
+            message.push_str(&format!("\n  {line}"));
+        }
+    }
+    message
 }
 
 /// `app-5, app-4` — at most ten names, then how many more.
@@ -333,7 +387,15 @@ async fn wait_all_healthy(
     let mut reported = vec![false; fresh.len()];
     loop {
         for (i, f) in fresh.iter().enumerate() {
-            if !reported[i] && f.endpoint.in_rotation() {
+            if reported[i] {
+                continue;
+            }
+            // Exited before it was ever healthy: waiting out ready_timeout
+            // would only delay the same answer.
+            if let Some(why) = f.last_exit() {
+                return Err(start_failure(f, &why).await);
+            }
+            if f.endpoint.in_rotation() {
                 reported[i] = true;
                 ready += 1;
                 if total > 0 {

@@ -9,6 +9,7 @@ mod lifecycle;
 mod memory;
 mod output;
 mod ports;
+mod program;
 mod progress;
 mod spawn;
 
@@ -29,6 +30,7 @@ use crate::proxy::pool::PoolSettings;
 pub use guard::{run as run_guard, Guard};
 pub use instance::{Instance, ProcState};
 pub use lifecycle::{OpError, OpGuard};
+pub use program::{check as check_program, port_warning};
 pub use progress::{Event, Progress};
 
 pub struct Supervisor {
@@ -47,6 +49,9 @@ pub struct Supervisor {
     /// One scale/reload/replacement at a time.
     ops: Arc<tokio::sync::Mutex<()>>,
     operation: Arc<Mutex<Option<String>>>,
+    /// The last rolling reload: the generation it was to bring, and how it
+    /// ended (`Err` when it stopped).
+    last_rollout: Mutex<Option<(u64, Result<String, String>)>>,
     stop: CancellationToken,
 }
 
@@ -80,6 +85,7 @@ impl Supervisor {
             generation: AtomicU64::new(1),
             ops: Arc::new(tokio::sync::Mutex::new(())),
             operation: Arc::new(Mutex::new(None)),
+            last_rollout: Mutex::new(None),
             stop: CancellationToken::new(),
         });
         let spec = sup.spec.load_full();
@@ -87,10 +93,12 @@ impl Supervisor {
             sup.add_instance(slot, 1, spec.clone())?;
         }
         let watcher = tokio::spawn(memory::watch(sup.clone()));
+        let keeper = tokio::spawn(keep_one_in_rotation(Arc::downgrade(&sup)));
         let stop = sup.stop.clone();
         tokio::spawn(async move {
             stop.cancelled().await;
             watcher.abort();
+            keeper.abort();
         });
         Ok(sup)
     }
@@ -123,6 +131,17 @@ impl Supervisor {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// The last rolling reload: its generation and how it ended.
+    pub fn last_rollout(&self) -> Option<(u64, Result<String, String>)> {
+        self.last_rollout.lock().ok()?.clone()
+    }
+
+    pub(crate) fn set_last_rollout(&self, generation: u64, result: &Result<String, String>) {
+        if let Ok(mut r) = self.last_rollout.lock() {
+            *r = Some((generation, result.clone()));
+        }
+    }
+
     /// The operation running now (`scale to 5`, `rolling reload`), if any.
     pub fn operation(&self) -> Option<String> {
         self.operation.lock().ok()?.clone()
@@ -141,6 +160,7 @@ impl Supervisor {
             1,
             &self.pool.with_protocol(spec.protocol),
         );
+        endpoint.set_local_max_fails(self.spec().max_fails);
         let inst = Arc::new(Instance::new(
             slot,
             generation,
@@ -151,6 +171,7 @@ impl Supervisor {
             self.stop.child_token(),
         ));
         self.table.insert(endpoint.clone());
+        self.mark_generations(slot, Some(&inst));
         crate::health::spawn(endpoint, self.health.clone(), inst.stop.clone());
         let task = tokio::spawn(instance::supervise(inst.clone(), self.guard.clone()));
         if let Ok(mut t) = inst.task.lock() {
@@ -160,6 +181,30 @@ impl Supervisor {
             v.push(inst.clone());
         }
         Ok(inst)
+    }
+
+    /// Output prefixes of `slot`'s instances: `app-1 | ` for one, and
+    /// `app-1 (gen 2) | ` for each while two generations of it run (a
+    /// rolling reload or a replacement), so their lines can be told apart.
+    fn mark_generations(&self, slot: u32, new: Option<&Arc<Instance>>) {
+        let mut same: Vec<Arc<Instance>> = self
+            .instances
+            .lock()
+            .map(|v| v.iter().filter(|i| i.slot == slot).cloned().collect())
+            .unwrap_or_default();
+        if let Some(n) = new {
+            if !same.iter().any(|i| Arc::ptr_eq(i, n)) {
+                same.push(n.clone());
+            }
+        }
+        let several = same.len() > 1;
+        for i in &same {
+            i.output.set_prefix(if several {
+                format!("{} (gen {}) | ", i.id, i.generation)
+            } else {
+                format!("{} | ", i.id)
+            });
+        }
     }
 
     /// Stop every instance (SIGTERM, SIGKILL after `app.stop_timeout`) and wait.
@@ -178,5 +223,33 @@ impl Supervisor {
         // The instances' pipes are closed now; let their last lines out.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         output::flush().await;
+    }
+}
+
+/// Never leave the app with no instance in rotation while some only wait
+/// out a restart delay: then the one due first starts now, if its last run
+/// had passed a health check. Checked every 100 ms; an instance starting (a
+/// process up, not yet healthy) is waited for instead.
+async fn keep_one_in_rotation(sup: std::sync::Weak<Supervisor>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let Some(sup) = sup.upgrade() else { return };
+        let active = sup.active();
+        let serving = active.iter().any(|i| {
+            i.endpoint.in_rotation() || (i.state() == ProcState::Starting && i.pid().is_some())
+        });
+        if serving {
+            continue;
+        }
+        let first = active
+            .iter()
+            // One that crashed before it was ever healthy would most
+            // likely crash again: its delay stands.
+            .filter(|i| i.state() == ProcState::Backoff && i.passed_last_run())
+            .filter_map(|i| Some((i.restart_due()?, i)))
+            .min_by_key(|(due, _)| *due);
+        if let Some((_, inst)) = first {
+            inst.wake.notify_waiters();
+        }
     }
 }

@@ -7,8 +7,11 @@
 //! falls behind, the forwarders wait, and the instances' own pipes fill and
 //! slow them down, as they would without shoal.
 
+use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
@@ -64,7 +67,53 @@ pub async fn flush() {
     }
 }
 
-pub fn forward<R>(reader: R, id: String, stream: Stream)
+/// Lines of an instance's output kept for a failed start's message.
+const TAIL_LINES: usize = 8;
+/// Characters kept of each such line.
+const TAIL_WIDTH: usize = 300;
+
+/// Where one instance's output goes: its prefix (`app-1 | `, or
+/// `app-1 (gen 2) | ` while two generations of the slot run), and its last
+/// lines, kept so a failed start can say what the app printed.
+pub struct Sink {
+    prefix: ArcSwap<String>,
+    tail: Mutex<VecDeque<String>>,
+}
+
+impl Sink {
+    pub fn new(id: &str) -> Sink {
+        Sink {
+            prefix: ArcSwap::from_pointee(format!("{id} | ")),
+            tail: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn set_prefix(&self, prefix: String) {
+        self.prefix.store(Arc::new(prefix));
+    }
+
+    /// The last lines (both streams, in order), without their prefix.
+    pub fn tail(&self) -> Vec<String> {
+        self.tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn keep(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end();
+        let text: String = text.chars().take(TAIL_WIDTH).collect();
+        if let Ok(mut t) = self.tail.lock() {
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(text);
+        }
+    }
+}
+
+pub fn forward<R>(reader: R, sink: Arc<Sink>, stream: Stream)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -72,7 +121,6 @@ where
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut line = Vec::with_capacity(256);
-        let prefix = format!("{id} | ");
         loop {
             line.clear();
             let n = match read_line_limited(&mut reader, &mut line).await {
@@ -82,6 +130,8 @@ where
             if line.last() != Some(&b'\n') {
                 line.push(b'\n');
             }
+            sink.keep(&line);
+            let prefix = sink.prefix.load();
             let mut out = Vec::with_capacity(prefix.len() + n + 1);
             out.extend_from_slice(prefix.as_bytes());
             out.extend_from_slice(&line);

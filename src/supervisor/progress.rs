@@ -37,7 +37,13 @@ impl Progress {
 
     pub fn step(&self, done: usize, total: usize, message: impl Into<String>) {
         let message = message.into();
-        tracing::info!(done, total, "{message}");
+        // A step that moves no count (`started app-4 on port …`) has none
+        // to log (it read `done=0 total=0`).
+        if total > 0 {
+            tracing::info!(done, total, "{message}");
+        } else {
+            tracing::info!("{message}");
+        }
         self.send(Event::Progress {
             message,
             done,

@@ -134,7 +134,10 @@ async fn cli_errors_are_clear() {
     shoal.wait_healthy(2).await;
     let (code, _, err) = cli(shoal.admin, &["scale", "9"]).await;
     assert_ne!(code, 0);
-    assert!(err.contains("allowed range is 1..=4"), "{err}");
+    assert!(
+        err.contains("must be between 1 and 4 (app.min and app.max)"),
+        "{err}"
+    );
 
     let (code, out, _) = cli(shoal.admin, &["status"]).await;
     assert_eq!(code, 0);

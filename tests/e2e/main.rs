@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod native_engine;
+mod newcomer;
 mod outliers;
 mod shutdown;
 mod slow_clients;

@@ -41,12 +41,16 @@ fn steady_load(shoal: &Shoal, log: Arc<Mutex<Vec<(Instant, String, u16)>>>) -> A
 /// first, its full share at the end of the ramp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ejection_grows_then_slow_start_ramps_the_return() {
-    let shoal = Shoal::start(&demo_config(
-        3,
-        "balance: { algorithm: round_robin }\n\
-         proxy: { max_fails: 2, fail_timeout: 600ms, max_ejection_time: 1200ms, \
-         fail_statuses: [500], slow_start: 4s }\n",
-    ));
+    let shoal = Shoal::start(
+        &demo_config(
+            3,
+            "balance: { algorithm: round_robin }\n\
+             proxy: { fail_timeout: 600ms, max_ejection_time: 1200ms, \
+             fail_statuses: [500], slow_start: 4s }\n",
+        )
+        // Instances count failures in a row (app.max_fails), not proxy.max_fails.
+        .replace("  instances: 3\n", "  instances: 3\n  max_fails: 2\n"),
+    );
     let status = shoal.wait_healthy(3).await;
     let sick = status["instances"][1].clone();
     let sick_id = sick["id"].as_str().unwrap().to_string();

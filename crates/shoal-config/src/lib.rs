@@ -20,7 +20,7 @@ mod upstream;
 mod validate;
 
 pub use error::{ConfigError, ErrorKind, Problem};
-pub use load::{load_file, load_str, load_str_checked, to_yaml, ExternalCheck};
+pub use load::{line_of, load_file, load_str, load_str_checked, to_yaml, ExternalCheck};
 pub use model::*;
 
 #[cfg(test)]

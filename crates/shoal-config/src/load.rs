@@ -73,27 +73,164 @@ pub fn load_str_checked(
     let mut value: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&text).map_err(|e| fail(diagnose::from_yaml(&e, &lines)))?;
     // An empty file (or only comments) is an empty config: all defaults.
-    let config = if value.is_null() {
-        Config::default()
+    let (config, mut problems, removed) = if value.is_null() {
+        (Config::default(), Vec::new(), Vec::new())
     } else {
         value
             .apply_merge()
             .map_err(|e| fail(diagnose::from_yaml(&e, &lines)))?;
-        serde_path_to_error::deserialize(value)
-            .map_err(|e| fail(vec![diagnose::from_serde(&e, &lines)]))?
+        let mapped = map_onto_model(value, &lines);
+        match mapped.config {
+            Some(config) => (config, mapped.problems, mapped.removed),
+            None => return Err(fail(mapped.problems)),
+        }
     };
-    let mut problems = validate(&config, &lines);
-    let outside = external(&config);
-    if !outside.is_empty() {
-        problems.extend(outside.into_iter().map(|(path, message)| {
+    let mut later = validate(&config, &lines);
+    later.extend(
+        external(&config).into_iter().map(|(path, message)| {
             Problem::new(ErrorKind::File, lines.nearest(&path), path, message)
-        }));
-        problems.sort_by_key(|p| p.line().unwrap_or(usize::MAX));
-    }
+        }),
+    );
+    // With a key set aside (its value had the wrong type, or it is not a
+    // key at all), the default stood in for it: a problem about that key,
+    // or one that names it, would be about a value the user never wrote.
+    problems.extend(later.into_iter().filter(|p| !touches(p, &removed)));
+    problems.sort_by_key(|p| p.line().unwrap_or(usize::MAX));
     match ConfigError::from_problems(origin, problems) {
         Some(err) => Err(err),
         None => Ok(config),
     }
+}
+
+/// At most this many unknown-key and type problems are collected.
+const MAX_MAPPING_PROBLEMS: usize = 50;
+
+struct Mapped {
+    /// `None` when the file could not be mapped even with the bad keys
+    /// set aside (its top level is not a mapping, or too many problems).
+    config: Option<Config>,
+    problems: Vec<Problem>,
+    /// Key paths set aside, as `app.health.interval`.
+    removed: Vec<String>,
+}
+
+/// Maps the YAML onto the model, collecting every unknown-key and type
+/// problem rather than stopping at the first: serde stops at the first,
+/// so each time the offending key is set aside (its section's default
+/// stands in) and the mapping tried again.
+fn map_onto_model(mut value: serde_yaml_ng::Value, lines: &LineMap) -> Mapped {
+    let mut problems = Vec::new();
+    let mut removed = Vec::new();
+    while problems.len() < MAX_MAPPING_PROBLEMS {
+        // A config is small: mapping it again costs microseconds.
+        match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+            Ok(config) => {
+                return Mapped {
+                    config: Some(config),
+                    problems,
+                    removed,
+                }
+            }
+            Err(e) => {
+                problems.push(diagnose::from_serde(&e, lines));
+                match set_aside(&mut value, e.path()) {
+                    Some(path) => removed.push(path),
+                    None => break,
+                }
+            }
+        }
+    }
+    Mapped {
+        config: None,
+        problems,
+        removed,
+    }
+}
+
+/// Removes the deepest mapping key on `path` that the value holds (a list
+/// item is never removed, which would renumber the items after it: its
+/// list goes instead). Returns the key path removed; `None` when nothing
+/// can be (the problem is the top level itself).
+fn set_aside(root: &mut serde_yaml_ng::Value, path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    use serde_yaml_ng::Value;
+    // Follow the path as far as the value has it; remember the last
+    // mapping key found: (segments to its mapping, the key).
+    let segments: Vec<&Segment> = path.iter().collect();
+    let mut node = &*root;
+    let mut target: Option<(usize, String)> = None;
+    for (depth, segment) in segments.iter().enumerate() {
+        let next = match (segment, node) {
+            (Segment::Map { key }, Value::Mapping(m)) => {
+                let found = m.get(key.as_str());
+                if found.is_some() {
+                    target = Some((depth, key.clone()));
+                }
+                found
+            }
+            (Segment::Seq { index }, Value::Sequence(items)) => items.get(*index),
+            _ => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    let (depth, key) = target?;
+    let mut node = root;
+    let mut shown = String::new();
+    for segment in &segments[..depth] {
+        node = match (segment, node) {
+            (Segment::Map { key }, Value::Mapping(m)) => {
+                shown = crate::lines::join_key(&shown, key);
+                m.get_mut(key.as_str())?
+            }
+            (Segment::Seq { index }, Value::Sequence(items)) => {
+                shown.push_str(&format!("[{index}]"));
+                items.get_mut(*index)?
+            }
+            _ => return None,
+        };
+    }
+    match node {
+        Value::Mapping(m) => {
+            m.remove(key.as_str())?;
+            Some(crate::lines::join_key(&shown, &key))
+        }
+        _ => None,
+    }
+}
+
+/// Is `problem` about a key in `removed`, one inside it or a section
+/// holding it, or does its message name one (`` `app.health.timeout` ``)?
+fn touches(problem: &Problem, removed: &[String]) -> bool {
+    let within = |path: &str, r: &str| {
+        path == r
+            || path
+                .strip_prefix(r)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    removed.iter().any(|r| {
+        // A required key reported missing beside a key set aside in the
+        // same section: most likely the same key misspelt (`comand`).
+        if problem.kind() == ErrorKind::Missing
+            && crate::lines::parent(problem.path()) == crate::lines::parent(r)
+        {
+            return true;
+        }
+        // About the key, about something inside it, or about a section
+        // that holds it (`tls: has no certificate` after a misspelt
+        // `certficates`; `nothing to run` after a misspelt `app`).
+        within(problem.path(), r)
+            || within(r, problem.path())
+            || problem.path().is_empty()
+            || problem
+                .message()
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .any(|named| within(named, r) || within(r, named))
+    })
 }
 
 /// The effective config as YAML: every key, defaults filled in, durations
@@ -102,4 +239,12 @@ pub fn to_yaml(config: &Config) -> String {
     // Serializing plain strings, numbers and maps cannot fail; if it ever
     // did, a YAML comment is more useful to `shoal check` than a panic.
     serde_yaml_ng::to_string(config).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+}
+
+/// The line of `path` (a key path like `app.command`) in config `text`, or
+/// of its closest enclosing key written there: for messages about a loaded
+/// config outside this crate, such as warnings.
+pub fn line_of(text: &str, path: &str) -> Option<usize> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    LineMap::build(text).nearest(path)
 }

@@ -129,6 +129,12 @@ pub struct AppConfig {
     pub restart_window: Duration,
     /// Delays between restarts.
     pub backoff: BackoffConfig,
+    /// Passive health of the instances: this many failed requests in a row
+    /// (no successful response between them), within `proxy.fail_timeout`,
+    /// take an instance out of rotation; `0`: never. It replaces
+    /// `proxy.max_fails` for them: shoal sees an instance's process, and one
+    /// failed request (a pre-fork server's worker killed) says little.
+    pub max_fails: u32,
     /// An instance whose RSS stays above this is replaced (new one first).
     #[serde(default, with = "crate::units::size_opt")]
     pub max_memory: Option<u64>,
@@ -189,6 +195,7 @@ impl Default for AppConfig {
             max_restarts: 10,
             restart_window: Duration::from_secs(300),
             backoff: BackoffConfig::default(),
+            max_fails: 3,
             max_memory: None,
             protocol: UpstreamProtocol::Http1,
         }

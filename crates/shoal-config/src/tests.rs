@@ -50,6 +50,68 @@ fn unknown_top_level_key() {
     );
 }
 
+/// Issue 20, item 5: seven mistakes, one run. Unknown keys and wrong
+/// types no longer stop at the first; each is reported with its line and
+/// key path, together with the semantic problems.
+#[test]
+fn every_mistake_is_reported_in_one_pass() {
+    let yaml = "\
+listen: 127.0.0.1:8080
+app:
+  command: [gunicorn, -b, '127.0.0.1:{port}', 'app:app']
+  instances: three
+  health:
+    interval: 1500ms
+    fall: -1
+balance:
+  algorithm: round-robin
+proxy:
+  retries: 11
+log:
+  levl: info
+upstreams: {url: 'http://a:1'}
+";
+    assert_eq!(
+        err(yaml),
+        "shoal.yaml:4: app.instances: expected a whole number (got string \"three\")\n\
+         shoal.yaml:6: app.health.interval: must not be shorter than `app.health.timeout` (2s, the default) (got 1s500ms)\n\
+         shoal.yaml:7: app.health.fall: must not be negative (got -1)\n\
+         shoal.yaml:9: balance.algorithm: unknown value `round-robin`: expected `round_robin`, `weighted`, `least_conn`, `ip_hash`, `hash`, `random` or `p2c_ewma` (did you mean `round_robin`?)\n\
+         shoal.yaml:11: proxy.retries: must be at most 10 (got 11)\n\
+         shoal.yaml:13: unknown key `levl` in `log` (did you mean `level`?)\n\
+         shoal.yaml:14: upstreams: expected a list (got a mapping)"
+    );
+    let e = load(yaml).unwrap_err();
+    assert_eq!(e.problems().len(), 7);
+    assert_eq!((e.path(), e.line()), ("app.instances", Some(4)));
+}
+
+/// What only followed from a key set aside is not reported: a misspelt
+/// required key is not also "missing", a misspelt section's keys are not
+/// "the default".
+#[test]
+fn set_aside_keys_do_not_cause_more_problems() {
+    assert_eq!(
+        err("app:\n  comand: [x]\n  instances: 2\n"),
+        "shoal.yaml:2: unknown key `comand` in `app` (did you mean `command`?)"
+    );
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    timeout: fast\n    interval: 1s\n"),
+        "shoal.yaml:4: app.health.timeout: invalid duration `fast`: expected a number followed by a unit, like `500ms`, `30s`, `5m`, `1h` or `1m30s`"
+    );
+    // A key inside a list item is set aside, not the item: the items after
+    // it keep their numbers, and their problems are found too.
+    let e = load(
+        "upstreams:\n  - url: http://a:1\n    wieght: 2\n  - url: http://b:2\n    protocol: http2\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "shoal.yaml:3: unknown key `wieght` in `upstreams[0]` (did you mean `weight`?)\n\
+         shoal.yaml:5: upstreams[1].protocol: unknown value `http2`: expected `http1` or `h2` (did you mean `h2`?)"
+    );
+}
+
 #[test]
 fn unknown_key_in_a_list_item() {
     assert_eq!(
@@ -419,12 +481,17 @@ fn health_fall_and_rise_at_least_one() {
 fn health_timeout_and_interval() {
     assert_eq!(
         err("app:\n  command: x\n  health:\n    timeout: 10s\n"),
-        "shoal.yaml:4: app.health.timeout: must not be longer than `app.health.interval` (5s) (got 10s)"
+        "shoal.yaml:4: app.health.timeout: must not be longer than `app.health.interval` (5s, the default) (got 10s)"
     );
     // Only the interval was written: point at it.
     assert_eq!(
         err("upstreams: [{url: 'http://a:1'}]\nhealth:\n  interval: 1s\n"),
-        "shoal.yaml:3: health.interval: must not be shorter than `health.timeout` (2s) (got 1s)"
+        "shoal.yaml:3: health.interval: must not be shorter than `health.timeout` (2s, the default) (got 1s)"
+    );
+    // The issue-20 case: only the interval, in `app.health`.
+    assert_eq!(
+        err("app:\n  command: x\n  health:\n    interval: 1500ms\n"),
+        "shoal.yaml:4: app.health.interval: must not be shorter than `app.health.timeout` (2s, the default) (got 1s500ms)"
     );
     assert_eq!(
         err("app:\n  command: x\n  health:\n    timeout: 0s\n"),
@@ -529,7 +596,7 @@ fn outlier_ejection_and_slow_start() {
     );
     assert_eq!(
         err("app: {command: x}\nproxy:\n  max_ejection_time: 5s\n"),
-        "shoal.yaml:3: proxy.max_ejection_time: must not be shorter than `proxy.fail_timeout` (10s) (got 5s)"
+        "shoal.yaml:3: proxy.max_ejection_time: must not be shorter than `proxy.fail_timeout` (10s, the default) (got 5s)"
     );
     assert_eq!(
         err("app: {command: x}\nproxy:\n  slow_start: 2h\n"),
@@ -597,11 +664,11 @@ fn backoff_must_not_be_zero() {
 fn backoff_order() {
     assert_eq!(
         err("app:\n  command: x\n  backoff:\n    initial: 1m\n"),
-        "shoal.yaml:4: app.backoff.initial: must not be longer than `app.backoff.max` (30s) (got 1m)"
+        "shoal.yaml:4: app.backoff.initial: must not be longer than `app.backoff.max` (30s, the default) (got 1m)"
     );
     assert_eq!(
         err("app:\n  command: x\n  backoff:\n    max: 100ms\n"),
-        "shoal.yaml:4: app.backoff.max: must not be shorter than `app.backoff.initial` (500ms) (got 100ms)"
+        "shoal.yaml:4: app.backoff.max: must not be shorter than `app.backoff.initial` (500ms, the default) (got 100ms)"
     );
 }
 

@@ -114,15 +114,26 @@ impl Checker<'_> {
             return;
         }
         let (s, b) = (format_duration(small), format_duration(big));
+        // A value the user never wrote is a default: say so, or they look
+        // for a key they did not set.
+        let default = |path: &str| {
+            if self.lines.contains(path) {
+                ""
+            } else {
+                ", the default"
+            }
+        };
         if self.lines.contains(small_path) || !self.lines.contains(big_path) {
+            let note = default(big_path);
             self.invalid(
                 small_path,
-                format!("must not be longer than `{big_path}` ({b}) (got {s})"),
+                format!("must not be longer than `{big_path}` ({b}{note}) (got {s})"),
             );
         } else {
+            let note = default(small_path);
             self.invalid(
                 big_path,
-                format!("must not be shorter than `{small_path}` ({s}) (got {b})"),
+                format!("must not be shorter than `{small_path}` ({s}{note}) (got {b})"),
             );
         }
     }
