@@ -7,7 +7,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{demo_config, get, request, Shoal};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_id_and_forwarding_headers() {
     let shoal = Shoal::start(&demo_config(2, ""));
     shoal.wait_healthy(2).await;
@@ -61,7 +60,6 @@ async fn request_id_and_forwarding_headers() {
 
 /// From a trusted proxy, X-Forwarded-For is extended and the client is the
 /// right-most untrusted entry.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_proxy_forwarding_is_extended() {
     let shoal = Shoal::start(&demo_config(1, "trusted_proxies: [127.0.0.0/8]\n"));
     shoal.wait_healthy(1).await;
@@ -80,7 +78,6 @@ async fn trusted_proxy_forwarding_is_extended() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_stream_both_ways() {
     let shoal = Shoal::start(&demo_config(2, ""));
     shoal.wait_healthy(2).await;
@@ -100,7 +97,6 @@ async fn bodies_stream_both_ways() {
     assert_eq!(r.body.len(), 5_000_000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_passes_through() {
     let shoal = Shoal::start(&demo_config(2, ""));
     shoal.wait_healthy(2).await;
@@ -117,7 +113,6 @@ async fn websocket_passes_through() {
     ws.close(None).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_api_and_upstream_errors() {
     let shoal = Shoal::start(&demo_config(3, ""));
     let s = shoal.wait_healthy(3).await;
@@ -136,9 +131,11 @@ async fn status_api_and_upstream_errors() {
     assert_eq!(get(shoal.proxy, "/status/418").await.unwrap().status, 418);
 }
 
-/// A static upstream that refuses connections: 502 with the request id.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_static_upstream_gets_502_or_503() {
+/// A static upstream that refuses connections never passes its health
+/// check, so there is no backend to try: 503 (`no_healthy_backend`) with
+/// the request id in the header and the JSON body. (A refused connect to a
+/// backend in rotation is a 502: `closed_upstream_gets_502…` below.)
+async fn never_healthy_static_upstream_gets_503_with_the_request_id() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -170,7 +167,6 @@ health: {{ interval: 200ms, timeout: 200ms }}
 
 /// A backend that accepts, reads the request and closes without answering:
 /// 502 with the request id, and a POST (not safe to repeat) reaches it once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_upstream_gets_502_and_post_is_not_replayed() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -242,7 +238,6 @@ async fn closed_upstream_gets_502_and_post_is_not_replayed() {
 
 /// Upstream connections are kept alive and reused: 60 sequential requests
 /// over 2 instances open only a few connections.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_connections_are_reused() {
     let shoal = Shoal::start(&demo_config(2, "balance: { algorithm: round_robin }\n"));
     shoal.wait_healthy(2).await;
@@ -269,7 +264,6 @@ async fn upstream_connections_are_reused() {
 
 /// `trusted_proxies` survives a reload that changes something else, and a
 /// reload that changes only `trusted_proxies` applies it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_proxies_follow_config_reloads() {
     let config = |extra: &str| demo_config(1, extra);
     let shoal = Shoal::start(&config("trusted_proxies: [127.0.0.0/8]\n"));
@@ -288,7 +282,7 @@ async fn trusted_proxies_follow_config_reloads() {
     assert_eq!(seen_xff().await, "203.0.113.9, 127.0.0.1");
 
     let reload = |yaml: String| {
-        std::fs::write(shoal.config_path(), yaml).unwrap();
+        std::fs::write(shoal.config_path(), crate::support::with_test_engine(&yaml)).unwrap();
         shoal.signal(nix::sys::signal::Signal::SIGHUP);
     };
     // Something else changes: the trusted peers stay trusted.
@@ -308,3 +302,15 @@ async fn trusted_proxies_follow_config_reloads() {
     })
     .await;
 }
+
+crate::under_both_engines!(
+    request_id_and_forwarding_headers,
+    trusted_proxy_forwarding_is_extended,
+    bodies_stream_both_ways,
+    websocket_passes_through,
+    status_api_and_upstream_errors,
+    never_healthy_static_upstream_gets_503_with_the_request_id,
+    closed_upstream_gets_502_and_post_is_not_replayed,
+    upstream_connections_are_reused,
+    trusted_proxies_follow_config_reloads,
+);

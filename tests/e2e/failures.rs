@@ -53,7 +53,6 @@ async fn bad_backend(
 
 /// No response headers within `response_header_timeout`: 504 with the
 /// request id, on time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_upstream_gets_504() {
     let shoal = Shoal::start(&demo_config(
         1,
@@ -87,7 +86,6 @@ async fn slow_upstream_gets_504() {
 }
 
 /// A body that stalls mid-way is cut after `read_timeout`; nothing hangs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_body_is_cut_after_read_timeout() {
     let (addr, _, task) = bad_backend("stall").await;
     let shoal = Shoal::start(&upstreams_config(
@@ -121,7 +119,6 @@ async fn stalled_body_is_cut_after_read_timeout() {
 
 /// `max_fails` failures within `fail_timeout` eject a backend for
 /// `fail_timeout`; its requests were replayed elsewhere, so clients saw none.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_backend_is_ejected_then_readmitted() {
     let good = Backend::start("good").await;
     let (bad, accepted, task) = bad_backend("close").await;
@@ -181,7 +178,6 @@ async fn failing_backend_is_ejected_then_readmitted() {
 /// The retry budget: against two backends that always fail, 100 GETs (each
 /// replayable once) cause at most 20% extra attempts; with a 100% budget
 /// nearly every request is retried, so it is the budget that limits them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_budget_limits_retries_during_an_outage() {
     for (percent, low, high) in [(20u32, 100usize, 125usize), (100, 190, 200)] {
         let (a, a_count, ta) = bad_backend("close").await;
@@ -205,3 +201,10 @@ async fn retry_budget_limits_retries_during_an_outage() {
         tb.abort();
     }
 }
+
+crate::under_both_engines!(
+    slow_upstream_gets_504,
+    stalled_body_is_cut_after_read_timeout,
+    failing_backend_is_ejected_then_readmitted,
+    retry_budget_limits_retries_during_an_outage,
+);

@@ -1240,22 +1240,51 @@ fn load_file_reads_and_names_the_file() {
         .contains("is not valid UTF-8"));
 }
 
+/// Odd and hostile YAML never panics, and each gets the answer it should:
+/// accepted, or an error that says where and what.
 #[test]
 fn hostile_input_never_panics() {
-    for text in [
-        "\u{feff}app: {command: x}",
-        "app: &a {command: x}\nhealth: *a\n",
-        "app: {command: x}\n? [a, b]\n: c\n",
-        "app: {command: x}\n!!binary aGk=: 1\n",
-        "app: !custom {command: x}\n",
-        "${",
-        "$",
-        "app: {command: x, <<: [1]}\n",
-        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
-        "\t- x",
-        "app:\n  command: x\n  health: {interval: 18446744073709551615h}\n",
-    ] {
-        let _ = load(text);
+    let cases: &[(&str, Option<&str>)] = &[
+        // A byte-order mark is skipped; an unknown tag is ignored.
+        ("\u{feff}app: {command: x}", None),
+        ("app: !custom {command: x}\n", None),
+        (
+            "app: &a {command: x}\nhealth: *a\n",
+            Some("shoal.yaml:2: unknown key `command` in `health`"),
+        ),
+        (
+            "app: {command: x}\n? [a, b]\n: c\n",
+            Some("a list used as a key at the top level"),
+        ),
+        (
+            "app: {command: x}\n!!binary aGk=: 1\n",
+            Some("shoal.yaml:2: unknown key `aGk=` at the top level"),
+        ),
+        ("${", Some("shoal.yaml:1: unterminated `${`")),
+        ("$", Some("shoal.yaml:1: the file must be a mapping")),
+        (
+            "app: {command: x, <<: [1]}\n",
+            Some("invalid YAML: expected a mapping for merging"),
+        ),
+        (
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+            Some("invalid YAML: did not find expected node content"),
+        ),
+        ("\t- x", Some("shoal.yaml:1: invalid YAML: found character that cannot start")),
+        (
+            "app:\n  command: x\n  health: {interval: 18446744073709551615h}\n",
+            Some("shoal.yaml:3: app.health.interval: invalid duration `18446744073709551615h`: too large"),
+        ),
+    ];
+    for (text, expected) in cases {
+        match (load(text), expected) {
+            (Ok(_), None) => {}
+            (Err(e), Some(want)) => {
+                let e = e.to_string();
+                assert!(e.contains(want), "{text:?}: {e}");
+            }
+            (got, _) => panic!("{text:?}: expected {expected:?}, got {got:?}"),
+        }
     }
 }
 

@@ -402,38 +402,92 @@ mod tests {
 
     #[test]
     fn what_the_engine_does_not_serve_goes_to_hyper() {
-        for raw in [
-            "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
-            "GET / HTTP/1.1\r\nContent_Length: 5\r\n\r\n",
-            "GET / HTTP/1.1\r\nTransfer---Encoding: chunked\r\n\r\n",
-            "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-            "GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
-            "PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            "GET http://a.test/ HTTP/1.1\r\n\r\n",
-            "OPTIONS * HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.0\r\n\r\n",
-            "CONNECT a:443 HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
-            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-            // What request_rules decides on hyper's path.
-            "GET / HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
-            "GET /p#frag HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /?q=<script> HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /a`b HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
-        ] {
-            handoff(raw);
-        }
         let long = format!(
             "GET / HTTP/1.1\r\nContent{}Length: 1\r\n\r\n",
             "-".repeat(70)
         );
-        handoff(&long);
+        let cases: &[(&str, &str)] = &[
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+                "request body",
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "header for hyper",
+            ),
+            (
+                "GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+                "request body",
+            ),
+            (
+                "GET / HTTP/1.1\r\nContent_Length: 5\r\n\r\n",
+                "header for hyper",
+            ),
+            (
+                "GET / HTTP/1.1\r\nTransfer---Encoding: chunked\r\n\r\n",
+                "header for hyper",
+            ),
+            (&long, "header for hyper"),
+            (
+                "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                "upgrade",
+            ),
+            ("GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n", "header for hyper"),
+            (
+                "PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+                "header for hyper",
+            ),
+            (
+                "GET http://a.test/ HTTP/1.1\r\n\r\n",
+                "absolute or asterisk target",
+            ),
+            ("OPTIONS * HTTP/1.1\r\n\r\n", "absolute or asterisk target"),
+            (
+                "CONNECT a:443 HTTP/1.1\r\n\r\n",
+                "absolute or asterisk target",
+            ),
+            ("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n", "CONNECT"),
+            ("GET / HTTP/1.0\r\n\r\n", "not HTTP/1.1"),
+            (
+                "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+                "head does not parse",
+            ),
+            ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "head does not parse"),
+            ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", "head does not parse"),
+            // What request_rules decides on hyper's path.
+            ("GET / HTTP/1.1\r\n\r\n", "no Host"),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                "Host for hyper's rules",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
+                "Host for hyper's rules",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+                "Host for hyper's rules",
+            ),
+            (
+                "GET /p#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+                "target for hyper's rules",
+            ),
+            (
+                "GET /?q=<script> HTTP/1.1\r\nHost: a\r\n\r\n",
+                "target for hyper's rules",
+            ),
+            (
+                "GET /a`b HTTP/1.1\r\nHost: a\r\n\r\n",
+                "target for hyper's rules",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: a, b, c, d, e, f, g, h, i\r\n\r\n",
+                "Connection names many headers",
+            ),
+        ];
+        for (raw, why) in cases {
+            assert_eq!(handoff(raw), *why, "{raw:?}");
+        }
     }
 
     #[test]

@@ -175,12 +175,72 @@ pub fn rss(pid: u32) -> u64 {
     kib * 1024
 }
 
+thread_local! {
+    /// The `proxy.engine` of the test running on this thread, set by
+    /// [`under_both_engines!`](crate::under_both_engines).
+    static ENGINE: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run the rest of this test (on this thread) under `proxy.engine: engine`:
+/// [`Shoal::start`] and [`with_test_engine`] put it into every config.
+pub fn set_test_engine(engine: &'static str) {
+    ENGINE.with(|e| e.set(Some(engine)));
+}
+
+/// `config` with the engine this test runs under (if one was set), merged
+/// into its `proxy` section: a flow mapping (`proxy: { … }`), a block one
+/// (`proxy:` on its own line), or a new one.
+pub fn with_test_engine(config: &str) -> String {
+    let Some(engine) = ENGINE.with(|e| e.get()) else {
+        return config.to_string();
+    };
+    if let Some(at) = config.find("proxy: {") {
+        let at = at + "proxy: {".len();
+        return format!("{} engine: {engine},{}", &config[..at], &config[at..]);
+    }
+    for block in ["\nproxy:\n", "\nproxy:\r\n"] {
+        if let Some(at) = config.find(block) {
+            let at = at + block.len();
+            return format!("{}  engine: {engine}\n{}", &config[..at], &config[at..]);
+        }
+    }
+    let sep = if config.ends_with('\n') { "" } else { "\n" };
+    format!("{config}{sep}proxy: {{ engine: {engine} }}\n")
+}
+
+/// Each named test (`async fn name()`, no attribute) twice, under
+/// `proxy.engine: native` and `hyper`: `on_native::name`, `on_hyper::name`.
+#[macro_export]
+macro_rules! under_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_native {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::support::set_test_engine("native");
+                    super::$name().await
+                }
+            )*
+        }
+        mod on_hyper {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::support::set_test_engine("hyper");
+                    super::$name().await
+                }
+            )*
+        }
+    };
+}
+
 impl Shoal {
-    /// Start `shoal up` with this config and wait until it has bound its listeners.
+    /// Start `shoal up` with this config (and the test's engine, see
+    /// [`with_test_engine`]) and wait until it has bound its listeners.
     pub fn start(config: &str) -> Shoal {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("shoal.yaml");
-        std::fs::write(&path, config).expect("write config");
+        std::fs::write(&path, with_test_engine(config)).expect("write config");
         let mut child = Command::new(SHOAL)
             .args(["up", "-c"])
             .arg(&path)
@@ -587,4 +647,19 @@ impl Drop for Backend {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[test]
+fn the_test_engine_is_merged_into_any_proxy_section() {
+    assert_eq!(with_test_engine("a: 1\n"), "a: 1\n", "no engine set");
+    set_test_engine("hyper");
+    assert_eq!(
+        with_test_engine("a: 1\nproxy: { retries: 0 }\n"),
+        "a: 1\nproxy: { engine: hyper, retries: 0 }\n"
+    );
+    assert_eq!(
+        with_test_engine("a: 1\nproxy:\n  retries: 0\n"),
+        "a: 1\nproxy:\n  engine: hyper\n  retries: 0\n"
+    );
+    assert_eq!(with_test_engine("a: 1"), "a: 1\nproxy: { engine: hyper }\n");
 }
