@@ -8,6 +8,8 @@ pub mod app;
 pub mod balance;
 pub mod cli;
 pub mod clock;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 pub mod health;
 pub mod metrics;
 pub mod proxy;

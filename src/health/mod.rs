@@ -94,7 +94,8 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
                 }
             }
             (Health::Down, Err(_)) => passes = 0,
-            // Passive ejection ends on its own timer (see Endpoint::record_failure).
+            // A passive ejection ends at its stored deadline, when the
+            // endpoint is next looked at (Endpoint::health_word).
             (Health::Starting, Err(_)) | (Health::Stopped, _) | (Health::Ejected, _) => {}
         }
         let wait = if endpoint.health_word().health() == Health::Starting {

@@ -19,5 +19,7 @@ mod upgrade;
 pub mod view;
 
 pub use forward::Proxy;
+#[cfg(any(test, fuzzing))]
+pub(crate) use h1::fuzz as fuzz_h1;
 pub use routing::Routing;
 pub use server::{serve, Frontend, Grace, LimitsNow};

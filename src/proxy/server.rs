@@ -320,6 +320,54 @@ fn after_handoff(
     Box::pin(run_hyper(connection(builder, io, handler), peer, stop))
 }
 
+/// What a TLS connection is served with.
+struct TlsConn {
+    config: Arc<rustls::ServerConfig>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// `limits.header_read_timeout`, which bounds the handshake too.
+    timeout: Duration,
+}
+
+/// A TLS connection: the handshake, then hyper (HTTP/2 only when ALPN
+/// chose `h2`). `slot` is the connection's place under `max_connections`
+/// and in the open-connections gauge, held until it ends.
+async fn tls_connection(
+    stream: tokio::net::TcpStream,
+    tls: TlsConn,
+    handler: Handler,
+    stop: CancellationToken,
+    slot: (
+        Option<OwnedSemaphorePermit>,
+        crate::metrics::counters::ConnectionGuard,
+    ),
+) {
+    let peer = handler.peer;
+    let TlsConn {
+        config,
+        builder,
+        timeout,
+    } = tls;
+    let handshake = TlsAcceptor::from(config).accept(stream);
+    let stream = match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, header_read_timeout = ?timeout, "TLS handshake not finished in time (limits.header_read_timeout); closing");
+            return;
+        }
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        serve_h2(stream, handler, &builder, timeout, stop).await;
+    } else {
+        let io = WatchedIo::new(stream, handler.watch.clone());
+        run_hyper(connection(&builder, io, handler), peer, stop).await;
+    }
+    drop(slot);
+}
+
 /// Begins the engine's drain when dropped: at the end of `serve`, or if its
 /// future is dropped or panics before it gets there.
 struct DrainOnDrop(Arc<h1::Idle>);
@@ -418,35 +466,22 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
             Some(config) => {
                 // The handshake runs in the connection's task, never in
                 // this loop, so a slow client cannot hold up accepting.
-                let builder = builder.clone();
-                let stop = stop.clone();
                 // The header-read timer starts now: it bounds the
                 // handshake too (as nginx's client_header_timeout did).
                 let local = stream.local_addr().unwrap_or(peer);
                 let handler = Handler::new(proxy.clone(), &limits, peer, local, "https");
-                let timeout = limits.header_read_timeout;
-                tasks.spawn(async move {
-                    let handshake = TlsAcceptor::from(config).accept(stream);
-                    let stream = match tokio::time::timeout(timeout, handshake).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, header_read_timeout = ?timeout, "TLS handshake not finished in time (limits.header_read_timeout); closing");
-                            return;
-                        }
-                    };
-                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                        serve_h2(stream, handler, &builder, timeout, stop).await;
-                    } else {
-                        let io = WatchedIo::new(stream, handler.watch.clone());
-                        run_hyper(connection(&builder, io, handler), peer, stop).await;
-                    }
-                    drop(permit);
-                    drop(open);
-                });
+                let tls = TlsConn {
+                    config,
+                    builder: builder.clone(),
+                    timeout: limits.header_read_timeout,
+                };
+                tasks.spawn(tls_connection(
+                    stream,
+                    tls,
+                    handler,
+                    stop.clone(),
+                    (permit, open),
+                ));
             }
         }
     }

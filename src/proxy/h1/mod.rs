@@ -28,6 +28,8 @@
 mod chunked;
 mod conn;
 mod exchange;
+#[cfg(any(test, fuzzing))]
+pub(crate) mod fuzz;
 mod head;
 mod idle;
 mod io;

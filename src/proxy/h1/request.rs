@@ -15,7 +15,7 @@
 //! included), so every refusal is made in one place.
 
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::head::{header, tokens, ConnectionNamed};
 use crate::proxy::headers::{
@@ -43,7 +43,8 @@ impl std::fmt::Debug for RequestId {
 }
 
 impl RequestId {
-    fn from_client(id: &[u8]) -> RequestId {
+    /// At most 128 bytes (`request_id::usable`).
+    pub(super) fn from_client(id: &[u8]) -> RequestId {
         let mut buf = [0u8; 128];
         buf[..id.len()].copy_from_slice(id);
         RequestId {
@@ -163,64 +164,11 @@ pub fn prepare(
     }
 
     // One pass to learn what the headers say; a second writes them out.
-    let mut keep_alive = true;
-    let mut te_trailers = false;
-    let mut json = false;
-    let mut host: Option<&[u8]> = None;
-    let mut client_id: Option<&[u8]> = None;
-    let mut xff_first: Option<&[u8]> = None;
-    let (mut has_xfp, mut has_xfh) = (false, false);
-    let mut lengths = 0;
-    let mut named = ConnectionNamed::new();
     let mut kinds = [Name::Other; MAX_HEADERS];
-    for (h, kind) in req.headers.iter().zip(kinds.iter_mut()) {
-        *kind = classify(h.name.as_bytes());
-        match *kind {
-            Name::Handoff => return Head::Handoff("header for hyper"),
-            Name::ContentLength => {
-                lengths += 1;
-                if h.value != b"0" || lengths > 1 {
-                    return Head::Handoff("request body");
-                }
-            }
-            Name::Connection => {
-                for t in tokens(h.value) {
-                    if t.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if t.eq_ignore_ascii_case(b"upgrade") {
-                        return Head::Handoff("upgrade");
-                    } else if !t.eq_ignore_ascii_case(b"keep-alive") && !named.push(t) {
-                        return Head::Handoff("Connection names many headers");
-                    }
-                }
-            }
-            Name::Te => {
-                te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
-            }
-            Name::Host => {
-                // Two, or one that needs a closer look: hyper's path
-                // decides (request_rules).
-                if host.is_some() || !request_rules::plain_host(h.value) {
-                    return Head::Handoff("Host for hyper's rules");
-                }
-                host = Some(h.value);
-            }
-            Name::RequestId => {
-                client_id.get_or_insert(h.value);
-            }
-            Name::Xff => {
-                xff_first.get_or_insert(h.value);
-            }
-            Name::Xfp => has_xfp = true,
-            Name::Xfh => has_xfh = true,
-            Name::Accept => json |= crate::proxy::error::accepts_json(h.value),
-            Name::Other | Name::Drop => {}
-        }
-    }
-    if host.is_none() {
-        // HTTP/1.1 without Host: 400 on hyper's path.
-        return Head::Handoff("no Host");
-    }
+    let seen = match survey(req.headers, &mut kinds) {
+        Ok(seen) => seen,
+        Err(why) => return Head::Handoff(why),
+    };
     let trusted_peer = trusted.contains(peer.ip());
     let client = if trusted_peer {
         let xff = req
@@ -233,7 +181,7 @@ pub fn prepare(
     } else {
         peer.ip()
     };
-    let request_id = match client_id {
+    let request_id = match seen.client_id {
         Some(id) if request_id::usable(id) => RequestId::from_client(id),
         _ => RequestId::generate(),
     };
@@ -243,65 +191,177 @@ pub fn prepare(
         target: path,
         headers: Headers::Lines(req.headers),
     });
+    let who = Who {
+        peer: peer.ip(),
+        client,
+        trusted_peer,
+        proto,
+        request_id: &request_id,
+    };
+    write_head(out, (method, path), req.headers, &kinds, &seen, &who);
+    Head::Ready(Prepared {
+        len,
+        head_only: method == "HEAD",
+        idempotent: request_rules::idempotent(method.as_bytes()),
+        keep_alive: seen.keep_alive,
+        json: seen.json,
+        request_id,
+        key,
+    })
+}
 
+/// What a request's headers say, from one pass over them.
+struct Seen<'h> {
+    keep_alive: bool,
+    te_trailers: bool,
+    json: bool,
+    host: &'h [u8],
+    client_id: Option<&'h [u8]>,
+    xff_first: Option<&'h [u8]>,
+    has_xfp: bool,
+    has_xfh: bool,
+    /// The headers `Connection` names (removed on the way).
+    named: ConnectionNamed<'h>,
+}
+
+/// Classify every header into `kinds` and learn what they say; `Err`: why
+/// hyper's path serves this request instead.
+fn survey<'h>(
+    headers: &[httparse::Header<'h>],
+    kinds: &mut [Name; MAX_HEADERS],
+) -> Result<Seen<'h>, &'static str> {
+    let mut seen = Seen {
+        keep_alive: true,
+        te_trailers: false,
+        json: false,
+        host: b"",
+        client_id: None,
+        xff_first: None,
+        has_xfp: false,
+        has_xfh: false,
+        named: ConnectionNamed::new(),
+    };
+    let mut host = None;
+    let mut lengths = 0;
+    for (h, kind) in headers.iter().zip(kinds.iter_mut()) {
+        *kind = classify(h.name.as_bytes());
+        match *kind {
+            Name::Handoff => return Err("header for hyper"),
+            Name::ContentLength => {
+                lengths += 1;
+                if h.value != b"0" || lengths > 1 {
+                    return Err("request body");
+                }
+            }
+            Name::Connection => {
+                for t in tokens(h.value) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        seen.keep_alive = false;
+                    } else if t.eq_ignore_ascii_case(b"upgrade") {
+                        return Err("upgrade");
+                    } else if !t.eq_ignore_ascii_case(b"keep-alive") && !seen.named.push(t) {
+                        return Err("Connection names many headers");
+                    }
+                }
+            }
+            Name::Te => {
+                seen.te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
+            }
+            Name::Host => {
+                // Two, or one that needs a closer look: hyper's path
+                // decides (request_rules).
+                if host.is_some() || !request_rules::plain_host(h.value) {
+                    return Err("Host for hyper's rules");
+                }
+                host = Some(h.value);
+            }
+            Name::RequestId => {
+                seen.client_id.get_or_insert(h.value);
+            }
+            Name::Xff => {
+                seen.xff_first.get_or_insert(h.value);
+            }
+            Name::Xfp => seen.has_xfp = true,
+            Name::Xfh => seen.has_xfh = true,
+            Name::Accept => seen.json |= crate::proxy::error::accepts_json(h.value),
+            Name::Other | Name::Drop => {}
+        }
+    }
+    // HTTP/1.1 without Host: 400 on hyper's path.
+    seen.host = host.ok_or("no Host")?;
+    Ok(seen)
+}
+
+/// Who the request is from, for the forwarding headers.
+struct Who<'a> {
+    peer: IpAddr,
+    /// As `trusted_proxies` let it be known.
+    client: IpAddr,
+    trusted_peer: bool,
+    proto: &'static str,
+    request_id: &'a RequestId,
+}
+
+/// The head the backend gets, into `out` (cleared first): the client's
+/// headers by the rule table, then `te`, the request id and the
+/// forwarding headers, as `proxy::headers::forward` does on hyper's path.
+fn write_head(
+    out: &mut Vec<u8>,
+    (method, path): (&str, &str),
+    headers: &[httparse::Header<'_>],
+    kinds: &[Name; MAX_HEADERS],
+    seen: &Seen<'_>,
+    who: &Who<'_>,
+) {
     out.clear();
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (h, kind) in req.headers.iter().zip(&kinds) {
+    for (h, kind) in headers.iter().zip(kinds) {
         let keep = match kind {
             Name::Other | Name::Host | Name::ContentLength | Name::Accept => {
-                !named.contains(h.name.as_bytes())
+                !seen.named.contains(h.name.as_bytes())
             }
             // From a trusted proxy, its forwarding headers stand (and its
             // X-Forwarded-For is extended below); from anyone else they
             // are replaced.
-            Name::Xfp | Name::Xfh => trusted_peer,
+            Name::Xfp | Name::Xfh => who.trusted_peer,
             Name::Xff | Name::Drop | Name::Connection | Name::Te | Name::RequestId => false,
-            Name::Handoff => unreachable!("handed off above"),
+            Name::Handoff => unreachable!("handed off in survey"),
         };
         if keep {
             header(out, h.name.as_bytes(), h.value);
         }
     }
-    if te_trailers {
+    if seen.te_trailers {
         // gRPC's `te: trailers`; HTTP/1.1 wants `TE` named in `Connection`.
         out.extend_from_slice(b"te: trailers\r\nconnection: te\r\n");
     }
-    header(out, b"x-request-id", request_id.as_bytes());
-    let peer_text = IpText::new(peer.ip());
+    header(out, b"x-request-id", who.request_id.as_bytes());
+    let peer_text = IpText::new(who.peer);
     out.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(prev) = xff_first.filter(|p| trusted_peer && !p.trim_ascii().is_empty()) {
+    if let Some(prev) = seen
+        .xff_first
+        .filter(|p| who.trusted_peer && !p.trim_ascii().is_empty())
+    {
         out.extend_from_slice(prev);
         out.extend_from_slice(b", ");
     }
     out.extend_from_slice(peer_text.as_bytes());
     out.extend_from_slice(b"\r\n");
-    if client == peer.ip() {
+    if who.client == who.peer {
         header(out, b"x-real-ip", peer_text.as_bytes());
     } else {
-        header(out, b"x-real-ip", IpText::new(client).as_bytes());
+        header(out, b"x-real-ip", IpText::new(who.client).as_bytes());
     }
-    if !(trusted_peer && has_xfp) {
-        header(out, b"x-forwarded-proto", proto.as_bytes());
+    if !(who.trusted_peer && seen.has_xfp) {
+        header(out, b"x-forwarded-proto", who.proto.as_bytes());
     }
-    if !(trusted_peer && has_xfh) {
-        if let Some(host) = host {
-            header(out, b"x-forwarded-host", host);
-        }
+    if !(who.trusted_peer && seen.has_xfh) {
+        header(out, b"x-forwarded-host", seen.host);
     }
     out.extend_from_slice(b"\r\n");
-
-    Head::Ready(Prepared {
-        len,
-        head_only: method == "HEAD",
-        idempotent: request_rules::idempotent(method.as_bytes()),
-        keep_alive,
-        json,
-        request_id,
-        key,
-    })
 }
 
 #[cfg(test)]

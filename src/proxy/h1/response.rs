@@ -136,59 +136,114 @@ fn prepare_in<'b>(
         _ => {}
     }
 
-    let mut reusable = version == 1;
-    let mut length: Option<u64> = None;
-    let mut lengths = false;
-    let mut chunked: Option<bool> = None;
-    let mut named = ConnectionNamed::new();
     let mut kinds = [Name::Other; MAX_HEADERS];
-    for (h, kind) in resp.headers.iter().zip(kinds.iter_mut()) {
+    let seen = match survey(resp.headers, &mut kinds, version) {
+        Ok(seen) => seen,
+        Err(why) => return Some(Parsed::Invalid(why)),
+    };
+    let (framing, reusable) = framing(&seen, status, head_only, version == 1);
+    let close_client = !client_keep_alive || framing == Framing::Close;
+    let reason = resp.reason.filter(|r| !r.is_empty()).or_else(|| {
+        http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+    });
+    let status_line = (status, reason.unwrap_or("Unknown"));
+    write_head(out, status_line, resp.headers, &kinds, &seen.named, framing);
+    header(out, b"x-request-id", request_id.as_bytes());
+    if close_client {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some(Parsed::Ready(ResponseHead {
+        len,
+        status,
+        framing,
+        reusable,
+        close_client,
+    }))
+}
+
+/// What a response's headers say about its framing and connection.
+struct Seen<'h> {
+    /// `Content-Length`'s one value, if any came.
+    length: Option<u64>,
+    lengths: bool,
+    /// The last `Transfer-Encoding` coding is `chunked` (`None`: none).
+    chunked: Option<bool>,
+    /// `Connection: close`.
+    close: bool,
+    named: ConnectionNamed<'h>,
+}
+
+/// Classify every header into `kinds` and learn what they say; `Err`: a
+/// head whose framing cannot be read one way only.
+fn survey<'h>(
+    headers: &[httparse::Header<'h>],
+    kinds: &mut [Name; MAX_HEADERS],
+    version: u8,
+) -> Result<Seen<'h>, &'static str> {
+    let mut seen = Seen {
+        length: None,
+        lengths: false,
+        chunked: None,
+        close: false,
+        named: ConnectionNamed::new(),
+    };
+    for (h, kind) in headers.iter().zip(kinds.iter_mut()) {
         *kind = classify(h.name.as_bytes());
         match *kind {
             Name::ContentLength => {
-                lengths = true;
-                if !parse_length(h.value, &mut length) {
-                    return Some(Parsed::Invalid("Content-Length is not one number"));
+                seen.lengths = true;
+                if !parse_length(h.value, &mut seen.length) {
+                    return Err("Content-Length is not one number");
                 }
             }
             // HTTP/1.0 has no Transfer-Encoding (RFC 9112 §6.1): its
             // framing cannot be trusted.
             Name::TransferEncoding if version == 0 => {
-                return Some(Parsed::Invalid("Transfer-Encoding in an HTTP/1.0 response"))
+                return Err("Transfer-Encoding in an HTTP/1.0 response")
             }
             Name::TransferEncoding => {
                 // Only the last coding matters for where the body ends.
                 if let Some(last) = tokens(h.value).last() {
-                    chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+                    seen.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
                 }
             }
             Name::Connection => {
                 for t in tokens(h.value) {
                     if t.eq_ignore_ascii_case(b"close") {
-                        reusable = false;
-                    } else if !t.eq_ignore_ascii_case(b"keep-alive") && !named.push(t) {
-                        return Some(Parsed::Invalid("Connection names too many headers"));
+                        seen.close = true;
+                    } else if !t.eq_ignore_ascii_case(b"keep-alive") && !seen.named.push(t) {
+                        return Err("Connection names too many headers");
                     }
                 }
             }
             Name::Drop | Name::Other => {}
         }
     }
+    Ok(seen)
+}
 
+/// Where the body ends (RFC 9112 §6.3), and whether the backend's
+/// connection may carry another request after it (`http11`: the response
+/// is HTTP/1.1).
+fn framing(seen: &Seen<'_>, status: u16, head_only: bool, http11: bool) -> (Framing, bool) {
+    let mut reusable = http11 && !seen.close;
     let framing = if head_only || status == 204 || status == 304 {
         Framing::None
     } else {
-        match chunked {
+        match seen.chunked {
             // Transfer-Encoding wins over Content-Length; a message with
             // both is not to be trusted with the connection afterwards.
             Some(true) => {
-                if lengths {
+                if seen.lengths {
                     reusable = false;
                 }
                 Framing::Chunked
             }
             Some(false) => Framing::Close,
-            None => match length {
+            None => match seen.length {
                 Some(n) => Framing::Length(n),
                 None => Framing::Close,
             },
@@ -197,24 +252,32 @@ fn prepare_in<'b>(
     if framing == Framing::Close {
         reusable = false;
     }
-    let close_client = !client_keep_alive || framing == Framing::Close;
+    (framing, reusable)
+}
 
+/// The client's status line and the backend's headers by the rule table
+/// (the framing header that applies kept, the other dropped), into `out`
+/// (cleared first); the caller ends the head.
+fn write_head(
+    out: &mut Vec<u8>,
+    (status, reason): (u16, &str),
+    headers: &[httparse::Header<'_>],
+    kinds: &[Name; MAX_HEADERS],
+    named: &ConnectionNamed<'_>,
+    framing: Framing,
+) {
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
-    let mut code = [0u8; 3];
-    code[0] = b'0' + (status / 100) as u8;
-    code[1] = b'0' + (status / 10 % 10) as u8;
-    code[2] = b'0' + (status % 10) as u8;
+    let code = [
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ];
     out.extend_from_slice(&code);
     out.push(b' ');
-    let reason = resp.reason.filter(|r| !r.is_empty()).or_else(|| {
-        http::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-    });
-    out.extend_from_slice(reason.unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (h, kind) in resp.headers.iter().zip(&kinds) {
+    for (h, kind) in headers.iter().zip(kinds) {
         let keep = match kind {
             Name::Other => !named.contains(h.name.as_bytes()),
             Name::ContentLength => framing != Framing::Chunked,
@@ -225,19 +288,6 @@ fn prepare_in<'b>(
             header(out, h.name.as_bytes(), h.value);
         }
     }
-    header(out, b"x-request-id", request_id.as_bytes());
-    if close_client {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-
-    Some(Parsed::Ready(ResponseHead {
-        len,
-        status,
-        framing,
-        reusable,
-        close_client,
-    }))
 }
 
 #[cfg(test)]
