@@ -278,8 +278,9 @@ async fn status_summarises_and_exits_non_zero_when_none_is_healthy() {
             .then_some(())
     })
     .await;
+    // 69 (EX_UNAVAILABLE): not clap's usage-error 2, not 1 (unreachable).
     let (code, out, err) = cli(shoal.admin, &["status"]).await;
-    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(code, 69, "{out}{err}");
     let first = out.lines().next().unwrap_or("");
     assert!(
         first
@@ -287,6 +288,9 @@ async fn status_summarises_and_exits_non_zero_when_none_is_healthy() {
         "{out}"
     );
     let (code, _, _) = cli(shoal.admin, &["status", "--json"]).await;
+    assert_eq!(code, 69);
+    // A usage error is still clap's 2, so scripts can tell them apart.
+    let (code, _, _) = cli(shoal.admin, &["status", "--no-such-flag"]).await;
     assert_eq!(code, 2);
 
     let healthy = Shoal::start(&demo_config(2, ""));
