@@ -230,6 +230,8 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
     let app = inst.spec.clone();
     let mut backoff = inst.settings().backoff.initial;
     let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
+    // Restarts at once after an exit that followed serving (see below).
+    let mut recent_fast: VecDeque<Instant> = VecDeque::new();
     while !inst.stop.is_cancelled() {
         inst.set_state(ProcState::Starting);
         let slot = Slot {
@@ -290,22 +292,29 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
             inst.stop.cancelled().await;
             break;
         }
-        if served {
+        let now = Instant::now();
+        forget_before(&mut recent_fast, now, settings.restart_window);
+        if served && recent_fast.len() < settings.max_restarts as usize {
             // It passed its health check and served: not a crash at
             // start-up. Start it again at once, with the delay back at
-            // `initial`, and do not count it toward a crash loop.
+            // `initial`, and do not count it toward a crash loop — up to
+            // `max_restarts` times within `restart_window`. Past that, an
+            // app that passes /health and then dies (on its first real
+            // request, say) is treated as crashing: the doubling delay, and
+            // counted toward a crash loop, so it ends `failed`.
+            recent_fast.push_back(now);
             inst.restarts.fetch_add(1, Ordering::Relaxed);
             backoff = backoff_cfg.initial;
             tracing::warn!(instance = %inst.id, reason = %why, restarts = inst.restarts(), "instance exited after serving; restarting it now");
             continue;
         }
-        let now = Instant::now();
-        while recent_restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > settings.restart_window)
-        {
-            recent_restarts.pop_front();
+        if served {
+            tracing::warn!(
+                instance = %inst.id, fast_restarts = recent_fast.len(), window = ?settings.restart_window,
+                "instance keeps exiting after serving: restarting it with the backoff delay, counted toward a crash loop"
+            );
         }
+        forget_before(&mut recent_restarts, now, settings.restart_window);
         if recent_restarts.len() >= settings.max_restarts as usize {
             tracing::error!(
                 instance = %inst.id, reason = %why, restarts = recent_restarts.len(),
@@ -343,6 +352,16 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
     inst.endpoint.begin_epoch(Health::Stopped);
     if !matches!(inst.state(), ProcState::Failed | ProcState::Exited) {
         inst.set_state(ProcState::Stopped);
+    }
+}
+
+/// Drops the times older than `window` from the front of `times`.
+fn forget_before(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > window)
+    {
+        times.pop_front();
     }
 }
 

@@ -596,3 +596,43 @@ async fn the_last_instance_is_not_left_waiting_in_backoff() {
         .wait_log("no instance in rotation: restarting this one")
         .await;
 }
+
+/// The fast restart after serving is bounded: an app that passes its
+/// health check and then dies every time (say on its first real request)
+/// restarts at once only `app.max_restarts` times within
+/// `app.restart_window`; then it waits the doubling delay and counts
+/// toward a crash loop, so it ends `failed` with its exit code instead of
+/// restarting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_dies_after_serving_ends_in_a_crash_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    // Healthy about 1 s after start (rise 2 at 500 ms), gone ~2.5 s later.
+    let run_sh = script(
+        dir.path(),
+        &format!("\"{SHOAL}\" demo-app --port \"$1\" & pid=$!\nsleep 3.5\nkill $pid\nexit 3"),
+    );
+    let shoal = Shoal::start(&scripted_config(
+        &run_sh,
+        1,
+        "  max_restarts: 2\n  restart_window: 1m\n",
+    ));
+    let started = Instant::now();
+    crate::support::eventually(Duration::from_secs(60), "app-1 failed", || async {
+        let s = shoal.status().await;
+        (s["instances"][0]["state"] == "failed").then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    // 2 restarts at once after serving, 2 counted ones, then failed: 5 runs.
+    assert!(took < Duration::from_secs(40), "failed only after {took:?}");
+    assert!(shoal.log_contains("instance exited after serving; restarting it now"));
+    assert!(shoal.log_contains("keeps exiting after serving"));
+    let s = shoal.status().await;
+    assert_eq!(s["instances"][0]["restarts"], 4, "{s}");
+    let (code, out, err) = cli(shoal.admin, &["status"]).await;
+    assert_eq!(code, 69, "{out}{err}");
+    assert!(
+        out.starts_with("down: 0 of 1 instances healthy — app-1 failed: crash loop (exit code 3)"),
+        "{out}"
+    );
+}
