@@ -57,22 +57,44 @@ async fn config_is_the_long_form_of_c_for_every_verb() {
     assert_eq!(code, 0, "status --config: {err}");
     assert!(out.contains("app-1"), "{out}");
 
-    // `--config FILE` after `reload` names the file: a rolling reload.
-    let (code, out, err) = run(&["reload", "--config", file]).await;
-    assert_eq!(code, 0, "reload --config FILE: {err}");
-    assert!(out.contains("rolling reload done"), "{out}");
-
     // The unmistakable name of a config reload.
     let (code, out, err) = run(&["reload", "--apply-config", "-c", file]).await;
     assert_eq!(code, 0, "reload --apply-config: {err}");
     assert!(out.contains("config"), "{out}");
     assert!(!out.contains("rolling reload done"), "{out}");
+    assert!(!err.contains("old spelling"), "{err}");
 
-    // The old spelling still means the same.
+    // On `reload`, `--config` stays the old boolean flag (what a systemd
+    // ExecReload may say), with the file given by `-c` or `--file`, and a
+    // note pointing at the new name.
+    for flag in ["-c", "--file"] {
+        let (code, out, err) = run(&["reload", "--config", flag, file]).await;
+        assert_eq!(code, 0, "reload --config {flag} FILE: {err}");
+        assert!(out.contains("config"), "{out}");
+        assert!(!out.contains("rolling reload done"), "{out}");
+        assert!(err.contains("--apply-config"), "{err}");
+    }
     let (code, out, err) = cli(shoal.admin, &["reload", "--config"]).await;
     assert_eq!(code, 0, "reload --config (old spelling): {err}");
     assert!(out.contains("config"), "{out}");
     assert!(!out.contains("rolling reload done"), "{out}");
+    let generation = shoal.status().await["app"]["generation"].clone();
+
+    // `reload --config FILE` is neither a rolling restart nor a config
+    // reload: refused, saying what to write, and nothing happens.
+    let (code, out, err) = run(&["reload", "--config", file]).await;
+    assert_eq!(code, 2, "reload --config FILE: {out}{err}");
+    assert!(
+        err.contains(&format!("shoal reload --apply-config -c {file}")),
+        "{err}"
+    );
+    assert_eq!(shoal.status().await["app"]["generation"], generation);
+
+    // `-c FILE` alone: the rolling reload.
+    let (code, out, err) = run(&["reload", "-c", file]).await;
+    assert_eq!(code, 0, "reload -c FILE: {err}");
+    assert!(out.contains("rolling reload done"), "{out}");
+    assert_ne!(shoal.status().await["app"]["generation"], generation);
 }
 
 /// Item 6: bounds nobody set are said in words, not in Rust's range syntax.
