@@ -381,6 +381,9 @@ enum Outcome {
 /// crash at start-up, so it is restarted at once (see `supervise`).
 const SERVED: Duration = Duration::from_secs(1);
 
+/// How long an exit waits for the process's output to be read to EOF.
+const OUTPUT_WAIT: Duration = Duration::from_secs(1);
+
 /// How long an instance may stay `starting` before the log says so: half
 /// of `app.ready_timeout`, at most 10 s.
 fn start_warning(app: &AppConfig) -> Duration {
@@ -394,11 +397,12 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
     if let Some(g) = guard {
         g.watch(pgid);
     }
+    let open = output::Open::new();
     if let Some(out) = child.stdout.take() {
-        output::forward(out, inst.output.clone(), Stream::Stdout);
+        output::forward(out, inst.output.clone(), Stream::Stdout, &open);
     }
     if let Some(err) = child.stderr.take() {
-        output::forward(err, inst.output.clone(), Stream::Stderr);
+        output::forward(err, inst.output.clone(), Stream::Stderr, &open);
     }
     inst.pid.store(pid, Ordering::Release);
     if let Ok(mut s) = inst.started_at.lock() {
@@ -424,6 +428,13 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
                 };
                 // Whatever the leader left behind in its group goes with it.
                 signal_group(pgid, Signal::SIGKILL);
+                // Its last lines may still be in the pipes: read them to
+                // the end before the exit is recorded, so a failed start's
+                // message has them (however loaded the machine). Bounded:
+                // a child outside the group may keep the pipes open.
+                if !open.closed(OUTPUT_WAIT).await {
+                    tracing::debug!(instance = %inst.id, "output still open {OUTPUT_WAIT:?} after the exit");
+                }
                 break Outcome::Exited { why, success, served };
             }
             _ = inst.stop.cancelled() => {

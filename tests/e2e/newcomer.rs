@@ -369,6 +369,40 @@ async fn rollout_stops_at_once_when_the_replacement_crashes() {
     );
 }
 
+/// The last lines of a replacement that crashed are read to the end of its
+/// output before the rollout says why it stopped, not caught by a fixed
+/// wait: here they come 400 ms after the exit (from a child that left the
+/// process group, as a loaded machine can delay the reading), and are still
+/// in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_failure_waits_for_the_last_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_sh = good_build(dir.path());
+    let shoal = Shoal::start(&scripted_config(
+        &run_sh,
+        1,
+        "  ready_timeout: 30s
+",
+    ));
+    shoal.wait_healthy(1).await;
+    script(
+        dir.path(),
+        "echo 'starting worker'
+setsid sh -c 'sleep 0.4; echo \"ImportError: late last words\" >&2' &
+exit 1",
+    );
+    let (code, out, err) = cli(shoal.admin, &["reload"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("app-1 (generation 2) exited during start-up: exit code 1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ImportError: late last words"),
+        "its last output: {err}"
+    );
+}
+
 /// Item 10: a taken port in the ephemeral range says so (a port the
 /// kernel picked for the test's own listener is in it by definition).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
