@@ -404,7 +404,9 @@ exit 1",
 }
 
 /// Item 10: a taken port in the ephemeral range says so (a port the
-/// kernel picked for the test's own listener is in it by definition).
+/// kernel picked for the test's own listener is in it by definition) —
+/// without blaming an outgoing connection, since here (as most often) a
+/// listener holds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taken_ephemeral_port_says_so() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -419,6 +421,12 @@ async fn taken_ephemeral_port_says_so() {
             && err.contains("ephemeral range"),
         "{err}"
     );
+    assert!(
+        err.contains("if no other program listens on it")
+            && err.contains(&format!("ss -ltnp 'sport = :{port}'")),
+        "{err}"
+    );
+    assert!(!err.contains("so one may hold it"), "{err}");
 }
 
 /// A pre-fork server in the manner of gunicorn: the master binds `$PORT`
