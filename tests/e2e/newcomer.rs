@@ -378,18 +378,20 @@ async fn rollout_stops_at_once_when_the_replacement_crashes() {
 async fn rollout_failure_waits_for_the_last_output() {
     let dir = tempfile::tempdir().unwrap();
     let run_sh = good_build(dir.path());
-    let shoal = Shoal::start(&scripted_config(
-        &run_sh,
-        1,
-        "  ready_timeout: 30s
-",
-    ));
+    let shoal = Shoal::start(&scripted_config(&run_sh, 1, "  ready_timeout: 30s\n"));
     shoal.wait_healthy(1).await;
+    // The script exits only once the late writer has left its process
+    // group (which shoal SIGKILLs at the exit), so the line does come.
+    let left = dir.path().join("left");
     script(
         dir.path(),
-        "echo 'starting worker'
-setsid sh -c 'sleep 0.4; echo \"ImportError: late last words\" >&2' &
-exit 1",
+        &format!(
+            "echo 'starting worker'\n\
+             setsid sh -c 'touch {left}; sleep 0.4; echo \"ImportError: late last words\" >&2' &\n\
+             while [ ! -e {left} ]; do sleep 0.01; done\n\
+             exit 1",
+            left = left.display()
+        ),
     );
     let (code, out, err) = cli(shoal.admin, &["reload"]).await;
     assert_ne!(code, 0, "{out}");
