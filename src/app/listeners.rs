@@ -26,24 +26,26 @@ impl Listeners {
 }
 
 pub async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| {
-            let mut message = format!("cannot listen on {addr} ({key}): {e}");
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                if let Some((low, high)) = ephemeral_range() {
-                    if (low..=high).contains(&addr.port()) {
-                        message.push_str(&format!(
-                            "; port {} is in the kernel's ephemeral range ({low}-{high}), from which \
-                             outgoing connections (shoal's own to its instances too) take their \
-                             local ports, so one may hold it for a while: choose a port below {low}",
-                            addr.port()
-                        ));
-                    }
+    TcpListener::bind(addr).await.map_err(|e| {
+        let mut message = format!("cannot listen on {addr} ({key}): {e}");
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            if let Some((low, high)) = ephemeral_range() {
+                if (low..=high).contains(&addr.port()) {
+                    // Most often another program listens on it; only
+                    // when none does is an outgoing connection the cause.
+                    let port = addr.port();
+                    message.push_str(&format!(
+                        "; port {port} is in the kernel's ephemeral range ({low}-{high}), from \
+                             which outgoing connections (shoal's own to its instances too) take \
+                             their local ports: if no other program listens on it (`ss -ltnp \
+                             'sport = :{port}'` shows one that does), an outgoing connection may \
+                             hold it for a while; a port below {low} avoids that"
+                    ));
                 }
             }
-            message
-        })
+        }
+        message
+    })
 }
 
 struct Running {

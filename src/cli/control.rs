@@ -28,8 +28,10 @@ fn finish(result: Result<(), String>) -> i32 {
 }
 
 /// `shoal status` exits with this when no instance (or upstream) is
-/// healthy: shoal answers, but every request gets 503.
-pub const EXIT_NONE_HEALTHY: i32 = 2;
+/// healthy: shoal answers, but every request gets 503. sysexits'
+/// EX_UNAVAILABLE: not 2, which clap uses for a usage error, nor 1, which
+/// means the admin API did not answer.
+pub const EXIT_NONE_HEALTHY: i32 = 69;
 
 pub fn status(src: &ConfigSource, admin: Option<&str>, json_out: bool) -> i32 {
     let mut none_healthy = false;

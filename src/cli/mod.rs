@@ -13,6 +13,9 @@ use shoal_config::{Config, ConfigError};
 /// Exit code for an invalid configuration (sysexits' EX_CONFIG).
 pub const EXIT_CONFIG: i32 = 78;
 
+/// Exit code for a usage error: what clap itself uses.
+const EXIT_USAGE: i32 = 2;
+
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.yaml");
 
 #[derive(Parser)]
@@ -75,21 +78,27 @@ enum Command {
         /// SIGHUP does), instead of replacing the instances
         #[arg(long)]
         apply_config: bool,
-        /// Config file that names the admin address; `--config` with no FILE
-        /// is the old spelling of `--apply-config`
+        /// The old spelling of --apply-config (takes no FILE here: give the
+        /// file with -c FILE or --file FILE)
+        #[arg(long = "config")]
+        old_config: bool,
+        /// Config file that names the admin address (on `reload`, `--config`
+        /// is the old --apply-config flag, so the long form is --file)
         #[arg(
             short = 'c',
-            long = "config",
-            visible_alias = "file",
-            value_name = "FILE",
-            num_args = 0..=1
+            long = "file",
+            default_value = "shoal.yaml",
+            value_name = "FILE"
         )]
-        config: Option<Option<PathBuf>>,
+        file: PathBuf,
         /// Use the embedded demo config to find the admin address
-        #[arg(long, conflicts_with = "config")]
+        #[arg(long, conflicts_with = "file")]
         demo: bool,
         #[arg(long, value_name = "URL")]
         admin: Option<String>,
+        /// Not an option: catches `reload --config FILE` to say what to write
+        #[arg(hide = true)]
+        stray: Option<String>,
     },
     /// Run the bundled demo HTTP service (what `--demo` starts N copies of)
     DemoApp {
@@ -115,22 +124,30 @@ pub fn main() -> i32 {
         } => control::scale(&src, admin.as_deref(), instances),
         Command::Reload {
             apply_config,
-            config,
+            old_config,
+            file,
             demo,
             admin,
+            stray,
         } => {
-            // `--config` alone is the old spelling of `--apply-config`;
-            // `--config FILE` (as everywhere else) names the file.
-            let (file, old_flag) = match config {
-                None => (None, false),
-                Some(None) => (None, true),
-                Some(Some(file)) => (Some(file), false),
-            };
-            let src = ConfigSource {
-                file: file.unwrap_or_else(|| PathBuf::from("shoal.yaml")),
-                demo,
-            };
-            control::reload(&src, admin.as_deref(), apply_config || old_flag)
+            if let Some(arg) = stray {
+                // `reload --config FILE`: neither a rolling restart with
+                // that file nor a config reload of it, silently.
+                eprintln!(
+                    "error: unexpected argument '{arg}'\n\n\
+                     On `reload`, --config is the old spelling of --apply-config and takes no file;\n\
+                     give the file with -c or --file: `shoal reload --apply-config -c {arg}` \
+                     (re-read shoal's config) or `shoal reload -c {arg}` (rolling restart)"
+                );
+                return EXIT_USAGE;
+            }
+            if old_config {
+                eprintln!(
+                    "note: `shoal reload --config` is the old spelling of `shoal reload --apply-config`"
+                );
+            }
+            let src = ConfigSource { file, demo };
+            control::reload(&src, admin.as_deref(), apply_config || old_config)
         }
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),

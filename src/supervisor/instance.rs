@@ -230,6 +230,8 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
     let app = inst.spec.clone();
     let mut backoff = inst.settings().backoff.initial;
     let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
+    // Restarts at once after an exit that followed serving (see below).
+    let mut recent_fast: VecDeque<Instant> = VecDeque::new();
     while !inst.stop.is_cancelled() {
         inst.set_state(ProcState::Starting);
         let slot = Slot {
@@ -290,22 +292,29 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
             inst.stop.cancelled().await;
             break;
         }
-        if served {
+        let now = Instant::now();
+        forget_before(&mut recent_fast, now, settings.restart_window);
+        if served && recent_fast.len() < settings.max_restarts as usize {
             // It passed its health check and served: not a crash at
             // start-up. Start it again at once, with the delay back at
-            // `initial`, and do not count it toward a crash loop.
+            // `initial`, and do not count it toward a crash loop — up to
+            // `max_restarts` times within `restart_window`. Past that, an
+            // app that passes /health and then dies (on its first real
+            // request, say) is treated as crashing: the doubling delay, and
+            // counted toward a crash loop, so it ends `failed`.
+            recent_fast.push_back(now);
             inst.restarts.fetch_add(1, Ordering::Relaxed);
             backoff = backoff_cfg.initial;
             tracing::warn!(instance = %inst.id, reason = %why, restarts = inst.restarts(), "instance exited after serving; restarting it now");
             continue;
         }
-        let now = Instant::now();
-        while recent_restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > settings.restart_window)
-        {
-            recent_restarts.pop_front();
+        if served {
+            tracing::warn!(
+                instance = %inst.id, fast_restarts = recent_fast.len(), window = ?settings.restart_window,
+                "instance keeps exiting after serving: restarting it with the backoff delay, counted toward a crash loop"
+            );
         }
+        forget_before(&mut recent_restarts, now, settings.restart_window);
         if recent_restarts.len() >= settings.max_restarts as usize {
             tracing::error!(
                 instance = %inst.id, reason = %why, restarts = recent_restarts.len(),
@@ -346,6 +355,16 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
     }
 }
 
+/// Drops the times older than `window` from the front of `times`.
+fn forget_before(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > window)
+    {
+        times.pop_front();
+    }
+}
+
 enum Outcome {
     /// Told to stop, and stopped.
     Stopped,
@@ -362,6 +381,9 @@ enum Outcome {
 /// crash at start-up, so it is restarted at once (see `supervise`).
 const SERVED: Duration = Duration::from_secs(1);
 
+/// How long an exit waits for the process's output to be read to EOF.
+const OUTPUT_WAIT: Duration = Duration::from_secs(1);
+
 /// How long an instance may stay `starting` before the log says so: half
 /// of `app.ready_timeout`, at most 10 s.
 fn start_warning(app: &AppConfig) -> Duration {
@@ -375,11 +397,12 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
     if let Some(g) = guard {
         g.watch(pgid);
     }
+    let open = output::Open::new();
     if let Some(out) = child.stdout.take() {
-        output::forward(out, inst.output.clone(), Stream::Stdout);
+        output::forward(out, inst.output.clone(), Stream::Stdout, &open);
     }
     if let Some(err) = child.stderr.take() {
-        output::forward(err, inst.output.clone(), Stream::Stderr);
+        output::forward(err, inst.output.clone(), Stream::Stderr, &open);
     }
     inst.pid.store(pid, Ordering::Release);
     if let Ok(mut s) = inst.started_at.lock() {
@@ -405,6 +428,13 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
                 };
                 // Whatever the leader left behind in its group goes with it.
                 signal_group(pgid, Signal::SIGKILL);
+                // Its last lines may still be in the pipes: read them to
+                // the end before the exit is recorded, so a failed start's
+                // message has them (however loaded the machine). Bounded:
+                // a child outside the group may keep the pipes open.
+                if !open.closed(OUTPUT_WAIT).await {
+                    tracing::debug!(instance = %inst.id, "output still open {OUTPUT_WAIT:?} after the exit");
+                }
                 break Outcome::Exited { why, success, served };
             }
             _ = inst.stop.cancelled() => {

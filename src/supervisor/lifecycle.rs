@@ -346,8 +346,8 @@ fn with_detail(head: String, reason: &str, after: &str) -> String {
 /// A new instance exited before it was healthy: which, why, and the last
 /// lines it printed (they say why far better than an exit code).
 async fn start_failure(inst: &Instance, why: &str) -> String {
-    // Its last lines may still be in the pipe.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // No wait for its last lines: the exit is recorded only once its
+    // output was read to EOF (or for 1 s, see `instance::run_once`).
     let mut message = format!(
         "{} (generation {}) exited during start-up: {why}",
         inst.id, inst.generation

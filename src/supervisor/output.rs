@@ -10,11 +10,12 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// A line longer than this is cut into pieces, so a process that never
 /// writes a newline cannot grow shoal's memory.
@@ -63,7 +64,7 @@ fn writer() -> &'static mpsc::Sender<Msg> {
 pub async fn flush() {
     let (tx, rx) = tokio::sync::oneshot::channel();
     if writer().send(Msg::Flush(tx)).await.is_ok() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), rx).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
     }
 }
 
@@ -113,11 +114,34 @@ impl Sink {
     }
 }
 
-pub fn forward<R>(reader: R, sink: Arc<Sink>, stream: Stream)
+/// The streams of one run of a process still being read: each is counted
+/// from the moment it is handed to [`forward`] until its reader reaches EOF.
+pub struct Open(watch::Sender<usize>);
+
+impl Open {
+    pub fn new() -> Open {
+        Open(watch::Sender::new(0))
+    }
+
+    /// Waits until every stream counted here has been read to EOF (every
+    /// line the process wrote is in its sink's tail), at most `within`: a
+    /// process that left a child outside its group holding the pipes must
+    /// not hold the caller up. True when they all were.
+    pub async fn closed(&self, within: Duration) -> bool {
+        let mut open = self.0.subscribe();
+        tokio::time::timeout(within, open.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+pub fn forward<R>(reader: R, sink: Arc<Sink>, stream: Stream, open: &Open)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let writer = writer().clone();
+    open.0.send_modify(|n| *n += 1);
+    let open = open.0.clone();
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut line = Vec::with_capacity(256);
@@ -141,6 +165,7 @@ where
                 break;
             }
         }
+        open.send_modify(|n| *n = n.saturating_sub(1));
     });
 }
 

@@ -98,22 +98,7 @@ pub fn unrunnable(app: &AppConfig) -> Option<(&'static str, String)> {
             Ok(_) => return None,
         }
     } else {
-        let search = app
-            .env
-            .get("PATH")
-            .map(OsString::from)
-            .or_else(|| std::env::var_os("PATH"))
-            .unwrap_or_default();
-        let dirs: Vec<PathBuf> = std::env::split_paths(&search).collect();
-        let executable = |p: &Path| {
-            std::fs::metadata(p)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        };
-        if dirs
-            .iter()
-            .any(|d| executable(&workdir(app).join(d).join(&name)))
-        {
+        if search_path(app, &name).is_some() {
             return None;
         }
         let from = if app.env.contains_key("PATH") {
@@ -124,6 +109,51 @@ pub fn unrunnable(app: &AppConfig) -> Option<(&'static str, String)> {
         format!("cannot run `{name}`: not found in {from}")
     };
     Some((path, problem))
+}
+
+/// The executable file `name` (no `/` in it) is found as on the PATH the
+/// instances get (`app.env`'s, else shoal's).
+fn search_path(app: &AppConfig, name: &str) -> Option<PathBuf> {
+    let search = app
+        .env
+        .get("PATH")
+        .map(OsString::from)
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let executable = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    std::env::split_paths(&search)
+        .map(|d| workdir(app).join(d).join(name))
+        .find(|p| executable(p))
+}
+
+/// A script whose `#!` line names an interpreter that is not there: the
+/// kernel then fails the start with ENOENT although the script exists.
+/// Says which interpreter, and whether a `\r` (Windows line ending) is
+/// what made its name wrong.
+fn missing_interpreter(name: &str, file: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(file).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|b| *b == b'\n').unwrap_or(line.len())];
+    let line = String::from_utf8_lossy(line);
+    let interpreter = line.split([' ', '\t']).find(|w| !w.is_empty())?;
+    if Path::new(interpreter).is_file() {
+        return None;
+    }
+    Some(match interpreter.strip_suffix('\r') {
+        Some(stripped) => format!(
+            "cannot run `{name}`: its `#!` line ends in a carriage return, so its interpreter \
+             `{stripped}\\r` was not found (the file has Windows line endings: `sed -i 's/\\r$//' {name}`)"
+        ),
+        None => format!(
+            "cannot run `{name}`: its interpreter `{interpreter}` (from its `#!` line) was not found"
+        ),
+    })
 }
 
 /// The config-load check: `(key path, message)` for the app's program.
@@ -163,6 +193,20 @@ pub fn port_warning(app: &AppConfig) -> Option<(&'static str, String)> {
 pub fn start_error(app: &AppConfig, err: &std::io::Error) -> String {
     if let Some((_, why)) = unrunnable(app) {
         return why;
+    }
+    // The program is there, yet "not found": the interpreter on its `#!`
+    // line is what is missing. (A shell string's ENOENT is the shell's.)
+    if let (CommandSpec::Argv(_), std::io::ErrorKind::NotFound) = (&app.command, err.kind()) {
+        if let Some((_, name)) = program(app) {
+            let file = if name.contains('/') {
+                Some(workdir(app).join(&name))
+            } else {
+                search_path(app, &name)
+            };
+            if let Some(why) = file.and_then(|f| missing_interpreter(&name, &f)) {
+                return why;
+            }
+        }
     }
     match program(app) {
         Some((_, name)) => format!("cannot run `{name}`: {err}"),
@@ -222,6 +266,72 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    /// Spawns `app`'s command for real (as `spawn` would) and words the
+    /// error as an instance's start does.
+    fn start(app: &AppConfig) -> String {
+        let CommandSpec::Argv(argv) = &app.command else {
+            unreachable!()
+        };
+        let mut cmd = std::process::Command::new(&argv[0]);
+        if let Some(cwd) = &app.cwd {
+            cmd.current_dir(cwd);
+        }
+        let err = spawn_err(&mut cmd);
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        start_error(app, &err)
+    }
+
+    /// The spawn's error; tried again on ETXTBSY, which another test's
+    /// fork can cause while a script was just written.
+    fn spawn_err(cmd: &mut std::process::Command) -> std::io::Error {
+        for _ in 0..20 {
+            let err = cmd.spawn().expect_err("must not start");
+            if err.raw_os_error() != Some(nix::libc::ETXTBSY) {
+                return err;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("script busy")
+    }
+
+    #[test]
+    fn a_script_whose_interpreter_is_missing_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write("app.py", "#!/usr/bin/python9.99 -u\nprint(1)\n");
+        write("crlf.sh", "#!/bin/sh\r\necho hi\r\n");
+        let mut a = app(CommandSpec::Argv(vec!["./app.py".into(), "{port}".into()]));
+        a.cwd = Some(dir.path().to_path_buf());
+        // The file exists and is executable: the config check passes it.
+        assert_eq!(unrunnable(&a), None);
+        assert_eq!(
+            start(&a),
+            "cannot run `./app.py`: its interpreter `/usr/bin/python9.99` (from its `#!` line) was not found"
+        );
+        a.command = CommandSpec::Argv(vec!["./crlf.sh".into()]);
+        let why = start(&a);
+        assert!(
+            why.starts_with("cannot run `./crlf.sh`: its `#!` line ends in a carriage return")
+                && why.contains("Windows line endings"),
+            "{why}"
+        );
+        // Found on the PATH too.
+        let mut a = app(CommandSpec::Argv(vec!["app.py".into()]));
+        a.env
+            .insert("PATH".into(), dir.path().display().to_string());
+        a.cwd = Some(dir.path().to_path_buf());
+        let err = spawn_err(&mut std::process::Command::new(dir.path().join("app.py")));
+        assert!(
+            start_error(&a, &err).contains("its interpreter `/usr/bin/python9.99`"),
+            "{}",
+            start_error(&a, &err)
+        );
     }
 
     #[test]

@@ -57,22 +57,44 @@ async fn config_is_the_long_form_of_c_for_every_verb() {
     assert_eq!(code, 0, "status --config: {err}");
     assert!(out.contains("app-1"), "{out}");
 
-    // `--config FILE` after `reload` names the file: a rolling reload.
-    let (code, out, err) = run(&["reload", "--config", file]).await;
-    assert_eq!(code, 0, "reload --config FILE: {err}");
-    assert!(out.contains("rolling reload done"), "{out}");
-
     // The unmistakable name of a config reload.
     let (code, out, err) = run(&["reload", "--apply-config", "-c", file]).await;
     assert_eq!(code, 0, "reload --apply-config: {err}");
     assert!(out.contains("config"), "{out}");
     assert!(!out.contains("rolling reload done"), "{out}");
+    assert!(!err.contains("old spelling"), "{err}");
 
-    // The old spelling still means the same.
+    // On `reload`, `--config` stays the old boolean flag (what a systemd
+    // ExecReload may say), with the file given by `-c` or `--file`, and a
+    // note pointing at the new name.
+    for flag in ["-c", "--file"] {
+        let (code, out, err) = run(&["reload", "--config", flag, file]).await;
+        assert_eq!(code, 0, "reload --config {flag} FILE: {err}");
+        assert!(out.contains("config"), "{out}");
+        assert!(!out.contains("rolling reload done"), "{out}");
+        assert!(err.contains("--apply-config"), "{err}");
+    }
     let (code, out, err) = cli(shoal.admin, &["reload", "--config"]).await;
     assert_eq!(code, 0, "reload --config (old spelling): {err}");
     assert!(out.contains("config"), "{out}");
     assert!(!out.contains("rolling reload done"), "{out}");
+    let generation = shoal.status().await["app"]["generation"].clone();
+
+    // `reload --config FILE` is neither a rolling restart nor a config
+    // reload: refused, saying what to write, and nothing happens.
+    let (code, out, err) = run(&["reload", "--config", file]).await;
+    assert_eq!(code, 2, "reload --config FILE: {out}{err}");
+    assert!(
+        err.contains(&format!("shoal reload --apply-config -c {file}")),
+        "{err}"
+    );
+    assert_eq!(shoal.status().await["app"]["generation"], generation);
+
+    // `-c FILE` alone: the rolling reload.
+    let (code, out, err) = run(&["reload", "-c", file]).await;
+    assert_eq!(code, 0, "reload -c FILE: {err}");
+    assert!(out.contains("rolling reload done"), "{out}");
+    assert_ne!(shoal.status().await["app"]["generation"], generation);
 }
 
 /// Item 6: bounds nobody set are said in words, not in Rust's range syntax.
@@ -278,8 +300,9 @@ async fn status_summarises_and_exits_non_zero_when_none_is_healthy() {
             .then_some(())
     })
     .await;
+    // 69 (EX_UNAVAILABLE): not clap's usage-error 2, not 1 (unreachable).
     let (code, out, err) = cli(shoal.admin, &["status"]).await;
-    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(code, 69, "{out}{err}");
     let first = out.lines().next().unwrap_or("");
     assert!(
         first
@@ -287,6 +310,9 @@ async fn status_summarises_and_exits_non_zero_when_none_is_healthy() {
         "{out}"
     );
     let (code, _, _) = cli(shoal.admin, &["status", "--json"]).await;
+    assert_eq!(code, 69);
+    // A usage error is still clap's 2, so scripts can tell them apart.
+    let (code, _, _) = cli(shoal.admin, &["status", "--no-such-flag"]).await;
     assert_eq!(code, 2);
 
     let healthy = Shoal::start(&demo_config(2, ""));
@@ -343,8 +369,46 @@ async fn rollout_stops_at_once_when_the_replacement_crashes() {
     );
 }
 
+/// The last lines of a replacement that crashed are read to the end of its
+/// output before the rollout says why it stopped, not caught by a fixed
+/// wait: here they come 400 ms after the exit (from a child that left the
+/// process group, as a loaded machine can delay the reading), and are still
+/// in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_failure_waits_for_the_last_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_sh = good_build(dir.path());
+    let shoal = Shoal::start(&scripted_config(&run_sh, 1, "  ready_timeout: 30s\n"));
+    shoal.wait_healthy(1).await;
+    // The script exits only once the late writer has left its process
+    // group (which shoal SIGKILLs at the exit), so the line does come.
+    let left = dir.path().join("left");
+    script(
+        dir.path(),
+        &format!(
+            "echo 'starting worker'\n\
+             setsid sh -c 'touch {left}; sleep 0.4; echo \"ImportError: late last words\" >&2' &\n\
+             while [ ! -e {left} ]; do sleep 0.01; done\n\
+             exit 1",
+            left = left.display()
+        ),
+    );
+    let (code, out, err) = cli(shoal.admin, &["reload"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("app-1 (generation 2) exited during start-up: exit code 1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ImportError: late last words"),
+        "its last output: {err}"
+    );
+}
+
 /// Item 10: a taken port in the ephemeral range says so (a port the
-/// kernel picked for the test's own listener is in it by definition).
+/// kernel picked for the test's own listener is in it by definition) —
+/// without blaming an outgoing connection, since here (as most often) a
+/// listener holds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taken_ephemeral_port_says_so() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -359,6 +423,12 @@ async fn taken_ephemeral_port_says_so() {
             && err.contains("ephemeral range"),
         "{err}"
     );
+    assert!(
+        err.contains("if no other program listens on it")
+            && err.contains(&format!("ss -ltnp 'sport = :{port}'")),
+        "{err}"
+    );
+    assert!(!err.contains("so one may hold it"), "{err}");
 }
 
 /// A pre-fork server in the manner of gunicorn: the master binds `$PORT`
@@ -591,4 +661,44 @@ async fn the_last_instance_is_not_left_waiting_in_backoff() {
     shoal
         .wait_log("no instance in rotation: restarting this one")
         .await;
+}
+
+/// The fast restart after serving is bounded: an app that passes its
+/// health check and then dies every time (say on its first real request)
+/// restarts at once only `app.max_restarts` times within
+/// `app.restart_window`; then it waits the doubling delay and counts
+/// toward a crash loop, so it ends `failed` with its exit code instead of
+/// restarting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_dies_after_serving_ends_in_a_crash_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    // Healthy about 1 s after start (rise 2 at 500 ms), gone ~2.5 s later.
+    let run_sh = script(
+        dir.path(),
+        &format!("\"{SHOAL}\" demo-app --port \"$1\" & pid=$!\nsleep 3.5\nkill $pid\nexit 3"),
+    );
+    let shoal = Shoal::start(&scripted_config(
+        &run_sh,
+        1,
+        "  max_restarts: 2\n  restart_window: 1m\n",
+    ));
+    let started = Instant::now();
+    crate::support::eventually(Duration::from_secs(60), "app-1 failed", || async {
+        let s = shoal.status().await;
+        (s["instances"][0]["state"] == "failed").then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    // 2 restarts at once after serving, 2 counted ones, then failed: 5 runs.
+    assert!(took < Duration::from_secs(40), "failed only after {took:?}");
+    assert!(shoal.log_contains("instance exited after serving; restarting it now"));
+    assert!(shoal.log_contains("keeps exiting after serving"));
+    let s = shoal.status().await;
+    assert_eq!(s["instances"][0]["restarts"], 4, "{s}");
+    let (code, out, err) = cli(shoal.admin, &["status"]).await;
+    assert_eq!(code, 69, "{out}{err}");
+    assert!(
+        out.starts_with("down: 0 of 1 instances healthy — app-1 failed: crash loop (exit code 3)"),
+        "{out}"
+    );
 }
