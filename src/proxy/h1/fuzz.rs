@@ -122,7 +122,8 @@ mod tests {
     #[test]
     fn kept_inputs_pass() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-        let targets: [(&str, fn(&[u8])); 4] = [
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 4] = [
             ("request_head", super::request_head),
             ("response_head", super::response_head),
             ("chunked", super::chunked),
