@@ -7,19 +7,19 @@ use std::sync::Arc;
 use super::limits::RequestBody;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::uri::{self, Authority, PathAndQuery, Scheme, Uri};
+use http::uri::Uri;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 
+use super::admit::{admit, Ready};
 use super::attempt::{Attempts, Next, Reach, Resend};
 use super::body::{Lease, ProxyBody};
-use super::error::{wants_json, ProxyError};
-use super::headers::{
-    ambiguous_framing, client_ip, forward, strip_hop_by_hop, te_trailers, upgrade_offer,
-};
+use super::error::ProxyError;
+use super::headers::strip_hop_by_hop;
 use super::pool::{refusal, PooledConn, Sender, UpstreamBody};
-use super::request_id::{self, X_REQUEST_ID};
+use super::protocol::for_protocol;
+use super::request_id::X_REQUEST_ID;
 use super::request_rules;
 use super::retry_budget::RetryBudget;
 use super::routing::Routing;
@@ -28,9 +28,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use std::time::Duration;
 
-use crate::balance::{Endpoint, EndpointTable, Headers, InFlight, RequestView};
+use crate::balance::{Endpoint, EndpointTable, InFlight};
 use arc_swap::ArcSwap;
-use shoal_config::UpstreamProtocol;
 
 pub struct Proxy {
     table: Arc<EndpointTable>,
@@ -99,83 +98,6 @@ async fn send_within(
 /// one check.
 fn isolated(req: &Request<RequestBody>) -> bool {
     !req.body().is_end_stream() && matches!(*req.method(), Method::GET | Method::HEAD)
-}
-
-/// The request target as a backend expects it: origin-form (`/path?query`).
-fn origin_form(uri: &Uri) -> Uri {
-    if uri.scheme().is_none() && uri.authority().is_none() {
-        return uri.clone();
-    }
-    let pq = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .filter(|p| !p.is_empty())
-        .unwrap_or("/");
-    pq.parse().unwrap_or_else(|_| Uri::from_static("/"))
-}
-
-/// Put a request in the form the backend's protocol takes. Requests are
-/// prepared as HTTP/1.1 (origin-form target, `Host`); only a request that
-/// goes to an h2 backend, or comes back unsent from one, is converted.
-#[inline]
-fn for_protocol(req: &mut Request<UpstreamBody>, protocol: UpstreamProtocol, backend: &str) {
-    match protocol {
-        UpstreamProtocol::Http1 if req.version() != Version::HTTP_11 => to_h1(req),
-        UpstreamProtocol::H2 if req.version() != Version::HTTP_2 => to_h2(req, backend),
-        _ => {}
-    }
-}
-
-/// HTTP/1.1 → h2. hyper's h2 client sends `:scheme` and `:authority` from
-/// the URI, so the target becomes `http://AUTHORITY/path`, where AUTHORITY is
-/// the request's `Host` (the client's `:authority` for an h2 client), and
-/// `Host` itself is dropped: as Envoy and nginx (`grpc_pass`) do, and as RFC
-/// 9113 §8.3.1 asks of an intermediary. Without a usable `Host`, the
-/// backend's own address. `:scheme` is `http`: the hop to the backend is
-/// cleartext (the client's scheme is in `X-Forwarded-Proto`).
-/// Connection-specific fields must not appear in HTTP/2 (RFC 9113 §8.2.2):
-/// `strip_hop_by_hop` removed them; `Connection: te` (set for HTTP/1.1
-/// backends) and an `Upgrade` go too, `TE: trailers` stays.
-fn to_h2(req: &mut Request<UpstreamBody>, backend: &str) {
-    let headers = req.headers_mut();
-    let host = headers.remove(header::HOST);
-    headers.remove(header::CONNECTION);
-    headers.remove(header::UPGRADE);
-    let authority = host
-        .and_then(|h| Authority::try_from(h.as_bytes()).ok())
-        .or_else(|| Authority::try_from(backend).ok());
-    let mut parts = uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = authority;
-    parts.path_and_query = Some(
-        req.uri()
-            .path_and_query()
-            .filter(|p| p.as_str().starts_with('/'))
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    if let Ok(uri) = Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
-    }
-    *req.version_mut() = Version::HTTP_2;
-}
-
-/// h2 → HTTP/1.1, for a request an h2 backend gave back unsent that now
-/// goes to an HTTP/1.1 backend.
-fn to_h1(req: &mut Request<UpstreamBody>) {
-    if let Some(host) = req
-        .uri()
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        req.headers_mut().entry(header::HOST).or_insert(host);
-    }
-    *req.uri_mut() = origin_form(req.uri());
-    *req.version_mut() = Version::HTTP_11;
-    if req.headers().contains_key(header::TE) {
-        req.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("te"));
-    }
 }
 
 impl Proxy {
@@ -394,121 +316,6 @@ impl Proxy {
     }
 }
 
-/// A request admitted and rewritten for the backend, with what the
-/// attempts need of it.
-struct Ready {
-    parts: http::request::Parts,
-    /// The balancer's key (`hash`, `ip_hash`).
-    key: Option<u64>,
-    request_id: HeaderValue,
-    /// Errors are answered in JSON.
-    json: bool,
-    upgrading: bool,
-    /// The client's side of an upgrade, resolved once it is answered 101.
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-}
-
-/// The *admit* phase (framing and `request_rules`), the balancer's key,
-/// and the request's head rewritten for the backend (`proxy::headers`):
-/// hop-by-hop headers, `Host`, the forwarding headers, origin-form,
-/// HTTP/1.1. `Err`: the answer to a refused request.
-#[allow(clippy::result_large_err)]
-fn admit(
-    req: Request<RequestBody>,
-    routing: &Routing,
-    peer: SocketAddr,
-    local: SocketAddr,
-    proto: &'static str,
-) -> Result<(Ready, RequestBody), Box<Response<ProxyBody>>> {
-    let (mut parts, body) = req.into_parts();
-    let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
-    // What the balancer needs of the request (hash, ip_hash), as the
-    // client sent it, reduced to a u64 before `parts` is rewritten.
-    let key = routing.balancer.request_key(&RequestView {
-        client,
-        method: parts.method.as_str(),
-        target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-        headers: Headers::Map(&parts.headers),
-    });
-    let request_id = request_id::ensure(&mut parts.headers);
-    let json = wants_json(&parts.headers);
-    let refused = ambiguous_framing(&parts.headers)
-        .map(ProxyError::BadFraming)
-        .or_else(|| {
-            request_rules::refusal(&parts.method, &parts.uri, parts.version, &parts.headers)
-                .map(ProxyError::BadRequest)
-        });
-    if let Some(e) = refused {
-        tracing::info!(request_id = ?request_id, %peer, error = %e, "request rejected");
-        return Err(Box::new(e.to_response(&request_id, json)));
-    }
-    let offer = if parts.version == Version::HTTP_11 {
-        upgrade_offer(&parts.headers)
-    } else {
-        None
-    };
-    let upgrading = offer.is_some();
-    let te_trailers = !upgrading && te_trailers(&parts.headers);
-    set_host(&mut parts, local);
-    strip_hop_by_hop(&mut parts.headers, offer);
-    if te_trailers {
-        // A gRPC client's `te: trailers`; HTTP/1.1 wants `TE` named in
-        // `Connection` too (RFC 9110 §10.1.4). h2 backends get only `te`.
-        parts
-            .headers
-            .insert(header::TE, HeaderValue::from_static("trailers"));
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("te"));
-    }
-    // hyper met `Expect: 100-continue` on this hop (it answers 100
-    // Continue when the body is first read); not passed on, as nginx and
-    // Envoy do.
-    parts.headers.remove(header::EXPECT);
-    forward(
-        &mut parts.headers,
-        peer.ip(),
-        client,
-        &routing.trusted,
-        proto,
-    );
-    parts.uri = origin_form(&parts.uri);
-    parts.version = Version::HTTP_11;
-    let client_upgrade = upgrading.then(|| {
-        let mut stub = Request::new(());
-        *stub.extensions_mut() = std::mem::take(&mut parts.extensions);
-        hyper::upgrade::on(stub)
-    });
-    let ready = Ready {
-        parts,
-        key,
-        request_id,
-        json,
-        upgrading,
-        client_upgrade,
-    };
-    Ok((ready, body))
-}
-
-/// The target's authority wins over `Host`: an h2 client's `:authority`
-/// (RFC 9113 §8.3.1), or an absolute-form target (RFC 9112 §3.2.2), as
-/// Envoy and nginx. Without either (HTTP/1.0, or h2 without `:authority`)
-/// the backend, which gets HTTP/1.1, is given the address the client
-/// reached (`ip:port`, `[v6]:port`), as nginx's `$host` falls back to the
-/// server's own name. Before `forward`, which copies `Host` into
-/// `X-Forwarded-Host`.
-fn set_host(parts: &mut http::request::Parts, local: SocketAddr) {
-    if let Some(a) = parts.uri.authority() {
-        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-            parts.headers.insert(header::HOST, v);
-        }
-    } else if !parts.headers.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(&local.to_string()) {
-            parts.headers.insert(header::HOST, v);
-        }
-    }
-}
-
 /// A small body is read in full before anything is sent, so that the
 /// request can go to another backend if one does not process it (nginx
 /// buffers request bodies by default; Envoy buffers for retries): the body
@@ -611,71 +418,6 @@ impl Exchange<'_> {
             parts,
             ProxyBody::upstream(body, lease, self.routing.read_timeout),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(host: Option<&str>, te: bool) -> Request<UpstreamBody> {
-        let mut req = Request::new(Either::Right(Full::new(Bytes::new())));
-        *req.uri_mut() = "/p?q=1".parse().unwrap();
-        if let Some(h) = host {
-            req.headers_mut().insert(header::HOST, h.parse().unwrap());
-        }
-        if te {
-            req.headers_mut()
-                .insert(header::TE, HeaderValue::from_static("trailers"));
-            req.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("te"));
-        }
-        req
-    }
-
-    #[test]
-    fn h2_backends_get_authority_and_no_connection_headers() {
-        let mut req = request(Some("api.test:8443"), true);
-        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
-        assert_eq!(req.version(), Version::HTTP_2);
-        assert_eq!(req.uri(), "http://api.test:8443/p?q=1");
-        assert!(
-            req.headers().get(header::HOST).is_none(),
-            "Host → :authority"
-        );
-        assert!(req.headers().get(header::CONNECTION).is_none());
-        assert_eq!(req.headers()[header::TE], "trailers");
-
-        // Unsent, then to an HTTP/1.1 backend: back as it was.
-        for_protocol(&mut req, UpstreamProtocol::Http1, "127.0.0.1:9001");
-        assert_eq!(req.version(), Version::HTTP_11);
-        assert_eq!(req.uri(), "/p?q=1");
-        assert_eq!(req.headers()[header::HOST], "api.test:8443");
-        assert_eq!(req.headers()[header::CONNECTION], "te");
-
-        // No usable Host: the backend's own address.
-        let mut req = request(None, false);
-        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
-        assert_eq!(req.uri(), "http://127.0.0.1:9000/p?q=1");
-        let mut req = request(Some("bad host"), false);
-        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
-        assert_eq!(req.uri(), "http://127.0.0.1:9000/p?q=1");
-    }
-
-    #[test]
-    fn http1_requests_are_left_alone() {
-        let mut req = request(Some("a.test"), false);
-        for_protocol(&mut req, UpstreamProtocol::Http1, "127.0.0.1:9000");
-        assert_eq!(req.uri(), "/p?q=1");
-        assert_eq!(req.headers()[header::HOST], "a.test");
-        assert_eq!(req.headers().len(), 1);
-    }
-
-    #[test]
-    fn absolute_targets_become_origin_form() {
-        assert_eq!(origin_form(&"http://a.b/x?y=1".parse().unwrap()), "/x?y=1");
-        assert_eq!(origin_form(&"http://a.b".parse().unwrap()), "/");
-        assert_eq!(origin_form(&"/p".parse().unwrap()), "/p");
     }
 }
 

@@ -1,5 +1,6 @@
 //! The data plane: listener → balancer → upstream pool, and back.
 
+mod admit;
 pub mod answer;
 mod attempt;
 pub mod body;
@@ -9,6 +10,7 @@ mod h1;
 pub mod headers;
 pub mod limits;
 pub mod pool;
+mod protocol;
 pub mod request_id;
 pub mod request_rules;
 mod retry_budget;

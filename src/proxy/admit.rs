@@ -1,0 +1,137 @@
+//! The *admit* phase on hyper's path: a request refused for its framing
+//! or by `request_rules` is answered here and never forwarded; an admitted
+//! one gets the balancer's key from its view and its head rewritten for
+//! the backend by the header rule table (`proxy::headers`). The native
+//! engine hands every request these rules would refuse to this path.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Version};
+
+use super::body::ProxyBody;
+use super::error::{wants_json, ProxyError};
+use super::headers::{
+    ambiguous_framing, client_ip, forward, strip_hop_by_hop, te_trailers, upgrade_offer,
+};
+use super::limits::RequestBody;
+use super::protocol::origin_form;
+use super::request_id;
+use super::request_rules;
+use super::routing::Routing;
+use crate::balance::{Headers, RequestView};
+
+/// A request admitted and rewritten for the backend, with what the
+/// attempts need of it.
+pub(super) struct Ready {
+    pub(super) parts: http::request::Parts,
+    /// The balancer's key (`hash`, `ip_hash`).
+    pub(super) key: Option<u64>,
+    pub(super) request_id: HeaderValue,
+    /// Errors are answered in JSON.
+    pub(super) json: bool,
+    pub(super) upgrading: bool,
+    /// The client's side of an upgrade, resolved once it is answered 101.
+    pub(super) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// The *admit* phase (framing and `request_rules`), the balancer's key,
+/// and the request's head rewritten for the backend (`proxy::headers`):
+/// hop-by-hop headers, `Host`, the forwarding headers, origin-form,
+/// HTTP/1.1. `Err`: the answer to a refused request.
+#[allow(clippy::result_large_err)]
+pub(super) fn admit(
+    req: Request<RequestBody>,
+    routing: &Routing,
+    peer: SocketAddr,
+    local: SocketAddr,
+    proto: &'static str,
+) -> Result<(Ready, RequestBody), Box<Response<ProxyBody>>> {
+    let (mut parts, body) = req.into_parts();
+    let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
+    // What the balancer needs of the request (hash, ip_hash), as the
+    // client sent it, reduced to a u64 before `parts` is rewritten.
+    let key = routing.balancer.request_key(&RequestView {
+        client,
+        method: parts.method.as_str(),
+        target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers: Headers::Map(&parts.headers),
+    });
+    let request_id = request_id::ensure(&mut parts.headers);
+    let json = wants_json(&parts.headers);
+    let refused = ambiguous_framing(&parts.headers)
+        .map(ProxyError::BadFraming)
+        .or_else(|| {
+            request_rules::refusal(&parts.method, &parts.uri, parts.version, &parts.headers)
+                .map(ProxyError::BadRequest)
+        });
+    if let Some(e) = refused {
+        tracing::info!(request_id = ?request_id, %peer, error = %e, "request rejected");
+        return Err(Box::new(e.to_response(&request_id, json)));
+    }
+    let offer = if parts.version == Version::HTTP_11 {
+        upgrade_offer(&parts.headers)
+    } else {
+        None
+    };
+    let upgrading = offer.is_some();
+    let te_trailers = !upgrading && te_trailers(&parts.headers);
+    set_host(&mut parts, local);
+    strip_hop_by_hop(&mut parts.headers, offer);
+    if te_trailers {
+        // A gRPC client's `te: trailers`; HTTP/1.1 wants `TE` named in
+        // `Connection` too (RFC 9110 §10.1.4). h2 backends get only `te`.
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("te"));
+    }
+    // hyper met `Expect: 100-continue` on this hop (it answers 100
+    // Continue when the body is first read); not passed on, as nginx and
+    // Envoy do.
+    parts.headers.remove(header::EXPECT);
+    forward(
+        &mut parts.headers,
+        peer.ip(),
+        client,
+        &routing.trusted,
+        proto,
+    );
+    parts.uri = origin_form(&parts.uri);
+    parts.version = Version::HTTP_11;
+    let client_upgrade = upgrading.then(|| {
+        let mut stub = Request::new(());
+        *stub.extensions_mut() = std::mem::take(&mut parts.extensions);
+        hyper::upgrade::on(stub)
+    });
+    let ready = Ready {
+        parts,
+        key,
+        request_id,
+        json,
+        upgrading,
+        client_upgrade,
+    };
+    Ok((ready, body))
+}
+
+/// The target's authority wins over `Host`: an h2 client's `:authority`
+/// (RFC 9113 §8.3.1), or an absolute-form target (RFC 9112 §3.2.2), as
+/// Envoy and nginx. Without either (HTTP/1.0, or h2 without `:authority`)
+/// the backend, which gets HTTP/1.1, is given the address the client
+/// reached (`ip:port`, `[v6]:port`), as nginx's `$host` falls back to the
+/// server's own name. Before `forward`, which copies `Host` into
+/// `X-Forwarded-Host`.
+fn set_host(parts: &mut http::request::Parts, local: SocketAddr) {
+    if let Some(a) = parts.uri.authority() {
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    } else if !parts.headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(&local.to_string()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+}
