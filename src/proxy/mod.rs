@@ -4,6 +4,7 @@ mod admit;
 pub mod answer;
 mod attempt;
 pub mod body;
+pub mod conn_watch;
 pub mod error;
 mod forward;
 mod h1;

@@ -34,9 +34,10 @@ use hyper::body::Incoming;
 use shoal_config::LimitsConfig;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::conn_watch::{ConnWatch, TrackedBody, WatchedIo};
 use super::forward::Proxy;
 use super::h1;
-use super::limits::{self, ConnWatch, TrackedBody, WatchedIo};
+use super::limits;
 use crate::tls::Terminator;
 use shoal_config::Engine;
 
@@ -50,7 +51,7 @@ pub type LimitsNow = Arc<dyn Fn() -> LimitsConfig + Send + Sync>;
 
 fn builder_for(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper's own header timeout is off: `limits::WatchedIo` does it (and
+    // hyper's own header timeout is off: `conn_watch::WatchedIo` does it (and
     // answers 408), and hyper's would also cut idle keep-alive connections.
     // The read buffer bounds the request head: over it, hyper answers 431.
     let head = usize::try_from(limits.max_header_size).unwrap_or(usize::MAX);
