@@ -71,200 +71,222 @@ fn backend(e: &Endpoint) -> Labels<'static> {
 impl Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let state = &self.0;
-        let set = state.table.snapshot();
-        let endpoints = &set.endpoints;
-        use MetricType::{Counter, Gauge};
-
-        family(
-            &mut enc,
-            "shoal_backend_up",
-            "1 when the backend is in rotation, else 0",
-            Gauge,
-            endpoints
-                .iter()
-                .map(|e| (backend(e), ConstGauge::new(i64::from(e.in_rotation())))),
-        )?;
-        family(
-            &mut enc,
-            "shoal_backend_in_flight",
-            "Requests being served by the backend",
-            Gauge,
-            endpoints
-                .iter()
-                .map(|e| (backend(e), ConstGauge::new(e.in_flight() as i64))),
-        )?;
-        family(
-            &mut enc,
-            "shoal_backend_requests",
-            "Requests sent to the backend (each attempt counts)",
-            Counter,
-            endpoints
-                .iter()
-                .map(|e| (backend(e), ConstCounter::new(e.requests()))),
-        )?;
-        family(
-            &mut enc,
-            "shoal_backend_responses",
-            "Responses from the backend by status class",
-            Counter,
-            endpoints.iter().flat_map(|e| {
-                let counts = e.responses();
-                RESPONSE_CLASSES.iter().zip(counts).map(move |(class, n)| {
-                    let mut labels = backend(e);
-                    labels.push(("code", (*class).to_string()));
-                    (labels, ConstCounter::new(n))
-                })
-            }),
-        )?;
-        {
-            let mut metric = enc.encode_descriptor(
-                "shoal_backend_response_seconds",
-                "Time from sending a request to the backend to its response headers",
-                None,
-                MetricType::Histogram,
-            )?;
-            for e in endpoints.iter() {
-                let s = e.response_times();
-                let labels = backend(e);
-                metric
-                    .encode_family(&labels)?
-                    .encode_histogram::<Vec<(&str, String)>>(
-                        s.sum_seconds,
-                        s.count,
-                        &s.buckets,
-                        None,
-                    )?;
-            }
-        }
-        family(
-            &mut enc,
-            "shoal_backend_connections_opened",
-            "Connections opened to the backend (few when keep-alive reuse works)",
-            Counter,
-            endpoints
-                .iter()
-                .map(|e| (backend(e), ConstCounter::new(e.pool.opened()))),
-        )?;
-        family(
-            &mut enc,
-            "shoal_backend_idle_connections",
-            "Idle keep-alive connections pooled for the backend",
-            Gauge,
-            endpoints
-                .iter()
-                .map(|e| (backend(e), ConstGauge::new(e.pool.idle_count() as i64))),
-        )?;
-        family(
-            &mut enc,
-            "shoal_backend_ejections",
-            "Passive-health ejections of the backend in a row (0 when it behaves)",
-            Gauge,
-            endpoints
-                .iter()
-                .map(|e| (backend(e), ConstGauge::new(i64::from(e.ejections())))),
-        )?;
-        drop(set);
-
-        family(
-            &mut enc,
-            "shoal_generated_responses",
-            "Responses shoal answered itself (errors and refusals), by status",
-            Counter,
-            counters::generated_counts().into_iter().map(|(status, n)| {
-                let code = status.map_or_else(|| "other".to_string(), |s| s.to_string());
-                (vec![("code", code)], ConstCounter::new(n))
-            }),
-        )?;
-        single(
-            &mut enc,
-            "shoal_retries",
-            "Requests tried again on another backend",
-            Counter,
-            ConstCounter::new(counters::retries()),
-        )?;
-        single(
-            &mut enc,
-            "shoal_retry_budget_exhausted",
-            "Retries not made because the retry budget was spent",
-            Counter,
-            ConstCounter::new(counters::retry_budget_exhausted_count()),
-        )?;
-        single(
-            &mut enc,
-            "shoal_client_connections_accepted",
-            "Client connections accepted on the public listener",
-            Counter,
-            ConstCounter::new(counters::connections_accepted()),
-        )?;
-        single(
-            &mut enc,
-            "shoal_client_connections_open",
-            "Client connections open now",
-            Gauge,
-            ConstGauge::new(counters::connections_open()),
-        )?;
-        single(
-            &mut enc,
-            "shoal_native_handoffs",
-            "Client connections the native HTTP/1.1 engine handed to hyper (a request with a body, an upgrade, h2c, ...)",
-            Counter,
-            ConstCounter::new(counters::native_handoffs()),
-        )?;
-
+        backends(&mut enc, &state.table.snapshot().endpoints)?;
+        process(&mut enc)?;
         if let Some(sup) = &state.supervisor {
-            let instances = sup.instances();
-            let mut by_state = std::collections::BTreeMap::<&'static str, i64>::new();
-            for i in &instances {
-                *by_state.entry(i.state().as_str()).or_default() += 1;
-            }
-            family(
-                &mut enc,
-                "shoal_instances",
-                "Supervised instances by state",
-                Gauge,
-                by_state
-                    .into_iter()
-                    .map(|(s, n)| (vec![("state", s.to_string())], ConstGauge::new(n))),
-            )?;
-            single(
-                &mut enc,
-                "shoal_instances_target",
-                "How many instances shoal is keeping running",
-                Gauge,
-                ConstGauge::new(i64::from(sup.target())),
-            )?;
-            family(
-                &mut enc,
-                "shoal_instance_restarts",
-                "Restarts of each instance slot",
-                Counter,
-                instances.iter().map(|i| {
-                    (
-                        vec![("instance", i.id.clone())],
-                        ConstCounter::new(u64::from(i.restarts())),
-                    )
-                }),
-            )?;
-            family(
-                &mut enc,
-                "shoal_instance_resident_memory_bytes",
-                "Resident memory of each instance's process group",
-                Gauge,
-                instances.iter().map(|i| {
-                    (
-                        vec![("instance", i.id.clone())],
-                        ConstGauge::new(i.rss() as i64),
-                    )
-                }),
-            )?;
+            instances(&mut enc, sup)?;
         }
         single(
             &mut enc,
             "shoal_uptime_seconds",
             "Seconds since shoal started",
-            Gauge,
+            MetricType::Gauge,
             ConstGauge::new(state.started.elapsed().as_secs_f64()),
         )?;
         Ok(())
     }
+}
+
+/// Per backend, from the endpoint table's snapshot.
+fn backends(
+    enc: &mut DescriptorEncoder<'_>,
+    endpoints: &[std::sync::Arc<Endpoint>],
+) -> Result<(), std::fmt::Error> {
+    use MetricType::{Counter, Gauge};
+
+    family(
+        enc,
+        "shoal_backend_up",
+        "1 when the backend is in rotation, else 0",
+        Gauge,
+        endpoints
+            .iter()
+            .map(|e| (backend(e), ConstGauge::new(i64::from(e.in_rotation())))),
+    )?;
+    family(
+        enc,
+        "shoal_backend_in_flight",
+        "Requests being served by the backend",
+        Gauge,
+        endpoints
+            .iter()
+            .map(|e| (backend(e), ConstGauge::new(e.in_flight() as i64))),
+    )?;
+    family(
+        enc,
+        "shoal_backend_requests",
+        "Requests sent to the backend (each attempt counts)",
+        Counter,
+        endpoints
+            .iter()
+            .map(|e| (backend(e), ConstCounter::new(e.requests()))),
+    )?;
+    family(
+        enc,
+        "shoal_backend_responses",
+        "Responses from the backend by status class",
+        Counter,
+        endpoints.iter().flat_map(|e| {
+            let counts = e.responses();
+            RESPONSE_CLASSES.iter().zip(counts).map(move |(class, n)| {
+                let mut labels = backend(e);
+                labels.push(("code", (*class).to_string()));
+                (labels, ConstCounter::new(n))
+            })
+        }),
+    )?;
+    {
+        let mut metric = enc.encode_descriptor(
+            "shoal_backend_response_seconds",
+            "Time from sending a request to the backend to its response headers",
+            None,
+            MetricType::Histogram,
+        )?;
+        for e in endpoints.iter() {
+            let s = e.response_times();
+            let labels = backend(e);
+            metric
+                .encode_family(&labels)?
+                .encode_histogram::<Vec<(&str, String)>>(
+                    s.sum_seconds,
+                    s.count,
+                    &s.buckets,
+                    None,
+                )?;
+        }
+    }
+    family(
+        enc,
+        "shoal_backend_connections_opened",
+        "Connections opened to the backend (few when keep-alive reuse works)",
+        Counter,
+        endpoints
+            .iter()
+            .map(|e| (backend(e), ConstCounter::new(e.pool.opened()))),
+    )?;
+    family(
+        enc,
+        "shoal_backend_idle_connections",
+        "Idle keep-alive connections pooled for the backend",
+        Gauge,
+        endpoints
+            .iter()
+            .map(|e| (backend(e), ConstGauge::new(e.pool.idle_count() as i64))),
+    )?;
+    family(
+        enc,
+        "shoal_backend_ejections",
+        "Passive-health ejections of the backend in a row (0 when it behaves)",
+        Gauge,
+        endpoints
+            .iter()
+            .map(|e| (backend(e), ConstGauge::new(i64::from(e.ejections())))),
+    )?;
+    Ok(())
+}
+
+/// Process-wide counters of the data plane.
+fn process(enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    use MetricType::{Counter, Gauge};
+
+    family(
+        enc,
+        "shoal_generated_responses",
+        "Responses shoal answered itself (errors and refusals), by status",
+        Counter,
+        counters::generated_counts().into_iter().map(|(status, n)| {
+            let code = status.map_or_else(|| "other".to_string(), |s| s.to_string());
+            (vec![("code", code)], ConstCounter::new(n))
+        }),
+    )?;
+    single(
+        enc,
+        "shoal_retries",
+        "Requests tried again on another backend",
+        Counter,
+        ConstCounter::new(counters::retries()),
+    )?;
+    single(
+        enc,
+        "shoal_retry_budget_exhausted",
+        "Retries not made because the retry budget was spent",
+        Counter,
+        ConstCounter::new(counters::retry_budget_exhausted_count()),
+    )?;
+    single(
+        enc,
+        "shoal_client_connections_accepted",
+        "Client connections accepted on the public listener",
+        Counter,
+        ConstCounter::new(counters::connections_accepted()),
+    )?;
+    single(
+        enc,
+        "shoal_client_connections_open",
+        "Client connections open now",
+        Gauge,
+        ConstGauge::new(counters::connections_open()),
+    )?;
+    single(
+            enc,
+            "shoal_native_handoffs",
+            "Client connections the native HTTP/1.1 engine handed to hyper (a request with a body, an upgrade, h2c, ...)",
+            Counter,
+            ConstCounter::new(counters::native_handoffs()),
+        )?;
+    Ok(())
+}
+
+/// Per supervised instance.
+fn instances(
+    enc: &mut DescriptorEncoder<'_>,
+    sup: &crate::supervisor::Supervisor,
+) -> Result<(), std::fmt::Error> {
+    use MetricType::{Counter, Gauge};
+    let instances = sup.instances();
+    let mut by_state = std::collections::BTreeMap::<&'static str, i64>::new();
+    for i in &instances {
+        *by_state.entry(i.state().as_str()).or_default() += 1;
+    }
+    family(
+        enc,
+        "shoal_instances",
+        "Supervised instances by state",
+        Gauge,
+        by_state
+            .into_iter()
+            .map(|(s, n)| (vec![("state", s.to_string())], ConstGauge::new(n))),
+    )?;
+    single(
+        enc,
+        "shoal_instances_target",
+        "How many instances shoal is keeping running",
+        Gauge,
+        ConstGauge::new(i64::from(sup.target())),
+    )?;
+    family(
+        enc,
+        "shoal_instance_restarts",
+        "Restarts of each instance slot",
+        Counter,
+        instances.iter().map(|i| {
+            (
+                vec![("instance", i.id.clone())],
+                ConstCounter::new(u64::from(i.restarts())),
+            )
+        }),
+    )?;
+    family(
+        enc,
+        "shoal_instance_resident_memory_bytes",
+        "Resident memory of each instance's process group",
+        Gauge,
+        instances.iter().map(|i| {
+            (
+                vec![("instance", i.id.clone())],
+                ConstGauge::new(i.rss() as i64),
+            )
+        }),
+    )?;
+    Ok(())
 }
