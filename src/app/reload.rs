@@ -14,7 +14,8 @@
 
 use std::sync::Arc;
 
-use shoal_config::UpstreamConfig;
+use shoal_config::{Config, UpstreamConfig};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::listeners::{self, bind};
@@ -145,22 +146,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
         );
     }
     // Bind first: if a new address is taken, nothing is applied.
-    let proxy_listener = match new.listen != old.listen {
-        true => Some(
-            bind(new.listen, "listen")
-                .await
-                .map_err(|e| format!("config not applied: {e}"))?,
-        ),
-        false => None,
-    };
-    let admin_listener = match new.admin.listen != old.admin.listen {
-        true => Some(
-            bind(new.admin.listen, "admin.listen")
-                .await
-                .map_err(|e| format!("config not applied: {e}"))?,
-        ),
-        false => None,
-    };
+    let moved = bind_moved(&old, &new).await?;
     if new.upstreams != old.upstreams {
         // Resolution happens inside; a failure there also applies nothing.
         let changes = sync_upstreams(state, &new.upstreams).await?;
@@ -168,13 +154,68 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             progress.step(0, 0, c);
         }
     }
+    apply_live(state, &old, &new, certs, progress)?;
+    move_listeners(state, moved, &new, progress);
+    let later = at_next_start(&old, &new);
+    // Everything but the app is in place. Until the app's part has worked,
+    // the stored config keeps the old app section, so a retry retries it.
+    let mut effective = new.clone();
+    effective.app = old.app.clone();
+    state.config.store(Arc::new(effective.clone()));
+    let result = apply_app(state, &old, &new, progress).await;
+    if result.is_ok() {
+        effective.app = new.app.clone();
+        state.config.store(Arc::new(effective));
+    }
+    let mut summary = String::from("config reloaded");
+    if !later.is_empty() {
+        summary.push_str(&format!(
+            "; changes to {} take effect at the next start of shoal",
+            later.join(", ")
+        ));
+    }
+    result
+        .map(|_| summary)
+        .map_err(|e| {
+            format!(
+                "config applied except the `app` section, which was not (the running instances keep the old one): {e}"
+            )
+        })
+}
 
-    let mut later = Vec::new();
+/// The listeners a changed address needs, bound before anything is applied.
+struct Moved {
+    proxy: Option<TcpListener>,
+    admin: Option<TcpListener>,
+}
+
+async fn bind_moved(old: &Config, new: &Config) -> Result<Moved, String> {
+    let fail = |e: String| format!("config not applied: {e}");
+    let proxy = match new.listen != old.listen {
+        true => Some(bind(new.listen, "listen").await.map_err(fail)?),
+        false => None,
+    };
+    let admin = match new.admin.listen != old.admin.listen {
+        true => Some(bind(new.admin.listen, "admin.listen").await.map_err(fail)?),
+        false => None,
+    };
+    Ok(Moved { proxy, admin })
+}
+
+/// What applies at once: routing (balance, proxy, trusted_proxies), limits
+/// for new connections, TLS, upstream health checks.
+fn apply_live(
+    state: &Arc<State>,
+    old: &Config,
+    new: &Config,
+    certs: crate::tls::Prepared,
+    progress: &Progress,
+) -> Result<(), String> {
     if new.balance != old.balance
         || new.proxy != old.proxy
         || new.trusted_proxies != old.trusted_proxies
     {
-        state.proxy.set_routing(Routing::for_config(&new));
+        state.proxy.set_routing(Routing::for_config(new));
         progress.step(
             0,
             0,
@@ -202,7 +243,12 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
         state.upstream_health.store(Arc::new(new.health.clone()));
         progress.step(0, 0, "upstream health checks updated");
     }
-    if let Some(l) = proxy_listener {
+    Ok(())
+}
+
+/// New listeners take over from the old (which stop accepting).
+fn move_listeners(state: &Arc<State>, moved: Moved, new: &Config, progress: &Progress) {
+    if let Some(l) = moved.proxy {
         listeners::start_proxy(
             &state.proxy_listener,
             l,
@@ -213,7 +259,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
         );
         progress.step(0, 0, format!("public listener moved to {}", new.listen));
     }
-    if let Some(l) = admin_listener {
+    if let Some(l) = moved.admin {
         listeners::start_admin(
             &state.admin_listener,
             l,
@@ -226,6 +272,11 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             format!("admin listener moved to {}", new.admin.listen),
         );
     }
+}
+
+/// Changed settings that apply only at the next start of shoal.
+fn at_next_start(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut later = Vec::new();
     if new.workers != old.workers {
         later.push("workers");
     }
@@ -239,53 +290,43 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     {
         later.push("proxy connection pool settings");
     }
-    // Everything but the app is in place. Until the app's part has worked,
-    // the stored config keeps the old app section, so a retry retries it.
-    let mut effective = new.clone();
-    effective.app = old.app.clone();
-    state.config.store(Arc::new(effective.clone()));
+    later
+}
 
-    let mut result = Ok(());
-    if let (Some(sup), Some(app), Some(old_app)) = (&state.supervisor, &new.app, &old.app) {
-        if app != old_app {
-            let _op = sup.begin("config reload").await;
-            let roll = sup.update_spec(app);
-            if roll {
-                progress.step(
-                    0,
-                    0,
-                    "app command/env/cwd/host/protocol changed: rolling reload",
-                );
-                result = sup.rolling_reload(progress).await.map(|_| ());
-            }
-            // A count changed in the file wins over an earlier `shoal scale`;
-            // other app changes leave the running count alone.
-            if result.is_ok() && app.instances != old_app.instances {
-                result = sup.scale(app.instances, progress).await.map(|_| ());
-            }
-            if result.is_ok() {
-                effective.app = new.app.clone();
-                state.config.store(Arc::new(effective));
-            } else {
-                // Keep starting and restarting instances from the old app section.
-                sup.update_spec(old_app);
-            }
-        }
+/// The app's part, last: a rolling reload when what an instance runs
+/// changed, a scale when the count in the file changed. On failure the
+/// instances keep being started from the old app section.
+async fn apply_app(
+    state: &Arc<State>,
+    old: &Config,
+    new: &Config,
+    progress: &Progress,
+) -> Result<(), String> {
+    let (Some(sup), Some(app), Some(old_app)) = (&state.supervisor, &new.app, &old.app) else {
+        return Ok(());
+    };
+    if app == old_app {
+        return Ok(());
     }
-    let mut summary = String::from("config reloaded");
-    if !later.is_empty() {
-        summary.push_str(&format!(
-            "; changes to {} take effect at the next start of shoal",
-            later.join(", ")
-        ));
+    let _op = sup.begin("config reload").await;
+    let mut result = Ok(());
+    if sup.update_spec(app) {
+        progress.step(
+            0,
+            0,
+            "app command/env/cwd/host/protocol changed: rolling reload",
+        );
+        result = sup.rolling_reload(progress).await.map(|_| ());
+    }
+    // A count changed in the file wins over an earlier `shoal scale`;
+    // other app changes leave the running count alone.
+    if result.is_ok() && app.instances != old_app.instances {
+        result = sup.scale(app.instances, progress).await.map(|_| ());
+    }
+    if result.is_err() {
+        sup.update_spec(old_app);
     }
     result
-        .map(|_| summary)
-        .map_err(|e| {
-            format!(
-                "config applied except the `app` section, which was not (the running instances keep the old one): {e}"
-            )
-        })
 }
 
 impl State {
