@@ -337,10 +337,7 @@ async fn tls_connection(
     tls: TlsConn,
     handler: Handler,
     stop: CancellationToken,
-    slot: (
-        Option<OwnedSemaphorePermit>,
-        crate::metrics::counters::ConnectionGuard,
-    ),
+    slot: Slot,
 ) {
     let peer = handler.peer;
     let TlsConn {
@@ -386,10 +383,8 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         grace,
         limits: limits_now,
     } = front;
-    let mut limits = limits_now();
-    let mut builder = Arc::new(builder_for(&limits));
     let idle = Arc::new(h1::Idle::default());
-    let mut native = NativeShared::new(&proxy, &builder, &limits, &idle);
+    let mut current = Current::new(limits_now(), &proxy, &idle);
     // The engine's idle deadlines, swept every tick until `serve` ends;
     // then (or if this future is dropped) the drain ends every idle wait,
     // so none outlives its sweeper.
@@ -398,15 +393,11 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { idle.sweeper().await }))
     };
     let _drain_at_end = DrainOnDrop(idle.clone());
-    // `limits.max_connections`: without a permit, no accept; connections
-    // wait in the kernel's listen backlog.
-    let mut slots = limits
-        .max_connections
-        .map(|n| Arc::new(Semaphore::new(n as usize)));
     let tasks = TaskTracker::new();
-
     loop {
-        let permit = match &slots {
+        // `limits.max_connections`: without a permit, no accept;
+        // connections wait in the kernel's listen backlog.
+        let permit = match &current.slots {
             None => None,
             Some(s) => tokio::select! {
                 biased;
@@ -427,68 +418,124 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 }
             },
         };
-        let now = limits_now();
-        if now != limits {
-            builder = Arc::new(builder_for(&now));
-            if now.max_connections != limits.max_connections {
-                slots = now
-                    .max_connections
-                    .map(|n| Arc::new(Semaphore::new(n as usize)));
-            }
-            limits = now;
-            native = NativeShared::new(&proxy, &builder, &limits, &idle);
-        }
+        current.refresh(limits_now(), &proxy, &idle);
         let _ = stream.set_nodelay(true);
         // Counts as open (in /metrics) until the connection's task ends.
-        let open = crate::metrics::counters::connection_opened();
-        match tls.server_config() {
-            None if proxy.routing().engine == Engine::Native => {
-                tasks.spawn(native_connection(
-                    stream,
-                    peer,
-                    native.clone(),
-                    stop.clone(),
-                    permit,
-                    open,
-                ));
-            }
-            None => {
-                let local = stream.local_addr().unwrap_or(peer);
-                let handler = Handler::new(proxy.clone(), &limits, peer, local, "http");
-                let io = WatchedIo::new(stream, handler.watch.clone());
-                let conn = connection(&builder, io, handler);
-                let stop = stop.clone();
-                tasks.spawn(async move {
-                    run_hyper(conn, peer, stop).await;
-                    drop(permit);
-                    drop(open);
-                });
-            }
-            Some(config) => {
-                // The handshake runs in the connection's task, never in
-                // this loop, so a slow client cannot hold up accepting.
-                // The header-read timer starts now: it bounds the
-                // handshake too (as nginx's client_header_timeout did).
-                let local = stream.local_addr().unwrap_or(peer);
-                let handler = Handler::new(proxy.clone(), &limits, peer, local, "https");
-                let tls = TlsConn {
-                    config,
-                    builder: builder.clone(),
-                    timeout: limits.header_read_timeout,
-                };
-                tasks.spawn(tls_connection(
-                    stream,
-                    tls,
-                    handler,
-                    stop.clone(),
-                    (permit, open),
-                ));
-            }
-        }
+        let slot = (permit, crate::metrics::counters::connection_opened());
+        let accepted = Accepted { stream, peer, slot };
+        spawn_connection(&tasks, &current, &proxy, &tls, accepted, &stop);
     }
     drop(listener);
     idle.begin_drain();
-    let grace = grace();
+    drain(tasks, grace()).await;
+}
+
+/// A connection's place under `max_connections` and in the
+/// open-connections gauge, held until its task ends.
+type Slot = (
+    Option<OwnedSemaphorePermit>,
+    crate::metrics::counters::ConnectionGuard,
+);
+
+struct Accepted {
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+/// What new connections are served with; rebuilt when `limits` change (a
+/// reload applies to the connections accepted after it).
+struct Current {
+    limits: LimitsConfig,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    native: Arc<NativeShared>,
+    slots: Option<Arc<Semaphore>>,
+}
+
+impl Current {
+    fn new(limits: LimitsConfig, proxy: &Arc<Proxy>, idle: &Arc<h1::Idle>) -> Current {
+        let builder = Arc::new(builder_for(&limits));
+        Current {
+            native: NativeShared::new(proxy, &builder, &limits, idle),
+            slots: limits
+                .max_connections
+                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            builder,
+            limits,
+        }
+    }
+
+    fn refresh(&mut self, now: LimitsConfig, proxy: &Arc<Proxy>, idle: &Arc<h1::Idle>) {
+        if now == self.limits {
+            return;
+        }
+        let keep_slots = now.max_connections == self.limits.max_connections;
+        let slots = self.slots.take();
+        *self = Current::new(now, proxy, idle);
+        if keep_slots {
+            self.slots = slots;
+        }
+    }
+}
+
+/// The connection's task: the native engine, hyper, or TLS then hyper.
+fn spawn_connection(
+    tasks: &TaskTracker,
+    current: &Current,
+    proxy: &Arc<Proxy>,
+    tls: &Terminator,
+    accepted: Accepted,
+    stop: &CancellationToken,
+) {
+    let Accepted { stream, peer, slot } = accepted;
+    let (permit, open) = slot;
+    match tls.server_config() {
+        None if proxy.routing().engine == Engine::Native => {
+            tasks.spawn(native_connection(
+                stream,
+                peer,
+                current.native.clone(),
+                stop.clone(),
+                permit,
+                open,
+            ));
+        }
+        None => {
+            let local = stream.local_addr().unwrap_or(peer);
+            let handler = Handler::new(proxy.clone(), &current.limits, peer, local, "http");
+            let io = WatchedIo::new(stream, handler.watch.clone());
+            let conn = connection(&current.builder, io, handler);
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                run_hyper(conn, peer, stop).await;
+                drop((permit, open));
+            });
+        }
+        Some(config) => {
+            // The handshake runs in the connection's task, never in the
+            // accept loop, so a slow client cannot hold up accepting. The
+            // header-read timer starts now: it bounds the handshake too
+            // (as nginx's client_header_timeout did).
+            let local = stream.local_addr().unwrap_or(peer);
+            let handler = Handler::new(proxy.clone(), &current.limits, peer, local, "https");
+            let tls = TlsConn {
+                config,
+                builder: current.builder.clone(),
+                timeout: current.limits.header_read_timeout,
+            };
+            tasks.spawn(tls_connection(
+                stream,
+                tls,
+                handler,
+                stop.clone(),
+                (permit, open),
+            ));
+        }
+    }
+}
+
+/// Wait for the connections still open, up to the grace period.
+async fn drain(tasks: TaskTracker, grace: Duration) {
     tasks.close();
     let open = tasks.len();
     if open > 0 {
