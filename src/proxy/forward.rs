@@ -88,8 +88,9 @@ async fn send_within(
     }
 }
 
-/// A request that is sent on but whose connections are not reused
-/// afterwards, on either side, as http_desync_guardian's "defensive" mode
+/// A request that is sent on a backend connection of its own (none before
+/// it, none after) and whose client connection is not reused afterwards,
+/// as http_desync_guardian's "defensive" mode
 /// does for the requests it grades Ambiguous: a body on GET or HEAD has no
 /// defined meaning (RFC 9110 §9.3.1, §9.3.2), so a backend may ignore it
 /// and read it as the next request. (A repeated identical Content-Length,
@@ -229,7 +230,14 @@ impl Proxy {
         req: Request<UpstreamBody>,
     ) -> Result<Response<ProxyBody>, (ProxyError, Option<Request<UpstreamBody>>)> {
         let routing = ex.routing;
-        let mut conn = match endpoint.pool.checkout().await {
+        // An isolated request has a backend connection to itself: none
+        // before it (an idle one), none after it (not pooled).
+        let checkout = if ex.isolate {
+            Box::pin(endpoint.pool.checkout_fresh()).await
+        } else {
+            endpoint.pool.checkout().await
+        };
+        let mut conn = match checkout {
             Ok(c) => c,
             Err(source) => {
                 tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");

@@ -382,6 +382,17 @@ impl Pool {
         Ok(self.conn(Sender::H1(sender), false))
     }
 
+    /// A new HTTP/1.1 connection, never an idle one: for a request that
+    /// must have a connection to itself (`forward::isolated`). h2 frames
+    /// every body, so an h2 backend gets the shared connection.
+    pub async fn checkout_fresh(&self) -> Result<PooledConn, ConnectError> {
+        if self.inner.settings.protocol == UpstreamProtocol::H2 {
+            return Box::pin(self.checkout_h2(None)).await;
+        }
+        let sender = Box::pin(self.connect_h1()).await?;
+        Ok(self.conn(Sender::H1(sender), false))
+    }
+
     /// A request failed on `broken` before any response: a new HTTP/1.1
     /// connection; for h2, a replacement of the shared connection (unless
     /// another request replaced it already).

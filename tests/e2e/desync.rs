@@ -273,7 +273,6 @@ struct Tally {
     as_sent: usize,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desync_guardian_corpus_never_desynchronises_the_backend() {
     let cases = load_cases();
     assert_eq!(cases.len(), 159, "the corpus of http_desync_guardian 0.1.3");
@@ -424,7 +423,6 @@ async fn desync_guardian_corpus_never_desynchronises_the_backend() {
 /// gets `Connection: close` and what it pipelined is never read, and the
 /// backend connection is closed rather than pooled. Plain GETs share one
 /// pooled backend connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_with_a_body_is_isolated() {
     let backend = RawBackend::start(Mode::AnswerComplete).await;
     let shoal = Shoal::start(&upstreams_config(&[backend.addr], ""));
@@ -479,3 +477,8 @@ async fn get_with_a_body_is_isolated() {
     assert_eq!(text(plain[0]).matches("GET /plain ").count(), 2);
     assert!((0..conns.len()).all(|i| !text(i).contains("/pipelined")));
 }
+
+crate::under_both_engines!(
+    desync_guardian_corpus_never_desynchronises_the_backend,
+    get_with_a_body_is_isolated,
+);

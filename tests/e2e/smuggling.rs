@@ -45,7 +45,6 @@ async fn status_of(addr: std::net::SocketAddr, raw: &str) -> String {
 /// is removed, the connection is closed after the response — so what reaches
 /// the backend is one cleanly re-framed request. (The issue asks for 400;
 /// hyper leaves no trace of the removed header to reject on.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_length_with_chunked_is_normalised_and_closed() {
     let shoal = Shoal::start(&demo_config(1, ""));
     shoal.wait_healthy(1).await;
@@ -74,7 +73,6 @@ async fn content_length_with_chunked_is_normalised_and_closed() {
     assert!(!shoal.log_contains("/smuggled"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_requests_get_400_and_never_reach_a_backend() {
     let shoal = Shoal::start(&demo_config(2, ""));
     shoal.wait_healthy(2).await;
@@ -103,3 +101,8 @@ async fn ambiguous_requests_get_400_and_never_reach_a_backend() {
         .collect();
     assert!(leaked.is_empty(), "reached a backend: {leaked:#?}");
 }
+
+crate::under_both_engines!(
+    content_length_with_chunked_is_normalised_and_closed,
+    ambiguous_requests_get_400_and_never_reach_a_backend,
+);

@@ -56,22 +56,18 @@ async fn varnishtest(file: &str) {
     assert!(log.contains(" passed "), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vtc_headers() {
     varnishtest("headers.vtc").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vtc_bodies() {
     varnishtest("bodies.vtc").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vtc_upgrade() {
     varnishtest("upgrade.vtc").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vtc_smuggling() {
     varnishtest("smuggling.vtc").await;
 }
@@ -136,3 +132,5 @@ async fn chunked_trailers_pass_both_ways() {
         "{text:?}"
     );
 }
+
+crate::under_both_engines!(vtc_headers, vtc_bodies, vtc_upgrade, vtc_smuggling,);
