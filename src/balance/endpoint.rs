@@ -181,21 +181,36 @@ impl Endpoint {
     }
 
     /// Ends the ejection `seen` if its time is over; true when the
-    /// endpoint is back in rotation.
+    /// endpoint is back in rotation. The deadline is claimed (swapped for
+    /// 0) before the state moves, so exactly one reader ends an ejection,
+    /// and a reader that read an earlier ejection's word cannot end a later
+    /// one whose word is the same bits: that one has another deadline.
     #[cold]
     fn ejection_over(&self, seen: HealthWord) -> bool {
-        let now = now_ms();
-        if now < self.ejected_until.load(Ordering::Acquire) {
+        let is_up = || self.health.load(Ordering::Acquire) & STATE_MASK == Health::Up.code();
+        let until = self.ejected_until.load(Ordering::Acquire);
+        if until == 0 {
+            // Another reader is ending it.
+            return is_up();
+        }
+        if now_ms() < until {
             return false;
         }
-        // Only if nothing else happened meanwhile (a restart, a check); a
-        // reader that lost the race sees the winner's `Up`.
+        if self
+            .ejected_until
+            .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return is_up();
+        }
+        // Only if nothing else happened meanwhile (a restart).
         if self.transition(seen, Health::Up) {
-            self.returned_at.store(now.max(1), Ordering::Relaxed);
+            // Back since the deadline, however late it was looked at.
+            self.returned_at.store(until, Ordering::Relaxed);
             tracing::info!(backend = %self.id, ejections = self.ejections(), "back in rotation after ejection");
             return true;
         }
-        self.health.load(Ordering::Acquire) & STATE_MASK == Health::Up.code()
+        is_up()
     }
 
     /// Start a new life (a process (re)started or stopped): bumps the epoch so
@@ -531,6 +546,26 @@ mod tests {
         e.begin_epoch(Health::Up);
         assert_eq!(e.ejections(), 0);
         assert_eq!(e.record_failure(&passive), Some(step));
+    }
+
+    /// Good behaviour counts from the ejection's end, not from when the
+    /// endpoint was next looked at (with little traffic, much later).
+    #[test]
+    fn an_ejection_ends_at_its_deadline_however_late_it_is_seen() {
+        test_clock::set();
+        let step = Duration::from_millis(40);
+        let passive = PassiveHealth {
+            max_fails: 1,
+            fail_timeout: step,
+            max_ejection_time: step * 10,
+        };
+        let e = endpoint();
+        assert_eq!(e.record_failure(&passive), Some(step));
+        // Nobody looks for 5 steps; the ejection ended after 1, so 4 of
+        // good behaviour take the count back to 0 before this failure.
+        test_clock::advance(step * 5);
+        assert_eq!(health(&e), Health::Up);
+        assert_eq!(e.record_failure(&passive), Some(step), "not 2 steps");
     }
 
     /// An ejection that a restart (a new epoch) overtook does not end in

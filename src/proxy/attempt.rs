@@ -13,8 +13,10 @@
 //! | sent, failed before any response byte | idempotent and can be sent again | the same backend on a new connection if a reused one failed (once), else the next | charged |
 //! | sent, part of a response head came, or none within `response_header_timeout` | idempotent and can be sent again | the next backend | charged |
 //!
-//! Passive health counts every failure but a refusal and a failed reused
-//! connection tried again.
+//! Passive health counts every failed attempt but a refusal and a failed
+//! reused connection tried again; a new connection that fails to connect
+//! after such a failure, and a client's own body failing, are not the
+//! backend's fault and are not counted either.
 
 use std::sync::Arc;
 

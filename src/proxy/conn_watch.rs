@@ -25,9 +25,9 @@
 //! backend is slow to take the body (backpressure), or reads the socket
 //! only to notice a close, the client is not blamed.
 //!
-//! It also reads a request line's `HTTP/1.2` as 1.1 ([`minor_version_to_1`])
-//! and keeps a half-close from hyper until the answer is out
-//! (`limits.abort_on_client_close`).
+//! It also reads a request line's `HTTP/1.2` as 1.1 ([`minor_version_to_1`]).
+//! A half-close after a whole request is hyper's own `half_close`
+//! (`server.rs`, `limits.abort_on_client_close`).
 
 use std::future::Future;
 use std::io;
@@ -90,8 +90,6 @@ pub struct ConnWatch {
     body_read_timeout: Duration,
     idle_timeout: Duration,
     send_timeout: Duration,
-    /// `limits.abort_on_client_close`.
-    abort_on_close: bool,
 }
 
 impl ConnWatch {
@@ -109,7 +107,6 @@ impl ConnWatch {
             body_read_timeout: limits.body_read_timeout,
             idle_timeout: limits.idle_timeout,
             send_timeout: limits.send_timeout,
-            abort_on_close: limits.abort_on_client_close,
         }
     }
 
@@ -143,29 +140,13 @@ impl ConnWatch {
         }
     }
 
-    /// The client ended its sending side (a read found the end): `true`
-    /// when the request in flight goes on and the end is kept from hyper
-    /// until its answer is sent (`limits.abort_on_client_close: false`);
-    /// `waker` is woken when the request ends, to read the end again.
-    fn hold_end(&self, waker: &Waker) -> bool {
-        if self.abort_on_close {
-            return false;
-        }
-        let mut w = self.lock();
-        if w.phase != Phase::Busy || w.in_flight == 0 {
-            return false;
-        }
-        if !w.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
-            w.waker = Some(waker.clone());
-        }
-        true
-    }
-
     /// hyper parsed a request head and called the service. With a body
     /// still to come, the connection is in its `Body` phase until the
     /// returned [`BodyRead`] is dropped (the body ended, failed, or was
     /// given up).
-    pub fn request_started(&self, has_body: bool) -> (Busy, Option<BodyRead>) {
+    /// `upgrade`: the request offers an upgrade, so what follows may be a
+    /// tunnel's bytes, never read as a request line.
+    pub fn request_started(&self, has_body: bool, upgrade: bool) -> (Busy, Option<BodyRead>) {
         let mut w = self.lock();
         w.in_flight += 1;
         let mut reading = None;
@@ -173,7 +154,11 @@ impl ConnWatch {
             w.deadline = None;
             w.body_waiting = false;
             // After a body, bytes are the next head's only once it is read.
-            w.line = if has_body { Line::Done } else { Line::Next };
+            w.line = if has_body || upgrade {
+                Line::Done
+            } else {
+                Line::Next
+            };
             w.phase = if has_body {
                 reading = Some(BodyRead(self.clone()));
                 Phase::Body
@@ -368,12 +353,6 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for WatchedIo<T> {
                 let read = &mut buf.filled_mut()[before..];
                 if !read.is_empty() {
                     this.watch.on_bytes(read);
-                } else if this.watch.hold_end(cx.waker()) {
-                    // A half-close after a whole request: hyper would
-                    // abandon the request at this end of input. It sees
-                    // the end once the answer is out (the request's end
-                    // wakes this task, and the next read finds it again).
-                    return Poll::Pending;
                 }
                 Poll::Ready(Ok(()))
             }
@@ -428,8 +407,10 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for WatchedIo<T> {
 /// `HTTP/1.1` (RFC 9112 §2.3: a higher minor version is handled as the
 /// highest the server speaks, as nginx and HAProxy do; hyper's parser
 /// answers 400). `data` is what one read brought; `line` where the next
-/// request line stands. Rewritten in place, before hyper parses it. A
-/// version split across two reads is not seen (hyper then answers 400).
+/// request line stands. Rewritten in place, before hyper parses it. Only
+/// the first request line a read brings is looked at: a version split
+/// across two reads, or a second pipelined request that came in the same
+/// read, is not seen (hyper then answers 400 to it).
 fn minor_version_to_1(data: &mut [u8], line: Line) -> Line {
     if line == Line::Done {
         return Line::Done;

@@ -51,6 +51,21 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Not removed when `Connection` names it: `Host`, which an HTTP/1.1
+    /// request must carry, and what shoal writes itself (the request id,
+    /// the forwarding headers).
+    pub fn kept_when_named(self) -> bool {
+        matches!(
+            self,
+            Rule::Host
+                | Rule::RequestId
+                | Rule::ForwardedFor
+                | Rule::ForwardedProto
+                | Rule::ForwardedHost
+                | Rule::RealIp
+        )
+    }
+
     /// Never crosses shoal as it came.
     pub fn hop_by_hop(self) -> bool {
         matches!(
@@ -235,6 +250,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
                     || token.eq_ignore_ascii_case("close")
                     || token.eq_ignore_ascii_case("keep-alive")
                     || (keep_upgrade && token.eq_ignore_ascii_case("upgrade"))
+                    || rule(token.as_bytes()).kept_when_named()
                 {
                     continue;
                 }
@@ -599,6 +615,20 @@ mod tests {
             ("upgrade", "h2c"),
         ]);
         assert_eq!(upgrade_offer(&h).unwrap(), "websocket, foo/2");
+    }
+
+    #[test]
+    fn connection_cannot_remove_host_or_what_shoal_writes() {
+        let mut h = map(&[
+            ("connection", "host, x-request-id, x-forwarded-for, x-other"),
+            ("host", "a"),
+            ("x-request-id", "r"),
+            ("x-other", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, None);
+        assert_eq!(h["host"], "a");
+        assert_eq!(h["x-request-id"], "r");
+        assert!(!h.contains_key("x-other"));
     }
 
     #[test]

@@ -55,10 +55,16 @@ fn builder_for(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     // answers 408), and hyper's would also cut idle keep-alive connections.
     // The read buffer bounds the request head: over it, hyper answers 431.
     let head = usize::try_from(limits.max_header_size).unwrap_or(usize::MAX);
+    // A client that ends its sending side after a whole request (body and
+    // all) still gets the answer; hyper alone knows where the body ended.
+    // (It then reads nothing more while the request is served, so a reset
+    // is noticed when the answer is written. With abort_on_client_close,
+    // the end or a reset abandons the request at once.)
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(None)
+        .half_close(!limits.abort_on_client_close)
         .max_buf_size(head.max(8192));
     builder
         .http2()
@@ -130,7 +136,8 @@ where
     } = h;
     let service = service_fn(move |req: Request<Incoming>| {
         let proxy = proxy.clone();
-        let (busy, reading) = watch.request_started(!req.body().is_end_stream());
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
+        let (busy, reading) = watch.request_started(!req.body().is_end_stream(), upgrade);
         let watch = watch.clone();
         async move {
             let resp = match limits::admit(req, max_body_size, reading) {
@@ -177,19 +184,26 @@ async fn serve_h2<I>(
             }
         }
         true
-    })
-    .await;
+    });
+    let read = tokio::select! {
+        read = read => read,
+        _ = stop.cancelled() => return,
+    };
     match read {
         Ok(true) => {}
         Ok(false) if got == 0 => return,
         Err(_) if got == 0 => return,
         _ => {
             tracing::debug!(%peer, "not the HTTP/2 preface after ALPN h2; GOAWAY");
-            // GOAWAY: length 8, type 0x7, no flags, stream 0; last stream
-            // 0, error PROTOCOL_ERROR (0x1).
-            const GOAWAY: [u8; 17] = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+            // The server's preface (an empty SETTINGS, RFC 9113 §3.4)
+            // comes first, then GOAWAY: length 8, type 0x7, no flags,
+            // stream 0; last stream 0, error PROTOCOL_ERROR (0x1).
+            const SETTINGS_THEN_GOAWAY: [u8; 26] = [
+                0, 0, 0, 4, 0, 0, 0, 0, 0, // SETTINGS
+                0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // GOAWAY
+            ];
             let _ = tokio::time::timeout(timeout, async {
-                let _ = stream.write_all(&GOAWAY).await;
+                let _ = stream.write_all(&SETTINGS_THEN_GOAWAY).await;
                 let _ = stream.shutdown().await;
             })
             .await;

@@ -1,5 +1,6 @@
 //! The engine-neutral view of a request head that the phases read: the
-//! client's address, the method, the target, `Host` and the headers,
+//! client's address, the method, the target and the headers (`Host`
+//! among them),
 //! borrowed from whatever the engine parsed — hyper's `HeaderMap` and `Uri`,
 //! or the native engine's httparse lines — so a phase (the balancer's key,
 //! later routes, rate limits, cache keys) is written once for both.

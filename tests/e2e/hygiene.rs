@@ -137,6 +137,17 @@ async fn host_must_be_there_once() {
             "{engine}: {got}"
         );
         assert!(got.starts_with("GET /old HTTP/1.1\r\n"), "{engine}: {got}");
+        // `Connection` cannot take Host (or shoal's own headers) away.
+        backend.mark();
+        let raw = "GET /named HTTP/1.1\r\nHost: a.test\r\nConnection: host, x-request-id\r\nX-Request-Id: mine\r\n\r\n";
+        let status = status_of(shoal.proxy, raw).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{engine}: {status}");
+        let got = backend_got(&backend, 1).await.to_ascii_lowercase();
+        assert!(got.contains("\r\nhost: a.test\r\n"), "{engine}: {got}");
+        assert!(
+            got.contains("\r\nx-request-id: mine\r\n"),
+            "{engine}: {got}"
+        );
     }
 }
 
@@ -296,6 +307,30 @@ async fn a_half_closed_client_gets_its_answer() {
                 "{engine}: {text}"
             );
             backend.mark();
+        }
+    }
+
+    // Written and half-closed at once (`printf … | nc -N`): the end of
+    // input may come with the last body byte.
+    for engine in ENGINES {
+        let (shoal, _backend) = start(engine, slow, "").await;
+        for raw in [
+            "GET /at-once HTTP/1.1\r\nHost: a\r\n\r\n",
+            "POST /at-once HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+        ] {
+            let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+            s.write_all(raw.as_bytes()).await.unwrap();
+            s.shutdown().await.unwrap();
+            let mut all = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
+                .await
+                .expect("an answer, then the close")
+                .unwrap();
+            let text = String::from_utf8_lossy(&all);
+            assert!(
+                text.starts_with("HTTP/1.1 200"),
+                "{engine}: {raw:?}: {text:?}"
+            );
         }
     }
 

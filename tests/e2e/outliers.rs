@@ -35,12 +35,13 @@ fn steady_load(shoal: &Shoal, log: Arc<Mutex<Vec<(Instant, String, u16)>>>) -> A
 }
 
 /// An instance whose app routes fail (its /health still passes) is ejected
-/// by passive health, for longer each time it fails again on return:
-/// `fail_timeout`, twice that, then capped at `max_ejection_time`. Once it
-/// is fixed it comes back with slow start: a small share of traffic at
-/// first, its full share at the end of the ramp.
+/// by passive health again and again, each ejection between
+/// `fail_timeout` and the `max_ejection_time` cap (how each grows is
+/// checked exactly by `balance::endpoint`'s unit tests on the test clock).
+/// Once it is fixed it comes back with slow start: a small share of
+/// traffic at first, its full share at the end of the ramp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ejection_grows_then_slow_start_ramps_the_return() {
+async fn repeated_ejections_then_slow_start_ramps_the_return() {
     let shoal = Shoal::start(
         &demo_config(
             3,
@@ -97,6 +98,7 @@ async fn ejection_grows_then_slow_start_ramps_the_return() {
     // `balance::endpoint::tests::each_ejection_in_a_row_lasts_longer_up_to_the_cap`.
     assert!((450..1000).contains(&ms[0]), "{ms:?}");
     assert!(ms.iter().all(|m| (450..1700).contains(m)), "{ms:?}");
+    // The status API showed the count while it was ejected.
     assert!(most_ejections >= 1, "ejections in a row: {most_ejections}");
 
     // Fixed: wait for its return, then compare its share early and late.

@@ -234,11 +234,17 @@ fn touches(problem: &Problem, removed: &[String]) -> bool {
 }
 
 /// The effective config as YAML: every key, defaults filled in, durations
-/// and sizes in their short forms. Loading it back gives the same `Config`.
+/// and sizes in their short forms. Loading it back gives the same `Config`:
+/// a `$` in a value (already interpolated) is written `$$`, so it is not
+/// read as a placeholder again. (The printed text has no comments, where
+/// `$` would stay as it is.)
 pub fn to_yaml(config: &Config) -> String {
     // Serializing plain strings, numbers and maps cannot fail; if it ever
     // did, a YAML comment is more useful to `shoal check` than a panic.
-    serde_yaml_ng::to_string(config).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    match serde_yaml_ng::to_string(config) {
+        Ok(text) => text.replace('$', "$$"),
+        Err(e) => format!("# cannot print the config: {e}\n"),
+    }
 }
 
 /// The line of `path` (a key path like `app.command`) in config `text`, or

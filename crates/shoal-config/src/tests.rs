@@ -1545,3 +1545,18 @@ fn external_problems_get_lines() {
     assert_eq!(e.path(), "tls.certificates[1].key");
     assert!(load_str_checked("app: {command: x}\n", "x", &no_env, &|_| Vec::new()).is_ok());
 }
+
+/// A `$` in a value survives printing and loading back: `$$` in the file
+/// is one `$` in the config, and `shoal check` prints it as `$$` again.
+#[test]
+fn dollars_in_values_round_trip() {
+    let yaml = "app:\n  command: \"echo $$$$ $${HOME} cost=$$5\"\n  env: { PRICE: \"$$1\" }\n";
+    let config = load(yaml).unwrap();
+    let app = config.app.as_ref().unwrap();
+    assert_eq!(
+        app.command,
+        crate::CommandSpec::Shell("echo $$ ${HOME} cost=$5".into())
+    );
+    let printed = crate::to_yaml(&config);
+    assert_eq!(load(&printed).unwrap(), config, "{printed}");
+}

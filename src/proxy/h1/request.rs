@@ -320,7 +320,9 @@ fn write_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (h, kind) in headers.iter().zip(kinds) {
         let keep = match kind {
-            Name::Other | Name::Host | Name::ContentLength | Name::Accept => {
+            // Host is never removed by `Connection` (rule::kept_when_named).
+            Name::Host => true,
+            Name::Other | Name::ContentLength | Name::Accept => {
                 !seen.named.contains(h.name.as_bytes())
             }
             // From a trusted proxy, its forwarding headers stand (and its
