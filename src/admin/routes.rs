@@ -113,11 +113,11 @@ fn status(state: &State) -> Value {
             let mut running: Vec<u64> = s.active().iter().map(|i| i.generation).collect();
             running.sort_unstable();
             running.dedup();
-            let rollout = s.last_rollout().map(|(generation, result)| {
+            let rollout = s.last_rollout().map(|r| {
                 json!({
-                    "generation": generation,
-                    "ok": result.is_ok(),
-                    "message": match result { Ok(m) | Err(m) => m },
+                    "generation": r.generation,
+                    "ok": r.ok,
+                    "message": r.message,
                 })
             });
             let app = json!({

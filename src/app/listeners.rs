@@ -18,34 +18,55 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub async fn bind(config: &shoal_config::Config) -> Result<Listeners, String> {
+    pub async fn bind(config: &shoal_config::Config) -> Result<Listeners, ListenError> {
         let proxy = bind(config.listen, "listen").await?;
         let admin = bind(config.admin.listen, "admin.listen").await?;
         Ok(Listeners { proxy, admin })
     }
 }
 
-pub async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        let mut message = format!("cannot listen on {addr} ({key}): {e}");
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            if let Some((low, high)) = ephemeral_range() {
-                if (low..=high).contains(&addr.port()) {
-                    // Most often another program listens on it; only
-                    // when none does is an outgoing connection the cause.
-                    let port = addr.port();
-                    message.push_str(&format!(
-                        "; port {port} is in the kernel's ephemeral range ({low}-{high}), from \
-                             which outgoing connections (shoal's own to its instances too) take \
-                             their local ports: if no other program listens on it (`ss -ltnp \
-                             'sport = :{port}'` shows one that does), an outgoing connection may \
-                             hold it for a while; a port below {low} avoids that"
-                    ));
-                }
+/// A listener that could not be bound: its address, the config key that
+/// names it, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({key}): {source}{}", ephemeral_hint(.addr.port(), *.ephemeral))]
+pub struct ListenError {
+    pub addr: SocketAddr,
+    pub key: &'static str,
+    pub source: std::io::Error,
+    /// The kernel's ephemeral port range, when the port is in use and in it.
+    pub ephemeral: Option<(u16, u16)>,
+}
+
+pub async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, ListenError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        let ephemeral = match source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                ephemeral_range().filter(|(low, high)| (*low..=*high).contains(&addr.port()))
             }
+            _ => None,
+        };
+        ListenError {
+            addr,
+            key,
+            source,
+            ephemeral,
         }
-        message
     })
+}
+
+/// Most often another program listens on a port in use; only when none
+/// does is an outgoing connection the cause.
+fn ephemeral_hint(port: u16, ephemeral: Option<(u16, u16)>) -> String {
+    let Some((low, high)) = ephemeral else {
+        return String::new();
+    };
+    format!(
+        "; port {port} is in the kernel's ephemeral range ({low}-{high}), from \
+         which outgoing connections (shoal's own to its instances too) take \
+         their local ports: if no other program listens on it (`ss -ltnp \
+         'sport = :{port}'` shows one that does), an outgoing connection may \
+         hold it for a while; a port below {low} avoids that"
+    )
 }
 
 struct Running {

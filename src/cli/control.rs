@@ -7,17 +7,17 @@ use http_body_util::BodyExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use super::client::{admin_address, error_text, Admin};
+use super::client::{admin_address, refusal, Admin, ClientError};
 use super::ConfigSource;
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(ClientError::Runtime)
 }
 
-fn finish(result: Result<(), String>) -> i32 {
+fn finish(result: Result<(), ClientError>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -37,7 +37,7 @@ pub fn status(src: &ConfigSource, admin: Option<&str>, json_out: bool) -> i32 {
     let mut none_healthy = false;
     let code = finish((|| {
         let addr = admin_address(admin, src)?;
-        let status = runtime()?.block_on(Admin::new(addr).get_json("/api/v1/status"))?;
+        let status: Value = runtime()?.block_on(Admin::new(addr).get_json("/api/v1/status"))?;
         let (line, healthy) = summary(&status);
         none_healthy = !healthy;
         if json_out {
@@ -291,13 +291,13 @@ pub fn reload(src: &ConfigSource, admin: Option<&str>, config: bool) -> i32 {
 
 /// POST, then follow the NDJSON progress to its `done` line: a bar on a
 /// terminal, plain lines otherwise. Fails when the operation fails.
-async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), String> {
+async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), ClientError> {
     let resp = admin.send(Method::POST, path, body).await?;
     let status = resp.status();
     let mut body = resp.into_body();
     if status != StatusCode::OK {
-        let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        return Err(error_text(status, &bytes));
+        let bytes = body.collect().await.map_err(ClientError::Read)?.to_bytes();
+        return Err(refusal(status, &bytes));
     }
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(0);
@@ -309,7 +309,7 @@ async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), 
     });
     let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("lost the connection to shoal: {e}"))?;
+        let frame = frame.map_err(ClientError::Lost)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -346,12 +346,12 @@ async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), 
                         println!("{message}");
                         Ok(())
                     } else {
-                        Err(message)
+                        Err(ClientError::Failed(message))
                     };
                 }
                 _ => {}
             }
         }
     }
-    Err("the admin API closed the stream before the operation finished".into())
+    Err(ClientError::Unfinished)
 }
