@@ -19,7 +19,9 @@ use super::program;
 use super::spawn::{self, Slot};
 use crate::balance::{Endpoint, Health};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An instance's state; in the status API by its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum ProcState {
     /// Process being started, or running but not yet passed a health check.
