@@ -175,3 +175,48 @@ fn ephemeral_range() -> Option<(u16, u16)> {
     let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
     Some((parts.next()??, parts.next()??))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_address_names_itself_and_its_key() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = bind(addr, "admin.listen").await.unwrap_err();
+        assert_eq!(e.addr, addr);
+        assert_eq!(e.key, "admin.listen");
+        assert_eq!(e.source.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot listen on {addr} (admin.listen): ")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_port_in_the_ephemeral_range_says_so() {
+        let e = ListenError {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            key: "listen",
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+            ephemeral: Some((32768, 60999)),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot listen on 127.0.0.1:40000 (listen): "),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "; port 40000 is in the kernel's ephemeral range (32768-60999), from which \
+                 outgoing connections (shoal's own to its instances too) take their local \
+                 ports: if no other program listens on it (`ss -ltnp 'sport = :40000'` shows \
+                 one that does), an outgoing connection may hold it for a while; a port below \
+                 32768 avoids that"
+            ),
+            "{text}"
+        );
+    }
+}

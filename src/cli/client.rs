@@ -150,3 +150,46 @@ pub fn refusal(status: StatusCode, body: &[u8]) -> ClientError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_says_the_apis_error_or_what_came() {
+        let e = refusal(
+            StatusCode::CONFLICT,
+            br#"{"error": "another operation is running: scale to 3"}"#,
+        );
+        assert!(matches!(
+            e,
+            ClientError::Refused {
+                status: StatusCode::CONFLICT,
+                ..
+            }
+        ));
+        assert_eq!(e.to_string(), "another operation is running: scale to 3");
+        let e = refusal(StatusCode::BAD_GATEWAY, b"upstream down");
+        assert_eq!(
+            e.to_string(),
+            "admin API answered 502 Bad Gateway: upstream down"
+        );
+    }
+
+    #[test]
+    fn a_bad_admin_url_is_named() {
+        let src = ConfigSource {
+            file: "does-not-matter.yaml".into(),
+            demo: false,
+        };
+        let e = admin_address(Some("http://localhost:9090"), &src).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--admin http://localhost:9090: expected http://HOST:PORT with an IP address"
+        );
+        assert_eq!(
+            admin_address(Some("http://127.0.0.1:9191/"), &src).unwrap(),
+            "127.0.0.1:9191".parse::<SocketAddr>().unwrap()
+        );
+    }
+}
