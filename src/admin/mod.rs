@@ -5,6 +5,7 @@
 mod control;
 mod reply;
 mod routes;
+pub mod status;
 
 use std::convert::Infallible;
 use std::sync::Arc;

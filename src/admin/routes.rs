@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::control;
 use super::reply::{self, AdminBody};
+use super::status::Status;
 use crate::app::State;
-use crate::balance::Endpoint;
 use crate::metrics;
 
 pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<AdminBody> {
@@ -28,7 +28,10 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
     match req.uri().path() {
         "/health" if get => reply::json(StatusCode::OK, json!({"status": "ok"})),
         "/ready" if get => ready(state),
-        "/api/v1/status" if get => reply::json(StatusCode::OK, status(state)),
+        "/api/v1/status" if get => reply::json(
+            StatusCode::OK,
+            serde_json::to_value(Status::of(state)).unwrap_or_default(),
+        ),
         "/metrics" if get => reply::text(
             StatusCode::OK,
             metrics::CONTENT_TYPE,
@@ -64,104 +67,4 @@ fn ready(state: &State) -> Response<AdminBody> {
         StatusCode::OK,
         json!({"ready": true, "healthy_backends": healthy, "backends": set.endpoints.len()}),
     )
-}
-
-/// The latest active check of an endpoint: passed or not, why, how long it
-/// took and when (seconds since the Unix epoch); `null` before the first.
-fn last_check(e: &Endpoint) -> Value {
-    match e.last_check() {
-        None => Value::Null,
-        Some(c) => json!({
-            "passed": c.passed,
-            "detail": c.detail,
-            "duration_ms": c.duration.as_secs_f64() * 1000.0,
-            "at": c.at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-        }),
-    }
-}
-
-fn status(state: &State) -> Value {
-    let (instances, app) = match &state.supervisor {
-        Some(s) => {
-            let list: Vec<Value> = s
-                .instances()
-                .iter()
-                .map(|i| {
-                    json!({
-                        "id": i.id,
-                        "slot": i.slot,
-                        "generation": i.generation,
-                        "pid": i.pid(),
-                        "port": i.port,
-                        "state": i.state().as_str(),
-                        "health": i.endpoint.health_word().health().as_str(),
-                        "last_check": last_check(&i.endpoint),
-                        "ejections": i.endpoint.ejections(),
-                        "restarts": i.restarts(),
-                        "in_flight": i.endpoint.in_flight(),
-                        "requests": i.endpoint.requests(),
-                        "connections_opened": i.endpoint.pool.opened(),
-                        "protocol": i.endpoint.pool.protocol().as_str(),
-                        "rss_bytes": i.rss(),
-                        "uptime_secs": i.uptime().map(|d| d.as_secs_f64()),
-                        "last_exit": i.last_exit(),
-                        "failure": i.failure(),
-                    })
-                })
-                .collect();
-            let spec = s.spec();
-            let mut running: Vec<u64> = s.active().iter().map(|i| i.generation).collect();
-            running.sort_unstable();
-            running.dedup();
-            let rollout = s.last_rollout().map(|(generation, result)| {
-                json!({
-                    "generation": generation,
-                    "ok": result.is_ok(),
-                    "message": match result { Ok(m) | Err(m) => m },
-                })
-            });
-            let app = json!({
-                "instances": s.active().len(),
-                "target": s.target(),
-                "generation": s.generation(),
-                "running_generations": running,
-                "last_rollout": rollout,
-                "operation": s.operation(),
-                "min": spec.min,
-                "max": spec.max,
-            });
-            (list, app)
-        }
-        None => (Vec::new(), Value::Null),
-    };
-    let upstreams: Vec<Value> = state
-        .upstreams()
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "address": e.addr.to_string(),
-                "weight": e.weight,
-                "health": e.health_word().health().as_str(),
-                "last_check": last_check(e),
-                "ejections": e.ejections(),
-                "in_flight": e.in_flight(),
-                "requests": e.requests(),
-                "connections_opened": e.pool.opened(),
-                "protocol": e.pool.protocol().as_str(),
-            })
-        })
-        .collect();
-    let config = state.config();
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": state.started.elapsed().as_secs_f64(),
-        "shutting_down": state.is_shutting_down(),
-        "listen": state.proxy_addr().map(|a| a.to_string()),
-        "balance": state.proxy.routing().algorithm,
-        "retries": config.proxy.retries,
-        "app": app,
-        "instances": instances,
-        "upstreams": upstreams,
-    })
 }

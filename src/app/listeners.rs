@@ -18,34 +18,55 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub async fn bind(config: &shoal_config::Config) -> Result<Listeners, String> {
+    pub async fn bind(config: &shoal_config::Config) -> Result<Listeners, ListenError> {
         let proxy = bind(config.listen, "listen").await?;
         let admin = bind(config.admin.listen, "admin.listen").await?;
         Ok(Listeners { proxy, admin })
     }
 }
 
-pub async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        let mut message = format!("cannot listen on {addr} ({key}): {e}");
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            if let Some((low, high)) = ephemeral_range() {
-                if (low..=high).contains(&addr.port()) {
-                    // Most often another program listens on it; only
-                    // when none does is an outgoing connection the cause.
-                    let port = addr.port();
-                    message.push_str(&format!(
-                        "; port {port} is in the kernel's ephemeral range ({low}-{high}), from \
-                             which outgoing connections (shoal's own to its instances too) take \
-                             their local ports: if no other program listens on it (`ss -ltnp \
-                             'sport = :{port}'` shows one that does), an outgoing connection may \
-                             hold it for a while; a port below {low} avoids that"
-                    ));
-                }
+/// A listener that could not be bound: its address, the config key that
+/// names it, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({key}): {source}{}", ephemeral_hint(.addr.port(), *.ephemeral))]
+pub struct ListenError {
+    pub addr: SocketAddr,
+    pub key: &'static str,
+    pub source: std::io::Error,
+    /// The kernel's ephemeral port range, when the port is in use and in it.
+    pub ephemeral: Option<(u16, u16)>,
+}
+
+pub async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, ListenError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        let ephemeral = match source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                ephemeral_range().filter(|(low, high)| (*low..=*high).contains(&addr.port()))
             }
+            _ => None,
+        };
+        ListenError {
+            addr,
+            key,
+            source,
+            ephemeral,
         }
-        message
     })
+}
+
+/// Most often another program listens on a port in use; only when none
+/// does is an outgoing connection the cause.
+fn ephemeral_hint(port: u16, ephemeral: Option<(u16, u16)>) -> String {
+    let Some((low, high)) = ephemeral else {
+        return String::new();
+    };
+    format!(
+        "; port {port} is in the kernel's ephemeral range ({low}-{high}), from \
+         which outgoing connections (shoal's own to its instances too) take \
+         their local ports: if no other program listens on it (`ss -ltnp \
+         'sport = :{port}'` shows one that does), an outgoing connection may \
+         hold it for a while; a port below {low} avoids that"
+    )
 }
 
 struct Running {
@@ -153,4 +174,49 @@ fn ephemeral_range() -> Option<(u16, u16)> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
     let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
     Some((parts.next()??, parts.next()??))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_address_names_itself_and_its_key() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = bind(addr, "admin.listen").await.unwrap_err();
+        assert_eq!(e.addr, addr);
+        assert_eq!(e.key, "admin.listen");
+        assert_eq!(e.source.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot listen on {addr} (admin.listen): ")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_port_in_the_ephemeral_range_says_so() {
+        let e = ListenError {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            key: "listen",
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+            ephemeral: Some((32768, 60999)),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot listen on 127.0.0.1:40000 (listen): "),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "; port 40000 is in the kernel's ephemeral range (32768-60999), from which \
+                 outgoing connections (shoal's own to its instances too) take their local \
+                 ports: if no other program listens on it (`ss -ltnp 'sport = :40000'` shows \
+                 one that does), an outgoing connection may hold it for a while; a port below \
+                 32768 avoids that"
+            ),
+            "{text}"
+        );
+    }
 }

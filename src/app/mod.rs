@@ -24,13 +24,32 @@ use crate::balance::{Endpoint, EndpointTable};
 use crate::health::HealthCell;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
-use crate::supervisor::{Progress, Supervisor, SupervisorOptions};
-use crate::tls::Terminator;
+use crate::supervisor::{OpError, Progress, Supervisor, SupervisorOptions};
+use crate::tls::{Terminator, TlsError};
 
-pub use listeners::{ListenerSlot, Listeners};
+pub use listeners::{ListenError, ListenerSlot, Listeners};
+pub use reload::{ReloadError, UpstreamError};
 
 /// Re-reads the config file for a hot reload.
-pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+pub type ConfigSource = Box<dyn Fn() -> Result<Config, SourceError> + Send + Sync>;
+
+/// Why a [`ConfigSource`] gave no config (the file cannot be read, or is
+/// not valid); the reload only shows it.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why shoal did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A static upstream's address cannot be resolved.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The certificates cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// No guard process, or no free port for an instance.
+    #[error("cannot start instances: {0}")]
+    Instances(#[source] std::io::Error),
+}
 
 /// Everything the admin API and the reload path act on.
 pub struct State {
@@ -94,7 +113,7 @@ pub async fn run(
     listeners: Listeners,
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let pool = PoolSettings::from(&config.proxy);
     let table = Arc::new(EndpointTable::new());
     let background = CancellationToken::new();
@@ -114,7 +133,7 @@ pub async fn run(
                     pool: pool.clone(),
                 },
             )
-            .map_err(|e| format!("cannot start instances: {e}"))?,
+            .map_err(RunError::Instances)?,
         ),
         None => None,
     };
@@ -202,12 +221,12 @@ fn limits_of(state: &Arc<State>) -> crate::proxy::LimitsNow {
 }
 
 /// Rolling reload of the app; what SIGUSR2 and `POST /api/v1/reload` start.
-pub async fn rolling_reload(state: &State, progress: &Progress) -> Result<String, String> {
+pub async fn rolling_reload(state: &State, progress: &Progress) -> Result<String, OpError> {
     let Some(sup) = &state.supervisor else {
-        return Err("no app section: there are no instances to reload".into());
+        return Err(OpError::NoInstances);
     };
     if state.is_shutting_down() {
-        return Err("not reloading: shoal is shutting down".into());
+        return Err(OpError::ShuttingDown);
     }
     let _op = sup.begin("rolling reload").await;
     sup.rolling_reload(progress).await

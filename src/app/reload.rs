@@ -18,12 +18,51 @@ use shoal_config::{Config, UpstreamConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::listeners::{self, bind};
-use super::State;
+use super::listeners::{self, bind, ListenError};
+use super::{SourceError, State};
 use crate::balance::Endpoint;
 use crate::proxy::Routing;
-use crate::supervisor::Progress;
-use crate::tls::Terminator;
+use crate::supervisor::{OpError, Progress};
+use crate::tls::{Terminator, TlsError};
+
+/// Why a config reload changed nothing, or not everything.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("config not applied: shoal is shutting down")]
+    ShuttingDown,
+    #[error("config reload is not available: shoal was not started from a config file")]
+    NoSource,
+    /// The file cannot be read or is not a valid config.
+    #[error("config not applied (the running config is kept):\n{0}")]
+    Invalid(#[source] SourceError),
+    /// A certificate or key file cannot be used.
+    #[error("config not applied (the running config and certificates are kept): {0}")]
+    Certificates(#[source] TlsError),
+    /// The TLS settings could not be put in use.
+    #[error(transparent)]
+    Tls(TlsError),
+    #[error("config not applied: adding or removing the `app` section needs a restart of shoal")]
+    AppSectionAddedOrRemoved,
+    /// A new listen address cannot be bound.
+    #[error("config not applied: {0}")]
+    Bind(#[from] ListenError),
+    /// A new upstream's URL cannot be resolved.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// Everything else is in place; the app's rolling reload or scale failed.
+    #[error("config applied except the `app` section, which was not (the running instances keep the old one): {0}")]
+    App(#[source] OpError),
+}
+
+/// A static upstream whose address is not known: `upstreams[index].url`.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Not an `http://HOST:PORT` URL (the config's message).
+    #[error("upstreams[{index}].url: {reason}")]
+    Url { index: usize, reason: String },
+    #[error("upstreams[{index}].url: cannot resolve {host}")]
+    Unresolved { index: usize, host: String },
+}
 
 /// A static upstream and the token that stops its health checks.
 pub(super) struct Upstream {
@@ -35,17 +74,17 @@ pub(super) struct Upstream {
 /// Resolve every upstream's address; the first that fails is the error.
 pub(super) async fn resolve_upstreams(
     upstreams: &[UpstreamConfig],
-) -> Result<Vec<std::net::SocketAddr>, String> {
+) -> Result<Vec<std::net::SocketAddr>, UpstreamError> {
     let mut out = Vec::new();
-    for (i, u) in upstreams.iter().enumerate() {
+    for (index, u) in upstreams.iter().enumerate() {
         let (host, port) = u
             .host_port()
-            .map_err(|e| format!("upstreams[{i}].url: {e}"))?;
+            .map_err(|reason| UpstreamError::Url { index, reason })?;
         let addr = tokio::net::lookup_host((host.as_str(), port))
             .await
             .ok()
             .and_then(|mut a| a.next())
-            .ok_or_else(|| format!("upstreams[{i}].url: cannot resolve {host}"))?;
+            .ok_or(UpstreamError::Unresolved { index, host })?;
         out.push(addr);
     }
     Ok(out)
@@ -56,7 +95,7 @@ pub(super) async fn resolve_upstreams(
 pub(super) async fn sync_upstreams(
     state: &State,
     wanted: &[UpstreamConfig],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, UpstreamError> {
     let mut added = Vec::new();
     // Resolve everything first: a bad name changes nothing.
     let mut fresh = Vec::new();
@@ -113,37 +152,31 @@ pub(super) async fn sync_upstreams(
 }
 
 /// Re-read the config file and apply it. Returns a summary of what changed.
-pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<String, String> {
+pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<String, ReloadError> {
     let _one_at_a_time = state.reloading.lock().await;
     if state.is_shutting_down() {
-        return Err("config not applied: shoal is shutting down".into());
+        return Err(ReloadError::ShuttingDown);
     }
-    let source = state
-        .config_source
-        .as_ref()
-        .ok_or("config reload is not available: shoal was not started from a config file")?;
-    let new =
-        source().map_err(|e| format!("config not applied (the running config is kept):\n{e}"))?;
+    let source = state.config_source.as_ref().ok_or(ReloadError::NoSource)?;
+    let new = source().map_err(ReloadError::Invalid)?;
     // The certificate files are read again on every reload, even when the
     // config text is unchanged: that is how certificates are rotated. A
     // file that cannot be used changes nothing, certificates included.
-    let certs = Terminator::prepare(new.tls.as_ref()).map_err(|e| {
-        format!("config not applied (the running config and certificates are kept): {e}")
-    })?;
+    let certs = Terminator::prepare(new.tls.as_ref()).map_err(ReloadError::Certificates)?;
     let old = state.config();
     if *old == new {
         if new.tls.is_none() {
             return Ok("config unchanged".into());
         }
-        let tls = state.tls.apply(new.tls.as_ref(), certs)?;
+        let tls = state
+            .tls
+            .apply(new.tls.as_ref(), certs)
+            .map_err(ReloadError::Tls)?;
         progress.step(0, 0, tls);
         return Ok("config unchanged; TLS certificates re-read".into());
     }
     if old.app.is_some() != new.app.is_some() {
-        return Err(
-            "config not applied: adding or removing the `app` section needs a restart of shoal"
-                .into(),
-        );
+        return Err(ReloadError::AppSectionAddedOrRemoved);
     }
     // Bind first: if a new address is taken, nothing is applied.
     let moved = bind_moved(&old, &new).await?;
@@ -154,7 +187,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             progress.step(0, 0, c);
         }
     }
-    apply_live(state, &old, &new, certs, progress)?;
+    apply_live(state, &old, &new, certs, progress).map_err(ReloadError::Tls)?;
     move_listeners(state, moved, &new, progress);
     let later = at_next_start(&old, &new);
     // Everything but the app is in place. Until the app's part has worked,
@@ -174,13 +207,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             later.join(", ")
         ));
     }
-    result
-        .map(|_| summary)
-        .map_err(|e| {
-            format!(
-                "config applied except the `app` section, which was not (the running instances keep the old one): {e}"
-            )
-        })
+    result.map(|_| summary).map_err(ReloadError::App)
 }
 
 /// The listeners a changed address needs, bound before anything is applied.
@@ -189,14 +216,13 @@ struct Moved {
     admin: Option<TcpListener>,
 }
 
-async fn bind_moved(old: &Config, new: &Config) -> Result<Moved, String> {
-    let fail = |e: String| format!("config not applied: {e}");
+async fn bind_moved(old: &Config, new: &Config) -> Result<Moved, ListenError> {
     let proxy = match new.listen != old.listen {
-        true => Some(bind(new.listen, "listen").await.map_err(fail)?),
+        true => Some(bind(new.listen, "listen").await?),
         false => None,
     };
     let admin = match new.admin.listen != old.admin.listen {
-        true => Some(bind(new.admin.listen, "admin.listen").await.map_err(fail)?),
+        true => Some(bind(new.admin.listen, "admin.listen").await?),
         false => None,
     };
     Ok(Moved { proxy, admin })
@@ -210,7 +236,7 @@ fn apply_live(
     new: &Config,
     certs: crate::tls::Prepared,
     progress: &Progress,
-) -> Result<(), String> {
+) -> Result<(), TlsError> {
     if new.balance != old.balance
         || new.proxy != old.proxy
         || new.trusted_proxies != old.trusted_proxies
@@ -301,7 +327,7 @@ async fn apply_app(
     old: &Config,
     new: &Config,
     progress: &Progress,
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     let (Some(sup), Some(app), Some(old_app)) = (&state.supervisor, &new.app, &old.app) else {
         return Ok(());
     };

@@ -7,17 +7,19 @@ use http_body_util::BodyExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use super::client::{admin_address, error_text, Admin};
+use super::client::{admin_address, refusal, Admin, ClientError};
 use super::ConfigSource;
+use crate::admin::status::{self, Status};
+use crate::supervisor::ProcState;
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(ClientError::Runtime)
 }
 
-fn finish(result: Result<(), String>) -> i32 {
+fn finish(result: Result<(), ClientError>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -37,13 +39,15 @@ pub fn status(src: &ConfigSource, admin: Option<&str>, json_out: bool) -> i32 {
     let mut none_healthy = false;
     let code = finish((|| {
         let addr = admin_address(admin, src)?;
-        let status = runtime()?.block_on(Admin::new(addr).get_json("/api/v1/status"))?;
+        let status: Status = runtime()?.block_on(Admin::new(addr).get_json("/api/v1/status"))?;
         let (line, healthy) = summary(&status);
         none_healthy = !healthy;
         if json_out {
+            // Through a Value, whose keys are sorted, as the server sends them.
+            let value = serde_json::to_value(&status).unwrap_or_default();
             println!(
                 "{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default()
+                serde_json::to_string_pretty(&value).unwrap_or_default()
             );
         } else {
             println!("{line}");
@@ -58,31 +62,61 @@ pub fn status(src: &ConfigSource, admin: Option<&str>, json_out: bool) -> i32 {
     }
 }
 
+/// What `trouble` reads of an instance or an upstream.
+struct Backend<'a> {
+    id: &'a str,
+    health: &'a str,
+    check: Option<&'a str>,
+    /// An instance's; `None` for an upstream.
+    process: Option<&'a status::Instance>,
+}
+
+impl<'a> Backend<'a> {
+    fn instance(i: &'a status::Instance) -> Backend<'a> {
+        Backend {
+            id: &i.id,
+            health: &i.health,
+            check: i.last_check.as_ref().map(|c| c.detail.as_str()),
+            process: Some(i),
+        }
+    }
+
+    fn upstream(u: &'a status::Upstream) -> Backend<'a> {
+        Backend {
+            id: &u.id,
+            health: &u.health,
+            check: u.last_check.as_ref().map(|c| c.detail.as_str()),
+            process: None,
+        }
+    }
+}
+
 /// Why one backend is not in rotation, in a few words.
-fn trouble(b: &Value) -> Option<String> {
-    let id = b["id"].as_str().unwrap_or("?");
-    let health = b["health"].as_str().unwrap_or("?");
+fn trouble(b: &Backend<'_>) -> Option<String> {
+    let (id, health, check) = (b.id, b.health, b.check);
     if health == "up" {
         return None;
     }
-    let check = b["last_check"]["detail"].as_str();
-    let exit = b["last_exit"].as_str();
-    Some(match (b["state"].as_str(), health) {
-        (Some("failed"), _) => format!(
+    let exit = b.process.and_then(|i| i.last_exit.as_deref());
+    Some(match (b.process.map(|i| i.state), health) {
+        (Some(ProcState::Failed), _) => format!(
             "{id} failed: {}",
-            b["failure"].as_str().or(exit).unwrap_or("?")
+            b.process
+                .and_then(|i| i.failure.as_deref())
+                .or(exit)
+                .unwrap_or("?")
         ),
-        (Some("backoff"), _) => format!(
+        (Some(ProcState::Backoff), _) => format!(
             "{id} waiting to restart (last exit: {})",
             exit.unwrap_or("?")
         ),
-        (Some("exited"), _) => format!(
+        (Some(ProcState::Exited), _) => format!(
             "{id} exited and is not restarted (app.restart): {}",
             exit.unwrap_or("?")
         ),
-        (Some("starting"), _) => format!(
+        (Some(ProcState::Starting), _) => format!(
             "{id} starting for {:.0}s, not yet healthy{}",
-            b["uptime_secs"].as_f64().unwrap_or(0.0),
+            b.process.and_then(|i| i.uptime_secs).unwrap_or(0.0),
             check
                 .map(|c| format!(" (last check: {c})"))
                 .unwrap_or_default()
@@ -99,22 +133,22 @@ fn trouble(b: &Value) -> Option<String> {
 /// The one-line state: `ok: 3 of 3 instances healthy`, `degraded: 1 of 3
 /// instances healthy — app-1 failed: crash loop (exit code 1); …`, or
 /// `down: 0 of 3 …`; and whether any backend is healthy.
-fn summary(s: &Value) -> (String, bool) {
-    let instances: Vec<&Value> = s["instances"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn summary(s: &Status) -> (String, bool) {
+    let instances: Vec<Backend<'_>> = s
+        .instances
+        .iter()
         // Instances on their way out are not the app's any more.
-        .filter(|i| !matches!(i["state"].as_str(), Some("draining" | "stopping")))
+        .filter(|i| !matches!(i.state, ProcState::Draining | ProcState::Stopping))
+        .map(Backend::instance)
         .collect();
-    let upstreams: Vec<&Value> = s["upstreams"].as_array().into_iter().flatten().collect();
-    let all: Vec<&Value> = instances.iter().chain(upstreams.iter()).copied().collect();
-    let healthy = all.iter().filter(|b| b["health"] == "up").count();
+    let upstreams: Vec<Backend<'_>> = s.upstreams.iter().map(Backend::upstream).collect();
     let what = match (instances.is_empty(), upstreams.is_empty()) {
         (false, true) => "instances",
         (true, false) => "upstreams",
         _ => "backends",
     };
+    let all: Vec<Backend<'_>> = instances.into_iter().chain(upstreams).collect();
+    let healthy = all.iter().filter(|b| b.health == "up").count();
     let state = if all.is_empty() || healthy == 0 {
         "down"
     } else if healthy == all.len() {
@@ -123,7 +157,7 @@ fn summary(s: &Value) -> (String, bool) {
         "degraded"
     };
     let mut line = format!("{state}: {healthy} of {} {what} healthy", all.len());
-    let troubles: Vec<String> = all.iter().filter_map(|b| trouble(b)).collect();
+    let troubles: Vec<String> = all.iter().filter_map(trouble).collect();
     if !troubles.is_empty() {
         line.push_str(" — ");
         line.push_str(
@@ -138,7 +172,7 @@ fn summary(s: &Value) -> (String, bool) {
             line.push_str(&format!("; and {} more", troubles.len() - 3));
         }
     }
-    if s["shutting_down"] == true {
+    if s.shutting_down {
         line.push_str(" (shutting down)");
     }
     (line, healthy > 0)
@@ -147,14 +181,9 @@ fn summary(s: &Value) -> (String, bool) {
 /// `generation 2`; or, when that is not what runs, what runs and what the
 /// last rollout attempted: `generation 1 (rollout to generation 2 stopped:
 /// …)`.
-fn generations(app: &Value) -> String {
-    let running: Vec<u64> = app["running_generations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_u64)
-        .collect();
-    let current = app["generation"].as_u64().unwrap_or(0);
+fn generations(app: &status::App) -> String {
+    let running = &app.running_generations;
+    let current = app.generation;
     let mut text = match running.as_slice() {
         [] => format!("generation {current}"),
         [one] => format!("generation {one}"),
@@ -166,103 +195,83 @@ fn generations(app: &Value) -> String {
                 .join(", ")
         ),
     };
-    let rollout = &app["last_rollout"];
-    if rollout["ok"] == false && running != [current] {
-        let first = rollout["message"]
-            .as_str()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("");
-        text.push_str(&format!(
-            " (rollout to generation {} stopped: {first})",
-            rollout["generation"]
-        ));
+    if let Some(rollout) = &app.last_rollout {
+        if !rollout.ok && running.as_slice() != [current] {
+            let first = rollout.message.lines().next().unwrap_or("");
+            text.push_str(&format!(
+                " (rollout to generation {} stopped: {first})",
+                rollout.generation
+            ));
+        }
     }
     text
 }
 
-fn print_status(s: &Value) {
-    let app = &s["app"];
+fn print_status(s: &Status) {
     println!(
         "shoal {} on {} — {}, up {:.0}s{}",
-        s["version"].as_str().unwrap_or("?"),
-        s["listen"].as_str().unwrap_or("?"),
-        s["balance"].as_str().unwrap_or("?"),
-        s["uptime_secs"].as_f64().unwrap_or(0.0),
-        if s["shutting_down"] == true {
+        s.version,
+        s.listen.as_deref().unwrap_or("?"),
+        s.balance.as_str(),
+        s.uptime_secs,
+        if s.shutting_down {
             " (shutting down)"
         } else {
             ""
         }
     );
-    if !app.is_null() {
-        println!(
-            "app: {} instance(s), {}{}",
-            app["instances"],
-            generations(app),
-            match app["operation"].as_str() {
-                Some(op) => format!(", running: {op}"),
-                None => String::new(),
-            }
-        );
-        println!(
-            "{:<8} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
-            "ID",
-            "GEN",
-            "PID",
-            "PORT",
-            "STATE",
-            "HEALTH",
-            "RESTARTS",
-            "IN_FLIGHT",
-            "REQUESTS",
-            "RSS"
-        );
-        // serde_json's Display ignores widths: format numbers as text first.
-        let n = |v: &Value| match v {
-            Value::Null => "-".to_string(),
-            other => other.to_string(),
-        };
-        for i in s["instances"].as_array().into_iter().flatten() {
-            println!(
-                "{:<8} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
-                i["id"].as_str().unwrap_or("?"),
-                n(&i["generation"]),
-                n(&i["pid"]),
-                n(&i["port"]),
-                i["state"].as_str().unwrap_or("?"),
-                i["health"].as_str().unwrap_or("?"),
-                n(&i["restarts"]),
-                n(&i["in_flight"]),
-                n(&i["requests"]),
-                format!(
-                    "{}MiB",
-                    i["rss_bytes"].as_u64().unwrap_or(0) / (1024 * 1024)
-                ),
-            );
-            if let Some(why) = i["last_exit"].as_str() {
-                if i["state"] == "failed" || i["state"] == "backoff" || i["state"] == "exited" {
-                    println!("         last exit: {why}");
-                }
-            }
-            if let Some(why) = i["failure"].as_str() {
-                if i["state"] == "failed" && i["last_exit"].as_str() != Some(why) {
-                    println!("         failed: {why}");
-                }
-            }
-        }
+    if let Some(app) = &s.app {
+        print_app(app, &s.instances);
     }
-    for u in s["upstreams"].as_array().into_iter().flatten() {
+    for u in &s.upstreams {
         println!(
             "upstream {} ({}) weight {} {} in_flight {} requests {}",
-            u["id"].as_str().unwrap_or("?"),
-            u["address"].as_str().unwrap_or("?"),
-            u["weight"],
-            u["health"].as_str().unwrap_or("?"),
-            u["in_flight"],
-            u["requests"]
+            u.id, u.address, u.weight, u.health, u.in_flight, u.requests
         );
+    }
+}
+
+/// The app's line and its instances' table.
+fn print_app(app: &status::App, instances: &[status::Instance]) {
+    println!(
+        "app: {} instance(s), {}{}",
+        app.instances,
+        generations(app),
+        match &app.operation {
+            Some(op) => format!(", running: {op}"),
+            None => String::new(),
+        }
+    );
+    println!(
+        "{:<8} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
+        "ID", "GEN", "PID", "PORT", "STATE", "HEALTH", "RESTARTS", "IN_FLIGHT", "REQUESTS", "RSS"
+    );
+    for i in instances {
+        println!(
+            "{:<8} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
+            i.id,
+            i.generation,
+            i.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
+            i.port,
+            i.state.as_str(),
+            i.health,
+            i.restarts,
+            i.in_flight,
+            i.requests,
+            format!("{}MiB", i.rss_bytes / (1024 * 1024)),
+        );
+        let ended = matches!(
+            i.state,
+            ProcState::Failed | ProcState::Backoff | ProcState::Exited
+        );
+        if let Some(why) = i.last_exit.as_deref().filter(|_| ended) {
+            println!("         last exit: {why}");
+        }
+        if let Some(why) = i.failure.as_deref() {
+            if i.state == ProcState::Failed && i.last_exit.as_deref() != Some(why) {
+                println!("         failed: {why}");
+            }
+        }
     }
 }
 
@@ -291,13 +300,13 @@ pub fn reload(src: &ConfigSource, admin: Option<&str>, config: bool) -> i32 {
 
 /// POST, then follow the NDJSON progress to its `done` line: a bar on a
 /// terminal, plain lines otherwise. Fails when the operation fails.
-async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), String> {
+async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), ClientError> {
     let resp = admin.send(Method::POST, path, body).await?;
     let status = resp.status();
     let mut body = resp.into_body();
     if status != StatusCode::OK {
-        let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        return Err(error_text(status, &bytes));
+        let bytes = body.collect().await.map_err(ClientError::Read)?.to_bytes();
+        return Err(refusal(status, &bytes));
     }
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(0);
@@ -309,7 +318,7 @@ async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), 
     });
     let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("lost the connection to shoal: {e}"))?;
+        let frame = frame.map_err(ClientError::Lost)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -346,12 +355,12 @@ async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), 
                         println!("{message}");
                         Ok(())
                     } else {
-                        Err(message)
+                        Err(ClientError::Failed(message))
                     };
                 }
                 _ => {}
             }
         }
     }
-    Err("the admin API closed the stream before the operation finished".into())
+    Err(ClientError::Unfinished)
 }

@@ -168,7 +168,7 @@ fn lookup_var(name: &str) -> Option<String> {
 /// read too, so a bad certificate is a config error (exit 78) with its key
 /// and line, not a failed start; and the app's program must be found
 /// (``cannot run `gunicron`: not found in PATH``).
-pub fn load(src: &ConfigSource) -> Result<Config, String> {
+pub fn load(src: &ConfigSource) -> Result<Config, LoadError> {
     load_with(src, &|config| {
         let mut problems = crate::tls::check(config);
         problems.extend(crate::supervisor::check_program(config));
@@ -179,28 +179,51 @@ pub fn load(src: &ConfigSource) -> Result<Config, String> {
 /// Loads the config without reading the files it names (TLS keys): enough
 /// for the client verbs, which only need `admin.listen`, and which an
 /// operator may run without the right to read the private keys.
-pub fn load_settings(src: &ConfigSource) -> Result<Config, String> {
+pub fn load_settings(src: &ConfigSource) -> Result<Config, LoadError> {
     load_with(src, &|_| Vec::new())
 }
 
-fn load_with(src: &ConfigSource, files: shoal_config::ExternalCheck<'_>) -> Result<Config, String> {
-    let result: Result<Config, ConfigError> = if src.demo {
-        shoal_config::load_str_checked(DEMO_CONFIG, "<demo>", &lookup_var, files)
-    } else {
-        match std::fs::read_to_string(&src.file) {
-            Ok(text) => {
-                shoal_config::load_str_checked(&text, &display(&src.file), &lookup_var, files)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(format!(
-                    "{}: no such file (give one with -c FILE, or try `shoal up --demo`)",
-                    display(&src.file)
-                ))
-            }
-            Err(e) => return Err(format!("{}: {e}", display(&src.file))),
-        }
-    };
-    result.map_err(|e| e.to_string())
+/// Why there is no config to run with.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: no such file (give one with -c FILE, or try `shoal up --demo`)", .path.display())]
+    NoFile { path: PathBuf },
+    #[error("{}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Read, but not a valid config: every problem with its key and line.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+fn load_with(
+    src: &ConfigSource,
+    files: shoal_config::ExternalCheck<'_>,
+) -> Result<Config, LoadError> {
+    if src.demo {
+        return Ok(shoal_config::load_str_checked(
+            DEMO_CONFIG,
+            "<demo>",
+            &lookup_var,
+            files,
+        )?);
+    }
+    let path = &src.file;
+    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => LoadError::NoFile { path: path.clone() },
+        _ => LoadError::Read {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    Ok(shoal_config::load_str_checked(
+        &text,
+        &display(path),
+        &lookup_var,
+        files,
+    )?)
 }
 
 fn display(p: &Path) -> String {

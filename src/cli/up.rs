@@ -50,7 +50,7 @@ pub fn run(src: &ConfigSource) -> i32 {
         let reload_from = src.clone();
         let options = RunOptions {
             guard_exe: std::env::current_exe().ok(),
-            config_source: Some(Box::new(move || load(&reload_from))),
+            config_source: Some(Box::new(move || Ok(load(&reload_from)?))),
             reload_signals: true,
         };
         match app::run(config, listeners, options, shutdown_signal()).await {

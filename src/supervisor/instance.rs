@@ -19,7 +19,9 @@ use super::program;
 use super::spawn::{self, Slot};
 use crate::balance::{Endpoint, Health};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An instance's state; in the status API by its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum ProcState {
     /// Process being started, or running but not yet passed a health check.
@@ -193,6 +195,12 @@ impl Instance {
         self.failure.lock().ok()?.clone()
     }
 
+    fn set_last_exit(&self, why: &str) {
+        if let Ok(mut l) = self.last_exit.lock() {
+            *l = Some(why.to_string());
+        }
+    }
+
     fn fail(&self, why: String) {
         if let Ok(mut f) = self.failure.lock() {
             *f = Some(why);
@@ -227,74 +235,132 @@ impl Instance {
 
 /// Runs until the instance's stop token is cancelled and its process is gone.
 pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
-    let app = inst.spec.clone();
-    let mut backoff = inst.settings().backoff.initial;
-    let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
-    // Restarts at once after an exit that followed serving (see below).
-    let mut recent_fast: VecDeque<Instant> = VecDeque::new();
+    let mut restarts = Restarts::new(inst.settings().backoff.initial);
     while !inst.stop.is_cancelled() {
-        inst.set_state(ProcState::Starting);
-        let slot = Slot {
-            id: &inst.id,
-            index: inst.slot,
-            port: inst.port,
-            host: app.host,
-        };
         let started = Instant::now();
-        let outcome = match spawn::spawn(&app, &slot) {
-            Ok(child) => run_once(&inst, child, guard.as_deref()).await,
-            Err(e) => {
-                let why = program::start_error(&app, &e);
-                if program::is_permanent(&e) {
-                    // Trying again cannot help: say what, and stop.
-                    tracing::error!(instance = %inst.id, "{why}; instance marked failed (fix app.command or app.cwd, then `shoal reload`)");
-                    if let Ok(mut l) = inst.last_exit.lock() {
-                        *l = Some(why.clone());
-                    }
-                    inst.fail(why);
-                    inst.stop.cancelled().await;
-                    break;
-                }
-                tracing::error!(instance = %inst.id, "{why}");
-                Outcome::Exited {
-                    why,
-                    success: false,
-                    served: false,
-                }
-            }
+        let Some(exit) = start_and_wait(&inst, guard.as_deref()).await else {
+            break;
         };
-        let (why, success, served) = match outcome {
-            Outcome::Stopped => break,
-            Outcome::Exited {
-                why,
-                success,
-                served,
-            } => (why, success, served),
-        };
-        if let Ok(mut l) = inst.last_exit.lock() {
-            *l = Some(why.clone());
-        }
+        inst.set_last_exit(&exit.why);
         if inst.is_retiring() {
             // It was on its way out anyway: never bring it back into rotation.
-            tracing::info!(instance = %inst.id, reason = %why, "draining instance exited");
+            tracing::info!(instance = %inst.id, reason = %exit.why, "draining instance exited");
             break;
         }
+        match restarts.after(&inst, &exit, started) {
+            Next::Now => {}
+            Next::After(delay) => {
+                if !wait_to_restart(&inst, delay).await {
+                    break;
+                }
+            }
+            Next::Never => {
+                inst.stop.cancelled().await;
+                break;
+            }
+        }
+    }
+    inst.endpoint.begin_epoch(Health::Stopped);
+    if !matches!(inst.state(), ProcState::Failed | ProcState::Exited) {
+        inst.set_state(ProcState::Stopped);
+    }
+}
+
+/// How one run of the process ended, when it ended on its own.
+struct Exit {
+    why: String,
+    success: bool,
+    /// It had passed its health check and been in rotation for [`SERVED`].
+    served: bool,
+}
+
+/// Start the process once and wait for it. `None`: told to stop, or the
+/// program cannot be started at all (the instance is then failed, and this
+/// returns once it is told to stop).
+async fn start_and_wait(inst: &Instance, guard: Option<&Guard>) -> Option<Exit> {
+    inst.set_state(ProcState::Starting);
+    let app = &inst.spec;
+    let slot = Slot {
+        id: &inst.id,
+        index: inst.slot,
+        port: inst.port,
+        host: app.host,
+    };
+    let child = match spawn::spawn(app, &slot) {
+        Ok(child) => child,
+        Err(e) => {
+            let why = program::start_error(app, &e);
+            if program::is_permanent(&e) {
+                // Trying again cannot help: say what, and stop.
+                tracing::error!(instance = %inst.id, "{why}; instance marked failed (fix app.command or app.cwd, then `shoal reload`)");
+                inst.set_last_exit(&why);
+                inst.fail(why);
+                inst.stop.cancelled().await;
+                return None;
+            }
+            tracing::error!(instance = %inst.id, "{why}");
+            return Some(Exit {
+                why,
+                success: false,
+                served: false,
+            });
+        }
+    };
+    match run_once(inst, child, guard).await {
+        Outcome::Stopped => None,
+        Outcome::Exited(exit) => Some(exit),
+    }
+}
+
+/// What follows an exit.
+enum Next {
+    /// Start it again at once.
+    Now,
+    /// Start it again after this delay (the backoff).
+    After(Duration),
+    /// Not again: `app.restart` says so, or a crash loop.
+    Never,
+}
+
+/// The restart policy's memory: the next backoff delay and the recent
+/// restarts, counted toward a crash loop or not.
+struct Restarts {
+    backoff: Duration,
+    /// Restarts after a crash, within `restart_window`.
+    recent: VecDeque<Instant>,
+    /// Restarts at once after an exit that followed serving (see `after`).
+    recent_fast: VecDeque<Instant>,
+}
+
+impl Restarts {
+    fn new(initial: Duration) -> Restarts {
+        Restarts {
+            backoff: initial,
+            recent: VecDeque::new(),
+            recent_fast: VecDeque::new(),
+        }
+    }
+
+    /// Decide, from `app.restart`, `max_restarts` within `restart_window`
+    /// and the backoff, what follows `exit` of a run begun at `started`;
+    /// count the restart and mark the instance as the decision says.
+    fn after(&mut self, inst: &Instance, exit: &Exit, started: Instant) -> Next {
         let settings = inst.settings();
         let backoff_cfg = &settings.backoff;
+        let why = &exit.why;
         let restart = match settings.restart {
             RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => !success,
+            RestartPolicy::OnFailure => !exit.success,
             RestartPolicy::Never => false,
         };
         if !restart {
             tracing::warn!(instance = %inst.id, reason = %why, policy = ?settings.restart, "instance exited; not restarted (app.restart)");
             inst.set_state(ProcState::Exited);
-            inst.stop.cancelled().await;
-            break;
+            return Next::Never;
         }
         let now = Instant::now();
-        forget_before(&mut recent_fast, now, settings.restart_window);
-        if served && recent_fast.len() < settings.max_restarts as usize {
+        forget_before(&mut self.recent_fast, now, settings.restart_window);
+        if exit.served && self.recent_fast.len() < settings.max_restarts as usize {
             // It passed its health check and served: not a crash at
             // start-up. Start it again at once, with the delay back at
             // `initial`, and do not count it toward a crash loop — up to
@@ -302,57 +368,60 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
             // app that passes /health and then dies (on its first real
             // request, say) is treated as crashing: the doubling delay, and
             // counted toward a crash loop, so it ends `failed`.
-            recent_fast.push_back(now);
+            self.recent_fast.push_back(now);
             inst.restarts.fetch_add(1, Ordering::Relaxed);
-            backoff = backoff_cfg.initial;
+            self.backoff = backoff_cfg.initial;
             tracing::warn!(instance = %inst.id, reason = %why, restarts = inst.restarts(), "instance exited after serving; restarting it now");
-            continue;
+            return Next::Now;
         }
-        if served {
+        if exit.served {
             tracing::warn!(
-                instance = %inst.id, fast_restarts = recent_fast.len(), window = ?settings.restart_window,
+                instance = %inst.id, fast_restarts = self.recent_fast.len(), window = ?settings.restart_window,
                 "instance keeps exiting after serving: restarting it with the backoff delay, counted toward a crash loop"
             );
         }
-        forget_before(&mut recent_restarts, now, settings.restart_window);
-        if recent_restarts.len() >= settings.max_restarts as usize {
+        forget_before(&mut self.recent, now, settings.restart_window);
+        if self.recent.len() >= settings.max_restarts as usize {
             tracing::error!(
-                instance = %inst.id, reason = %why, restarts = recent_restarts.len(),
+                instance = %inst.id, reason = %why, restarts = self.recent.len(),
                 window = ?settings.restart_window,
                 "crash loop: instance marked failed and no longer restarted (a reload or scale replaces it)"
             );
             inst.fail(format!("crash loop ({why})"));
-            inst.stop.cancelled().await;
-            break;
+            return Next::Never;
         }
-        recent_restarts.push_back(now);
+        self.recent.push_back(now);
         inst.restarts.fetch_add(1, Ordering::Relaxed);
         if started.elapsed() >= backoff_cfg.reset_after {
-            backoff = backoff_cfg.initial;
+            self.backoff = backoff_cfg.initial;
         }
-        tracing::warn!(instance = %inst.id, reason = %why, restart_in = ?backoff, restarts = inst.restarts(), "instance exited");
-        if let Ok(mut d) = inst.due.lock() {
-            *d = Some(Instant::now() + backoff);
-        }
-        inst.set_state(ProcState::Backoff);
-        let woken = tokio::select! {
-            _ = inst.stop.cancelled() => break,
-            _ = tokio::time::sleep(backoff) => false,
-            // The supervisor: no instance is in rotation, and this one is due first.
-            _ = inst.wake.notified() => true,
-        };
-        if let Ok(mut d) = inst.due.lock() {
-            *d = None;
-        }
-        if woken {
-            tracing::warn!(instance = %inst.id, "no instance in rotation: restarting this one before its delay is over");
-        }
-        backoff = (backoff * 2).min(backoff_cfg.max);
+        let delay = self.backoff;
+        tracing::warn!(instance = %inst.id, reason = %why, restart_in = ?delay, restarts = inst.restarts(), "instance exited");
+        self.backoff = (delay * 2).min(backoff_cfg.max);
+        Next::After(delay)
     }
-    inst.endpoint.begin_epoch(Health::Stopped);
-    if !matches!(inst.state(), ProcState::Failed | ProcState::Exited) {
-        inst.set_state(ProcState::Stopped);
+}
+
+/// In `backoff` for `delay`, or less when the supervisor wakes it (no
+/// instance in rotation, and this one is due first). False: told to stop.
+async fn wait_to_restart(inst: &Instance, delay: Duration) -> bool {
+    if let Ok(mut d) = inst.due.lock() {
+        *d = Some(Instant::now() + delay);
     }
+    inst.set_state(ProcState::Backoff);
+    let woken = tokio::select! {
+        _ = inst.stop.cancelled() => return false,
+        _ = tokio::time::sleep(delay) => false,
+        // The supervisor: no instance is in rotation, and this one is due first.
+        _ = inst.wake.notified() => true,
+    };
+    if let Ok(mut d) = inst.due.lock() {
+        *d = None;
+    }
+    if woken {
+        tracing::warn!(instance = %inst.id, "no instance in rotation: restarting this one before its delay is over");
+    }
+    true
 }
 
 /// Drops the times older than `window` from the front of `times`.
@@ -368,13 +437,8 @@ fn forget_before(times: &mut VecDeque<Instant>, now: Instant, window: Duration) 
 enum Outcome {
     /// Told to stop, and stopped.
     Stopped,
-    /// Exited on its own; `served`: after it had passed its health check
-    /// and been in rotation for [`SERVED`].
-    Exited {
-        why: String,
-        success: bool,
-        served: bool,
-    },
+    /// Exited on its own.
+    Exited(Exit),
 }
 
 /// In rotation this long before it exited: the process served, it did not
@@ -435,7 +499,7 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
                 if !open.closed(OUTPUT_WAIT).await {
                     tracing::debug!(instance = %inst.id, "output still open {OUTPUT_WAIT:?} after the exit");
                 }
-                break Outcome::Exited { why, success, served };
+                break Outcome::Exited(Exit { why, success, served });
             }
             _ = inst.stop.cancelled() => {
                 inst.set_state(ProcState::Stopping);

@@ -11,18 +11,10 @@ use futures_util::future::join_all;
 use shoal_config::AppConfig;
 
 use super::instance::{Instance, ProcState};
+use super::op_error::{NotReady, OpError};
 use super::progress::Progress;
 use super::Supervisor;
 use crate::balance::Health;
-
-/// Why an operation could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum OpError {
-    #[error("another operation is running: {0}")]
-    Busy(String),
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// Holds the operation lock and names the running operation for status.
 /// Owned, so it can move into the task that carries the operation out.
@@ -70,16 +62,13 @@ impl Supervisor {
         let min = spec.min.unwrap_or(1);
         let max = spec.max.unwrap_or(1024);
         if n < min || n > max {
-            // Name the bounds only when the user set them.
-            let set = match (spec.min, spec.max) {
-                (Some(_), Some(_)) => " (app.min and app.max)",
-                (Some(_), None) => " (app.min)",
-                (None, Some(_)) => " (app.max)",
-                (None, None) => "",
-            };
-            return Err(OpError::Invalid(format!(
-                "cannot scale to {n}: the number of instances must be between {min} and {max}{set}"
-            )));
+            return Err(OpError::OutOfBounds {
+                wanted: n,
+                min,
+                max,
+                min_set: spec.min.is_some(),
+                max_set: spec.max.is_some(),
+            });
         }
         Ok(())
     }
@@ -90,8 +79,8 @@ impl Supervisor {
     /// generation; the call returns once they are healthy (or fails after
     /// `ready_timeout`, leaving them trying). Down: failed instances go
     /// first, then the highest-numbered; each is drained.
-    pub async fn scale(self: &Arc<Self>, n: u32, progress: &Progress) -> Result<String, String> {
-        self.check_scale(n).map_err(|e| e.to_string())?;
+    pub async fn scale(self: &Arc<Self>, n: u32, progress: &Progress) -> Result<String, OpError> {
+        self.check_scale(n)?;
         self.target.store(n, std::sync::atomic::Ordering::Release);
         let spec = self.spec();
         let active = self.active();
@@ -105,7 +94,7 @@ impl Supervisor {
                 used.push(slot);
                 let inst = self
                     .add_instance(slot, self.generation(), spec.clone())
-                    .map_err(|e| format!("cannot start instance app-{slot}: {e}"))?;
+                    .map_err(|source| OpError::Start { slot, source })?;
                 progress.step(0, 0, format!("started {} on port {}", inst.id, inst.port));
                 started.push(inst);
             }
@@ -133,7 +122,7 @@ impl Supervisor {
     /// is not healthy within `ready_timeout`, the rollout stops: the
     /// replacements of that step are stopped and the old instances they were
     /// to replace keep serving.
-    pub async fn rolling_reload(self: &Arc<Self>, progress: &Progress) -> Result<String, String> {
+    pub async fn rolling_reload(self: &Arc<Self>, progress: &Progress) -> Result<String, OpError> {
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
@@ -148,7 +137,7 @@ impl Supervisor {
         self: &Arc<Self>,
         generation: u64,
         progress: &Progress,
-    ) -> Result<String, String> {
+    ) -> Result<String, OpError> {
         let spec = self.spec();
         let old = self.active();
         let total = old.len();
@@ -174,11 +163,12 @@ impl Supervisor {
                     join_all(fresh.iter().map(|f| self.retire(f))).await;
                     // Later restarts of the old instances keep their own spec;
                     // the generation counter stays so the next try is newer.
-                    return Err(with_detail(
-                        format!("rollout stopped after {done} of {total}"),
-                        &e,
-                        "the old instances keep serving",
-                    ));
+                    return Err(OpError::RolloutStopped {
+                        done,
+                        total,
+                        cause: Box::new(e.into()),
+                        after: "the old instances keep serving".into(),
+                    });
                 }
                 join_all(batch.iter().map(|o| self.retire(o))).await;
             } else {
@@ -192,7 +182,7 @@ impl Supervisor {
                             Ok(()) => None,
                             Err(e) => {
                                 join_all(fresh.iter().map(|f| self.retire(f))).await;
-                                Some(e)
+                                Some(e.into())
                             }
                         }
                     }
@@ -201,11 +191,12 @@ impl Supervisor {
                     // The old instances of this step are gone (max_surge: 0):
                     // put the previous build back in their slots.
                     let restored = self.restore(batch, spec.ready_timeout).await;
-                    return Err(with_detail(
-                        format!("rollout stopped after {done} of {total}"),
-                        &e,
-                        &restored,
-                    ));
+                    return Err(OpError::RolloutStopped {
+                        done,
+                        total,
+                        cause: Box::new(e),
+                        after: restored,
+                    });
                 }
             }
             done += batch.len();
@@ -222,10 +213,8 @@ impl Supervisor {
         self: &Arc<Self>,
         old: &Arc<Instance>,
         progress: &Progress,
-    ) -> Result<String, String> {
-        let _op = self
-            .try_begin(&format!("replace {}", old.id))
-            .map_err(|e| e.to_string())?;
+    ) -> Result<String, OpError> {
+        let _op = self.try_begin(&format!("replace {}", old.id))?;
         if old.is_retiring() {
             return Ok(format!("{} is already being replaced", old.id));
         }
@@ -266,12 +255,15 @@ impl Supervisor {
         batch: &[Arc<Instance>],
         generation: u64,
         spec: &Arc<AppConfig>,
-    ) -> Result<Vec<Arc<Instance>>, String> {
+    ) -> Result<Vec<Arc<Instance>>, OpError> {
         batch
             .iter()
             .map(|o| {
                 self.add_instance(o.slot, generation, spec.clone())
-                    .map_err(|e| format!("cannot start a replacement for {}: {e}", o.id))
+                    .map_err(|source| OpError::StartReplacement {
+                        id: o.id.clone(),
+                        source,
+                    })
             })
             .collect()
     }
@@ -334,34 +326,6 @@ impl Supervisor {
     }
 }
 
-/// `HEAD: REASON; AFTER`, with the lines that follow the first line of
-/// `reason` (an instance's last output) kept at the end.
-fn with_detail(head: String, reason: &str, after: &str) -> String {
-    match reason.split_once('\n') {
-        Some((first, rest)) => format!("{head}: {first}; {after}\n{rest}"),
-        None => format!("{head}: {reason}; {after}"),
-    }
-}
-
-/// A new instance exited before it was healthy: which, why, and the last
-/// lines it printed (they say why far better than an exit code).
-async fn start_failure(inst: &Instance, why: &str) -> String {
-    // No wait for its last lines: the exit is recorded only once its
-    // output was read to EOF (or for 1 s, see `instance::run_once`).
-    let mut message = format!(
-        "{} (generation {}) exited during start-up: {why}",
-        inst.id, inst.generation
-    );
-    let tail = inst.output_tail();
-    if !tail.is_empty() {
-        message.push_str(&format!("\nlast output of {}:", inst.id));
-        for line in tail {
-            message.push_str(&format!("\n  {line}"));
-        }
-    }
-    message
-}
-
 /// `app-5, app-4` — at most ten names, then how many more.
 fn id_list(instances: &[Arc<Instance>]) -> String {
     let mut s = instances
@@ -381,7 +345,7 @@ async fn wait_all_healthy(
     timeout: Duration,
     progress: &Progress,
     total: usize,
-) -> Result<(), String> {
+) -> Result<(), NotReady> {
     let deadline = Instant::now() + timeout;
     let mut ready = 0;
     let mut reported = vec![false; fresh.len()];
@@ -392,8 +356,16 @@ async fn wait_all_healthy(
             }
             // Exited before it was ever healthy: waiting out ready_timeout
             // would only delay the same answer.
-            if let Some(why) = f.last_exit() {
-                return Err(start_failure(f, &why).await);
+            // No wait for its last lines: the exit is recorded only once
+            // its output was read to EOF (or for 1 s, see
+            // `instance::run_once`).
+            if let Some(exit) = f.last_exit() {
+                return Err(NotReady::Exited {
+                    id: f.id.clone(),
+                    generation: f.generation,
+                    exit,
+                    output: f.output_tail(),
+                });
             }
             if f.endpoint.in_rotation() {
                 reported[i] = true;
@@ -420,10 +392,7 @@ async fn wait_all_healthy(
                     None => format!("{} ({})", f.id, f.state().as_str()),
                 })
                 .collect();
-            return Err(format!(
-                "not healthy within {timeout:?} (app.ready_timeout): {}",
-                late.join(", ")
-            ));
+            return Err(NotReady::Timeout { timeout, late });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

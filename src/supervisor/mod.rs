@@ -7,6 +7,7 @@ mod guard;
 mod instance;
 mod lifecycle;
 mod memory;
+mod op_error;
 mod output;
 mod ports;
 mod program;
@@ -29,7 +30,8 @@ use crate::proxy::pool::PoolSettings;
 
 pub use guard::{run as run_guard, Guard};
 pub use instance::{Instance, ProcState};
-pub use lifecycle::{OpError, OpGuard};
+pub use lifecycle::OpGuard;
+pub use op_error::{NotReady, OpError};
 pub use program::{check as check_program, port_warning};
 pub use progress::{Event, Progress};
 
@@ -51,8 +53,17 @@ pub struct Supervisor {
     operation: Arc<Mutex<Option<String>>>,
     /// The last rolling reload: the generation it was to bring, and how it
     /// ended (`Err` when it stopped).
-    last_rollout: Mutex<Option<(u64, Result<String, String>)>>,
+    last_rollout: Mutex<Option<LastRollout>>,
     stop: CancellationToken,
+}
+
+/// How the last rolling reload ended, for `shoal status`.
+#[derive(Debug, Clone)]
+pub struct LastRollout {
+    pub generation: u64,
+    pub ok: bool,
+    /// What it did, or why it stopped.
+    pub message: String,
 }
 
 pub struct SupervisorOptions {
@@ -132,13 +143,20 @@ impl Supervisor {
     }
 
     /// The last rolling reload: its generation and how it ended.
-    pub fn last_rollout(&self) -> Option<(u64, Result<String, String>)> {
+    pub fn last_rollout(&self) -> Option<LastRollout> {
         self.last_rollout.lock().ok()?.clone()
     }
 
-    pub(crate) fn set_last_rollout(&self, generation: u64, result: &Result<String, String>) {
+    pub(crate) fn set_last_rollout(&self, generation: u64, result: &Result<String, OpError>) {
         if let Ok(mut r) = self.last_rollout.lock() {
-            *r = Some((generation, result.clone()));
+            *r = Some(LastRollout {
+                generation,
+                ok: result.is_ok(),
+                message: match result {
+                    Ok(m) => m.clone(),
+                    Err(e) => e.to_string(),
+                },
+            });
         }
     }
 

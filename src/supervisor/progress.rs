@@ -51,15 +51,17 @@ impl Progress {
         });
     }
 
-    pub fn finish(&self, result: &Result<String, String>) {
+    /// The operation's end: what it did, or why it failed.
+    pub fn finish<E: std::fmt::Display>(&self, result: &Result<String, E>) {
         let (ok, message) = match result {
             Ok(m) => {
                 tracing::info!("{m}");
                 (true, m.clone())
             }
-            Err(m) => {
+            Err(e) => {
+                let m = e.to_string();
                 tracing::error!("{m}");
-                (false, m.clone())
+                (false, m)
             }
         };
         self.send(Event::Done { ok, message });

@@ -36,12 +36,32 @@ struct Active {
     alpn: Vec<Alpn>,
 }
 
+/// Why TLS cannot be set up as the config says.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Certificate or key files that cannot be used, each with its key path.
+    #[error("{}", join(.0))]
+    Files(Vec<FileProblem>),
+    /// rustls refused the settings (only for protocol versions the crypto
+    /// provider lacks; ring has both).
+    #[error("cannot set up TLS: {0}")]
+    Setup(#[source] rustls::Error),
+}
+
+fn join(problems: &[FileProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Certificates read for a reload, not yet in use.
 pub struct Prepared(Option<CertSet>);
 
 impl Terminator {
     /// Reads the certificates of `tls` (if any): the start of shoal.
-    pub fn new(tls: Option<&TlsConfig>) -> Result<Terminator, String> {
+    pub fn new(tls: Option<&TlsConfig>) -> Result<Terminator, TlsError> {
         let t = Terminator::default();
         let prepared = Terminator::prepare(tls)?;
         let summary = t.apply(tls, prepared)?;
@@ -53,24 +73,18 @@ impl Terminator {
 
     /// Reads and checks the certificate files of `tls`, changing nothing; a
     /// failure leaves the running certificates in place.
-    pub fn prepare(tls: Option<&TlsConfig>) -> Result<Prepared, String> {
+    pub fn prepare(tls: Option<&TlsConfig>) -> Result<Prepared, TlsError> {
         match tls {
             None => Ok(Prepared(None)),
             Some(tls) => load_all(tls)
                 .map(|set| Prepared(Some(set)))
-                .map_err(|problems| {
-                    problems
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                }),
+                .map_err(TlsError::Files),
         }
     }
 
     /// Puts prepared certificates (and `tls`'s settings) in use for the
     /// handshakes to come. Returns what changed, for the reload summary.
-    pub fn apply(&self, tls: Option<&TlsConfig>, prepared: Prepared) -> Result<String, String> {
+    pub fn apply(&self, tls: Option<&TlsConfig>, prepared: Prepared) -> Result<String, TlsError> {
         let (Some(tls), Some(set)) = (tls, prepared.0) else {
             let was_on = self.active.swap(None).is_some();
             return Ok(match was_on {
@@ -118,7 +132,7 @@ impl Terminator {
     }
 }
 
-fn server_config(tls: &TlsConfig, resolver: Arc<SniResolver>) -> Result<ServerConfig, String> {
+fn server_config(tls: &TlsConfig, resolver: Arc<SniResolver>) -> Result<ServerConfig, TlsError> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
@@ -126,7 +140,7 @@ fn server_config(tls: &TlsConfig, resolver: Arc<SniResolver>) -> Result<ServerCo
     let mut config = ServerConfig::builder_with_provider(certs::provider())
         .with_protocol_versions(versions)
         // Only fails for versions the provider lacks; ring has both.
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .map_err(TlsError::Setup)?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = tls.alpn_ids();

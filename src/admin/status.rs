@@ -1,0 +1,304 @@
+//! `GET /api/v1/status`: one serde type that the admin API builds and
+//! serializes and `shoal status` deserializes and prints. The JSON field
+//! names are the API: scripts and tests read them.
+
+use serde::{Deserialize, Serialize};
+use shoal_config::{Algorithm, UpstreamProtocol};
+
+use crate::app::State;
+use crate::balance::Endpoint;
+use crate::supervisor::{self, ProcState, Supervisor};
+
+/// The whole status document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub uptime_secs: f64,
+    pub shutting_down: bool,
+    /// The public listener's address, once bound.
+    pub listen: Option<String>,
+    pub balance: Algorithm,
+    pub retries: u32,
+    /// The local app; `null` when shoal balances remote upstreams only.
+    pub app: Option<App>,
+    pub instances: Vec<Instance>,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// The supervised app as a whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    /// Active instances (not those draining or stopping).
+    pub instances: usize,
+    pub target: u32,
+    pub generation: u64,
+    /// The generations of the active instances, sorted, each once.
+    pub running_generations: Vec<u64>,
+    pub last_rollout: Option<Rollout>,
+    /// The operation running now (`scale`, `reload`, …).
+    pub operation: Option<String>,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+}
+
+/// How the last rolling reload ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub generation: u64,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// One local instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub slot: u32,
+    pub generation: u64,
+    pub pid: Option<u32>,
+    pub port: u16,
+    pub state: ProcState,
+    /// `starting`, `up`, `down`, `stopped` or `ejected`.
+    pub health: String,
+    pub last_check: Option<Check>,
+    pub ejections: u32,
+    pub restarts: u32,
+    pub in_flight: usize,
+    pub requests: u64,
+    pub connections_opened: u64,
+    pub protocol: UpstreamProtocol,
+    pub rss_bytes: u64,
+    pub uptime_secs: Option<f64>,
+    pub last_exit: Option<String>,
+    pub failure: Option<String>,
+}
+
+/// One remote upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upstream {
+    pub id: String,
+    pub address: String,
+    pub weight: u32,
+    /// As [`Instance::health`].
+    pub health: String,
+    pub last_check: Option<Check>,
+    pub ejections: u32,
+    pub in_flight: usize,
+    pub requests: u64,
+    pub connections_opened: u64,
+    pub protocol: UpstreamProtocol,
+}
+
+/// The latest active check of a backend: passed or not, why, how long it
+/// took and when (seconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub passed: bool,
+    pub detail: String,
+    pub duration_ms: f64,
+    pub at: f64,
+}
+
+impl Status {
+    /// The status of the running shoal.
+    pub fn of(state: &State) -> Status {
+        let (app, instances) = match &state.supervisor {
+            Some(s) => (
+                Some(App::of(s)),
+                s.instances().iter().map(|i| Instance::of(i)).collect(),
+            ),
+            None => (None, Vec::new()),
+        };
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: state.started.elapsed().as_secs_f64(),
+            shutting_down: state.is_shutting_down(),
+            listen: state.proxy_addr().map(|a| a.to_string()),
+            balance: state.proxy.routing().algorithm,
+            retries: state.config().proxy.retries,
+            app,
+            instances,
+            upstreams: state.upstreams().iter().map(|e| Upstream::of(e)).collect(),
+        }
+    }
+}
+
+impl App {
+    fn of(s: &Supervisor) -> App {
+        let spec = s.spec();
+        let active = s.active();
+        let mut running: Vec<u64> = active.iter().map(|i| i.generation).collect();
+        running.sort_unstable();
+        running.dedup();
+        App {
+            instances: active.len(),
+            target: s.target(),
+            generation: s.generation(),
+            running_generations: running,
+            last_rollout: s.last_rollout().map(|r| Rollout {
+                generation: r.generation,
+                ok: r.ok,
+                message: r.message,
+            }),
+            operation: s.operation(),
+            min: spec.min,
+            max: spec.max,
+        }
+    }
+}
+
+impl Instance {
+    fn of(i: &supervisor::Instance) -> Instance {
+        let e = &i.endpoint;
+        Instance {
+            id: i.id.clone(),
+            slot: i.slot,
+            generation: i.generation,
+            pid: i.pid(),
+            port: i.port,
+            state: i.state(),
+            health: e.health_word().health().as_str().to_string(),
+            last_check: Check::of(e),
+            ejections: e.ejections(),
+            restarts: i.restarts(),
+            in_flight: e.in_flight(),
+            requests: e.requests(),
+            connections_opened: e.pool.opened(),
+            protocol: e.pool.protocol(),
+            rss_bytes: i.rss(),
+            uptime_secs: i.uptime().map(|d| d.as_secs_f64()),
+            last_exit: i.last_exit(),
+            failure: i.failure(),
+        }
+    }
+}
+
+impl Upstream {
+    fn of(e: &Endpoint) -> Upstream {
+        Upstream {
+            id: e.id.clone(),
+            address: e.addr.to_string(),
+            weight: e.weight,
+            health: e.health_word().health().as_str().to_string(),
+            last_check: Check::of(e),
+            ejections: e.ejections(),
+            in_flight: e.in_flight(),
+            requests: e.requests(),
+            connections_opened: e.pool.opened(),
+            protocol: e.pool.protocol(),
+        }
+    }
+}
+
+impl Check {
+    fn of(e: &Endpoint) -> Option<Check> {
+        e.last_check().map(|c| Check {
+            passed: c.passed,
+            detail: c.detail,
+            duration_ms: c.duration.as_secs_f64() * 1000.0,
+            at: c
+                .at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Status {
+        let check = Check {
+            passed: false,
+            detail: "status 500".into(),
+            duration_ms: 1.5,
+            at: 1_700_000_000.25,
+        };
+        Status {
+            version: "0.1.0".into(),
+            uptime_secs: 12.5,
+            shutting_down: false,
+            listen: Some("127.0.0.1:8080".into()),
+            balance: Algorithm::RoundRobin,
+            retries: 2,
+            app: Some(App {
+                instances: 2,
+                target: 2,
+                generation: 2,
+                running_generations: vec![1, 2],
+                last_rollout: Some(Rollout {
+                    generation: 2,
+                    ok: false,
+                    message: "app-1 did not become healthy".into(),
+                }),
+                operation: None,
+                min: Some(1),
+                max: None,
+            }),
+            instances: vec![Instance {
+                id: "app-1".into(),
+                slot: 1,
+                generation: 1,
+                pid: None,
+                port: 40001,
+                state: ProcState::Backoff,
+                health: "stopped".into(),
+                last_check: Some(check.clone()),
+                ejections: 0,
+                restarts: 3,
+                in_flight: 0,
+                requests: 10,
+                connections_opened: 1,
+                protocol: UpstreamProtocol::Http1,
+                rss_bytes: 0,
+                uptime_secs: None,
+                last_exit: Some("exit code 1".into()),
+                failure: None,
+            }],
+            upstreams: vec![Upstream {
+                id: "u1".into(),
+                address: "10.0.0.1:80".into(),
+                weight: 5,
+                health: "up".into(),
+                last_check: None,
+                ejections: 1,
+                in_flight: 2,
+                requests: 3,
+                connections_opened: 4,
+                protocol: UpstreamProtocol::H2,
+            }],
+        }
+    }
+
+    #[test]
+    fn status_round_trips_through_json() {
+        let status = sample();
+        let text = serde_json::to_string_pretty(&status).unwrap();
+        let back: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, status);
+    }
+
+    #[test]
+    fn field_names_are_the_api() {
+        let v = serde_json::to_value(sample()).unwrap();
+        assert_eq!(v["balance"], "round_robin");
+        assert_eq!(v["app"]["last_rollout"]["ok"], false);
+        assert_eq!(v["app"]["max"], serde_json::Value::Null);
+        assert_eq!(v["instances"][0]["state"], "backoff");
+        assert_eq!(v["instances"][0]["pid"], serde_json::Value::Null);
+        assert_eq!(v["instances"][0]["last_check"]["detail"], "status 500");
+        assert_eq!(v["upstreams"][0]["last_check"], serde_json::Value::Null);
+        assert_eq!(v["upstreams"][0]["address"], "10.0.0.1:80");
+        assert_eq!(v["upstreams"][0]["protocol"], "h2");
+        let no_app = Status {
+            app: None,
+            ..sample()
+        };
+        assert_eq!(
+            serde_json::to_value(no_app).unwrap()["app"],
+            serde_json::Value::Null
+        );
+    }
+}
