@@ -88,6 +88,35 @@ async fn send_within(
     }
 }
 
+/// hyper's error for one attempt: the proxy's error, how far the attempt
+/// got, and the request if hyper gave it back unsent. `Err`: our side
+/// failed (the client's body was malformed or cut), not the backend.
+#[allow(clippy::result_large_err)]
+fn classify(
+    e: TrySendError<Request<UpstreamBody>>,
+    backend: &str,
+    reused: bool,
+) -> Result<(ProxyError, Reach, Option<Request<UpstreamBody>>), ProxyError> {
+    let mut e = e;
+    let unsent = e.take_message();
+    let source = e.into_error();
+    // An h2 backend that refused the stream or sent GOAWAY before it did
+    // not process the request (RFC 9113 §8.7).
+    let reach = match (refusal(&source), &unsent) {
+        (Some(r), _) => Reach::Refused(r),
+        (None, Some(_)) => Reach::Unsent,
+        (None, None) => Reach::Sent {
+            response_started: false,
+        },
+    };
+    tracing::debug!(backend, reused, ?reach, error = %source, "upstream request failed");
+    if source.is_user() {
+        return Err(ProxyError::ClientBody(source));
+    }
+    let backend = backend.to_string();
+    Ok((ProxyError::Upstream { backend, source }, reach, unsent))
+}
+
 /// A request that is sent on a backend connection of its own (none before
 /// it, none after) and whose client connection is not reused afterwards,
 /// as http_desync_guardian's "defensive" mode
@@ -269,30 +298,11 @@ impl Proxy {
                     };
                     (e, Reach::TimedOut, None)
                 }
-                Some(Err(mut e)) => {
-                    let unsent = e.take_message();
-                    let source = e.into_error();
-                    // An h2 backend that refused the stream or sent GOAWAY
-                    // before it did not process the request (RFC 9113 §8.7).
-                    let reach = match (refusal(&source), &unsent) {
-                        (Some(r), _) => Reach::Refused(r),
-                        (None, Some(_)) => Reach::Unsent,
-                        (None, None) => Reach::Sent {
-                            response_started: false,
-                        },
-                    };
-                    tracing::debug!(backend = %endpoint.id, reused = conn.reused, ?reach, error = %source, "upstream request failed");
-                    if source.is_user() {
-                        // Our side failed: the client's body was malformed
-                        // or cut. Not the backend's fault; nothing to retry.
-                        return Err((ProxyError::ClientBody(source), None));
-                    }
-                    let e = ProxyError::Upstream {
-                        backend: endpoint.id.clone(),
-                        source,
-                    };
-                    (e, reach, unsent)
-                }
+                Some(Err(e)) => match classify(e, &endpoint.id, conn.reused) {
+                    Ok(failed) => failed,
+                    // The client's body failed: nothing to retry.
+                    Err(e) => return Err((e, None)),
+                },
             };
             let resend = ex.resend(unsent.is_some());
             let next = attempts.failed(endpoint, &error, reach, conn.reused, resend);
