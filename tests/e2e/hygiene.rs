@@ -56,6 +56,18 @@ async fn status_of(addr: SocketAddr, raw: &str) -> String {
     head.lines().next().unwrap_or("").to_string()
 }
 
+/// Each of `requests` gets 400 and nothing reaches the backend.
+async fn all_refused(shoal: &Shoal, backend: &RawBackend, engine: &str, requests: &[&str]) {
+    for raw in requests {
+        let status = status_of(shoal.proxy, raw).await;
+        assert!(
+            status.starts_with("HTTP/1.1 400"),
+            "{engine}: {raw:?}: {status}"
+        );
+    }
+    assert_eq!(backend_got(backend, 0).await, "", "{engine}");
+}
+
 /// What the backend got, once it got `n` request heads (or at once for 0,
 /// after a moment for anything late to show).
 async fn backend_got(backend: &RawBackend, n: usize) -> String {
@@ -116,19 +128,13 @@ async fn an_h2c_upgrade_offer_never_reaches_a_backend() {
 async fn host_must_be_there_once() {
     for engine in ENGINES {
         let (shoal, backend) = start(engine, Mode::AnswerComplete, "").await;
-        for raw in [
+        let refused = [
             "GET /dup HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
             "GET /dup-same HTTP/1.1\r\nHost: a.test\r\nhost: a.test\r\n\r\n",
             "GET /none HTTP/1.1\r\nUser-Agent: t\r\n\r\n",
             "GET /userinfo HTTP/1.1\r\nHost: user@a.test\r\n\r\n",
-        ] {
-            let status = status_of(shoal.proxy, raw).await;
-            assert!(
-                status.starts_with("HTTP/1.1 400"),
-                "{engine}: {raw:?}: {status}"
-            );
-        }
-        assert_eq!(backend_got(&backend, 0).await, "", "{engine}");
+        ];
+        all_refused(&shoal, &backend, engine, &refused).await;
         let status = status_of(shoal.proxy, "GET /old HTTP/1.0\r\n\r\n").await;
         assert!(status.starts_with("HTTP/1.0 200"), "{engine}: {status}");
         let got = backend_got(&backend, 1).await;
@@ -157,19 +163,13 @@ async fn host_must_be_there_once() {
 async fn connect_and_the_asterisk_form_are_refused() {
     for engine in ENGINES {
         let (shoal, backend) = start(engine, Mode::AnswerComplete, "").await;
-        for raw in [
+        let refused = [
             "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n",
             "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
             "POST * HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
             "GET http://user@a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n",
-        ] {
-            let status = status_of(shoal.proxy, raw).await;
-            assert!(
-                status.starts_with("HTTP/1.1 400"),
-                "{engine}: {raw:?}: {status}"
-            );
-        }
-        assert_eq!(backend_got(&backend, 0).await, "", "{engine}");
+        ];
+        all_refused(&shoal, &backend, engine, &refused).await;
         let status = status_of(shoal.proxy, "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").await;
         assert!(status.starts_with("HTTP/1.1 200"), "{engine}: {status}");
         let got = backend_got(&backend, 1).await;
