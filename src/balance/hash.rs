@@ -116,6 +116,10 @@ fn query<'a>(req: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
 }
 
 impl Balance for Hash {
+    fn uses_key(&self) -> bool {
+        !matches!(self.source, Source::Nothing)
+    }
+
     fn request_key(&self, req: &RequestView<'_>) -> Option<u64> {
         let bytes: &[u8] = match &self.source {
             Source::Client => return Some(hash_ip(req.client)),

@@ -83,6 +83,12 @@ pub trait Balance: Send + Sync {
         None
     }
 
+    /// Whether [`request_key`](Balance::request_key) can return a key:
+    /// when not, an engine need not build the request's view for it.
+    fn uses_key(&self) -> bool {
+        false
+    }
+
     /// Index into `set.endpoints` of an endpoint in rotation and not in
     /// `tried`, or `None` when there is none. `key` is what
     /// [`request_key`](Balance::request_key) returned for this request.

@@ -55,6 +55,7 @@ pub fn refusal(
 
 /// Safe to send again after it reached a backend (RFC 9110 §9.2.2): GET,
 /// HEAD, OPTIONS, PUT, DELETE, TRACE. Both engines ask this.
+#[inline]
 pub fn idempotent(method: &[u8]) -> bool {
     matches!(
         method,
@@ -72,6 +73,7 @@ fn valid_host(value: &[u8]) -> bool {
 /// byte accepted by the table above as sent, no fragment, ASCII only.
 /// Anything else goes to hyper's path, which cuts the fragment or answers
 /// 400 by the same table. (One table load per byte: it runs per request.)
+#[inline]
 pub fn plain_target(path: &[u8]) -> bool {
     if path.first() != Some(&b'/') {
         return false;
@@ -119,6 +121,7 @@ const HOST_NAME: [bool; 256] = {
 /// optional numeric port up to 65535. Anything else (IPv6 brackets, an
 /// empty value, user info…) goes to hyper's path and [`refusal`]. (One
 /// pass, no allocation: it runs per request.)
+#[inline]
 pub fn plain_host(value: &[u8]) -> bool {
     let colon = value.iter().position(|b| !HOST_NAME[usize::from(*b)]);
     let Some(colon) = colon else {

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::exchange::{self, Client, Served};
 use super::idle::Idle;
 use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
-use super::request::{prepare, Head};
+use super::request::{prepare, Head, KeyOf};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
 use crate::proxy::stall::Stalled;
@@ -141,12 +141,13 @@ async fn one_request(
     let mut head = take_vec();
     let req = loop {
         let key_of = |view: &RequestView<'_>| routing.balancer.request_key(view);
+        let key_of = routing.balancer.uses_key().then_some(&key_of as KeyOf<'_>);
         match prepare(
             &buf[..filled],
             peer,
             "http",
             &routing.trusted,
-            &key_of,
+            key_of,
             &mut head,
         ) {
             Head::Ready(req) if req.len > limits.max_head => return handoff(buf, filled, head),

@@ -20,7 +20,7 @@ pub fn request_head(data: &[u8]) {
     let hash = Hash::on(Some(&shoal_config::HashKey::Cookie("s".into())));
     let key_of = |view: &crate::proxy::view::RequestView<'_>| hash.request_key(view);
     let mut out = Vec::new();
-    let Head::Ready(req) = prepare(data, peer, "http", &trusted, &key_of, &mut out) else {
+    let Head::Ready(req) = prepare(data, peer, "http", &trusted, Some(&key_of), &mut out) else {
         return;
     };
     assert!(req.len <= data.len());

@@ -129,15 +129,19 @@ fn classify(name: &[u8]) -> Name {
     }
 }
 
+/// The balancer's `request_key`, given a request's view.
+pub type KeyOf<'a> = &'a dyn Fn(&RequestView<'_>) -> Option<u64>;
+
 /// Parse the head at the start of `buf` and, for a request the engine
 /// serves, write the head the backend gets into `out` (cleared first).
-/// `key_of` is the balancer's `request_key`, given the request's view.
+/// `key_of` is the balancer's `request_key`, given the request's view
+/// (`None` when the balancer uses no key).
 pub fn prepare(
     buf: &[u8],
     peer: SocketAddr,
     proto: &'static str,
     trusted: &TrustedProxies,
-    key_of: &dyn Fn(&RequestView<'_>) -> Option<u64>,
+    key_of: Option<KeyOf<'_>>,
     out: &mut Vec<u8>,
 ) -> Head {
     // Uninitialised: httparse writes the lines it finds (filling 100
@@ -165,10 +169,11 @@ pub fn prepare(
 
     // One pass to learn what the headers say; a second writes them out.
     let mut kinds = [Name::Other; MAX_HEADERS];
-    let seen = match survey(req.headers, &mut kinds) {
-        Ok(seen) => seen,
-        Err(why) => return Head::Handoff(why),
-    };
+    // Filled in place: it is a few hundred bytes, not to be moved.
+    let mut seen = Seen::new();
+    if let Err(why) = survey(req.headers, &mut kinds, &mut seen) {
+        return Head::Handoff(why);
+    }
     let trusted_peer = trusted.contains(peer.ip());
     let client = if trusted_peer {
         let xff = req
@@ -185,11 +190,13 @@ pub fn prepare(
         Some(id) if request_id::usable(id) => RequestId::from_client(id),
         _ => RequestId::generate(),
     };
-    let key = key_of(&RequestView {
-        client,
-        method,
-        target: path,
-        headers: Headers::Lines(req.headers),
+    let key = key_of.and_then(|key_of| {
+        key_of(&RequestView {
+            client,
+            method,
+            target: path,
+            headers: Headers::Lines(req.headers),
+        })
     });
     let who = Who {
         peer: peer.ip(),
@@ -224,23 +231,29 @@ struct Seen<'h> {
     named: ConnectionNamed<'h>,
 }
 
+impl Seen<'_> {
+    fn new() -> Self {
+        Seen {
+            keep_alive: true,
+            te_trailers: false,
+            json: false,
+            host: b"",
+            client_id: None,
+            xff_first: None,
+            has_xfp: false,
+            has_xfh: false,
+            named: ConnectionNamed::new(),
+        }
+    }
+}
+
 /// Classify every header into `kinds` and learn what they say; `Err`: why
 /// hyper's path serves this request instead.
 fn survey<'h>(
     headers: &[httparse::Header<'h>],
     kinds: &mut [Name; MAX_HEADERS],
-) -> Result<Seen<'h>, &'static str> {
-    let mut seen = Seen {
-        keep_alive: true,
-        te_trailers: false,
-        json: false,
-        host: b"",
-        client_id: None,
-        xff_first: None,
-        has_xfp: false,
-        has_xfh: false,
-        named: ConnectionNamed::new(),
-    };
+    seen: &mut Seen<'h>,
+) -> Result<(), &'static str> {
     let mut host = None;
     let mut lengths = 0;
     for (h, kind) in headers.iter().zip(kinds.iter_mut()) {
@@ -289,7 +302,7 @@ fn survey<'h>(
     }
     // HTTP/1.1 without Host: 400 on hyper's path.
     seen.host = host.ok_or("no Host")?;
-    Ok(seen)
+    Ok(())
 }
 
 /// Who the request is from, for the forwarding headers.
@@ -378,14 +391,7 @@ mod tests {
         let trusted =
             TrustedProxies::new(&trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         let mut out = Vec::new();
-        let head = prepare(
-            raw.as_bytes(),
-            peer(),
-            "http",
-            &trusted,
-            &|_| None,
-            &mut out,
-        );
+        let head = prepare(raw.as_bytes(), peer(), "http", &trusted, None, &mut out);
         (head, String::from_utf8(out).unwrap())
     }
 

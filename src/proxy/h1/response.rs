@@ -302,7 +302,7 @@ mod tests {
             "127.0.0.1:1".parse().unwrap(),
             "http",
             &trusted,
-            &|_| None,
+            None,
             &mut out,
         ) {
             super::super::request::Head::Ready(p) => p.request_id,
