@@ -98,11 +98,13 @@ struct Handler {
 impl Handler {
     /// The handler of a connection accepted (or handed over) now, under
     /// `limits`: its header-read timer starts here.
+    /// `stream` is the client's socket (its local address is the `Host`
+    /// of a request that has none).
     fn new(
         proxy: Arc<Proxy>,
         limits: &LimitsConfig,
+        stream: &tokio::net::TcpStream,
         peer: SocketAddr,
-        local: SocketAddr,
         proto: &'static str,
     ) -> Handler {
         Handler {
@@ -110,7 +112,7 @@ impl Handler {
             watch: ConnWatch::new(limits),
             max_body_size: limits.max_body_size,
             peer,
-            local,
+            local: stream.local_addr().unwrap_or(peer),
             proto,
         }
     }
@@ -329,8 +331,7 @@ fn after_handoff(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     // The bytes already read count as the head's first: the header timer
     // runs on from now.
-    let local = stream.local_addr().unwrap_or(peer);
-    let handler = Handler::new(proxy, limits, peer, local, "http");
+    let handler = Handler::new(proxy, limits, &stream, peer, "http");
     let io = WatchedIo::new(h1::Rewind::new(stream, read), handler.watch.clone());
     Box::pin(run_hyper(connection(builder, io, handler), peer, stop))
 }
@@ -515,8 +516,7 @@ fn spawn_connection(
             ));
         }
         None => {
-            let local = stream.local_addr().unwrap_or(peer);
-            let handler = Handler::new(proxy.clone(), &current.limits, peer, local, "http");
+            let handler = Handler::new(proxy.clone(), &current.limits, &stream, peer, "http");
             let io = WatchedIo::new(stream, handler.watch.clone());
             let conn = connection(&current.builder, io, handler);
             let stop = stop.clone();
@@ -530,8 +530,7 @@ fn spawn_connection(
             // accept loop, so a slow client cannot hold up accepting. The
             // header-read timer starts now: it bounds the handshake too
             // (as nginx's client_header_timeout did).
-            let local = stream.local_addr().unwrap_or(peer);
-            let handler = Handler::new(proxy.clone(), &current.limits, peer, local, "https");
+            let handler = Handler::new(proxy.clone(), &current.limits, &stream, peer, "https");
             let tls = TlsConn {
                 config,
                 builder: current.builder.clone(),

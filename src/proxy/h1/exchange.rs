@@ -172,7 +172,7 @@ pub async fn serve(
     give_vec(out);
     match served {
         Some(served) => served,
-        None => answer_error(client, req, &last_error).await,
+        None => answer_error(&mut client, req, &last_error).await,
     }
 }
 
@@ -240,7 +240,7 @@ async fn on_backend(
                                 why,
                             };
                             job.routing.failed(table, endpoint, &error);
-                            answer_error(reborrow(client), job.req, &error).await
+                            answer_error(client, job.req, &error).await
                         }
                     },
                 );
@@ -272,16 +272,6 @@ async fn on_backend(
             },
             next => return Err((error, next)),
         }
-    }
-}
-
-/// The client's side again, for an answer written in its place.
-fn reborrow<'c>(client: &'c mut Client<'_>) -> Client<'c> {
-    Client {
-        stream: client.stream,
-        send_timeout: client.send_timeout,
-        idle: client.idle,
-        abort_on_close: client.abort_on_close,
     }
 }
 
@@ -396,14 +386,14 @@ pub(super) async fn read_until(
 
 /// The error answer, with the request id; the client's connection stays
 /// open for 502/503/504 (not for the statuses an `Answer` closes).
-async fn answer_error(client: Client<'_>, req: &Prepared, error: &ProxyError) -> Served {
+async fn answer_error(client: &mut Client<'_>, req: &Prepared, error: &ProxyError) -> Served {
     tracing::warn!(request_id = ?req.request_id, error = %error, status = error.status().as_u16(), "request failed");
     let answer = error.answer(req.request_id.as_bytes(), req.json);
     let close = !req.keep_alive || client.idle.is_draining() || answer.closes();
     let mut bytes = Vec::with_capacity(256);
     answer.write_h1(&mut bytes, close, req.head_only);
     match write_all(
-        client.stream,
+        &mut *client.stream,
         &[&bytes],
         client.send_timeout,
         Stalled::ClientSend(client.send_timeout),
