@@ -246,6 +246,68 @@ fn request_ids(c: &mut Criterion) {
     group.finish();
 }
 
+/// The *route* phase over 100 routes (each a host and a path prefix, as a
+/// gateway in front of many services has): a request the last route takes,
+/// and one that none takes — both scan them all. Issue #13's bound: under
+/// 200 ns per request.
+fn route_matching(c: &mut Criterion) {
+    let mut yaml = String::from("app: {command: x}\nroutes:\n");
+    for i in 0..100 {
+        yaml.push_str(&format!(
+            "  - {{match: {{host: svc{i}.example.com, path_prefix: /api/v{i}}}, to: app}}\n"
+        ));
+    }
+    let config = shoal_config::load_str(&yaml, "bench", &|_| None).expect("valid routes");
+    let table = shoal::routes::RouteTable::new(&config, &|_| Some(0));
+    let lines = |host: &'static [u8]| {
+        [
+            httparse::Header {
+                name: "Host",
+                value: host,
+            },
+            httparse::Header {
+                name: "User-Agent",
+                value: b"Mozilla/5.0 (X11; Linux x86_64)",
+            },
+            httparse::Header {
+                name: "Accept",
+                value: b"text/html,application/json",
+            },
+            httparse::Header {
+                name: "Accept-Encoding",
+                value: b"gzip, br",
+            },
+            httparse::Header {
+                name: "Cookie",
+                value: b"session=abc123; theme=dark",
+            },
+        ]
+    };
+    let mut group = c.benchmark_group("route_matching");
+    for (name, host, target) in [
+        (
+            "100_routes_last_matches",
+            &b"svc99.example.com"[..],
+            "/api/v99/users/42?x=1",
+        ),
+        (
+            "100_routes_none_matches",
+            &b"other.example.com"[..],
+            "/api/v7/users/42?x=1",
+        ),
+    ] {
+        let lines = lines(host);
+        let view = RequestView {
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            method: "GET",
+            target,
+            headers: Headers::Lines(&lines),
+        };
+        group.bench_function(name, |b| b.iter(|| black_box(table.find(black_box(&view)))));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = hot_path;
     // Short windows: this machine is shared and the pieces are tiny, so 1 s of
@@ -253,6 +315,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = balancer_pick, header_rewriting, request_ids
+    targets = balancer_pick, header_rewriting, request_ids, route_matching
 }
 criterion_main!(hot_path);

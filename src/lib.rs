@@ -13,5 +13,6 @@ pub mod fuzz;
 pub mod health;
 pub mod metrics;
 pub mod proxy;
+pub mod routes;
 pub mod supervisor;
 pub mod tls;

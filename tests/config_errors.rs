@@ -285,3 +285,118 @@ fn embedded_demo_config_is_valid() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A config with upstream groups and routes of every kind: `shoal check`
+/// accepts it and prints an effective config that reads back the same.
+#[test]
+fn routes_and_groups_round_trip() {
+    let yaml = "\
+app:
+  command: [./srv, '{port}']
+upstreams:
+  api:
+    servers:
+      - url: http://127.0.0.1:9001
+    balance: {algorithm: round_robin}
+    health: {path: /healthz}
+  static:
+    - url: http://127.0.0.1:9002
+      weight: 2
+routes:
+  - name: api
+    match: {host: '*.example.com', path_prefix: /api/, methods: [GET, POST], headers: {x-env: prod}}
+    to: api
+    strip_prefix: /api
+    add_prefix: /v1
+    request_headers: {set: {x-route: api}, remove: [cookie]}
+    response_headers: {add: {x-served-by: shoal}}
+    proxy: {retries: 0, response_header_timeout: 5s}
+    limits: {max_body_size: 1MiB}
+  - match: {path: /old}
+    redirect: {to: 'https://{host}/new{query}', status: 301}
+  - match: {path: /maintenance}
+    respond: {status: 503, body: back soon, headers: {retry-after: '60'}}
+  - to: app
+";
+    let first = check(yaml);
+    assert_eq!(first.code(), Some(0), "stderr:\n{}", first.stderr());
+    let printed = first.stdout();
+    let second = check(&printed);
+    assert_eq!(second.code(), Some(0), "stderr:\n{}", second.stderr());
+    assert_eq!(second.stdout(), printed);
+    assert!(printed.contains("strip_prefix: /api"), "{printed}");
+}
+
+#[test]
+fn route_to_an_unknown_pool() {
+    assert_rejected(
+        "app: {command: x}\nupstreams:\n  api: [{url: 'http://a:1'}]\nroutes:\n  - to: apii\n",
+        5,
+        "routes[0].to: `apii` is not an app or upstream group (did you mean `api`?); the pools are `app`, `api`",
+    );
+}
+
+#[test]
+fn route_that_can_never_match() {
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - match: {path_prefix: /}\n    to: app\n  - match: {path_prefix: /api}\n    to: app\n",
+        5,
+        "routes[1]: can never match: `routes[0]` (line 3) comes first and takes every request this one would; put the narrower route first",
+    );
+}
+
+#[test]
+fn route_with_two_actions_or_none() {
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - to: app\n    respond: {status: 200}\n",
+        3,
+        "routes[0]: has `to` and `respond`: a route does one thing; split it into routes",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - match: {path: /x}\n",
+        3,
+        "routes[0]: needs an action",
+    );
+}
+
+#[test]
+fn group_named_like_the_app() {
+    assert_rejected(
+        "app: {command: x}\nupstreams:\n  app: [{url: 'http://a:1'}]\n",
+        3,
+        "upstreams.app: `app` names the pool of `app`'s instances; give the group another name",
+    );
+}
+
+#[test]
+fn groups_without_routes() {
+    assert_rejected(
+        "upstreams:\n  api: [{url: 'http://a:1'}]\n",
+        1,
+        "routes: is needed with named `upstreams` groups",
+    );
+}
+
+#[test]
+fn bad_route_values() {
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - match: {path: api}\n    to: app\n",
+        3,
+        "routes[0].match.path: must start with `/` (got `api`)",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - redirect: {to: /x, status: 200}\n",
+        3,
+        "routes[0].redirect.status: must be 301, 302, 303, 307 or 308 (got 200)",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - to: app\n    response_headers:\n      set: {content-length: '1'}\n",
+        5,
+        "routes[0].response_headers.set.content-length: `content-length` frames the message",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - respond: {status: 200}\n    strip_prefix: /a\n",
+        4,
+        "routes[0].strip_prefix: only applies to a route with `to`",
+    );
+}

@@ -55,16 +55,22 @@ fn ready(state: &State) -> Response<AdminBody> {
             json!({"ready": false, "reason": "shutting down"}),
         );
     }
-    let set = state.table.snapshot();
-    let healthy = set.endpoints.iter().filter(|e| e.in_rotation()).count();
+    // Ready when any pool can serve: one failing upstream group does not
+    // take the whole listener out of a load balancer in front.
+    let (mut healthy, mut backends) = (0, 0);
+    for table in state.tables.all() {
+        let set = table.snapshot();
+        backends += set.endpoints.len();
+        healthy += set.endpoints.iter().filter(|e| e.in_rotation()).count();
+    }
     if healthy == 0 {
         return reply::json(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"ready": false, "reason": "no healthy backend", "backends": set.endpoints.len()}),
+            json!({"ready": false, "reason": "no healthy backend", "backends": backends}),
         );
     }
     reply::json(
         StatusCode::OK,
-        json!({"ready": true, "healthy_backends": healthy, "backends": set.endpoints.len()}),
+        json!({"ready": true, "healthy_backends": healthy, "backends": backends}),
     )
 }

@@ -87,6 +87,9 @@ pub struct Upstream {
     pub requests: u64,
     pub connections_opened: u64,
     pub protocol: UpstreamProtocol,
+    /// Its upstream group; absent in the flat list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// The latest active check of a backend: passed or not, why, how long it
@@ -114,11 +117,20 @@ impl Status {
             uptime_secs: state.started.elapsed().as_secs_f64(),
             shutting_down: state.is_shutting_down(),
             listen: state.proxy_addr().map(|a| a.to_string()),
-            balance: state.proxy.routing().algorithm,
+            balance: state
+                .proxy
+                .routing()
+                .pools
+                .first()
+                .map_or(state.config().balance.algorithm, |p| p.algorithm),
             retries: state.config().proxy.retries,
             app,
             instances,
-            upstreams: state.upstreams().iter().map(|e| Upstream::of(e)).collect(),
+            upstreams: state
+                .upstream_groups()
+                .iter()
+                .map(|(group, e)| Upstream::of(e, group.clone()))
+                .collect(),
         }
     }
 }
@@ -174,8 +186,9 @@ impl Instance {
 }
 
 impl Upstream {
-    fn of(e: &Endpoint) -> Upstream {
+    fn of(e: &Endpoint, group: Option<String>) -> Upstream {
         Upstream {
+            group,
             id: e.id.clone(),
             address: e.addr.to_string(),
             weight: e.weight,
@@ -268,6 +281,7 @@ mod tests {
                 requests: 3,
                 connections_opened: 4,
                 protocol: UpstreamProtocol::H2,
+                group: Some("api".into()),
             }],
         }
     }

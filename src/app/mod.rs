@@ -8,6 +8,7 @@
 //! 4. the admin listener closes and `run` returns.
 
 mod listeners;
+mod pools;
 mod reload;
 
 use std::future::Future;
@@ -20,12 +21,12 @@ use arc_swap::ArcSwap;
 use shoal_config::Config;
 use tokio_util::sync::CancellationToken;
 
-use crate::balance::{Endpoint, EndpointTable};
-use crate::health::HealthCell;
+use crate::balance::Endpoint;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
 use crate::supervisor::{OpError, Progress, Supervisor, SupervisorOptions};
 use crate::tls::{Terminator, TlsError};
+pub use pools::PoolTables;
 
 pub use listeners::{ListenError, ListenerSlot, Listeners};
 pub use reload::{ReloadError, UpstreamError};
@@ -53,7 +54,9 @@ pub enum RunError {
 
 /// Everything the admin API and the reload path act on.
 pub struct State {
-    pub table: Arc<EndpointTable>,
+    /// The pools' endpoint tables: `tables.default` holds `app`'s
+    /// instances and a flat `upstreams` list, and each group has its own.
+    pub tables: PoolTables,
     pub supervisor: Option<Arc<Supervisor>>,
     pub proxy: Arc<Proxy>,
     /// TLS of the public listener (off, or the certificates in use).
@@ -61,7 +64,6 @@ pub struct State {
     pub started: Instant,
     config: ArcSwap<Config>,
     upstreams: Mutex<Vec<reload::Upstream>>,
-    upstream_health: HealthCell,
     pool: PoolSettings,
     shutting_down: AtomicBool,
     proxy_listener: ListenerSlot,
@@ -86,6 +88,14 @@ impl State {
         self.upstream_entries()
             .iter()
             .map(|u| u.endpoint.clone())
+            .collect()
+    }
+
+    /// Every static upstream with its group (`None`: the flat list).
+    pub fn upstream_groups(&self) -> Vec<(Option<String>, Arc<Endpoint>)> {
+        self.upstream_entries()
+            .iter()
+            .map(|u| (u.group.clone(), u.endpoint.clone()))
             .collect()
     }
 
@@ -115,9 +125,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let pool = PoolSettings::from(&config.proxy);
-    let table = Arc::new(EndpointTable::new());
+    let tables = PoolTables::new(&config);
     let background = CancellationToken::new();
-    let upstream_health = crate::health::cell(&config.health);
 
     // Resolve the static upstreams and read the certificates before
     // starting any instance, so a bad name or file fails the start cleanly.
@@ -127,7 +136,7 @@ pub async fn run(
         Some(app) => Some(
             Supervisor::start(
                 app,
-                &table,
+                &tables.default,
                 SupervisorOptions {
                     guard_exe: options.guard_exe.clone(),
                     pool: pool.clone(),
@@ -137,17 +146,18 @@ pub async fn run(
         ),
         None => None,
     };
-    let proxy = Arc::new(Proxy::new(table.clone(), Routing::for_config(&config)));
+    let proxy = Arc::new(Proxy::new(Routing::for_config(&config, &|name| {
+        tables.table(name)
+    })));
 
     let state = Arc::new(State {
-        table: table.clone(),
+        tables,
         supervisor,
         proxy: proxy.clone(),
         tls: tls.clone(),
         started: Instant::now(),
         config: ArcSwap::from_pointee(config.clone()),
         upstreams: Mutex::new(Vec::new()),
-        upstream_health,
         pool,
         shutting_down: AtomicBool::new(false),
         proxy_listener: ListenerSlot::default(),

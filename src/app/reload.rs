@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use shoal_config::{Config, UpstreamConfig};
+use shoal_config::{Config, UpstreamConfig, Upstreams};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -54,57 +54,84 @@ pub enum ReloadError {
     App(#[source] OpError),
 }
 
-/// A static upstream whose address is not known: `upstreams[index].url`.
+/// A static upstream whose address is not known; `key` is its URL's key
+/// path (`upstreams[0].url`, `upstreams.api[1].url`).
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// Not an `http://HOST:PORT` URL (the config's message).
-    #[error("upstreams[{index}].url: {reason}")]
-    Url { index: usize, reason: String },
-    #[error("upstreams[{index}].url: cannot resolve {host}")]
-    Unresolved { index: usize, host: String },
+    #[error("{key}: {reason}")]
+    Url { key: String, reason: String },
+    #[error("{key}: cannot resolve {host}")]
+    Unresolved { key: String, host: String },
 }
 
 /// A static upstream and the token that stops its health checks.
 pub(super) struct Upstream {
     pub endpoint: Arc<Endpoint>,
     pub stop: CancellationToken,
+    /// Its upstream group; `None` in the flat list.
+    pub group: Option<String>,
+    /// Its pool's table.
+    pub table: Arc<crate::balance::EndpointTable>,
     pub config: UpstreamConfig,
+}
+
+/// Every static upstream: its group and config.
+type Wanted = Vec<(Option<String>, UpstreamConfig)>;
+
+fn wanted(upstreams: &Upstreams) -> Wanted {
+    upstreams
+        .all()
+        .into_iter()
+        .map(|(g, u)| (g.map(str::to_string), u.clone()))
+        .collect()
 }
 
 /// Resolve every upstream's address; the first that fails is the error.
 pub(super) async fn resolve_upstreams(
-    upstreams: &[UpstreamConfig],
+    upstreams: &Upstreams,
 ) -> Result<Vec<std::net::SocketAddr>, UpstreamError> {
     let mut out = Vec::new();
-    for (index, u) in upstreams.iter().enumerate() {
-        let (host, port) = u
-            .host_port()
-            .map_err(|reason| UpstreamError::Url { index, reason })?;
+    let mut index_in = std::collections::HashMap::<Option<&str>, usize>::new();
+    for (group, u) in upstreams.all() {
+        let index = index_in.entry(group).or_default();
+        let key = match group {
+            None => format!("upstreams[{index}].url"),
+            Some(g) => format!("upstreams.{g}[{index}].url"),
+        };
+        *index += 1;
+        let (host, port) = match u.host_port() {
+            Ok(hp) => hp,
+            Err(reason) => return Err(UpstreamError::Url { key, reason }),
+        };
         let addr = tokio::net::lookup_host((host.as_str(), port))
             .await
             .ok()
-            .and_then(|mut a| a.next())
-            .ok_or(UpstreamError::Unresolved { index, host })?;
-        out.push(addr);
+            .and_then(|mut a| a.next());
+        match addr {
+            Some(addr) => out.push(addr),
+            None => return Err(UpstreamError::Unresolved { key, host }),
+        }
     }
     Ok(out)
 }
 
-/// Make the table's static upstreams match `wanted`: add the new ones,
+/// Make the pools' static upstreams match `upstreams`: add the new ones,
 /// remove the ones gone or changed (in-flight requests to them finish).
 pub(super) async fn sync_upstreams(
     state: &State,
-    wanted: &[UpstreamConfig],
+    upstreams: &Upstreams,
 ) -> Result<Vec<String>, UpstreamError> {
     let mut added = Vec::new();
+    let wanted = wanted(upstreams);
     // Resolve everything first: a bad name changes nothing.
     let mut fresh = Vec::new();
-    let current: Vec<UpstreamConfig> = state
+    let current: Wanted = state
         .upstream_entries()
         .iter()
-        .map(|u| u.config.clone())
+        .map(|u| (u.group.clone(), u.config.clone()))
         .collect();
-    let addrs = resolve_upstreams(wanted).await?;
+    let addrs = resolve_upstreams(upstreams).await?;
     for (u, addr) in wanted.iter().zip(addrs) {
         if !current.contains(u) {
             fresh.push((u.clone(), addr));
@@ -113,15 +140,15 @@ pub(super) async fn sync_upstreams(
     let mut changes = Vec::new();
     let mut entries = state.upstream_entries_mut();
     entries.retain(|e| {
-        let keep = wanted.contains(&e.config);
+        let keep = wanted.contains(&(e.group.clone(), e.config.clone()));
         if !keep {
             e.stop.cancel();
-            state.table.remove(e.endpoint.key());
-            changes.push(format!("upstream {} removed", e.config.url));
+            e.table.remove(e.endpoint.key());
+            changes.push(format!("upstream {} removed", named(&e.group, &e.config)));
         }
         keep
     });
-    for (config, addr) in fresh {
+    for ((group, config), addr) in fresh {
         let endpoint = Endpoint::new(
             config.url.clone(),
             addr,
@@ -129,26 +156,33 @@ pub(super) async fn sync_upstreams(
             &state.pool.with_protocol(config.protocol),
         );
         let stop = state.background.child_token();
-        state.table.insert(endpoint.clone());
-        crate::health::spawn(
-            endpoint.clone(),
-            state.upstream_health.clone(),
-            stop.clone(),
-        );
+        let (table, health) = state.tables.for_upstream(group.as_deref());
+        table.insert(endpoint.clone());
+        crate::health::spawn(endpoint.clone(), health, stop.clone());
         added.push(format!(
             "upstream {} added (weight {}, {})",
-            config.url,
+            named(&group, &config),
             config.weight,
             config.protocol.as_str()
         ));
         entries.push(Upstream {
             endpoint,
             stop,
+            group,
+            table,
             config,
         });
     }
     changes.extend(added);
     Ok(changes)
+}
+
+/// `URL`, or `URL (group NAME)`.
+fn named(group: &Option<String>, config: &UpstreamConfig) -> String {
+    match group {
+        Some(g) => format!("{} (group {g})", config.url),
+        None => config.url.clone(),
+    }
 }
 
 /// Re-read the config file and apply it. Returns a summary of what changed.
@@ -180,6 +214,10 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     }
     // Bind first: if a new address is taken, nothing is applied.
     let moved = bind_moved(&old, &new).await?;
+    if new.upstreams != old.upstreams || new.health != old.health {
+        // New groups get their tables before anything is put in them.
+        state.tables.update(&new);
+    }
     if new.upstreams != old.upstreams {
         // Resolution happens inside; a failure there also applies nothing.
         let changes = sync_upstreams(state, &new.upstreams).await?;
@@ -240,14 +278,20 @@ fn apply_live(
     if new.balance != old.balance
         || new.proxy != old.proxy
         || new.trusted_proxies != old.trusted_proxies
+        || new.routes != old.routes
+        || new.upstreams != old.upstreams
     {
-        state.proxy.set_routing(Routing::for_config(new));
+        state
+            .proxy
+            .set_routing(Routing::for_config(new, &|name| state.tables.table(name)));
         progress.step(
             0,
             0,
             format!(
-                "balancer: {:?}, retries: {}, timeouts, passive health and trusted proxies updated",
-                new.balance.algorithm, new.proxy.retries
+                "balancer: {:?}, retries: {}, routes ({}), timeouts, passive health and trusted proxies updated",
+                new.balance.algorithm,
+                new.proxy.retries,
+                new.routes.len()
             ),
         );
     }
@@ -266,7 +310,6 @@ fn apply_live(
         progress.step(0, 0, tls);
     }
     if new.health != old.health {
-        state.upstream_health.store(Arc::new(new.health.clone()));
         progress.step(0, 0, "upstream health checks updated");
     }
     Ok(())

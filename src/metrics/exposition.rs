@@ -71,7 +71,14 @@ fn backend(e: &Endpoint) -> Labels<'static> {
 impl Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let state = &self.0;
-        backends(&mut enc, &state.table.snapshot().endpoints)?;
+        let endpoints: Vec<_> = state
+            .tables
+            .all()
+            .iter()
+            .flat_map(|t| t.snapshot().endpoints.clone())
+            .collect();
+        backends(&mut enc, &endpoints)?;
+        routes(&mut enc)?;
         process(&mut enc)?;
         if let Some(sup) = &state.supervisor {
             instances(&mut enc, sup)?;
@@ -87,7 +94,20 @@ impl Collector for Scrape {
     }
 }
 
-/// Per backend, from the endpoint table's snapshot.
+/// Per route (the config's route names, so a bounded label).
+fn routes(enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    family(
+        enc,
+        "shoal_route_requests",
+        "Requests each route took (answered by a backend or by the route itself)",
+        MetricType::Counter,
+        crate::routes::stats::snapshot()
+            .into_iter()
+            .map(|(name, n)| (vec![("route", name)], ConstCounter::new(n))),
+    )
+}
+
+/// Per backend, from the endpoint tables' snapshots.
 fn backends(
     enc: &mut DescriptorEncoder<'_>,
     endpoints: &[std::sync::Arc<Endpoint>],

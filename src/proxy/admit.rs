@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Version};
 
+use super::answer::Answer;
 use super::body::ProxyBody;
 use super::error::{wants_json, ProxyError};
 use super::headers::{
@@ -20,11 +21,15 @@ use super::request_id;
 use super::request_rules;
 use super::routing::Routing;
 use crate::balance::{Headers, RequestView};
+use crate::routes::{Action, Fixed};
 
 /// A request admitted and rewritten for the backend, with what the
 /// attempts need of it.
 pub(super) struct Ready {
     pub(super) parts: http::request::Parts,
+    /// The route it took (an index into `Routing::routes`), one that sends
+    /// it to a pool.
+    pub(super) route: usize,
     /// The balancer's key (`hash`, `ip_hash`).
     pub(super) key: Option<u64>,
     pub(super) request_id: HeaderValue,
@@ -47,16 +52,8 @@ pub(super) fn admit(
     local: SocketAddr,
     proto: &'static str,
 ) -> Result<(Ready, RequestBody), Box<Response<ProxyBody>>> {
-    let (mut parts, body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
     let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
-    // What the balancer needs of the request (hash, ip_hash), as the
-    // client sent it, reduced to a u64 before `parts` is rewritten.
-    let key = routing.balancer.request_key(&RequestView {
-        client,
-        method: parts.method.as_str(),
-        target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-        headers: Headers::Map(&parts.headers),
-    });
     let request_id = request_id::ensure(&mut parts.headers);
     let json = wants_json(&parts.headers);
     let refused = ambiguous_framing(&parts.headers)
@@ -69,6 +66,40 @@ pub(super) fn admit(
         tracing::info!(request_id = ?request_id, %peer, error = %e, "request rejected");
         return Err(Box::new(e.to_response(&request_id, json)));
     }
+    set_host(&mut parts, local);
+    // The *route* phase, on the request as the client sent it (Host set).
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let view = RequestView {
+        client,
+        method: parts.method.as_str(),
+        target,
+        headers: Headers::Map(&parts.headers),
+    };
+    let (route, key) = match route_of(routing, &view) {
+        Routed::To { route, key } => {
+            routing.routes.get(route).stats.request();
+            (route, key)
+        }
+        Routed::Answer { route, answer } => {
+            if let Some(r) = route {
+                routing.routes.get(r).stats.request();
+            }
+            let resp = match answer {
+                Some(fixed) => fixed.to_response(&request_id),
+                None => no_route(&request_id, json, peer, &view),
+            };
+            return Err(Box::new(resp));
+        }
+    };
+    let chosen = routing.routes.get(route);
+    let rewritten = match chosen.path.apply(target) {
+        std::borrow::Cow::Owned(t) => Some(t),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    if let Err(e) = body.limit_to(chosen.max_body_size) {
+        tracing::warn!(request_id = ?request_id, error = %e, status = 413, "request refused");
+        return Err(Box::new(e.to_response(&request_id, json)));
+    }
     let offer = if parts.version == Version::HTTP_11 {
         upgrade_offer(&parts.headers)
     } else {
@@ -76,7 +107,6 @@ pub(super) fn admit(
     };
     let upgrading = offer.is_some();
     let te_trailers = !upgrading && te_trailers(&parts.headers);
-    set_host(&mut parts, local);
     strip_hop_by_hop(&mut parts.headers, offer);
     if te_trailers {
         // A gRPC client's `te: trailers`; HTTP/1.1 wants `TE` named in
@@ -99,7 +129,11 @@ pub(super) fn admit(
         &routing.trusted,
         proto,
     );
-    parts.uri = origin_form(&parts.uri);
+    chosen.request_headers.apply(&mut parts.headers);
+    parts.uri = match rewritten.and_then(|t| t.parse().ok()) {
+        Some(uri) => uri,
+        None => origin_form(&parts.uri),
+    };
     parts.version = Version::HTTP_11;
     let client_upgrade = upgrading.then(|| {
         let mut stub = Request::new(());
@@ -108,6 +142,7 @@ pub(super) fn admit(
     });
     let ready = Ready {
         parts,
+        route,
         key,
         request_id,
         json,
@@ -115,6 +150,65 @@ pub(super) fn admit(
         client_upgrade,
     };
     Ok((ready, body))
+}
+
+/// What the *route* phase made of a request.
+pub(crate) enum Routed<'r> {
+    /// To the pool of the route at this index, with the balancer's key.
+    To { route: usize, key: Option<u64> },
+    /// Answered by the route at `route` (`redirect`, `respond`), or, when
+    /// no route takes it (`None`), 404.
+    Answer {
+        route: Option<usize>,
+        answer: Option<Fixed<'r>>,
+    },
+}
+
+/// The route `view` takes, and what it does: the request's pool and its
+/// balancer's key, or the route's own answer. Both engines call this.
+pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Routed<'r> {
+    let Some(index) = routing.routes.find(view) else {
+        return Routed::Answer {
+            route: None,
+            answer: None,
+        };
+    };
+    let route = routing.routes.get(index);
+    match &route.action {
+        Action::To(pool) => {
+            let key = routing
+                .pools
+                .get(*pool)
+                .filter(|p| p.balancer.uses_key())
+                .and_then(|p| p.balancer.request_key(view));
+            Routed::To { route: index, key }
+        }
+        Action::Redirect(r) => Routed::Answer {
+            route: Some(index),
+            answer: Some(Fixed::redirect(r, view)),
+        },
+        Action::Respond(r) => Routed::Answer {
+            route: Some(index),
+            answer: Some(Fixed::respond(r)),
+        },
+    }
+}
+
+/// No route takes the request: 404, in JSON or text as shoal's errors.
+fn no_route(
+    request_id: &HeaderValue,
+    json: bool,
+    peer: SocketAddr,
+    view: &RequestView<'_>,
+) -> Response<ProxyBody> {
+    tracing::info!(request_id = ?request_id, %peer, path = view.path(), "no route for the request (404)");
+    Answer {
+        status: http::StatusCode::NOT_FOUND,
+        kind: "no_route",
+        request_id: request_id.as_bytes(),
+        json,
+    }
+    .to_response()
 }
 
 /// The target's authority wins over `Host`: an h2 client's `:authority`

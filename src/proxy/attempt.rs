@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::error::ProxyError;
 use super::forward::Proxy;
 use super::pool::Refusal;
-use super::routing::Routing;
+use super::routing::{Routing, Target};
 use crate::balance::{Endpoint, InFlight, Tried};
 
 /// How many times one request may be put on a new connection to the same
@@ -116,6 +116,8 @@ pub fn next(reach: Reach, reused: bool, reconnects: u32, resend: Resend) -> Next
 pub struct Attempts<'a> {
     proxy: &'a Proxy,
     routing: &'a Routing,
+    /// The request's pool and its route's attempt settings.
+    target: Target<'a>,
     /// The balancer's key for the request (`hash`, `ip_hash`).
     key: Option<u64>,
     tried: Tried,
@@ -128,10 +130,16 @@ pub struct Attempts<'a> {
 }
 
 impl<'a> Attempts<'a> {
-    pub fn new(proxy: &'a Proxy, routing: &'a Routing, key: Option<u64>) -> Attempts<'a> {
+    pub fn new(
+        proxy: &'a Proxy,
+        routing: &'a Routing,
+        target: Target<'a>,
+        key: Option<u64>,
+    ) -> Attempts<'a> {
         Attempts {
             proxy,
             routing,
+            target,
             key,
             tried: Tried::default(),
             begun: 0,
@@ -145,7 +153,7 @@ impl<'a> Attempts<'a> {
     /// work, or no backend is left (in rotation and not tried, or a running
     /// one in panic mode).
     pub fn pick(&mut self, request_id: &dyn std::fmt::Debug) -> Option<Arc<Endpoint>> {
-        if self.begun > self.routing.retries {
+        if self.begun > self.target.policy.retries {
             return None;
         }
         if self.charge {
@@ -161,8 +169,8 @@ impl<'a> Attempts<'a> {
             }
             self.charge = false;
         }
-        let set = self.proxy.table().snapshot();
-        let i = self.routing.pick(&set, &self.tried, self.key)?;
+        let set = self.target.pool.table.snapshot();
+        let i = self.target.pool.pick(&set, &self.tried, self.key)?;
         Some(set.endpoints[i].clone())
     }
 
@@ -209,12 +217,13 @@ impl<'a> Attempts<'a> {
         }
         if reach == Reach::TimedOut {
             // As slow as the timeout, at least: p2c_ewma steers away.
-            endpoint.observe_latency(self.routing.response_header_timeout);
+            endpoint.observe_latency(self.target.policy.response_header_timeout);
         }
         if !matches!(reach, Reach::Refused(_)) {
             // A refusal is the backend shedding load or going away
             // cleanly, not a failure.
-            self.routing.failed(self.proxy.table(), endpoint, error);
+            self.routing
+                .failed(&self.target.pool.table, endpoint, error);
         }
         self.charge = reach.reached();
         next

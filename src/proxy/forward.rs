@@ -22,17 +22,17 @@ use super::protocol::for_protocol;
 use super::request_id::X_REQUEST_ID;
 use super::request_rules;
 use super::retry_budget::RetryBudget;
-use super::routing::Routing;
+use super::routing::{Routing, Target};
 use super::upgrade;
+use crate::routes::{HeaderEdits, Policy};
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use std::time::Duration;
 
-use crate::balance::{Endpoint, EndpointTable, InFlight};
+use crate::balance::{Endpoint, InFlight};
 use arc_swap::ArcSwap;
 
 pub struct Proxy {
-    table: Arc<EndpointTable>,
     routing: ArcSwap<Routing>,
     budget: RetryBudget,
 }
@@ -131,16 +131,11 @@ fn isolated(req: &Request<RequestBody>) -> bool {
 }
 
 impl Proxy {
-    pub fn new(table: Arc<EndpointTable>, routing: Routing) -> Proxy {
+    pub fn new(routing: Routing) -> Proxy {
         Proxy {
-            table,
             routing: ArcSwap::from_pointee(routing),
             budget: RetryBudget::default(),
         }
-    }
-
-    pub(super) fn table(&self) -> &EndpointTable {
-        &self.table
     }
 
     pub(super) fn budget(&self) -> &RetryBudget {
@@ -198,13 +193,18 @@ impl Proxy {
         };
         let Ready {
             parts,
+            route,
             key,
             request_id,
             json,
             upgrading,
             client_upgrade,
         } = ready;
-        let (first_body, replay) = match keep_body(body, &parts, upgrading, &routing).await {
+        let Some(target) = routing.target(route) else {
+            return ProxyError::NoBackend.to_response(&request_id, json);
+        };
+        let route = routing.routes.get(route);
+        let (first_body, replay) = match keep_body(body, &parts, upgrading, target.policy).await {
             Ok(kept) => kept,
             Err(e) => {
                 tracing::warn!(request_id = ?request_id, %peer, error = %e, "request failed");
@@ -213,6 +213,8 @@ impl Proxy {
         };
         let mut ex = Exchange {
             routing: &routing,
+            target,
+            response_headers: &route.response_headers,
             request_id: &request_id,
             idempotent: request_rules::idempotent(parts.method.as_str().as_bytes()),
             replay,
@@ -220,7 +222,7 @@ impl Proxy {
             client_upgrade,
         };
         let mut pending = Some(Request::from_parts(parts, first_body));
-        let mut attempts = Attempts::new(self, &routing, key);
+        let mut attempts = Attempts::new(self, &routing, target, key);
         let mut last_error = ProxyError::NoBackend;
         while let Some(endpoint) = attempts.pick(&request_id) {
             // Every way round the loop leaves in `pending` what may be
@@ -258,7 +260,7 @@ impl Proxy {
         in_flight: InFlight,
         req: Request<UpstreamBody>,
     ) -> Result<Response<ProxyBody>, (ProxyError, Option<Request<UpstreamBody>>)> {
-        let routing = ex.routing;
+        let (routing, policy) = (ex.routing, ex.target.policy);
         // An isolated request has a backend connection to itself: none
         // before it (an idle one), none after it (not pooled).
         let checkout = if ex.isolate {
@@ -283,10 +285,15 @@ impl Proxy {
         loop {
             for_protocol(&mut req, conn.protocol(), &endpoint.authority);
             let started = std::time::Instant::now();
-            let sent = send_within(&mut conn.sender, req, routing.response_header_timeout).await;
+            let sent = send_within(&mut conn.sender, req, policy.response_header_timeout).await;
             let (error, reach, unsent) = match sent {
                 Some(Ok(resp)) => {
-                    routing.observe(self.table(), endpoint, resp.status().as_u16(), started);
+                    routing.observe(
+                        &ex.target.pool.table,
+                        endpoint,
+                        resp.status().as_u16(),
+                        started,
+                    );
                     return Ok(ex.respond(resp, endpoint, conn, in_flight));
                 }
                 // Dropping the exchange closed its connection (HTTP/1.1) or
@@ -294,7 +301,7 @@ impl Proxy {
                 None => {
                     let e = ProxyError::Timeout {
                         backend: endpoint.id.clone(),
-                        after: routing.response_header_timeout,
+                        after: policy.response_header_timeout,
                     };
                     (e, Reach::TimedOut, None)
                 }
@@ -342,12 +349,12 @@ async fn keep_body(
     body: RequestBody,
     parts: &http::request::Parts,
     upgrading: bool,
-    routing: &Routing,
+    policy: &Policy,
 ) -> Result<(UpstreamBody, Option<Replay>), ProxyError> {
     let small = body
         .size_hint()
         .exact()
-        .is_some_and(|n| n <= routing.replay_body_size);
+        .is_some_and(|n| n <= policy.replay_body_size);
     let (first_body, buffered) = if !upgrading && !body.is_end_stream() && small {
         // Boxed: a cold path, kept out of every request's future.
         let collected = Box::pin(body.collect())
@@ -371,6 +378,9 @@ async fn keep_body(
 /// What the attempts of one request share on hyper's path.
 struct Exchange<'r> {
     routing: &'r Routing,
+    target: Target<'r>,
+    /// The route's `response_headers` rules.
+    response_headers: &'r HeaderEdits,
     request_id: &'r HeaderValue,
     idempotent: bool,
     /// What to send again after the first attempt consumed the request.
@@ -421,6 +431,7 @@ impl Exchange<'_> {
             }
         }
         strip_hop_by_hop(resp.headers_mut(), None);
+        self.response_headers.apply(resp.headers_mut());
         if resp.version() == Version::HTTP_2 {
             // From an h2 backend; hyper's HTTP/1.1 side would coerce it
             // anyway, and takes its fast path for 1.1.
@@ -434,7 +445,7 @@ impl Exchange<'_> {
         };
         Response::from_parts(
             parts,
-            ProxyBody::upstream(body, lease, self.routing.read_timeout),
+            ProxyBody::upstream(body, lease, self.target.policy.read_timeout),
         )
     }
 }
@@ -452,10 +463,7 @@ mod future_sizes {
     #[test]
     fn the_per_connection_request_future_stays_small() {
         let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
-        let proxy = super::Proxy::new(
-            table,
-            super::Routing::new(&Default::default(), &Default::default()),
-        );
+        let proxy = super::Proxy::new(super::Routing::single(table, &Default::default()));
         let handle = |req: http::Request<super::RequestBody>| {
             proxy.handle(
                 req,

@@ -1,7 +1,8 @@
 //! `limits:` on the client side of the public listener: the request body.
 //!
-//! - `max_body_size`: a declared `Content-Length` over it is answered 413 at
-//!   once, never forwarded; a body without one (chunked) is counted as it
+//! - `max_body_size` (the listener's, or the request's route's): a declared
+//!   `Content-Length` over it is answered 413 in the *admit* phase, never
+//!   forwarded; a body without one (chunked) is counted as it
 //!   streams, and past the limit the upstream request body fails with
 //!   [`BodyTooLarge`], which `ProxyError` turns into 413.
 //! - `max_header_size` is hyper's own HTTP/1 read-buffer bound (hyper answers
@@ -15,16 +16,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::sync::Notify;
 
-use super::body::{BodyError, ProxyBody};
+use super::body::BodyError;
 use super::conn_watch::BodyRead;
-use super::error::{wants_json, ProxyError};
-use super::request_id;
+use super::error::ProxyError;
 use super::stall::Stalled;
 
 /// The request body grew past `limits.max_body_size`.
@@ -57,6 +57,21 @@ impl RequestBody {
     /// nginx's `proxy_read_timeout` starts once the request is sent.
     pub fn when_read(&mut self) -> Arc<Notify> {
         self.done.get_or_insert_with(Default::default).clone()
+    }
+
+    /// The limit of the request's route (`routes[].limits.max_body_size`)
+    /// in place of the listener's, when it has one; `Err` (413) when the
+    /// declared length is over the limit that applies.
+    pub fn limit_to(&mut self, route_limit: Option<u64>) -> Result<(), ProxyError> {
+        if route_limit.is_some() {
+            self.limit = route_limit;
+        }
+        match (self.limit, self.inner.size_hint().exact()) {
+            (Some(limit), Some(declared)) if declared > limit => {
+                Err(ProxyError::PayloadTooLarge { limit })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -128,31 +143,22 @@ impl Body for RequestBody {
     }
 }
 
-/// Applies `max_body_size` to a request: a declared length over it is
-/// answered here (413, never forwarded); otherwise the body is counted as it
-/// streams. `reading` is the connection's `Body` phase, held by the body
-/// until it ends (see [`ConnWatch::request_started`]).
-pub fn admit(
+/// Counts the request's body against `max_body_size` as it streams.
+/// A declared length over the limit is answered 413 in the *admit* phase
+/// (`RequestBody::limit_to`), once the route — which may have a limit of
+/// its own — is known. `reading` is the connection's `Body` phase, held by
+/// the body until it ends (see [`ConnWatch::request_started`]).
+pub fn counted(
     req: Request<Incoming>,
     max_body_size: Option<u64>,
     reading: Option<BodyRead>,
-) -> Result<Request<RequestBody>, Box<Response<ProxyBody>>> {
-    if let Some(limit) = max_body_size {
-        let declared = req.body().size_hint().exact();
-        if declared.is_some_and(|n| n > limit) {
-            let (mut parts, _) = req.into_parts();
-            let id = request_id::ensure(&mut parts.headers);
-            let e = ProxyError::PayloadTooLarge { limit };
-            tracing::warn!(request_id = ?id, error = %e, content_length = declared, status = 413, "request refused");
-            return Err(Box::new(e.to_response(&id, wants_json(&parts.headers))));
-        }
-    }
-    Ok(req.map(|inner| RequestBody {
+) -> Request<RequestBody> {
+    req.map(|inner| RequestBody {
         inner,
         limit: max_body_size,
         seen: 0,
         reading,
         waiting: false,
         done: None,
-    }))
+    })
 }

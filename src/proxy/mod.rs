@@ -24,5 +24,6 @@ pub mod view;
 pub use forward::Proxy;
 #[cfg(any(test, fuzzing))]
 pub(crate) use h1::fuzz as fuzz_h1;
-pub use routing::Routing;
+pub(crate) use h1::header as h1_header;
+pub use routing::{Pool, Routing};
 pub use server::{serve, Frontend, Grace, LimitsNow};

@@ -1,5 +1,5 @@
-//! The *route* settings a request is served under: everything `balance`,
-//! `proxy` and `trusted_proxies` decide, behind one `ArcSwap` in the proxy
+//! The settings a request is served under: everything `balance`, `proxy`,
+//! `trusted_proxies`, `routes` and the upstream groups decide (the pools), behind one `ArcSwap` in the proxy
 //! so a config reload swaps it while requests are in flight; and the
 //! per-response rules both engines apply (passive health, `fail_statuses`).
 
@@ -8,11 +8,73 @@ use std::time::{Duration, Instant};
 
 use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig};
 
+use crate::routes::{Action, Policy, RouteTable};
+
 use super::error::ProxyError;
 use super::headers::TrustedProxies;
 use crate::balance::{
     panic, slow_start, Balance, Endpoint, EndpointSet, EndpointTable, PassiveHealth, Tried,
 };
+
+/// One pool of backends requests are balanced over: the default pool
+/// (`app`'s instances and a flat `upstreams` list) or a named upstream
+/// group, with its own endpoint table and balancer.
+pub struct Pool {
+    /// `app`, `upstreams`, or the group's name.
+    pub name: Arc<str>,
+    pub table: Arc<EndpointTable>,
+    pub balancer: Box<dyn Balance>,
+    pub algorithm: Algorithm,
+    /// `proxy.slow_start`, or zero for the hashing algorithms (see
+    /// `balance::slow_start`).
+    pub slow_start: Duration,
+    pub panic_mode: bool,
+}
+
+impl Pool {
+    pub fn new(
+        name: &str,
+        table: Arc<EndpointTable>,
+        balance: &BalanceConfig,
+        proxy: &ProxyConfig,
+    ) -> Pool {
+        Pool {
+            name: name.into(),
+            table,
+            balancer: crate::balance::from_config(balance),
+            algorithm: balance.algorithm,
+            slow_start: match balance.algorithm {
+                Algorithm::Hash | Algorithm::IpHash => Duration::ZERO,
+                _ => proxy.slow_start,
+            },
+            panic_mode: balance.panic_mode,
+        }
+    }
+
+    /// The endpoint for the next attempt: the algorithm's pick with slow
+    /// start applied, or, with none in rotation and `panic_mode` on, any
+    /// running endpoint not tried yet.
+    pub(super) fn pick(&self, set: &EndpointSet, tried: &Tried, key: Option<u64>) -> Option<usize> {
+        if let Some(i) = slow_start::pick(&*self.balancer, set, tried, key, self.slow_start) {
+            return Some(i);
+        }
+        if !self.panic_mode || set.any_in_rotation() {
+            return None;
+        }
+        let i = panic::pick(set, tried)?;
+        if panic::warning_due() {
+            tracing::warn!(pool = %self.name, backend = %set.endpoints[i].id, "no backend in rotation; panic mode sends requests to failing ones");
+        }
+        Some(i)
+    }
+}
+
+/// Where one request goes: its pool, and the attempt settings of its route.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub pool: &'a Pool,
+    pub policy: &'a Policy,
+}
 
 /// The settings a config reload may swap while requests are in flight.
 pub struct Routing {
@@ -20,64 +82,79 @@ pub struct Routing {
     pub retry_budget_percent: u32,
     pub retry_budget_min: u32,
     pub retry_budget_window: Duration,
-    pub balancer: Box<dyn Balance>,
-    pub algorithm: Algorithm,
-    pub retries: u32,
-    pub replay_body_size: u64,
-    pub response_header_timeout: Duration,
-    pub read_timeout: Duration,
     pub passive: PassiveHealth,
     pub fail_statuses: Vec<u16>,
-    /// `proxy.slow_start`, or zero for the hashing algorithms (see
-    /// `balance::slow_start`).
-    pub slow_start: Duration,
-    pub panic_mode: bool,
     pub tunnel_idle_timeout: Duration,
     /// `proxy.engine`, read per accepted connection.
     pub engine: Engine,
+    pub routes: RouteTable,
+    /// The pools `routes` send requests to, by index.
+    pub pools: Vec<Pool>,
 }
 
 impl Routing {
-    pub fn new(balance: &BalanceConfig, proxy: &ProxyConfig) -> Routing {
+    /// Everything a config decides: `balance`, `proxy`, `trusted_proxies`,
+    /// `routes` and the pools (each over the endpoint table `table_of`
+    /// gives for its name). Startup and every reload build it here, so a
+    /// reload cannot drop a part of it.
+    pub fn for_config(
+        config: &shoal_config::Config,
+        table_of: &dyn Fn(&str) -> Arc<EndpointTable>,
+    ) -> Routing {
+        let proxy = &config.proxy;
+        let mut pools: Vec<Pool> = config
+            .default_pool()
+            .map(|name| Pool::new(name, table_of(name), &config.balance, proxy))
+            .into_iter()
+            .collect();
+        for (name, group) in config.upstreams.groups() {
+            let balance = group.balance.as_ref().unwrap_or(&config.balance);
+            pools.push(Pool::new(name, table_of(name), balance, proxy));
+        }
+        Routing::with_pools(config, pools)
+    }
+
+    /// One pool over `table` that every request goes to (the config's
+    /// routes and groups aside): for tests and the fuzz targets.
+    pub fn single(table: Arc<EndpointTable>, config: &shoal_config::Config) -> Routing {
+        let mut config = config.clone();
+        config.routes.clear();
+        let pool = Pool::new("upstreams", table, &config.balance, &config.proxy);
+        Routing::with_pools(&config, vec![pool])
+    }
+
+    fn with_pools(config: &shoal_config::Config, pools: Vec<Pool>) -> Routing {
+        let proxy = &config.proxy;
+        let routes = RouteTable::new(config, &|name| pools.iter().position(|p| &*p.name == name));
         Routing {
-            trusted: TrustedProxies::default(),
+            trusted: TrustedProxies::new(&config.trusted_proxies),
             retry_budget_percent: proxy.retry_budget_percent,
             retry_budget_min: proxy.retry_budget_min,
             retry_budget_window: proxy.retry_budget_window,
-            balancer: crate::balance::from_config(balance),
-            algorithm: balance.algorithm,
-            retries: proxy.retries,
-            replay_body_size: proxy.replay_body_size,
-            response_header_timeout: proxy.response_header_timeout,
-            read_timeout: proxy.read_timeout,
             passive: PassiveHealth {
                 max_fails: proxy.max_fails,
                 fail_timeout: proxy.fail_timeout,
                 max_ejection_time: proxy.max_ejection_time,
             },
             fail_statuses: proxy.fail_statuses.clone(),
-            slow_start: match balance.algorithm {
-                Algorithm::Hash | Algorithm::IpHash => Duration::ZERO,
-                _ => proxy.slow_start,
-            },
-            panic_mode: balance.panic_mode,
             tunnel_idle_timeout: proxy.tunnel_idle_timeout,
             engine: proxy.engine,
+            routes,
+            pools,
         }
     }
 
-    /// Everything a config decides: `balance`, `proxy` and
-    /// `trusted_proxies`. Startup and every reload build it here, so a
-    /// reload cannot drop a part of it.
-    pub fn for_config(config: &shoal_config::Config) -> Routing {
-        Routing::new(&config.balance, &config.proxy)
-            .with_trusted(TrustedProxies::new(&config.trusted_proxies))
-    }
-
-    /// The peers whose forwarding headers are believed (`trusted_proxies`).
-    pub fn with_trusted(mut self, trusted: TrustedProxies) -> Routing {
-        self.trusted = trusted;
-        self
+    /// Where the route at `index` sends requests, or `None` for a route
+    /// that answers itself.
+    pub fn target(&self, index: usize) -> Option<Target<'_>> {
+        let route = self.routes.get(index);
+        match route.action {
+            Action::To(pool) => Some(Target {
+                pool: self.pools.get(pool)?,
+                policy: &route.policy,
+            }),
+            _ => None,
+        }
     }
 
     /// Passive health: count a failed request against `endpoint`. As nginx
@@ -119,22 +196,5 @@ impl Routing {
             };
             self.failed(table, endpoint, &why);
         }
-    }
-
-    /// The endpoint for the next attempt: the algorithm's pick with slow
-    /// start applied, or, with none in rotation and `panic_mode` on, any
-    /// running endpoint not tried yet.
-    pub(super) fn pick(&self, set: &EndpointSet, tried: &Tried, key: Option<u64>) -> Option<usize> {
-        if let Some(i) = slow_start::pick(&*self.balancer, set, tried, key, self.slow_start) {
-            return Some(i);
-        }
-        if !self.panic_mode || set.any_in_rotation() {
-            return None;
-        }
-        let i = panic::pick(set, tried)?;
-        if panic::warning_due() {
-            tracing::warn!(backend = %set.endpoints[i].id, "no backend in rotation; panic mode sends requests to failing ones");
-        }
-        Some(i)
     }
 }

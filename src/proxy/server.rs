@@ -142,10 +142,8 @@ where
         let (busy, reading) = watch.request_started(!req.body().is_end_stream(), upgrade);
         let watch = watch.clone();
         async move {
-            let resp = match limits::admit(req, max_body_size, reading) {
-                Ok(req) => proxy.handle(req, peer, local, proto).await,
-                Err(refused) => *refused,
-            };
+            let req = limits::counted(req, max_body_size, reading);
+            let resp = proxy.handle(req, peer, local, proto).await;
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 watch.upgraded();
             }
@@ -573,10 +571,10 @@ mod future_sizes {
     #[tokio::test]
     async fn a_native_connection_task_stays_small() {
         let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
-        let proxy = std::sync::Arc::new(super::Proxy::new(
+        let proxy = std::sync::Arc::new(super::Proxy::new(crate::proxy::Routing::single(
             table,
-            crate::proxy::Routing::new(&Default::default(), &Default::default()),
-        ));
+            &Default::default(),
+        )));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await

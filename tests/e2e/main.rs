@@ -17,6 +17,7 @@ mod metrics;
 mod native_engine;
 mod newcomer;
 mod outliers;
+mod routes;
 mod shutdown;
 mod slow_clients;
 mod smuggling;

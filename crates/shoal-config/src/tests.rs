@@ -79,7 +79,7 @@ upstreams: {url: 'http://a:1'}
          shoal.yaml:9: balance.algorithm: unknown value `round-robin`: expected `round_robin`, `weighted`, `least_conn`, `ip_hash`, `hash`, `random` or `p2c_ewma` (did you mean `round_robin`?)\n\
          shoal.yaml:11: proxy.retries: must be at most 10 (got 11)\n\
          shoal.yaml:13: unknown key `levl` in `log` (did you mean `level`?)\n\
-         shoal.yaml:14: upstreams: expected a list (got a mapping)"
+         shoal.yaml:14: upstreams: expected a list of backends (got one backend's `url` without its `- `: write `upstreams: [{url: http://HOST:PORT}]`), or a map of named groups"
     );
     let e = load(yaml).unwrap_err();
     assert_eq!(e.problems().len(), 7);
@@ -150,7 +150,7 @@ fn wrong_type_names_what_was_expected() {
     );
     assert_eq!(
         err("upstreams: {}\n"),
-        "shoal.yaml:1: upstreams: expected a list (got a mapping)"
+        "shoal.yaml:1: upstreams: is empty; list at least one `- url: http://HOST:PORT`, or set `app`"
     );
     assert_eq!(
         err("app: 3\n"),
@@ -716,7 +716,7 @@ fn upstream_protocols() {
     )
     .unwrap();
     assert_eq!(c.app.unwrap().protocol, UpstreamProtocol::H2);
-    let protocols: Vec<_> = c.upstreams.iter().map(|u| u.protocol).collect();
+    let protocols: Vec<_> = c.upstreams.list().iter().map(|u| u.protocol).collect();
     assert_eq!(
         protocols,
         [
@@ -1069,7 +1069,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.admin.listen, SocketAddr::from(([127, 0, 0, 1], 9090)));
     assert_eq!(c.balance.algorithm, Algorithm::LeastConn);
     let c = load("upstreams:\n  - url: http://10.0.0.1:80\n").unwrap();
-    assert_eq!(c.upstreams[0].weight, 1);
+    assert_eq!(c.upstreams.list()[0].weight, 1);
     assert!(c.app.is_none());
 }
 

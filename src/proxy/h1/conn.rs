@@ -20,11 +20,10 @@ use tokio::time::Instant;
 use super::exchange::{self, Client, Served};
 use super::idle::Idle;
 use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
-use super::request::{prepare, Head, KeyOf};
+use super::request::{prepare, Head};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
 use crate::proxy::stall::Stalled;
-use crate::proxy::view::RequestView;
 
 /// The `limits:` a connection was accepted under.
 #[derive(Debug, Clone, Copy)]
@@ -139,19 +138,13 @@ async fn one_request(
     } = read;
     let routing = proxy.routing();
     let mut head = take_vec();
-    let req = loop {
-        let key_of = |view: &RequestView<'_>| routing.balancer.request_key(view);
-        let key_of = routing.balancer.uses_key().then_some(&key_of as KeyOf<'_>);
-        match prepare(
-            &buf[..filled],
-            peer,
-            "http",
-            &routing.trusted,
-            key_of,
-            &mut head,
-        ) {
-            Head::Ready(req) if req.len > limits.max_head => return handoff(buf, filled, head),
-            Head::Ready(req) => break req,
+    let (req, answered) = loop {
+        match prepare(&buf[..filled], peer, "http", &routing, &mut head) {
+            Head::Ready(req) | Head::Answered(req) if req.len > limits.max_head => {
+                return handoff(buf, filled, head)
+            }
+            Head::Ready(req) => break (req, false),
+            Head::Answered(req) => break (req, true),
             Head::Handoff(why) => {
                 tracing::trace!(%peer, why, "request handed to hyper");
                 return handoff(buf, filled, head);
@@ -197,7 +190,16 @@ async fn one_request(
     } else {
         std::mem::take(&mut buf)
     };
-    let served = exchange::serve(proxy, &routing, client, &req, &head, &mut resp_buf).await;
+    let served = if answered {
+        exchange::answer(client, &req, &head).await
+    } else {
+        exchange::serve(proxy, &routing, client, &req, &head, &mut resp_buf).await
+    };
+    if !matches!(served, Served::Handoff) {
+        if let Some(route) = routing.routes.get_checked(req.route) {
+            route.stats.request();
+        }
+    }
     if pipelined {
         give_buf(resp_buf);
     } else {

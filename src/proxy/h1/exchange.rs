@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 
 use shoal_config::UpstreamProtocol;
 
+use super::head::edit_head;
 use super::idle::Idle;
 use super::io::{give_vec, grow, take_vec, write_all, MAX_RESPONSE_HEAD};
 use super::relay::{relay, Relayed};
@@ -27,8 +28,9 @@ use crate::balance::{Endpoint, InFlight};
 use crate::proxy::attempt::{Attempts, Next, Reach, Resend};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
-use crate::proxy::routing::Routing;
+use crate::proxy::routing::{Routing, Target};
 use crate::proxy::stall::Stalled;
+use crate::routes::{HeaderEdits, Policy};
 
 /// How the exchange left the client's connection.
 pub enum Served {
@@ -59,7 +61,7 @@ enum Failure {
 
 impl Failure {
     /// As the proxy's error, and how far the attempt got.
-    fn classify(self, backend: &str, routing: &Routing) -> (ProxyError, Reach) {
+    fn classify(self, backend: &str, policy: &Policy) -> (ProxyError, Reach) {
         let backend = backend.to_string();
         match self {
             Failure::Unsent(source) => (ProxyError::UpstreamIo { backend, source }, Reach::Unsent),
@@ -72,7 +74,7 @@ impl Failure {
             Failure::Timeout => (
                 ProxyError::Timeout {
                     backend,
-                    after: routing.response_header_timeout,
+                    after: policy.response_header_timeout,
                 },
                 Reach::TimedOut,
             ),
@@ -109,8 +111,11 @@ pub(super) struct Upstream<'a> {
 
 /// The request and what it is served under.
 struct Job<'a> {
-    proxy: &'a Proxy,
     routing: &'a Routing,
+    /// The request's pool and its route's attempt settings.
+    target: Target<'a>,
+    /// The route's `response_headers` rules.
+    response_headers: &'a HeaderEdits,
     req: &'a Prepared,
     /// The head the backend gets.
     head: &'a [u8],
@@ -128,14 +133,18 @@ pub async fn serve(
     head: &[u8],
     buf: &mut Vec<u8>,
 ) -> Served {
+    let Some(target) = routing.target(req.route) else {
+        return answer_error(&mut client, req, &ProxyError::NoBackend).await;
+    };
     let job = Job {
-        proxy,
         routing,
+        target,
+        response_headers: &routing.routes.get(req.route).response_headers,
         req,
         head,
     };
     let mut out = take_vec();
-    let mut attempts = Attempts::new(proxy, routing, req.key);
+    let mut attempts = Attempts::new(proxy, routing, target, req.key);
     let mut last_error = ProxyError::NoBackend;
     let served = loop {
         let Some(endpoint) = attempts.pick(&req.request_id) else {
@@ -213,12 +222,12 @@ async fn on_backend(
         let mut up = Upstream {
             stream: &mut stream,
             endpoint,
-            read_timeout: job.routing.read_timeout,
+            read_timeout: job.target.policy.read_timeout,
         };
         let started = Instant::now();
         let failure = match send(job, &mut up, client, started, buf, out).await {
             Ok((resp, filled)) => {
-                let table = job.proxy.table();
+                let table = &job.target.pool.table;
                 job.routing.observe(table, endpoint, resp.status, started);
                 return Ok(
                     match relay(client, &mut up, &resp, buf, filled, out).await {
@@ -251,7 +260,7 @@ async fn on_backend(
             }
             Err(f) => f,
         };
-        let (error, reach) = failure.classify(&endpoint.id, job.routing);
+        let (error, reach) = failure.classify(&endpoint.id, job.target.policy);
         tracing::debug!(backend = %endpoint.id, reused, error = %error, "upstream request failed");
         match attempts.failed(endpoint, &error, reach, reused, resend) {
             Next::Reconnect => match Box::pin(endpoint.pool.connect_raw()).await {
@@ -298,7 +307,8 @@ async fn send(
     )
     .await
     .map_err(Failure::Unsent)?;
-    let deadline = tokio::time::Instant::from_std(started) + job.routing.response_header_timeout;
+    let deadline =
+        tokio::time::Instant::from_std(started) + job.target.policy.response_header_timeout;
     let mut filled = 0;
     loop {
         let read = tokio::select! {
@@ -341,7 +351,12 @@ async fn send(
                     filled -= len;
                 }
                 Parsed::Invalid(why) => return Err(Failure::Invalid(why)),
-                Parsed::Ready(resp) => return Ok((resp, filled)),
+                Parsed::Ready(resp) => {
+                    if !job.response_headers.is_empty() {
+                        edit_head(out, job.response_headers);
+                    }
+                    return Ok((resp, filled));
+                }
             }
         }
         if filled == buf.len() && !grow(buf, MAX_RESPONSE_HEAD) {
@@ -384,6 +399,14 @@ pub(super) async fn read_until(
         .ok()
 }
 
+/// shoal's own answer to `req` (a route's `redirect` or `respond`, or
+/// 404), already written as `bytes`, which say `Connection: close` when the
+/// client asked for it. While the drain runs, the connection ends after it.
+pub async fn answer(mut client: Client<'_>, req: &Prepared, bytes: &[u8]) -> Served {
+    let close = !req.keep_alive || client.idle.is_draining();
+    write_answer(&mut client, bytes, close).await
+}
+
 /// The error answer, with the request id; the client's connection stays
 /// open for 502/503/504 (not for the statuses an `Answer` closes).
 async fn answer_error(client: &mut Client<'_>, req: &Prepared, error: &ProxyError) -> Served {
@@ -392,9 +415,13 @@ async fn answer_error(client: &mut Client<'_>, req: &Prepared, error: &ProxyErro
     let close = !req.keep_alive || client.idle.is_draining() || answer.closes();
     let mut bytes = Vec::with_capacity(256);
     answer.write_h1(&mut bytes, close, req.head_only);
+    write_answer(client, &bytes, close).await
+}
+
+async fn write_answer(client: &mut Client<'_>, bytes: &[u8], close: bool) -> Served {
     match write_all(
         &mut *client.stream,
-        &[&bytes],
+        &[bytes],
         client.send_timeout,
         Stalled::ClientSend(client.send_timeout),
     )

@@ -8,19 +8,28 @@ use std::net::SocketAddr;
 use super::chunked::Tracker;
 use super::request::{prepare, Head, MAX_HEADERS};
 use super::response::{self, Parsed};
-use crate::balance::{Balance, Hash};
-use crate::proxy::headers::TrustedProxies;
+use crate::proxy::routing::Routing;
+
+thread_local! {
+    /// `trusted_proxies` and a cookie `hash` key, over an empty pool.
+    static ROUTING: std::sync::Arc<Routing> = {
+        let mut config = shoal_config::Config::default();
+        config.trusted_proxies = vec!["10.0.0.0/8".to_string()];
+        config.balance.algorithm = shoal_config::Algorithm::Hash;
+        config.balance.hash_key = Some(shoal_config::HashKey::Cookie("s".into()));
+        let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
+        std::sync::Arc::new(Routing::single(table, &config))
+    };
+}
 
 /// A client's request head: the native engine's parse and rewrite. What it
 /// serves comes out as one complete head, with exactly one `Host`, a
 /// request id, and no hop-by-hop header but `connection: te`.
 pub fn request_head(data: &[u8]) {
     let peer: SocketAddr = ([10, 1, 2, 3], 4567).into();
-    let trusted = TrustedProxies::new(&["10.0.0.0/8".to_string()]);
-    let hash = Hash::on(Some(&shoal_config::HashKey::Cookie("s".into())));
-    let key_of = |view: &crate::proxy::view::RequestView<'_>| hash.request_key(view);
+    let routing = ROUTING.with(|r| r.clone());
     let mut out = Vec::new();
-    let Head::Ready(req) = prepare(data, peer, "http", &trusted, Some(&key_of), &mut out) else {
+    let Head::Ready(req) = prepare(data, peer, "http", &routing, &mut out) else {
         return;
     };
     assert!(req.len <= data.len());

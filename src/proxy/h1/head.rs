@@ -1,6 +1,8 @@
 //! What request and response heads share: header-value tokens, the
 //! headers a `Connection` header names (hop-by-hop, removed on the way),
-//! and writing a header line.
+//! and writing a header line; a route's header rules on a written head.
+
+use crate::routes::HeaderEdits;
 
 /// `Connection` may name this many headers; more is the caller's to
 /// refuse (a request goes to hyper, a response is a 502).
@@ -53,4 +55,48 @@ pub(crate) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A route's header rules on a head this engine wrote (`name: value`
+/// lines, ending in an empty line): the lines `edits` drops taken out, its
+/// own written before the end — as `HeaderEdits::apply` does on hyper's
+/// path. Only for a route with rules, so a second pass over the head.
+pub(super) fn edit_head(head: &mut Vec<u8>, edits: &HeaderEdits) {
+    let mut out = Vec::with_capacity(head.len() + 128);
+    let mut lines = head.split_inclusive(|&b| b == b'\n');
+    if let Some(first) = lines.next() {
+        out.extend_from_slice(first);
+    }
+    for line in lines {
+        if line == b"\r\n" {
+            break;
+        }
+        let name = line.split(|&b| b == b':').next().unwrap_or(line);
+        if !edits.drops(name) {
+            out.extend_from_slice(line);
+        }
+    }
+    for (name, value) in edits.lines() {
+        header(&mut out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+    *head = out;
+}
+
+#[cfg(test)]
+mod edit_tests {
+    use super::*;
+
+    #[test]
+    fn rules_edit_a_written_head() {
+        let rules: shoal_config::HeaderRules =
+            serde_yaml_ng::from_str("{set: {x-a: '1'}, add: {x-b: '2'}, remove: [x-c]}").unwrap();
+        let mut head =
+            b"GET / HTTP/1.1\r\nX-A: old\r\nx-b: old\r\nX-C: gone\r\nhost: h\r\n\r\n".to_vec();
+        edit_head(&mut head, &HeaderEdits::new(&rules));
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET / HTTP/1.1\r\nx-b: old\r\nhost: h\r\nx-a: 1\r\nx-b: 2\r\n\r\n"
+        );
+    }
 }

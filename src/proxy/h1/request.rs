@@ -17,12 +17,13 @@
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 
-use super::head::{header, tokens, ConnectionNamed};
-use crate::proxy::headers::{
-    self, client_ip_from, framing_lookalike_name, IpText, Rule, TrustedProxies,
-};
+use super::head::{edit_head, header, tokens, ConnectionNamed};
+use crate::proxy::admit::{route_of, Routed};
+use crate::proxy::answer::Answer;
+use crate::proxy::headers::{self, client_ip_from, framing_lookalike_name, IpText, Rule};
 use crate::proxy::request_id;
 use crate::proxy::request_rules;
+use crate::proxy::routing::Routing;
 use crate::proxy::view::{Headers, RequestView};
 
 /// Header lines a request may have on the native path (hyper's own limit
@@ -79,6 +80,9 @@ pub struct Prepared {
     pub request_id: RequestId,
     /// The balancer's key for this request (`hash`, `ip_hash`), if any.
     pub key: Option<u64>,
+    /// The route it took (an index into `Routing::routes`; `usize::MAX`
+    /// when none took it).
+    pub route: usize,
 }
 
 pub enum Head {
@@ -86,7 +90,11 @@ pub enum Head {
     Partial,
     /// hyper serves this request and the rest of the connection.
     Handoff(&'static str),
+    /// For a backend: `out` holds the head it gets.
     Ready(Prepared),
+    /// Answered by shoal (a route's `redirect` or `respond`, or 404 when
+    /// no route takes it): `out` holds the whole answer for the client.
+    Answered(Prepared),
 }
 
 /// The headers the engine treats specially, by lowercase name.
@@ -129,21 +137,18 @@ fn classify(name: &[u8]) -> Name {
     }
 }
 
-/// The balancer's `request_key`, given a request's view.
-pub type KeyOf<'a> = &'a dyn Fn(&RequestView<'_>) -> Option<u64>;
-
 /// Parse the head at the start of `buf` and, for a request the engine
-/// serves, write the head the backend gets into `out` (cleared first).
-/// `key_of` is the balancer's `request_key`, given the request's view
-/// (`None` when the balancer uses no key).
+/// serves, take it through the *route* phase (`routing`) and write the
+/// head the backend gets into `out` (cleared first) — or, for a request a
+/// route answers itself, the answer.
 pub fn prepare(
     buf: &[u8],
     peer: SocketAddr,
     proto: &'static str,
-    trusted: &TrustedProxies,
-    key_of: Option<KeyOf<'_>>,
+    routing: &Routing,
     out: &mut Vec<u8>,
 ) -> Head {
+    let trusted = &routing.trusted;
     // Uninitialised: httparse writes the lines it finds (filling 100
     // empty headers first would be 3 KiB of stores per request).
     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -190,14 +195,41 @@ pub fn prepare(
         Some(id) if request_id::usable(id) => RequestId::from_client(id),
         _ => RequestId::generate(),
     };
-    let key = key_of.and_then(|key_of| {
-        key_of(&RequestView {
-            client,
-            method,
-            target: path,
-            headers: Headers::Lines(req.headers),
-        })
-    });
+    let view = RequestView {
+        client,
+        method,
+        target: path,
+        headers: Headers::Lines(req.headers),
+    };
+    let (route, key) = match route_of(routing, &view) {
+        Routed::To { route, key } => (route, key),
+        Routed::Answer { route, answer } => {
+            out.clear();
+            let close = !seen.keep_alive;
+            let head_only = method == "HEAD";
+            match answer {
+                Some(fixed) => fixed.write_h1(out, request_id.as_bytes(), close, head_only),
+                None => Answer {
+                    status: http::StatusCode::NOT_FOUND,
+                    kind: "no_route",
+                    request_id: request_id.as_bytes(),
+                    json: seen.json,
+                }
+                .write_h1(out, close, head_only),
+            }
+            return Head::Answered(Prepared {
+                len,
+                head_only,
+                idempotent: true,
+                keep_alive: seen.keep_alive,
+                json: seen.json,
+                request_id,
+                key: None,
+                route: route.unwrap_or(usize::MAX),
+            });
+        }
+    };
+    let chosen = routing.routes.get(route);
     let who = Who {
         peer: peer.ip(),
         client,
@@ -205,7 +237,11 @@ pub fn prepare(
         proto,
         request_id: &request_id,
     };
-    write_head(out, (method, path), req.headers, &kinds, &seen, &who);
+    let target = chosen.path.apply(path);
+    write_head(out, (method, &target), req.headers, &kinds, &seen, &who);
+    if !chosen.request_headers.is_empty() {
+        edit_head(out, &chosen.request_headers);
+    }
     Head::Ready(Prepared {
         len,
         head_only: method == "HEAD",
@@ -214,6 +250,7 @@ pub fn prepare(
         json: seen.json,
         request_id,
         key,
+        route,
     })
 }
 
@@ -388,10 +425,12 @@ mod tests {
     }
 
     fn run(raw: &str, trusted: &[&str]) -> (Head, String) {
-        let trusted =
-            TrustedProxies::new(&trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let mut config = shoal_config::Config::default();
+        config.trusted_proxies = trusted.iter().map(|s| s.to_string()).collect();
+        let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
+        let routing = Routing::single(table, &config);
         let mut out = Vec::new();
-        let head = prepare(raw.as_bytes(), peer(), "http", &trusted, None, &mut out);
+        let head = prepare(raw.as_bytes(), peer(), "http", &routing, &mut out);
         (head, String::from_utf8(out).unwrap())
     }
 
@@ -400,6 +439,7 @@ mod tests {
             (Head::Ready(p), out) => (p, out),
             (Head::Partial, _) => panic!("partial: {raw:?}"),
             (Head::Handoff(why), _) => panic!("handed off ({why}): {raw:?}"),
+            (Head::Answered(_), out) => panic!("answered by shoal: {out}"),
         }
     }
 

@@ -296,13 +296,13 @@ mod tests {
 
     fn id() -> RequestId {
         let mut out = Vec::new();
-        let trusted = Default::default();
+        let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
+        let routing = crate::proxy::Routing::single(table, &Default::default());
         match super::super::request::prepare(
             b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: rid-1\r\n\r\n",
             "127.0.0.1:1".parse().unwrap(),
             "http",
-            &trusted,
-            None,
+            &routing,
             &mut out,
         ) {
             super::super::request::Head::Ready(p) => p.request_id,

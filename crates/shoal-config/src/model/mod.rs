@@ -9,6 +9,7 @@ mod app;
 mod balance;
 mod health;
 mod proxy;
+mod routes;
 mod tls;
 mod upstreams;
 
@@ -21,6 +22,7 @@ pub use app::*;
 pub use balance::*;
 pub use health::*;
 pub use proxy::*;
+pub use routes::*;
 pub use tls::*;
 pub use upstreams::*;
 
@@ -36,8 +38,12 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Local instances shoal starts and supervises.
     pub app: Option<AppConfig>,
-    /// Static backends, as an alternative or in addition to `app`.
-    pub upstreams: Vec<UpstreamConfig>,
+    /// Static backends, as an alternative or in addition to `app`: one
+    /// list, or named groups for `routes`.
+    pub upstreams: Upstreams,
+    /// Which requests go where; without routes, every request goes to the
+    /// default pool (`app` and a flat `upstreams` list).
+    pub routes: Vec<RouteConfig>,
     /// Health checks for the static `upstreams` (instances use `app.health`).
     pub health: HealthConfig,
     pub balance: BalanceConfig,
@@ -54,6 +60,33 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
 }
 
+/// The name `routes` use for the default pool: `app`'s instances (with a
+/// flat `upstreams` list beside them) or, without `app`, the flat list.
+pub const APP_POOL: &str = "app";
+/// The default pool's name when there is no `app`, only a flat list.
+pub const UPSTREAMS_POOL: &str = "upstreams";
+
+impl Config {
+    /// The default pool's name, if there is one: `app` (its instances and
+    /// any flat `upstreams` list), or `upstreams` for a flat list alone.
+    pub fn default_pool(&self) -> Option<&'static str> {
+        if self.app.is_some() {
+            Some(APP_POOL)
+        } else if !self.upstreams.list().is_empty() {
+            Some(UPSTREAMS_POOL)
+        } else {
+            None
+        }
+    }
+
+    /// Every pool a route may name: the default pool, then the groups.
+    pub fn pool_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.default_pool().into_iter().collect();
+        names.extend(self.upstreams.groups().map(|(n, _)| n));
+        names
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -61,7 +94,8 @@ impl Default for Config {
             workers: None,
             admin: AdminConfig::default(),
             app: None,
-            upstreams: Vec::new(),
+            upstreams: Upstreams::default(),
+            routes: Vec::new(),
             health: HealthConfig::default(),
             balance: BalanceConfig::default(),
             proxy: ProxyConfig::default(),

@@ -9,6 +9,7 @@ mod app;
 mod health;
 mod log;
 mod proxy;
+mod routes;
 mod tls;
 
 use std::net::SocketAddr;
@@ -141,7 +142,8 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     }
     proxy::upstreams(&mut c, &config.upstreams);
     health::health(&mut c, "health", &config.health);
-    proxy::balance(&mut c, &config.balance);
+    proxy::balance(&mut c, "balance", &config.balance);
+    routes::routes(&mut c, config);
     proxy::proxy(&mut c, &config.proxy);
     proxy::limits(&mut c, &config.limits);
     if let Some(t) = &config.tls {

@@ -3,7 +3,9 @@
 
 use super::{Checker, MAX_WAIT};
 use crate::error::ErrorKind;
-use crate::model::{Algorithm, BalanceConfig, LimitsConfig, ProxyConfig, UpstreamConfig};
+use crate::model::{
+    Algorithm, BalanceConfig, LimitsConfig, ProxyConfig, UpstreamConfig, Upstreams,
+};
 use crate::units::format_size;
 
 /// The largest request body kept in memory for a retry.
@@ -15,39 +17,72 @@ const MAX_RETRIES: u32 = 10;
 const MIN_HEADER_SIZE: u64 = 8 << 10;
 const MAX_HEADER_SIZE: u64 = 1 << 20;
 
-pub(super) fn upstreams(c: &mut Checker<'_>, upstreams: &[UpstreamConfig]) {
-    for (i, upstream) in upstreams.iter().enumerate() {
-        if let Err(why) = upstream.host_port() {
-            c.invalid(&format!("upstreams[{i}].url"), why);
+pub(super) fn upstreams(c: &mut Checker<'_>, upstreams: &Upstreams) {
+    match upstreams {
+        Upstreams::List(list) => servers(c, "upstreams", list),
+        Upstreams::Groups(groups) => {
+            for (name, group) in groups {
+                let at = format!("upstreams.{name}");
+                if !super::routes::plain_name(name) {
+                    c.invalid(
+                        &at,
+                        format!("`{name}` is not a usable name: use letters, digits, `-` and `_`"),
+                    );
+                }
+                // Written as a bare list, or with `servers:`.
+                let list = if c.lines.contains(&format!("{at}.servers")) {
+                    format!("{at}.servers")
+                } else {
+                    at.clone()
+                };
+                if group.servers.is_empty() {
+                    c.invalid(
+                        &list,
+                        "is empty; list at least one `- url: http://HOST:PORT`".into(),
+                    );
+                }
+                servers(c, &list, &group.servers);
+                if let Some(b) = &group.balance {
+                    balance(c, &format!("{at}.balance"), b);
+                }
+                if let Some(h) = &group.health {
+                    super::health::health(c, &format!("{at}.health"), h);
+                }
+            }
         }
-        c.range(
-            &format!("upstreams[{i}].weight"),
-            upstream.weight,
-            1,
-            MAX_WEIGHT,
-        );
+    }
+}
+
+fn servers(c: &mut Checker<'_>, at: &str, list: &[UpstreamConfig]) {
+    for (i, upstream) in list.iter().enumerate() {
+        if let Err(why) = upstream.host_port() {
+            c.invalid(&format!("{at}[{i}].url"), why);
+        }
+        c.range(&format!("{at}[{i}].weight"), upstream.weight, 1, MAX_WEIGHT);
     }
 }
 
 /// `balance.hash_key` belongs to `algorithm: hash` and to nothing else.
-pub(super) fn balance(c: &mut Checker<'_>, b: &BalanceConfig) {
+pub(super) fn balance(c: &mut Checker<'_>, at: &str, b: &BalanceConfig) {
+    let hash_key = format!("{at}.hash_key");
+    let hash_key = hash_key.as_str();
     match (b.algorithm, &b.hash_key) {
         (Algorithm::Hash, None) => c.report(
             ErrorKind::Missing,
-            "balance.hash_key",
+            hash_key,
             "is required with `algorithm: hash`: what to hash, as `header:NAME`, \
              `cookie:NAME`, `query:NAME` or `path` (e.g. `hash_key: header:X-User-Id`)"
                 .into(),
         ),
         (Algorithm::Hash, Some(_)) | (_, None) => {}
         (Algorithm::IpHash, Some(_)) => c.invalid(
-            "balance.hash_key",
+            hash_key,
             "only applies to `algorithm: hash`; `ip_hash` always hashes the client's \
              address (remove `hash_key`, or use `algorithm: hash`)"
                 .into(),
         ),
         (other, Some(_)) => c.invalid(
-            "balance.hash_key",
+            hash_key,
             format!(
                 "only applies to `algorithm: hash` (the algorithm is `{}`); remove it, \
                  or set `algorithm: hash`",

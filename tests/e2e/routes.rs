@@ -1,0 +1,326 @@
+//! Routes and upstream groups (`routes:`, `upstreams:` as named groups):
+//! each request reaches the pool its first matching route names — the app's
+//! instances, a group of demo apps, a group of nginx — with the route's
+//! path and header rewrites as the backend and the client see them; routes
+//! that answer themselves (`redirect`, `respond`), 404 when none matches,
+//! per-route timeouts, and a reload that changes the routes. Every test
+//! runs under both engines.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+
+use crate::support::nginx::Nginx;
+use crate::support::{demo_config, Backend, Client, Shoal};
+
+crate::under_both_engines!(
+    each_request_reaches_the_pool_its_route_names,
+    routes_answer_themselves_and_unmatched_requests_get_404,
+    a_route_has_its_own_timeouts,
+    a_reload_changes_routes_and_groups,
+);
+
+/// nginx that answers with what it was sent: the URI, `X-Route`, `Cookie`
+/// and `Host`, and adds a response header a route removes.
+async fn echoing_nginx() -> Nginx {
+    Nginx::start(
+        "location / { add_header X-Upstream nginx always; \
+         return 200 \"uri=$request_uri route=$http_x_route cookie=$http_cookie host=$host\\n\"; }",
+    )
+    .await
+}
+
+async fn get(client: &mut Client, host: &str, path: &str) -> crate::support::Reply {
+    client
+        .send(
+            Request::get(path)
+                .header("host", host)
+                .header("cookie", "session=1")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn each_request_reaches_the_pool_its_route_names() {
+    let api = [Backend::start("api-a").await, Backend::start("api-b").await];
+    let nginx = echoing_nginx().await;
+    let shoal = Shoal::start(&demo_config(
+        2,
+        &format!(
+            "proxy: {{ retries: 1 }}
+upstreams:
+  api:
+    servers:
+      - url: http://{a}
+      - url: http://{b}
+    balance: {{ algorithm: round_robin }}
+    health: {{ interval: 1m, timeout: 1s }}
+  web:
+    - url: http://{web}
+routes:
+  - name: api
+    match: {{ host: api.test, path_prefix: /v2 }}
+    to: api
+    strip_prefix: /v2
+    response_headers: {{ set: {{ x-pool: api }} }}
+  - name: static
+    match: {{ path_prefix: /static/ }}
+    to: web
+    strip_prefix: /static
+    add_prefix: /assets
+    request_headers: {{ set: {{ x-route: web }}, remove: [cookie] }}
+    response_headers: {{ set: {{ x-served: shoal }}, remove: [x-upstream] }}
+  - name: echo
+    match: {{ path: /echo, methods: [POST] }}
+    to: app
+  - name: app
+    match: {{ host: '*.app.test' }}
+    to: app
+",
+            a = api[0].addr,
+            b = api[1].addr,
+            web = nginx.addr,
+        ),
+    ));
+    shoal.wait_healthy(2).await;
+    shoal.wait_upstreams(3).await;
+    let mut client = Client::new(shoal.proxy);
+
+    // The app's instances, by host.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let r = get(&mut client, "www.app.test", "/").await;
+        assert_eq!(r.status, 200);
+        seen.insert(r.json()["instance"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        seen,
+        ["app-1", "app-2"].map(String::from).into(),
+        "the app's pool only"
+    );
+
+    // The api group, by host and path, the prefix stripped: the demo app
+    // answers `/` with the path it got.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let r = get(&mut client, "api.test", "/v2").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.json()["path"], "/", "strip_prefix: /v2 → /");
+        assert_eq!(r.headers["x-pool"], "api");
+        seen.insert(r.json()["instance"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        seen,
+        ["api-a", "api-b"].map(String::from).into(),
+        "round robin over the group"
+    );
+    // The same path on another host is not the api route's.
+    let r = get(&mut client, "www.app.test", "/v2").await;
+    assert_ne!(
+        r.json()["instance"].as_str().unwrap_or("").get(..4),
+        Some("api-")
+    );
+
+    // nginx: prefix stripped and another added, request header set and
+    // removed, response headers set and removed.
+    let r = get(&mut client, "files.test", "/static/css/site.css?v=3").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "uri=/assets/css/site.css?v=3 route=web cookie= host=files.test\n"
+    );
+    assert_eq!(r.headers["x-served"], "shoal");
+    assert!(r.headers.get("x-upstream").is_none(), "{:?}", r.headers);
+
+    // A request with a body (hyper's path on either engine), by method.
+    let r = client
+        .send(
+            Request::post("/echo")
+                .header("host", "any.test")
+                .body(Full::new(Bytes::from_static(b"hello")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], b"hello");
+
+    // Each route's count, by name.
+    let m = shoal.metrics().await;
+    assert!(
+        m["shoal_route_requests_total{route=\"api\"}"] >= 4.0,
+        "{m:?}"
+    );
+    assert!(
+        m["shoal_route_requests_total{route=\"static\"}"] >= 1.0,
+        "{m:?}"
+    );
+    assert!(
+        m["shoal_route_requests_total{route=\"app\"}"] >= 6.0,
+        "{m:?}"
+    );
+    // The groups' backends are in the status, by group.
+    let status = shoal.status().await;
+    let groups: Vec<_> = status["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["group"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(groups, ["api", "api", "web"]);
+}
+
+async fn routes_answer_themselves_and_unmatched_requests_get_404() {
+    let shoal = Shoal::start(&demo_config(
+        1,
+        "proxy: { retries: 1 }
+routes:
+  - match: { path: /old }
+    redirect: { to: 'https://{host}/new{query}', status: 301 }
+  - match: { path_prefix: /down }
+    respond: { status: 503, body: back soon, headers: { retry-after: '60' } }
+  - match: { path_prefix: /app }
+    to: app
+",
+    ));
+    shoal.wait_healthy(1).await;
+    let mut client = Client::new(shoal.proxy);
+
+    let r = get(&mut client, "shop.test:8080", "/old?a=1&b=2").await;
+    assert_eq!(r.status, 301);
+    assert_eq!(r.headers["location"], "https://shop.test:8080/new?a=1&b=2");
+    assert!(r.headers.contains_key("x-request-id"));
+
+    let r = get(&mut client, "shop.test", "/down/page").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(&r.body[..], b"back soon");
+    assert_eq!(r.headers["retry-after"], "60");
+    assert_eq!(r.headers["content-type"], "text/plain; charset=utf-8");
+
+    // HEAD gets the head of the same answer, no body; the connection
+    // stays usable.
+    let r = client
+        .send(
+            Request::head("/down")
+                .header("host", "shop.test")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status.as_u16(), r.body.len()), (503, 0));
+    assert_eq!(r.headers["content-length"], "9");
+
+    // No route: 404 from shoal, in text or JSON like its other errors.
+    let r = get(&mut client, "shop.test", "/elsewhere").await;
+    assert_eq!(r.status, 404);
+    let id = r.headers["x-request-id"].to_str().unwrap().to_string();
+    assert!(
+        String::from_utf8_lossy(&r.body).contains(&format!("no_route (request id {id})")),
+        "{:?}",
+        r.body
+    );
+    let r = client
+        .send(
+            Request::get("/elsewhere")
+                .header("host", "shop.test")
+                .header("accept", "application/json")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "no_route");
+
+    // The app still answers on its route, on the same connection.
+    let r = get(&mut client, "shop.test", "/app").await;
+    assert_eq!(r.status, 404, "the demo app has no /app: its own 404");
+    assert!(r.body.starts_with(b"{") || !r.body.is_empty());
+    let log = shoal.log().join("\n");
+    assert!(log.contains("no route for the request (404)"), "{log}");
+}
+
+async fn a_route_has_its_own_timeouts() {
+    let shoal = Shoal::start(&demo_config(
+        1,
+        "proxy: { retries: 0, response_header_timeout: 10s }
+routes:
+  - match: { path_prefix: /fast }
+    to: app
+    strip_prefix: /fast
+    proxy: { response_header_timeout: 300ms }
+  - to: app
+",
+    ));
+    shoal.wait_healthy(1).await;
+    let mut client = Client::new(shoal.proxy);
+    let started = std::time::Instant::now();
+    let r = get(&mut client, "a.test", "/fast/slow?ms=2000").await;
+    assert_eq!(r.status, 504, "{:?}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+    // The same backend path on the route without an override waits.
+    let r = get(&mut client, "a.test", "/slow?ms=600").await;
+    assert_eq!(r.status, 200);
+}
+
+async fn a_reload_changes_routes_and_groups() {
+    let api = Backend::start("api-a").await;
+    let nginx = echoing_nginx().await;
+    let config = |routes: &str, groups: &str| {
+        demo_config(
+            1,
+            &format!("proxy: {{ retries: 1 }}\nupstreams:\n{groups}routes:\n{routes}"),
+        )
+    };
+    let before = config(
+        "  - { match: { path_prefix: /x }, to: api }\n  - { to: app }\n",
+        &format!("  api: [{{ url: 'http://{}' }}]\n", api.addr),
+    );
+    let shoal = Shoal::start(&before);
+    shoal.wait_healthy(1).await;
+    shoal.wait_upstreams(1).await;
+    let mut client = Client::new(shoal.proxy);
+    let r = get(&mut client, "a.test", "/x").await;
+    assert_eq!(r.json()["instance"], "api-a");
+
+    // /x now goes to a new group (nginx); the api group is gone.
+    let after = config(
+        "  - { match: { path_prefix: /x }, to: web }\n  - { to: app }\n",
+        &format!("  web: [{{ url: 'http://{}' }}]\n", nginx.addr),
+    );
+    std::fs::write(
+        shoal.config_path(),
+        crate::support::with_test_engine(&after),
+    )
+    .unwrap();
+    let (code, out, err) = crate::support::cli(shoal.admin, &["reload", "--apply-config"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = get(&mut client, "a.test", "/x/y").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with(b"uri=/x/y "), "{:?}", r.body);
+    let status = shoal.status().await;
+    let ids: Vec<_> = status["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["group"].as_str().unwrap().to_string(),
+                u["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(ids, [("web".to_string(), format!("http://{}", nginx.addr))]);
+    // The app's route still serves.
+    let r = get(&mut client, "a.test", "/").await;
+    assert_eq!(r.json()["instance"], "app-1");
+}
