@@ -292,7 +292,7 @@ fn embedded_demo_config_is_valid() {
 fn routes_and_groups_round_trip() {
     let yaml = "\
 app:
-  command: [./srv, '{port}']
+  command: [cat, '{port}']
 upstreams:
   api:
     servers:
@@ -373,7 +373,7 @@ fn groups_without_routes() {
     assert_rejected(
         "upstreams:\n  api: [{url: 'http://a:1'}]\n",
         1,
-        "routes: is needed with named `upstreams` groups",
+        "upstreams: has named groups but there are no `routes`",
     );
 }
 

@@ -209,13 +209,16 @@ pub fn prepare(
             let head_only = method == "HEAD";
             match answer {
                 Some(fixed) => fixed.write_h1(out, request_id.as_bytes(), close, head_only),
-                None => Answer {
-                    status: http::StatusCode::NOT_FOUND,
-                    kind: "no_route",
-                    request_id: request_id.as_bytes(),
-                    json: seen.json,
+                None => {
+                    tracing::info!(request_id = ?request_id, %peer, path = view.path(), "no route for the request (404)");
+                    Answer {
+                        status: http::StatusCode::NOT_FOUND,
+                        kind: "no_route",
+                        request_id: request_id.as_bytes(),
+                        json: seen.json,
+                    }
+                    .write_h1(out, close, head_only)
                 }
-                .write_h1(out, close, head_only),
             }
             return Head::Answered(Prepared {
                 len,

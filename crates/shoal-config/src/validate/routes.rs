@@ -91,8 +91,8 @@ fn pools(c: &mut Checker<'_>, config: &Config) {
     if config.default_pool().is_none() && !config.upstreams.is_empty() && config.routes.is_empty() {
         c.report(
             ErrorKind::Missing,
-            "routes",
-            "is needed with named `upstreams` groups: say which requests go to which group \
+            "upstreams",
+            "has named groups but there are no `routes`: say which requests go to which group \
              (e.g. `routes: [{match: {path_prefix: /}, to: GROUP}]`)"
                 .into(),
         );
