@@ -371,9 +371,9 @@ fn group_named_like_the_app() {
 #[test]
 fn groups_without_routes() {
     assert_rejected(
-        "upstreams:\n  api: [{url: 'http://a:1'}]\n",
+        "upstreams:\n  api: [{url: 'http://a:1'}]\n  web: [{url: 'http://b:1'}]\n",
         1,
-        "upstreams: has named groups but there are no `routes`",
+        "upstreams: has several pools (api, web) but there are no `routes`",
     );
 }
 
@@ -399,4 +399,37 @@ fn bad_route_values() {
         4,
         "routes[0].strip_prefix: only applies to a route with `to`",
     );
+}
+
+#[test]
+fn several_apps() {
+    // Each app's keys are named under `apps.NAME`.
+    assert_rejected(
+        "apps:\n  api:\n    command: [cat]\n    instances: 0\n  web: {command: [cat]}\nroutes: [{to: api}]\n",
+        4,
+        "apps.api.instances: must be between 1 and 1024 (got 0)",
+    );
+    assert_rejected(
+        "apps:\n  api: {command: [nosuchprogram-x]}\nroutes: [{to: api}]\n",
+        2,
+        "apps.api.command[0]: cannot run `nosuchprogram-x`: not found in PATH",
+    );
+    assert_rejected(
+        "app: {command: [cat]}\napps:\n  web: {command: [cat]}\n",
+        2,
+        "apps: and `app` together",
+    );
+    assert_rejected(
+        "apps:\n  api: {command: [cat]}\n  web: {command: [cat]}\n",
+        1,
+        "apps: has several pools (api, web) but there are no `routes`",
+    );
+    assert_rejected(
+        "apps:\n  api: {command: [cat]}\nupstreams:\n  api: [{url: 'http://a:1'}]\nroutes: [{to: api}]\n",
+        2,
+        "apps.api: `api` is also the name of an upstream group; pool names must differ",
+    );
+    // One app of `apps` needs no routes.
+    let run = check("apps:\n  api: {command: [cat, '{port}']}\n");
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
 }

@@ -29,17 +29,40 @@ fn bad_request(message: String) -> Response<AdminBody> {
     reply::json(StatusCode::BAD_REQUEST, json!({"error": message}))
 }
 
+/// The app an operation is for: `?app=NAME` (or `"app"` in a JSON body),
+/// or the only one.
+fn chosen_app(
+    state: &State,
+    name: Option<&str>,
+    what: &str,
+) -> Result<Arc<crate::supervisor::Supervisor>, Response<AdminBody>> {
+    state.app(name).map_err(|e| {
+        let status = match e {
+            app::AppChoice::NoApps => StatusCode::CONFLICT,
+            app::AppChoice::Several(_) => StatusCode::BAD_REQUEST,
+            app::AppChoice::Unknown { .. } => StatusCode::NOT_FOUND,
+        };
+        let message = match e {
+            app::AppChoice::NoApps => format!("no app section: shoal runs no instances to {what}"),
+            other => other.to_string(),
+        };
+        reply::json(status, json!({"error": message}))
+    })
+}
+
 pub async fn scale(state: &Arc<State>, req: Request<Incoming>) -> Response<AdminBody> {
-    let Some(sup) = state.supervisor.clone() else {
-        return reply::json(
-            StatusCode::CONFLICT,
-            json!({"error": "no app section: shoal runs no instances to scale"}),
-        );
-    };
     let from_query = query_param(&req, "instances").map(str::to_owned);
+    let app_query = query_param(&req, "app").map(str::to_owned);
     let body: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return bad_request(format!("cannot read the request body: {e}")),
+    };
+    let app_body = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["app"].as_str().map(str::to_owned));
+    let sup = match chosen_app(state, app_query.or(app_body).as_deref(), "scale") {
+        Ok(sup) => sup,
+        Err(refused) => return refused,
     };
     let n = match from_query {
         Some(q) => q
@@ -108,11 +131,9 @@ pub async fn reload(state: &Arc<State>, req: Request<Incoming>) -> Response<Admi
         });
         return reply::progress_stream(rx);
     }
-    let Some(sup) = state.supervisor.clone() else {
-        return reply::json(
-            StatusCode::CONFLICT,
-            json!({"error": "no app section: shoal runs no instances to reload"}),
-        );
+    let sup = match chosen_app(state, query_param(&req, "app"), "reload") {
+        Ok(sup) => sup,
+        Err(refused) => return refused,
     };
     match sup.try_begin("rolling reload") {
         Err(e) => reply::json(StatusCode::CONFLICT, json!({"error": e.to_string()})),

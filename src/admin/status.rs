@@ -19,8 +19,13 @@ pub struct Status {
     pub listen: Option<String>,
     pub balance: Algorithm,
     pub retries: u32,
-    /// The local app; `null` when shoal balances remote upstreams only.
+    /// The local app (the first of `apps`); `null` when shoal balances
+    /// remote upstreams only.
     pub app: Option<App>,
+    /// Every app shoal supervises, by name (one for `app`).
+    #[serde(default)]
+    pub apps: Vec<App>,
+    /// Every app's instances, app by app.
     pub instances: Vec<Instance>,
     pub upstreams: Vec<Upstream>,
 }
@@ -28,6 +33,9 @@ pub struct Status {
 /// The supervised app as a whole.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct App {
+    /// `app`, or the app's key in `apps`.
+    #[serde(default = "app_name")]
+    pub name: String,
     /// Active instances (not those draining or stopping).
     pub instances: usize,
     pub target: u32,
@@ -39,6 +47,10 @@ pub struct App {
     pub operation: Option<String>,
     pub min: Option<u32>,
     pub max: Option<u32>,
+}
+
+fn app_name() -> String {
+    shoal_config::APP_POOL.to_string()
 }
 
 /// How the last rolling reload ended.
@@ -53,6 +65,9 @@ pub struct Rollout {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
     pub id: String,
+    /// The app it is an instance of.
+    #[serde(default = "app_name")]
+    pub app: String,
     pub slot: u32,
     pub generation: u64,
     pub pid: Option<u32>,
@@ -105,13 +120,17 @@ pub struct Check {
 impl Status {
     /// The status of the running shoal.
     pub fn of(state: &State) -> Status {
-        let (app, instances) = match &state.supervisor {
-            Some(s) => (
-                Some(App::of(s)),
-                s.instances().iter().map(|i| Instance::of(i)).collect(),
-            ),
-            None => (None, Vec::new()),
-        };
+        let apps: Vec<App> = state.supervisors.iter().map(|s| App::of(s)).collect();
+        let instances = state
+            .supervisors
+            .iter()
+            .flat_map(|s| {
+                s.instances()
+                    .iter()
+                    .map(|i| Instance::of(i, s.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: state.started.elapsed().as_secs_f64(),
@@ -124,7 +143,8 @@ impl Status {
                 .first()
                 .map_or(state.config().balance.algorithm, |p| p.algorithm),
             retries: state.config().proxy.retries,
-            app,
+            app: apps.first().cloned(),
+            apps,
             instances,
             upstreams: state
                 .upstream_groups()
@@ -143,6 +163,7 @@ impl App {
         running.sort_unstable();
         running.dedup();
         App {
+            name: s.name().to_string(),
             instances: active.len(),
             target: s.target(),
             generation: s.generation(),
@@ -160,10 +181,11 @@ impl App {
 }
 
 impl Instance {
-    fn of(i: &supervisor::Instance) -> Instance {
+    fn of(i: &supervisor::Instance, app: &str) -> Instance {
         let e = &i.endpoint;
         Instance {
             id: i.id.clone(),
+            app: app.to_string(),
             slot: i.slot,
             generation: i.generation,
             pid: i.pid(),
@@ -229,6 +251,21 @@ mod tests {
             duration_ms: 1.5,
             at: 1_700_000_000.25,
         };
+        let app = App {
+            name: "app".into(),
+            instances: 2,
+            target: 2,
+            generation: 2,
+            running_generations: vec![1, 2],
+            last_rollout: Some(Rollout {
+                generation: 2,
+                ok: false,
+                message: "app-1 did not become healthy".into(),
+            }),
+            operation: None,
+            min: Some(1),
+            max: None,
+        };
         Status {
             version: "0.1.0".into(),
             uptime_secs: 12.5,
@@ -236,22 +273,11 @@ mod tests {
             listen: Some("127.0.0.1:8080".into()),
             balance: Algorithm::RoundRobin,
             retries: 2,
-            app: Some(App {
-                instances: 2,
-                target: 2,
-                generation: 2,
-                running_generations: vec![1, 2],
-                last_rollout: Some(Rollout {
-                    generation: 2,
-                    ok: false,
-                    message: "app-1 did not become healthy".into(),
-                }),
-                operation: None,
-                min: Some(1),
-                max: None,
-            }),
+            app: Some(app.clone()),
+            apps: vec![app],
             instances: vec![Instance {
                 id: "app-1".into(),
+                app: "app".into(),
                 slot: 1,
                 generation: 1,
                 pid: None,

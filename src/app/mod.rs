@@ -57,7 +57,8 @@ pub struct State {
     /// The pools' endpoint tables: `tables.default` holds `app`'s
     /// instances and a flat `upstreams` list, and each group has its own.
     pub tables: PoolTables,
-    pub supervisor: Option<Arc<Supervisor>>,
+    /// One per app (`app`, or each of `apps` in name order).
+    pub supervisors: Vec<Arc<Supervisor>>,
     pub proxy: Arc<Proxy>,
     /// TLS of the public listener (off, or the certificates in use).
     pub tls: Arc<Terminator>,
@@ -132,27 +133,35 @@ pub async fn run(
     // starting any instance, so a bad name or file fails the start cleanly.
     reload::resolve_upstreams(&config.upstreams).await?;
     let tls = Arc::new(Terminator::new(config.tls.as_ref())?);
-    let supervisor = match &config.app {
-        Some(app) => Some(
-            Supervisor::start(
-                app,
-                &tables.default,
-                SupervisorOptions {
-                    guard_exe: options.guard_exe.clone(),
-                    pool: pool.clone(),
-                },
-            )
-            .map_err(RunError::Instances)?,
-        ),
-        None => None,
-    };
+    let mut supervisors = Vec::new();
+    for (name, app) in config.all_apps() {
+        let sup = Supervisor::start(
+            app,
+            &tables.table(name),
+            SupervisorOptions {
+                name: name.to_string(),
+                guard_exe: options.guard_exe.clone(),
+                pool: pool.clone(),
+            },
+        );
+        match sup {
+            Ok(sup) => supervisors.push(sup),
+            Err(e) => {
+                // The apps already started are stopped, not orphaned.
+                for started in &supervisors {
+                    started.shutdown().await;
+                }
+                return Err(RunError::Instances(e));
+            }
+        }
+    }
     let proxy = Arc::new(Proxy::new(Routing::for_config(&config, &|name| {
         tables.table(name)
     })));
 
     let state = Arc::new(State {
         tables,
-        supervisor,
+        supervisors,
         proxy: proxy.clone(),
         tls: tls.clone(),
         started: Instant::now(),
@@ -198,9 +207,9 @@ pub async fn run(
     tracing::info!(grace = ?shutdown.grace, "shutting down: no new connections, finishing in-flight requests");
     state.proxy_listener.stop_accepting();
     state.proxy_listener.join().await;
-    if let Some(s) = &state.supervisor {
+    if !state.supervisors.is_empty() {
         tracing::info!("stopping instances");
-        s.shutdown().await;
+        futures_util::future::join_all(state.supervisors.iter().map(|s| s.shutdown())).await;
     }
     background.cancel();
     state.admin_listener.stop_accepting();
@@ -230,16 +239,59 @@ fn limits_of(state: &Arc<State>) -> crate::proxy::LimitsNow {
     })
 }
 
-/// Rolling reload of the app; what SIGUSR2 and `POST /api/v1/reload` start.
+/// Rolling reload of every app, one after the other; what SIGUSR2 starts
+/// (`POST /api/v1/reload?app=NAME` reloads one).
 pub async fn rolling_reload(state: &State, progress: &Progress) -> Result<String, OpError> {
-    let Some(sup) = &state.supervisor else {
+    if state.supervisors.is_empty() {
         return Err(OpError::NoInstances);
-    };
-    if state.is_shutting_down() {
-        return Err(OpError::ShuttingDown);
     }
-    let _op = sup.begin("rolling reload").await;
-    sup.rolling_reload(progress).await
+    let mut done = Vec::new();
+    for sup in &state.supervisors {
+        if state.is_shutting_down() {
+            return Err(OpError::ShuttingDown);
+        }
+        let _op = sup.begin("rolling reload").await;
+        done.push(sup.rolling_reload(progress).await?);
+    }
+    Ok(done.join("; "))
+}
+
+/// Which app an operation names.
+#[derive(Debug, thiserror::Error)]
+pub enum AppChoice {
+    #[error("no app: shoal runs no instances (set `app` or `apps`)")]
+    NoApps,
+    #[error("there are several apps ({0}): name one")]
+    Several(String),
+    #[error("no app named `{name}` (the apps are {known})")]
+    Unknown { name: String, known: String },
+}
+
+impl State {
+    /// The app `name` names, or the only one when `name` is `None`.
+    pub fn app(&self, name: Option<&str>) -> Result<Arc<Supervisor>, AppChoice> {
+        let known = || {
+            self.supervisors
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (name, self.supervisors.as_slice()) {
+            (_, []) => Err(AppChoice::NoApps),
+            (None, [only]) => Ok(only.clone()),
+            (None, _) => Err(AppChoice::Several(known())),
+            (Some(n), all) => {
+                all.iter()
+                    .find(|s| s.name() == n)
+                    .cloned()
+                    .ok_or_else(|| AppChoice::Unknown {
+                        name: n.to_string(),
+                        known: known(),
+                    })
+            }
+        }
+    }
 }
 
 pub use reload::reload_config;

@@ -1,8 +1,8 @@
 //! The endpoint tables of the pools requests are balanced over, by name:
-//! the default pool's (`app`'s instances and a flat `upstreams` list) and
-//! one per upstream group with its health-check settings. Kept across
-//! config reloads, so a group that stays keeps its endpoints and their
-//! health; a group gone from the config is dropped.
+//! the default table (`app`'s instances and a flat `upstreams` list), one
+//! per app of `apps`, and one per upstream group with its health-check
+//! settings. Kept across config reloads, so a pool that stays keeps its
+//! endpoints and their health; a group gone from the config is dropped.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,15 +13,17 @@ use crate::balance::EndpointTable;
 use crate::health::HealthCell;
 
 pub struct PoolTables {
-    /// The default pool.
+    /// `app`'s instances, and a flat `upstreams` list.
     pub default: Arc<EndpointTable>,
-    /// Health checks of the default pool's static upstreams (`health`).
+    /// Health checks of the flat list (`health`).
     pub default_health: HealthCell,
+    /// Each app of `apps`, each upstream group.
     groups: Mutex<BTreeMap<String, Group>>,
 }
 
 struct Group {
     table: Arc<EndpointTable>,
+    /// A group's health checks (an app's are its supervisor's).
     health: HealthCell,
 }
 
@@ -46,9 +48,15 @@ impl PoolTables {
     pub fn update(&self, config: &Config) {
         self.default_health.store(Arc::new(config.health.clone()));
         let mut groups = self.groups();
-        groups.retain(|name, _| config.upstreams.groups().any(|(n, _)| n == name));
-        for (name, group) in config.upstreams.groups() {
-            let health = group.health.as_ref().unwrap_or(&config.health);
+        let apps = config.apps.iter().map(|(n, a)| (n.as_str(), &a.health));
+        let wanted: Vec<(&str, &shoal_config::HealthConfig)> = config
+            .upstreams
+            .groups()
+            .map(|(n, g)| (n, g.health.as_ref().unwrap_or(&config.health)))
+            .chain(apps)
+            .collect();
+        groups.retain(|name, _| wanted.iter().any(|(n, _)| n == name));
+        for (name, health) in wanted {
             match groups.get(name) {
                 Some(g) => g.health.store(Arc::new(health.clone())),
                 None => {

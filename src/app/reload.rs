@@ -41,7 +41,7 @@ pub enum ReloadError {
     /// The TLS settings could not be put in use.
     #[error(transparent)]
     Tls(TlsError),
-    #[error("config not applied: adding or removing the `app` section needs a restart of shoal")]
+    #[error("config not applied: adding, removing or renaming an app (`app`, `apps`) needs a restart of shoal")]
     AppSectionAddedOrRemoved,
     /// A new listen address cannot be bound.
     #[error("config not applied: {0}")]
@@ -209,7 +209,9 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
         progress.step(0, 0, tls);
         return Ok("config unchanged; TLS certificates re-read".into());
     }
-    if old.app.is_some() != new.app.is_some() {
+    let names =
+        |c: &Config| -> Vec<String> { c.all_apps().iter().map(|(n, _)| n.to_string()).collect() };
+    if names(&old) != names(&new) {
         return Err(ReloadError::AppSectionAddedOrRemoved);
     }
     // Bind first: if a new address is taken, nothing is applied.
@@ -232,11 +234,25 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     // the stored config keeps the old app section, so a retry retries it.
     let mut effective = new.clone();
     effective.app = old.app.clone();
+    effective.apps = old.apps.clone();
     state.config.store(Arc::new(effective.clone()));
-    let result = apply_app(state, &old, &new, progress).await;
-    if result.is_ok() {
-        effective.app = new.app.clone();
-        state.config.store(Arc::new(effective));
+    let mut result = Ok(());
+    for (sup, (name, app)) in state.supervisors.iter().zip(new.all_apps()) {
+        let Some((_, old_app)) = old.all_apps().into_iter().find(|(n, _)| *n == name) else {
+            continue;
+        };
+        result = apply_app(sup, app, old_app, progress).await;
+        if result.is_err() {
+            break;
+        }
+        // This app's part worked: it is in the stored config from now on.
+        match &mut effective.app {
+            Some(a) => *a = app.clone(),
+            None => {
+                effective.apps.insert(name.to_string(), app.clone());
+            }
+        }
+        state.config.store(Arc::new(effective.clone()));
     }
     let mut summary = String::from("config reloaded");
     if !later.is_empty() {
@@ -362,18 +378,15 @@ fn at_next_start(old: &Config, new: &Config) -> Vec<&'static str> {
     later
 }
 
-/// The app's part, last: a rolling reload when what an instance runs
+/// An app's part, last: a rolling reload when what an instance runs
 /// changed, a scale when the count in the file changed. On failure the
 /// instances keep being started from the old app section.
 async fn apply_app(
-    state: &Arc<State>,
-    old: &Config,
-    new: &Config,
+    sup: &Arc<crate::supervisor::Supervisor>,
+    app: &shoal_config::AppConfig,
+    old_app: &shoal_config::AppConfig,
     progress: &Progress,
 ) -> Result<(), OpError> {
-    let (Some(sup), Some(app), Some(old_app)) = (&state.supervisor, &new.app, &old.app) else {
-        return Ok(());
-    };
     if app == old_app {
         return Ok(());
     }
@@ -383,7 +396,10 @@ async fn apply_app(
         progress.step(
             0,
             0,
-            "app command/env/cwd/host/protocol changed: rolling reload",
+            format!(
+                "{}: command/env/cwd/host/protocol changed: rolling reload",
+                sup.name()
+            ),
         );
         result = sup.rolling_reload(progress).await.map(|_| ());
     }

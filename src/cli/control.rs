@@ -220,21 +220,45 @@ fn print_status(s: &Status) {
             ""
         }
     );
-    if let Some(app) = &s.app {
-        print_app(app, &s.instances);
+    // Documents from before `apps` have only `app`.
+    let apps: Vec<&status::App> = if s.apps.is_empty() {
+        s.app.iter().collect()
+    } else {
+        s.apps.iter().collect()
+    };
+    let several = apps.len() > 1;
+    for app in apps {
+        let mine: Vec<status::Instance> = s
+            .instances
+            .iter()
+            .filter(|i| !several || i.app == app.name)
+            .cloned()
+            .collect();
+        print_app(app, &mine, several);
     }
     for u in &s.upstreams {
+        let group = u
+            .group
+            .as_deref()
+            .map(|g| format!(" [{g}]"))
+            .unwrap_or_default();
         println!(
-            "upstream {} ({}) weight {} {} in_flight {} requests {}",
+            "upstream{group} {} ({}) weight {} {} in_flight {} requests {}",
             u.id, u.address, u.weight, u.health, u.in_flight, u.requests
         );
     }
 }
 
-/// The app's line and its instances' table.
-fn print_app(app: &status::App, instances: &[status::Instance]) {
+/// The app's line and its instances' table; `named`: there are several
+/// apps, so the line says which.
+fn print_app(app: &status::App, instances: &[status::Instance], named: bool) {
+    let title = if named {
+        format!("app {}", app.name)
+    } else {
+        "app".to_string()
+    };
     println!(
-        "app: {} instance(s), {}{}",
+        "{title}: {} instance(s), {}{}",
         app.instances,
         generations(app),
         match &app.operation {
@@ -243,12 +267,12 @@ fn print_app(app: &status::App, instances: &[status::Instance]) {
         }
     );
     println!(
-        "{:<8} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
+        "{:<10} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
         "ID", "GEN", "PID", "PORT", "STATE", "HEALTH", "RESTARTS", "IN_FLIGHT", "REQUESTS", "RSS"
     );
     for i in instances {
         println!(
-            "{:<8} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
+            "{:<10} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
             i.id,
             i.generation,
             i.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
@@ -275,26 +299,26 @@ fn print_app(app: &status::App, instances: &[status::Instance]) {
     }
 }
 
-pub fn scale(src: &ConfigSource, admin: Option<&str>, n: u32) -> i32 {
+pub fn scale(src: &ConfigSource, admin: Option<&str>, app: Option<&str>, n: u32) -> i32 {
     finish((|| {
         let addr = admin_address(admin, src)?;
-        runtime()?.block_on(operation(
-            Admin::new(addr),
-            "/api/v1/scale",
-            Some(json!({ "instances": n })),
-        ))
+        let body = match app {
+            Some(app) => json!({ "instances": n, "app": app }),
+            None => json!({ "instances": n }),
+        };
+        runtime()?.block_on(operation(Admin::new(addr), "/api/v1/scale", Some(body)))
     })())
 }
 
-pub fn reload(src: &ConfigSource, admin: Option<&str>, config: bool) -> i32 {
+pub fn reload(src: &ConfigSource, admin: Option<&str>, config: bool, app: Option<&str>) -> i32 {
     finish((|| {
         let addr = admin_address(admin, src)?;
-        let path = if config {
-            "/api/v1/reload?config=1"
-        } else {
-            "/api/v1/reload"
+        let path = match (config, app) {
+            (true, _) => "/api/v1/reload?config=1".to_string(),
+            (false, Some(app)) => format!("/api/v1/reload?app={app}"),
+            (false, None) => "/api/v1/reload".to_string(),
         };
-        runtime()?.block_on(operation(Admin::new(addr), path, None))
+        runtime()?.block_on(operation(Admin::new(addr), &path, None))
     })())
 }
 

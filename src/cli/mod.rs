@@ -62,10 +62,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Change the number of instances of a running shoal (drains the ones removed)
+    /// Change the number of instances of a running shoal (drains the ones removed):
+    /// `shoal scale 6`, or `shoal scale api 6` for one of several apps
     Scale {
-        /// The new number of instances
-        instances: u32,
+        /// The app (with several apps), then the new number of instances
+        #[arg(value_name = "[APP] INSTANCES", num_args = 1..=2, required = true)]
+        args: Vec<String>,
         #[command(flatten)]
         src: ConfigSource,
         #[arg(long, value_name = "URL")]
@@ -96,8 +98,8 @@ enum Command {
         demo: bool,
         #[arg(long, value_name = "URL")]
         admin: Option<String>,
-        /// Not an option: catches `reload --config FILE` to say what to write
-        #[arg(hide = true)]
+        /// The app to reload, with several apps (`shoal reload web`)
+        #[arg(value_name = "APP")]
         stray: Option<String>,
     },
     /// Run the bundled demo HTTP service (what `--demo` starts N copies of)
@@ -117,11 +119,20 @@ pub fn main() -> i32 {
         Command::Up(src) => up::run(&src),
         Command::Check(src) => check(&src),
         Command::Status { src, admin, json } => control::status(&src, admin.as_deref(), json),
-        Command::Scale {
-            instances,
-            src,
-            admin,
-        } => control::scale(&src, admin.as_deref(), instances),
+        Command::Scale { args, src, admin } => {
+            let (app, count) = match args.as_slice() {
+                [count] => (None, count),
+                [app, count] => (Some(app.as_str()), count),
+                _ => unreachable!("clap takes one or two"),
+            };
+            let Ok(instances) = count.parse::<u32>() else {
+                eprintln!(
+                    "error: `{count}` is not a number of instances: write `shoal scale 6` or `shoal scale APP 6`"
+                );
+                return EXIT_USAGE;
+            };
+            control::scale(&src, admin.as_deref(), app, instances)
+        }
         Command::Reload {
             apply_config,
             old_config,
@@ -130,7 +141,7 @@ pub fn main() -> i32 {
             admin,
             stray,
         } => {
-            if let Some(arg) = stray {
+            if let (Some(arg), true) = (&stray, old_config) {
                 // `reload --config FILE`: neither a rolling restart with
                 // that file nor a config reload of it, silently.
                 eprintln!(
@@ -147,7 +158,12 @@ pub fn main() -> i32 {
                 );
             }
             let src = ConfigSource { file, demo };
-            control::reload(&src, admin.as_deref(), apply_config || old_config)
+            let app = stray.as_deref();
+            if app.is_some() && apply_config {
+                eprintln!("error: --apply-config reloads shoal's own config, not one app: drop the app name");
+                return EXIT_USAGE;
+            }
+            control::reload(&src, admin.as_deref(), apply_config || old_config, app)
         }
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
@@ -232,9 +248,10 @@ fn display(p: &Path) -> String {
 
 /// What is allowed but probably wrong, as `FILE:LINE: KEY: message`.
 pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
-    let Some(app) = &config.app else {
+    let apps = config.all_apps();
+    if apps.is_empty() {
         return Vec::new();
-    };
+    }
     let (origin, text) = if src.demo {
         ("<demo>".to_string(), DEMO_CONFIG.to_string())
     } else {
@@ -243,12 +260,17 @@ pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
             std::fs::read_to_string(&src.file).unwrap_or_default(),
         )
     };
-    crate::supervisor::port_warning(app)
-        .into_iter()
-        .map(|(path, message)| match shoal_config::line_of(&text, path) {
-            Some(line) => format!("{origin}:{line}: {path}: {message}"),
-            None => format!("{origin}: {path}: {message}"),
+    apps.into_iter()
+        .filter_map(|(name, app)| {
+            let (path, message) = crate::supervisor::port_warning(app)?;
+            Some((crate::supervisor::key_of(config, name, path), message))
         })
+        .map(
+            |(path, message)| match shoal_config::line_of(&text, &path) {
+                Some(line) => format!("{origin}:{line}: {path}: {message}"),
+                None => format!("{origin}: {path}: {message}"),
+            },
+        )
         .collect()
 }
 

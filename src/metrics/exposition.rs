@@ -80,8 +80,8 @@ impl Collector for Scrape {
         backends(&mut enc, &endpoints)?;
         routes(&mut enc)?;
         process(&mut enc)?;
-        if let Some(sup) = &state.supervisor {
-            instances(&mut enc, sup)?;
+        if !state.supervisors.is_empty() {
+            instances(&mut enc, &state.supervisors)?;
         }
         single(
             &mut enc,
@@ -257,32 +257,46 @@ fn process(enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
     Ok(())
 }
 
-/// Per supervised instance.
+/// Per app (label `app`) and per supervised instance (label `instance`,
+/// `NAME-N`, unique across apps).
 fn instances(
     enc: &mut DescriptorEncoder<'_>,
-    sup: &crate::supervisor::Supervisor,
+    sups: &[std::sync::Arc<crate::supervisor::Supervisor>],
 ) -> Result<(), std::fmt::Error> {
     use MetricType::{Counter, Gauge};
-    let instances = sup.instances();
-    let mut by_state = std::collections::BTreeMap::<&'static str, i64>::new();
-    for i in &instances {
-        *by_state.entry(i.state().as_str()).or_default() += 1;
+    let mut by_state = std::collections::BTreeMap::<(String, &'static str), i64>::new();
+    let mut instances = Vec::new();
+    for sup in sups {
+        for i in sup.instances() {
+            *by_state
+                .entry((sup.name().to_string(), i.state().as_str()))
+                .or_default() += 1;
+            instances.push(i);
+        }
     }
     family(
         enc,
         "shoal_instances",
-        "Supervised instances by state",
+        "Supervised instances by app and state",
         Gauge,
-        by_state
-            .into_iter()
-            .map(|(s, n)| (vec![("state", s.to_string())], ConstGauge::new(n))),
+        by_state.into_iter().map(|((app, s), n)| {
+            (
+                vec![("app", app), ("state", s.to_string())],
+                ConstGauge::new(n),
+            )
+        }),
     )?;
-    single(
+    family(
         enc,
         "shoal_instances_target",
-        "How many instances shoal is keeping running",
+        "How many instances shoal is keeping running, by app",
         Gauge,
-        ConstGauge::new(i64::from(sup.target())),
+        sups.iter().map(|sup| {
+            (
+                vec![("app", sup.name().to_string())],
+                ConstGauge::new(i64::from(sup.target())),
+            )
+        }),
     )?;
     family(
         enc,

@@ -102,15 +102,17 @@ impl Routing {
         table_of: &dyn Fn(&str) -> Arc<EndpointTable>,
     ) -> Routing {
         let proxy = &config.proxy;
-        let mut pools: Vec<Pool> = config
-            .default_pool()
-            .map(|name| Pool::new(name, table_of(name), &config.balance, proxy))
+        let pools = config
+            .pool_names()
             .into_iter()
+            .map(|name| {
+                let group = config.upstreams.groups().find(|(n, _)| *n == name);
+                let balance = group
+                    .and_then(|(_, g)| g.balance.as_ref())
+                    .unwrap_or(&config.balance);
+                Pool::new(name, table_of(name), balance, proxy)
+            })
             .collect();
-        for (name, group) in config.upstreams.groups() {
-            let balance = group.balance.as_ref().unwrap_or(&config.balance);
-            pools.push(Pool::new(name, table_of(name), balance, proxy));
-        }
         Routing::with_pools(config, pools)
     }
 

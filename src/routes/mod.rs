@@ -88,7 +88,7 @@ pub struct RouteTable {
 impl RouteTable {
     /// `pool_index` finds a pool by name (the config was validated, so
     /// every `to` names one). Without routes, one route named `default`
-    /// takes every request to the default pool (index 0).
+    /// takes every request to the default pool.
     pub fn new(config: &Config, pool_index: &dyn Fn(&str) -> Option<usize>) -> RouteTable {
         let policy = Policy::new(&config.proxy);
         let mut built = Vec::new();

@@ -107,6 +107,7 @@ pub struct Instance {
 
 impl Instance {
     pub(super) fn new(
+        id: String,
         slot: u32,
         generation: u64,
         port: u16,
@@ -115,8 +116,9 @@ impl Instance {
         endpoint: Arc<Endpoint>,
         stop: CancellationToken,
     ) -> Instance {
+        let output = Arc::new(output::Sink::new(&id));
         Instance {
-            id: format!("app-{slot}"),
+            id,
             slot,
             generation,
             port,
@@ -132,7 +134,7 @@ impl Instance {
             started_at: Mutex::new(None),
             last_exit: Mutex::new(None),
             failure: Mutex::new(None),
-            output: Arc::new(output::Sink::new(&format!("app-{slot}"))),
+            output,
             due: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
             passed_last_run: AtomicBool::new(false),

@@ -32,13 +32,16 @@ pub use guard::{run as run_guard, Guard};
 pub use instance::{Instance, ProcState};
 pub use lifecycle::OpGuard;
 pub use op_error::{NotReady, OpError};
-pub use program::{check as check_program, port_warning};
+pub use program::{check as check_program, key_of, port_warning};
 pub use progress::{Event, Progress};
 
 pub struct Supervisor {
     /// What new instances are started from; changed by a config reload.
     /// Running instances read their operational settings from it too.
     spec: Arc<ArcSwap<AppConfig>>,
+    /// The app's name (`app`, or its key in `apps`): instances are
+    /// `NAME-1`, `NAME-2`, ….
+    name: Arc<str>,
     /// How many instances the app should have: `app.instances`, then what
     /// `shoal scale` last asked for.
     target: AtomicU32,
@@ -67,6 +70,8 @@ pub struct LastRollout {
 }
 
 pub struct SupervisorOptions {
+    /// The app's name: `app`, or its key in `apps`.
+    pub name: String,
     /// The shoal executable, to start the guard process; `None` runs without
     /// one (instances are then only covered by the parent-death signal).
     pub guard_exe: Option<PathBuf>,
@@ -87,6 +92,7 @@ impl Supervisor {
         };
         let sup = Arc::new(Supervisor {
             spec: Arc::new(ArcSwap::from_pointee(app.clone())),
+            name: options.name.as_str().into(),
             target: AtomicU32::new(app.instances),
             health: Arc::new(ArcSwap::from_pointee(app.health.clone())),
             instances: Mutex::new(Vec::new()),
@@ -127,6 +133,11 @@ impl Supervisor {
             .into_iter()
             .filter(|i| !i.is_retiring())
             .collect()
+    }
+
+    /// `app`, or the app's key in `apps`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn spec(&self) -> Arc<AppConfig> {
@@ -172,14 +183,16 @@ impl Supervisor {
         spec: Arc<AppConfig>,
     ) -> io::Result<Arc<Instance>> {
         let port = ports::free_port(spec.host)?;
+        let id = format!("{}-{slot}", self.name);
         let endpoint = Endpoint::new(
-            format!("app-{slot}"),
+            id.clone(),
             SocketAddr::new(spec.host, port),
             1,
             &self.pool.with_protocol(spec.protocol),
         );
         endpoint.set_local_max_fails(self.spec().max_fails);
         let inst = Arc::new(Instance::new(
+            id,
             slot,
             generation,
             port,

@@ -156,14 +156,25 @@ fn missing_interpreter(name: &str, file: &Path) -> Option<String> {
     })
 }
 
-/// The config-load check: `(key path, message)` for the app's program.
+/// The config-load check: `(key path, message)` for each app's program.
 pub fn check(config: &Config) -> Vec<(String, String)> {
     config
-        .app
-        .as_ref()
-        .and_then(unrunnable)
-        .map(|(path, message)| vec![(path.to_string(), message)])
-        .unwrap_or_default()
+        .all_apps()
+        .into_iter()
+        .filter_map(|(name, app)| {
+            let (path, message) = unrunnable(app)?;
+            Some((key_of(config, name, path), message))
+        })
+        .collect()
+}
+
+/// `app.…` as written for the app `name`: `app.…` for the one-app
+/// shorthand, `apps.NAME.…` in `apps`.
+pub fn key_of(config: &Config, name: &str, path: &str) -> String {
+    match path.strip_prefix("app.") {
+        Some(rest) if config.app.is_none() => format!("apps.{name}.{rest}"),
+        _ => path.to_string(),
+    }
 }
 
 /// Whether the command shows how the app learns its port: `{port}`, or

@@ -78,8 +78,8 @@ async fn metrics_count_what_happened() {
     assert_eq!(s[r#"shoal_generated_responses_total{code="413"}"#], 1.0);
     assert_eq!(s[r#"shoal_generated_responses_total{code="503"}"#], 0.0);
     assert_eq!(sum(&s, "shoal_backend_up{", ""), 2.0);
-    assert_eq!(s[r#"shoal_instances{state="running"}"#], 2.0);
-    assert_eq!(s["shoal_instances_target"], 2.0);
+    assert_eq!(s[r#"shoal_instances{app="app",state="running"}"#], 2.0);
+    assert_eq!(s[r#"shoal_instances_target{app="app"}"#], 2.0);
     // `client`'s connection and the 413's (admin connections not counted).
     assert_eq!(s["shoal_client_connections_accepted_total"], 2.0, "{text}");
     // `client` is still connected.

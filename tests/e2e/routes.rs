@@ -324,3 +324,138 @@ async fn a_reload_changes_routes_and_groups() {
     let r = get(&mut client, "a.test", "/").await;
     assert_eq!(r.json()["instance"], "app-1");
 }
+
+/// `pid`s of one app's instances, by instance id.
+async fn pids_of(shoal: &Shoal, app: &str) -> std::collections::BTreeMap<String, u64> {
+    shoal.status().await["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["app"] == app && i["state"] == "running")
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_string(),
+                i["pid"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Two apps (the demo app twice) and a group of nginx behind one shoal,
+/// routed by path: each load reaches only its app, with the prefix
+/// stripped; scaling one app and a rolling reload of the other leave the
+/// other's processes alone, with no failed request in either load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apps_scale_and_reload_apart() {
+    let nginx = echoing_nginx().await;
+    let app = |n: u32| {
+        format!(
+            "    command: [\"{shoal}\", \"demo-app\", \"--port\", \"{{port}}\"]\n    instances: {n}\n    \
+             health: {{ path: /health, interval: 500ms, timeout: 500ms, fall: 3, rise: 2 }}\n    \
+             stop_timeout: 5s\n",
+            shoal = crate::support::SHOAL
+        )
+    };
+    let shoal = Shoal::start(&format!(
+        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\napps:\n  front:\n{}  api:\n{}\
+         upstreams:\n  files: [{{ url: 'http://{}' }}]\n\
+         routes:\n  - {{ match: {{ path_prefix: /api }}, to: api, strip_prefix: /api }}\n  \
+         - {{ match: {{ path_prefix: /assets }}, to: files, request_headers: {{ set: {{ x-route: files }} }} }}\n  \
+         - {{ to: front }}\n",
+        app(2),
+        app(2),
+        nginx.addr
+    ));
+    shoal.wait_healthy(4).await;
+    shoal.wait_upstreams(1).await;
+    let status = shoal.status().await;
+    let names: Vec<_> = status["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
+    assert_eq!(names, ["api", "front"]);
+
+    let mut client = Client::new(shoal.proxy);
+    let r = get(&mut client, "a.test", "/assets/logo.svg").await;
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "uri=/assets/logo.svg route=files cookie=session=1 host=a.test\n"
+    );
+
+    let front_load = crate::support::load::Load::start(shoal.proxy, 4, 20, Duration::from_secs(12));
+    let api_load = crate::support::load::Load::with_paths(
+        shoal.proxy,
+        4,
+        20,
+        Duration::from_secs(12),
+        "/api/",
+        "/api/echo",
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Scale front: api's processes stay.
+    let api_before = pids_of(&shoal, "api").await;
+    let (code, out, err) = crate::support::cli(shoal.admin, &["scale", "front", "3"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    shoal.wait_healthy(5).await;
+    assert_eq!(
+        pids_of(&shoal, "api").await,
+        api_before,
+        "scaling front left api alone"
+    );
+    assert_eq!(pids_of(&shoal, "front").await.len(), 3);
+
+    // Roll api: front's processes stay, api's are all new.
+    let front_before = pids_of(&shoal, "front").await;
+    let (code, out, err) = crate::support::cli(shoal.admin, &["reload", "api"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        pids_of(&shoal, "front").await,
+        front_before,
+        "reloading api left front alone"
+    );
+    let api_after = pids_of(&shoal, "api").await;
+    assert_eq!(api_after.len(), 2);
+    assert!(
+        api_after
+            .values()
+            .all(|p| !api_before.values().any(|b| b == p)),
+        "{api_before:?} → {api_after:?}"
+    );
+
+    // Naming no app, with two, is refused with the names.
+    let (code, _, err) = crate::support::cli(shoal.admin, &["scale", "4"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("several apps (api, front)"), "{err}");
+
+    let front = front_load.finish().await;
+    let api = api_load.finish().await;
+    assert!(
+        front.failed.is_empty(),
+        "front: {:?}",
+        &front.failed[..front.failed.len().min(5)]
+    );
+    assert!(
+        api.failed.is_empty(),
+        "api: {:?}",
+        &api.failed[..api.failed.len().min(5)]
+    );
+    assert!(
+        front.ok > 100 && api.ok > 100,
+        "front {} api {}",
+        front.ok,
+        api.ok
+    );
+    assert!(
+        front.instances.iter().all(|i| i.starts_with("front-")),
+        "{:?}",
+        front.instances
+    );
+    assert!(
+        api.instances.iter().all(|i| i.starts_with("api-")),
+        "{:?}",
+        api.instances
+    );
+}

@@ -13,6 +13,7 @@ mod routes;
 mod tls;
 mod upstreams;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -36,8 +37,13 @@ pub struct Config {
     /// Runtime worker threads; `None` means one per core.
     pub workers: Option<usize>,
     pub admin: AdminConfig,
-    /// Local instances shoal starts and supervises.
+    /// Local instances shoal starts and supervises: one app (its pool and
+    /// instances are named `app`)...
     pub app: Option<AppConfig>,
+    /// ... or several, by name (instances `NAME-1`, `NAME-2`, …), each
+    /// supervised, scaled and reloaded on its own.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub apps: BTreeMap<String, AppConfig>,
     /// Static backends, as an alternative or in addition to `app`: one
     /// list, or named groups for `routes`.
     pub upstreams: Upstreams,
@@ -60,30 +66,46 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
 }
 
-/// The name `routes` use for the default pool: `app`'s instances (with a
-/// flat `upstreams` list beside them) or, without `app`, the flat list.
+/// The pool of `app`'s instances (and of a flat `upstreams` list beside
+/// them).
 pub const APP_POOL: &str = "app";
-/// The default pool's name when there is no `app`, only a flat list.
+/// The pool of a flat `upstreams` list when there is no `app`.
 pub const UPSTREAMS_POOL: &str = "upstreams";
 
 impl Config {
-    /// The default pool's name, if there is one: `app` (its instances and
-    /// any flat `upstreams` list), or `upstreams` for a flat list alone.
-    pub fn default_pool(&self) -> Option<&'static str> {
-        if self.app.is_some() {
-            Some(APP_POOL)
-        } else if !self.upstreams.list().is_empty() {
-            Some(UPSTREAMS_POOL)
-        } else {
-            None
+    /// Every app shoal supervises, by name: `app` (named `app`) or each
+    /// of `apps`.
+    pub fn all_apps(&self) -> Vec<(&str, &AppConfig)> {
+        match &self.app {
+            Some(app) => vec![(APP_POOL, app)],
+            None => self.apps.iter().map(|(n, a)| (n.as_str(), a)).collect(),
         }
     }
 
-    /// Every pool a route may name: the default pool, then the groups.
+    /// Every pool a route may name: each app (`app`, with a flat
+    /// `upstreams` list beside its instances; or each of `apps`), a flat
+    /// list of its own (`upstreams`) when there is no `app`, and each
+    /// upstream group.
     pub fn pool_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.default_pool().into_iter().collect();
+        let mut names: Vec<&str> = self.all_apps().into_iter().map(|(n, _)| n).collect();
+        if self.app.is_none() && !self.upstreams.list().is_empty() {
+            names.push(UPSTREAMS_POOL);
+        }
         names.extend(self.upstreams.groups().map(|(n, _)| n));
         names
+    }
+
+    /// The pool requests go to without `routes`: `app` when there is one,
+    /// else the only pool; `None` when there are several (then `routes`
+    /// are needed).
+    pub fn default_pool(&self) -> Option<&str> {
+        if self.app.is_some() {
+            return Some(APP_POOL);
+        }
+        match self.pool_names().as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
     }
 }
 
@@ -94,6 +116,7 @@ impl Default for Config {
             workers: None,
             admin: AdminConfig::default(),
             app: None,
+            apps: BTreeMap::new(),
             upstreams: Upstreams::default(),
             routes: Vec::new(),
             health: HealthConfig::default(),

@@ -4,7 +4,7 @@
 use super::health::health;
 use super::{Checker, MAX_WAIT};
 use crate::error::ErrorKind;
-use crate::model::{AppConfig, CommandSpec};
+use crate::model::{AppConfig, CommandSpec, Config};
 use crate::units::format_size;
 use std::time::Duration;
 
@@ -20,7 +20,41 @@ const MIN_MAX_MEMORY: u64 = 1 << 20;
 /// silently overwritten, so it is refused instead.
 const RESERVED_ENV: &[&str] = &["PORT", "HOST", "INSTANCE_ID", "SHOAL_INSTANCE_INDEX"];
 
-pub(super) fn app(c: &mut Checker<'_>, app: &AppConfig) {
+/// `app`, or each of `apps` (not both).
+pub(super) fn apps(c: &mut Checker<'_>, config: &Config) {
+    if let Some(a) = &config.app {
+        app(c, a);
+        if !config.apps.is_empty() {
+            c.invalid(
+                "apps",
+                "and `app` together: `app` is the one-app shorthand; move it into `apps` \
+                 under a name"
+                    .into(),
+            );
+        }
+    }
+    for (name, a) in &config.apps {
+        c.app_at = format!("apps.{name}");
+        if !super::routes::plain_name(name) {
+            let at = c.app_at.clone();
+            c.invalid(
+                &at,
+                format!("`{name}` is not a usable name: use letters, digits, `-` and `_`"),
+            );
+        }
+        if config.upstreams.groups().any(|(g, _)| g == name) {
+            let at = c.app_at.clone();
+            c.invalid(
+                &at,
+                format!("`{name}` is also the name of an upstream group; pool names must differ"),
+            );
+        }
+        app(c, a);
+    }
+    c.app_at = "app".into();
+}
+
+fn app(c: &mut Checker<'_>, app: &AppConfig) {
     command(c, &app.command);
     c.range("app.instances", app.instances, 1, MAX_INSTANCES);
     env(c, app);
@@ -58,7 +92,7 @@ fn env(c: &mut Checker<'_>, app: &AppConfig) {
 fn command(c: &mut Checker<'_>, command: &CommandSpec) {
     match command {
         CommandSpec::Argv(argv) if argv.is_empty() => {
-            if c.lines.contains("app.command") {
+            if c.has("app.command") {
                 c.invalid("app.command", "must not be empty".into());
             } else {
                 c.report(
@@ -145,12 +179,11 @@ fn lifecycle(c: &mut Checker<'_>, app: &AppConfig) {
     if app.max_surge == 0 && app.max_unavailable == 0 {
         // `max_unavailable` is 0 by default, so `max_surge: 0` was written;
         // point at it unless only `max_unavailable` is in the file.
-        let (path, other) =
-            if c.lines.contains("app.max_surge") || !c.lines.contains("app.max_unavailable") {
-                ("app.max_surge", "app.max_unavailable")
-            } else {
-                ("app.max_unavailable", "app.max_surge")
-            };
+        let (path, other) = if c.has("app.max_surge") || !c.has("app.max_unavailable") {
+            ("app.max_surge", "app.max_unavailable")
+        } else {
+            ("app.max_unavailable", "app.max_surge")
+        };
         c.invalid(
             path,
             format!(
@@ -193,7 +226,7 @@ fn bound(
     beyond: &str,
     instances: u32,
 ) {
-    if c.lines.contains("app.instances") {
+    if c.has("app.instances") {
         c.invalid(
             "app.instances",
             format!("must be {within} `{bound_path}` ({bound}) (got {instances})"),

@@ -26,16 +26,30 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 struct Checker<'a> {
     lines: &'a LineMap,
     problems: Vec<Problem>,
+    /// Where the app being checked is written: `app` (the one-app
+    /// shorthand) or `apps.NAME`. The app's checks name their keys
+    /// `app.…`; they are reported under this.
+    app_at: String,
 }
 
 impl Checker<'_> {
+    /// `path` as written in the file: `app.…` under the app being checked.
+    fn at(&self, path: &str) -> String {
+        match path.strip_prefix("app.") {
+            Some(rest) if self.app_at != "app" => format!("{}.{rest}", self.app_at),
+            _ => path.to_string(),
+        }
+    }
+
+    /// The file has this key (`app.…` as in [`Checker::at`]).
+    fn has(&self, path: &str) -> bool {
+        self.lines.contains(&self.at(path))
+    }
+
     fn report(&mut self, kind: ErrorKind, path: &str, message: String) {
-        self.problems.push(Problem::new(
-            kind,
-            self.lines.nearest(path),
-            path.to_string(),
-            message,
-        ));
+        let path = self.at(path);
+        self.problems
+            .push(Problem::new(kind, self.lines.nearest(&path), path, message));
     }
 
     fn invalid(&mut self, path: &str, message: String) {
@@ -102,13 +116,13 @@ impl Checker<'_> {
         // A value the user never wrote is a default: say so, or they look
         // for a key they did not set.
         let default = |path: &str| {
-            if self.lines.contains(path) {
+            if self.has(path) {
                 ""
             } else {
                 ", the default"
             }
         };
-        if self.lines.contains(small_path) || !self.lines.contains(big_path) {
+        if self.has(small_path) || !self.has(big_path) {
             let note = default(big_path);
             self.invalid(
                 small_path,
@@ -128,18 +142,17 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     let mut c = Checker {
         lines,
         problems: Vec::new(),
+        app_at: "app".into(),
     };
 
-    if config.app.is_none() && config.upstreams.is_empty() {
+    if config.app.is_none() && config.apps.is_empty() && config.upstreams.is_empty() {
         nothing_to_run(&mut c);
     }
     if let Some(workers) = config.workers {
         c.range("workers", workers, 1, MAX_WORKERS);
     }
     listeners(&mut c, config.listen, config.admin.listen);
-    if let Some(a) = &config.app {
-        app::app(&mut c, a);
-    }
+    app::apps(&mut c, config);
     proxy::upstreams(&mut c, &config.upstreams);
     health::health(&mut c, "health", &config.health);
     proxy::balance(&mut c, "balance", &config.balance);

@@ -88,13 +88,22 @@ fn pools(c: &mut Checker<'_>, config: &Config) {
             ),
         );
     }
-    if config.default_pool().is_none() && !config.upstreams.is_empty() && config.routes.is_empty() {
+    let pools = config.pool_names();
+    if config.default_pool().is_none() && pools.len() > 1 && config.routes.is_empty() {
+        let at = if config.upstreams.groups().next().is_some() {
+            "upstreams"
+        } else {
+            "apps"
+        };
         c.report(
             ErrorKind::Missing,
-            "upstreams",
-            "has named groups but there are no `routes`: say which requests go to which group \
-             (e.g. `routes: [{match: {path_prefix: /}, to: GROUP}]`)"
-                .into(),
+            at,
+            format!(
+                "has several pools ({}) but there are no `routes`: say which requests go to \
+                 which (e.g. `routes: [{{match: {{path_prefix: /}}, to: {}}}]`)",
+                pools.join(", "),
+                pools[0]
+            ),
         );
     }
 }
