@@ -107,7 +107,7 @@ impl Matcher {
 }
 
 /// `Host` without its port (`[v6]:port` keeps its brackets).
-fn strip_port(host: &[u8]) -> &[u8] {
+pub(super) fn strip_port(host: &[u8]) -> &[u8] {
     let host = host.trim_ascii();
     if host.ends_with(b"]") {
         return host;

@@ -9,6 +9,7 @@
 //! default pool, so there is always a route and the engines have one path.
 
 mod fixed;
+mod index;
 mod matcher;
 mod rewrite;
 pub mod stats;
@@ -83,6 +84,7 @@ pub struct Route {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Box<[Route]>,
+    index: index::RouteIndex,
 }
 
 impl RouteTable {
@@ -130,12 +132,27 @@ impl RouteTable {
         }
         RouteTable {
             routes: built.into(),
+            index: index::RouteIndex::new(routes.iter().map(|r| &r.matches)),
         }
     }
 
     /// The first route whose match takes `req`, by its index.
     pub fn find(&self, req: &RequestView<'_>) -> Option<usize> {
-        self.routes.iter().position(|r| r.matcher.matches(req))
+        if let [only] = &*self.routes {
+            // No `routes:` (or one): no index to consult.
+            return only.matcher.matches(req).then_some(0);
+        }
+        let mut lower = [0u8; 255];
+        let host = req.headers.get("host").and_then(|h| {
+            let h = matcher::strip_port(h);
+            let h = lower.get_mut(..h.len())?;
+            h.copy_from_slice(matcher::strip_port(req.headers.get("host")?));
+            h.make_ascii_lowercase();
+            Some(&*h)
+        });
+        let path = req.path();
+        self.index
+            .first(host, path, |i| self.routes[i].matcher.matches(req))
     }
 
     pub fn get(&self, index: usize) -> &Route {
@@ -153,5 +170,68 @@ impl RouteTable {
 
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::view::Headers;
+
+    /// The index finds what trying every route in order finds.
+    #[test]
+    fn the_index_agrees_with_trying_every_route() {
+        let yaml = "app: {command: x}\nroutes:\n\
+            - {match: {host: a.test, path_prefix: /api}, to: app}\n\
+            - {match: {path_prefix: /api/v2}, to: app}\n\
+            - {match: {host: '*.test', methods: [POST]}, to: app}\n\
+            - {match: {path: /health}, to: app}\n\
+            - {match: {host: A.TEST}, to: app}\n\
+            - {match: {headers: {x-canary: '1'}}, to: app}\n\
+            - {match: {path_prefix: /, methods: [GET]}, to: app}\n\
+            - {match: {path_prefix: /static/}, to: app}\n";
+        let config = shoal_config::load_str(yaml, "t", &|_| None).unwrap();
+        let table = RouteTable::new(&config, &|_| Some(0));
+        let hosts: [&[u8]; 4] = [b"a.test", b"A.test:8080", b"b.test", b"other"];
+        let targets = [
+            "/api",
+            "/api/v2/x",
+            "/apix",
+            "/health?x",
+            "/static/a.css",
+            "/",
+            "/x/y",
+        ];
+        for host in hosts {
+            for canary in [false, true] {
+                for method in ["GET", "POST"] {
+                    for target in targets {
+                        let mut lines = vec![httparse::Header {
+                            name: "Host",
+                            value: host,
+                        }];
+                        if canary {
+                            lines.push(httparse::Header {
+                                name: "X-Canary",
+                                value: b"1",
+                            });
+                        }
+                        let view = RequestView {
+                            client: [127, 0, 0, 1].into(),
+                            method,
+                            target,
+                            headers: Headers::Lines(&lines),
+                        };
+                        let linear = table.routes.iter().position(|r| r.matcher.matches(&view));
+                        assert_eq!(
+                            table.find(&view),
+                            linear,
+                            "{method} {target} host {:?} canary {canary}",
+                            String::from_utf8_lossy(host)
+                        );
+                    }
+                }
+            }
+        }
     }
 }
