@@ -1,13 +1,14 @@
 //! Wiring: given a validated config and bound listeners, run shoal until the
 //! shutdown future resolves, then shut down in order:
 //!
-//! 1. `/ready` turns 503; after `shutdown.delay` (default 0) the public
+//! 1. `/ready` turns 503; after `shutdown.delay` (default 0) every public
 //!    listener stops accepting;
 //! 2. in-flight requests finish (up to `shutdown.grace`);
 //! 3. instances get SIGTERM, then SIGKILL after `app.stop_timeout`;
 //! 4. the admin listener closes and `run` returns.
 
 mod listeners;
+mod public;
 mod reload;
 
 use std::future::Future;
@@ -25,9 +26,10 @@ use crate::health::HealthCell;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
 use crate::supervisor::{OpError, Progress, Supervisor, SupervisorOptions};
-use crate::tls::{Terminator, TlsError};
+use crate::tls::TlsError;
 
 pub use listeners::{ListenError, ListenerSlot, Listeners};
+pub use public::{ListenerStatus, PublicListeners};
 pub use reload::{ReloadError, UpstreamError};
 
 /// Re-reads the config file for a hot reload.
@@ -56,15 +58,15 @@ pub struct State {
     pub table: Arc<EndpointTable>,
     pub supervisor: Option<Arc<Supervisor>>,
     pub proxy: Arc<Proxy>,
-    /// TLS of the public listener (off, or the certificates in use).
-    pub tls: Arc<Terminator>,
+    /// The public listeners, each with its TLS (off, or the certificates
+    /// in use).
+    pub public: PublicListeners,
     pub started: Instant,
     config: ArcSwap<Config>,
     upstreams: Mutex<Vec<reload::Upstream>>,
     upstream_health: HealthCell,
     pool: PoolSettings,
     shutting_down: AtomicBool,
-    proxy_listener: ListenerSlot,
     admin_listener: ListenerSlot,
     admin_shutdown: CancellationToken,
     background: CancellationToken,
@@ -89,8 +91,9 @@ impl State {
             .collect()
     }
 
+    /// The first public listener's address.
     pub fn proxy_addr(&self) -> Option<std::net::SocketAddr> {
-        self.proxy_listener.addr()
+        self.public.first_addr()
     }
 
     pub fn can_reload_config(&self) -> bool {
@@ -122,7 +125,8 @@ pub async fn run(
     // Resolve the static upstreams and read the certificates before
     // starting any instance, so a bad name or file fails the start cleanly.
     reload::resolve_upstreams(&config.upstreams).await?;
-    let tls = Arc::new(Terminator::new(config.tls.as_ref())?);
+    let public = config.public_listeners();
+    public::read_certificates(&public)?;
     let supervisor = match &config.app {
         Some(app) => Some(
             Supervisor::start(
@@ -143,14 +147,13 @@ pub async fn run(
         table: table.clone(),
         supervisor,
         proxy: proxy.clone(),
-        tls: tls.clone(),
+        public: PublicListeners::default(),
         started: Instant::now(),
         config: ArcSwap::from_pointee(config.clone()),
         upstreams: Mutex::new(Vec::new()),
         upstream_health,
         pool,
         shutting_down: AtomicBool::new(false),
-        proxy_listener: ListenerSlot::default(),
         admin_listener: ListenerSlot::default(),
         admin_shutdown: CancellationToken::new(),
         background: background.clone(),
@@ -159,14 +162,9 @@ pub async fn run(
     });
     reload::sync_upstreams(&state, &config.upstreams).await?;
 
-    listeners::start_proxy(
-        &state.proxy_listener,
-        listeners.proxy,
-        proxy,
-        tls,
-        grace_of(&state),
-        limits_of(&state),
-    );
+    state
+        .public
+        .start_all(public, listeners.public, &serving(&state, proxy))?;
     listeners::start_admin(
         &state.admin_listener,
         listeners.admin,
@@ -186,8 +184,8 @@ pub async fn run(
         tokio::time::sleep(shutdown.delay).await;
     }
     tracing::info!(grace = ?shutdown.grace, "shutting down: no new connections, finishing in-flight requests");
-    state.proxy_listener.stop_accepting();
-    state.proxy_listener.join().await;
+    state.public.stop_accepting();
+    state.public.join().await;
     if let Some(s) = &state.supervisor {
         tracing::info!("stopping instances");
         s.shutdown().await;
@@ -198,6 +196,15 @@ pub async fn run(
     state.admin_listener.join().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// What every public listener serves with.
+fn serving(state: &Arc<State>, proxy: Arc<Proxy>) -> public::Serving {
+    public::Serving {
+        proxy,
+        grace: grace_of(state),
+        limits: limits_of(state),
+    }
 }
 
 /// The current `shutdown.grace`, for listeners started now or later.
