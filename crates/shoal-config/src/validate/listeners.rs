@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::{tls, Checker};
-use crate::model::{default_listen, Config};
+use crate::model::{default_listen, Config, ProxyProtocol};
 
 pub(super) fn listeners(c: &mut Checker<'_>, config: &Config) {
     let list = &config.listeners;
@@ -66,6 +66,17 @@ pub(super) fn listeners(c: &mut Checker<'_>, config: &Config) {
                         .into(),
                 );
             }
+        }
+        if l.proxy_protocol != ProxyProtocol::Off && config.trusted_proxies.is_empty() {
+            c.invalid(
+                &format!("{at}.proxy_protocol"),
+                format!(
+                    "needs `trusted_proxies`: only a peer listed there may send a PROXY \
+                     header, so with none every connection would be refused; list the \
+                     balancer in front (`trusted_proxies: [10.0.0.5]`), or set \
+                     `proxy_protocol: off`"
+                ),
+            );
         }
         match &l.name {
             Some(name) if name.trim().is_empty() => {
