@@ -15,9 +15,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use nix::sys::socket::{recv, MsgFlags};
 use ppp::{v1, v2, HeaderResult, PartialResult};
 use shoal_config::ProxyProtocol;
-use nix::sys::socket::{recv, MsgFlags};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
@@ -54,9 +54,9 @@ impl std::fmt::Display for Refused {
         match self {
             Refused::Untrusted => f.write_str("the peer is not in trusted_proxies"),
             Refused::Invalid(why) => f.write_str(why),
-            Refused::Timeout => f.write_str(
-                "no complete PROXY protocol header within limits.header_read_timeout",
-            ),
+            Refused::Timeout => {
+                f.write_str("no complete PROXY protocol header within limits.header_read_timeout")
+            }
             Refused::Closed => f.write_str("closed before a complete PROXY protocol header"),
         }
     }
@@ -173,7 +173,8 @@ enum Parsed {
 fn parse(bytes: &[u8], version: ProxyProtocol) -> Parsed {
     // ppp reads a v1 header with a field missing as incomplete; once its
     // line has ended, more bytes cannot complete it.
-    let v1_line_ended = bytes.starts_with(b"PROXY") && bytes[..bytes.len().min(108)].contains(&b'\n');
+    let v1_line_ended =
+        bytes.starts_with(b"PROXY") && bytes[..bytes.len().min(108)].contains(&b'\n');
     match (version, HeaderResult::parse(bytes)) {
         (_, r) if r.is_incomplete() && !v1_line_ended => Parsed::Incomplete,
         (ProxyProtocol::V1, HeaderResult::V1(Ok(h))) => Parsed::Header {
@@ -193,12 +194,12 @@ fn parse(bytes: &[u8], version: ProxyProtocol) -> Parsed {
                 _ => None,
             },
         },
-        (ProxyProtocol::V1, HeaderResult::V2(Ok(_))) => Parsed::Invalid(
-            "a PROXY protocol v2 header on a `proxy_protocol: v1` listener",
-        ),
-        (ProxyProtocol::V2, HeaderResult::V1(Ok(_))) => Parsed::Invalid(
-            "a PROXY protocol v1 header on a `proxy_protocol: v2` listener",
-        ),
+        (ProxyProtocol::V1, HeaderResult::V2(Ok(_))) => {
+            Parsed::Invalid("a PROXY protocol v2 header on a `proxy_protocol: v1` listener")
+        }
+        (ProxyProtocol::V2, HeaderResult::V1(Ok(_))) => {
+            Parsed::Invalid("a PROXY protocol v1 header on a `proxy_protocol: v2` listener")
+        }
         (ProxyProtocol::V1, _) if !bytes.starts_with(b"PROXY ") => {
             Parsed::Invalid("no PROXY protocol v1 header (`PROXY ...`)")
         }
@@ -267,7 +268,10 @@ mod tests {
             }
         );
         assert_eq!(parse(&proxy[..20], ProxyProtocol::V2), Parsed::Incomplete);
-        assert!(matches!(parse(&proxy, ProxyProtocol::V1), Parsed::Invalid(_)));
+        assert!(matches!(
+            parse(&proxy, ProxyProtocol::V1),
+            Parsed::Invalid(_)
+        ));
         let local = v2::Builder::with_addresses(
             v2::Version::Two | v2::Command::Local,
             v2::Protocol::Stream,

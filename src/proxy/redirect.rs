@@ -18,7 +18,12 @@ use super::body::ProxyBody;
 /// port (the `Host` header, or the target's authority), PORT the HTTPS
 /// listener's, left out when 443. `None` when the host is not a plain
 /// name or IP literal.
-pub fn location(host: Option<&str>, local: SocketAddr, target: &str, https_port: u16) -> Option<String> {
+pub fn location(
+    host: Option<&str>,
+    local: SocketAddr,
+    target: &str,
+    https_port: u16,
+) -> Option<String> {
     let host = match host {
         Some(h) => strip_port(h)?,
         // HTTP/1.0 without Host: the address the client reached.
@@ -41,7 +46,11 @@ fn strip_port(host: &str) -> Option<String> {
     let (name, rest) = if let Some(inner) = host.strip_prefix('[') {
         let end = inner.find(']')?;
         let ip = &inner[..end];
-        if ip.is_empty() || !ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if ip.is_empty()
+            || !ip
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return None;
         }
         (&host[..end + 2], &inner[end + 1..])
@@ -65,11 +74,11 @@ fn strip_port(host: &str) -> Option<String> {
 
 /// The answer to any request on a redirecting listener.
 pub fn answer<B>(req: &Request<B>, local: SocketAddr, https_port: u16) -> Response<ProxyBody> {
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
+    let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
     let target = req
         .uri()
         .path_and_query()

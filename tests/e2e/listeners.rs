@@ -28,14 +28,19 @@ impl Cert {
     fn new() -> Cert {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new();
-        ca.leaf(&["example.test"], "example.test").write(dir.path(), "leaf");
+        ca.leaf(&["example.test"], "example.test")
+            .write(dir.path(), "leaf");
         Cert { dir }
     }
 
     /// `tls: {cert, key}` as a flow mapping.
     fn tls(&self) -> String {
         let p = |n: &str| self.dir.path().join(n).display().to_string();
-        format!("{{ cert: \"{}\", key: \"{}\" }}", p("leaf.pem"), p("leaf.key"))
+        format!(
+            "{{ cert: \"{}\", key: \"{}\" }}",
+            p("leaf.pem"),
+            p("leaf.key")
+        )
     }
 }
 
@@ -75,7 +80,9 @@ async fn listeners_serve_the_same_backends_and_reload_adds_and_removes() {
     let r = get(addr(plain), "/").await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["instance"], "b1", "{:?}", r.body);
-    let mut tls = TlsClient::connect(addr(secure), "example.test").await.unwrap();
+    let mut tls = TlsClient::connect(addr(secure), "example.test")
+        .await
+        .unwrap();
     let r = tls.get("example.test", "/headers").await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["x-forwarded-proto"], "https", "{:?}", r.body);
@@ -89,7 +96,9 @@ async fn listeners_serve_the_same_backends_and_reload_adds_and_removes() {
     assert_eq!(listed[1]["tls"], true);
     assert_eq!(listed[1]["proxy_protocol"], "off");
     shoal
-        .wait_log(&format!("proxy listening on 127.0.0.1:{secure} (https; listener secure)"))
+        .wait_log(&format!(
+            "proxy listening on 127.0.0.1:{secure} (https; listener secure)"
+        ))
         .await;
 
     // Requests on the plain listener, new connections each, throughout.
@@ -132,7 +141,10 @@ async fn listeners_serve_the_same_backends_and_reload_adds_and_removes() {
         )),
         "{out}\n{err}"
     );
-    assert_eq!(shoal.status().await["listeners"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        shoal.status().await["listeners"].as_array().unwrap().len(),
+        2
+    );
     drop(taken);
 
     // Remove `secure`, add `third`.
@@ -147,15 +159,28 @@ async fn listeners_serve_the_same_backends_and_reload_adds_and_removes() {
     std::fs::write(&path, changed).unwrap();
     let (code, out, err) = cli(shoal.admin, &["reload", "--config"]).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains(&format!("listener third added on 127.0.0.1:{third}")), "{out}");
-    assert!(out.contains(&format!("listener secure on 127.0.0.1:{secure} removed")), "{out}");
+    assert!(
+        out.contains(&format!("listener third added on 127.0.0.1:{third}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("listener secure on 127.0.0.1:{secure} removed")),
+        "{out}"
+    );
 
     let r = get(addr(third), "/").await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["instance"], "b1", "{:?}", r.body);
-    eventually(Duration::from_secs(5), "the TLS listener closed", || async {
-        TcpStream::connect(addr(secure)).await.is_err().then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the TLS listener closed",
+        || async {
+            TcpStream::connect(addr(secure))
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
     .await;
     let names: Vec<String> = shoal.status().await["listeners"]
         .as_array()
@@ -168,8 +193,15 @@ async fn listeners_serve_the_same_backends_and_reload_adds_and_removes() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
-    assert!(sent.load(Ordering::Relaxed) > 10, "too few requests to tell");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed on the listener that stayed");
+    assert!(
+        sent.load(Ordering::Relaxed) > 10,
+        "too few requests to tell"
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed on the listener that stayed"
+    );
 }
 
 /// `redirect_https`: 301 to the TLS listener's port with the request's
@@ -190,10 +222,14 @@ async fn redirect_to_the_tls_listener() {
         .await
         .unwrap();
     let head = read_response(&mut s, Duration::from_secs(5)).await;
-    assert!(head.starts_with("HTTP/1.1 301 Moved Permanently\r\n"), "{head}");
     assert!(
-        head.to_ascii_lowercase()
-            .contains(&format!("\r\nlocation: https://example.test:{secure}/p?q=1\r\n")),
+        head.starts_with("HTTP/1.1 301 Moved Permanently\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains(&format!(
+            "\r\nlocation: https://example.test:{secure}/p?q=1\r\n"
+        )),
         "{head}"
     );
     // Keep-alive: a second request on the same connection, Host without a port.
@@ -208,7 +244,9 @@ async fn redirect_to_the_tls_listener() {
     );
     assert!(backend.conns().is_empty(), "a request reached the backend");
     // The TLS listener itself proxies.
-    let mut tls = TlsClient::connect(addr(secure), "example.test").await.unwrap();
+    let mut tls = TlsClient::connect(addr(secure), "example.test")
+        .await
+        .unwrap();
     assert_eq!(tls.get("example.test", "/").await.unwrap().status, 200);
 }
 
@@ -294,7 +332,11 @@ async fn haproxy_send_proxy_v1_and_v2_carry_the_client_address() {
     ));
     shoal.wait_upstreams(1).await;
     let (h1, h2) = (free_port(), free_port());
-    let _haproxy = Haproxy::start(&[(h1, addr(v1), "send-proxy"), (h2, addr(v2), "send-proxy-v2")]).await;
+    let _haproxy = Haproxy::start(&[
+        (h1, addr(v1), "send-proxy"),
+        (h2, addr(v2), "send-proxy-v2"),
+    ])
+    .await;
 
     for (front, which) in [(h1, "send-proxy"), (h2, "send-proxy-v2")] {
         let seen = headers_from_second_address(addr(front)).await;
@@ -327,18 +369,27 @@ async fn proxy_protocol_refusals() {
 
     // Served: trusted peer, valid header; the backend sees the client.
     let mut s = TcpStream::connect(to).await.unwrap();
-    s.write_all(format!("{header}{request}").as_bytes()).await.unwrap();
+    s.write_all(format!("{header}{request}").as_bytes())
+        .await
+        .unwrap();
     let answer = read_to_close(&mut s, Duration::from_secs(5)).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
-        backend.text().to_ascii_lowercase().contains("x-forwarded-for: 192.0.2.7\r\n"),
+        backend
+            .text()
+            .to_ascii_lowercase()
+            .contains("x-forwarded-for: 192.0.2.7\r\n"),
         "{}",
         backend.text()
     );
     backend.clear();
 
     for (from, bytes, what) in [
-        ([127, 0, 0, 2], format!("{header}{request}"), "untrusted peer"),
+        (
+            [127, 0, 0, 2],
+            format!("{header}{request}"),
+            "untrusted peer",
+        ),
         ([127, 0, 0, 1], request.to_string(), "no header"),
         (
             [127, 0, 0, 1],
@@ -349,13 +400,29 @@ async fn proxy_protocol_refusals() {
         let mut s = connect_from(from, to).await;
         let _ = s.write_all(bytes.as_bytes()).await;
         let answer = read_to_close(&mut s, Duration::from_secs(5)).await;
-        assert_eq!(answer.as_deref(), Some(""), "{what}: not closed without an answer");
+        assert_eq!(
+            answer.as_deref(),
+            Some(""),
+            "{what}: not closed without an answer"
+        );
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(backend.conns().is_empty(), "reached the backend: {}", backend.text());
+    assert!(
+        backend.conns().is_empty(),
+        "reached the backend: {}",
+        backend.text()
+    );
 
     let m = shoal.metrics().await;
-    assert_eq!(m["shoal_proxy_protocol_refused_total{reason=\"untrusted\"}"], 1.0, "{m:?}");
-    assert_eq!(m["shoal_proxy_protocol_refused_total{reason=\"invalid\"}"], 2.0, "{m:?}");
-    shoal.wait_log("connection refused: the peer is not in trusted_proxies").await;
+    assert_eq!(
+        m["shoal_proxy_protocol_refused_total{reason=\"untrusted\"}"], 1.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        m["shoal_proxy_protocol_refused_total{reason=\"invalid\"}"], 2.0,
+        "{m:?}"
+    );
+    shoal
+        .wait_log("connection refused: the peer is not in trusted_proxies")
+        .await;
 }

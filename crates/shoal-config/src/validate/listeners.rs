@@ -70,12 +70,11 @@ pub(super) fn listeners(c: &mut Checker<'_>, config: &Config) {
         if l.proxy_protocol != ProxyProtocol::Off && config.trusted_proxies.is_empty() {
             c.invalid(
                 &format!("{at}.proxy_protocol"),
-                format!(
-                    "needs `trusted_proxies`: only a peer listed there may send a PROXY \
-                     header, so with none every connection would be refused; list the \
-                     balancer in front (`trusted_proxies: [10.0.0.5]`), or set \
-                     `proxy_protocol: off`"
-                ),
+                "needs `trusted_proxies`: only a peer listed there may send a PROXY \
+                 header, so with none every connection would be refused; list the \
+                 balancer in front (`trusted_proxies: [10.0.0.5]`), or set \
+                 `proxy_protocol: off`"
+                    .into(),
             );
         }
         match &l.name {

@@ -22,7 +22,11 @@ pub(super) fn tls(c: &mut Checker<'_>, at: &str, t: &TlsConfig) {
             ),
         );
     } else if !pair && !list {
-        c.report(ErrorKind::Missing, at, format!("has no certificate: {FORMS}"));
+        c.report(
+            ErrorKind::Missing,
+            at,
+            format!("has no certificate: {FORMS}"),
+        );
     } else if list && t.certificates.is_empty() {
         c.invalid(
             &format!("{at}.certificates"),
