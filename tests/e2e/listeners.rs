@@ -315,15 +315,18 @@ async fn headers_from_second_address(to: SocketAddr) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-/// HAProxy with `send-proxy` and with `send-proxy-v2` in front of two
-/// shoal listeners: the backend sees the client's address (127.0.0.2),
-/// not HAProxy's (127.0.0.1), in X-Forwarded-For and X-Real-IP.
+/// HAProxy with `send-proxy` and with `send-proxy-v2` in front of shoal
+/// listeners (the v2 one twice: plain, and TLS after the header): the
+/// backend sees the client's address (127.0.0.2), not HAProxy's
+/// (127.0.0.1), in X-Forwarded-For and X-Real-IP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_send_proxy_v1_and_v2_carry_the_client_address() {
     let backend = Backend::start("b1").await;
-    let (v1, v2) = (free_port(), free_port());
+    let cert = Cert::new();
+    let (v1, v2, v2tls) = (free_port(), free_port(), free_port());
     let list = format!(
-        "  - {{ name: pp1, listen: 127.0.0.1:{v1}, proxy_protocol: v1 }}\n  - {{ name: pp2, listen: 127.0.0.1:{v2}, proxy_protocol: v2 }}\n"
+        "  - {{ name: pp1, listen: 127.0.0.1:{v1}, proxy_protocol: v1 }}\n  - {{ name: pp2, listen: 127.0.0.1:{v2}, proxy_protocol: v2 }}\n  - {{ name: pp2tls, listen: 127.0.0.1:{v2tls}, proxy_protocol: v2, tls: {} }}\n",
+        cert.tls()
     );
     let shoal = Shoal::start(&upstreams(
         backend.addr,
@@ -331,10 +334,11 @@ async fn haproxy_send_proxy_v1_and_v2_carry_the_client_address() {
         "trusted_proxies: [127.0.0.1/32]\n",
     ));
     shoal.wait_upstreams(1).await;
-    let (h1, h2) = (free_port(), free_port());
+    let (h1, h2, h3) = (free_port(), free_port(), free_port());
     let _haproxy = Haproxy::start(&[
         (h1, addr(v1), "send-proxy"),
         (h2, addr(v2), "send-proxy-v2"),
+        (h3, addr(v2tls), "send-proxy-v2"),
     ])
     .await;
 
@@ -343,6 +347,12 @@ async fn haproxy_send_proxy_v1_and_v2_carry_the_client_address() {
         assert_eq!(seen["x-forwarded-for"], "127.0.0.2", "{which}: {seen}");
         assert_eq!(seen["x-real-ip"], "127.0.0.2", "{which}: {seen}");
     }
+    let tcp = connect_from([127, 0, 0, 2], addr(h3)).await;
+    let mut tls = TlsClient::over(tcp, "example.test").await.unwrap();
+    let seen = tls.get("example.test", "/headers").await.unwrap().json();
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.2", "TLS: {seen}");
+    assert_eq!(seen["x-real-ip"], "127.0.0.2", "TLS: {seen}");
+    assert_eq!(seen["x-forwarded-proto"], "https", "TLS: {seen}");
     let status = shoal.status().await;
     assert_eq!(status["listeners"][0]["proxy_protocol"], "v1", "{status}");
     assert_eq!(status["listeners"][1]["proxy_protocol"], "v2", "{status}");
@@ -354,13 +364,13 @@ async fn haproxy_send_proxy_v1_and_v2_carry_the_client_address() {
 /// refusals are not for another reason).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_refusals() {
-    let backend = RawBackend::start(Mode::AnswerAfterHead(OK)).await;
+    let backend = RawBackend::start(Mode::AnswerComplete).await;
     let port = free_port();
     let list = format!("  - {{ listen: 127.0.0.1:{port}, proxy_protocol: v1 }}\n");
     let shoal = Shoal::start(&upstreams(
         backend.addr,
         &list,
-        "trusted_proxies: [127.0.0.1/32]\n",
+        "trusted_proxies: [127.0.0.1/32]\nlimits: { header_read_timeout: 1s }\n",
     ));
     shoal.wait_upstreams(1).await;
     let to = addr(port);
@@ -383,6 +393,29 @@ async fn proxy_protocol_refusals() {
         backend.text()
     );
     backend.clear();
+
+    // Served: the header cut in two segments, the request after a pause.
+    let mut s = TcpStream::connect(to).await.unwrap();
+    s.write_all(&header.as_bytes()[..12]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    s.write_all(&header.as_bytes()[12..]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    s.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_to_close(&mut s, Duration::from_secs(5)).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "split header: {answer}");
+    backend.clear();
+
+    // Refused after limits.header_read_timeout: a header that never ends.
+    let mut s = TcpStream::connect(to).await.unwrap();
+    s.write_all(b"PROXY TCP4 192.0.2.7").await.unwrap();
+    let began = std::time::Instant::now();
+    let answer = read_to_close(&mut s, Duration::from_secs(5)).await;
+    assert_eq!(answer.as_deref(), Some(""), "a slow header was not closed");
+    assert!(
+        began.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        began.elapsed()
+    );
 
     for (from, bytes, what) in [
         (
@@ -420,6 +453,10 @@ async fn proxy_protocol_refusals() {
     );
     assert_eq!(
         m["shoal_proxy_protocol_refused_total{reason=\"invalid\"}"], 2.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        m["shoal_proxy_protocol_refused_total{reason=\"timeout\"}"], 1.0,
         "{m:?}"
     );
     shoal
