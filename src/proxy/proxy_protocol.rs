@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::sys::socket::{recv, MsgFlags};
-use ppp::{v1, v2, HeaderResult, PartialResult};
+use ppp::{v1, v2, PartialResult};
 use shoal_config::ProxyProtocol;
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
@@ -171,21 +171,62 @@ enum Parsed {
 
 /// The header at the start of `bytes`, of the listener's `version` only.
 fn parse(bytes: &[u8], version: ProxyProtocol) -> Parsed {
-    // ppp reads a v1 header with a field missing as incomplete; once its
-    // line has ended, more bytes cannot complete it.
-    let v1_line_ended =
-        bytes.starts_with(b"PROXY") && bytes[..bytes.len().min(108)].contains(&b'\n');
-    match (version, HeaderResult::parse(bytes)) {
-        (_, r) if r.is_incomplete() && !v1_line_ended => Parsed::Incomplete,
-        (ProxyProtocol::V1, HeaderResult::V1(Ok(h))) => Parsed::Header {
-            len: h.header.len(),
+    match version {
+        ProxyProtocol::V1 => parse_v1(bytes),
+        ProxyProtocol::V2 => parse_v2(bytes),
+        ProxyProtocol::Off => Parsed::Invalid("no PROXY protocol on this listener"),
+    }
+}
+
+/// A v1 header is one line, `PROXY ...\r\n`, of at most 107 bytes. It is
+/// complete when its line has ended; only then is it parsed (`ppp` takes
+/// some cut-off lines for wrong ones), so a header that arrives in pieces
+/// is waited for.
+fn parse_v1(bytes: &[u8]) -> Parsed {
+    const PREFIX: &[u8] = b"PROXY ";
+    const MAX_V1: usize = 107;
+    let n = bytes.len().min(PREFIX.len());
+    if bytes[..n] != PREFIX[..n] {
+        return Parsed::Invalid(if bytes.starts_with(b"\r\n") {
+            "a PROXY protocol v2 header on a `proxy_protocol: v1` listener"
+        } else {
+            "no PROXY protocol v1 header (`PROXY ...`)"
+        });
+    }
+    let Some(end) = bytes.iter().take(MAX_V1).position(|b| *b == b'\n') else {
+        return match bytes.len() >= MAX_V1 {
+            true => Parsed::Invalid("the PROXY protocol v1 header is longer than 107 bytes"),
+            false => Parsed::Incomplete,
+        };
+    };
+    let line = &bytes[..=end];
+    match v1::Header::try_from(line) {
+        Ok(h) if h.header.len() == line.len() => Parsed::Header {
+            len: line.len(),
             client: match h.addresses {
                 v1::Addresses::Tcp4(a) => Some((a.source_address, a.source_port).into()),
                 v1::Addresses::Tcp6(a) => Some((a.source_address, a.source_port).into()),
                 v1::Addresses::Unknown => None,
             },
         },
-        (ProxyProtocol::V2, HeaderResult::V2(Ok(h))) => Parsed::Header {
+        _ => Parsed::Invalid("the PROXY protocol v1 header does not parse"),
+    }
+}
+
+/// A v2 header: the 12-byte signature, version and command, family, and
+/// the length of what follows.
+fn parse_v2(bytes: &[u8]) -> Parsed {
+    let signature = v2::PROTOCOL_PREFIX;
+    let n = bytes.len().min(signature.len());
+    if bytes[..n] != signature[..n] {
+        return Parsed::Invalid(if bytes.starts_with(b"PROXY") {
+            "a PROXY protocol v1 header on a `proxy_protocol: v2` listener"
+        } else {
+            "no PROXY protocol v2 header"
+        });
+    }
+    match v2::Header::try_from(bytes) {
+        Ok(h) => Parsed::Header {
             len: h.header.len(),
             client: match (h.command, h.addresses) {
                 (v2::Command::Local, _) => None,
@@ -194,20 +235,42 @@ fn parse(bytes: &[u8], version: ProxyProtocol) -> Parsed {
                 _ => None,
             },
         },
-        (ProxyProtocol::V1, HeaderResult::V2(Ok(_))) => {
-            Parsed::Invalid("a PROXY protocol v2 header on a `proxy_protocol: v1` listener")
+        Err(e) if e.is_incomplete() => Parsed::Incomplete,
+        Err(_) => Parsed::Invalid("the PROXY protocol v2 header does not parse"),
+    }
+}
+
+/// The `proxy_header` fuzz target (src/fuzz.rs): the first byte picks the
+/// listener's version, the rest is what the peer sent. Parsing never
+/// panics; a header's length is within the input and the header alone
+/// parses the same (nothing after it is taken); and every shorter prefix
+/// of it is `Incomplete`, so a header that arrives in pieces is waited
+/// for, never refused.
+#[cfg(any(test, fuzzing))]
+pub fn fuzz(data: &[u8]) {
+    let Some((&pick, bytes)) = data.split_first() else {
+        return;
+    };
+    let version = if pick & 1 == 0 {
+        ProxyProtocol::V1
+    } else {
+        ProxyProtocol::V2
+    };
+    let parsed = parse(bytes, version);
+    if let Parsed::Header { len, .. } = parsed {
+        assert!(
+            len > 0 && len <= bytes.len(),
+            "length {len} of {}",
+            bytes.len()
+        );
+        assert_eq!(parse(&bytes[..len], version), parsed, "the header alone");
+        for cut in 0..len {
+            assert_eq!(
+                parse(&bytes[..cut], version),
+                Parsed::Incomplete,
+                "a prefix of {cut} bytes of a {len}-byte header"
+            );
         }
-        (ProxyProtocol::V2, HeaderResult::V1(Ok(_))) => {
-            Parsed::Invalid("a PROXY protocol v1 header on a `proxy_protocol: v2` listener")
-        }
-        (ProxyProtocol::V1, _) if !bytes.starts_with(b"PROXY ") => {
-            Parsed::Invalid("no PROXY protocol v1 header (`PROXY ...`)")
-        }
-        (ProxyProtocol::V2, _) if !bytes.starts_with(v2::PROTOCOL_PREFIX) => {
-            Parsed::Invalid("no PROXY protocol v2 header")
-        }
-        (ProxyProtocol::Off, _) => Parsed::Invalid("no PROXY protocol on this listener"),
-        _ => Parsed::Invalid("the PROXY protocol header does not parse"),
     }
 }
 
@@ -218,6 +281,14 @@ mod tests {
     #[test]
     fn v1_header_and_what_follows() {
         let text = b"PROXY TCP4 10.1.2.3 127.0.0.1 40000 8080\r\nGET / HTTP/1.1\r\n";
+        for seed in std::fs::read_dir(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/seeds/proxy_header"
+        ))
+        .unwrap()
+        {
+            fuzz(&std::fs::read(seed.unwrap().path()).unwrap());
+        }
         assert_eq!(
             parse(text, ProxyProtocol::V1),
             Parsed::Header {
@@ -245,6 +316,31 @@ mod tests {
                 client: None
             }
         );
+    }
+
+    /// A stable-toolchain stand-in for the fuzz target: the seeds with
+    /// bytes changed, cut, doubled, the version bit flipped.
+    #[test]
+    fn mutated_seeds_hold() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/proxy_header");
+        let seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(13);
+        for _ in 0..20_000 {
+            let mut data = seeds[rng.usize(..seeds.len())].clone();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(..data.len());
+                match rng.u8(..4) {
+                    0 => data[at] = rng.u8(..),
+                    1 => data.truncate(at.max(1)),
+                    2 => data.insert(at, [b' ', b'\r', b'\n', b'0', b':'][rng.usize(..5)]),
+                    _ => data[0] ^= 1,
+                }
+            }
+            fuzz(&data);
+        }
     }
 
     #[test]
