@@ -189,6 +189,13 @@ async fn listeners_serve_the_same_backends_and_reload_adds_and_removes() {
         .map(|l| l["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["plain", "third"]);
+    let (code, out, _) = cli(shoal.admin, &["status"]).await;
+    assert!(
+        out.contains(&format!(
+            "on 127.0.0.1:{plain} (plain), 127.0.0.1:{third} (third)"
+        )),
+        "{code}: {out}"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -394,11 +401,14 @@ async fn proxy_protocol_refusals() {
     );
     backend.clear();
 
-    // Served: the header cut in two segments, the request after a pause.
+    // Served: the header cut in two segments (right after the source
+    // port, where the line alone would not parse), the request after a
+    // pause.
+    let cut = header.find("40000 ").unwrap() + 6;
     let mut s = TcpStream::connect(to).await.unwrap();
-    s.write_all(&header.as_bytes()[..12]).await.unwrap();
+    s.write_all(&header.as_bytes()[..cut]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
-    s.write_all(&header.as_bytes()[12..]).await.unwrap();
+    s.write_all(&header.as_bytes()[cut..]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     s.write_all(request.as_bytes()).await.unwrap();
     let answer = read_to_close(&mut s, Duration::from_secs(5)).await.unwrap();
