@@ -1,10 +1,12 @@
 //! The entry points of the fuzz targets (`fuzz/`, run by `scripts/fuzz`):
-//! every parser of bytes a client, a backend or a config file controls.
+//! every parser of bytes a client, a backend or a config file controls
+//! (and a balancer in front: the PROXY protocol header).
 //! Built for `cargo fuzz` (`--cfg fuzzing`) and for `cargo test`, which
 //! runs the inputs kept in `fuzz/seeds/` and `fuzz/regressions/` through
 //! them on stable.
 
 pub use crate::proxy::fuzz_h1::{chunked, request_head, response_head};
+pub use crate::proxy::proxy_protocol::fuzz as proxy_header;
 
 /// A config file: loading never panics, and what `shoal check` prints of
 /// a valid one loads back to the same config (`shoal_config::to_yaml`).

@@ -433,3 +433,77 @@ fn several_apps() {
     let run = check("apps:\n  api: {command: [cat, '{port}']}\n");
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
 }
+
+const UPSTREAM: &str = "upstreams: [{url: \"http://127.0.0.1:9\"}]\n";
+
+#[test]
+fn listen_and_listeners_together() {
+    assert_rejected(
+        &format!("listen: 127.0.0.1:8000\nlisteners:\n  - listen: 127.0.0.1:8001\n{UPSTREAM}"),
+        1,
+        "listen: cannot be used together with `listeners`: `listen` is the shorthand for one listener; move it into `listeners` as `- listen: ...`",
+    );
+}
+
+#[test]
+fn redirect_https_with_tls_on_one_listener() {
+    let run = check(&format!(
+        "listeners:\n  - listen: 127.0.0.1:8001\n    tls: {{cert: a.pem, key: a.key}}\n    redirect_https: true\n{UPSTREAM}"
+    ));
+    assert_eq!(run.code(), Some(EXIT_CONFIG));
+    let expected = format!(
+        "{}:4: listeners[0].redirect_https: cannot be used together with `listeners[0].tls`",
+        run.path.display()
+    );
+    assert!(run.stderr().contains(&expected), "{}", run.stderr());
+}
+
+#[test]
+fn redirect_https_without_a_tls_listener() {
+    assert_rejected(
+        &format!("listeners:\n  - listen: 127.0.0.1:8001\n  - listen: 127.0.0.1:8002\n    redirect_https: true\n{UPSTREAM}"),
+        4,
+        "listeners[1].redirect_https: needs a listener with `tls` to redirect to, and none has one",
+    );
+}
+
+#[test]
+fn unknown_proxy_protocol_version() {
+    assert_rejected(
+        &format!("trusted_proxies: [10.0.0.1]\nlisteners:\n  - listen: 127.0.0.1:8001\n    proxy_protocol: v3\n{UPSTREAM}"),
+        4,
+        "listeners[0].proxy_protocol: unknown value `v3`: expected `off`, `v1` or `v2`",
+    );
+}
+
+#[test]
+fn proxy_protocol_without_trusted_proxies() {
+    assert_rejected(
+        &format!("listeners:\n  - listen: 127.0.0.1:8001\n    proxy_protocol: v1\n{UPSTREAM}"),
+        3,
+        "listeners[0].proxy_protocol: needs `trusted_proxies`",
+    );
+}
+
+#[test]
+fn two_listeners_on_one_address() {
+    assert_rejected(
+        &format!("listeners:\n  - listen: 127.0.0.1:8001\n  - listen: 127.0.0.1:8001\n{UPSTREAM}"),
+        3,
+        "listeners[1].listen: must differ from `listeners[0].listen` (both are 127.0.0.1:8001)",
+    );
+    assert_rejected(
+        &format!("listeners:\n  - listen: 0.0.0.0:8001\n  - listen: 127.0.0.1:8001\n{UPSTREAM}"),
+        3,
+        "listeners[1].listen: overlaps `listeners[0].listen`: 127.0.0.1:8001 and 0.0.0.0:8001 both take port 8001",
+    );
+}
+
+#[test]
+fn a_listener_tls_file_problem_names_its_listener() {
+    assert_rejected(
+        &format!("listeners:\n  - listen: 127.0.0.1:8001\n  - listen: 127.0.0.1:8002\n    tls: {{cert: /no/such.pem, key: /no/such.key}}\n{UPSTREAM}"),
+        4,
+        "listeners[1].tls.cert: cannot read `/no/such.pem`: no such file",
+    );
+}

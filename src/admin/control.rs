@@ -35,7 +35,7 @@ fn chosen_app(
     state: &State,
     name: Option<&str>,
     what: &str,
-) -> Result<Arc<crate::supervisor::Supervisor>, Response<AdminBody>> {
+) -> Result<Arc<crate::supervisor::Supervisor>, Box<Response<AdminBody>>> {
     state.app(name).map_err(|e| {
         let status = match e {
             app::AppChoice::NoApps => StatusCode::CONFLICT,
@@ -46,7 +46,7 @@ fn chosen_app(
             app::AppChoice::NoApps => format!("no app section: shoal runs no instances to {what}"),
             other => other.to_string(),
         };
-        reply::json(status, json!({"error": message}))
+        Box::new(reply::json(status, json!({"error": message})))
     })
 }
 
@@ -62,7 +62,7 @@ pub async fn scale(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
         .and_then(|v| v["app"].as_str().map(str::to_owned));
     let sup = match chosen_app(state, app_query.or(app_body).as_deref(), "scale") {
         Ok(sup) => sup,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let n = match from_query {
         Some(q) => q
@@ -133,7 +133,7 @@ pub async fn reload(state: &Arc<State>, req: Request<Incoming>) -> Response<Admi
     }
     let sup = match chosen_app(state, query_param(&req, "app"), "reload") {
         Ok(sup) => sup,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match sup.try_begin("rolling reload") {
         Err(e) => reply::json(StatusCode::CONFLICT, json!({"error": e.to_string()})),

@@ -15,8 +15,11 @@ pub struct Status {
     pub version: String,
     pub uptime_secs: f64,
     pub shutting_down: bool,
-    /// The public listener's address, once bound.
+    /// The (first) public listener's address, once bound.
     pub listen: Option<String>,
+    /// Every public listener.
+    #[serde(default)]
+    pub listeners: Vec<crate::app::ListenerStatus>,
     pub balance: Algorithm,
     pub retries: u32,
     /// The local app (the first of `apps`); `null` when shoal balances
@@ -136,6 +139,7 @@ impl Status {
             uptime_secs: state.started.elapsed().as_secs_f64(),
             shutting_down: state.is_shutting_down(),
             listen: state.proxy_addr().map(|a| a.to_string()),
+            listeners: state.public.status(),
             balance: state
                 .proxy
                 .routing()
@@ -271,6 +275,7 @@ mod tests {
             uptime_secs: 12.5,
             shutting_down: false,
             listen: Some("127.0.0.1:8080".into()),
+            listeners: Vec::new(),
             balance: Algorithm::RoundRobin,
             retries: 2,
             app: Some(app.clone()),

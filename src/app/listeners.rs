@@ -1,6 +1,7 @@
-//! The public and admin listeners, and moving them: a changed address is
-//! bound before the old socket stops accepting, and connections accepted on
-//! the old socket finish normally.
+//! Binding the public and admin listeners, and moving the admin listener:
+//! a changed address is bound before the old socket stops accepting, and
+//! connections accepted on the old socket finish normally. The public
+//! listeners are run by `public.rs`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,18 +11,21 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::State;
-use crate::proxy::{self, Proxy};
 
 pub struct Listeners {
-    pub proxy: TcpListener,
+    /// One per public listener, in the order of `Config::public_listeners`.
+    pub public: Vec<TcpListener>,
     pub admin: TcpListener,
 }
 
 impl Listeners {
     pub async fn bind(config: &shoal_config::Config) -> Result<Listeners, ListenError> {
-        let proxy = bind(config.listen, "listen").await?;
+        let mut public = Vec::new();
+        for l in config.public_listeners() {
+            public.push(bind(l.listen, &l.listen_at).await?);
+        }
         let admin = bind(config.admin.listen, "admin.listen").await?;
-        Ok(Listeners { proxy, admin })
+        Ok(Listeners { public, admin })
     }
 }
 
@@ -31,13 +35,13 @@ impl Listeners {
 #[error("cannot listen on {addr} ({key}): {source}{}", ephemeral_hint(.addr.port(), *.ephemeral))]
 pub struct ListenError {
     pub addr: SocketAddr,
-    pub key: &'static str,
+    pub key: String,
     pub source: std::io::Error,
     /// The kernel's ephemeral port range, when the port is in use and in it.
     pub ephemeral: Option<(u16, u16)>,
 }
 
-pub async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, ListenError> {
+pub async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, ListenError> {
     TcpListener::bind(addr).await.map_err(|source| {
         let ephemeral = match source.kind() {
             std::io::ErrorKind::AddrInUse => {
@@ -47,7 +51,7 @@ pub async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, Li
         };
         ListenError {
             addr,
-            key,
+            key: key.to_string(),
             source,
             ephemeral,
         }
@@ -74,8 +78,8 @@ struct Running {
     stop_accepting: CancellationToken,
 }
 
-/// One kind of listener (public or admin): the one accepting now, and the
-/// tasks of every listener started, so shutdown can wait for all of them.
+/// The admin listener: the one accepting now, and the tasks of every one
+/// started, so shutdown can wait for all of them.
 #[derive(Default)]
 pub struct ListenerSlot {
     current: Mutex<Option<Running>>,
@@ -120,37 +124,6 @@ impl ListenerSlot {
             let _ = t.await;
         }
     }
-}
-
-pub fn start_proxy(
-    slot: &ListenerSlot,
-    listener: TcpListener,
-    proxy: Arc<Proxy>,
-    tls: Arc<crate::tls::Terminator>,
-    grace: proxy::Grace,
-    limits: proxy::LimitsNow,
-) {
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let stop = CancellationToken::new();
-    let scheme = if tls.server_config().is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let task = tokio::spawn(proxy::serve(
-        listener,
-        proxy::Frontend {
-            proxy,
-            tls,
-            grace,
-            limits,
-        },
-        stop.clone(),
-    ));
-    slot.install(addr, stop, task);
-    tracing::info!("proxy listening on {addr} ({scheme})");
 }
 
 pub fn start_admin(
@@ -199,7 +172,7 @@ mod tests {
     fn a_port_in_the_ephemeral_range_says_so() {
         let e = ListenError {
             addr: "127.0.0.1:40000".parse().unwrap(),
-            key: "listen",
+            key: "listen".into(),
             source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
             ephemeral: Some((32768, 60999)),
         };

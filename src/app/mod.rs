@@ -1,7 +1,7 @@
 //! Wiring: given a validated config and bound listeners, run shoal until the
 //! shutdown future resolves, then shut down in order:
 //!
-//! 1. `/ready` turns 503; after `shutdown.delay` (default 0) the public
+//! 1. `/ready` turns 503; after `shutdown.delay` (default 0) every public
 //!    listener stops accepting;
 //! 2. in-flight requests finish (up to `shutdown.grace`);
 //! 3. instances get SIGTERM, then SIGKILL after `app.stop_timeout`;
@@ -9,6 +9,7 @@
 
 mod listeners;
 mod pools;
+mod public;
 mod reload;
 
 use std::future::Future;
@@ -25,10 +26,11 @@ use crate::balance::Endpoint;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
 use crate::supervisor::{OpError, Progress, Supervisor, SupervisorOptions};
-use crate::tls::{Terminator, TlsError};
+use crate::tls::TlsError;
 pub use pools::PoolTables;
 
 pub use listeners::{ListenError, ListenerSlot, Listeners};
+pub use public::{ListenerStatus, PublicListeners};
 pub use reload::{ReloadError, UpstreamError};
 
 /// Re-reads the config file for a hot reload.
@@ -60,14 +62,14 @@ pub struct State {
     /// One per app (`app`, or each of `apps` in name order).
     pub supervisors: Vec<Arc<Supervisor>>,
     pub proxy: Arc<Proxy>,
-    /// TLS of the public listener (off, or the certificates in use).
-    pub tls: Arc<Terminator>,
+    /// The public listeners, each with its TLS (off, or the certificates
+    /// in use).
+    pub public: PublicListeners,
     pub started: Instant,
     config: ArcSwap<Config>,
     upstreams: Mutex<Vec<reload::Upstream>>,
     pool: PoolSettings,
     shutting_down: AtomicBool,
-    proxy_listener: ListenerSlot,
     admin_listener: ListenerSlot,
     admin_shutdown: CancellationToken,
     background: CancellationToken,
@@ -100,8 +102,9 @@ impl State {
             .collect()
     }
 
+    /// The first public listener's address.
     pub fn proxy_addr(&self) -> Option<std::net::SocketAddr> {
-        self.proxy_listener.addr()
+        self.public.first_addr()
     }
 
     pub fn can_reload_config(&self) -> bool {
@@ -132,7 +135,8 @@ pub async fn run(
     // Resolve the static upstreams and read the certificates before
     // starting any instance, so a bad name or file fails the start cleanly.
     reload::resolve_upstreams(&config.upstreams).await?;
-    let tls = Arc::new(Terminator::new(config.tls.as_ref())?);
+    let public = config.public_listeners();
+    public::read_certificates(&public)?;
     let mut supervisors = Vec::new();
     for (name, app) in config.all_apps() {
         let sup = Supervisor::start(
@@ -163,13 +167,12 @@ pub async fn run(
         tables,
         supervisors,
         proxy: proxy.clone(),
-        tls: tls.clone(),
+        public: PublicListeners::default(),
         started: Instant::now(),
         config: ArcSwap::from_pointee(config.clone()),
         upstreams: Mutex::new(Vec::new()),
         pool,
         shutting_down: AtomicBool::new(false),
-        proxy_listener: ListenerSlot::default(),
         admin_listener: ListenerSlot::default(),
         admin_shutdown: CancellationToken::new(),
         background: background.clone(),
@@ -178,14 +181,9 @@ pub async fn run(
     });
     reload::sync_upstreams(&state, &config.upstreams).await?;
 
-    listeners::start_proxy(
-        &state.proxy_listener,
-        listeners.proxy,
-        proxy,
-        tls,
-        grace_of(&state),
-        limits_of(&state),
-    );
+    state
+        .public
+        .start_all(public, listeners.public, &serving(&state, proxy))?;
     listeners::start_admin(
         &state.admin_listener,
         listeners.admin,
@@ -205,8 +203,8 @@ pub async fn run(
         tokio::time::sleep(shutdown.delay).await;
     }
     tracing::info!(grace = ?shutdown.grace, "shutting down: no new connections, finishing in-flight requests");
-    state.proxy_listener.stop_accepting();
-    state.proxy_listener.join().await;
+    state.public.stop_accepting();
+    state.public.join().await;
     if !state.supervisors.is_empty() {
         tracing::info!("stopping instances");
         futures_util::future::join_all(state.supervisors.iter().map(|s| s.shutdown())).await;
@@ -217,6 +215,15 @@ pub async fn run(
     state.admin_listener.join().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// What every public listener serves with.
+fn serving(state: &Arc<State>, proxy: Arc<Proxy>) -> public::Serving {
+    public::Serving {
+        proxy,
+        grace: grace_of(state),
+        limits: limits_of(state),
+    }
 }
 
 /// The current `shutdown.grace`, for listeners started now or later.

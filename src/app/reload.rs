@@ -1,13 +1,14 @@
 //! Hot reload of shoal's own config (SIGHUP, `shoal reload --apply-config`).
 //!
 //! The file is read and validated in full first; an invalid file changes
-//! nothing. The TLS certificate files are re-read on every reload (also when
-//! the text is unchanged) before anything is applied; a file that cannot be
-//! used changes nothing. New listen addresses are bound before anything is
-//! applied, so a port conflict also changes nothing. Then, in order:
-//! balancer and retries, TLS (for new handshakes),
-//! health-check settings, static upstreams, listeners (new socket first, the
-//! old one stops accepting and its connections finish), and the app: a changed
+//! nothing. The TLS certificate files (of every listener) are re-read on
+//! every reload (also when the text is unchanged) before anything is
+//! applied; a file that cannot be used changes nothing. New listen
+//! addresses are bound before anything is applied, so a port conflict also
+//! changes nothing. Then, in order: static upstreams, balancer and retries,
+//! health-check settings, the public listeners (new ones start, the ones
+//! that stay take their new TLS and role, the ones gone stop accepting and
+//! their connections finish), the admin listener, and the app: a changed
 //! command, environment, directory or host rolls the instances; a changed
 //! count scales them. Keys that cannot change in a running process
 //! (`workers`, `log`) are reported as taking effect at the next start.
@@ -19,11 +20,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::listeners::{self, bind, ListenError};
-use super::{SourceError, State};
+use super::{public, SourceError, State};
 use crate::balance::Endpoint;
 use crate::proxy::Routing;
 use crate::supervisor::{OpError, Progress};
-use crate::tls::{Terminator, TlsError};
+use crate::tls::TlsError;
 
 /// Why a config reload changed nothing, or not everything.
 #[derive(Debug, thiserror::Error)]
@@ -196,17 +197,20 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     // The certificate files are read again on every reload, even when the
     // config text is unchanged: that is how certificates are rotated. A
     // file that cannot be used changes nothing, certificates included.
-    let certs = Terminator::prepare(new.tls.as_ref()).map_err(ReloadError::Certificates)?;
+    let wanted = new.public_listeners();
+    let certs = public::read_certificates(&wanted).map_err(ReloadError::Certificates)?;
     let old = state.config();
     if *old == new {
-        if new.tls.is_none() {
+        if wanted.iter().all(|l| l.tls.is_none()) {
             return Ok("config unchanged".into());
         }
-        let tls = state
-            .tls
-            .apply(new.tls.as_ref(), certs)
+        let changes = state
+            .public
+            .reread_certificates(&wanted, certs)
             .map_err(ReloadError::Tls)?;
-        progress.step(0, 0, tls);
+        for c in changes {
+            progress.step(0, 0, c);
+        }
         return Ok("config unchanged; TLS certificates re-read".into());
     }
     let names =
@@ -215,6 +219,7 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
         return Err(ReloadError::AppSectionAddedOrRemoved);
     }
     // Bind first: if a new address is taken, nothing is applied.
+    let bound = state.public.bind_new(&wanted).await?;
     let moved = bind_moved(&old, &new).await?;
     if new.upstreams != old.upstreams || new.health != old.health {
         // New groups get their tables before anything is put in them.
@@ -227,8 +232,14 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
             progress.step(0, 0, c);
         }
     }
-    apply_live(state, &old, &new, certs, progress).map_err(ReloadError::Tls)?;
+    apply_live(state, &old, &new, progress);
+    let serving = super::serving(state, state.proxy.clone());
+    let changes = state.public.apply(wanted, certs, bound, &serving);
     move_listeners(state, moved, &new, progress);
+    for c in changes.as_ref().map(|c| c.as_slice()).unwrap_or_default() {
+        progress.step(0, 0, c.clone());
+    }
+    changes.map_err(ReloadError::Tls)?;
     let later = at_next_start(&old, &new);
     // Everything but the app is in place. Until the app's part has worked,
     // the stored config keeps the old app section, so a retry retries it.
@@ -264,33 +275,23 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     result.map(|_| summary).map_err(ReloadError::App)
 }
 
-/// The listeners a changed address needs, bound before anything is applied.
+/// The admin listener a changed address needs, bound before anything is
+/// applied (the public ones: `PublicListeners::bind_new`).
 struct Moved {
-    proxy: Option<TcpListener>,
     admin: Option<TcpListener>,
 }
 
 async fn bind_moved(old: &Config, new: &Config) -> Result<Moved, ListenError> {
-    let proxy = match new.listen != old.listen {
-        true => Some(bind(new.listen, "listen").await?),
-        false => None,
-    };
     let admin = match new.admin.listen != old.admin.listen {
         true => Some(bind(new.admin.listen, "admin.listen").await?),
         false => None,
     };
-    Ok(Moved { proxy, admin })
+    Ok(Moved { admin })
 }
 
 /// What applies at once: routing (balance, proxy, trusted_proxies), limits
-/// for new connections, TLS, upstream health checks.
-fn apply_live(
-    state: &Arc<State>,
-    old: &Config,
-    new: &Config,
-    certs: crate::tls::Prepared,
-    progress: &Progress,
-) -> Result<(), TlsError> {
+/// for new connections, upstream health checks.
+fn apply_live(state: &Arc<State>, old: &Config, new: &Config, progress: &Progress) {
     if new.balance != old.balance
         || new.proxy != old.proxy
         || new.trusted_proxies != old.trusted_proxies
@@ -318,32 +319,13 @@ fn apply_live(
             "client limits updated (for connections accepted from now on)",
         );
     }
-    // New handshakes use the new certificates and settings; connections
-    // already open keep theirs. Before a listener move, so the new socket
-    // starts with them.
-    let tls = state.tls.apply(new.tls.as_ref(), certs)?;
-    if !tls.is_empty() {
-        progress.step(0, 0, tls);
-    }
     if new.health != old.health {
         progress.step(0, 0, "upstream health checks updated");
     }
-    Ok(())
 }
 
-/// New listeners take over from the old (which stop accepting).
+/// A new admin listener takes over from the old (which stops accepting).
 fn move_listeners(state: &Arc<State>, moved: Moved, new: &Config, progress: &Progress) {
-    if let Some(l) = moved.proxy {
-        listeners::start_proxy(
-            &state.proxy_listener,
-            l,
-            state.proxy.clone(),
-            state.tls.clone(),
-            super::grace_of(state),
-            super::limits_of(state),
-        );
-        progress.step(0, 0, format!("public listener moved to {}", new.listen));
-    }
     if let Some(l) = moved.admin {
         listeners::start_admin(
             &state.admin_listener,

@@ -207,11 +207,35 @@ fn generations(app: &status::App) -> String {
     text
 }
 
+/// Where shoal listens: the one address, or each listener with what it does.
+fn listening(s: &Status) -> String {
+    if s.listeners.len() < 2 {
+        return s.listen.clone().unwrap_or_else(|| "?".into());
+    }
+    s.listeners
+        .iter()
+        .map(|l| {
+            let mut what = vec![l.name.clone()];
+            if l.tls {
+                what.push("https".into());
+            }
+            if l.redirect_https {
+                what.push("redirects to https".into());
+            }
+            if l.proxy_protocol != shoal_config::ProxyProtocol::Off {
+                what.push(format!("PROXY {}", l.proxy_protocol.as_str()));
+            }
+            format!("{} ({})", l.address, what.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn print_status(s: &Status) {
     println!(
         "shoal {} on {} — {}, up {:.0}s{}",
         s.version,
-        s.listen.as_deref().unwrap_or("?"),
+        listening(s),
         s.balance.as_str(),
         s.uptime_secs,
         if s.shutting_down {

@@ -247,6 +247,15 @@ fn process(enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         Gauge,
         ConstGauge::new(counters::connections_open()),
     )?;
+    family(
+        enc,
+        "shoal_proxy_protocol_refused",
+        "Connections refused on a proxy_protocol listener, by reason (untrusted peer, invalid header, timeout, closed)",
+        Counter,
+        crate::proxy::proxy_protocol::refused_counts()
+            .into_iter()
+            .map(|(reason, n)| (vec![("reason", reason.to_string())], ConstCounter::new(n))),
+    )?;
     single(
             enc,
             "shoal_native_handoffs",

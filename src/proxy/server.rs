@@ -38,8 +38,11 @@ use super::conn_watch::{ConnWatch, TrackedBody, WatchedIo};
 use super::forward::Proxy;
 use super::h1;
 use super::limits;
+use super::listener::{HttpsPort, ListenerRole};
 use crate::tls::Terminator;
-use shoal_config::Engine;
+use arc_swap::ArcSwap;
+use shoal_config::{Engine, ProxyProtocol};
+use std::sync::atomic::Ordering;
 
 /// How long the drain may take, read when it begins (a config reload may
 /// have changed it since the listener started).
@@ -72,7 +75,7 @@ fn builder_for(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// What the public listener serves with; everything may change by reload
+/// What a public listener serves with; everything may change by reload
 /// and is read per accepted connection.
 pub struct Frontend {
     pub proxy: Arc<Proxy>,
@@ -80,6 +83,10 @@ pub struct Frontend {
     pub tls: Arc<Terminator>,
     pub grace: Grace,
     pub limits: LimitsNow,
+    /// Its name, PROXY protocol and redirect.
+    pub role: Arc<ArcSwap<ListenerRole>>,
+    /// Where `redirect_https` sends clients.
+    pub https_port: HttpsPort,
 }
 
 /// One connection's request handler settings.
@@ -93,6 +100,9 @@ struct Handler {
     local: SocketAddr,
     /// `X-Forwarded-Proto`: `http` or `https`.
     proto: &'static str,
+    /// `redirect_https`: every request is answered with a redirect to
+    /// this port (`proxy/redirect.rs`), none is proxied.
+    redirect: Option<HttpsPort>,
 }
 
 impl Handler {
@@ -114,6 +124,7 @@ impl Handler {
             peer,
             local: stream.local_addr().unwrap_or(peer),
             proto,
+            redirect: None,
         }
     }
 }
@@ -135,15 +146,22 @@ where
         peer,
         local,
         proto,
+        redirect,
     } = h;
     let service = service_fn(move |req: Request<Incoming>| {
         let proxy = proxy.clone();
+        let redirect = redirect.as_ref().map(|p| p.load(Ordering::Relaxed));
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
         let (busy, reading) = watch.request_started(!req.body().is_end_stream(), upgrade);
         let watch = watch.clone();
         async move {
-            let req = limits::counted(req, max_body_size, reading);
-            let resp = proxy.handle(req, peer, local, proto).await;
+            let resp = match redirect {
+                Some(port) => super::redirect::answer(&req, local, port),
+                None => {
+                    let req = limits::counted(req, max_body_size, reading);
+                    proxy.handle(req, peer, local, proto).await
+                }
+            };
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 watch.upgraded();
             }
@@ -395,6 +413,8 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         tls,
         grace,
         limits: limits_now,
+        role,
+        https_port,
     } = front;
     let idle = Arc::new(h1::Idle::default());
     let mut current = Current::new(limits_now(), &proxy, &idle);
@@ -425,7 +445,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(listener = %role.load().name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -436,7 +456,20 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         // Counts as open (in /metrics) until the connection's task ends.
         let slot = (permit, crate::metrics::counters::connection_opened());
         let accepted = Accepted { stream, peer, slot };
-        spawn_connection(&tasks, &current, &proxy, &tls, accepted, &stop);
+        let role = role.load();
+        let front = Front {
+            tasks: &tasks,
+            current: &current,
+            proxy: &proxy,
+            tls: &tls,
+            https_port: &https_port,
+            stop: &stop,
+        };
+        if role.proxy_protocol == ProxyProtocol::Off {
+            spawn_connection(front, &role, accepted);
+        } else {
+            spawn_after_proxy_header(front, &role, accepted);
+        }
     }
     drop(listener);
     idle.begin_drain();
@@ -458,6 +491,7 @@ struct Accepted {
 
 /// What new connections are served with; rebuilt when `limits` change (a
 /// reload applies to the connections accepted after it).
+#[derive(Clone)]
 struct Current {
     limits: LimitsConfig,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -491,17 +525,99 @@ impl Current {
     }
 }
 
-/// The connection's task: the native engine, hyper, or TLS then hyper.
-fn spawn_connection(
-    tasks: &TaskTracker,
-    current: &Current,
-    proxy: &Arc<Proxy>,
-    tls: &Terminator,
-    accepted: Accepted,
-    stop: &CancellationToken,
-) {
+/// What the accept loop hands each connection.
+#[derive(Clone, Copy)]
+struct Front<'a> {
+    tasks: &'a TaskTracker,
+    current: &'a Current,
+    proxy: &'a Arc<Proxy>,
+    tls: &'a Arc<Terminator>,
+    https_port: &'a HttpsPort,
+    stop: &'a CancellationToken,
+}
+
+/// On a `proxy_protocol` listener: refuse a peer outside
+/// `trusted_proxies` at once; else a task reads the PROXY header (bounded
+/// by `limits.header_read_timeout`), and the connection then goes on as
+/// any other, with the client's address from the header as its peer.
+fn spawn_after_proxy_header(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
+    use super::proxy_protocol::{read_header, refused, Refused};
+    let peer = accepted.peer;
+    if !front.proxy.routing().trusted.contains(peer.ip()) {
+        refused(&role.name, peer, Refused::Untrusted);
+        return;
+    }
+    let version = role.proxy_protocol;
+    let name = role.name.clone();
+    let redirect_https = role.redirect_https;
+    let timeout = front.current.limits.header_read_timeout;
+    let (tasks, current, proxy, tls, https_port, stop) = (
+        front.tasks.clone(),
+        front.current.clone(),
+        front.proxy.clone(),
+        front.tls.clone(),
+        front.https_port.clone(),
+        front.stop.clone(),
+    );
+    front.tasks.spawn(async move {
+        let mut accepted = accepted;
+        let header = tokio::select! {
+            h = read_header(&mut accepted.stream, version, timeout) => h,
+            _ = stop.cancelled() => return,
+        };
+        match header {
+            Ok(Some(client)) => accepted.peer = client,
+            Ok(None) => {}
+            Err(why) => {
+                refused(&name, peer, why);
+                return;
+            }
+        }
+        let front = Front {
+            tasks: &tasks,
+            current: &current,
+            proxy: &proxy,
+            tls: &tls,
+            https_port: &https_port,
+            stop: &stop,
+        };
+        let role = ListenerRole {
+            name,
+            proxy_protocol: version,
+            redirect_https,
+        };
+        spawn_connection(front, &role, accepted);
+    });
+}
+
+/// The connection's task: the native engine, hyper, or TLS then hyper; on
+/// a `redirect_https` listener, hyper answering every request with a
+/// redirect.
+fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
+    let Front {
+        tasks,
+        current,
+        proxy,
+        tls,
+        https_port,
+        stop,
+    } = front;
     let Accepted { stream, peer, slot } = accepted;
     let (permit, open) = slot;
+    if role.redirect_https {
+        // Plain HTTP only (validation refuses `tls` with it). Neither
+        // engine runs: both answer alike because neither answers.
+        let mut handler = Handler::new(proxy.clone(), &current.limits, &stream, peer, "http");
+        handler.redirect = Some(https_port.clone());
+        let io = WatchedIo::new(stream, handler.watch.clone());
+        let conn = connection(&current.builder, io, handler);
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            run_hyper(conn, peer, stop).await;
+            drop((permit, open));
+        });
+        return;
+    }
     match tls.server_config() {
         None if proxy.routing().engine == Engine::Native => {
             tasks.spawn(native_connection(

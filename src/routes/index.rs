@@ -25,7 +25,7 @@ pub struct RouteIndex {
 fn first_segment(path: &str) -> &[u8] {
     let rest = path.strip_prefix('/').unwrap_or(path);
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    rest[..end].as_bytes()
+    &rest.as_bytes()[..end]
 }
 
 impl RouteIndex {
@@ -39,7 +39,7 @@ impl RouteIndex {
             let path = m.path.as_deref().or(m
                 .path_prefix
                 .as_deref()
-                .filter(|p| p.trim_end_matches('/') != ""));
+                .filter(|p| !p.trim_end_matches('/').is_empty()));
             if let Some(h) = exact_host {
                 by_host
                     .entry(h.to_ascii_lowercase().into_bytes().into())

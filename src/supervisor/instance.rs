@@ -106,8 +106,8 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The instance's id is its endpoint's (`NAME-N`).
     pub(super) fn new(
-        id: String,
         slot: u32,
         generation: u64,
         port: u16,
@@ -116,6 +116,7 @@ impl Instance {
         endpoint: Arc<Endpoint>,
         stop: CancellationToken,
     ) -> Instance {
+        let id = endpoint.id.clone();
         let output = Arc::new(output::Sink::new(&id));
         Instance {
             id,

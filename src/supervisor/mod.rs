@@ -185,14 +185,13 @@ impl Supervisor {
         let port = ports::free_port(spec.host)?;
         let id = format!("{}-{slot}", self.name);
         let endpoint = Endpoint::new(
-            id.clone(),
+            id,
             SocketAddr::new(spec.host, port),
             1,
             &self.pool.with_protocol(spec.protocol),
         );
         endpoint.set_local_max_fails(self.spec().max_fails);
         let inst = Arc::new(Instance::new(
-            id,
             slot,
             generation,
             port,

@@ -123,10 +123,15 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// Read every certificate of `tls:`; every problem is reported, not only
 /// the first.
 pub fn load_all(tls: &TlsConfig) -> Result<CertSet, Vec<FileProblem>> {
+    load_all_at(tls, "tls")
+}
+
+/// [`load_all`] of the `tls` section at key path `at` (`listeners[1].tls`).
+pub fn load_all_at(tls: &TlsConfig, at: &str) -> Result<CertSet, Vec<FileProblem>> {
     let provider = provider();
     let mut certs = Vec::new();
     let mut problems = Vec::new();
-    for files in tls.files() {
+    for files in tls.files_at(at) {
         match load_pair(&files, &provider) {
             Ok(c) => certs.push(c),
             Err(p) => problems.extend(p),
@@ -138,7 +143,7 @@ pub fn load_all(tls: &TlsConfig) -> Result<CertSet, Vec<FileProblem>> {
     if certs.is_empty() {
         // The config's own validation refuses this shape first.
         return Err(vec![FileProblem {
-            at: "tls".into(),
+            at: at.into(),
             message: "has no certificate".into(),
         }]);
     }
@@ -146,19 +151,23 @@ pub fn load_all(tls: &TlsConfig) -> Result<CertSet, Vec<FileProblem>> {
 }
 
 /// The check `shoal check` and every config load run: can the files of
-/// `tls:` be read, parsed, and does each key match its certificate?
+/// `tls:` (of every listener) be read, parsed, and does each key match its
+/// certificate?
 pub fn check(config: &shoal_config::Config) -> Vec<(String, String)> {
-    let Some(tls) = &config.tls else {
-        return Vec::new();
-    };
     let provider = provider();
-    tls.files()
-        .iter()
-        .filter(|f| !f.cert.as_os_str().is_empty() && !f.key.as_os_str().is_empty())
-        .filter_map(|f| load_pair(f, &provider).err())
-        .flatten()
-        .map(|p| (p.at, p.message))
-        .collect()
+    let mut out = Vec::new();
+    for l in config.public_listeners() {
+        let Some(tls) = &l.tls else { continue };
+        out.extend(
+            tls.files_at(&l.tls_at)
+                .iter()
+                .filter(|f| !f.cert.as_os_str().is_empty() && !f.key.as_os_str().is_empty())
+                .filter_map(|f| load_pair(f, &provider).err())
+                .flatten()
+                .map(|p| (p.at, p.message)),
+        );
+    }
+    out
 }
 
 /// One certificate chain and its key. Both files are read before either is

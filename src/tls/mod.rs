@@ -19,7 +19,7 @@ use arc_swap::ArcSwapOption;
 use rustls::ServerConfig;
 use shoal_config::{Alpn, TlsConfig, TlsVersion};
 
-pub use certs::{check, load_all, CertSet, FileProblem};
+pub use certs::{check, load_all, load_all_at, CertSet, FileProblem};
 pub use resolver::SniResolver;
 
 /// The TLS side of the public listener: off, or a rustls config whose
@@ -60,10 +60,11 @@ fn join(problems: &[FileProblem]) -> String {
 pub struct Prepared(Option<CertSet>);
 
 impl Terminator {
-    /// Reads the certificates of `tls` (if any): the start of shoal.
-    pub fn new(tls: Option<&TlsConfig>) -> Result<Terminator, TlsError> {
+    /// Reads the certificates of `tls` (if any; `at` is its key path, as
+    /// `tls` or `listeners[1].tls`): the start of shoal.
+    pub fn new(tls: Option<&TlsConfig>, at: &str) -> Result<Terminator, TlsError> {
         let t = Terminator::default();
-        let prepared = Terminator::prepare(tls)?;
+        let prepared = Terminator::prepare(tls, at)?;
         let summary = t.apply(tls, prepared)?;
         if !summary.is_empty() {
             tracing::info!("{summary}");
@@ -73,10 +74,10 @@ impl Terminator {
 
     /// Reads and checks the certificate files of `tls`, changing nothing; a
     /// failure leaves the running certificates in place.
-    pub fn prepare(tls: Option<&TlsConfig>) -> Result<Prepared, TlsError> {
+    pub fn prepare(tls: Option<&TlsConfig>, at: &str) -> Result<Prepared, TlsError> {
         match tls {
             None => Ok(Prepared(None)),
-            Some(tls) => load_all(tls)
+            Some(tls) => load_all_at(tls, at)
                 .map(|set| Prepared(Some(set)))
                 .map_err(TlsError::Files),
         }

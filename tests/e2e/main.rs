@@ -13,6 +13,7 @@ mod hygiene;
 mod large_bodies;
 mod lifecycle;
 mod limits;
+mod listeners;
 mod metrics;
 mod native_engine;
 mod newcomer;

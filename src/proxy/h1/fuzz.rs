@@ -13,10 +13,15 @@ use crate::proxy::routing::Routing;
 thread_local! {
     /// `trusted_proxies` and a cookie `hash` key, over an empty pool.
     static ROUTING: std::sync::Arc<Routing> = {
-        let mut config = shoal_config::Config::default();
-        config.trusted_proxies = vec!["10.0.0.0/8".to_string()];
-        config.balance.algorithm = shoal_config::Algorithm::Hash;
-        config.balance.hash_key = Some(shoal_config::HashKey::Cookie("s".into()));
+        let config = shoal_config::Config {
+            trusted_proxies: vec!["10.0.0.0/8".to_string()],
+            balance: shoal_config::BalanceConfig {
+                algorithm: shoal_config::Algorithm::Hash,
+                hash_key: Some(shoal_config::HashKey::Cookie("s".into())),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
         std::sync::Arc::new(Routing::single(table, &config))
     };
@@ -132,11 +137,12 @@ mod tests {
     fn kept_inputs_pass() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 4] = [
+        let targets: [Target; 5] = [
             ("request_head", super::request_head),
             ("response_head", super::response_head),
             ("chunked", super::chunked),
             ("config", crate::fuzz::config),
+            ("proxy_header", crate::fuzz::proxy_header),
         ];
         let mut ran = 0;
         for (name, run) in targets {

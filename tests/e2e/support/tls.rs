@@ -246,3 +246,35 @@ pub async fn curl(ca: &Path, host: &str, proxy: SocketAddr, path: &str, extra: &
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+impl TlsClient {
+    /// TLS (HTTP/1.1 by ALPN) over a TCP connection the test opened itself
+    /// (from another local address, or after writing a PROXY header).
+    pub async fn over(tcp: TcpStream, sni: &str) -> Result<TlsClient, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let leaf = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(TlsClient { sender, leaf })
+    }
+}

@@ -8,6 +8,7 @@
 mod app;
 mod balance;
 mod health;
+mod listeners;
 mod proxy;
 mod routes;
 mod tls;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use app::*;
 pub use balance::*;
 pub use health::*;
+pub use listeners::*;
 pub use proxy::*;
 pub use routes::*;
 pub use tls::*;
@@ -31,9 +33,13 @@ pub use upstreams::*;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address of the public (data plane) listener.
+    /// Address of the public (data plane) listener: the one-listener
+    /// shorthand of `listeners`.
     #[serde(deserialize_with = "crate::fields::socket_addr")]
     pub listen: SocketAddr,
+    /// Several public listeners; when set, `listen` and `tls` are not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerConfig>,
     /// Runtime worker threads; `None` means one per core.
     pub workers: Option<usize>,
     pub admin: AdminConfig,
@@ -112,7 +118,8 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            listen: default_listen(),
+            listeners: Vec::new(),
             workers: None,
             admin: AdminConfig::default(),
             app: None,
@@ -129,6 +136,11 @@ impl Default for Config {
             tls: None,
         }
     }
+}
+
+/// `listen`'s default, `0.0.0.0:8080`.
+pub fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -59,21 +59,27 @@ impl TlsConfig {
     /// Every complete pair, the default first. Incomplete ones (a `cert`
     /// without `key`) are left out: validation reports them.
     pub fn files(&self) -> Vec<CertificateFiles<'_>> {
+        self.files_at("tls")
+    }
+
+    /// [`TlsConfig::files`] of a `tls` section at key path `at`
+    /// (`listeners[1].tls`).
+    pub fn files_at(&self, at: &str) -> Vec<CertificateFiles<'_>> {
         let mut out = Vec::new();
         if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
             out.push(CertificateFiles {
                 cert,
                 key,
-                cert_at: "tls.cert".into(),
-                key_at: "tls.key".into(),
+                cert_at: format!("{at}.cert"),
+                key_at: format!("{at}.key"),
             });
         }
         for (i, c) in self.certificates.iter().enumerate() {
             out.push(CertificateFiles {
                 cert: &c.cert,
                 key: &c.key,
-                cert_at: format!("tls.certificates[{i}].cert"),
-                key_at: format!("tls.certificates[{i}].key"),
+                cert_at: format!("{at}.certificates[{i}].cert"),
+                key_at: format!("{at}.certificates[{i}].key"),
             });
         }
         out

@@ -7,12 +7,12 @@
 
 mod app;
 mod health;
+mod listeners;
 mod log;
 mod proxy;
 mod routes;
 mod tls;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::{ErrorKind, Problem};
@@ -151,7 +151,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     if let Some(workers) = config.workers {
         c.range("workers", workers, 1, MAX_WORKERS);
     }
-    listeners(&mut c, config.listen, config.admin.listen);
+    listeners::listeners(&mut c, config);
     app::apps(&mut c, config);
     proxy::upstreams(&mut c, &config.upstreams);
     health::health(&mut c, "health", &config.health);
@@ -159,9 +159,6 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     routes::routes(&mut c, config);
     proxy::proxy(&mut c, &config.proxy);
     proxy::limits(&mut c, &config.limits);
-    if let Some(t) = &config.tls {
-        tls::tls(&mut c, t);
-    }
     c.at_most("shutdown.grace", config.shutdown.grace, MAX_WAIT);
     c.at_most("shutdown.delay", config.shutdown.delay, MAX_WAIT);
     if let Err(why) = log::check_log_filter(&config.log.level) {
@@ -189,31 +186,4 @@ fn nothing_to_run(c: &mut Checker<'_>) {
     } else {
         c.invalid("", format!("nothing to run: {advice}"));
     }
-}
-
-fn listeners(c: &mut Checker<'_>, public: SocketAddr, admin: SocketAddr) {
-    // Port 0 asks the OS for a free port, so two of them never collide.
-    if public.port() == 0 || public.port() != admin.port() {
-        return;
-    }
-    let overlap =
-        public.ip() == admin.ip() || public.ip().is_unspecified() || admin.ip().is_unspecified();
-    if !overlap {
-        return;
-    }
-    // Point at `admin.listen` when it was written, else at `listen`.
-    let (path, other, mine, theirs) = if c.lines.contains("admin.listen") {
-        ("admin.listen", "listen", admin, public)
-    } else {
-        ("listen", "admin.listen", public, admin)
-    };
-    let message = if public == admin {
-        format!("must differ from `{other}` (both are {public})")
-    } else {
-        format!(
-            "overlaps `{other}`: {mine} and {theirs} both take port {}",
-            public.port()
-        )
-    };
-    c.invalid(path, message);
 }
