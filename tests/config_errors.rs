@@ -108,11 +108,11 @@ fn health_timeout_longer_than_interval() {
 }
 
 #[test]
-fn https_upstream() {
+fn https_upstream_without_port() {
     assert_rejected(
-        "upstreams:\n  - url: http://10.0.0.1:80\n  - url: https://10.0.0.2:443\n",
+        "upstreams:\n  - url: http://10.0.0.1:80\n  - url: https://10.0.0.2\n",
         3,
-        "upstreams[1].url: https is not supported yet (got `https://10.0.0.2:443`); use `http://HOST:PORT`",
+        "upstreams[1].url: missing port: write `https://10.0.0.2:PORT`",
     );
 }
 

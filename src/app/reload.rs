@@ -62,6 +62,32 @@ pub enum UpstreamError {
     Url { index: usize, reason: String },
     #[error("upstreams[{index}].url: cannot resolve {host}")]
     Unresolved { index: usize, host: String },
+    /// Its TLS files cannot be used (they were read at load; this is a
+    /// file changed or removed since).
+    #[error("{0}")]
+    Tls(String),
+}
+
+/// The TLS connector of the upstream at `index` of `upstreams`, if it is
+/// `https://`.
+fn upstream_tls(
+    index: usize,
+    u: &UpstreamConfig,
+) -> Result<Option<Arc<crate::tls::client::Connector>>, UpstreamError> {
+    let Some(tls) = u.backend_tls(index) else {
+        return Ok(None);
+    };
+    crate::tls::client::Connector::new(&tls, u.protocol)
+        .map(|c| Some(Arc::new(c)))
+        .map_err(|problems| {
+            UpstreamError::Tls(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
 }
 
 /// A static upstream and the token that stops its health checks.
@@ -105,9 +131,10 @@ pub(super) async fn sync_upstreams(
         .map(|u| u.config.clone())
         .collect();
     let addrs = resolve_upstreams(wanted).await?;
-    for (u, addr) in wanted.iter().zip(addrs) {
+    for (index, (u, addr)) in wanted.iter().zip(addrs).enumerate() {
         if !current.contains(u) {
-            fresh.push((u.clone(), addr));
+            // The TLS files are read here too: a bad one changes nothing.
+            fresh.push((u.clone(), addr, upstream_tls(index, u)?));
         }
     }
     let mut changes = Vec::new();
@@ -121,12 +148,12 @@ pub(super) async fn sync_upstreams(
         }
         keep
     });
-    for (config, addr) in fresh {
+    for (config, addr, tls) in fresh {
         let endpoint = Endpoint::new(
             config.url.clone(),
             addr,
             config.weight,
-            &state.pool.with_protocol(config.protocol),
+            &state.pool.for_backend(config.protocol, tls),
         );
         let stop = state.background.child_token();
         state.table.insert(endpoint.clone());
@@ -136,10 +163,11 @@ pub(super) async fn sync_upstreams(
             stop.clone(),
         );
         added.push(format!(
-            "upstream {} added (weight {}, {})",
+            "upstream {} added (weight {}, {}{})",
             config.url,
             config.weight,
-            config.protocol.as_str()
+            config.protocol.as_str(),
+            if config.is_https() { ", TLS" } else { "" }
         ));
         entries.push(Upstream {
             endpoint,
@@ -340,7 +368,7 @@ async fn apply_app(
         progress.step(
             0,
             0,
-            "app command/env/cwd/host/protocol changed: rolling reload",
+            "app command/env/cwd/host/protocol/tls changed: rolling reload",
         );
         result = sup.rolling_reload(progress).await.map(|_| ());
     }

@@ -171,6 +171,7 @@ fn lookup_var(name: &str) -> Option<String> {
 pub fn load(src: &ConfigSource) -> Result<Config, LoadError> {
     load_with(src, &|config| {
         let mut problems = crate::tls::check(config);
+        problems.extend(crate::tls::client::check(config));
         problems.extend(crate::supervisor::check_program(config));
         problems
     })
@@ -232,9 +233,15 @@ fn display(p: &Path) -> String {
 
 /// What is allowed but probably wrong, as `FILE:LINE: KEY: message`.
 pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
-    let Some(app) = &config.app else {
+    let mut found = crate::tls::client::unverified(config);
+    if let Some(app) = &config.app {
+        found.extend(
+            crate::supervisor::port_warning(app).map(|(path, message)| (path.to_string(), message)),
+        );
+    }
+    if found.is_empty() {
         return Vec::new();
-    };
+    }
     let (origin, text) = if src.demo {
         ("<demo>".to_string(), DEMO_CONFIG.to_string())
     } else {
@@ -243,9 +250,9 @@ pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
             std::fs::read_to_string(&src.file).unwrap_or_default(),
         )
     };
-    crate::supervisor::port_warning(app)
+    found
         .into_iter()
-        .map(|(path, message)| match shoal_config::line_of(&text, path) {
+        .map(|(path, message)| match shoal_config::line_of(&text, &path) {
             Some(line) => format!("{origin}:{line}: {path}: {message}"),
             None => format!("{origin}: {path}: {message}"),
         })

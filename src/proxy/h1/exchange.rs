@@ -16,8 +16,6 @@ use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use shoal_config::UpstreamProtocol;
-
 use super::idle::Idle;
 use super::io::{give_vec, grow, take_vec, write_all, MAX_RESPONSE_HEAD};
 use super::relay::{relay, Relayed};
@@ -36,7 +34,7 @@ pub enum Served {
     KeepAlive,
     /// The connection ends here.
     Close,
-    /// Not served: the request needs hyper's path (an h2 backend).
+    /// Not served: the request needs hyper's path (an h2 or TLS backend).
     /// Nothing was written to the client.
     Handoff,
 }
@@ -141,11 +139,13 @@ pub async fn serve(
         let Some(endpoint) = attempts.pick(&req.request_id) else {
             break None;
         };
-        if endpoint.pool.protocol() == UpstreamProtocol::H2 {
+        // An h2 or TLS backend: hyper's path (raw sockets are cleartext
+        // HTTP/1.1).
+        if !endpoint.pool.raw_ok() {
             if attempts.is_first() {
                 break Some(Served::Handoff);
             }
-            // A retry that lands on an h2 backend (a mixed set): not here.
+            // A retry that lands on such a backend (a mixed set): not here.
             attempts.pass_over(&endpoint);
             continue;
         }

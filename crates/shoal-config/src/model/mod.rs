@@ -10,6 +10,7 @@ mod balance;
 mod health;
 mod proxy;
 mod tls;
+mod upstream_tls;
 mod upstreams;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub use balance::*;
 pub use health::*;
 pub use proxy::*;
 pub use tls::*;
+pub use upstream_tls::*;
 pub use upstreams::*;
 
 /// The whole `shoal.yaml`.

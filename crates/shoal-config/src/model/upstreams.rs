@@ -6,13 +6,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `http://host:port` of a backend shoal does not start.
+    /// `http://host:port` (or `https://`) of a backend shoal does not start.
     pub url: String,
     #[serde(default = "default_weight")]
     pub weight: u32,
     /// The protocol shoal speaks to this backend.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// TLS settings of an `https://` upstream (default: every default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::UpstreamTlsConfig>,
 }
 
 fn default_weight() -> u32 {

@@ -10,6 +10,7 @@ mod health;
 mod log;
 mod proxy;
 mod tls;
+mod upstream_tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -140,6 +141,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         app::app(&mut c, a);
     }
     proxy::upstreams(&mut c, &config.upstreams);
+    upstream_tls::backend_tls(&mut c, config);
     health::health(&mut c, "health", &config.health);
     proxy::balance(&mut c, &config.balance);
     proxy::proxy(&mut c, &config.proxy);
