@@ -365,11 +365,17 @@ pub fn reason(e: &rustls::Error) -> String {
                 expected.to_str(),
                 match presented.is_empty() {
                     true => "nothing".to_string(),
-                    false => presented.join(", "),
+                    false => presented
+                        .iter()
+                        .map(|p| bare_name(p))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 }
             ),
             CertificateError::Revoked => "certificate revoked".into(),
-            CertificateError::BadSignature => "certificate has a bad signature".into(),
+            CertificateError::BadSignature => "certificate signed by an unknown CA (a trusted CA \
+                                                has its issuer's name, but did not sign it)"
+                .into(),
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 "certificate not issued for a TLS server".into()
             }
@@ -393,6 +399,15 @@ pub fn reason(e: &rustls::Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// rustls gives a certificate's names as `DnsName("a.test")`: the name.
+fn bare_name(presented: &str) -> &str {
+    presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .map(|inner| inner.trim_matches('"'))
+        .unwrap_or(presented)
 }
 
 /// The clear reason, when `e`'s chain holds a TLS error (an `io::Error`

@@ -23,5 +23,6 @@ mod smuggling;
 mod supervision;
 mod timeouts;
 mod tls;
+mod upstream_tls;
 mod vtc;
 mod websocket;

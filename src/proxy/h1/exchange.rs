@@ -136,16 +136,16 @@ pub async fn serve(
     let mut attempts = Attempts::new(proxy, routing, req.key);
     let mut last_error = ProxyError::NoBackend;
     let served = loop {
-        let Some(endpoint) = attempts.pick(&req.request_id) else {
+        // A set with an h2 or TLS backend: hyper's path (raw sockets are
+        // cleartext HTTP/1.1), decided before the balancer picks.
+        let Ok(picked) = attempts.pick_native(&req.request_id) else {
+            break Some(Served::Handoff);
+        };
+        let Some(endpoint) = picked else {
             break None;
         };
-        // An h2 or TLS backend: hyper's path (raw sockets are cleartext
-        // HTTP/1.1).
         if !endpoint.pool.raw_ok() {
-            if attempts.is_first() {
-                break Some(Served::Handoff);
-            }
-            // A retry that lands on such a backend (a mixed set): not here.
+            // The set changed since (a reload added such a backend): not here.
             attempts.pass_over(&endpoint);
             continue;
         }
