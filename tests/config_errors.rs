@@ -358,14 +358,18 @@ mod backend_tls {
     /// (exit 0), naming the key and line.
     #[test]
     fn verify_false_is_a_warning() {
-        let run = check("upstreams:\n  - url: https://127.0.0.1:8443\n    tls:\n      verify: false\n");
+        let run =
+            check("upstreams:\n  - url: https://127.0.0.1:8443\n    tls:\n      verify: false\n");
         let stderr = run.stderr();
         assert_eq!(run.code(), Some(0), "stderr:\n{stderr}");
         let expected = format!(
             "warning: {}:4: upstreams[0].tls.verify: is false: the backend's certificate is not checked",
             run.path.display()
         );
-        assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
         assert!(run.stdout().contains("verify: false"), "{}", run.stdout());
     }
 }

@@ -252,10 +252,12 @@ pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
     };
     found
         .into_iter()
-        .map(|(path, message)| match shoal_config::line_of(&text, &path) {
-            Some(line) => format!("{origin}:{line}: {path}: {message}"),
-            None => format!("{origin}: {path}: {message}"),
-        })
+        .map(
+            |(path, message)| match shoal_config::line_of(&text, &path) {
+                Some(line) => format!("{origin}:{line}: {path}: {message}"),
+                None => format!("{origin}: {path}: {message}"),
+            },
+        )
         .collect()
 }
 

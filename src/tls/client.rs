@@ -196,7 +196,9 @@ pub fn check(config: &Config) -> Vec<(String, String)> {
                 && [&s.ca, &s.cert, &s.key]
                     .iter()
                     .all(|p| p.as_ref().is_none_or(|p| !p.as_os_str().is_empty()))
-                && s.server_name.as_deref().is_none_or(|n| !n.trim().is_empty())
+                && s.server_name
+                    .as_deref()
+                    .is_none_or(|n| !n.trim().is_empty())
         })
         .filter_map(|t| Connector::new(t, UpstreamProtocol::Http1).err())
         .flatten()
@@ -231,7 +233,12 @@ fn roots_from(path: &std::path::Path, at: &str) -> Result<Arc<RootCertStore>, Fi
     let bytes = certs::read(path).map_err(problem)?;
     let ders: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| problem(format!("{shown} is not valid PEM: {}", certs::pem_reason(&e))))?;
+        .map_err(|e| {
+            problem(format!(
+                "{shown} is not valid PEM: {}",
+                certs::pem_reason(&e)
+            ))
+        })?;
     if ders.is_empty() {
         return Err(problem(format!(
             "no certificate in {shown} (expected one or more `-----BEGIN CERTIFICATE-----` blocks)"
@@ -339,7 +346,10 @@ impl ServerCertVerifier for NoVerify {
 /// An error of a TLS stream in the words shoal logs and answers with:
 /// `TLS: certificate expired`. Other errors are left as they are.
 pub fn clarify(e: io::Error) -> io::Error {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(tls) => io::Error::new(e.kind(), format!("TLS: {}", reason(tls))),
         None => e,
     }
@@ -360,7 +370,10 @@ pub fn reason(e: &rustls::Error) -> String {
                 "certificate not valid yet".into()
             }
             CertificateError::NotValidForName => "certificate not valid for the server name".into(),
-            CertificateError::NotValidForNameContext { expected, presented } => format!(
+            CertificateError::NotValidForNameContext {
+                expected,
+                presented,
+            } => format!(
                 "certificate not valid for `{}` (it names {}; set `tls.server_name`?)",
                 expected.to_str(),
                 match presented.is_empty() {

@@ -247,12 +247,7 @@ async fn wrong_ca_wrong_name_and_expired_are_502() {
         &format!("ca: \"{}\", server_name: backend.test", path(&other_ca)),
         "",
     ));
-    refused(
-        &shoal,
-        &good,
-        "TLS: certificate signed by an unknown CA",
-    )
-    .await;
+    refused(&shoal, &good, "TLS: certificate signed by an unknown CA").await;
     drop(shoal);
 
     let shoal = Shoal::start(&config(
@@ -290,13 +285,10 @@ async fn client_certificate_for_mtls() {
     let root = tempfile::tempdir().unwrap();
     let ca = TestCa::new();
     let ca_file = ca.write(root.path());
-    let backend = haproxy_mtls(
-        root.path(),
-        &ca.leaf(&["backend.test"], "backend"),
-        &ca,
-    )
-    .await;
-    let (cert, key) = ca.leaf(&["shoal.test"], "shoal").write(root.path(), "client");
+    let backend = haproxy_mtls(root.path(), &ca.leaf(&["backend.test"], "backend"), &ca).await;
+    let (cert, key) = ca
+        .leaf(&["shoal.test"], "shoal")
+        .write(root.path(), "client");
 
     let shoal = Shoal::start(&config(
         &backend.url(),
@@ -502,6 +494,57 @@ async fn app_instances_serving_tls() {
         seen.len(),
         2,
         "both instances answered: {seen:?} {status} {:?}",
-        std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>()
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
     );
+}
+
+/// Passive health counts a TLS failure like a refused connection: beside a
+/// good nginx, a backend that refuses shoal's (missing) client certificate
+/// is taken out of rotation after `max_fails`, and the GETs it failed are
+/// retried on nginx, so every client gets 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failures_count_for_passive_health() {
+    let root = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_file = ca.write(root.path());
+    let good = nginx(
+        root.path(),
+        "good",
+        &ca.leaf(&["backend.test"], "backend"),
+        false,
+        None,
+    )
+    .await;
+    let mtls = haproxy_mtls(root.path(), &ca.leaf(&["backend.test"], "backend"), &ca).await;
+    let tls = format!(
+        "{{ ca: \"{}\", server_name: backend.test }}",
+        path(&ca_file)
+    );
+    let shoal = Shoal::start(&format!(
+        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\n\
+         upstreams:\n  - url: \"{}\"\n    tls: {tls}\n  - url: \"{}\"\n    tls: {tls}\n\
+         health: {{ interval: 1m, timeout: 2s }}\nbalance: {{ algorithm: round_robin }}\n\
+         proxy: {{ max_fails: 1, fail_timeout: 1m }}\n",
+        good.url(),
+        mtls.url(),
+    ));
+    shoal.wait_upstreams(2).await;
+    for _ in 0..4 {
+        let r = get(shoal.proxy, "/").await.unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(&r.body[..], b"nginx over TLS\n");
+    }
+    let s = shoal.status().await;
+    let mtls_status = s["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == mtls.url())
+        .unwrap()
+        .clone();
+    assert_eq!(mtls_status["health"], "ejected", "{s}");
+    assert!(shoal.log_contains("out of rotation after failed requests (passive health)"));
 }

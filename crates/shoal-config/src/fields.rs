@@ -258,7 +258,9 @@ pub(crate) fn app_tls<'de, D: Deserializer<'de>>(
     impl<'de> Visitor<'de> for V {
         type Value = Option<crate::model::UpstreamTlsConfig>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("`true`, `false` or a mapping with `ca`, `server_name`, `cert`, `key`, `verify`")
+            f.write_str(
+                "`true`, `false` or a mapping with `ca`, `server_name`, `cert`, `key`, `verify`",
+            )
         }
         fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
             Ok(v.then(crate::model::UpstreamTlsConfig::default))

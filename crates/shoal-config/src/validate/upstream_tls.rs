@@ -52,7 +52,10 @@ fn block(c: &mut Checker<'_>, at: &str, t: &UpstreamTlsConfig) {
             );
         }
     }
-    if t.server_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+    if t.server_name
+        .as_deref()
+        .is_some_and(|n| n.trim().is_empty())
+    {
         c.invalid(
             &format!("{at}.server_name"),
             "must not be empty: the name the backend's certificate carries (leave it out for \
