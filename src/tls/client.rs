@@ -423,23 +423,45 @@ fn bare_name(presented: &str) -> &str {
         .unwrap_or(presented)
 }
 
-/// The clear reason, when `e`'s chain holds a TLS error (an `io::Error`
-/// made by [`clarify`], or a raw rustls one).
-pub fn find(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return Some(format!("TLS: {}", reason(tls)));
-                }
-                let text = inner.to_string();
-                if text.starts_with("TLS: ") {
-                    return Some(text);
-                }
-            }
-        }
-        cause = c.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_errors_in_words() {
+        let cert = |e| reason(&rustls::Error::InvalidCertificate(e));
+        assert!(cert(CertificateError::UnknownIssuer)
+            .starts_with("certificate signed by an unknown CA"));
+        assert!(
+            cert(CertificateError::BadSignature).starts_with("certificate signed by an unknown CA")
+        );
+        assert_eq!(cert(CertificateError::Expired), "certificate expired");
+        assert_eq!(
+            cert(CertificateError::NotValidForNameContext {
+                expected: ServerName::try_from("api.test").unwrap(),
+                presented: vec!["DnsName(\"a.test\")".into(), "b.test".into()],
+            }),
+            "certificate not valid for `api.test` (it names a.test, b.test; set `tls.server_name`?)"
+        );
+        assert!(reason(&rustls::Error::AlertReceived(
+            AlertDescription::CertificateRequired
+        ))
+        .starts_with("the backend requires a client certificate"));
+        assert!(reason(&rustls::Error::AlertReceived(
+            AlertDescription::BadCertificate
+        ))
+        .starts_with("the backend refused the client certificate"));
     }
-    None
+
+    #[test]
+    fn an_io_error_from_rustls_is_told_in_words() {
+        let raw = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(CertificateError::Expired),
+        );
+        let clear = clarify(raw);
+        assert_eq!(clear.to_string(), "TLS: certificate expired");
+        let other = clarify(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(other.kind(), io::ErrorKind::ConnectionReset);
+    }
 }

@@ -224,31 +224,6 @@ pub(crate) fn tls_version<'de, D: Deserializer<'de>>(d: D) -> Result<TlsVersion,
     d.deserialize_any(V)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn socket_addr_hints() {
-        assert_eq!(
-            parse_socket_addr("0.0.0.0:80"),
-            Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
-        );
-        assert_eq!(parse_socket_addr("[::1]:80").map(|a| a.port()), Ok(80));
-        let err = |s| parse_socket_addr(s).unwrap_err();
-        assert!(err("8080").contains("a port alone is not enough"));
-        assert!(err(":8080").contains("write `0.0.0.0:8080`"));
-        assert!(err("localhost:80").contains("`127.0.0.1:80`"));
-        assert!(err("http://0.0.0.0:80").contains("without a scheme"));
-        assert!(err("::1:80").contains("brackets"));
-        assert_eq!(
-            err("nope"),
-            "invalid address `nope`: expected IP:PORT, like `0.0.0.0:8080`, `127.0.0.1:9090` or `[::1]:8080`"
-        );
-        assert!(err("1.2.3.4:99999").starts_with("invalid address"));
-    }
-}
-
 /// `app.tls`: `true` (TLS with every default), `false` or nothing
 /// (cleartext), or the same block as `upstreams[].tls`.
 pub(crate) fn app_tls<'de, D: Deserializer<'de>>(
@@ -276,4 +251,29 @@ pub(crate) fn app_tls<'de, D: Deserializer<'de>>(
         }
     }
     d.deserialize_any(V)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_addr_hints() {
+        assert_eq!(
+            parse_socket_addr("0.0.0.0:80"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
+        );
+        assert_eq!(parse_socket_addr("[::1]:80").map(|a| a.port()), Ok(80));
+        let err = |s| parse_socket_addr(s).unwrap_err();
+        assert!(err("8080").contains("a port alone is not enough"));
+        assert!(err(":8080").contains("write `0.0.0.0:8080`"));
+        assert!(err("localhost:80").contains("`127.0.0.1:80`"));
+        assert!(err("http://0.0.0.0:80").contains("without a scheme"));
+        assert!(err("::1:80").contains("brackets"));
+        assert_eq!(
+            err("nope"),
+            "invalid address `nope`: expected IP:PORT, like `0.0.0.0:8080`, `127.0.0.1:9090` or `[::1]:8080`"
+        );
+        assert!(err("1.2.3.4:99999").starts_with("invalid address"));
+    }
 }
