@@ -368,6 +368,15 @@ impl Pool {
         self.inner.settings.protocol == UpstreamProtocol::Http1 && self.inner.settings.tls.is_none()
     }
 
+    /// The protocol spoken now: `protocol:`, or over TLS what the backend
+    /// chose by ALPN on the last new connection (for the status API).
+    pub fn speaking(&self) -> UpstreamProtocol {
+        match self.speaks_h2() {
+            true => UpstreamProtocol::H2,
+            false => UpstreamProtocol::Http1,
+        }
+    }
+
     /// Whether new requests go to the shared h2 connection: `protocol: h2`,
     /// or a TLS backend that chose h2 by ALPN.
     fn speaks_h2(&self) -> bool {

@@ -75,6 +75,18 @@ async fn listening(child: &mut Child, port: u16, what: &str, log: &Path) {
 /// ALPN when `http2`. Every answer is `200 nginx over TLS` with the
 /// protocol it was asked in as `X-Backend-Protocol` (also in access.log).
 async fn nginx(root: &Path, name: &str, leaf: &Leaf, http2: bool, port: Option<u16>) -> Server {
+    nginx_with(root, name, leaf, http2, port, "").await
+}
+
+/// [`nginx`] with more `location` blocks in its server.
+async fn nginx_with(
+    root: &Path,
+    name: &str,
+    leaf: &Leaf,
+    http2: bool,
+    port: Option<u16>,
+    locations: &str,
+) -> Server {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = leaf.write(&dir, "backend");
@@ -86,7 +98,7 @@ async fn nginx(root: &Path, name: &str, leaf: &Leaf, http2: bool, port: Option<u
            client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
            uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
            server {{\n    listen 127.0.0.1:{port} ssl{h2};\n    ssl_certificate {cert};\n\
-             ssl_certificate_key {key};\n\
+             ssl_certificate_key {key};\n    {locations}\n\
              location / {{ add_header X-Backend-Protocol $server_protocol always; return 200 \"nginx over TLS\\n\"; }}\n  }}\n}}\n",
         d = dir.display(),
         h2 = if http2 { " http2" } else { "" },
@@ -360,6 +372,16 @@ async fn alpn_picks_h2_or_http1() {
             3,
             "{log}"
         );
+        // The status shows what the backend chose.
+        let s = shoal.status().await;
+        let shown = if http2 { "h2" } else { "http1" };
+        assert_eq!(s["upstreams"][0]["protocol"], shown, "{s}");
+        if http2 {
+            assert_eq!(
+                s["upstreams"][0]["connections_opened"], 1,
+                "one shared h2 connection: {s}"
+            );
+        }
     }
 }
 
@@ -547,4 +569,74 @@ async fn tls_failures_count_for_passive_health() {
         .clone();
     assert_eq!(mtls_status["health"], "ejected", "{s}");
     assert!(shoal.log_contains("out of rotation after failed requests (passive health)"));
+}
+
+/// A WebSocket through a TLS backend that chose h2 (nginx with `http2`,
+/// proxying `/ws` to a demo app): an upgrade needs HTTP/1.1, so it gets a
+/// connection of its own offering `http/1.1` alone, while plain requests
+/// stay on the shared h2 connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_to_a_backend_that_chose_h2() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let root = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_file = ca.write(root.path());
+    let app = crate::support::Backend::start("ws-app").await;
+    let ws = format!(
+        "location /ws {{ proxy_pass http://{}; proxy_http_version 1.1; \
+         proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection upgrade; }}",
+        app.addr
+    );
+    let backend = nginx_with(
+        root.path(),
+        "h2",
+        &ca.leaf(&["backend.test"], "backend"),
+        true,
+        None,
+        &ws,
+    )
+    .await;
+    let shoal = Shoal::start(&config(
+        &backend.url(),
+        &format!("ca: \"{}\", server_name: backend.test", path(&ca_file)),
+        "",
+    ));
+    let r = get(shoal.proxy, "/").await.unwrap();
+    assert_eq!(r.headers["x-backend-protocol"], "HTTP/2.0");
+
+    let (mut socket, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws", shoal.proxy))
+        .await
+        .expect("ws connect through shoal and nginx");
+    assert_eq!(resp.status(), 101);
+    for i in 0..5 {
+        let text = format!("hello {i}");
+        socket.send(Message::text(text.clone())).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an echo")
+            .expect("open")
+            .expect("a message");
+        assert_eq!(got, Message::text(text));
+    }
+    // nginx logs an upgraded request when its connection ends.
+    socket.close(None).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "/ws in nginx's log, over HTTP/1.1",
+        || async {
+            backend
+                .access_log()
+                .lines()
+                .any(|l| l.starts_with("HTTP/1.1 GET /ws"))
+                .then_some(())
+        },
+    )
+    .await;
+    let r = get(shoal.proxy, "/").await.unwrap();
+    assert_eq!(
+        r.headers["x-backend-protocol"], "HTTP/2.0",
+        "still h2 for the rest"
+    );
 }
