@@ -108,11 +108,11 @@ fn health_timeout_longer_than_interval() {
 }
 
 #[test]
-fn https_upstream() {
+fn https_upstream_without_port() {
     assert_rejected(
-        "upstreams:\n  - url: http://10.0.0.1:80\n  - url: https://10.0.0.2:443\n",
+        "upstreams:\n  - url: http://10.0.0.1:80\n  - url: https://10.0.0.2\n",
         3,
-        "upstreams[1].url: https is not supported yet (got `https://10.0.0.2:443`); use `http://HOST:PORT`",
+        "upstreams[1].url: missing port: write `https://10.0.0.2:PORT`",
     );
 }
 
@@ -506,4 +506,92 @@ fn a_listener_tls_file_problem_names_its_listener() {
         4,
         "listeners[1].tls.cert: cannot read `/no/such.pem`: no such file",
     );
+}
+
+/// TLS to backends (`upstreams[].tls`, `app.tls`): the files are read when
+/// the config is loaded, so a bad one is a config error at its key and line.
+mod backend_tls {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_does_not_exist() {
+        assert_rejected(
+            "upstreams:\n  - url: https://127.0.0.1:8443\n    tls:\n      ca: /nonexistent/ca.pem\n",
+            4,
+            "upstreams[0].tls.ca: cannot read `/nonexistent/ca.pem`: no such file",
+        );
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        assert_rejected(
+            &format!(
+                "app:\n  command: x\n  tls:\n    ca: {}\n    server_name: app.test\n",
+                ca.display()
+            ),
+            4,
+            &format!(
+                "app.tls.ca: no certificate in `{}` (expected one or more `-----BEGIN CERTIFICATE-----` blocks)",
+                ca.display()
+            ),
+        );
+    }
+
+    #[test]
+    fn a_cert_without_a_key() {
+        assert_rejected(
+            "upstreams:\n  - url: https://127.0.0.1:8443\n    tls:\n      cert: client.pem\n",
+            3,
+            "upstreams[0].tls.key: is required with `upstreams[0].tls.cert`: the PEM file of the client certificate's private key",
+        );
+    }
+
+    #[test]
+    fn tls_on_an_http_upstream() {
+        assert_rejected(
+            "upstreams:\n  - url: http://127.0.0.1:8080\n  - url: http://127.0.0.1:8081\n    tls: { server_name: api.test }\n",
+            4,
+            "upstreams[1].tls: only applies to an `https://` upstream (the URL is `http://127.0.0.1:8081`); write `https://` in `url`, or remove `tls`",
+        );
+    }
+
+    #[test]
+    fn app_tls_of_the_wrong_type() {
+        assert_rejected(
+            "app:\n  command: x\n  tls: 3\n",
+            3,
+            "app.tls: expected `true`, `false` or a mapping",
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_block() {
+        assert_rejected(
+            "upstreams:\n  - url: https://127.0.0.1:8443\n    tls:\n      verify_peer: false\n",
+            4,
+            "unknown key `verify_peer` in `upstreams[0].tls`",
+        );
+    }
+
+    /// `verify: false` is allowed, never silently: `shoal check` warns
+    /// (exit 0), naming the key and line.
+    #[test]
+    fn verify_false_is_a_warning() {
+        let run =
+            check("upstreams:\n  - url: https://127.0.0.1:8443\n    tls:\n      verify: false\n");
+        let stderr = run.stderr();
+        assert_eq!(run.code(), Some(0), "stderr:\n{stderr}");
+        let expected = format!(
+            "warning: {}:4: upstreams[0].tls.verify: is false: the backend's certificate is not checked",
+            run.path.display()
+        );
+        assert!(
+            stderr.contains(&expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
+        assert!(run.stdout().contains("verify: false"), "{}", run.stdout());
+    }
 }

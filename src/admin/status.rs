@@ -202,7 +202,7 @@ impl Instance {
             in_flight: e.in_flight(),
             requests: e.requests(),
             connections_opened: e.pool.opened(),
-            protocol: e.pool.protocol(),
+            protocol: e.pool.speaking(),
             rss_bytes: i.rss(),
             uptime_secs: i.uptime().map(|d| d.as_secs_f64()),
             last_exit: i.last_exit(),
@@ -224,7 +224,7 @@ impl Upstream {
             in_flight: e.in_flight(),
             requests: e.requests(),
             connections_opened: e.pool.opened(),
-            protocol: e.pool.protocol(),
+            protocol: e.pool.speaking(),
         }
     }
 }

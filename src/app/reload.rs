@@ -64,6 +64,32 @@ pub enum UpstreamError {
     Url { key: String, reason: String },
     #[error("{key}: cannot resolve {host}")]
     Unresolved { key: String, host: String },
+    /// Its TLS files cannot be used (they were read at load; this is a
+    /// file changed or removed since).
+    #[error("{0}")]
+    Tls(String),
+}
+
+/// The TLS connector of the upstream at key path `at`, if it is
+/// `https://`.
+fn upstream_tls(
+    at: &str,
+    u: &UpstreamConfig,
+) -> Result<Option<Arc<crate::tls::client::Connector>>, UpstreamError> {
+    let Some(tls) = u.backend_tls(at) else {
+        return Ok(None);
+    };
+    crate::tls::client::Connector::new(&tls, u.protocol)
+        .map(|c| Some(Arc::new(c)))
+        .map_err(|problems| {
+            UpstreamError::Tls(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
 }
 
 /// A static upstream and the token that stops its health checks.
@@ -133,9 +159,11 @@ pub(super) async fn sync_upstreams(
         .map(|u| (u.group.clone(), u.config.clone()))
         .collect();
     let addrs = resolve_upstreams(upstreams).await?;
-    for (u, addr) in wanted.iter().zip(addrs) {
+    let keys = upstreams.keyed();
+    for ((u, addr), (at, _)) in wanted.iter().zip(addrs).zip(&keys) {
         if !current.contains(u) {
-            fresh.push((u.clone(), addr));
+            // The TLS files are read here too: a bad one changes nothing.
+            fresh.push((u.clone(), addr, upstream_tls(at, &u.1)?));
         }
     }
     let mut changes = Vec::new();
@@ -149,22 +177,23 @@ pub(super) async fn sync_upstreams(
         }
         keep
     });
-    for ((group, config), addr) in fresh {
+    for ((group, config), addr, tls) in fresh {
         let endpoint = Endpoint::new(
             config.url.clone(),
             addr,
             config.weight,
-            &state.pool.with_protocol(config.protocol),
+            &state.pool.for_backend(config.protocol, tls),
         );
         let stop = state.background.child_token();
         let (table, health) = state.tables.for_upstream(group.as_deref());
         table.insert(endpoint.clone());
         crate::health::spawn(endpoint.clone(), health, stop.clone());
         added.push(format!(
-            "upstream {} added (weight {}, {})",
+            "upstream {} added (weight {}, {}{})",
             named(&group, &config),
             config.weight,
-            config.protocol.as_str()
+            config.protocol.as_str(),
+            if config.is_https() { ", TLS" } else { "" }
         ));
         entries.push(Upstream {
             endpoint,
@@ -379,7 +408,7 @@ async fn apply_app(
             0,
             0,
             format!(
-                "{}: command/env/cwd/host/protocol changed: rolling reload",
+                "{}: command/env/cwd/host/protocol/tls changed: rolling reload",
                 sup.name()
             ),
         );

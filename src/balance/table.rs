@@ -19,6 +19,10 @@ pub struct EndpointSet {
     /// default): what balancers key their per-set caches on, in O(1) and
     /// without the address-reuse hazard of comparing pointers.
     generation: u64,
+    /// Every endpoint is cleartext HTTP/1.1, which the native engine
+    /// serves on raw sockets; else (an h2 or TLS backend among them) it
+    /// hands requests to hyper's path before the balancer picks.
+    all_raw: bool,
 }
 
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -28,9 +32,17 @@ impl EndpointSet {
     /// a change is a new set.
     pub fn new(endpoints: Vec<Arc<Endpoint>>) -> EndpointSet {
         EndpointSet {
+            all_raw: endpoints.iter().all(|e| e.pool.raw_ok()),
             endpoints,
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Whether the native engine can serve requests to any endpoint of the
+    /// set (all are cleartext HTTP/1.1).
+    #[inline]
+    pub fn all_raw(&self) -> bool {
+        self.all_raw
     }
 
     #[inline]

@@ -187,6 +187,7 @@ fn lookup_var(name: &str) -> Option<String> {
 pub fn load(src: &ConfigSource) -> Result<Config, LoadError> {
     load_with(src, &|config| {
         let mut problems = crate::tls::check(config);
+        problems.extend(crate::tls::client::check(config));
         problems.extend(crate::supervisor::check_program(config));
         problems
     })
@@ -248,8 +249,13 @@ fn display(p: &Path) -> String {
 
 /// What is allowed but probably wrong, as `FILE:LINE: KEY: message`.
 pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
-    let apps = config.all_apps();
-    if apps.is_empty() {
+    let mut found = crate::tls::client::unverified(config);
+    for (name, app) in config.all_apps() {
+        if let Some((path, message)) = crate::supervisor::port_warning(app) {
+            found.push((crate::supervisor::key_of(config, name, path), message));
+        }
+    }
+    if found.is_empty() {
         return Vec::new();
     }
     let (origin, text) = if src.demo {
@@ -260,11 +266,8 @@ pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
             std::fs::read_to_string(&src.file).unwrap_or_default(),
         )
     };
-    apps.into_iter()
-        .filter_map(|(name, app)| {
-            let (path, message) = crate::supervisor::port_warning(app)?;
-            Some((crate::supervisor::key_of(config, name, path), message))
-        })
+    found
+        .into_iter()
         .map(
             |(path, message)| match shoal_config::line_of(&text, &path) {
                 Some(line) => format!("{origin}:{line}: {path}: {message}"),

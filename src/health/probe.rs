@@ -7,6 +7,11 @@
 //! (a gRPC server) does not answer HTTP/1.1. A gRPC server's own health
 //! service needs a gRPC request; point `health.path` at a plain HTTP route,
 //! or leave it out for a TCP check.
+//!
+//! A TLS backend (`https://`, `app.tls`) is probed over TLS with the same
+//! settings as requests: a check passes only if the handshake does (a TCP
+//! check is a TLS handshake then, as HAProxy's `check-ssl`), and the
+//! HTTP check speaks what the backend chose by ALPN.
 
 use std::fmt;
 
@@ -16,6 +21,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use shoal_config::{HealthConfig, UpstreamProtocol};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 use crate::balance::Endpoint;
 
@@ -23,6 +29,8 @@ use crate::balance::Endpoint;
 pub enum ProbeError {
     Timeout,
     Connect(std::io::Error),
+    /// The TLS handshake failed (`TLS: certificate expired`).
+    Tls(std::io::Error),
     Http(hyper::Error),
     Status(u16),
     /// The body did not contain `expect_body` (within the first 64 KiB).
@@ -34,6 +42,8 @@ impl fmt::Display for ProbeError {
         match self {
             ProbeError::Timeout => write!(f, "timed out"),
             ProbeError::Connect(e) => write!(f, "connect: {e}"),
+            ProbeError::Tls(e) if e.to_string().starts_with("TLS: ") => write!(f, "{e}"),
+            ProbeError::Tls(e) => write!(f, "TLS handshake: {e}"),
             ProbeError::Http(e) => write!(f, "http: {e}"),
             ProbeError::Status(s) => write!(f, "status {s}"),
             ProbeError::Body => write!(f, "expected text not in the body"),
@@ -56,12 +66,18 @@ async fn probe_inner(endpoint: &Endpoint, config: &HealthConfig) -> Result<(), P
     let stream = TcpStream::connect(endpoint.addr)
         .await
         .map_err(ProbeError::Connect)?;
+    let (stream, protocol, scheme) = match endpoint.pool.tls() {
+        None => (Either::Left(stream), endpoint.pool.protocol(), "http"),
+        Some(tls) => {
+            let c = tls.connect(stream, false).await.map_err(ProbeError::Tls)?;
+            (Either::Right(c.stream), c.protocol, "https")
+        }
+    };
     let Some(path) = &config.path else {
         return Ok(());
     };
     let io = TokioIo::new(stream);
     let method = Method::from_bytes(config.method.as_bytes()).unwrap_or(Method::GET);
-    let protocol = endpoint.pool.protocol();
     let check = Request::builder()
         .method(method)
         .header(header::USER_AGENT, "shoal-health-check");
@@ -71,7 +87,7 @@ async fn probe_inner(endpoint: &Endpoint, config: &HealthConfig) -> Result<(), P
             .header(header::HOST, endpoint.authority.as_str())
             .header(header::CONNECTION, "close"),
         // `:scheme` and `:authority` come from the URI.
-        UpstreamProtocol::H2 => check.uri(format!("http://{}{path}", endpoint.authority)),
+        UpstreamProtocol::H2 => check.uri(format!("{scheme}://{}{path}", endpoint.authority)),
     };
     let req = check
         .body(Empty::<Bytes>::new())

@@ -112,6 +112,10 @@ pub fn next(reach: Reach, reused: bool, reconnects: u32, resend: Resend) -> Next
     }
 }
 
+/// The native engine cannot serve this request: hand it to hyper's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeedsHyper;
+
 /// One request's attempts, backend after backend.
 pub struct Attempts<'a> {
     proxy: &'a Proxy,
@@ -153,8 +157,27 @@ impl<'a> Attempts<'a> {
     /// work, or no backend is left (in rotation and not tried, or a running
     /// one in panic mode).
     pub fn pick(&mut self, request_id: &dyn std::fmt::Debug) -> Option<Arc<Endpoint>> {
+        self.pick_for(request_id, false).unwrap_or(None)
+    }
+
+    /// The native engine's pick: `Err(NeedsHyper)` for a first attempt when
+    /// a backend of the set needs hyper's path (h2, TLS). Decided before
+    /// the balancer is asked, so that it picks once per request (a pick
+    /// advances round robin's turn).
+    pub fn pick_native(
+        &mut self,
+        request_id: &dyn std::fmt::Debug,
+    ) -> Result<Option<Arc<Endpoint>>, NeedsHyper> {
+        self.pick_for(request_id, true)
+    }
+
+    fn pick_for(
+        &mut self,
+        request_id: &dyn std::fmt::Debug,
+        native: bool,
+    ) -> Result<Option<Arc<Endpoint>>, NeedsHyper> {
         if self.begun > self.target.policy.retries {
-            return None;
+            return Ok(None);
         }
         if self.charge {
             let r = self.routing;
@@ -165,13 +188,18 @@ impl<'a> Attempts<'a> {
             ) {
                 crate::metrics::counters::retry_budget_exhausted();
                 tracing::warn!(request_id = ?request_id, "retry budget exhausted; not retrying");
-                return None;
+                return Ok(None);
             }
             self.charge = false;
         }
         let set = self.target.pool.table.snapshot();
-        let i = self.target.pool.pick(&set, &self.tried, self.key)?;
-        Some(set.endpoints[i].clone())
+        if native && !set.all_raw() && self.is_first() {
+            return Err(NeedsHyper);
+        }
+        let Some(i) = self.target.pool.pick(&set, &self.tried, self.key) else {
+            return Ok(None);
+        };
+        Ok(Some(set.endpoints[i].clone()))
     }
 
     /// No attempt has begun or been passed over yet.

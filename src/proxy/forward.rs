@@ -265,6 +265,8 @@ impl Proxy {
         // before it (an idle one), none after it (not pooled).
         let checkout = if ex.isolate {
             Box::pin(endpoint.pool.checkout_fresh()).await
+        } else if ex.client_upgrade.is_some() {
+            Box::pin(endpoint.pool.checkout_upgrade()).await
         } else {
             endpoint.pool.checkout().await
         };
@@ -283,7 +285,7 @@ impl Proxy {
         };
         let mut req = req;
         loop {
-            for_protocol(&mut req, conn.protocol(), &endpoint.authority);
+            for_protocol(&mut req, conn.protocol(), conn.tls(), &endpoint.authority);
             let started = std::time::Instant::now();
             let sent = send_within(&mut conn.sender, req, policy.response_header_timeout).await;
             let (error, reach, unsent) = match sent {

@@ -21,6 +21,15 @@
 //!   was idle is dropped, seen from the reactor's readiness without a
 //!   syscall in the usual case.
 //!
+//! - **TLS** (`https://` upstreams, `app.tls`): the same two paths over a
+//!   rustls stream (`tls::client`). The backend's ALPN answer on each new
+//!   connection decides: `h2` → the shared connection, else HTTP/1.1 (with
+//!   `protocol: h2`, HTTP/2 only). The last answer is remembered, so once a
+//!   backend chose h2 every request goes to the shared connection. A
+//!   connection an upgrade (WebSocket) will take over offers `http/1.1`
+//!   alone (`checkout_upgrade`). The native engine hands requests for TLS
+//!   backends to hyper's path, so raw sockets are always cleartext.
+//!
 //! Each endpoint owns its pool, so there is no lock shared between backends.
 //!
 //! Each connection's socket is an [`UpstreamIo`]: its writes fail once the
@@ -31,7 +40,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -47,10 +56,12 @@ use pin_project_lite::pin_project;
 use shoal_config::UpstreamProtocol;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use super::limits::RequestBody;
 use super::stall::{Stalled, WriteStall};
 use crate::clock;
+use crate::tls::client::{self as tls_client, Connector};
 
 /// What the proxy sends upstream: the client's body streamed through, or
 /// nothing (a replayed bodyless request, a health check).
@@ -74,6 +85,8 @@ pub struct PoolSettings {
     /// How to talk to the backend; set per endpoint.
     pub protocol: UpstreamProtocol,
     pub send_timeout: Duration,
+    /// TLS to the backend (`https://`, `app.tls`); set per endpoint.
+    pub tls: Option<Arc<Connector>>,
 }
 
 impl Default for PoolSettings {
@@ -91,6 +104,7 @@ impl From<&shoal_config::ProxyConfig> for PoolSettings {
             idle_timeout: p.idle_timeout,
             protocol: UpstreamProtocol::Http1,
             send_timeout: p.send_timeout,
+            tls: None,
         }
     }
 }
@@ -100,6 +114,20 @@ impl PoolSettings {
     pub fn with_protocol(&self, protocol: UpstreamProtocol) -> PoolSettings {
         PoolSettings {
             protocol,
+            ..self.clone()
+        }
+    }
+
+    /// The same settings for a backend spoken to with `protocol`, over TLS
+    /// when `tls` is set.
+    pub fn for_backend(
+        &self,
+        protocol: UpstreamProtocol,
+        tls: Option<Arc<Connector>>,
+    ) -> PoolSettings {
+        PoolSettings {
+            protocol,
+            tls,
             ..self.clone()
         }
     }
@@ -114,11 +142,26 @@ pub enum ConnectError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The TLS handshake failed: a certificate error (`TLS: certificate
+    /// expired`, see `tls::client::reason`), or the connection broke.
+    #[error("{}", tls_failure(.addr, .source))]
+    Tls {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("HTTP handshake with {addr}: {source}")]
     Handshake {
         addr: SocketAddr,
         source: hyper::Error,
     },
+}
+
+fn tls_failure(addr: &SocketAddr, source: &std::io::Error) -> String {
+    let text = source.to_string();
+    match text.starts_with("TLS: ") {
+        true => text,
+        false => format!("TLS handshake with {addr}: {text}"),
+    }
 }
 
 /// How an h2 backend declined a request it did not process (RFC 9113 §8.7):
@@ -252,6 +295,8 @@ struct Inner {
     /// Connections opened so far (shows whether keep-alive reuse and
     /// multiplexing work).
     opened: AtomicU64,
+    /// TLS: the backend chose h2 by ALPN on the last new connection.
+    negotiated_h2: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -280,6 +325,11 @@ impl PooledConn {
     pub fn protocol(&self) -> UpstreamProtocol {
         self.sender.protocol()
     }
+
+    /// Whether the connection is TLS (an h2 request's `:scheme` is `https`).
+    pub fn tls(&self) -> bool {
+        self.pool.inner.settings.tls.is_some()
+    }
 }
 
 impl Pool {
@@ -295,12 +345,43 @@ impl Pool {
                 attempts: AtomicU64::new(0),
                 last_failure: Mutex::new(None),
                 opened: AtomicU64::new(0),
+                negotiated_h2: AtomicBool::new(false),
             }),
         }
     }
 
+    /// The protocol configured (`protocol:`); over TLS the backend's ALPN
+    /// choice may still make an `http1` backend an h2 one.
     pub fn protocol(&self) -> UpstreamProtocol {
         self.inner.settings.protocol
+    }
+
+    /// The TLS settings of the backend, if it has TLS.
+    pub fn tls(&self) -> Option<&Arc<Connector>> {
+        self.inner.settings.tls.as_ref()
+    }
+
+    /// Whether the native engine can serve requests to this backend on raw
+    /// sockets: cleartext HTTP/1.1 only.
+    #[inline]
+    pub fn raw_ok(&self) -> bool {
+        self.inner.settings.protocol == UpstreamProtocol::Http1 && self.inner.settings.tls.is_none()
+    }
+
+    /// The protocol spoken now: `protocol:`, or over TLS what the backend
+    /// chose by ALPN on the last new connection (for the status API).
+    pub fn speaking(&self) -> UpstreamProtocol {
+        match self.speaks_h2() {
+            true => UpstreamProtocol::H2,
+            false => UpstreamProtocol::Http1,
+        }
+    }
+
+    /// Whether new requests go to the shared h2 connection: `protocol: h2`,
+    /// or a TLS backend that chose h2 by ALPN.
+    fn speaks_h2(&self) -> bool {
+        self.inner.settings.protocol == UpstreamProtocol::H2
+            || self.inner.negotiated_h2.load(Ordering::Relaxed)
     }
 
     pub fn opened(&self) -> u64 {
@@ -372,25 +453,38 @@ impl Pool {
         // timeout, handshake) that would otherwise live inline in every
         // request's future — copied on each move and held by every client
         // connection — while a pooled connection needs none of it.
-        if self.inner.settings.protocol == UpstreamProtocol::H2 {
+        if self.speaks_h2() {
             return Box::pin(self.checkout_h2(None)).await;
         }
         if let Some(sender) = self.take_idle() {
             return Ok(self.conn(Sender::H1(sender), true));
         }
-        let sender = Box::pin(self.connect_h1()).await?;
-        Ok(self.conn(Sender::H1(sender), false))
+        let sender = Box::pin(self.connect(false)).await?;
+        Ok(self.conn(sender, false))
+    }
+
+    /// A connection for a request that asks for an upgrade (WebSocket),
+    /// which needs HTTP/1.1: to a TLS backend that chose h2, a new
+    /// connection offering `http/1.1` alone; otherwise as [`Pool::checkout`].
+    pub async fn checkout_upgrade(&self) -> Result<PooledConn, ConnectError> {
+        let negotiable = self.inner.settings.tls.is_some()
+            && self.inner.settings.protocol == UpstreamProtocol::Http1;
+        if negotiable && self.speaks_h2() {
+            let sender = Box::pin(self.connect(true)).await?;
+            return Ok(self.conn(sender, false));
+        }
+        self.checkout().await
     }
 
     /// A new HTTP/1.1 connection, never an idle one: for a request that
     /// must have a connection to itself (`forward::isolated`). h2 frames
     /// every body, so an h2 backend gets the shared connection.
     pub async fn checkout_fresh(&self) -> Result<PooledConn, ConnectError> {
-        if self.inner.settings.protocol == UpstreamProtocol::H2 {
+        if self.speaks_h2() {
             return Box::pin(self.checkout_h2(None)).await;
         }
-        let sender = Box::pin(self.connect_h1()).await?;
-        Ok(self.conn(Sender::H1(sender), false))
+        let sender = Box::pin(self.connect(false)).await?;
+        Ok(self.conn(sender, false))
     }
 
     /// A request failed on `broken` before any response: a new HTTP/1.1
@@ -399,8 +493,8 @@ impl Pool {
     pub async fn reconnect(&self, broken: &PooledConn) -> Result<PooledConn, ConnectError> {
         match &broken.sender {
             Sender::H1(_) => {
-                let sender = Box::pin(self.connect_h1()).await?;
-                Ok(self.conn(Sender::H1(sender), false))
+                let sender = Box::pin(self.connect(false)).await?;
+                Ok(self.conn(sender, false))
             }
             Sender::H2 { id, .. } => Box::pin(self.checkout_h2(Some(*id))).await,
         }
@@ -433,15 +527,57 @@ impl Pool {
             // ... or tried while this request waited, and failed.
             return Err(self.failed_meanwhile());
         }
-        let connected = self.connect_h2().await;
+        let connected = self.connect(false).await;
         if let Err(e) = &connected {
             if let Ok(mut last) = self.inner.last_failure.lock() {
                 *last = Some((matches!(e, ConnectError::Timeout { .. }), e.to_string()));
             }
         }
         self.inner.attempts.fetch_add(1, Ordering::Release);
-        let (sender, id) = connected?;
-        Ok(self.conn(Sender::H2 { sender, id }, false))
+        // Over TLS the backend may have chosen HTTP/1.1 this time.
+        Ok(self.conn(connected?, false))
+    }
+
+    /// A new connection in the protocol the backend speaks: the configured
+    /// one, or over TLS the backend's ALPN choice (`h1_only`: offer
+    /// `http/1.1` alone). A new h2 connection becomes the shared one.
+    async fn connect(&self, h1_only: bool) -> Result<Sender, ConnectError> {
+        let (io, protocol) = self.open(h1_only).await?;
+        Ok(match protocol {
+            UpstreamProtocol::Http1 => Sender::H1(self.handshake_h1(io).await?),
+            UpstreamProtocol::H2 => {
+                let (sender, id) = self.handshake_h2(io).await?;
+                Sender::H2 { sender, id }
+            }
+        })
+    }
+
+    /// TCP, then TLS when the backend has it (the handshake, too, within
+    /// `connect_timeout`, as nginx's `proxy_connect_timeout`).
+    async fn open(&self, h1_only: bool) -> Result<(UpstreamIo, UpstreamProtocol), ConnectError> {
+        let tcp = self.tcp_stream().await?;
+        let (io, protocol) = match &self.inner.settings.tls {
+            None => (Stream::Plain(tcp), self.inner.settings.protocol),
+            Some(tls) => {
+                let addr = self.inner.addr;
+                let timeout = self.inner.settings.connect_timeout;
+                let c = match tokio::time::timeout(timeout, tls.connect(tcp, h1_only)).await {
+                    Err(_) => return Err(ConnectError::Timeout { addr, timeout }),
+                    Ok(Err(source)) => return Err(ConnectError::Tls { addr, source }),
+                    Ok(Ok(c)) => c,
+                };
+                if !h1_only {
+                    let h2 = c.protocol == UpstreamProtocol::H2;
+                    self.inner.negotiated_h2.store(h2, Ordering::Relaxed);
+                }
+                (Stream::Tls(Box::new(c.stream)), c.protocol)
+            }
+        };
+        let io = UpstreamIo {
+            io,
+            send: WriteStall::new(self.inner.settings.send_timeout),
+        };
+        Ok((io, protocol))
     }
 
     /// The error of a connect attempt another request made (see `attempts`).
@@ -464,9 +600,11 @@ impl Pool {
         }
     }
 
-    /// A new shared h2 connection, stored for every request to use.
-    async fn connect_h2(&self) -> Result<(http2::SendRequest<UpstreamBody>, u64), ConnectError> {
-        let stream = self.tcp().await?;
+    /// A new shared h2 connection on `stream`, stored for every request to use.
+    async fn handshake_h2(
+        &self,
+        stream: UpstreamIo,
+    ) -> Result<(http2::SendRequest<UpstreamBody>, u64), ConnectError> {
         let id = self.inner.opened.fetch_add(1, Ordering::Relaxed) + 1;
         let addr = self.inner.addr;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -490,13 +628,6 @@ impl Pool {
         Ok((sender, id))
     }
 
-    async fn tcp(&self) -> Result<UpstreamIo, ConnectError> {
-        Ok(UpstreamIo {
-            io: self.tcp_stream().await?,
-            send: WriteStall::new(self.inner.settings.send_timeout),
-        })
-    }
-
     async fn tcp_stream(&self) -> Result<TcpStream, ConnectError> {
         let addr = self.inner.addr;
         let timeout = self.inner.settings.connect_timeout;
@@ -509,9 +640,11 @@ impl Pool {
         Ok(stream)
     }
 
-    async fn connect_h1(&self) -> Result<http1::SendRequest<UpstreamBody>, ConnectError> {
+    async fn handshake_h1(
+        &self,
+        stream: UpstreamIo,
+    ) -> Result<http1::SendRequest<UpstreamBody>, ConnectError> {
         let addr = self.inner.addr;
-        let stream = self.tcp().await?;
         self.inner.opened.fetch_add(1, Ordering::Relaxed);
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
@@ -543,11 +676,80 @@ fn still_open(stream: &TcpStream) -> bool {
     }
 }
 
+/// A backend connection's stream: cleartext, or TLS (boxed: the rustls
+/// state is large, and most backends are cleartext).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            // A certificate refused after the handshake (TLS 1.3: the
+            // backend's alert comes with its first read) is told in words.
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf).map_err(tls_client::clarify),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf).map_err(tls_client::clarify),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s)
+                .poll_write_vectored(cx, bufs)
+                .map_err(tls_client::clarify),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 pin_project! {
-    /// A backend connection's socket, with `proxy.send_timeout` on its writes.
+    /// A backend connection's stream, with `proxy.send_timeout` on its writes.
     pub struct UpstreamIo {
         #[pin]
-        io: TcpStream,
+        io: Stream,
         send: WriteStall,
     }
 }

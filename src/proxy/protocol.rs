@@ -30,11 +30,12 @@ pub(super) fn origin_form(uri: &Uri) -> Uri {
 pub(super) fn for_protocol(
     req: &mut Request<UpstreamBody>,
     protocol: UpstreamProtocol,
+    tls: bool,
     backend: &str,
 ) {
     match protocol {
         UpstreamProtocol::Http1 if req.version() != Version::HTTP_11 => to_h1(req),
-        UpstreamProtocol::H2 if req.version() != Version::HTTP_2 => to_h2(req, backend),
+        UpstreamProtocol::H2 if req.version() != Version::HTTP_2 => to_h2(req, tls, backend),
         _ => {}
     }
 }
@@ -44,12 +45,12 @@ pub(super) fn for_protocol(
 /// the request's `Host` (the client's `:authority` for an h2 client), and
 /// `Host` itself is dropped: as Envoy and nginx (`grpc_pass`) do, and as RFC
 /// 9113 §8.3.1 asks of an intermediary. Without a usable `Host`, the
-/// backend's own address. `:scheme` is `http`: the hop to the backend is
-/// cleartext (the client's scheme is in `X-Forwarded-Proto`).
+/// backend's own address. `:scheme` is that of the hop to the backend:
+/// `http`, or `https` over TLS (the client's is in `X-Forwarded-Proto`).
 /// Connection-specific fields must not appear in HTTP/2 (RFC 9113 §8.2.2):
 /// `strip_hop_by_hop` removed them; `Connection: te` (set for HTTP/1.1
 /// backends) and an `Upgrade` go too, `TE: trailers` stays.
-fn to_h2(req: &mut Request<UpstreamBody>, backend: &str) {
+fn to_h2(req: &mut Request<UpstreamBody>, tls: bool, backend: &str) {
     let headers = req.headers_mut();
     let host = headers.remove(header::HOST);
     headers.remove(header::CONNECTION);
@@ -58,7 +59,7 @@ fn to_h2(req: &mut Request<UpstreamBody>, backend: &str) {
         .and_then(|h| Authority::try_from(h.as_bytes()).ok())
         .or_else(|| Authority::try_from(backend).ok());
     let mut parts = uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
+    parts.scheme = Some(if tls { Scheme::HTTPS } else { Scheme::HTTP });
     parts.authority = authority;
     parts.path_and_query = Some(
         req.uri()
@@ -115,7 +116,7 @@ mod tests {
     #[test]
     fn h2_backends_get_authority_and_no_connection_headers() {
         let mut req = request(Some("api.test:8443"), true);
-        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        for_protocol(&mut req, UpstreamProtocol::H2, false, "127.0.0.1:9000");
         assert_eq!(req.version(), Version::HTTP_2);
         assert_eq!(req.uri(), "http://api.test:8443/p?q=1");
         assert!(
@@ -126,7 +127,7 @@ mod tests {
         assert_eq!(req.headers()[header::TE], "trailers");
 
         // Unsent, then to an HTTP/1.1 backend: back as it was.
-        for_protocol(&mut req, UpstreamProtocol::Http1, "127.0.0.1:9001");
+        for_protocol(&mut req, UpstreamProtocol::Http1, false, "127.0.0.1:9001");
         assert_eq!(req.version(), Version::HTTP_11);
         assert_eq!(req.uri(), "/p?q=1");
         assert_eq!(req.headers()[header::HOST], "api.test:8443");
@@ -134,17 +135,22 @@ mod tests {
 
         // No usable Host: the backend's own address.
         let mut req = request(None, false);
-        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        for_protocol(&mut req, UpstreamProtocol::H2, false, "127.0.0.1:9000");
         assert_eq!(req.uri(), "http://127.0.0.1:9000/p?q=1");
         let mut req = request(Some("bad host"), false);
-        for_protocol(&mut req, UpstreamProtocol::H2, "127.0.0.1:9000");
+        for_protocol(&mut req, UpstreamProtocol::H2, false, "127.0.0.1:9000");
         assert_eq!(req.uri(), "http://127.0.0.1:9000/p?q=1");
+
+        // Over TLS, `:scheme` is https.
+        let mut req = request(Some("api.test"), false);
+        for_protocol(&mut req, UpstreamProtocol::H2, true, "127.0.0.1:9000");
+        assert_eq!(req.uri(), "https://api.test/p?q=1");
     }
 
     #[test]
     fn http1_requests_are_left_alone() {
         let mut req = request(Some("a.test"), false);
-        for_protocol(&mut req, UpstreamProtocol::Http1, "127.0.0.1:9000");
+        for_protocol(&mut req, UpstreamProtocol::Http1, false, "127.0.0.1:9000");
         assert_eq!(req.uri(), "/p?q=1");
         assert_eq!(req.headers()[header::HOST], "a.test");
         assert_eq!(req.headers().len(), 1);

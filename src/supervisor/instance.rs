@@ -534,8 +534,15 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
 /// a port of its own instead of the one shoal gave it.
 fn warn_still_starting(inst: &Instance) {
     let settings = inst.settings();
+    let tls = inst.endpoint.pool.tls().is_some();
     let probe = match &settings.health.path {
-        Some(path) => format!("GET http://{}{path}", inst.endpoint.addr),
+        Some(path) => format!(
+            "{} {}://{}{path}",
+            settings.health.method,
+            if tls { "https" } else { "http" },
+            inst.endpoint.addr
+        ),
+        None if tls => format!("a TLS handshake with {}", inst.endpoint.addr),
         None => format!("a TCP connect to {}", inst.endpoint.addr),
     };
     let last = inst

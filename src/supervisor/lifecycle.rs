@@ -308,15 +308,16 @@ impl Supervisor {
     }
 
     /// A config reload changed the app section. Returns true when the
-    /// instances must be replaced (command, environment, directory, host or
-    /// protocol changed); other keys apply to running instances from now on.
+    /// instances must be replaced (command, environment, directory, host,
+    /// protocol or TLS changed); other keys apply to running instances from now on.
     pub fn update_spec(&self, new: &AppConfig) -> bool {
         let old = self.spec();
         let template_changed = old.command != new.command
             || old.env != new.env
             || old.cwd != new.cwd
             || old.host != new.host
-            || old.protocol != new.protocol;
+            || old.protocol != new.protocol
+            || old.tls != new.tls;
         self.health.store(Arc::new(new.health.clone()));
         self.spec.store(Arc::new(new.clone()));
         for i in self.instances() {

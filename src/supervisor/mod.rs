@@ -58,7 +58,16 @@ pub struct Supervisor {
     /// ended (`Err` when it stopped).
     last_rollout: Mutex<Option<LastRollout>>,
     stop: CancellationToken,
+    /// `app.tls`: the connector the instances are reached with, built once
+    /// per `(tls, protocol)` of the spec (the files are read then).
+    tls: Mutex<Option<AppTls>>,
 }
+
+type AppTls = (
+    shoal_config::UpstreamTlsConfig,
+    shoal_config::UpstreamProtocol,
+    Arc<crate::tls::client::Connector>,
+);
 
 /// How the last rolling reload ended, for `shoal status`.
 #[derive(Debug, Clone)]
@@ -104,6 +113,7 @@ impl Supervisor {
             operation: Arc::new(Mutex::new(None)),
             last_rollout: Mutex::new(None),
             stop: CancellationToken::new(),
+            tls: Mutex::new(None),
         });
         let spec = sup.spec.load_full();
         for slot in 1..=app.instances {
@@ -176,19 +186,46 @@ impl Supervisor {
         self.operation.lock().ok()?.clone()
     }
 
+    /// The TLS connector for instances of `spec` (`app.tls`), built the
+    /// first time and again only when `app.tls` or `app.protocol` changed.
+    fn tls_for(&self, spec: &AppConfig) -> io::Result<Option<Arc<crate::tls::client::Connector>>> {
+        let at = match &*self.name {
+            shoal_config::APP_POOL => "app".to_string(),
+            name => format!("apps.{name}"),
+        };
+        let Some(tls) = spec.backend_tls(&at) else {
+            return Ok(None);
+        };
+        let mut cached = self.tls.lock().map_err(|_| io::Error::other("poisoned"))?;
+        if let Some((settings, protocol, connector)) = cached.as_ref() {
+            if settings == tls.settings && *protocol == spec.protocol {
+                return Ok(Some(connector.clone()));
+            }
+        }
+        let connector = crate::tls::client::Connector::new(&tls, spec.protocol)
+            .map(Arc::new)
+            .map_err(|problems| {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                io::Error::other(text.join("; "))
+            })?;
+        *cached = Some((tls.settings.clone(), spec.protocol, connector.clone()));
+        Ok(Some(connector))
+    }
+
     fn add_instance(
         self: &Arc<Self>,
         slot: u32,
         generation: u64,
         spec: Arc<AppConfig>,
     ) -> io::Result<Arc<Instance>> {
+        let tls = self.tls_for(&spec)?;
         let port = ports::free_port(spec.host)?;
         let id = format!("{}-{slot}", self.name);
         let endpoint = Endpoint::new(
             id,
             SocketAddr::new(spec.host, port),
             1,
-            &self.pool.with_protocol(spec.protocol),
+            &self.pool.for_backend(spec.protocol, tls),
         );
         endpoint.set_local_max_fails(self.spec().max_fails);
         let inst = Arc::new(Instance::new(

@@ -1,9 +1,12 @@
-//! TLS termination on the public listener (rustls, ring provider).
+//! TLS termination on the public listener (rustls, ring provider), and
+//! TLS to backends (`client.rs`).
 //!
 //! - `certs.rs`: PEM files → certificate chains and keys, checked to match;
 //!   the set of certificates and which DNS names each serves.
 //! - `resolver.rs`: the certificate for a handshake, by SNI, from an
 //!   `ArcSwap`'d set: a reload swaps certificates for new handshakes only.
+//! - `client.rs`: the rustls client config of an `https://` upstream or of
+//!   `app.tls`, its config-load check, and certificate errors in words.
 //!
 //! [`Terminator`] is what the listener asks, once per accepted connection,
 //! whether to do a handshake and with which rustls config. TLS can be turned
@@ -11,6 +14,7 @@
 //! accepted after it, as `limits` do.
 
 mod certs;
+pub mod client;
 mod resolver;
 
 use std::sync::Arc;

@@ -25,5 +25,6 @@ mod smuggling;
 mod supervision;
 mod timeouts;
 mod tls;
+mod upstream_tls;
 mod vtc;
 mod websocket;

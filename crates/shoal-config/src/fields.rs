@@ -224,6 +224,35 @@ pub(crate) fn tls_version<'de, D: Deserializer<'de>>(d: D) -> Result<TlsVersion,
     d.deserialize_any(V)
 }
 
+/// `app.tls`: `true` (TLS with every default), `false` or nothing
+/// (cleartext), or the same block as `upstreams[].tls`.
+pub(crate) fn app_tls<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::model::UpstreamTlsConfig>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<crate::model::UpstreamTlsConfig>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(
+                "`true`, `false` or a mapping with `ca`, `server_name`, `cert`, `key`, `verify`",
+            )
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(v.then(crate::model::UpstreamTlsConfig::default))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Deserialize::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_any(V)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

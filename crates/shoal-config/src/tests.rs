@@ -607,10 +607,10 @@ fn outlier_ejection_and_slow_start() {
 #[test]
 fn upstream_url_and_weight() {
     assert_eq!(
-        err("upstreams:\n  - url: https://api:443\n    weight: 0\n  - url: api:80\n"),
-        "shoal.yaml:2: upstreams[0].url: https is not supported yet (got `https://api:443`); use `http://HOST:PORT`\n\
+        err("upstreams:\n  - url: https://api\n    weight: 0\n  - url: api:80\n"),
+        "shoal.yaml:2: upstreams[0].url: missing port: write `https://api:PORT`\n\
          shoal.yaml:3: upstreams[0].weight: must be between 1 and 1000 (got 0)\n\
-         shoal.yaml:4: upstreams[1].url: missing `http://`: write `http://api:80`"
+         shoal.yaml:4: upstreams[1].url: missing `http://`: write `http://api:80` (or `https://api:80`)"
     );
 }
 

@@ -1,4 +1,4 @@
-//! `upstreams[].url`: only `http://host:port` for now.
+//! `upstreams[].url`: `http://host:port` or `https://host:port`.
 
 use std::net::Ipv6Addr;
 
@@ -18,32 +18,30 @@ impl UpstreamConfig {
 
 pub(crate) fn parse_http_url(url: &str) -> Result<(String, u16), String> {
     if url.trim().is_empty() {
-        return Err("must not be empty; expected `http://HOST:PORT`".into());
+        return Err("must not be empty; expected `http://HOST:PORT` or `https://HOST:PORT`".into());
     }
-    let rest = match url.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
-            return Err(format!(
-                "https is not supported yet (got `{url}`); use `http://HOST:PORT`"
-            ))
-        }
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => ("http", rest),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => ("https", rest),
         Some((scheme, _)) => {
             return Err(format!(
-                "unsupported scheme `{scheme}` in `{url}`; use `http://HOST:PORT`"
+                "unsupported scheme `{scheme}` in `{url}`; use `http://HOST:PORT` or `https://HOST:PORT`"
             ))
         }
-        None => return Err(format!("missing `http://`: write `http://{url}`")),
+        None => return Err(format!("missing `http://`: write `http://{url}` (or `https://{url}`)")),
     };
     // A single trailing slash is harmless; any other path is not proxied to.
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     if !tail.is_empty() && tail != "/" {
         return Err(format!(
-            "must not have a path, query or fragment (got `{tail}`); write only `http://HOST:PORT`"
+            "must not have a path, query or fragment (got `{tail}`); write only `{scheme}://HOST:PORT`"
         ));
     }
     if authority.contains('@') {
-        return Err("must not contain user info (`user@`); write only `http://HOST:PORT`".into());
+        return Err(format!(
+            "must not contain user info (`user@`); write only `{scheme}://HOST:PORT`"
+        ));
     }
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let Some((ip, after)) = bracketed.split_once(']') else {
@@ -53,22 +51,22 @@ pub(crate) fn parse_http_url(url: &str) -> Result<(String, u16), String> {
             return Err(format!("invalid IPv6 address `{ip}`"));
         }
         let Some(port) = after.strip_prefix(':') else {
-            return Err(format!("missing port: write `http://[{ip}]:PORT`"));
+            return Err(format!("missing port: write `{scheme}://[{ip}]:PORT`"));
         };
         (ip, port)
     } else {
         match authority.matches(':').count() {
-            0 => return Err(format!("missing port: write `http://{authority}:PORT`")),
+            0 => return Err(format!("missing port: write `{scheme}://{authority}:PORT`")),
             1 => authority.split_once(':').unwrap_or((authority, "")),
             _ => {
                 return Err(format!(
-                "IPv6 addresses must be in brackets, like `http://[::1]:8080` (got `{authority}`)"
+                "IPv6 addresses must be in brackets, like `{scheme}://[::1]:8080` (got `{authority}`)"
             ))
             }
         }
     };
     if host.is_empty() {
-        return Err("missing host: expected `http://HOST:PORT`".into());
+        return Err(format!("missing host: expected `{scheme}://HOST:PORT`"));
     }
     if !host.contains(':') && !is_valid_hostname(host) {
         return Err(format!("invalid host `{host}`"));
@@ -106,6 +104,7 @@ mod tests {
             url: url.into(),
             weight: 1,
             protocol: Default::default(),
+            tls: None,
         }
         .host_port()
     }
@@ -124,11 +123,12 @@ mod tests {
     #[test]
     fn says_what_is_wrong() {
         let err = |u| hp(u).unwrap_err();
+        assert_eq!(hp("https://a:443"), Ok(("a".into(), 443)));
+        assert_eq!(err("https://a"), "missing port: write `https://a:PORT`");
         assert_eq!(
-            err("https://a:443"),
-            "https is not supported yet (got `https://a:443`); use `http://HOST:PORT`"
+            err("a:80"),
+            "missing `http://`: write `http://a:80` (or `https://a:80`)"
         );
-        assert_eq!(err("a:80"), "missing `http://`: write `http://a:80`");
         assert_eq!(err("http://a"), "missing port: write `http://a:PORT`");
         assert_eq!(
             err("http://[::1]"),

@@ -16,8 +16,6 @@ use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use shoal_config::UpstreamProtocol;
-
 use super::head::edit_head;
 use super::idle::Idle;
 use super::io::{give_vec, grow, take_vec, write_all, MAX_RESPONSE_HEAD};
@@ -38,7 +36,7 @@ pub enum Served {
     KeepAlive,
     /// The connection ends here.
     Close,
-    /// Not served: the request needs hyper's path (an h2 backend).
+    /// Not served: the request needs hyper's path (an h2 or TLS backend).
     /// Nothing was written to the client.
     Handoff,
 }
@@ -147,14 +145,16 @@ pub async fn serve(
     let mut attempts = Attempts::new(proxy, routing, target, req.key);
     let mut last_error = ProxyError::NoBackend;
     let served = loop {
-        let Some(endpoint) = attempts.pick(&req.request_id) else {
+        // A set with an h2 or TLS backend: hyper's path (raw sockets are
+        // cleartext HTTP/1.1), decided before the balancer picks.
+        let Ok(picked) = attempts.pick_native(&req.request_id) else {
+            break Some(Served::Handoff);
+        };
+        let Some(endpoint) = picked else {
             break None;
         };
-        if endpoint.pool.protocol() == UpstreamProtocol::H2 {
-            if attempts.is_first() {
-                break Some(Served::Handoff);
-            }
-            // A retry that lands on an h2 backend (a mixed set): not here.
+        if !endpoint.pool.raw_ok() {
+            // The set changed since (a reload added such a backend): not here.
             attempts.pass_over(&endpoint);
             continue;
         }

@@ -48,10 +48,13 @@ impl Leaf {
 
 impl TestCa {
     pub fn new() -> TestCa {
+        TestCa::named("shoal test CA")
+    }
+
+    /// A CA whose name (common name) is `cn`.
+    pub fn named(cn: &str) -> TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "shoal test CA");
+        params.distinguished_name.push(DnType::CommonName, cn);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -75,8 +78,21 @@ impl TestCa {
 
     /// A leaf for `names` (subjectAltName DNS names) with common name `cn`.
     pub fn leaf(&self, names: &[&str], cn: &str) -> Leaf {
+        self.leaf_valid(names, cn, true)
+    }
+
+    /// A leaf whose validity ended in 2021.
+    pub fn expired_leaf(&self, names: &[&str], cn: &str) -> Leaf {
+        self.leaf_valid(names, cn, false)
+    }
+
+    fn leaf_valid(&self, names: &[&str], cn: &str, valid: bool) -> Leaf {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
+        if !valid {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         params.distinguished_name.push(DnType::CommonName, cn);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();

@@ -73,6 +73,13 @@ pub struct AppConfig {
     pub max_memory: Option<u64>,
     /// The protocol shoal speaks to the instances.
     pub protocol: UpstreamProtocol,
+    /// The instances serve TLS: `true` (every default) or the same block
+    /// as `upstreams[].tls`; `None`/`false`: cleartext.
+    #[serde(
+        deserialize_with = "crate::fields::app_tls",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tls: Option<super::UpstreamTlsConfig>,
 }
 
 /// `app.restart`, as Docker's and PM2's restart policies.
@@ -109,6 +116,7 @@ impl Default for AppConfig {
             max_fails: 3,
             max_memory: None,
             protocol: UpstreamProtocol::Http1,
+            tls: None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod listeners;
 mod proxy;
 mod routes;
 mod tls;
+mod upstream_tls;
 mod upstreams;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use listeners::*;
 pub use proxy::*;
 pub use routes::*;
 pub use tls::*;
+pub use upstream_tls::*;
 pub use upstreams::*;
 
 /// The whole `shoal.yaml`.

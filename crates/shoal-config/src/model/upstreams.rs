@@ -14,13 +14,16 @@ use super::{BalanceConfig, HealthConfig};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `http://host:port` of a backend shoal does not start.
+    /// `http://host:port` (or `https://`) of a backend shoal does not start.
     pub url: String,
     #[serde(default = "default_weight")]
     pub weight: u32,
     /// The protocol shoal speaks to this backend.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// TLS settings of an `https://` upstream (default: every default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::UpstreamTlsConfig>,
 }
 
 fn default_weight() -> u32 {
@@ -102,6 +105,27 @@ impl Upstreams {
             Upstreams::Groups(g) => Some(g.iter().map(|(k, v)| (k.as_str(), v))),
         };
         groups.into_iter().flatten()
+    }
+
+    /// Every backend with its key path (`upstreams[0]`, `upstreams.api[1]`),
+    /// in the order of [`Upstreams::all`].
+    pub fn keyed(&self) -> Vec<(String, &UpstreamConfig)> {
+        let mut out: Vec<_> = self
+            .list()
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("upstreams[{i}]"), u))
+            .collect();
+        for (name, group) in self.groups() {
+            out.extend(
+                group
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| (format!("upstreams.{name}[{i}]"), u)),
+            );
+        }
+        out
     }
 
     /// Every backend: its group (`None` in the flat list) and its config.

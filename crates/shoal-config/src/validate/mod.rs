@@ -12,6 +12,7 @@ mod log;
 mod proxy;
 mod routes;
 mod tls;
+mod upstream_tls;
 
 use std::time::Duration;
 
@@ -154,6 +155,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     listeners::listeners(&mut c, config);
     app::apps(&mut c, config);
     proxy::upstreams(&mut c, &config.upstreams);
+    upstream_tls::backend_tls(&mut c, config);
     health::health(&mut c, "health", &config.health);
     proxy::balance(&mut c, "balance", &config.balance);
     routes::routes(&mut c, config);
