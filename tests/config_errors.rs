@@ -595,3 +595,17 @@ mod backend_tls {
         assert!(run.stdout().contains("verify: false"), "{}", run.stdout());
     }
 }
+
+#[test]
+fn a_listeners_own_routes() {
+    assert_rejected(
+        "app: {command: x}\nlisteners:\n  - listen: 127.0.0.1:8001\n  - listen: 127.0.0.1:8002\n    routes:\n      - to: apq\n",
+        6,
+        "listeners[1].routes[0].to: `apq` is not an app or upstream group (did you mean `app`?); the pools are `app`",
+    );
+    assert_rejected(
+        "app: {command: x}\nlisteners:\n  - listen: 127.0.0.1:8001\n    routes:\n      - {to: app}\n      - {match: {path: /x}, to: app}\n",
+        6,
+        "listeners[0].routes[1]: can never match: `listeners[0].routes[0]` (line 5) comes first",
+    );
+}

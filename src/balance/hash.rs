@@ -397,6 +397,7 @@ mod tests {
         let b = Hash::on(Some(&HashKey::Header("x-user".into())));
         let (client, headers, uri) = request([10, 0, 0, 1], "/");
         let req = RequestView {
+            listener: "",
             client,
             method: "GET",
             target: uri.path_and_query().unwrap().as_str(),
@@ -420,6 +421,7 @@ mod tests {
         headers.append("x-empty", "".parse().unwrap());
         let uri: http::Uri = "http://h/a/b?x=1&user=bob&user=eve&flag".parse().unwrap();
         let req = RequestView {
+            listener: "",
             client,
             method: "GET",
             target: uri.path_and_query().unwrap().as_str(),
@@ -443,11 +445,13 @@ mod tests {
         let k = ip.request_key(&req);
         assert_eq!(k, Some(hash_ip(client)));
         let mapped = RequestView {
+            listener: "",
             client: "::ffff:192.0.2.7".parse().unwrap(),
             ..req
         };
         assert_eq!(ip.request_key(&mapped), k);
         let neighbour = RequestView {
+            listener: "",
             client: "192.0.2.8".parse().unwrap(),
             ..req
         };

@@ -48,9 +48,8 @@ pub(super) struct Ready {
 pub(super) fn admit(
     req: Request<RequestBody>,
     routing: &Routing,
-    peer: SocketAddr,
-    local: SocketAddr,
-    proto: &'static str,
+    (peer, local, proto): (SocketAddr, SocketAddr, &'static str),
+    listener: &str,
 ) -> Result<(Ready, RequestBody), Box<Response<ProxyBody>>> {
     let (mut parts, mut body) = req.into_parts();
     let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
@@ -70,6 +69,7 @@ pub(super) fn admit(
     // The *route* phase, on the request as the client sent it (Host set).
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let view = RequestView {
+        listener,
         client,
         method: parts.method.as_str(),
         target,

@@ -152,12 +152,15 @@ impl Proxy {
 
     /// One request from `peer` on the listener's address `local`; `proto`
     /// (`http` or `https`) is how it arrived, for `X-Forwarded-Proto`.
+    /// `listener`: the name of the public listener it came on (its own
+    /// routes, if it has any).
     pub async fn handle(
         &self,
         req: Request<RequestBody>,
         peer: SocketAddr,
         local: SocketAddr,
         proto: &'static str,
+        listener: &str,
     ) -> Response<ProxyBody> {
         let isolate = isolated(&req);
         let client_h1 = req.version() < Version::HTTP_2;
@@ -166,7 +169,7 @@ impl Proxy {
         // hyper would keep that much in every client connection's state,
         // idle or not, and copy it on each move; boxed it is allocated per
         // request and never moved.
-        let mut resp = Box::pin(self.send(req, peer, local, proto, isolate)).await;
+        let mut resp = Box::pin(self.send(req, (peer, local, proto), listener, isolate)).await;
         if isolate && client_h1 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             // Nothing after this request on the client's connection is read
             // (a proxy in front may have framed it otherwise).
@@ -179,15 +182,14 @@ impl Proxy {
     async fn send(
         &self,
         req: Request<RequestBody>,
-        peer: SocketAddr,
-        local: SocketAddr,
-        proto: &'static str,
+        (peer, local, proto): (SocketAddr, SocketAddr, &'static str),
+        listener: &str,
         isolate: bool,
     ) -> Response<ProxyBody> {
         // Owned: it lives across the awaits below (arc-swap's guards are
         // meant for short borrows).
         let routing = self.routing.load_full();
-        let (ready, body) = match admit(req, &routing, peer, local, proto) {
+        let (ready, body) = match admit(req, &routing, (peer, local, proto), listener) {
             Ok(admitted) => admitted,
             Err(refused) => return *refused,
         };
@@ -472,6 +474,7 @@ mod future_sizes {
                 ([127, 0, 0, 1], 1).into(),
                 ([127, 0, 0, 1], 2).into(),
                 "http",
+                "",
             )
         };
         let size = size_of_return(&handle);

@@ -103,6 +103,8 @@ struct Handler {
     /// `redirect_https`: every request is answered with a redirect to
     /// this port (`proxy/redirect.rs`), none is proxied.
     redirect: Option<HttpsPort>,
+    /// The listener's name (its own routes).
+    listener: Arc<str>,
 }
 
 impl Handler {
@@ -114,10 +116,11 @@ impl Handler {
         proxy: Arc<Proxy>,
         limits: &LimitsConfig,
         stream: &tokio::net::TcpStream,
-        peer: SocketAddr,
-        proto: &'static str,
+        (peer, proto): (SocketAddr, &'static str),
+        listener: &Arc<str>,
     ) -> Handler {
         Handler {
+            listener: listener.clone(),
             proxy,
             watch: ConnWatch::new(limits),
             max_body_size: limits.max_body_size,
@@ -147,9 +150,11 @@ where
         local,
         proto,
         redirect,
+        listener,
     } = h;
     let service = service_fn(move |req: Request<Incoming>| {
         let proxy = proxy.clone();
+        let listener = listener.clone();
         let redirect = redirect.as_ref().map(|p| p.load(Ordering::Relaxed));
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
         let (busy, reading) = watch.request_started(!req.body().is_end_stream(), upgrade);
@@ -159,7 +164,7 @@ where
                 Some(port) => super::redirect::answer(&req, local, port),
                 None => {
                     let req = limits::counted(req, max_body_size, reading);
-                    proxy.handle(req, peer, local, proto).await
+                    proxy.handle(req, peer, local, proto, &listener).await
                 }
             };
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -267,6 +272,8 @@ struct NativeShared {
     /// The listener's idle waits and drain (the same across rebuilds); the
     /// drain begins when `stop` fires.
     idle: Arc<h1::Idle>,
+    /// The listener's name (its own routes), as a reload may change it.
+    role: Arc<ArcSwap<ListenerRole>>,
 }
 
 impl NativeShared {
@@ -275,6 +282,7 @@ impl NativeShared {
         builder: &Arc<auto::Builder<TokioExecutor>>,
         limits: &LimitsConfig,
         idle: &Arc<h1::Idle>,
+        role: &Arc<ArcSwap<ListenerRole>>,
     ) -> Arc<NativeShared> {
         // The idle sweeper's tick follows these limits.
         idle.set_tick(&[limits.idle_timeout, limits.header_read_timeout]);
@@ -290,6 +298,7 @@ impl NativeShared {
                 abort_on_close: limits.abort_on_client_close,
             },
             idle: idle.clone(),
+            role: role.clone(),
         })
     }
 }
@@ -313,22 +322,12 @@ async fn native_connection(
         &mut stream,
         &peer,
         &shared.proxy,
-        &shared.native,
+        (&shared.native, &shared.role),
         &shared.idle,
     )
     .await;
     if let h1::End::Handoff(read) = end {
-        let proxy = shared.proxy.clone();
-        after_handoff(
-            stream,
-            read,
-            peer,
-            proxy,
-            stop,
-            &shared.builder,
-            &shared.limits,
-        )
-        .await;
+        after_handoff(stream, read, peer, stop, &shared).await;
     }
     drop(slot);
     drop(open);
@@ -340,16 +339,24 @@ fn after_handoff(
     stream: tokio::net::TcpStream,
     read: Vec<u8>,
     peer: SocketAddr,
-    proxy: Arc<Proxy>,
     stop: CancellationToken,
-    builder: &auto::Builder<TokioExecutor>,
-    limits: &LimitsConfig,
+    shared: &NativeShared,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     // The bytes already read count as the head's first: the header timer
     // runs on from now.
-    let handler = Handler::new(proxy, limits, &stream, peer, "http");
+    let handler = Handler::new(
+        shared.proxy.clone(),
+        &shared.limits,
+        &stream,
+        (peer, "http"),
+        &shared.role.load().name,
+    );
     let io = WatchedIo::new(h1::Rewind::new(stream, read), handler.watch.clone());
-    Box::pin(run_hyper(connection(builder, io, handler), peer, stop))
+    Box::pin(run_hyper(
+        connection(&shared.builder, io, handler),
+        peer,
+        stop,
+    ))
 }
 
 /// What a TLS connection is served with.
@@ -417,7 +424,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         https_port,
     } = front;
     let idle = Arc::new(h1::Idle::default());
-    let mut current = Current::new(limits_now(), &proxy, &idle);
+    let mut current = Current::new(limits_now(), &proxy, &idle, &role);
     // The engine's idle deadlines, swept every tick until `serve` ends;
     // then (or if this future is dropped) the drain ends every idle wait,
     // so none outlives its sweeper.
@@ -451,7 +458,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 }
             },
         };
-        current.refresh(limits_now(), &proxy, &idle);
+        current.refresh(limits_now(), &proxy, &idle, &role);
         let _ = stream.set_nodelay(true);
         // Counts as open (in /metrics) until the connection's task ends.
         let slot = (permit, crate::metrics::counters::connection_opened());
@@ -500,10 +507,15 @@ struct Current {
 }
 
 impl Current {
-    fn new(limits: LimitsConfig, proxy: &Arc<Proxy>, idle: &Arc<h1::Idle>) -> Current {
+    fn new(
+        limits: LimitsConfig,
+        proxy: &Arc<Proxy>,
+        idle: &Arc<h1::Idle>,
+        role: &Arc<ArcSwap<ListenerRole>>,
+    ) -> Current {
         let builder = Arc::new(builder_for(&limits));
         Current {
-            native: NativeShared::new(proxy, &builder, &limits, idle),
+            native: NativeShared::new(proxy, &builder, &limits, idle, role),
             slots: limits
                 .max_connections
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
@@ -512,13 +524,19 @@ impl Current {
         }
     }
 
-    fn refresh(&mut self, now: LimitsConfig, proxy: &Arc<Proxy>, idle: &Arc<h1::Idle>) {
+    fn refresh(
+        &mut self,
+        now: LimitsConfig,
+        proxy: &Arc<Proxy>,
+        idle: &Arc<h1::Idle>,
+        role: &Arc<ArcSwap<ListenerRole>>,
+    ) {
         if now == self.limits {
             return;
         }
         let keep_slots = now.max_connections == self.limits.max_connections;
         let slots = self.slots.take();
-        *self = Current::new(now, proxy, idle);
+        *self = Current::new(now, proxy, idle, role);
         if keep_slots {
             self.slots = slots;
         }
@@ -607,7 +625,13 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
     if role.redirect_https {
         // Plain HTTP only (validation refuses `tls` with it). Neither
         // engine runs: both answer alike because neither answers.
-        let mut handler = Handler::new(proxy.clone(), &current.limits, &stream, peer, "http");
+        let mut handler = Handler::new(
+            proxy.clone(),
+            &current.limits,
+            &stream,
+            (peer, "http"),
+            &role.name,
+        );
         handler.redirect = Some(https_port.clone());
         let io = WatchedIo::new(stream, handler.watch.clone());
         let conn = connection(&current.builder, io, handler);
@@ -630,7 +654,13 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
             ));
         }
         None => {
-            let handler = Handler::new(proxy.clone(), &current.limits, &stream, peer, "http");
+            let handler = Handler::new(
+                proxy.clone(),
+                &current.limits,
+                &stream,
+                (peer, "http"),
+                &role.name,
+            );
             let io = WatchedIo::new(stream, handler.watch.clone());
             let conn = connection(&current.builder, io, handler);
             let stop = stop.clone();
@@ -644,7 +674,13 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
             // accept loop, so a slow client cannot hold up accepting. The
             // header-read timer starts now: it bounds the handshake too
             // (as nginx's client_header_timeout did).
-            let handler = Handler::new(proxy.clone(), &current.limits, &stream, peer, "https");
+            let handler = Handler::new(
+                proxy.clone(),
+                &current.limits,
+                &stream,
+                (peer, "https"),
+                &role.name,
+            );
             let tls = TlsConn {
                 config,
                 builder: current.builder.clone(),
@@ -698,14 +734,19 @@ mod future_sizes {
         let limits = shoal_config::LimitsConfig::default();
         let builder = std::sync::Arc::new(super::builder_for(&limits));
         let idle = std::sync::Arc::new(super::h1::Idle::default());
-        let shared = super::NativeShared::new(&proxy, &builder, &limits, &idle);
+        let role = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(super::ListenerRole {
+            name: "test".into(),
+            proxy_protocol: Default::default(),
+            redirect_https: false,
+        }));
+        let shared = super::NativeShared::new(&proxy, &builder, &limits, &idle, &role);
         let stop = tokio_util::sync::CancellationToken::new();
         let drive_size = {
             let mut s2 = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
                 .await
                 .unwrap();
             let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
-            let f = super::h1::drive(&mut s2, &peer, &proxy, &shared.native, &idle);
+            let f = super::h1::drive(&mut s2, &peer, &proxy, (&shared.native, &role), &idle);
             std::mem::size_of_val(&f)
         };
         println!("drive: {drive_size} bytes");

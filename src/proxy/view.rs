@@ -51,6 +51,9 @@ pub struct RequestView<'a> {
     /// The target's path and query (`/p?q=1`; `*` for the asterisk form).
     pub target: &'a str,
     pub headers: Headers<'a>,
+    /// The name of the public listener it came on (for a listener's own
+    /// routes); empty where no route asks.
+    pub listener: &'a str,
 }
 
 impl<'a> RequestView<'a> {
@@ -96,6 +99,7 @@ mod tests {
             assert_eq!(h.get("x-none"), None);
         }
         let v = RequestView {
+            listener: "",
             client: [127, 0, 0, 1].into(),
             method: "GET",
             target: "/a/b?x=1",

@@ -26,8 +26,30 @@ enum Path {
 /// with any value).
 type HeaderCondition = (Box<str>, Option<Box<[u8]>>);
 
+/// Which listeners' requests a route takes.
+#[derive(Debug)]
+pub enum Listeners {
+    Any,
+    /// A listener's own route: only that listener's.
+    Only(Box<str>),
+    /// A top-level route: every listener's but those with routes of
+    /// their own.
+    Except(Box<[Box<str>]>),
+}
+
+impl Listeners {
+    fn take(&self, listener: &str) -> bool {
+        match self {
+            Listeners::Any => true,
+            Listeners::Only(l) => **l == *listener,
+            Listeners::Except(ls) => !ls.iter().any(|l| **l == *listener),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Matcher {
+    listeners: Listeners,
     path: Path,
     host: Host,
     methods: Box<[Box<str>]>,
@@ -35,7 +57,7 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    pub fn new(m: &RouteMatch) -> Matcher {
+    pub fn new(m: &RouteMatch, listeners: Listeners) -> Matcher {
         let host = match &m.host {
             None => Host::Any,
             Some(h) => {
@@ -52,6 +74,7 @@ impl Matcher {
             (None, None) => Path::Any,
         };
         Matcher {
+            listeners,
             path,
             host,
             methods: m.methods.iter().map(|s| s.as_str().into()).collect(),
@@ -68,7 +91,8 @@ impl Matcher {
 
     /// The request meets every condition.
     pub fn matches(&self, req: &RequestView<'_>) -> bool {
-        self.path_matches(req.path())
+        self.listeners.take(req.listener)
+            && self.path_matches(req.path())
             && self.host_matches(req)
             && (self.methods.is_empty() || self.methods.iter().any(|m| **m == *req.method))
             && self.headers.iter().all(|(name, value)| {
@@ -132,6 +156,7 @@ mod tests {
         lines: &'a [httparse::Header<'a>],
     ) -> RequestView<'a> {
         RequestView {
+            listener: "",
             client: [127, 0, 0, 1].into(),
             method,
             target,
@@ -140,7 +165,7 @@ mod tests {
     }
 
     fn m(yaml: &str) -> Matcher {
-        Matcher::new(&serde_yaml_ng::from_str(yaml).unwrap())
+        Matcher::new(&serde_yaml_ng::from_str(yaml).unwrap(), Listeners::Any)
     }
 
     #[test]

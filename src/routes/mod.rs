@@ -20,7 +20,7 @@ use std::time::Duration;
 use shoal_config::{Config, ProxyConfig, RouteConfig};
 
 pub use fixed::{Fixed, Redirect, Respond};
-pub use matcher::Matcher;
+pub use matcher::{Listeners, Matcher};
 pub use rewrite::{HeaderEdits, PathRewrite};
 
 use crate::proxy::view::RequestView;
@@ -85,6 +85,7 @@ pub struct Route {
 pub struct RouteTable {
     routes: Box<[Route]>,
     index: index::RouteIndex,
+    by_listener: bool,
 }
 
 impl RouteTable {
@@ -93,25 +94,40 @@ impl RouteTable {
     /// takes every request to the default pool.
     pub fn new(config: &Config, pool_index: &dyn Fn(&str) -> Option<usize>) -> RouteTable {
         let policy = Policy::new(&config.proxy);
-        let mut built = Vec::new();
-        let default_route;
-        let routes: &[RouteConfig] = if config.routes.is_empty() {
-            default_route = [RouteConfig {
-                name: Some("default".into()),
-                to: config.default_pool().map(str::to_string),
-                ..Default::default()
-            }];
-            &default_route
-        } else {
-            &config.routes
-        };
-        let names: Vec<String> = routes
+        let default_route = [RouteConfig {
+            name: Some("default".into()),
+            to: config.default_pool().map(str::to_string),
+            ..Default::default()
+        }];
+        let lists = config.route_lists();
+        // Listeners with routes of their own; the top-level ones are for
+        // every other listener.
+        let own: Box<[Box<str>]> = lists
             .iter()
-            .enumerate()
-            .map(|(i, r)| r.name.clone().unwrap_or_else(|| format!("routes[{i}]")))
+            .filter_map(|(_, name, _)| name.as_deref().map(Into::into))
             .collect();
-        let stats = stats::for_routes(&names.iter().map(String::as_str).collect::<Vec<_>>());
-        for ((route, name), stats) in routes.iter().zip(names).zip(stats) {
+        let mut flat: Vec<(String, &RouteConfig, Listeners)> = Vec::new();
+        for (at, listener, list) in &lists {
+            let list: &[RouteConfig] = if listener.is_none() && list.is_empty() {
+                &default_route
+            } else {
+                list
+            };
+            for (i, route) in list.iter().enumerate() {
+                let name = route.name.clone().unwrap_or_else(|| format!("{at}[{i}]"));
+                let listeners = match listener {
+                    Some(l) => Listeners::Only(l.as_str().into()),
+                    None if own.is_empty() => Listeners::Any,
+                    None => Listeners::Except(own.clone()),
+                };
+                flat.push((name, route, listeners));
+            }
+        }
+        let names: Vec<&str> = flat.iter().map(|(n, _, _)| n.as_str()).collect();
+        let stats = stats::for_routes(&names);
+        let index = index::RouteIndex::new(flat.iter().map(|(_, r, _)| &r.matches));
+        let mut built = Vec::new();
+        for ((name, route, listeners), stats) in flat.into_iter().zip(stats) {
             let action = match (&route.to, &route.redirect, &route.respond) {
                 (_, Some(r), _) => Action::Redirect(Redirect::new(r)),
                 (_, _, Some(r)) => Action::Respond(Respond::new(r)),
@@ -120,7 +136,7 @@ impl RouteTable {
             };
             built.push(Route {
                 name: name.into(),
-                matcher: Matcher::new(&route.matches),
+                matcher: Matcher::new(&route.matches, listeners),
                 action,
                 path: PathRewrite::new(route),
                 request_headers: HeaderEdits::new(&route.request_headers),
@@ -132,8 +148,14 @@ impl RouteTable {
         }
         RouteTable {
             routes: built.into(),
-            index: index::RouteIndex::new(routes.iter().map(|r| &r.matches)),
+            index,
+            by_listener: !own.is_empty(),
         }
+    }
+
+    /// Some listener has routes of its own: a request's listener matters.
+    pub fn by_listener(&self) -> bool {
+        self.by_listener
     }
 
     /// The first route whose match takes `req`, by its index.
@@ -217,6 +239,7 @@ mod tests {
                             });
                         }
                         let view = RequestView {
+                            listener: "",
                             client: [127, 0, 0, 1].into(),
                             method,
                             target,

@@ -16,6 +16,7 @@ use crate::support::nginx::Nginx;
 use crate::support::{demo_config, Backend, Client, Shoal};
 
 crate::under_both_engines!(
+    a_listener_with_routes_of_its_own,
     each_request_reaches_the_pool_its_route_names,
     routes_answer_themselves_and_unmatched_requests_get_404,
     a_route_has_its_own_timeouts,
@@ -457,5 +458,61 @@ async fn two_apps_scale_and_reload_apart() {
         api.instances.iter().all(|i| i.starts_with("api-")),
         "{:?}",
         api.instances
+    );
+}
+
+/// A listener with `routes` of its own serves those; the other listeners
+/// serve the top-level ones.
+async fn a_listener_with_routes_of_its_own() {
+    let (public, internal) = (crate::support::free_port(), crate::support::free_port());
+    let shoal = Shoal::start(
+        &demo_config(
+            1,
+            &format!(
+                "proxy: {{ retries: 1 }}
+listeners:
+  - {{ name: public, listen: 127.0.0.1:{public} }}
+  - name: internal
+    listen: 127.0.0.1:{internal}
+    routes:
+      - {{ name: internal-app, match: {{ path_prefix: /app }}, to: app, strip_prefix: /app }}
+      - {{ name: internal-other, respond: {{ status: 403, body: internal only }} }}
+routes:
+  - {{ name: public-app, to: app }}
+"
+            ),
+        )
+        // `listeners` in place of the one-listener `listen`.
+        .replacen("listen: 127.0.0.1:0\n", "", 1),
+    );
+    shoal.wait_healthy(1).await;
+    let addr = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut on_public = Client::new(addr(public));
+    let mut on_internal = Client::new(addr(internal));
+    // The top-level routes on the public listener: everything to the app.
+    let r = get(&mut on_public, "a.test", "/").await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["path"].as_str()),
+        (200, Some("/"))
+    );
+    let r = get(&mut on_public, "a.test", "/app").await;
+    assert_eq!(r.status, 404, "the demo app has no /app");
+    // The internal listener's own: /app stripped to the app, the rest 403.
+    let r = get(&mut on_internal, "a.test", "/app").await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["path"].as_str()),
+        (200, Some("/"))
+    );
+    let r = get(&mut on_internal, "a.test", "/").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(&r.body[..], b"internal only");
+    let m = shoal.metrics().await;
+    assert!(
+        m["shoal_route_requests_total{route=\"internal-other\"}"] >= 1.0,
+        "{m:?}"
+    );
+    assert!(
+        m["shoal_route_requests_total{route=\"public-app\"}"] >= 2.0,
+        "{m:?}"
     );
 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::task::Poll;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -23,6 +24,7 @@ use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEA
 use super::request::{prepare, Head};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
+use crate::proxy::listener::ListenerRole;
 use crate::proxy::stall::Stalled;
 
 /// The `limits:` a connection was accepted under.
@@ -54,7 +56,7 @@ pub async fn drive(
     stream: &mut TcpStream,
     peer: &SocketAddr,
     proxy: &Proxy,
-    limits: &ConnLimits,
+    (limits, role): (&ConnLimits, &ArcSwap<ListenerRole>),
     idle: &Idle,
 ) -> End {
     // The first request's head is due header_read_timeout after accepting
@@ -89,7 +91,15 @@ pub async fn drive(
         };
         // Boxed: what a request needs lives only while it does, so an idle
         // connection's task holds no more than the wait above.
-        let step = Box::pin(one_request(stream, *peer, proxy, *limits, idle, read)).await;
+        let step = Box::pin(one_request(
+            stream,
+            *peer,
+            proxy,
+            (*limits, role),
+            idle,
+            read,
+        ))
+        .await;
         match step {
             Step::Next(pipelined) => held = pipelined.map(Box::new),
             Step::Closed => return End::Closed,
@@ -127,7 +137,7 @@ async fn one_request(
     stream: &mut TcpStream,
     peer: SocketAddr,
     proxy: &Proxy,
-    limits: ConnLimits,
+    (limits, role): (ConnLimits, &ArcSwap<ListenerRole>),
     idle: &Idle,
     read: Read,
 ) -> Step {
@@ -137,9 +147,18 @@ async fn one_request(
         mut head_deadline,
     } = read;
     let routing = proxy.routing();
+    // The listener's name only when a listener has routes of its own.
+    let role = routing.routes.by_listener().then(|| role.load());
+    let listener = role.as_ref().map_or("", |r| &r.name);
     let mut head = take_vec();
     let (req, answered) = loop {
-        match prepare(&buf[..filled], peer, "http", &routing, &mut head) {
+        match prepare(
+            &buf[..filled],
+            (peer, listener),
+            "http",
+            &routing,
+            &mut head,
+        ) {
             Head::Ready(req) | Head::Answered(req) if req.len > limits.max_head => {
                 return handoff(buf, filled, head)
             }

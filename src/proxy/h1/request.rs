@@ -143,7 +143,7 @@ fn classify(name: &[u8]) -> Name {
 /// route answers itself, the answer.
 pub fn prepare(
     buf: &[u8],
-    peer: SocketAddr,
+    (peer, listener): (SocketAddr, &str),
     proto: &'static str,
     routing: &Routing,
     out: &mut Vec<u8>,
@@ -196,6 +196,7 @@ pub fn prepare(
         _ => RequestId::generate(),
     };
     let view = RequestView {
+        listener,
         client,
         method,
         target: path,
@@ -435,7 +436,7 @@ mod tests {
         let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
         let routing = Routing::single(table, &config);
         let mut out = Vec::new();
-        let head = prepare(raw.as_bytes(), peer(), "http", &routing, &mut out);
+        let head = prepare(raw.as_bytes(), (peer(), ""), "http", &routing, &mut out);
         (head, String::from_utf8(out).unwrap())
     }
 

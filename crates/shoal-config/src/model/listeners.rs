@@ -9,6 +9,25 @@ use serde::{Deserialize, Serialize};
 
 use super::{Config, TlsConfig};
 
+impl Config {
+    /// Every list of routes with its key path: the top-level `routes`,
+    /// then each listener's own, with the listener's name.
+    pub fn route_lists(&self) -> Vec<(String, Option<String>, &[super::RouteConfig])> {
+        let mut out = vec![("routes".to_string(), None, self.routes.as_slice())];
+        for (i, l) in self.listeners.iter().enumerate() {
+            if !l.routes.is_empty() {
+                let name = l.name.clone().unwrap_or_else(|| l.listen.to_string());
+                out.push((
+                    format!("listeners[{i}].routes"),
+                    Some(name),
+                    l.routes.as_slice(),
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// One item of `listeners:`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,8 +49,10 @@ pub struct ListenerConfig {
     /// `send-proxy` / `send-proxy-v2`) that carries the client's address.
     #[serde(default)]
     pub proxy_protocol: ProxyProtocol,
-    // The per-listener `routes` key (which routes this listener serves)
-    // belongs here, beside the top-level `routes:`.
+    /// This listener's own routes, in place of the top-level `routes`
+    /// (as an nginx `server` block has its own `location`s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<super::RouteConfig>,
 }
 
 /// `listeners[].proxy_protocol`.

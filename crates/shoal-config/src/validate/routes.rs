@@ -35,24 +35,38 @@ pub(super) fn plain_name(name: &str) -> bool {
 pub(super) fn routes(c: &mut Checker<'_>, config: &Config) {
     pools(c, config);
     let names = config.pool_names();
-    let mut seen_names: Vec<(String, usize)> = Vec::new();
-    for (i, route) in config.routes.iter().enumerate() {
-        let at = format!("routes[{i}]");
+    let mut seen_names: Vec<(String, String)> = Vec::new();
+    for (list_at, _, list) in config.route_lists() {
+        route_list(c, &list_at, list, &names, &mut seen_names);
+    }
+}
+
+/// One list of routes (`routes`, or `listeners[N].routes`); route names
+/// differ across every list.
+fn route_list(
+    c: &mut Checker<'_>,
+    list_at: &str,
+    list: &[RouteConfig],
+    pools: &[&str],
+    seen_names: &mut Vec<(String, String)>,
+) {
+    for (i, route) in list.iter().enumerate() {
+        let at = format!("{list_at}[{i}]");
         if let Some(name) = &route.name {
             if !plain_name(name) {
                 c.invalid(
                     &format!("{at}.name"),
                     format!("`{name}` is not a usable name: use letters, digits, `-`, `_` and `.`"),
                 );
-            } else if let Some((_, j)) = seen_names.iter().find(|(n, _)| n == name) {
+            } else if let Some((_, other)) = seen_names.iter().find(|(n, _)| n == name) {
                 c.invalid(
                     &format!("{at}.name"),
-                    format!("`{name}` is also the name of `routes[{j}]`; route names must differ"),
+                    format!("`{name}` is also the name of `{other}`; route names must differ"),
                 );
             }
-            seen_names.push((name.clone(), i));
+            seen_names.push((name.clone(), at.clone()));
         }
-        action(c, &at, route, &names);
+        action(c, &at, route, pools);
         matches(c, &format!("{at}.match"), &route.matches);
         rewrites(c, &at, route);
         header_rules(c, &format!("{at}.request_headers"), &route.request_headers);
@@ -62,15 +76,15 @@ pub(super) fn routes(c: &mut Checker<'_>, config: &Config) {
             &route.response_headers,
         );
         overrides(c, &at, route);
-        if let Some(j) = (0..i).find(|&j| covers(&config.routes[j].matches, &route.matches)) {
+        if let Some(j) = (0..i).find(|&j| covers(&list[j].matches, &route.matches)) {
             let line = c
                 .lines
-                .get(&format!("routes[{j}]"))
+                .get(&format!("{list_at}[{j}]"))
                 .map_or(String::new(), |l| format!(" (line {l})"));
             c.invalid(
                 &at,
                 format!(
-                    "can never match: `routes[{j}]`{line} comes first and takes every request \
+                    "can never match: `{list_at}[{j}]`{line} comes first and takes every request \
                      this one would; put the narrower route first"
                 ),
             );
@@ -89,7 +103,10 @@ fn pools(c: &mut Checker<'_>, config: &Config) {
         );
     }
     let pools = config.pool_names();
-    if config.default_pool().is_none() && pools.len() > 1 && config.routes.is_empty() {
+    // Every listener has routes: the top-level ones, or its own.
+    let routed = !config.routes.is_empty()
+        || (!config.listeners.is_empty() && config.listeners.iter().all(|l| !l.routes.is_empty()));
+    if config.default_pool().is_none() && pools.len() > 1 && !routed {
         let at = if config.upstreams.groups().next().is_some() {
             "upstreams"
         } else {
