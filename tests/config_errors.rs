@@ -429,6 +429,12 @@ fn several_apps() {
         2,
         "apps.api: `api` is also the name of an upstream group; pool names must differ",
     );
+    // Two apps of one name: YAML would keep the last; shoal refuses.
+    assert_rejected(
+        "apps:\n  api:\n    command: [cat]\n  api:\n    command: [cat]\nroutes: [{to: api}]\n",
+        4,
+        "duplicate key `api` in `apps`",
+    );
     // One app of `apps` needs no routes.
     let run = check("apps:\n  api: {command: [cat, '{port}']}\n");
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
