@@ -640,3 +640,53 @@ async fn websocket_to_a_backend_that_chose_h2() {
         "still h2 for the rest"
     );
 }
+
+/// mTLS with nginx requiring a client certificate (`ssl_verify_client
+/// on`): with shoal's `cert`/`key` nginx verifies it and answers; without
+/// one, nginx itself answers 400 (it refuses in HTTP, not in the
+/// handshake), and shoal passes that answer on — never a 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_requiring_a_client_certificate() {
+    let root = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_file = ca.write(root.path());
+    let (cert, key) = ca
+        .leaf(&["shoal.test"], "shoal-client")
+        .write(root.path(), "client");
+    let backend = nginx_with(
+        root.path(),
+        "nginx-mtls",
+        &ca.leaf(&["backend.test"], "backend"),
+        false,
+        None,
+        &format!(
+            "ssl_verify_client on;\n    ssl_client_certificate {};\n    \
+             location /who {{ return 200 \"verify=$ssl_client_verify dn=$ssl_client_s_dn\\n\"; }}",
+            ca_file.display()
+        ),
+    )
+    .await;
+    let tls = |client: bool| {
+        let mut t = format!("ca: \"{}\", server_name: backend.test", path(&ca_file));
+        if client {
+            t.push_str(&format!(
+                ", cert: \"{}\", key: \"{}\"",
+                path(&cert),
+                path(&key)
+            ));
+        }
+        t
+    };
+    let shoal = Shoal::start(&config(&backend.url(), &tls(true), ""));
+    let r = get(shoal.proxy, "/who").await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.starts_with("verify=SUCCESS dn="), "{body}");
+    assert!(body.contains("CN=shoal-client"), "{body}");
+    drop(shoal);
+
+    let shoal = Shoal::start(&config(&backend.url(), &tls(false), ""));
+    let r = get(shoal.proxy, "/who").await.unwrap();
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("No required SSL certificate"));
+}
