@@ -4,6 +4,7 @@
 mod support;
 
 mod balancing;
+mod compress;
 mod data_path;
 mod desync;
 mod failures;
