@@ -155,9 +155,12 @@ impl Files {
         if file.meta.is_dir() {
             if !dir_path {
                 // `/docs` → `/docs/`, as nginx, so relative links resolve.
+                // Relative to the request (`docs/`): the path here is the
+                // rewritten one, and the client's may have had a prefix.
                 let q = query.map(|q| format!("?{q}")).unwrap_or_default();
+                let last = uri_path.rsplit('/').next().unwrap_or("");
                 let mut resp = answer(StatusCode::MOVED_PERMANENTLY, "moved");
-                if let Ok(v) = HeaderValue::from_str(&format!("{uri_path}/{q}")) {
+                if let Ok(v) = HeaderValue::from_str(&format!("{last}/{q}")) {
                     resp.headers_mut().insert(header::LOCATION, v);
                 }
                 return resp;

@@ -8,6 +8,7 @@ mod compress;
 mod data_path;
 mod desync;
 mod failures;
+mod files;
 mod health;
 mod http2;
 mod hygiene;
