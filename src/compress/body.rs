@@ -45,10 +45,9 @@ impl Encoder {
                 level,
                 BROTLI_LGWIN,
             ))),
-            Codec::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
-                Vec::new(),
-                level as i32,
-            )?),
+            Codec::Zstd => {
+                Encoder::Zstd(zstd::stream::write::Encoder::new(Vec::new(), level as i32)?)
+            }
         })
     }
 

@@ -36,7 +36,10 @@ impl Compression {
             c.types.iter().partition(|t| t.ends_with("/*"));
         Compression {
             codecs: c.codecs.clone().into(),
-            types: exact.iter().map(|t| t.to_ascii_lowercase().into()).collect(),
+            types: exact
+                .iter()
+                .map(|t| t.to_ascii_lowercase().into())
+                .collect(),
             prefixes: wild
                 .iter()
                 .map(|t| t[..t.len() - 1].to_ascii_lowercase().into())

@@ -88,6 +88,10 @@ mod tests {
         assert_eq!(relative(""), Some((PathBuf::new(), true)));
         assert_eq!(relative("//a/./b"), Some((PathBuf::from("a/b"), false)));
         assert_eq!(relative("/a..b"), Some((PathBuf::from("a..b"), false)));
-        assert_eq!(relative("/%252e%252e/x"), Some((PathBuf::from("%2e%2e/x"), false)), "decoded once");
+        assert_eq!(
+            relative("/%252e%252e/x"),
+            Some((PathBuf::from("%2e%2e/x"), false)),
+            "decoded once"
+        );
     }
 }

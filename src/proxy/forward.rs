@@ -26,9 +26,9 @@ use super::routing::{Routing, Target};
 use super::upgrade;
 use crate::compress::Compression;
 use crate::routes::{Action, HeaderEdits, Policy};
-use shoal_config::Codec;
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
+use shoal_config::Codec;
 use std::time::Duration;
 
 use crate::balance::{Endpoint, InFlight};
@@ -211,7 +211,7 @@ impl Proxy {
                 .map(|codec| (c, codec))
         });
         if let Action::Files(files) = &route.action {
-            let resp = files
+            let mut resp = files
                 .serve(
                     &parts.method,
                     parts.uri.path(),
@@ -221,6 +221,7 @@ impl Proxy {
                     json,
                 )
                 .await;
+            route.response_headers.apply(resp.headers_mut());
             return compressed(resp, codec);
         }
         let Some(target) = routing.target(ready_route) else {

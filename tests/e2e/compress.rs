@@ -75,7 +75,10 @@ fn shoal_for(site: &Site, compress: &str) -> Shoal {
 }
 
 async fn fetch(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = Request::builder().method(method).uri(path).header("host", "site.test");
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "site.test");
     for (n, v) in headers {
         req = req.header(*n, *v);
     }
@@ -115,7 +118,10 @@ fn curl(addr: SocketAddr, path: &str, accept: &str) -> (String, Vec<u8>) {
         .output()
         .expect("curl");
     assert!(out.status.success(), "curl failed: {out:?}");
-    (String::from_utf8_lossy(&out.stderr).to_lowercase(), out.stdout)
+    (
+        String::from_utf8_lossy(&out.stderr).to_lowercase(),
+        out.stdout,
+    )
 }
 
 async fn each_codec_decodes_to_the_original() {
@@ -123,13 +129,22 @@ async fn each_codec_decodes_to_the_original() {
     let shoal = shoal_for(&site, "compress: { enabled: true }\n");
     shoal.wait_upstreams(1).await;
     for codec in ["gzip", "br", "zstd"] {
-        let r = fetch(shoal.proxy, "GET", "/big.json", &[("accept-encoding", codec)]).await;
+        let r = fetch(
+            shoal.proxy,
+            "GET",
+            "/big.json",
+            &[("accept-encoding", codec)],
+        )
+        .await;
         assert_eq!(r.status, 200);
         assert_eq!(r.headers["content-encoding"], codec);
         assert_eq!(r.headers["vary"], "Accept-Encoding");
         assert!(!r.headers.contains_key("content-length"), "{:?}", r.headers);
         let etag = r.headers["etag"].to_str().unwrap();
-        assert!(etag.starts_with("W/\""), "the strong ETag made weak: {etag}");
+        assert!(
+            etag.starts_with("W/\""),
+            "the strong ETag made weak: {etag}"
+        );
         assert!(
             r.body.len() < site.big.len() / 4,
             "{codec}: {} bytes from {}",
@@ -138,7 +153,10 @@ async fn each_codec_decodes_to_the_original() {
         );
         assert!(python_decode(codec, &r.body) == site.big, "{codec}: python");
         let (head, body) = curl(shoal.proxy, "/big.json", codec);
-        assert!(head.contains(&format!("content-encoding: {codec}")), "{head}");
+        assert!(
+            head.contains(&format!("content-encoding: {codec}")),
+            "{head}"
+        );
         assert!(body == site.big, "{codec}: curl --compressed");
     }
     // The server's order on a tie (zstd, br, gzip); the client's q-values
@@ -150,11 +168,23 @@ async fn each_codec_decodes_to_the_original() {
         ("*", "zstd"),
         ("x-gzip", "gzip"),
     ] {
-        let r = fetch(shoal.proxy, "GET", "/big.json", &[("accept-encoding", accept)]).await;
+        let r = fetch(
+            shoal.proxy,
+            "GET",
+            "/big.json",
+            &[("accept-encoding", accept)],
+        )
+        .await;
         assert_eq!(r.headers["content-encoding"], chosen, "{accept}");
     }
     // An existing Vary is kept, Accept-Encoding added.
-    let r = fetch(shoal.proxy, "GET", "/vary.json", &[("accept-encoding", "gzip")]).await;
+    let r = fetch(
+        shoal.proxy,
+        "GET",
+        "/vary.json",
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
     let vary: Vec<_> = r.headers.get_all("vary").iter().collect();
     assert_eq!(vary, ["Origin", "Accept-Encoding"]);
 }
@@ -186,9 +216,22 @@ async fn what_must_be_left_alone_is() {
         let r = fetch(shoal.proxy, "GET", path, &[("accept-encoding", accept)]).await;
         assert_eq!(r.status, 200, "{what}");
         plain(&r, what);
-        assert_eq!(r.body.len() as u64, r.headers["content-length"].to_str().unwrap().parse::<u64>().unwrap());
+        assert_eq!(
+            r.body.len() as u64,
+            r.headers["content-length"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        );
     }
-    let r = fetch(shoal.proxy, "GET", "/big.json", &[gzip[0], ("range", "bytes=0-99")]).await;
+    let r = fetch(
+        shoal.proxy,
+        "GET",
+        "/big.json",
+        &[gzip[0], ("range", "bytes=0-99")],
+    )
+    .await;
     assert_eq!(r.status, 206);
     plain(&r, "a range");
     assert_eq!(&r.body[..], &site.big[..100]);
@@ -308,7 +351,11 @@ async fn a_gigabyte_is_compressed_in_bounded_memory() {
         growth / 1024
     );
     assert!(compressed < 64 * MIB, "compressed: {compressed} bytes");
-    assert!(growth < 64 * MIB, "shoal's RSS grew by {} KiB", growth / 1024);
+    assert!(
+        growth < 64 * MIB,
+        "shoal's RSS grew by {} KiB",
+        growth / 1024
+    );
 }
 
 /// A sink that checks the demo app's pattern and counts.

@@ -108,7 +108,13 @@ async fn files_with_validators_ranges_and_index() {
     }
     let r = fetch(p, "GET", "/static/a.txt", &[("if-none-match", "\"other\"")]).await;
     assert_eq!(r.status, 200);
-    let r = fetch(p, "GET", "/static/a.txt", &[("if-modified-since", "Thu, 01 Jan 1970 00:00:01 GMT")]).await;
+    let r = fetch(
+        p,
+        "GET",
+        "/static/a.txt",
+        &[("if-modified-since", "Thu, 01 Jan 1970 00:00:01 GMT")],
+    )
+    .await;
     assert_eq!(r.status, 200);
 
     // One range: 206 with exactly those bytes.
@@ -125,7 +131,10 @@ async fn files_with_validators_ranges_and_index() {
             r.headers["content-range"],
             format!("bytes {first}-{last}/4096").as_str()
         );
-        assert_eq!(r.headers["content-length"], (last - first + 1).to_string().as_str());
+        assert_eq!(
+            r.headers["content-length"],
+            (last - first + 1).to_string().as_str()
+        );
     }
     // Several ranges: the whole file; past the end: 416; If-Range that
     // does not match: the whole file.
@@ -134,9 +143,21 @@ async fn files_with_validators_ranges_and_index() {
     let r = fetch(p, "GET", "/static/a.txt", &[("range", "bytes=5000-")]).await;
     assert_eq!(r.status, 416);
     assert_eq!(r.headers["content-range"], "bytes */4096");
-    let r = fetch(p, "GET", "/static/a.txt", &[("range", "bytes=0-9"), ("if-range", "\"old\"")]).await;
+    let r = fetch(
+        p,
+        "GET",
+        "/static/a.txt",
+        &[("range", "bytes=0-9"), ("if-range", "\"old\"")],
+    )
+    .await;
     assert_eq!(r.status, 200);
-    let r = fetch(p, "GET", "/static/a.txt", &[("range", "bytes=0-9"), ("if-range", &etag)]).await;
+    let r = fetch(
+        p,
+        "GET",
+        "/static/a.txt",
+        &[("range", "bytes=0-9"), ("if-range", &etag)],
+    )
+    .await;
     assert_eq!(r.status, 206);
 
     // HEAD: the headers, no body.
@@ -147,16 +168,28 @@ async fn files_with_validators_ranges_and_index() {
 
     // A directory: its index; without the slash, a redirect to it.
     let r = fetch(p, "GET", "/static/", &[]).await;
-    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"<h1>home</h1>"[..]));
+    assert_eq!(
+        (r.status.as_u16(), &r.body[..]),
+        (200, &b"<h1>home</h1>"[..])
+    );
     assert_eq!(r.headers["content-type"], "text/html; charset=utf-8");
     let r = fetch(p, "GET", "/static/docs/", &[]).await;
     assert_eq!(&r.body[..], b"<h1>docs</h1>");
     let r = fetch(p, "GET", "/static/docs?x=1", &[]).await;
     assert_eq!(r.status, 301);
-    assert_eq!(r.headers["location"], "docs/?x=1", "relative to /static/docs");
+    assert_eq!(
+        r.headers["location"], "docs/?x=1",
+        "relative to /static/docs"
+    );
 
     // Missing: 404 in shoal's format; other methods: 405.
-    let r = fetch(p, "GET", "/static/nope.txt", &[("accept", "application/json")]).await;
+    let r = fetch(
+        p,
+        "GET",
+        "/static/nope.txt",
+        &[("accept", "application/json")],
+    )
+    .await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"], "not_found");
     let r = fetch(p, "POST", "/static/a.txt", &[]).await;
@@ -197,7 +230,10 @@ async fn paths_never_leave_the_root() {
         "/static/..%5csecret.txt",
     ] {
         let (status, resp) = raw_status(shoal.proxy, target).await;
-        assert!(!resp.contains("secret\n") && !resp.ends_with("secret"), "{target}: {resp}");
+        assert!(
+            !resp.contains("secret\n") && !resp.ends_with("secret"),
+            "{target}: {resp}"
+        );
         assert!(
             status == 404 || status == 400,
             "{target}: expected 404 (or 400), got {resp}"
@@ -210,7 +246,12 @@ async fn paths_never_leave_the_root() {
 
 async fn precompressed_siblings_and_compression() {
     let tree = tree();
-    let (shoal, _backend) = start(&tree, ", precompressed: true", "compress: { enabled: true, codecs: [br] }\n").await;
+    let (shoal, _backend) = start(
+        &tree,
+        ", precompressed: true }\n    response_headers: { set: { cache-control: max-age=60 }",
+        "compress: { enabled: true, codecs: [br] }\n",
+    )
+    .await;
     let p = shoal.proxy;
     let gz = std::fs::read(tree.root().join("a.txt.gz")).unwrap();
     let r = fetch(p, "GET", "/static/a.txt", &[("accept-encoding", "gzip")]).await;
@@ -219,15 +260,29 @@ async fn precompressed_siblings_and_compression() {
     assert_eq!(r.headers["content-type"], "text/plain; charset=utf-8");
     assert_eq!(r.headers["vary"], "Accept-Encoding");
     assert_eq!(&r.body[..], &gz[..], "the .gz file as it is");
+    assert_eq!(
+        r.headers["cache-control"], "max-age=60",
+        "the route's response_headers"
+    );
     // Not accepted: the file itself (br is the route's codec, but there
     // is no .br sibling, and the file is compressed on the way instead).
-    let r = fetch(p, "GET", "/static/a.txt", &[("accept-encoding", "identity")]).await;
+    let r = fetch(
+        p,
+        "GET",
+        "/static/a.txt",
+        &[("accept-encoding", "identity")],
+    )
+    .await;
     assert!(!r.headers.contains_key("content-encoding"));
     assert_eq!(&r.body[..], &tree.text[..]);
     assert_eq!(r.headers["vary"], "Accept-Encoding");
     let r = fetch(p, "GET", "/static/page.html", &[("accept-encoding", "br")]).await;
-    assert_eq!(r.headers["content-encoding"], "br", "compressed by the route");
+    assert_eq!(
+        r.headers["content-encoding"], "br",
+        "compressed by the route"
+    );
     let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut brotli::Decompressor::new(&r.body[..], 4096), &mut out).unwrap();
+    std::io::Read::read_to_end(&mut brotli::Decompressor::new(&r.body[..], 4096), &mut out)
+        .unwrap();
     assert_eq!(out, "<p>".repeat(2000).into_bytes());
 }
