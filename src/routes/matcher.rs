@@ -22,13 +22,16 @@ enum Path {
     Prefix(Box<str>),
 }
 
+/// A header condition: its lowercase name, and its value (`None`: any).
+type HeaderCondition = (Box<str>, Option<Box<[u8]>>);
+
 #[derive(Debug)]
 pub struct Matcher {
     path: Path,
     host: Host,
     methods: Box<[Box<str>]>,
     /// Lowercase name; `None`: present with any value.
-    headers: Box<[(Box<str>, Option<Box<[u8]>>)]>,
+    headers: Box<[HeaderCondition]>,
 }
 
 impl Matcher {

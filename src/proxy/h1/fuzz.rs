@@ -13,8 +13,10 @@ use crate::proxy::routing::Routing;
 thread_local! {
     /// `trusted_proxies` and a cookie `hash` key, over an empty pool.
     static ROUTING: std::sync::Arc<Routing> = {
-        let mut config = shoal_config::Config::default();
-        config.trusted_proxies = vec!["10.0.0.0/8".to_string()];
+        let mut config = shoal_config::Config {
+            trusted_proxies: vec!["10.0.0.0/8".to_string()],
+            ..Default::default()
+        };
         config.balance.algorithm = shoal_config::Algorithm::Hash;
         config.balance.hash_key = Some(shoal_config::HashKey::Cookie("s".into()));
         let table = std::sync::Arc::new(crate::balance::EndpointTable::new());

@@ -431,8 +431,10 @@ mod tests {
     }
 
     fn run(raw: &str, trusted: &[&str]) -> (Head, String) {
-        let mut config = shoal_config::Config::default();
-        config.trusted_proxies = trusted.iter().map(|s| s.to_string()).collect();
+        let config = shoal_config::Config {
+            trusted_proxies: trusted.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
         let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
         let routing = Routing::single(table, &config);
         let mut out = Vec::new();
