@@ -279,6 +279,7 @@ fn apply_live(
         || new.proxy != old.proxy
         || new.trusted_proxies != old.trusted_proxies
         || new.routes != old.routes
+        || new.compress != old.compress
         || new.upstreams != old.upstreams
     {
         state

@@ -27,6 +27,7 @@ crate::under_both_engines!(
     each_codec_decodes_to_the_original,
     what_must_be_left_alone_is,
     a_stream_is_flushed_as_it_flows,
+    a_reload_turns_compression_on,
 );
 
 const MIB: u64 = 1024 * 1024;
@@ -248,6 +249,24 @@ async fn what_must_be_left_alone_is() {
     assert_eq!(r.headers["content-encoding"], "gzip", "route's min_size");
     let r = fetch(shoal.proxy, "GET", "/big.json", &gzip).await;
     assert_eq!(r.headers["content-encoding"], "br", "top level");
+}
+
+async fn a_reload_turns_compression_on() {
+    let site = site().await;
+    let shoal = shoal_for(&site, "");
+    shoal.wait_upstreams(1).await;
+    let gzip = [("accept-encoding", "gzip")];
+    let r = fetch(shoal.proxy, "GET", "/big.json", &gzip).await;
+    assert!(
+        !r.headers.contains_key("content-encoding"),
+        "off by default"
+    );
+    let on = upstreams_config(&[site.nginx.addr], "compress: { enabled: true }\n");
+    std::fs::write(shoal.config_path(), crate::support::with_test_engine(&on)).unwrap();
+    let (code, out, err) = crate::support::cli(shoal.admin, &["reload", "--apply-config"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = fetch(shoal.proxy, "GET", "/big.json", &gzip).await;
+    assert_eq!(r.headers["content-encoding"], "gzip");
 }
 
 /// A backend that sends one event, waits, then ends the stream.
