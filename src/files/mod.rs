@@ -178,7 +178,13 @@ impl Files {
             Some((codec, sibling)) => (Some(codec), sibling),
             None => (None, file),
         };
-        respond(method, &file, content_type, encoding, self.precompressed, headers, request_id)
+        let how = How {
+            content_type,
+            encoding,
+            varies: self.precompressed,
+            json,
+        };
+        respond(method, &file, &how, headers, request_id)
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(request_id = ?request_id, path = %file.path.display(), error = %e, "cannot read a static file");
@@ -209,15 +215,25 @@ fn none_match(header: &[u8], tag: &str) -> bool {
         .any(|t| t == b"*" || bare(t) == tag)
 }
 
+/// How a found file is answered.
+struct How {
+    content_type: &'static str,
+    /// The coding of a precompressed sibling being served.
+    encoding: Option<Codec>,
+    /// `Vary: Accept-Encoding` (the route serves precompressed siblings).
+    varies: bool,
+    /// Errors in JSON.
+    json: bool,
+}
+
 async fn respond(
     method: &Method,
     file: &Found,
-    content_type: &'static str,
-    encoding: Option<Codec>,
-    varies: bool,
+    how: &How,
     req: &HeaderMap,
     request_id: &HeaderValue,
 ) -> std::io::Result<Response<ProxyBody>> {
+    let (content_type, encoding, varies) = (how.content_type, how.encoding, how.varies);
     let len = file.meta.len();
     let tag = etag(&file.meta);
     let modified = file.meta.modified().unwrap_or(UNIX_EPOCH);
@@ -278,7 +294,7 @@ async fn respond(
                 status: StatusCode::RANGE_NOT_SATISFIABLE,
                 kind: "range_not_satisfiable",
                 request_id: request_id.as_bytes(),
-                json: false,
+                json: how.json,
             }
             .to_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
