@@ -257,6 +257,18 @@ SCENARIOS = [
         ("mean_ms", "mean latency ms", False, "{:.2f}"),
         ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
     ]),
+    ("gzip", "10. gzip level 1 on the same 1 MiB JSON, keep-alive, 16 connections (wrk, `Accept-Encoding: gzip`; shoal `compress` vs nginx `gzip on; gzip_comp_level 1`; MiB of JSON compressed)", [
+        ("mib_per_cpu_s", "MiB per proxy-CPU-second", True, "{:,.0f}"),
+        ("mib_per_s", "MiB/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("p99_ms", "p99 latency ms", False, "{:.1f}"),
+    ]),
+    ("static", "11. A 4 KiB static file, keep-alive, 64 connections (wrk; shoal `files` vs nginx `root`)", [
+        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
+        ("rps", "requests/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("p99_ms", "p99 latency ms", False, "{:.2f}"),
+    ]),
 ]
 
 FEATURE_VARIANTS = [

@@ -8,6 +8,8 @@ pub mod app;
 pub mod balance;
 pub mod cli;
 pub mod clock;
+pub mod compress;
+pub mod files;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;
 pub mod health;

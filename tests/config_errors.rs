@@ -615,3 +615,83 @@ fn a_listeners_own_routes() {
         "listeners[0].routes[1]: can never match: `listeners[0].routes[0]` (line 5) comes first",
     );
 }
+
+#[test]
+fn bad_compress_values() {
+    assert_rejected(
+        "app: {command: x}\ncompress:\n  codecs: [zstd, xz]\n",
+        3,
+        "compress.codecs[1]: unknown value `xz`: expected `zstd`, `br` or `gzip`",
+    );
+    assert_rejected(
+        "app: {command: x}\ncompress:\n  enabled: true\n  level: {gzip: 10}\n",
+        4,
+        "compress.level.gzip: must be between 1 and 9 (got 10)",
+    );
+    assert_rejected(
+        "app: {command: x}\ncompress:\n  level: {lz4: 1}\n",
+        3,
+        "unknown key `lz4` in `compress.level`",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - to: app\n    compress:\n      level: {br: 12}\n",
+        5,
+        "routes[0].compress.level.br: must be between 0 and 11 (got 12)",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - to: app\n    compress: fast\n",
+        4,
+        "routes[0].compress: expected `true`, `false` or a mapping of `compress` keys",
+    );
+    assert_rejected(
+        "app: {command: x}\ncompress:\n  types: [text/html, json]\n",
+        3,
+        "compress.types[1]: `json` is not a media type",
+    );
+}
+
+#[test]
+fn bad_files_roots() {
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - files:\n      root: /nonexistent/shoal-root\n",
+        4,
+        "routes[0].files.root: `/nonexistent/shoal-root` does not exist",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "x").unwrap();
+    assert_rejected(
+        &format!(
+            "app: {{command: x}}\nroutes:\n  - match: {{path_prefix: /s}}\n    files: {{root: {}}}\n  - to: app\n",
+            file.display()
+        ),
+        4,
+        &format!("routes[0].files.root: `{}` is not a directory", file.display()),
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - files: {root: /tmp}\n    to: app\n",
+        3,
+        "routes[0]: has `to` and `files`: a route does one thing",
+    );
+}
+
+#[test]
+fn compress_and_files_in_the_effective_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = check(&format!(
+        "upstreams: [{{url: 'http://127.0.0.1:9'}}]\ncompress: {{enabled: true}}\nroutes:\n  - match: {{path_prefix: /static}}\n    files: {{root: {}, precompressed: true}}\n    strip_prefix: /static\n    compress: false\n  - to: upstreams\n    compress: {{codecs: [gzip], level: {{gzip: 6}}}}\n",
+        dir.path().display()
+    ));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let out = run.stdout();
+    for needle in [
+        "compress:\n  enabled: true\n  codecs:\n  - zstd\n  - br\n  - gzip\n",
+        "min_size: 1KiB",
+        "precompressed: true",
+        "index: index.html",
+        "compress: false",
+        "level:\n      gzip: 6",
+    ] {
+        assert!(out.contains(needle), "{needle:?} in\n{out}");
+    }
+}

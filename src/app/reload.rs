@@ -325,6 +325,7 @@ fn apply_live(state: &Arc<State>, old: &Config, new: &Config, progress: &Progres
         || new.proxy != old.proxy
         || new.trusted_proxies != old.trusted_proxies
         || new.routes != old.routes
+        || new.compress != old.compress
         || new.upstreams != old.upstreams
     {
         state

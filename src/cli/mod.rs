@@ -183,12 +183,14 @@ fn lookup_var(name: &str) -> Option<String> {
 /// Loads the config as `shoal up` and `shoal check` do: the TLS files are
 /// read too, so a bad certificate is a config error (exit 78) with its key
 /// and line, not a failed start; and the app's program must be found
-/// (``cannot run `gunicron`: not found in PATH``).
+/// (``cannot run `gunicron`: not found in PATH``); and each `files.root`
+/// must be a directory.
 pub fn load(src: &ConfigSource) -> Result<Config, LoadError> {
     load_with(src, &|config| {
         let mut problems = crate::tls::check(config);
         problems.extend(crate::tls::client::check(config));
         problems.extend(crate::supervisor::check_program(config));
+        problems.extend(crate::files::check(config));
         problems
     })
 }

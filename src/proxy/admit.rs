@@ -175,6 +175,11 @@ pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Rout
     };
     let route = routing.routes.get(index);
     match &route.action {
+        // Served on hyper's path (`forward`), as a pool would serve it.
+        Action::Files(_) => Routed::To {
+            route: index,
+            key: None,
+        },
         Action::To(pool) => {
             let key = routing
                 .pools

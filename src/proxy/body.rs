@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -63,6 +64,8 @@ pin_project! {
             armed: bool,
         },
         Full { data: Option<Bytes> },
+        // Made by a later phase: a compressed body, a file.
+        Boxed { body: UnsyncBoxBody<Bytes, BodyError> },
     }
 }
 
@@ -73,6 +76,16 @@ impl ProxyBody {
 
     pub fn empty() -> ProxyBody {
         ProxyBody::Full { data: None }
+    }
+
+    /// A body a phase made (compression, a static file).
+    pub fn boxed<B>(body: B) -> ProxyBody
+    where
+        B: Body<Data = Bytes, Error = BodyError> + Send + 'static,
+    {
+        ProxyBody::Boxed {
+            body: UnsyncBoxBody::new(body),
+        }
     }
 
     pub fn upstream(body: Incoming, mut lease: Lease, read_timeout: Duration) -> ProxyBody {
@@ -102,6 +115,7 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
             Proj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Proj::Boxed { body } => Pin::new(body).poll_frame(cx),
             Proj::Upstream {
                 mut body,
                 lease,
@@ -164,6 +178,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full { data } => data.is_none(),
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::Boxed { body } => body.is_end_stream(),
         }
     }
 
@@ -172,6 +187,7 @@ impl Body for ProxyBody {
             ProxyBody::Full { data: Some(d) } => SizeHint::with_exact(d.len() as u64),
             ProxyBody::Full { data: None } => SizeHint::with_exact(0),
             ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::Boxed { body } => body.size_hint(),
         }
     }
 }

@@ -24,9 +24,11 @@ use super::request_rules;
 use super::retry_budget::RetryBudget;
 use super::routing::{Routing, Target};
 use super::upgrade;
-use crate::routes::{HeaderEdits, Policy};
+use crate::compress::Compression;
+use crate::routes::{Action, HeaderEdits, Policy};
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
+use shoal_config::Codec;
 use std::time::Duration;
 
 use crate::balance::{Endpoint, InFlight};
@@ -195,17 +197,38 @@ impl Proxy {
         };
         let Ready {
             parts,
-            route,
+            route: ready_route,
             key,
             request_id,
             json,
             upgrading,
             client_upgrade,
         } = ready;
-        let Some(target) = routing.target(route) else {
+        let route = routing.routes.get(ready_route);
+        // The *respond* phase's compression: the coding this request
+        // takes, if the route compresses.
+        let codec = route.compress.as_ref().and_then(|c| {
+            let accept = parts.headers.get_all(header::ACCEPT_ENCODING);
+            c.negotiate(parts.method.as_str(), accept.iter().map(|v| v.as_bytes()))
+                .map(|codec| (c, codec))
+        });
+        if let Action::Files(files) = &route.action {
+            let mut resp = files
+                .serve(
+                    &parts.method,
+                    parts.uri.path(),
+                    parts.uri.query(),
+                    &parts.headers,
+                    &request_id,
+                    json,
+                )
+                .await;
+            route.response_headers.apply(resp.headers_mut());
+            return compressed(resp, codec);
+        }
+        let Some(target) = routing.target(ready_route) else {
             return ProxyError::NoBackend.to_response(&request_id, json);
         };
-        let route = routing.routes.get(route);
         let (first_body, replay) = match keep_body(body, &parts, upgrading, target.policy).await {
             Ok(kept) => kept,
             Err(e) => {
@@ -217,6 +240,7 @@ impl Proxy {
             routing: &routing,
             target,
             response_headers: &route.response_headers,
+            codec,
             request_id: &request_id,
             idempotent: request_rules::idempotent(parts.method.as_str().as_bytes()),
             replay,
@@ -385,6 +409,8 @@ struct Exchange<'r> {
     target: Target<'r>,
     /// The route's `response_headers` rules.
     response_headers: &'r HeaderEdits,
+    /// The route's compression and the coding the request takes.
+    codec: Option<(&'r Compression, Codec)>,
     request_id: &'r HeaderValue,
     idempotent: bool,
     /// What to send again after the first attempt consumed the request.
@@ -447,10 +473,23 @@ impl Exchange<'_> {
             _in_flight: in_flight,
             reuse: !self.isolate,
         };
-        Response::from_parts(
+        let resp = Response::from_parts(
             parts,
             ProxyBody::upstream(body, lease, self.target.policy.read_timeout),
-        )
+        );
+        compressed(resp, self.codec)
+    }
+}
+
+/// `resp` compressed, when the route compresses, the request takes a
+/// coding and the response is one to compress.
+fn compressed(
+    resp: Response<ProxyBody>,
+    codec: Option<(&Compression, Codec)>,
+) -> Response<ProxyBody> {
+    match codec {
+        Some((c, codec)) => c.respond(resp, codec),
+        None => resp,
     }
 }
 

@@ -23,6 +23,8 @@ pub use fixed::{Fixed, Redirect, Respond};
 pub use matcher::{Listeners, Matcher};
 pub use rewrite::{HeaderEdits, PathRewrite};
 
+use crate::compress::Compression;
+use crate::files::Files;
 use crate::proxy::view::RequestView;
 use stats::RouteStats;
 
@@ -63,6 +65,8 @@ pub enum Action {
     To(usize),
     Redirect(Redirect),
     Respond(Respond),
+    /// Static files (`files`), served on hyper's path.
+    Files(Files),
 }
 
 #[derive(Debug)]
@@ -78,6 +82,25 @@ pub struct Route {
     /// `routes[].limits.max_body_size`, else the listener's.
     pub max_body_size: Option<u64>,
     pub stats: Arc<RouteStats>,
+    /// Response compression (`compress`, the route's or the top level's),
+    /// when it is on for this route.
+    pub compress: Option<Compression>,
+}
+
+impl Route {
+    /// Why the native engine hands this request to hyper's path, if it
+    /// does: a `files` route, or compression the request takes (its
+    /// `Accept-Encoding` names one of the route's codecs). Only hyper's
+    /// path serves files and compresses, so neither engine ever sends an
+    /// uncompressed body where compression applies.
+    pub fn for_hyper(&self, req: &RequestView<'_>) -> Option<&'static str> {
+        if matches!(self.action, Action::Files(_)) {
+            return Some("static files");
+        }
+        let c = self.compress.as_ref()?;
+        c.negotiate(req.method, req.headers.get_all("accept-encoding"))
+            .map(|_| "compression")
+    }
 }
 
 /// The config's routes, in order.
@@ -129,6 +152,9 @@ impl RouteTable {
         let mut built = Vec::new();
         for ((name, route, listeners), stats) in flat.into_iter().zip(stats) {
             let action = match (&route.to, &route.redirect, &route.respond) {
+                _ if route.files.is_some() => {
+                    Action::Files(Files::new(route.files.as_ref().expect("checked")))
+                }
                 (_, Some(r), _) => Action::Redirect(Redirect::new(r)),
                 (_, _, Some(r)) => Action::Respond(Respond::new(r)),
                 (Some(to), _, _) => Action::To(pool_index(to).unwrap_or(0)),
@@ -144,6 +170,10 @@ impl RouteTable {
                 policy: policy.with(route),
                 max_body_size: route.limits.max_body_size.or(config.limits.max_body_size),
                 stats,
+                compress: config
+                    .compress
+                    .for_route(route.compress.as_ref())
+                    .map(|c| Compression::new(&c)),
             });
         }
         RouteTable {

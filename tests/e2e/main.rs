@@ -4,9 +4,11 @@
 mod support;
 
 mod balancing;
+mod compress;
 mod data_path;
 mod desync;
 mod failures;
+mod files;
 mod health;
 mod http2;
 mod hygiene;

@@ -234,6 +234,9 @@ pub fn prepare(
         }
     };
     let chosen = routing.routes.get(route);
+    if let Some(why) = chosen.for_hyper(&view) {
+        return Head::Handoff(why);
+    }
     let who = Who {
         peer: peer.ip(),
         client,

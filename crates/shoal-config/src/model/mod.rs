@@ -7,6 +7,7 @@
 
 mod app;
 mod balance;
+mod compress;
 mod health;
 mod listeners;
 mod proxy;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use app::*;
 pub use balance::*;
+pub use compress::*;
 pub use health::*;
 pub use listeners::*;
 pub use proxy::*;
@@ -58,6 +60,8 @@ pub struct Config {
     /// Which requests go where; without routes, every request goes to the
     /// default pool (`app` and a flat `upstreams` list).
     pub routes: Vec<RouteConfig>,
+    /// Response compression (routes may change it: `routes[].compress`).
+    pub compress: CompressConfig,
     /// Health checks for the static `upstreams` (instances use `app.health`).
     pub health: HealthConfig,
     pub balance: BalanceConfig,
@@ -128,6 +132,7 @@ impl Default for Config {
             apps: BTreeMap::new(),
             upstreams: Upstreams::default(),
             routes: Vec::new(),
+            compress: CompressConfig::default(),
             health: HealthConfig::default(),
             balance: BalanceConfig::default(),
             proxy: ProxyConfig::default(),

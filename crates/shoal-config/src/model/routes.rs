@@ -26,6 +26,13 @@ pub struct RouteConfig {
     /// Answer with a fixed response instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub respond: Option<RespondConfig>,
+    /// Serve static files instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<super::FilesConfig>,
+    /// Response compression for this route: `true`/`false`, or the
+    /// top-level `compress` keys it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compress: Option<super::RouteCompress>,
     /// Taken off the start of the path before it is sent on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<String>,

@@ -6,6 +6,7 @@
 //! are in the file named after it.
 
 mod app;
+mod compress;
 mod health;
 mod listeners;
 mod log;
@@ -159,6 +160,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     health::health(&mut c, "health", &config.health);
     proxy::balance(&mut c, "balance", &config.balance);
     routes::routes(&mut c, config);
+    compress::compress(&mut c, "compress", &config.compress);
     proxy::proxy(&mut c, &config.proxy);
     proxy::limits(&mut c, &config.limits);
     c.at_most("shutdown.grace", config.shutdown.grace, MAX_WAIT);

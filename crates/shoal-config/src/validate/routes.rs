@@ -76,6 +76,12 @@ fn route_list(
             &route.response_headers,
         );
         overrides(c, &at, route);
+        if let Some(files) = &route.files {
+            super::compress::files(c, &format!("{at}.files"), files);
+        }
+        if let Some(compress) = &route.compress {
+            super::compress::route_compress(c, &format!("{at}.compress"), compress);
+        }
         if let Some(j) = (0..i).find(|&j| covers(&list[j].matches, &route.matches)) {
             let line = c
                 .lines
@@ -131,6 +137,7 @@ fn action(c: &mut Checker<'_>, at: &str, route: &RouteConfig, pools: &[&str]) {
         route.to.as_ref().map(|_| "to"),
         route.redirect.as_ref().map(|_| "redirect"),
         route.respond.as_ref().map(|_| "respond"),
+        route.files.as_ref().map(|_| "files"),
     ]
     .into_iter()
     .flatten()
@@ -139,8 +146,8 @@ fn action(c: &mut Checker<'_>, at: &str, route: &RouteConfig, pools: &[&str]) {
         0 => c.report(
             ErrorKind::Missing,
             at,
-            "needs an action: `to: POOL` (an app or upstream group), `redirect: {to: URL}` or \
-             `respond: {status: 200, body: ...}`"
+            "needs an action: `to: POOL` (an app or upstream group), `redirect: {to: URL}`, \
+             `respond: {status: 200, body: ...}` or `files: {root: DIR}`"
                 .into(),
         ),
         1 => {}
@@ -270,8 +277,8 @@ fn rewrites(c: &mut Checker<'_>, at: &str, route: &RouteConfig) {
         let Some(p) = value else { continue };
         let key = format!("{at}.{key}");
         path(c, &key, p);
-        if route.to.is_none() {
-            c.invalid(&key, "only applies to a route with `to`".into());
+        if route.to.is_none() && route.files.is_none() {
+            c.invalid(&key, "only applies to a route with `to` or `files`".into());
         }
     }
 }
