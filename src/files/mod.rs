@@ -1,11 +1,13 @@
 //! Static files (`routes[].files`): a route action beside `to`,
-//! `redirect` and `respond`, served on hyper's path (the native engine
-//! hands these requests over). GET and HEAD; `ETag` (nginx's form,
+//! `redirect` and `respond`, answered here for both engines (the native
+//! engine writes the answer as bytes, `proxy::h1::files`, unless it
+//! streams). GET and HEAD; `ETag` (nginx's form,
 //! mtime-size in hex) and `Last-Modified`, `If-None-Match` /
 //! `If-Modified-Since` → 304, one `Range` → 206 (`If-Range` honoured),
 //! a directory's `index`, precompressed `.zst`/`.br`/`.gz` siblings, a
-//! media type by extension. Files are read with tokio's fs (its blocking
-//! pool) and streamed in 64 KiB frames.
+//! media type by extension. The file system is read in place (as nginx
+//! without `aio`); a file up to `INLINE` is read whole, a larger one is
+//! streamed in 64 KiB frames through tokio's fs.
 
 mod path;
 mod range;
@@ -20,7 +22,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use shoal_config::{Codec, FilesConfig};
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+use std::io::{Read, Seek};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::proxy::answer::Answer;
 use crate::proxy::body::{BodyError, ProxyBody};
@@ -69,19 +72,15 @@ impl Files {
 
     /// `rel` below the root, with every symlink resolved: it must stay
     /// under the root (403 if a link leads out) and exist (404).
-    async fn resolve(&self, rel: &Path) -> Result<Found, Refused> {
-        let canonical = tokio::fs::canonicalize(self.root.join(rel))
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::PermissionDenied => Refused::Forbidden,
-                _ => Refused::NotFound,
-            })?;
+    fn resolve(&self, rel: &Path) -> Result<Found, Refused> {
+        let canonical = std::fs::canonicalize(self.root.join(rel)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => Refused::Forbidden,
+            _ => Refused::NotFound,
+        })?;
         if !canonical.starts_with(&self.root) {
             return Err(Refused::Forbidden);
         }
-        let meta = tokio::fs::metadata(&canonical)
-            .await
-            .map_err(|_| Refused::NotFound)?;
+        let meta = std::fs::metadata(&canonical).map_err(|_| Refused::NotFound)?;
         Ok(Found {
             path: canonical,
             meta,
@@ -89,7 +88,7 @@ impl Files {
     }
 
     /// The precompressed sibling of `file` the client takes best, if any.
-    async fn sibling(&self, file: &Found, headers: &HeaderMap) -> Option<(Codec, Found)> {
+    fn sibling(&self, file: &Found, headers: &HeaderMap) -> Option<(Codec, Found)> {
         let accept = headers.get_all(header::ACCEPT_ENCODING);
         if !self.precompressed || accept.iter().next().is_none() {
             return None;
@@ -102,7 +101,7 @@ impl Files {
             let Ok(rel) = Path::new(&name).strip_prefix(&self.root) else {
                 continue;
             };
-            if let Ok(f) = self.resolve(rel).await {
+            if let Ok(f) = self.resolve(rel) {
                 if f.meta.is_file() {
                     found.push((codec, f));
                 }
@@ -114,7 +113,11 @@ impl Files {
     }
 
     /// The answer to a request for `uri_path` (after the route's rewrite).
-    pub async fn serve(
+    /// The file system is read in place, as nginx does (without its
+    /// `aio`): a page-cache hit costs a few syscalls, where a trip to
+    /// tokio's blocking pool per call cost several thread hand-offs. A
+    /// file up to [`INLINE`] is read whole here; a larger one streams.
+    pub fn serve(
         &self,
         method: &Method,
         uri_path: &str,
@@ -144,7 +147,7 @@ impl Files {
             tracing::info!(request_id = ?request_id, path = uri_path, "static file path refused (404)");
             return not_found();
         };
-        let mut file = match self.resolve(&rel).await {
+        let mut file = match self.resolve(&rel) {
             Ok(f) => f,
             Err(Refused::NotFound) => return not_found(),
             Err(Refused::Forbidden) => {
@@ -165,7 +168,7 @@ impl Files {
                 }
                 return resp;
             }
-            file = match self.resolve(&rel.join(&*self.index)).await {
+            file = match self.resolve(&rel.join(&*self.index)) {
                 Ok(f) if f.meta.is_file() => f,
                 // A directory without its index: nginx's 403.
                 Ok(_) | Err(Refused::Forbidden) | Err(Refused::NotFound) => return forbidden(),
@@ -174,7 +177,7 @@ impl Files {
             return not_found();
         }
         let content_type = media_type(&file.path);
-        let (encoding, file) = match self.sibling(&file, headers).await {
+        let (encoding, file) = match self.sibling(&file, headers) {
             Some((codec, sibling)) => (Some(codec), sibling),
             None => (None, file),
         };
@@ -184,9 +187,7 @@ impl Files {
             varies: self.precompressed,
             json,
         };
-        respond(method, &file, &how, headers, request_id)
-            .await
-            .unwrap_or_else(|e| {
+        respond(method, &file, &how, headers, request_id).unwrap_or_else(|e| {
                 tracing::warn!(request_id = ?request_id, path = %file.path.display(), error = %e, "cannot read a static file");
                 not_found()
             })
@@ -226,7 +227,7 @@ struct How {
     json: bool,
 }
 
-async fn respond(
+fn respond(
     method: &Method,
     file: &Found,
     how: &How,
@@ -308,13 +309,20 @@ async fn respond(
     if method == Method::HEAD {
         return Ok(resp);
     }
-    let mut f = tokio::fs::File::open(&file.path).await?;
+    let mut f = std::fs::File::open(&file.path)?;
     if start > 0 {
-        f.seek(std::io::SeekFrom::Start(start)).await?;
+        f.seek(std::io::SeekFrom::Start(start))?;
+    }
+    let want = end - start;
+    if want <= INLINE {
+        let mut bytes = vec![0; want as usize];
+        f.read_exact(&mut bytes)?;
+        *resp.body_mut() = ProxyBody::full(Bytes::from(bytes));
+        return Ok(resp);
     }
     *resp.body_mut() = ProxyBody::boxed(FileBody {
-        file: f,
-        remaining: end - start,
+        file: tokio::fs::File::from_std(f),
+        remaining: want,
         buf: BytesMut::new(),
     });
     Ok(resp)
@@ -323,6 +331,10 @@ async fn respond(
 fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
+
+/// Files (or ranges) up to this are read whole when they are answered;
+/// larger ones stream in `CHUNK`s.
+pub const INLINE: u64 = 256 << 10;
 
 /// A file's bytes, `remaining` of them from where it was opened, in
 /// frames of at most `CHUNK`.

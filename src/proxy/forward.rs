@@ -213,16 +213,14 @@ impl Proxy {
                 .map(|codec| (c, codec))
         });
         if let Action::Files(files) = &route.action {
-            let mut resp = files
-                .serve(
-                    &parts.method,
-                    parts.uri.path(),
-                    parts.uri.query(),
-                    &parts.headers,
-                    &request_id,
-                    json,
-                )
-                .await;
+            let mut resp = files.serve(
+                &parts.method,
+                parts.uri.path(),
+                parts.uri.query(),
+                &parts.headers,
+                &request_id,
+                json,
+            );
             route.response_headers.apply(resp.headers_mut());
             return compressed(resp, codec);
         }

@@ -89,14 +89,12 @@ pub struct Route {
 
 impl Route {
     /// Why the native engine hands this request to hyper's path, if it
-    /// does: a `files` route, or compression the request takes (its
-    /// `Accept-Encoding` names one of the route's codecs). Only hyper's
-    /// path serves files and compresses, so neither engine ever sends an
-    /// uncompressed body where compression applies.
+    /// does: compression the request takes (its `Accept-Encoding` names
+    /// one of the route's codecs). Only hyper's path compresses, so
+    /// neither engine ever sends an uncompressed body where compression
+    /// applies. (A `files` route is served by the native engine unless
+    /// its answer streams: `h1::files`.)
     pub fn for_hyper(&self, req: &RequestView<'_>) -> Option<&'static str> {
-        if matches!(self.action, Action::Files(_)) {
-            return Some("static files");
-        }
         let c = self.compress.as_ref()?;
         c.negotiate(req.method, req.headers.get_all("accept-encoding"))
             .map(|_| "compression")

@@ -28,6 +28,7 @@
 mod chunked;
 mod conn;
 mod exchange;
+mod files;
 #[cfg(any(test, fuzzing))]
 pub(crate) mod fuzz;
 mod head;

@@ -17,6 +17,7 @@
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 
+use super::files::FileRequest;
 use super::head::{edit_head, header, tokens, ConnectionNamed};
 use crate::proxy::admit::{route_of, Routed};
 use crate::proxy::answer::Answer;
@@ -25,6 +26,7 @@ use crate::proxy::request_id;
 use crate::proxy::request_rules;
 use crate::proxy::routing::Routing;
 use crate::proxy::view::{Headers, RequestView};
+use crate::routes::Action;
 
 /// Header lines a request may have on the native path (hyper's own limit
 /// is 100 too); more is handed to hyper, which answers 431.
@@ -236,6 +238,29 @@ pub fn prepare(
     let chosen = routing.routes.get(route);
     if let Some(why) = chosen.for_hyper(&view) {
         return Head::Handoff(why);
+    }
+    if let Action::Files(files) = &chosen.action {
+        let req = FileRequest {
+            method,
+            target: &chosen.path.apply(path),
+            headers: req.headers,
+            request_id: request_id.as_bytes(),
+            json: seen.json,
+            keep_alive: seen.keep_alive,
+        };
+        if !super::files::answer(files, chosen, &req, out) {
+            return Head::Handoff("a file that streams");
+        }
+        return Head::Answered(Prepared {
+            len,
+            head_only: method == "HEAD",
+            idempotent: true,
+            keep_alive: seen.keep_alive,
+            json: seen.json,
+            request_id,
+            key: None,
+            route,
+        });
     }
     let who = Who {
         peer: peer.ip(),
