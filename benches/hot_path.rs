@@ -113,6 +113,7 @@ fn balancer_pick(c: &mut Criterion) {
     let uri: http::Uri = "/api/v1/items?user=42&page=3".parse().unwrap();
     let req = RequestView {
         listener: "",
+        host: None,
         client: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 23)),
         method: "GET",
         target: uri.path_and_query().unwrap().as_str(),
@@ -300,6 +301,7 @@ fn route_matching(c: &mut Criterion) {
         let lines = lines(host);
         let view = RequestView {
             listener: "",
+            host: Some(host),
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             method: "GET",
             target,

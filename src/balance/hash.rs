@@ -398,6 +398,7 @@ mod tests {
         let (client, headers, uri) = request([10, 0, 0, 1], "/");
         let req = RequestView {
             listener: "",
+            host: None,
             client,
             method: "GET",
             target: uri.path_and_query().unwrap().as_str(),
@@ -422,6 +423,7 @@ mod tests {
         let uri: http::Uri = "http://h/a/b?x=1&user=bob&user=eve&flag".parse().unwrap();
         let req = RequestView {
             listener: "",
+            host: None,
             client,
             method: "GET",
             target: uri.path_and_query().unwrap().as_str(),
@@ -446,12 +448,14 @@ mod tests {
         assert_eq!(k, Some(hash_ip(client)));
         let mapped = RequestView {
             listener: "",
+            host: None,
             client: "::ffff:192.0.2.7".parse().unwrap(),
             ..req
         };
         assert_eq!(ip.request_key(&mapped), k);
         let neighbour = RequestView {
             listener: "",
+            host: None,
             client: "192.0.2.8".parse().unwrap(),
             ..req
         };

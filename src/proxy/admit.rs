@@ -70,6 +70,7 @@ pub(super) fn admit(
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let view = RequestView {
         listener,
+        host: parts.headers.get(header::HOST).map(|h| h.as_bytes()),
         client,
         method: parts.method.as_str(),
         target,

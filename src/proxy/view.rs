@@ -54,12 +54,18 @@ pub struct RequestView<'a> {
     /// The name of the public listener it came on (for a listener's own
     /// routes); empty where no route asks.
     pub listener: &'a str,
+    /// `Host` (HTTP/2's `:authority`), as the engine already found it.
+    pub host: Option<&'a [u8]>,
 }
 
 impl<'a> RequestView<'a> {
-    /// The target's path.
+    /// The target's path. (A byte loop: targets are short, and a
+    /// generic string search costs more to set up than to run here.)
     pub fn path(&self) -> &'a str {
-        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+        match self.target.bytes().position(|b| b == b'?') {
+            Some(i) => &self.target[..i],
+            None => self.target,
+        }
     }
 
     /// The target's query, without the `?`.
@@ -100,6 +106,7 @@ mod tests {
         }
         let v = RequestView {
             listener: "",
+            host: None,
             client: [127, 0, 0, 1].into(),
             method: "GET",
             target: "/a/b?x=1",

@@ -63,8 +63,7 @@ impl Redirect {
     /// `?`, or nothing) and `{uri}` replaced.
     fn location(&self, req: &RequestView<'_>) -> String {
         let host = req
-            .headers
-            .get("host")
+            .host
             .and_then(|h| std::str::from_utf8(h).ok())
             .unwrap_or("");
         let query = req.query().map(|q| format!("?{q}")).unwrap_or_default();

@@ -23,9 +23,12 @@ pub struct RouteIndex {
 
 /// The first segment of `path`: `api` for `/api/v1?x` and `/api`.
 fn first_segment(path: &str) -> &[u8] {
-    let rest = path.strip_prefix('/').unwrap_or(path);
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    &rest.as_bytes()[..end]
+    let rest = path.strip_prefix('/').unwrap_or(path).as_bytes();
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 impl RouteIndex {

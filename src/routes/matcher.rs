@@ -118,7 +118,7 @@ impl Matcher {
         if matches!(self.host, Host::Any) {
             return true;
         }
-        let Some(host) = req.headers.get("host") else {
+        let Some(host) = req.host else {
             return false;
         };
         let host = strip_port(host);
@@ -157,6 +157,10 @@ mod tests {
     ) -> RequestView<'a> {
         RequestView {
             listener: "",
+            host: lines
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("host"))
+                .map(|h| h.value),
             client: [127, 0, 0, 1].into(),
             method,
             target,

@@ -193,12 +193,12 @@ impl RouteTable {
             return only.matcher.matches(req).then_some(0);
         }
         let mut lower = [0u8; 255];
-        let host = req.headers.get("host").and_then(|h| {
+        let host = req.host.and_then(|h| {
             let h = matcher::strip_port(h);
-            let h = lower.get_mut(..h.len())?;
-            h.copy_from_slice(matcher::strip_port(req.headers.get("host")?));
-            h.make_ascii_lowercase();
-            Some(&*h)
+            let to = lower.get_mut(..h.len())?;
+            to.copy_from_slice(h);
+            to.make_ascii_lowercase();
+            Some(&*to)
         });
         let path = req.path();
         self.index
@@ -268,6 +268,7 @@ mod tests {
                         }
                         let view = RequestView {
                             listener: "",
+                            host: Some(host),
                             client: [127, 0, 0, 1].into(),
                             method,
                             target,

@@ -199,6 +199,7 @@ pub fn prepare(
     };
     let view = RequestView {
         listener,
+        host: Some(seen.host),
         client,
         method,
         target: path,
