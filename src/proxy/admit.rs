@@ -66,6 +66,20 @@ pub(super) fn admit(
         return Err(Box::new(e.to_response(&request_id, json)));
     }
     set_host(&mut parts, local);
+    // Routes see the path as the application behind will read it (and
+    // the backend gets that path): `..`, `//` and unreserved escapes
+    // resolved (`request_rules::normalized`).
+    if let Some(path) = request_rules::normalized(parts.uri.path()) {
+        let target = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.path_and_query = target.parse().ok();
+        if let Ok(u) = http::Uri::from_parts(uri) {
+            parts.uri = u;
+        }
+    }
     // The *route* phase, on the request as the client sent it (Host set).
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let view = RequestView {

@@ -83,6 +83,98 @@ pub fn plain_target(path: &[u8]) -> bool {
         && path[query..].iter().all(|b| PLAIN_QUERY[usize::from(*b)])
 }
 
+/// A path a route must not see as sent: `//`, a `.` or `..` segment
+/// (`/.` anywhere: `/.well-known` too, which then takes hyper's path and
+/// comes out unchanged), or a `%` escape.
+pub fn needs_normalizing(path: &[u8]) -> bool {
+    path.windows(2).any(|w| w == b"//" || w == b"/.") || path.contains(&b'%')
+}
+
+/// `path` (without its query) as routes see it and the backend gets it,
+/// when that differs from what was sent: unreserved characters' `%XX`
+/// decoded (`%61` → `a`; `%2F` stays), `//` merged, `.` and `..` segments
+/// removed (RFC 3986 §5.2.4; `..` never above the root). Otherwise a
+/// route for `/admin` would not take `/x/../admin`, `//admin` or
+/// `/%61dmin`, which the application behind reads as `/admin` (nginx
+/// matches its `location`s on the normalised path too).
+pub fn normalized(path: &str) -> Option<String> {
+    if !needs_normalizing(path.as_bytes()) {
+        return None;
+    }
+    let decoded = decode_unreserved(path);
+    let mut out: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for seg in decoded.split('/') {
+        trailing = false;
+        match seg {
+            "" => trailing = true,
+            "." => trailing = true,
+            ".." => {
+                out.pop();
+                trailing = true;
+            }
+            s => out.push(s),
+        }
+    }
+    let mut p = String::with_capacity(decoded.len());
+    for s in &out {
+        p.push('/');
+        p.push_str(s);
+    }
+    if trailing || p.is_empty() {
+        p.push('/');
+    }
+    (p != path).then_some(p)
+}
+
+/// `%XX` of an unreserved character (RFC 3986 §2.3) decoded; every other
+/// escape kept as sent.
+fn decode_unreserved(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                let c = (h * 16 + l) as u8;
+                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                    out.push(c as char);
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod normalized_tests {
+    use super::normalized;
+
+    #[test]
+    fn paths_are_seen_as_the_application_reads_them() {
+        for (sent, seen) in [
+            ("/x/../admin", Some("/admin")),
+            ("//admin", Some("/admin")),
+            ("/%61dmin", Some("/admin")),
+            ("/a/./b/", Some("/a/b/")),
+            ("/a/b/..", Some("/a/")),
+            ("/../../etc", Some("/etc")),
+            ("/a%2Fb", None),
+            ("/a%2fb/%7euser", Some("/a%2fb/~user")),
+            ("/.well-known/x", None),
+            ("/plain/path", None),
+            ("/", None),
+        ] {
+            assert_eq!(normalized(sent).as_deref(), seen, "{sent}");
+        }
+    }
+}
+
 /// Bytes a path keeps as sent: printable ASCII but `<` `>` `` ` `` `#`
 /// (`?` ends the path).
 const PLAIN_PATH: [bool; 256] = plain_table(b"<>`#");

@@ -16,6 +16,7 @@ use crate::support::nginx::Nginx;
 use crate::support::{demo_config, Backend, Client, Shoal};
 
 crate::under_both_engines!(
+    routes_see_the_path_the_application_reads,
     a_listener_with_routes_of_its_own,
     each_request_reaches_the_pool_its_route_names,
     routes_answer_themselves_and_unmatched_requests_get_404,
@@ -515,4 +516,46 @@ routes:
         m["shoal_route_requests_total{route=\"public-app\"}"] >= 2.0,
         "{m:?}"
     );
+}
+
+/// `/x/../admin`, `//admin` and `/%61dmin` are `/admin` to the application
+/// behind: the route for `/admin` takes them too (on raw sockets, as a
+/// client library would clean the path itself).
+async fn routes_see_the_path_the_application_reads() {
+    let shoal = Shoal::start(&demo_config(
+        1,
+        "proxy: { retries: 1 }
+routes:
+  - { match: { path_prefix: /admin }, respond: { status: 403, body: no } }
+  - { to: app }
+",
+    ));
+    shoal.wait_healthy(1).await;
+    for target in [
+        "/admin",
+        "/x/../admin",
+        "//admin",
+        "/%61dmin",
+        "/./admin/./x",
+        "/x/..//admin",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(shoal.proxy).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        s.write_all(
+            format!("GET {target} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let head = crate::support::read_response(&mut s, Duration::from_secs(5)).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{target}: {head}");
+    }
+    // What the backend gets is the path it reads.
+    let mut s = tokio::net::TcpStream::connect(shoal.proxy).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    s.write_all(b"GET /a/../%68ealth HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let head = crate::support::read_response(&mut s, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }

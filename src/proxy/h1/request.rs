@@ -166,6 +166,12 @@ pub fn prepare(
     if !path.starts_with('/') {
         return Head::Handoff("absolute or asterisk target");
     }
+    let path_only = path.as_bytes().split(|&b| b == b'?').next().unwrap_or(b"");
+    if request_rules::needs_normalizing(path_only) {
+        // `..`, `//`, an escape: hyper's path gives routes the path as
+        // the application reads it (`request_rules::normalized`).
+        return Head::Handoff("path to normalise");
+    }
     if !request_rules::plain_target(path.as_bytes()) {
         // A fragment to cut, or bytes hyper's path answers 400 to.
         return Head::Handoff("target for hyper's rules");
