@@ -695,3 +695,22 @@ fn compress_and_files_in_the_effective_config() {
         assert!(out.contains(needle), "{needle:?} in\n{out}");
     }
 }
+
+#[test]
+fn respond_answers_keep_their_framing() {
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - respond:\n      status: 204\n      body: ok\n",
+        5,
+        "routes[0].respond.body: a 204 answer has no body",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - respond:\n      headers: {content-length: '9'}\n",
+        4,
+        "routes[0].respond.headers.content-length: `content-length` frames the message",
+    );
+    assert_rejected(
+        "apps:\n  upstreams: {command: [cat]}\nupstreams: [{url: 'http://a:1'}]\nroutes: [{to: upstreams}]\n",
+        2,
+        "apps.upstreams: `upstreams` names the pool of the flat `upstreams` list",
+    );
+}

@@ -179,11 +179,21 @@ pub async fn run(
         config_source: options.config_source,
         reloading: tokio::sync::Mutex::new(()),
     });
-    reload::sync_upstreams(&state, &config.upstreams).await?;
-
-    state
-        .public
-        .start_all(public, listeners.public, &serving(&state, proxy))?;
+    let started: Result<(), RunError> = async {
+        reload::sync_upstreams(&state, &config).await?;
+        state
+            .public
+            .start_all(public, listeners.public, &serving(&state, proxy))?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = started {
+        // The instances already started are stopped, not left to the guard.
+        state.public.stop_accepting();
+        futures_util::future::join_all(state.supervisors.iter().map(|s| s.shutdown())).await;
+        background.cancel();
+        return Err(e);
+    }
     listeners::start_admin(
         &state.admin_listener,
         listeners.admin,

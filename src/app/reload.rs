@@ -147,8 +147,9 @@ pub(super) async fn resolve_upstreams(
 /// remove the ones gone or changed (in-flight requests to them finish).
 pub(super) async fn sync_upstreams(
     state: &State,
-    upstreams: &Upstreams,
+    config: &Config,
 ) -> Result<Vec<String>, UpstreamError> {
+    let upstreams = &config.upstreams;
     let mut added = Vec::new();
     let wanted = wanted(upstreams);
     // Resolve everything first: a bad name changes nothing.
@@ -166,6 +167,9 @@ pub(super) async fn sync_upstreams(
             fresh.push((u.clone(), addr, upstream_tls(at, &u.1)?));
         }
     }
+    // Nothing can fail from here: new groups get their tables (and health
+    // settings) before anything is put in them, gone ones are dropped.
+    state.tables.update(config);
     let mut changes = Vec::new();
     let mut entries = state.upstream_entries_mut();
     entries.retain(|e| {
@@ -250,16 +254,14 @@ pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<St
     // Bind first: if a new address is taken, nothing is applied.
     let bound = state.public.bind_new(&wanted).await?;
     let moved = bind_moved(&old, &new).await?;
-    if new.upstreams != old.upstreams || new.health != old.health {
-        // New groups get their tables before anything is put in them.
-        state.tables.update(&new);
-    }
     if new.upstreams != old.upstreams {
         // Resolution happens inside; a failure there also applies nothing.
-        let changes = sync_upstreams(state, &new.upstreams).await?;
+        let changes = sync_upstreams(state, &new).await?;
         for c in changes {
             progress.step(0, 0, c);
         }
+    } else if new.health != old.health || new.apps != old.apps {
+        state.tables.update(&new);
     }
     apply_live(state, &old, &new, progress);
     let serving = super::serving(state, state.proxy.clone());
@@ -321,16 +323,19 @@ async fn bind_moved(old: &Config, new: &Config) -> Result<Moved, ListenError> {
 /// What applies at once: routing (balance, proxy, trusted_proxies), limits
 /// for new connections, upstream health checks.
 fn apply_live(state: &Arc<State>, old: &Config, new: &Config, progress: &Progress) {
+    // Rebuilt on every change: it is cheap, and what it holds depends on
+    // many sections (listeners' own routes and names, apps, …).
+    state
+        .proxy
+        .set_routing(Routing::for_config(new, &|name| state.tables.table(name)));
     if new.balance != old.balance
         || new.proxy != old.proxy
         || new.trusted_proxies != old.trusted_proxies
         || new.routes != old.routes
         || new.compress != old.compress
         || new.upstreams != old.upstreams
+        || new.listeners != old.listeners
     {
-        state
-            .proxy
-            .set_routing(Routing::for_config(new, &|name| state.tables.table(name)));
         progress.step(
             0,
             0,

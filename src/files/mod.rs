@@ -45,6 +45,9 @@ pub struct Files {
     /// Canonical (symlinks resolved), so a file's canonical path can be
     /// checked against it.
     root: PathBuf,
+    /// As configured: resolved again when a file is outside `root`, in
+    /// case the root is a link that has moved since.
+    configured: PathBuf,
     index: Box<str>,
     precompressed: bool,
 }
@@ -65,6 +68,7 @@ impl Files {
     pub fn new(c: &FilesConfig) -> Files {
         Files {
             root: std::fs::canonicalize(&c.root).unwrap_or_else(|_| c.root.clone()),
+            configured: c.root.clone(),
             index: c.index.as_str().into(),
             precompressed: c.precompressed,
         }
@@ -73,12 +77,18 @@ impl Files {
     /// `rel` below the root, with every symlink resolved: it must stay
     /// under the root (403 if a link leads out) and exist (404).
     fn resolve(&self, rel: &Path) -> Result<Found, Refused> {
-        let canonical = std::fs::canonicalize(self.root.join(rel)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => Refused::Forbidden,
-            _ => Refused::NotFound,
-        })?;
+        let canonical =
+            std::fs::canonicalize(self.configured.join(rel)).map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => Refused::Forbidden,
+                _ => Refused::NotFound,
+            })?;
         if !canonical.starts_with(&self.root) {
-            return Err(Refused::Forbidden);
+            // The root itself may be a link that a deploy moved
+            // (`/srv/current` → `releases/N+1`): what it names now.
+            let now = std::fs::canonicalize(&self.configured).map_err(|_| Refused::NotFound)?;
+            if now == self.root || !canonical.starts_with(&now) {
+                return Err(Refused::Forbidden);
+            }
         }
         let meta = std::fs::metadata(&canonical).map_err(|_| Refused::NotFound)?;
         Ok(Found {
@@ -432,13 +442,17 @@ fn media_type(path: &Path) -> &'static str {
 /// `files.root` is a directory that can be read. `(key path, message)`.
 pub fn check(config: &shoal_config::Config) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    for (i, route) in config.routes.iter().enumerate() {
+    let lists = config.route_lists();
+    let routes = lists
+        .iter()
+        .flat_map(|(list, _, routes)| routes.iter().enumerate().map(move |(i, r)| (list, i, r)));
+    for (list, i, route) in routes {
         let Some(files) = &route.files else { continue };
         let root = &files.root;
         if root.as_os_str().is_empty() {
             continue;
         }
-        let at = format!("routes[{i}].files.root");
+        let at = format!("{list}[{i}].files.root");
         let shown = root.display();
         match std::fs::metadata(root) {
             Ok(m) if m.is_dir() => {

@@ -60,18 +60,37 @@ impl Redirect {
     }
 
     /// The `Location` for `req`: `{host}`, `{path}`, `{query}` (with its
-    /// `?`, or nothing) and `{uri}` replaced.
+    /// `?`, or nothing) and `{uri}` replaced, in one pass over the
+    /// template (a request's own text is never read as a placeholder).
+    /// The path is the one routes saw (`..` and `//` resolved), so
+    /// `{path}` cannot begin a `//host` of its own.
     fn location(&self, req: &RequestView<'_>) -> String {
         let host = req
             .host
             .and_then(|h| std::str::from_utf8(h).ok())
             .unwrap_or("");
         let query = req.query().map(|q| format!("?{q}")).unwrap_or_default();
-        self.to
-            .replace("{host}", host)
-            .replace("{path}", req.path())
-            .replace("{query}", &query)
-            .replace("{uri}", req.target)
+        let mut out = String::with_capacity(self.to.len() + req.target.len() + host.len());
+        let mut rest = &*self.to;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open..];
+            let (value, len) = if after.starts_with("{host}") {
+                (host, 6)
+            } else if after.starts_with("{path}") {
+                (req.path(), 6)
+            } else if after.starts_with("{query}") {
+                (query.as_str(), 7)
+            } else if after.starts_with("{uri}") {
+                (req.target, 5)
+            } else {
+                ("{", 1)
+            };
+            out.push_str(value);
+            rest = &after[len..];
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -130,13 +149,17 @@ impl Fixed<'_> {
         if close {
             header(out, b"connection", b"close");
         }
-        header(
-            out,
-            b"content-length",
-            self.body.len().to_string().as_bytes(),
-        );
+        // 204 and 304 have neither a body nor its length.
+        let bodyless = matches!(self.status.as_u16(), 204 | 304);
+        if !bodyless {
+            header(
+                out,
+                b"content-length",
+                self.body.len().to_string().as_bytes(),
+            );
+        }
         out.extend_from_slice(b"\r\n");
-        if !head_only {
+        if !head_only && !bodyless {
             out.extend_from_slice(&self.body);
         }
     }

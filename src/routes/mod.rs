@@ -79,7 +79,8 @@ pub struct Route {
     pub request_headers: HeaderEdits,
     pub response_headers: HeaderEdits,
     pub policy: Policy,
-    /// `routes[].limits.max_body_size`, else the listener's.
+    /// `routes[].limits.max_body_size`; `None`: the listener's, as the
+    /// connection was accepted with.
     pub max_body_size: Option<u64>,
     pub stats: Arc<RouteStats>,
     /// Response compression (`compress`, the route's or the top level's),
@@ -166,7 +167,7 @@ impl RouteTable {
                 request_headers: HeaderEdits::new(&route.request_headers),
                 response_headers: HeaderEdits::new(&route.response_headers),
                 policy: policy.with(route),
-                max_body_size: route.limits.max_body_size.or(config.limits.max_body_size),
+                max_body_size: route.limits.max_body_size,
                 stats,
                 compress: config
                     .compress

@@ -42,6 +42,14 @@ pub(super) fn apps(c: &mut Checker<'_>, config: &Config) {
                 format!("`{name}` is not a usable name: use letters, digits, `-` and `_`"),
             );
         }
+        if name == crate::model::UPSTREAMS_POOL && !config.upstreams.list().is_empty() {
+            let at = c.app_at.clone();
+            c.invalid(
+                &at,
+                "`upstreams` names the pool of the flat `upstreams` list; give the app another name"
+                    .into(),
+            );
+        }
         if config.upstreams.groups().any(|(g, _)| g == name) {
             let at = c.app_at.clone();
             c.invalid(

@@ -201,7 +201,22 @@ fn action(c: &mut Checker<'_>, at: &str, route: &RouteConfig, pools: &[&str]) {
     }
     if let Some(r) = &route.respond {
         c.range(&format!("{at}.respond.status"), r.status, 200, 599);
+        if matches!(r.status, 204 | 304) && !r.body.is_empty() {
+            c.invalid(
+                &format!("{at}.respond.body"),
+                format!(
+                    "a {} answer has no body (RFC 9110 §15.3.5, §15.4.5); remove `body`",
+                    r.status
+                ),
+            );
+        }
         for (name, value) in &r.headers {
+            if NOT_BY_RULE.contains(&name.to_ascii_lowercase().as_str()) {
+                c.invalid(
+                    &format!("{at}.respond.headers.{name}"),
+                    format!("`{name}` frames the message or belongs to one connection; shoal writes it itself"),
+                );
+            }
             header(
                 c,
                 &format!("{at}.respond.headers.{name}"),
