@@ -714,3 +714,30 @@ fn respond_answers_keep_their_framing() {
         "apps.upstreams: `upstreams` names the pool of the flat `upstreams` list",
     );
 }
+
+#[test]
+fn admin_token_rules() {
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  listen: 0.0.0.0:9090\n",
+        3,
+        "admin.listen: is 0.0.0.0:9090, which other hosts can reach, and there is no `admin.token`",
+    );
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  token: short\n",
+        3,
+        "admin.token: is 5 characters; use at least 16",
+    );
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  read: token\n",
+        2,
+        "admin.token: is required with `admin.read: token`",
+    );
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  token_file: /no/such/token\n",
+        3,
+        "admin.token_file: cannot read `/no/such/token`",
+    );
+    // With a token, another host may reach it.
+    let run = check("app: {command: [cat, '{port}']}\nadmin:\n  listen: 0.0.0.0:9090\n  token: 0123456789abcdef0123\n");
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+}

@@ -2,6 +2,7 @@
 //! separate listener (127.0.0.1:9090 by default) so it never hides the app's
 //! own paths and is not exposed where the public listener is.
 
+pub mod auth;
 mod control;
 mod reply;
 mod routes;

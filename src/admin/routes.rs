@@ -15,16 +15,30 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
+use super::auth;
 use super::control;
 use super::reply::{self, AdminBody};
 use super::status::Status;
 use crate::app::State;
 use crate::metrics;
+use shoal_config::AdminRead;
 
 pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<AdminBody> {
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
+    if let Some(token) = state.admin_token() {
+        let probe = matches!(req.uri().path(), "/health" | "/ready");
+        let needed = !probe && (!get || state.config().admin.read == AdminRead::Token);
+        if needed && !auth::authorized(req.headers(), &token) {
+            let mut resp = reply::json(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return resp;
+        }
+    }
     match req.uri().path() {
         "/health" if get => reply::json(StatusCode::OK, json!({"status": "ok"})),
         "/ready" if get => ready(state),

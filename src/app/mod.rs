@@ -49,6 +49,9 @@ pub enum RunError {
     /// The certificates cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// `admin.token_file` cannot be read.
+    #[error("{0}")]
+    AdminToken(String),
     /// No guard process, or no free port for an instance.
     #[error("cannot start instances: {0}")]
     Instances(#[source] std::io::Error),
@@ -67,6 +70,8 @@ pub struct State {
     pub public: PublicListeners,
     pub started: Instant,
     config: ArcSwap<Config>,
+    /// `admin.token` (or `token_file`'s), as the config in use says.
+    admin_token: arc_swap::ArcSwapOption<String>,
     upstreams: Mutex<Vec<reload::Upstream>>,
     pool: PoolSettings,
     shutting_down: AtomicBool,
@@ -85,6 +90,20 @@ impl State {
 
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
+    }
+
+    /// The admin API's token, if the config sets one.
+    pub fn admin_token(&self) -> Option<Arc<String>> {
+        self.admin_token.load_full()
+    }
+
+    /// A reload's token: the new one, or, if its file cannot be read now,
+    /// the one in use (with a warning).
+    pub(crate) fn set_admin_token(&self, admin: &shoal_config::AdminConfig) {
+        match crate::admin::auth::read_token(admin) {
+            Ok(t) => self.admin_token.store(t.map(|t| Arc::new(t.to_string()))),
+            Err(e) => tracing::warn!(error = %e, "admin token not changed"),
+        }
     }
 
     pub fn upstreams(&self) -> Vec<Arc<Endpoint>> {
@@ -130,6 +149,8 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let pool = PoolSettings::from(&config.proxy);
     let tables = PoolTables::new(&config);
+    let admin_token =
+        crate::admin::auth::read_token(&config.admin).map_err(RunError::AdminToken)?;
     let background = CancellationToken::new();
 
     // Resolve the static upstreams and read the certificates before
@@ -178,6 +199,7 @@ pub async fn run(
         background: background.clone(),
         config_source: options.config_source,
         reloading: tokio::sync::Mutex::new(()),
+        admin_token: arc_swap::ArcSwapOption::new(admin_token.map(|t| Arc::new(t.to_string()))),
     });
     let started: Result<(), RunError> = async {
         reload::sync_upstreams(&state, &config).await?;

@@ -323,6 +323,9 @@ async fn bind_moved(old: &Config, new: &Config) -> Result<Moved, ListenError> {
 /// What applies at once: routing (balance, proxy, trusted_proxies), limits
 /// for new connections, upstream health checks.
 fn apply_live(state: &Arc<State>, old: &Config, new: &Config, progress: &Progress) {
+    if new.admin != old.admin {
+        state.set_admin_token(&new.admin);
+    }
     // Rebuilt on every change: it is cheap, and what it holds depends on
     // many sections (listeners' own routes and names, apps, …).
     state

@@ -79,13 +79,34 @@ pub fn admin_address(admin: Option<&str>, src: &ConfigSource) -> Result<SocketAd
     })
 }
 
+/// The admin token the CLI sends: the config's (`admin.token` or
+/// `token_file`), else `SHOAL_ADMIN_TOKEN`.
+pub fn admin_token(src: &ConfigSource) -> Option<String> {
+    let from_config = (src.demo || src.file.exists())
+        .then(|| super::load_settings(src).ok())
+        .flatten()
+        .and_then(|c| crate::admin::auth::read_token(&c.admin).ok().flatten());
+    from_config.map(|t| t.to_string()).or_else(|| {
+        std::env::var("SHOAL_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    })
+}
+
 pub struct Admin {
     addr: SocketAddr,
+    token: Option<String>,
 }
 
 impl Admin {
     pub fn new(addr: SocketAddr) -> Admin {
-        Admin { addr }
+        Admin { addr, token: None }
+    }
+
+    /// Sent as `Authorization: Bearer TOKEN`.
+    pub fn with_token(mut self, token: Option<String>) -> Admin {
+        self.token = token;
+        self
     }
 
     pub async fn send(
@@ -107,11 +128,15 @@ impl Admin {
             .map_err(|e| unreachable(&e))?;
         tokio::spawn(conn);
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(header::HOST, self.addr.to_string())
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {}", t.trim()));
+        }
+        let req = req
             .body(Full::new(Bytes::from(bytes)))
             .map_err(ClientError::Request)?;
         sender.send_request(req).await.map_err(|e| unreachable(&e))

@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use super::client::{admin_address, refusal, Admin, ClientError};
+use super::client::{admin_address, admin_token, refusal, Admin, ClientError};
 use super::ConfigSource;
 use crate::admin::status::{self, Status};
 use crate::supervisor::ProcState;
@@ -39,7 +39,11 @@ pub fn status(src: &ConfigSource, admin: Option<&str>, json_out: bool) -> i32 {
     let mut none_healthy = false;
     let code = finish((|| {
         let addr = admin_address(admin, src)?;
-        let status: Status = runtime()?.block_on(Admin::new(addr).get_json("/api/v1/status"))?;
+        let status: Status = runtime()?.block_on(
+            Admin::new(addr)
+                .with_token(admin_token(src))
+                .get_json("/api/v1/status"),
+        )?;
         let (line, healthy) = summary(&status);
         none_healthy = !healthy;
         if json_out {
@@ -330,7 +334,11 @@ pub fn scale(src: &ConfigSource, admin: Option<&str>, app: Option<&str>, n: u32)
             Some(app) => json!({ "instances": n, "app": app }),
             None => json!({ "instances": n }),
         };
-        runtime()?.block_on(operation(Admin::new(addr), "/api/v1/scale", Some(body)))
+        runtime()?.block_on(operation(
+            Admin::new(addr).with_token(admin_token(src)),
+            "/api/v1/scale",
+            Some(body),
+        ))
     })())
 }
 
@@ -342,7 +350,11 @@ pub fn reload(src: &ConfigSource, admin: Option<&str>, config: bool, app: Option
             (false, Some(app)) => format!("/api/v1/reload?app={app}"),
             (false, None) => "/api/v1/reload".to_string(),
         };
-        runtime()?.block_on(operation(Admin::new(addr), &path, None))
+        runtime()?.block_on(operation(
+            Admin::new(addr).with_token(admin_token(src)),
+            &path,
+            None,
+        ))
     })())
 }
 

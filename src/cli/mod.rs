@@ -191,6 +191,7 @@ pub fn load(src: &ConfigSource) -> Result<Config, LoadError> {
         problems.extend(crate::tls::client::check(config));
         problems.extend(crate::supervisor::check_program(config));
         problems.extend(crate::files::check(config));
+        problems.extend(crate::admin::auth::check(config));
         problems
     })
 }

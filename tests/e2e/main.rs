@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin_auth;
 mod balancing;
 mod compress;
 mod data_path;

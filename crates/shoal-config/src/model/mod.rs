@@ -156,12 +156,37 @@ pub struct AdminConfig {
     /// Address of the admin listener (health, readiness, status API).
     #[serde(deserialize_with = "crate::fields::socket_addr")]
     pub listen: SocketAddr,
+    /// The bearer token the mutating endpoints (scale, reload) require,
+    /// and every other one but `/health` and `/ready` with `read: token`.
+    /// Usually `${SHOAL_ADMIN_TOKEN}`. (`shoal check` prints it, as it
+    /// prints `app.env`: the effective config is a config.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A file holding the token (its first line), in place of `token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Whether reading (status, metrics) needs the token too.
+    pub read: AdminRead,
+}
+
+/// `admin.read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminRead {
+    /// Anyone who reaches the admin listener may read.
+    #[default]
+    Open,
+    /// Reads need the token as well.
+    Token,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token: None,
+            token_file: None,
+            read: AdminRead::Open,
         }
     }
 }

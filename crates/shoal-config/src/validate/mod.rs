@@ -5,6 +5,7 @@
 //! `Checker` and the checks of the top level are here; each section's checks
 //! are in the file named after it.
 
+mod admin;
 mod app;
 mod compress;
 mod health;
@@ -154,6 +155,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
         c.range("workers", workers, 1, MAX_WORKERS);
     }
     listeners::listeners(&mut c, config);
+    admin::admin(&mut c, config);
     app::apps(&mut c, config);
     proxy::upstreams(&mut c, &config.upstreams);
     upstream_tls::backend_tls(&mut c, config);
