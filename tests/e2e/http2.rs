@@ -552,18 +552,6 @@ async fn graceful_h2_backend_restart_loses_nothing() {
     assert!(opened[0] >= 2, "reconnected to a: {opened:?}");
 }
 
-/// nginx, from PATH or where Debian puts it (`/usr/sbin`, outside most
-/// users' PATH); `scripts/test` installs it.
-fn nginx_exe() -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([std::path::PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| "nginx".into())
-}
-
 /// nginx as an h2c backend with `keepalive_requests 50`: after 50 streams
 /// on a connection it sends GOAWAY, and the streams shoal had already
 /// multiplexed past that point (h2load keeps 16 in flight) are not
@@ -588,7 +576,7 @@ async fn goaway_from_nginx_is_retried_on_a_new_connection() {
     std::fs::write(&conf_path, conf).unwrap();
     let error_log = dir.path().join("error.log");
     let nginx = Proc(
-        std::process::Command::new(nginx_exe())
+        std::process::Command::new(crate::support::nginx::exe())
             .args(["-p", dir.path().to_str().unwrap(), "-e"])
             .arg(&error_log)
             .arg("-c")

@@ -280,7 +280,7 @@ impl Haproxy {
         }
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, cfg).unwrap();
-        let child = Command::new("/usr/sbin/haproxy")
+        let child = Command::new(crate::support::nginx::sbin("haproxy"))
             .arg("-f")
             .arg(&path)
             .arg("-db")

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::nginx::sbin;
 use crate::support::tls::{Leaf, TestCa};
 use crate::support::{eventually, free_port, get, Shoal};
 
@@ -36,18 +37,6 @@ impl Server {
     fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
-}
-
-/// A program from PATH or where Debian puts it (`/usr/sbin`, outside most
-/// users' PATH); `scripts/test` installs nginx and haproxy.
-fn sbin(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| name.into())
 }
 
 async fn listening(child: &mut Child, port: u16, what: &str, log: &Path) {

@@ -14,16 +14,21 @@ pub struct Nginx {
     pub dir: tempfile::TempDir,
 }
 
-/// nginx, from PATH or where Debian puts it (`/usr/sbin`, outside most
-/// users' PATH).
-pub fn exe() -> std::path::PathBuf {
+/// A program from PATH or where Debian puts it (`/usr/sbin`, outside most
+/// users' PATH): nginx, haproxy.
+pub fn sbin(name: &str) -> std::path::PathBuf {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .chain([std::path::PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nginx"))
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| "nginx".into())
+        .unwrap_or_else(|| name.into())
+}
+
+/// nginx, from PATH or `/usr/sbin`.
+pub fn exe() -> std::path::PathBuf {
+    sbin("nginx")
 }
 
 impl Nginx {
