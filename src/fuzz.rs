@@ -23,3 +23,41 @@ pub fn config(data: &[u8]) {
         .unwrap_or_else(|e| panic!("the printed config does not load: {e}\n{printed}"));
     assert_eq!(again, config, "printed and loaded again:\n{printed}");
 }
+
+/// What a route and a `files` route make of a request's target and of its
+/// `Range` and `Accept-Encoding` values: the first byte picks a file
+/// length for the range, the rest is the target, then (after a `\n`) the
+/// header values.
+/// - `request_rules::normalized`: a path that starts with `/`, with no
+///   `//`, `.` or `..` segment, which normalises to itself;
+/// - `files` path decoding: a relative path with no `..`, root or NUL;
+/// - `Range` against the file's length: a range inside it;
+/// - `Accept-Encoding`: a codec it offered, or none; no panic anywhere.
+pub fn request_target(data: &[u8]) {
+    let Some((&len, rest)) = data.split_first() else {
+        return;
+    };
+    let (target, headers) = match rest.iter().position(|&b| b == b'\n') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    if let Ok(path) = std::str::from_utf8(target) {
+        if path.starts_with('/') {
+            if let Some(n) = crate::proxy::request_rules::normalized(path) {
+                assert!(n.starts_with('/'), "{path:?} → {n:?}");
+                assert!(!n.contains("//"), "{path:?} → {n:?}");
+                for seg in n.split('/') {
+                    assert!(seg != "." && seg != "..", "{path:?} → {n:?}");
+                }
+                assert_eq!(
+                    crate::proxy::request_rules::normalized(&n),
+                    None,
+                    "{path:?} → {n:?} is not its own normal form"
+                );
+            }
+        }
+        crate::files::fuzz_path(path);
+    }
+    crate::files::fuzz_range(headers, u64::from(len));
+    let _ = crate::compress::fuzz_negotiate(headers);
+}

@@ -170,6 +170,16 @@ pub fn vary_accept_encoding(headers: &mut HeaderMap) {
     }
 }
 
+/// The fuzz target's `Accept-Encoding` (`crate::fuzz::request_target`):
+/// what is chosen is one of the codecs offered.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn fuzz_negotiate(value: &[u8]) -> Option<Codec> {
+    let offered = [Codec::Zstd, Codec::Br, Codec::Gzip];
+    let chosen = accept::negotiate(std::iter::once(value), &offered);
+    assert!(chosen.is_none_or(|c| offered.contains(&c)));
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -477,6 +477,34 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// The fuzz target's checks of path decoding (`crate::fuzz::request_target`).
+#[cfg(any(test, fuzzing))]
+pub(crate) fn fuzz_path(path: &str) {
+    if let Some((rel, _)) = path::relative(path) {
+        for c in rel.components() {
+            assert!(
+                matches!(c, std::path::Component::Normal(_)),
+                "{path:?} → {rel:?} leaves its directory"
+            );
+        }
+        assert!(
+            !rel.as_os_str().as_encoded_bytes().contains(&0),
+            "{path:?}: NUL"
+        );
+    }
+}
+
+/// The fuzz target's checks of `Range` (`crate::fuzz::request_target`).
+#[cfg(any(test, fuzzing))]
+pub(crate) fn fuzz_range(header: &[u8], len: u64) {
+    if let Range::Part(first, last) = range::parse(header, len) {
+        assert!(
+            first <= last && last < len,
+            "{header:?} of {len}: {first}-{last}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

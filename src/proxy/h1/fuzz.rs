@@ -137,12 +137,13 @@ mod tests {
     fn kept_inputs_pass() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 5] = [
+        let targets: [Target; 6] = [
             ("request_head", super::request_head),
             ("response_head", super::response_head),
             ("chunked", super::chunked),
             ("config", crate::fuzz::config),
             ("proxy_header", crate::fuzz::proxy_header),
+            ("request_target", crate::fuzz::request_target),
         ];
         let mut ran = 0;
         for (name, run) in targets {
