@@ -131,7 +131,7 @@ pub fn normalized(path: &str) -> Option<String> {
 /// escape kept as sent.
 fn decode_unreserved(path: &str) -> String {
     let b = path.as_bytes();
-    let mut out = String::with_capacity(b.len());
+    let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
@@ -139,16 +139,18 @@ fn decode_unreserved(path: &str) -> String {
             if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
                 let c = (h * 16 + l) as u8;
                 if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-                    out.push(c as char);
+                    out.push(c);
                     i += 3;
                     continue;
                 }
             }
         }
-        out.push(b[i] as char);
+        // Bytes as they are: a multi-byte character stays whole.
+        out.push(b[i]);
         i += 1;
     }
-    out
+    // Only ASCII was put in place of ASCII: still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| path.to_string())
 }
 
 #[cfg(test)]
@@ -167,6 +169,7 @@ mod normalized_tests {
             ("/a%2Fb", None),
             ("/a%2fb/%7euser", Some("/a%2fb/~user")),
             ("/.well-known/x", None),
+            ("/./caf\u{e9}/%41", Some("/caf\u{e9}/A")),
             ("/plain/path", None),
             ("/", None),
         ] {
