@@ -128,19 +128,29 @@ pub fn normalized(path: &str) -> Option<String> {
 }
 
 /// `%XX` of an unreserved character (RFC 3986 §2.3) decoded; every other
-/// escape kept as sent.
+/// escape kept as sent, and a `%` that starts none written `%25`.
 fn decode_unreserved(path: &str) -> String {
     let b = path.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                let c = (h * 16 + l) as u8;
-                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-                    out.push(c);
-                    i += 3;
+        if b[i] == b'%' {
+            let hex = |c: Option<&u8>| c.and_then(|&c| (c as char).to_digit(16));
+            match (hex(b.get(i + 1)), hex(b.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    let c = (h * 16 + l) as u8;
+                    if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                        out.push(c);
+                        i += 3;
+                        continue;
+                    }
+                }
+                // A `%` that starts no escape is a `%` (`%25`): so that a
+                // decoded character after it cannot make a new escape
+                // (`%6%61` is not `%6a`).
+                _ => {
+                    out.extend_from_slice(b"%25");
+                    i += 1;
                     continue;
                 }
             }
@@ -170,6 +180,8 @@ mod normalized_tests {
             ("/a%2fb/%7euser", Some("/a%2fb/~user")),
             ("/.well-known/x", None),
             ("/./caf\u{e9}/%41", Some("/caf\u{e9}/A")),
+            ("/a//%6%61x", Some("/a/%256ax")),
+            ("/100%", Some("/100%25")),
             ("/plain/path", None),
             ("/", None),
         ] {
