@@ -741,3 +741,12 @@ fn admin_token_rules() {
     let run = check("app: {command: [cat, '{port}']}\nadmin:\n  listen: 0.0.0.0:9090\n  token: 0123456789abcdef0123\n");
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
 }
+
+#[test]
+fn a_groups_backend_is_named_as_written() {
+    assert_rejected(
+        "upstreams:\n  api:\n    servers:\n      - url: http://a:1\n        tls: {verify: false}\n    balance: {algorithm: round_robin}\nroutes: [{to: api}]\n",
+        5,
+        "upstreams.api.servers[0].tls: only applies to an `https://` upstream",
+    );
+}

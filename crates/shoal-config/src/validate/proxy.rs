@@ -53,6 +53,22 @@ pub(super) fn upstreams(c: &mut Checker<'_>, upstreams: &Upstreams) {
     }
 }
 
+/// A backend's key path as the file writes it: `upstreams.api[0]` is
+/// `upstreams.api.servers[0]` when the group is written in full.
+pub(super) fn as_written(c: &Checker<'_>, key: &str) -> String {
+    let Some((group, index)) = key
+        .strip_prefix("upstreams.")
+        .and_then(|rest| rest.split_once('['))
+    else {
+        return key.to_string();
+    };
+    if c.lines.contains(&format!("upstreams.{group}.servers")) {
+        format!("upstreams.{group}.servers[{index}")
+    } else {
+        key.to_string()
+    }
+}
+
 fn servers(c: &mut Checker<'_>, at: &str, list: &[UpstreamConfig]) {
     for (i, upstream) in list.iter().enumerate() {
         if let Err(why) = upstream.host_port() {

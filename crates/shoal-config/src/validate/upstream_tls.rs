@@ -7,7 +7,7 @@ use crate::model::{Config, UpstreamTlsConfig};
 
 pub(super) fn backend_tls(c: &mut Checker<'_>, config: &Config) {
     for (key, u) in config.upstreams.keyed() {
-        let at = format!("{key}.tls");
+        let at = format!("{}.tls", super::proxy::as_written(c, &key));
         if let Some(t) = &u.tls {
             if !u.is_https() && u.host_port().is_ok() {
                 c.invalid(
