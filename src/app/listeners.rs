@@ -115,14 +115,19 @@ impl ListenerSlot {
     }
 
     pub async fn join(&self) {
-        let tasks = self
-            .tasks
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
-        for t in tasks {
-            let _ = t.await;
-        }
+        join_tasks(&self.tasks).await;
+    }
+}
+
+/// Wait for every listener task started so far (the public listeners'
+/// and the admin listener's).
+pub(super) async fn join_tasks(tasks: &Mutex<Vec<JoinHandle<()>>>) {
+    let tasks = tasks
+        .lock()
+        .map(|mut t| std::mem::take(&mut *t))
+        .unwrap_or_default();
+    for t in tasks {
+        let _ = t.await;
     }
 }
 

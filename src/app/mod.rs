@@ -92,6 +92,12 @@ impl State {
         self.config.load_full()
     }
 
+    /// Every app's instances stopped (drained, SIGTERM, SIGKILL after
+    /// `stop_timeout`), the apps side by side.
+    async fn stop_instances(&self) {
+        futures_util::future::join_all(self.supervisors.iter().map(|s| s.shutdown())).await;
+    }
+
     /// The admin API's token, if the config sets one.
     pub fn admin_token(&self) -> Option<Arc<String>> {
         self.admin_token.load_full()
@@ -212,7 +218,7 @@ pub async fn run(
     if let Err(e) = started {
         // The instances already started are stopped, not left to the guard.
         state.public.stop_accepting();
-        futures_util::future::join_all(state.supervisors.iter().map(|s| s.shutdown())).await;
+        state.stop_instances().await;
         background.cancel();
         return Err(e);
     }
@@ -239,7 +245,7 @@ pub async fn run(
     state.public.join().await;
     if !state.supervisors.is_empty() {
         tracing::info!("stopping instances");
-        futures_util::future::join_all(state.supervisors.iter().map(|s| s.shutdown())).await;
+        state.stop_instances().await;
     }
     background.cancel();
     state.admin_listener.stop_accepting();

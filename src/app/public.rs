@@ -297,14 +297,7 @@ impl PublicListeners {
     }
 
     pub async fn join(&self) {
-        let tasks = self
-            .tasks
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
-        for t in tasks {
-            let _ = t.await;
-        }
+        super::listeners::join_tasks(&self.tasks).await;
     }
 }
 

@@ -119,14 +119,9 @@ pub(super) async fn resolve_upstreams(
     upstreams: &Upstreams,
 ) -> Result<Vec<std::net::SocketAddr>, UpstreamError> {
     let mut out = Vec::new();
-    let mut index_in = std::collections::HashMap::<Option<&str>, usize>::new();
-    for (group, u) in upstreams.all() {
-        let index = index_in.entry(group).or_default();
-        let key = match group {
-            None => format!("upstreams[{index}].url"),
-            Some(g) => format!("upstreams.{g}[{index}].url"),
-        };
-        *index += 1;
+    // In the order of `Upstreams::all`, as `sync_upstreams` pairs them.
+    for (at, u) in upstreams.keyed() {
+        let key = format!("{at}.url");
         let (host, port) = match u.host_port() {
             Ok(hp) => hp,
             Err(reason) => return Err(UpstreamError::Url { key, reason }),

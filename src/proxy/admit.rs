@@ -90,18 +90,16 @@ pub(super) fn admit(
         target,
         headers: Headers::Map(&parts.headers),
     };
-    let (route, key) = match route_of(routing, &view) {
-        Routed::To { route, key } => {
-            routing.routes.get(route).stats.request();
-            (route, key)
-        }
-        Routed::Answer { route, answer } => {
-            if let Some(r) = route {
-                routing.routes.get(r).stats.request();
-            }
+    let routed = route_of(routing, &view);
+    if let Some(r) = routed.route() {
+        routing.routes.get(r).stats.request();
+    }
+    let (route, key) = match routed {
+        Routed::To { route, key } => (route, key),
+        Routed::Answer { answer, .. } => {
             let resp = match answer {
                 Some(fixed) => fixed.to_response(&request_id),
-                None => no_route(&request_id, json, peer, &view),
+                None => no_route(request_id.as_bytes(), json, peer, view.path()).to_response(),
             };
             return Err(Box::new(resp));
         }
@@ -179,6 +177,16 @@ pub(crate) enum Routed<'r> {
     },
 }
 
+impl Routed<'_> {
+    /// The route that took the request, if one did.
+    pub(crate) fn route(&self) -> Option<usize> {
+        match self {
+            Routed::To { route, .. } => Some(*route),
+            Routed::Answer { route, .. } => *route,
+        }
+    }
+}
+
 /// The route `view` takes, and what it does: the request's pool and its
 /// balancer's key, or the route's own answer. Both engines call this.
 pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Routed<'r> {
@@ -214,21 +222,21 @@ pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Rout
     }
 }
 
-/// No route takes the request: 404, in JSON or text as shoal's errors.
-fn no_route(
-    request_id: &HeaderValue,
+/// No route takes the request: 404, in JSON or text as shoal's errors;
+/// both engines answer with this.
+pub(crate) fn no_route<'a>(
+    request_id: &'a [u8],
     json: bool,
     peer: SocketAddr,
-    view: &RequestView<'_>,
-) -> Response<ProxyBody> {
-    tracing::info!(request_id = ?request_id, %peer, path = view.path(), "no route for the request (404)");
+    path: &str,
+) -> Answer<'a> {
+    tracing::info!(request_id = ?String::from_utf8_lossy(request_id), %peer, path, "no route for the request (404)");
     Answer {
         status: http::StatusCode::NOT_FOUND,
         kind: "no_route",
-        request_id: request_id.as_bytes(),
+        request_id,
         json,
     }
-    .to_response()
 }
 
 /// The target's authority wins over `Host`: an h2 client's `:authority`

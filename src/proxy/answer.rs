@@ -103,11 +103,7 @@ impl Answer<'_> {
         use super::h1::header;
         crate::metrics::counters::generated(self.status.as_u16());
         let body = self.body();
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(self.status.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(self.reason().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        super::h1::status_line(out, self.status, self.reason());
         header(out, b"content-type", self.content_type().as_bytes());
         header(out, b"x-request-id", self.request_id);
         if self.retry_after() {

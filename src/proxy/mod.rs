@@ -27,6 +27,6 @@ pub mod view;
 pub use forward::Proxy;
 #[cfg(any(test, fuzzing))]
 pub(crate) use h1::fuzz as fuzz_h1;
-pub(crate) use h1::header as h1_header;
+pub(crate) use h1::{header as h1_header, status_line as h1_status_line};
 pub use routing::{Pool, Routing};
 pub use server::{serve, Frontend, Grace, LimitsNow};

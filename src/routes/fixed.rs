@@ -137,11 +137,11 @@ impl Fixed<'_> {
     /// As HTTP/1.1 bytes into `out`; `head_only` for a HEAD request.
     pub fn write_h1(&self, out: &mut Vec<u8>, request_id: &[u8], close: bool, head_only: bool) {
         use crate::proxy::h1_header as header;
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(self.status.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(self.status.canonical_reason().unwrap_or("").as_bytes());
-        out.extend_from_slice(b"\r\n");
+        crate::proxy::h1_status_line(
+            out,
+            self.status,
+            self.status.canonical_reason().unwrap_or(""),
+        );
         for (name, value) in self.lines() {
             header(out, name, value);
         }

@@ -154,7 +154,7 @@ async fn one_request(
     let (req, answered) = loop {
         match prepare(
             &buf[..filled],
-            (peer, listener),
+            (peer, listener, idle.is_draining()),
             "http",
             &routing,
             &mut head,
@@ -210,11 +210,6 @@ async fn one_request(
         std::mem::take(&mut buf)
     };
     let served = if answered {
-        if req.keep_alive && idle.is_draining() {
-            // The drain began while the answer was written: it says so,
-            // as the connection ends after it.
-            say_close(&mut head);
-        }
         exchange::answer(client, &req, &head).await
     } else {
         exchange::serve(proxy, &routing, client, &req, &head, &mut resp_buf).await
@@ -316,13 +311,4 @@ async fn header_timeout(stream: &mut TcpStream, limits: ConnLimits) {
         Stalled::ClientSend(limits.send_timeout),
     )
     .await;
-}
-
-/// `Connection: close` added to a whole answer written for keep-alive,
-/// after its status line.
-fn say_close(answer: &mut Vec<u8>) {
-    if let Some(end) = answer.windows(2).position(|w| w == b"\r\n") {
-        let at = end + 2;
-        answer.splice(at..at, b"connection: close\r\n".iter().copied());
-    }
 }

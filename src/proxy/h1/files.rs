@@ -84,11 +84,7 @@ fn write(
     out: &mut Vec<u8>,
 ) {
     let status = resp.status();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    super::head::status_line(out, status, status.canonical_reason().unwrap_or(""));
     for (name, value) in resp.headers() {
         if name != header::CONNECTION {
             line(out, name.as_str().as_bytes(), value.as_bytes());

@@ -34,7 +34,7 @@ pub fn request_head(data: &[u8]) {
     let peer: SocketAddr = ([10, 1, 2, 3], 4567).into();
     let routing = ROUTING.with(|r| r.clone());
     let mut out = Vec::new();
-    let Head::Ready(req) = prepare(data, (peer, ""), "http", &routing, &mut out) else {
+    let Head::Ready(req) = prepare(data, (peer, "", false), "http", &routing, &mut out) else {
         return;
     };
     assert!(req.len <= data.len());

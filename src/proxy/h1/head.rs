@@ -49,6 +49,15 @@ impl<'a> ConnectionNamed<'a> {
     }
 }
 
+/// `HTTP/1.1 STATUS REASON` and its line end: shoal's own answers.
+pub(crate) fn status_line(out: &mut Vec<u8>, status: http::StatusCode, reason: &str) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 #[inline]
 pub(crate) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);

@@ -39,6 +39,6 @@ mod request;
 mod response;
 
 pub use conn::{drive, ConnLimits, End};
-pub(crate) use head::header;
+pub(crate) use head::{header, status_line};
 pub use idle::Idle;
 pub use io::Rewind;

@@ -19,8 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::files::FileRequest;
 use super::head::{edit_head, header, tokens, ConnectionNamed};
-use crate::proxy::admit::{route_of, Routed};
-use crate::proxy::answer::Answer;
+use crate::proxy::admit::{no_route, route_of, Routed};
 use crate::proxy::headers::{self, client_ip_from, framing_lookalike_name, IpText, Rule};
 use crate::proxy::request_id;
 use crate::proxy::request_rules;
@@ -142,10 +141,11 @@ fn classify(name: &[u8]) -> Name {
 /// Parse the head at the start of `buf` and, for a request the engine
 /// serves, take it through the *route* phase (`routing`) and write the
 /// head the backend gets into `out` (cleared first) — or, for a request a
-/// route answers itself, the answer.
+/// route answers itself, the answer. `draining`: the listener's drain has
+/// begun, so the connection ends after this request.
 pub fn prepare(
     buf: &[u8],
-    (peer, listener): (SocketAddr, &str),
+    (peer, listener, draining): (SocketAddr, &str, bool),
     proto: &'static str,
     routing: &Routing,
     out: &mut Vec<u8>,
@@ -187,6 +187,7 @@ pub fn prepare(
     if let Err(why) = survey(req.headers, &mut kinds, &mut seen) {
         return Head::Handoff(why);
     }
+    seen.keep_alive &= !draining;
     let trusted_peer = trusted.contains(peer.ip());
     let client = if trusted_peer {
         let xff = req
@@ -219,27 +220,10 @@ pub fn prepare(
             let head_only = method == "HEAD";
             match answer {
                 Some(fixed) => fixed.write_h1(out, request_id.as_bytes(), close, head_only),
-                None => {
-                    tracing::info!(request_id = ?request_id, %peer, path = view.path(), "no route for the request (404)");
-                    Answer {
-                        status: http::StatusCode::NOT_FOUND,
-                        kind: "no_route",
-                        request_id: request_id.as_bytes(),
-                        json: seen.json,
-                    }
-                    .write_h1(out, close, head_only)
-                }
+                None => no_route(request_id.as_bytes(), seen.json, peer, view.path())
+                    .write_h1(out, close, head_only),
             }
-            return Head::Answered(Prepared {
-                len,
-                head_only,
-                idempotent: true,
-                keep_alive: seen.keep_alive,
-                json: seen.json,
-                request_id,
-                key: None,
-                route: route.unwrap_or(usize::MAX),
-            });
+            return answered(len, method, &seen, request_id, route.unwrap_or(usize::MAX));
         }
     };
     let chosen = routing.routes.get(route);
@@ -258,16 +242,7 @@ pub fn prepare(
         if !super::files::answer(files, chosen, &req, out) {
             return Head::Handoff("a file that streams");
         }
-        return Head::Answered(Prepared {
-            len,
-            head_only: method == "HEAD",
-            idempotent: true,
-            keep_alive: seen.keep_alive,
-            json: seen.json,
-            request_id,
-            key: None,
-            route,
-        });
+        return answered(len, method, &seen, request_id, route);
     }
     let who = Who {
         peer: peer.ip(),
@@ -289,6 +264,26 @@ pub fn prepare(
         json: seen.json,
         request_id,
         key,
+        route,
+    })
+}
+
+/// A request shoal answered itself (its answer is in `out`).
+fn answered(
+    len: usize,
+    method: &str,
+    seen: &Seen<'_>,
+    request_id: RequestId,
+    route: usize,
+) -> Head {
+    Head::Answered(Prepared {
+        len,
+        head_only: method == "HEAD",
+        idempotent: true,
+        keep_alive: seen.keep_alive,
+        json: seen.json,
+        request_id,
+        key: None,
         route,
     })
 }
@@ -471,7 +466,13 @@ mod tests {
         let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
         let routing = Routing::single(table, &config);
         let mut out = Vec::new();
-        let head = prepare(raw.as_bytes(), (peer(), ""), "http", &routing, &mut out);
+        let head = prepare(
+            raw.as_bytes(),
+            (peer(), "", false),
+            "http",
+            &routing,
+            &mut out,
+        );
         (head, String::from_utf8(out).unwrap())
     }
 

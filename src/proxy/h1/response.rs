@@ -300,7 +300,7 @@ mod tests {
         let routing = crate::proxy::Routing::single(table, &Default::default());
         match super::super::request::prepare(
             b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: rid-1\r\n\r\n",
-            ("127.0.0.1:1".parse().unwrap(), ""),
+            ("127.0.0.1:1".parse().unwrap(), "", false),
             "http",
             &routing,
             &mut out,
