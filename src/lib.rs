@@ -15,6 +15,8 @@ pub mod fuzz;
 pub mod health;
 pub mod metrics;
 pub mod proxy;
+pub mod ratelimit;
 pub mod routes;
+pub mod state;
 pub mod supervisor;
 pub mod tls;

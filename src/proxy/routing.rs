@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig};
 
+use crate::ratelimit::{Limiter, RateLimits};
 use crate::routes::{Action, Policy, RouteTable};
 
 use super::error::ProxyError;
@@ -88,6 +89,8 @@ pub struct Routing {
     /// `proxy.engine`, read per accepted connection.
     pub engine: Engine,
     pub routes: RouteTable,
+    /// `rate_limits:`, the *admit* phase's rules.
+    pub limits: RateLimits,
     /// The pools `routes` send requests to, by index.
     pub pools: Vec<Pool>,
 }
@@ -100,6 +103,7 @@ impl Routing {
     pub fn for_config(
         config: &shoal_config::Config,
         table_of: &dyn Fn(&str) -> Arc<EndpointTable>,
+        limiter: &Arc<Limiter>,
     ) -> Routing {
         let proxy = &config.proxy;
         let pools = config
@@ -113,7 +117,7 @@ impl Routing {
                 Pool::new(name, table_of(name), balance, proxy)
             })
             .collect();
-        Routing::with_pools(config, pools)
+        Routing::with_pools(config, pools, limiter)
     }
 
     /// One pool over `table` that every request goes to (the config's
@@ -122,12 +126,18 @@ impl Routing {
         let mut config = config.clone();
         config.routes.clear();
         let pool = Pool::new("upstreams", table, &config.balance, &config.proxy);
-        Routing::with_pools(&config, vec![pool])
+        let limiter = Arc::new(Limiter::new(&config.state));
+        Routing::with_pools(&config, vec![pool], &limiter)
     }
 
-    fn with_pools(config: &shoal_config::Config, pools: Vec<Pool>) -> Routing {
+    fn with_pools(
+        config: &shoal_config::Config,
+        pools: Vec<Pool>,
+        limiter: &Arc<Limiter>,
+    ) -> Routing {
         let proxy = &config.proxy;
         let routes = RouteTable::new(config, &|name| pools.iter().position(|p| &*p.name == name));
+        let limits = RateLimits::new(&config.rate_limits, &routes, limiter.clone());
         Routing {
             trusted: TrustedProxies::new(&config.trusted_proxies),
             retry_budget_percent: proxy.retry_budget_percent,
@@ -142,6 +152,7 @@ impl Routing {
             tunnel_idle_timeout: proxy.tunnel_idle_timeout,
             engine: proxy.engine,
             routes,
+            limits,
             pools,
         }
     }

@@ -16,7 +16,7 @@ use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::head::edit_head;
+use super::head::{add_lines, edit_head};
 use super::idle::Idle;
 use super::io::{give_vec, grow, take_vec, write_all, MAX_RESPONSE_HEAD};
 use super::relay::{relay, Relayed};
@@ -354,6 +354,9 @@ async fn send(
                 Parsed::Ready(resp) => {
                     if !job.response_headers.is_empty() {
                         edit_head(out, job.response_headers);
+                    }
+                    if let Some(note) = &job.req.rate {
+                        add_lines(out, |o| note.write_h1(o));
                     }
                     return Ok((resp, filled));
                 }

@@ -25,6 +25,7 @@ use crate::proxy::request_id;
 use crate::proxy::request_rules;
 use crate::proxy::routing::Routing;
 use crate::proxy::view::{Headers, RequestView};
+use crate::ratelimit::{Asked, RateNote};
 use crate::routes::Action;
 
 /// Header lines a request may have on the native path (hyper's own limit
@@ -84,6 +85,10 @@ pub struct Prepared {
     /// The route it took (an index into `Routing::routes`; `usize::MAX`
     /// when none took it).
     pub route: usize,
+    /// The keys the rate limits count it under (none when no rule applies).
+    pub limits: Asked,
+    /// What the rate limits' headers say, once they decided.
+    pub rate: Option<RateNote>,
 }
 
 pub enum Head {
@@ -215,6 +220,8 @@ pub fn prepare(
     let (route, key) = match route_of(routing, &view) {
         Routed::To { route, key } => (route, key),
         Routed::Answer { route, answer } => {
+            let name = route.map_or("", |r| &routing.routes.get(r).name);
+            let limits = routing.limits.asks(&view, route, name);
             out.clear();
             let close = !seen.keep_alive;
             let head_only = method == "HEAD";
@@ -223,10 +230,12 @@ pub fn prepare(
                 None => no_route(request_id.as_bytes(), seen.json, peer, view.path())
                     .write_h1(out, close, head_only),
             }
-            return answered(len, method, &seen, request_id, route.unwrap_or(usize::MAX));
+            let route = route.unwrap_or(usize::MAX);
+            return answered(len, method, &seen, request_id, (route, limits));
         }
     };
     let chosen = routing.routes.get(route);
+    let limits = routing.limits.asks(&view, Some(route), &chosen.name);
     if let Some(why) = chosen.for_hyper(&view) {
         return Head::Handoff(why);
     }
@@ -242,7 +251,7 @@ pub fn prepare(
         if !super::files::answer(files, chosen, &req, out) {
             return Head::Handoff("a file that streams");
         }
-        return answered(len, method, &seen, request_id, route);
+        return answered(len, method, &seen, request_id, (route, limits));
     }
     let who = Who {
         peer: peer.ip(),
@@ -265,6 +274,8 @@ pub fn prepare(
         request_id,
         key,
         route,
+        limits,
+        rate: None,
     })
 }
 
@@ -274,7 +285,7 @@ fn answered(
     method: &str,
     seen: &Seen<'_>,
     request_id: RequestId,
-    route: usize,
+    (route, limits): (usize, Asked),
 ) -> Head {
     Head::Answered(Prepared {
         len,
@@ -285,6 +296,8 @@ fn answered(
         request_id,
         key: None,
         route,
+        limits,
+        rate: None,
     })
 }
 

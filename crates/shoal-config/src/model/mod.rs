@@ -11,7 +11,9 @@ mod compress;
 mod health;
 mod listeners;
 mod proxy;
+mod rate_limits;
 mod routes;
+mod state;
 mod tls;
 mod upstream_tls;
 mod upstreams;
@@ -28,7 +30,9 @@ pub use compress::*;
 pub use health::*;
 pub use listeners::*;
 pub use proxy::*;
+pub use rate_limits::*;
 pub use routes::*;
+pub use state::*;
 pub use tls::*;
 pub use upstream_tls::*;
 pub use upstreams::*;
@@ -60,6 +64,11 @@ pub struct Config {
     /// Which requests go where; without routes, every request goes to the
     /// default pool (`app` and a flat `upstreams` list).
     pub routes: Vec<RouteConfig>,
+    /// Where shared state (rate-limit counts) lives: this process, or Redis.
+    pub state: StateConfig,
+    /// Named rate limits, checked for every request they apply to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimitConfig>,
     /// Response compression (routes may change it: `routes[].compress`).
     pub compress: CompressConfig,
     /// Health checks for the static `upstreams` (instances use `app.health`).
@@ -132,6 +141,8 @@ impl Default for Config {
             apps: BTreeMap::new(),
             upstreams: Upstreams::default(),
             routes: Vec::new(),
+            state: StateConfig::default(),
+            rate_limits: Vec::new(),
             compress: CompressConfig::default(),
             health: HealthConfig::default(),
             balance: BalanceConfig::default(),
