@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use shoal_config::{OnError, RateLimitConfig};
+use smallvec::SmallVec;
 
 pub use note::RateNote;
 pub use rule::Rule;
@@ -89,10 +90,7 @@ impl Limiter {
 
     /// Keys held in this process (the memory store and the fallback).
     pub fn local_keys(&self) -> usize {
-        let store = match &self.store {
-            Backend::Memory(m) => m.len(),
-        };
-        store + self.local.len()
+        self.store.in_process().map_or(0, MemoryStore::len) + self.local.len()
     }
 
     /// `memory` or `redis`.
@@ -143,15 +141,27 @@ pub struct RateLimits {
     limiter: Arc<Limiter>,
 }
 
-/// The keys one request is counted under: (rule index, key) each.
+/// The keys one request is counted under: each applying rule's index and
+/// where its key ends in one buffer.
 #[derive(Default)]
 pub struct Asked {
-    keys: Vec<(usize, Vec<u8>)>,
+    rules: SmallVec<[(usize, usize); 4]>,
+    keys: Vec<u8>,
 }
 
 impl Asked {
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.rules.is_empty()
+    }
+
+    /// Each applying rule's index and key.
+    fn each(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        let mut start = 0;
+        self.rules.iter().map(move |&(rule, end)| {
+            let key = &self.keys[start..end];
+            start = end;
+            (rule, key)
+        })
     }
 }
 
@@ -199,9 +209,14 @@ impl RateLimits {
             if !rule.applies(req, route) {
                 continue;
             }
-            let mut key = Vec::with_capacity(rule.name.len() + 48);
-            if rule.key(req, route_name, &mut key) {
-                asked.keys.push((i, key));
+            let start = asked.keys.len();
+            if asked.keys.capacity() == 0 {
+                asked.keys.reserve(64);
+            }
+            if rule.key(req, route_name, &mut asked.keys) {
+                asked.rules.push((i, asked.keys.len()));
+            } else {
+                asked.keys.truncate(start);
             }
         }
         asked
@@ -210,41 +225,71 @@ impl RateLimits {
     /// The decision for a request counted under `asked` (every applying
     /// rule counts it; the first refusal answers).
     pub async fn decide(&self, asked: Asked) -> Outcome {
-        use std::sync::atomic::Ordering::Relaxed;
-        if asked.keys.is_empty() {
+        if asked.is_empty() {
             return Outcome::Pass(None);
         }
-        let lives: Vec<&Live> = asked
-            .keys
+        let lives: SmallVec<[&Live; 4]> = asked
+            .rules
             .iter()
             .map(|(i, _)| &*self.rules[*i].live)
             .collect();
-        let quotas: Vec<Quota> = lives.iter().map(|l| l.quota()).collect();
-        let asks: Vec<Ask<'_>> = asked
-            .keys
-            .iter()
+        let quotas: SmallVec<[Quota; 4]> = lives.iter().map(|l| l.quota()).collect();
+        let mut tally = Tally::default();
+        if let Some(store) = self.limiter.store.in_process() {
+            // In this process: decided here, without a future's detour or
+            // a buffer.
+            let now = crate::clock::now_ns();
+            for (((_, key), live), quota) in asked.each().zip(&lives).zip(&quotas) {
+                tally.add(store.decide(key, *quota, now), live, *quota);
+            }
+            return tally.outcome();
+        }
+        let asks: SmallVec<[Ask<'_>; 4]> = asked
+            .each()
             .zip(&quotas)
             .map(|((_, key), quota)| Ask { key, quota: *quota })
             .collect();
         let verdicts = self.limiter.verdicts(&asks, &lives).await;
-        let mut refused: Option<(Verdict, Quota)> = None;
-        let mut tightest: Option<(Verdict, Quota)> = None;
-        for ((v, live), quota) in verdicts.iter().zip(&lives).zip(&quotas) {
-            if v.allowed {
-                live.allowed.fetch_add(1, Relaxed);
-                if live.headers.load(Relaxed)
-                    && tightest.is_none_or(|(t, _)| v.remaining < t.remaining)
-                {
-                    tightest = Some((*v, *quota));
-                }
-            } else {
-                live.limited.fetch_add(1, Relaxed);
-                if refused.is_none_or(|(r, _)| v.retry_after_ns > r.retry_after_ns) {
-                    refused = Some((*v, *quota));
-                }
+        for ((v, live), quota) in verdicts.into_iter().zip(&lives).zip(&quotas) {
+            tally.add(v, live, *quota);
+        }
+        tally.outcome()
+    }
+}
+
+/// The verdicts of one request's rules, as they come: counted per rule,
+/// and the one its response speaks of.
+#[derive(Default)]
+struct Tally {
+    /// The refusal with the longest wait.
+    refused: Option<(Verdict, Quota)>,
+    /// The allowed rule (with headers on) with the fewest requests left.
+    tightest: Option<(Verdict, Quota)>,
+}
+
+impl Tally {
+    fn add(&mut self, v: Verdict, live: &Live, quota: Quota) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if v.allowed {
+            live.allowed.fetch_add(1, Relaxed);
+            if live.headers.load(Relaxed)
+                && self.tightest.is_none_or(|(t, _)| v.remaining < t.remaining)
+            {
+                self.tightest = Some((v, quota));
+            }
+        } else {
+            live.limited.fetch_add(1, Relaxed);
+            if self
+                .refused
+                .is_none_or(|(r, _)| v.retry_after_ns > r.retry_after_ns)
+            {
+                self.refused = Some((v, quota));
             }
         }
-        if let Some((v, q)) = refused {
+    }
+
+    fn outcome(self) -> Outcome {
+        if let Some((v, q)) = self.refused {
             return Outcome::Refuse(RateNote {
                 limit: q.burst,
                 remaining: 0,
@@ -252,7 +297,7 @@ impl RateLimits {
                 retry_after_s: Some(note::secs_up(v.retry_after_ns).max(1)),
             });
         }
-        Outcome::Pass(tightest.map(|(v, q)| RateNote {
+        Outcome::Pass(self.tightest.map(|(v, q)| RateNote {
             limit: q.burst,
             remaining: v.remaining,
             reset_s: note::secs_up(v.reset_ns),

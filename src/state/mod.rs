@@ -55,6 +55,13 @@ impl Backend {
         Backend::Memory(MemoryStore::new(state.max_keys))
     }
 
+    /// The in-process store, when it is that: decided without a future.
+    pub fn in_process(&self) -> Option<&MemoryStore> {
+        match self {
+            Backend::Memory(m) => Some(m),
+        }
+    }
+
     /// `memory` or `redis`, for the status API and logs.
     pub fn kind(&self) -> &'static str {
         match self {
