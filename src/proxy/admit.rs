@@ -20,9 +20,12 @@ use super::protocol::origin_form;
 use super::request_id;
 use super::request_rules;
 use super::routing::Routing;
+use crate::access_log::Facts;
 use crate::balance::{Headers, RequestView};
 use crate::ratelimit::{Asked, RateNote};
 use crate::routes::{Action, Fixed};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 /// A request admitted and rewritten for the backend, with what the
 /// attempts need of it.
@@ -41,6 +44,10 @@ pub(super) struct Ready {
     pub(super) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     /// The keys the rate limits count it under.
     pub(super) limits: Asked,
+    /// What the access log says of it (when it is on).
+    pub(super) facts: Option<Box<Facts>>,
+    /// Its body's bytes as they are read (when the access log is on).
+    pub(super) tally: Option<Arc<AtomicU64>>,
 }
 
 /// A request shoal answers itself: refused (no rate limit counts it), or
@@ -50,6 +57,7 @@ pub(super) struct Answered {
     pub(super) limits: Asked,
     pub(super) request_id: HeaderValue,
     pub(super) json: bool,
+    pub(super) facts: Option<Box<Facts>>,
 }
 
 impl Answered {
@@ -59,6 +67,7 @@ impl Answered {
             limits: Asked::default(),
             request_id,
             json,
+            facts: None,
         })
     }
 }
@@ -74,6 +83,7 @@ pub(super) fn admit(
     listener: &str,
 ) -> Result<(Ready, RequestBody), Box<Answered>> {
     let (mut parts, mut body) = req.into_parts();
+    let version = parts.version;
     let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
     let request_id = request_id::ensure(&mut parts.headers);
     let json = wants_json(&parts.headers);
@@ -120,8 +130,16 @@ pub(super) fn admit(
     let (route, key) = match routed {
         Routed::To { route, key } => (route, key),
         Routed::Answer { route, answer } => {
-            let name = route.map_or("", |r| &routing.routes.get(r).name);
-            let limits = routing.limits.asks(&view, route, name);
+            let name = route.map(|r| &routing.routes.get(r).name);
+            let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
+            let facts = routing.access_log.as_ref().map(|log| {
+                log.facts(
+                    &view,
+                    request_id.as_bytes(),
+                    protocol(version),
+                    name.cloned(),
+                )
+            });
             let resp = match answer {
                 Some(fixed) => fixed.to_response(&request_id),
                 None => no_route(request_id.as_bytes(), json, peer, view.path()).to_response(),
@@ -131,11 +149,21 @@ pub(super) fn admit(
                 limits,
                 request_id,
                 json,
+                facts,
             }));
         }
     };
     let chosen = routing.routes.get(route);
     let limits = routing.limits.asks(&view, Some(route), &chosen.name);
+    let facts = routing.access_log.as_ref().map(|log| {
+        log.facts(
+            &view,
+            request_id.as_bytes(),
+            protocol(version),
+            Some(chosen.name.clone()),
+        )
+    });
+    let tally = facts.as_ref().map(|_| body.tally());
     let rewritten = match chosen.path.apply(target) {
         std::borrow::Cow::Owned(t) => Some(t),
         std::borrow::Cow::Borrowed(_) => None,
@@ -194,6 +222,8 @@ pub(super) fn admit(
         upgrading,
         client_upgrade,
         limits,
+        facts,
+        tally,
     };
     Ok((ready, body))
 }
@@ -284,6 +314,17 @@ pub(crate) fn rate_limited(request_id: &[u8], json: bool, note: RateNote) -> Ans
         request_id,
         json,
         rate: Some(note),
+    }
+}
+
+/// The protocol as the access log writes it.
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig};
 
+use crate::access_log::AccessLog;
 use crate::ratelimit::{Limiter, RateLimits};
 use crate::routes::{Action, Policy, RouteTable};
 
@@ -91,6 +92,8 @@ pub struct Routing {
     pub routes: RouteTable,
     /// `rate_limits:`, the *admit* phase's rules.
     pub limits: RateLimits,
+    /// The *log* phase's access log, when it is on.
+    pub access_log: Option<Arc<AccessLog>>,
     /// The pools `routes` send requests to, by index.
     pub pools: Vec<Pool>,
 }
@@ -153,6 +156,7 @@ impl Routing {
             engine: proxy.engine,
             routes,
             limits,
+            access_log: None,
             pools,
         }
     }

@@ -174,6 +174,16 @@ pub enum Outcome {
     Refuse(RateNote),
 }
 
+impl Outcome {
+    /// `allowed` or `limited`, for the access log.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Pass(_) => "allowed",
+            Outcome::Refuse(_) => "limited",
+        }
+    }
+}
+
 impl RateLimits {
     pub fn new(
         configs: &[RateLimitConfig],

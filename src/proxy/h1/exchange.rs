@@ -22,6 +22,7 @@ use super::io::{give_vec, grow, take_vec, write_all, MAX_RESPONSE_HEAD};
 use super::relay::{relay, Relayed};
 use super::request::Prepared;
 use super::response::{self, Parsed, ResponseHead};
+use crate::access_log::Report;
 use crate::balance::{Endpoint, InFlight};
 use crate::proxy::attempt::{Attempts, Next, Reach, Resend};
 use crate::proxy::error::ProxyError;
@@ -97,6 +98,8 @@ pub struct Client<'a> {
     pub idle: &'a Idle,
     /// `limits.abort_on_client_close`: a client's FIN abandons its request.
     pub abort_on_close: bool,
+    /// What became of the request, for the access log.
+    pub report: &'a mut Report,
 }
 
 /// The backend side of one attempt.
@@ -134,6 +137,9 @@ pub async fn serve(
     let Some(target) = routing.target(req.route) else {
         return answer_error(&mut client, req, &ProxyError::NoBackend).await;
     };
+    if routing.access_log.is_some() {
+        client.report.pool = Some(target.pool.name.clone());
+    }
     let job = Job {
         routing,
         target,
@@ -159,6 +165,7 @@ pub async fn serve(
             continue;
         }
         let in_flight = attempts.begin(&endpoint);
+        client.report.attempts += 1;
         let tried = on_backend(
             &job,
             &mut attempts,
@@ -229,6 +236,11 @@ async fn on_backend(
             Ok((resp, filled)) => {
                 let table = &job.target.pool.table;
                 job.routing.observe(table, endpoint, resp.status, started);
+                client.report.status = resp.status;
+                client.report.upstream = Some(started.elapsed());
+                if job.routing.access_log.is_some() {
+                    client.report.backend = Some(endpoint.clone());
+                }
                 return Ok(
                     match relay(client, &mut up, &resp, buf, filled, out).await {
                         Relayed::Whole { upstream_reusable } => {
@@ -410,6 +422,15 @@ pub async fn answer(mut client: Client<'_>, req: &Prepared, bytes: &[u8]) -> Ser
     write_answer(&mut client, bytes, close).await
 }
 
+/// The status of an answer written as HTTP/1.1 bytes (`HTTP/1.1 NNN …`).
+fn status_of(bytes: &[u8]) -> u16 {
+    bytes
+        .get(9..12)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The error answer, with the request id; the client's connection stays
 /// open for 502/503/504 (not for the statuses an `Answer` closes).
 async fn answer_error(client: &mut Client<'_>, req: &Prepared, error: &ProxyError) -> Served {
@@ -422,6 +443,12 @@ async fn answer_error(client: &mut Client<'_>, req: &Prepared, error: &ProxyErro
 }
 
 async fn write_answer(client: &mut Client<'_>, bytes: &[u8], close: bool) -> Served {
+    client.report.status = status_of(bytes);
+    let head = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |p| p + 4);
+    client.report.bytes_out = (bytes.len() - head) as u64;
     match write_all(
         &mut *client.stream,
         &[bytes],

@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::files::FileRequest;
 use super::head::{edit_head, header, tokens, ConnectionNamed};
+use crate::access_log::Facts;
 use crate::proxy::admit::{no_route, route_of, Routed};
 use crate::proxy::headers::{self, client_ip_from, framing_lookalike_name, IpText, Rule};
 use crate::proxy::request_id;
@@ -89,6 +90,8 @@ pub struct Prepared {
     pub limits: Asked,
     /// What the rate limits' headers say, once they decided.
     pub rate: Option<RateNote>,
+    /// What the access log says of the request (when it is on).
+    pub facts: Option<Box<Facts>>,
 }
 
 pub enum Head {
@@ -220,8 +223,12 @@ pub fn prepare(
     let (route, key) = match route_of(routing, &view) {
         Routed::To { route, key } => (route, key),
         Routed::Answer { route, answer } => {
-            let name = route.map_or("", |r| &routing.routes.get(r).name);
-            let limits = routing.limits.asks(&view, route, name);
+            let name = route.map(|r| &routing.routes.get(r).name);
+            let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
+            let facts = routing
+                .access_log
+                .as_ref()
+                .map(|log| log.facts(&view, request_id.as_bytes(), "HTTP/1.1", name.cloned()));
             out.clear();
             let close = !seen.keep_alive;
             let head_only = method == "HEAD";
@@ -231,11 +238,19 @@ pub fn prepare(
                     .write_h1(out, close, head_only),
             }
             let route = route.unwrap_or(usize::MAX);
-            return answered(len, method, &seen, request_id, (route, limits));
+            return answered(len, method, &seen, request_id, (route, limits, facts));
         }
     };
     let chosen = routing.routes.get(route);
     let limits = routing.limits.asks(&view, Some(route), &chosen.name);
+    let facts = routing.access_log.as_ref().map(|log| {
+        log.facts(
+            &view,
+            request_id.as_bytes(),
+            "HTTP/1.1",
+            Some(chosen.name.clone()),
+        )
+    });
     if let Some(why) = chosen.for_hyper(&view) {
         return Head::Handoff(why);
     }
@@ -251,7 +266,7 @@ pub fn prepare(
         if !super::files::answer(files, chosen, &req, out) {
             return Head::Handoff("a file that streams");
         }
-        return answered(len, method, &seen, request_id, (route, limits));
+        return answered(len, method, &seen, request_id, (route, limits, facts));
     }
     let who = Who {
         peer: peer.ip(),
@@ -276,6 +291,7 @@ pub fn prepare(
         route,
         limits,
         rate: None,
+        facts,
     })
 }
 
@@ -285,7 +301,7 @@ fn answered(
     method: &str,
     seen: &Seen<'_>,
     request_id: RequestId,
-    (route, limits): (usize, Asked),
+    (route, limits, facts): (usize, Asked, Option<Box<Facts>>),
 ) -> Head {
     Head::Answered(Prepared {
         len,
@@ -298,6 +314,7 @@ fn answered(
         route,
         limits,
         rate: None,
+        facts,
     })
 }
 
