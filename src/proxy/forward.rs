@@ -538,7 +538,10 @@ async fn rate_limits(
     if limits.is_empty() {
         return Ok(None);
     }
-    let outcome = Box::pin(routing.limits.decide(limits)).await;
+    let outcome = match routing.limits.decide_now(&limits) {
+        Some(outcome) => outcome,
+        None => Box::pin(routing.limits.decide(limits)).await,
+    };
     report.rate_limit = Some(outcome.word());
     match outcome {
         Outcome::Pass(note) => Ok(note),
