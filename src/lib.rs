@@ -16,5 +16,6 @@ pub mod health;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;
+pub mod sticky;
 pub mod supervisor;
 pub mod tls;

@@ -24,7 +24,7 @@ use super::error::ProxyError;
 use super::forward::Proxy;
 use super::pool::Refusal;
 use super::routing::{Routing, Target};
-use crate::balance::{Endpoint, InFlight, Tried};
+use crate::balance::{Endpoint, EndpointSet, InFlight, Tried};
 
 /// How many times one request may be put on a new connection to the same
 /// backend after its stream was above a GOAWAY. Bounded, so a backend that
@@ -124,6 +124,9 @@ pub struct Attempts<'a> {
     target: Target<'a>,
     /// The balancer's key for the request (`hash`, `ip_hash`).
     key: Option<u64>,
+    /// The backend the request's sticky cookie names (`sticky`): picked
+    /// first while it is in rotation and not tried.
+    pin: Option<u64>,
     tried: Tried,
     /// Attempts begun.
     begun: u32,
@@ -138,13 +141,14 @@ impl<'a> Attempts<'a> {
         proxy: &'a Proxy,
         routing: &'a Routing,
         target: Target<'a>,
-        key: Option<u64>,
+        (key, pin): (Option<u64>, Option<u64>),
     ) -> Attempts<'a> {
         Attempts {
             proxy,
             routing,
             target,
             key,
+            pin,
             tried: Tried::default(),
             begun: 0,
             charge: false,
@@ -196,10 +200,24 @@ impl<'a> Attempts<'a> {
         if native && !set.all_raw() && self.is_first() {
             return Err(NeedsHyper);
         }
+        if let Some(e) = self.pinned(&set) {
+            return Ok(Some(e));
+        }
         let Some(i) = self.target.pool.pick(&set, &self.tried, self.key) else {
             return Ok(None);
         };
         Ok(Some(set.endpoints[i].clone()))
+    }
+
+    /// The backend the sticky cookie names, if it is in `set`, in
+    /// rotation (not draining, down, stopped or ejected) and not tried: a
+    /// scan of the set, only for a request with a valid cookie.
+    fn pinned(&self, set: &EndpointSet) -> Option<Arc<Endpoint>> {
+        let pin = self.pin?;
+        set.endpoints
+            .iter()
+            .find(|e| e.sticky_id() == pin && e.in_rotation() && !self.tried.contains(e.key()))
+            .cloned()
     }
 
     /// No attempt has begun or been passed over yet.

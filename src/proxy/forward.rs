@@ -26,6 +26,7 @@ use super::routing::{Routing, Target};
 use super::upgrade;
 use crate::compress::Compression;
 use crate::routes::{Action, HeaderEdits, Policy};
+use crate::sticky::Sticky;
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use shoal_config::Codec;
@@ -199,6 +200,7 @@ impl Proxy {
             parts,
             route: ready_route,
             key,
+            pin,
             request_id,
             json,
             upgrading,
@@ -238,6 +240,7 @@ impl Proxy {
             routing: &routing,
             target,
             response_headers: &route.response_headers,
+            sticky: route.sticky.as_deref().map(|s| (s, pin)),
             codec,
             request_id: &request_id,
             idempotent: request_rules::idempotent(parts.method.as_str().as_bytes()),
@@ -246,7 +249,7 @@ impl Proxy {
             client_upgrade,
         };
         let mut pending = Some(Request::from_parts(parts, first_body));
-        let mut attempts = Attempts::new(self, &routing, target, key);
+        let mut attempts = Attempts::new(self, &routing, target, (key, pin));
         let mut last_error = ProxyError::NoBackend;
         while let Some(endpoint) = attempts.pick(&request_id) {
             // Every way round the loop leaves in `pending` what may be
@@ -407,6 +410,8 @@ struct Exchange<'r> {
     target: Target<'r>,
     /// The route's `response_headers` rules.
     response_headers: &'r HeaderEdits,
+    /// The route's sticky cookie, and the backend the request's names.
+    sticky: Option<(&'r Sticky, Option<u64>)>,
     /// The route's compression and the coding the request takes.
     codec: Option<(&'r Compression, Codec)>,
     request_id: &'r HeaderValue,
@@ -460,6 +465,12 @@ impl Exchange<'_> {
         }
         strip_hop_by_hop(resp.headers_mut(), None);
         self.response_headers.apply(resp.headers_mut());
+        if let Some((sticky, pin)) = self.sticky {
+            if Sticky::renew(pin, endpoint) {
+                resp.headers_mut()
+                    .append(header::SET_COOKIE, sticky.header_value(endpoint));
+            }
+        }
         if resp.version() == Version::HTTP_2 {
             // From an h2 backend; hyper's HTTP/1.1 side would coerce it
             // anyway, and takes its fast path for 1.1.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig};
 
 use crate::routes::{Action, Policy, RouteTable};
+use crate::sticky::Sticky;
 
 use super::error::ProxyError;
 use super::headers::TrustedProxies;
@@ -29,6 +30,8 @@ pub struct Pool {
     /// `balance::slow_start`).
     pub slow_start: Duration,
     pub panic_mode: bool,
+    /// `sticky` of the app or upstream group (routes may have their own).
+    pub sticky: Option<Arc<Sticky>>,
 }
 
 impl Pool {
@@ -48,6 +51,7 @@ impl Pool {
                 _ => proxy.slow_start,
             },
             panic_mode: balance.panic_mode,
+            sticky: None,
         }
     }
 
@@ -110,7 +114,13 @@ impl Routing {
                 let balance = group
                     .and_then(|(_, g)| g.balance.as_ref())
                     .unwrap_or(&config.balance);
-                Pool::new(name, table_of(name), balance, proxy)
+                let app = config.all_apps().into_iter().find(|(n, _)| *n == name);
+                let sticky = app
+                    .and_then(|(_, a)| a.sticky.as_ref())
+                    .or_else(|| group.and_then(|(_, g)| g.sticky.as_ref()));
+                let mut pool = Pool::new(name, table_of(name), balance, proxy);
+                pool.sticky = Sticky::from_config(sticky);
+                pool
             })
             .collect();
         Routing::with_pools(config, pools)
@@ -127,7 +137,9 @@ impl Routing {
 
     fn with_pools(config: &shoal_config::Config, pools: Vec<Pool>) -> Routing {
         let proxy = &config.proxy;
-        let routes = RouteTable::new(config, &|name| pools.iter().position(|p| &*p.name == name));
+        let mut routes =
+            RouteTable::new(config, &|name| pools.iter().position(|p| &*p.name == name));
+        routes.inherit_sticky(&|i| pools.get(i).and_then(|p| p.sticky.clone()));
         Routing {
             trusted: TrustedProxies::new(&config.trusted_proxies),
             retry_budget_percent: proxy.retry_budget_percent,

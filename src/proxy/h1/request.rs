@@ -81,6 +81,8 @@ pub struct Prepared {
     pub request_id: RequestId,
     /// The balancer's key for this request (`hash`, `ip_hash`), if any.
     pub key: Option<u64>,
+    /// The backend the route's sticky cookie names (`sticky`), if any.
+    pub pin: Option<u64>,
     /// The route it took (an index into `Routing::routes`; `usize::MAX`
     /// when none took it).
     pub route: usize,
@@ -212,8 +214,8 @@ pub fn prepare(
         target: path,
         headers: Headers::Lines(req.headers),
     };
-    let (route, key) = match route_of(routing, &view) {
-        Routed::To { route, key } => (route, key),
+    let (route, key, pin) = match route_of(routing, &view) {
+        Routed::To { route, key, pin } => (route, key, pin),
         Routed::Answer { route, answer } => {
             out.clear();
             let close = !seen.keep_alive;
@@ -264,6 +266,7 @@ pub fn prepare(
         json: seen.json,
         request_id,
         key,
+        pin,
         route,
     })
 }
@@ -284,6 +287,7 @@ fn answered(
         json: seen.json,
         request_id,
         key: None,
+        pin: None,
         route,
     })
 }

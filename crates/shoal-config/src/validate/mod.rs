@@ -13,6 +13,7 @@ mod listeners;
 mod log;
 mod proxy;
 mod routes;
+mod sticky;
 mod tls;
 mod upstream_tls;
 
