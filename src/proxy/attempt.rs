@@ -279,6 +279,7 @@ impl<'a> Attempts<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::balance::{EndpointTable, Health};
 
     const ANY: Resend = Resend {
         idempotent: true,
@@ -343,5 +344,54 @@ mod tests {
         assert_eq!(next(goaway, false, 0, STREAMED), Next::Answer);
         assert!(!goaway.reached() && !Reach::Unsent.reached());
         assert!(Reach::TimedOut.reached());
+    }
+
+    #[test]
+    fn a_sticky_pin_is_picked_while_in_rotation_and_not_tried() {
+        let table = Arc::new(EndpointTable::new());
+        for port in [1, 2, 3] {
+            let e = Endpoint::new(
+                format!("app-{port}"),
+                ([127, 0, 0, 1], port).into(),
+                1,
+                &Default::default(),
+            );
+            e.begin_epoch(Health::Up);
+            table.insert(e);
+        }
+        let config = shoal_config::Config::default();
+        let routing = Routing::single(table.clone(), &config);
+        let proxy = Proxy::new(Routing::single(table.clone(), &config));
+        let target = routing.target(0).unwrap();
+        let set = table.load_full();
+        let pinned = set.endpoints[1].clone();
+        let pick = |pin| {
+            Attempts::new(&proxy, &routing, target, (None, Some(pin)))
+                .pick(&"t")
+                .unwrap()
+        };
+        for _ in 0..20 {
+            assert_eq!(pick(pinned.sticky_id()).key(), pinned.key());
+        }
+        // A retry goes elsewhere.
+        let mut attempts =
+            Attempts::new(&proxy, &routing, target, (None, Some(pinned.sticky_id())));
+        let first = attempts.pick(&"t").unwrap();
+        let _in_flight = attempts.begin(&first);
+        assert_ne!(attempts.pick(&"t").unwrap().key(), pinned.key());
+        // Out of rotation (draining, down, ejected): balanced as usual.
+        for health in [Health::Stopped, Health::Down, Health::Starting] {
+            pinned.begin_epoch(health);
+            for _ in 0..10 {
+                assert_ne!(pick(pinned.sticky_id()).key(), pinned.key(), "{health:?}");
+            }
+        }
+        // A pin that names no backend of the set: balanced (the two in
+        // rotation, by turns).
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            seen.insert(pick(12345).key());
+        }
+        assert_eq!(seen.len(), 2);
     }
 }
