@@ -18,4 +18,6 @@ pub mod proxy;
 pub mod routes;
 pub mod sticky;
 pub mod supervisor;
+#[cfg(test)]
+mod test_alloc;
 pub mod tls;
