@@ -466,9 +466,11 @@ impl Exchange<'_> {
         strip_hop_by_hop(resp.headers_mut(), None);
         self.response_headers.apply(resp.headers_mut());
         if let Some((sticky, pin)) = self.sticky {
-            if Sticky::renew(pin, endpoint) {
-                resp.headers_mut()
-                    .append(header::SET_COOKIE, sticky.header_value(endpoint));
+            if let Some(v) = Sticky::renew(pin, endpoint)
+                .then(|| sticky.header_value(endpoint))
+                .flatten()
+            {
+                resp.headers_mut().append(header::SET_COOKIE, v);
             }
         }
         if resp.version() == Version::HTTP_2 {

@@ -95,13 +95,14 @@ impl Sticky {
         out.extend_from_slice(b"\r\n");
     }
 
-    /// The `Set-Cookie` value for hyper's path.
-    pub fn header_value(&self, endpoint: &Endpoint) -> HeaderValue {
+    /// The `Set-Cookie` value for hyper's path. (Always `Some` for a
+    /// checked config: the name is a token, the path printable, the value
+    /// hex.)
+    pub fn header_value(&self, endpoint: &Endpoint) -> Option<HeaderValue> {
         let mut v =
             Vec::with_capacity(self.name.len() + 1 + sign::VALUE_LEN + self.attributes.len());
         self.write_value(&mut v, endpoint);
-        // Name, path and attributes were checked at load; the value is hex.
-        HeaderValue::from_bytes(&v).expect("a valid Set-Cookie value")
+        HeaderValue::from_bytes(&v).ok()
     }
 
     fn write_value(&self, out: &mut Vec<u8>, endpoint: &Endpoint) {
@@ -134,7 +135,7 @@ mod tests {
     fn the_cookie_it_sets_pins_the_next_request() {
         let s = Sticky::new(&config("{key: 0123456789abcdef}"));
         let e = endpoint(4000);
-        let line = String::from_utf8(s.header_value(&e).as_bytes().to_vec()).unwrap();
+        let line = String::from_utf8(s.header_value(&e).unwrap().as_bytes().to_vec()).unwrap();
         assert!(line.starts_with("shoal_sticky="), "{line}");
         assert!(line.ends_with("; Path=/; HttpOnly; SameSite=Lax"), "{line}");
         let value = line.split(';').next().unwrap();
@@ -157,7 +158,7 @@ mod tests {
         let s = Sticky::new(&config(
             "{key: 0123456789abcdef, cookie: srv, ttl: 1h, secure: true, http_only: false, same_site: none, path: /app}",
         ));
-        let v = s.header_value(&endpoint(1));
+        let v = s.header_value(&endpoint(1)).unwrap();
         let v = v.to_str().unwrap();
         assert!(v.starts_with("srv="), "{v}");
         assert!(
