@@ -212,3 +212,41 @@ impl Routing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each pool's `sticky` (an app of `apps`, a group) reaches the routes
+    /// to it; a route's own replaces it; a pool without one has none.
+    #[test]
+    fn sticky_comes_from_the_route_or_its_pool() {
+        let key = "key: 0123456789abcdef";
+        let yaml = format!(
+            "apps:\n  a: {{command: [x], sticky: {{{key}, cookie: ca}}}}\n  b: {{command: [x]}}\n\
+             upstreams:\n  g: {{servers: [{{url: 'http://h:1'}}], sticky: {{{key}, cookie: cg}}}}\n\
+             routes:\n\
+             \x20 - {{match: {{path_prefix: /a}}, to: a}}\n\
+             \x20 - {{match: {{path_prefix: /b}}, to: b}}\n\
+             \x20 - {{match: {{path_prefix: /g}}, to: g}}\n\
+             \x20 - {{match: {{path_prefix: /r}}, to: a, sticky: {{{key}, cookie: cr}}}}\n\
+             \x20 - {{to: b, sticky: {{{key}}}}}\n"
+        );
+        let config = shoal_config::load_str(&yaml, "test", &|_| None).unwrap();
+        let table = Arc::new(EndpointTable::new());
+        let routing = Routing::for_config(&config, &|_| table.clone());
+        let cookies: Vec<Option<&str>> = (0..5)
+            .map(|i| routing.routes.get(i).sticky.as_deref().map(Sticky::cookie))
+            .collect();
+        assert_eq!(
+            cookies,
+            [
+                Some("ca"),
+                None,
+                Some("cg"),
+                Some("cr"),
+                Some("shoal_sticky")
+            ]
+        );
+    }
+}

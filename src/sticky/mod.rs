@@ -73,6 +73,11 @@ impl Sticky {
         config.map(|c| Arc::new(Sticky::new(c)))
     }
 
+    /// The cookie's name.
+    pub fn cookie(&self) -> &str {
+        &self.name
+    }
+
     /// The sticky id of the backend the request's cookie names, if it
     /// carries one this key signed.
     pub fn pinned(&self, headers: &Headers<'_>) -> Option<u64> {
