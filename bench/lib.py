@@ -274,6 +274,7 @@ SCENARIOS = [
 FEATURE_VARIANTS = [
     ("full", "HTTP health checks + least_conn (features on)"),
     ("routes20", "features on + 20 routes, the last one taking the requests"),
+    ("ratelimit", "features on + a per-address rate limit in memory nobody exceeds"),
     ("hyper-engine", "features on, hyper serving every request (`proxy.engine: hyper`)"),
     ("tcp-checks", "TCP health checks + least_conn"),
     ("round-robin", "HTTP health checks + round_robin"),

@@ -15,7 +15,9 @@ pub mod fuzz;
 pub mod health;
 pub mod metrics;
 pub mod proxy;
+pub mod ratelimit;
 pub mod routes;
+pub mod state;
 pub mod sticky;
 pub mod supervisor;
 #[cfg(test)]

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::balance::Endpoint;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
+use crate::ratelimit::Limiter;
 use crate::supervisor::{OpError, Progress, Supervisor, SupervisorOptions};
 use crate::tls::TlsError;
 pub use pools::PoolTables;
@@ -65,6 +66,9 @@ pub struct State {
     /// One per app (`app`, or each of `apps` in name order).
     pub supervisors: Vec<Arc<Supervisor>>,
     pub proxy: Arc<Proxy>,
+    /// The rate limits' store and each rule's live state, kept across
+    /// config reloads.
+    pub limiter: Arc<Limiter>,
     /// The public listeners, each with its TLS (off, or the certificates
     /// in use).
     pub public: PublicListeners,
@@ -186,14 +190,18 @@ pub async fn run(
             }
         }
     }
-    let proxy = Arc::new(Proxy::new(Routing::for_config(&config, &|name| {
-        tables.table(name)
-    })));
+    let limiter = Arc::new(Limiter::new(&config.state));
+    let proxy = Arc::new(Proxy::new(Routing::for_config(
+        &config,
+        &|name| tables.table(name),
+        &limiter,
+    )));
 
     let state = Arc::new(State {
         tables,
         supervisors,
         proxy: proxy.clone(),
+        limiter,
         public: PublicListeners::default(),
         started: Instant::now(),
         config: ArcSwap::from_pointee(config.clone()),

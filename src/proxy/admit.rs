@@ -21,6 +21,7 @@ use super::request_id;
 use super::request_rules;
 use super::routing::Routing;
 use crate::balance::{Headers, RequestView};
+use crate::ratelimit::{Asked, RateNote};
 use crate::routes::{Action, Fixed};
 
 /// A request admitted and rewritten for the backend, with what the
@@ -40,19 +41,40 @@ pub(super) struct Ready {
     pub(super) upgrading: bool,
     /// The client's side of an upgrade, resolved once it is answered 101.
     pub(super) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The keys the rate limits count it under.
+    pub(super) limits: Asked,
+}
+
+/// A request shoal answers itself: refused (no rate limit counts it), or
+/// answered by its route or as having none (the rate limits decide first).
+pub(super) struct Answered {
+    pub(super) resp: Response<ProxyBody>,
+    pub(super) limits: Asked,
+    pub(super) request_id: HeaderValue,
+    pub(super) json: bool,
+}
+
+impl Answered {
+    fn refused(resp: Response<ProxyBody>, request_id: HeaderValue, json: bool) -> Box<Answered> {
+        Box::new(Answered {
+            resp,
+            limits: Asked::default(),
+            request_id,
+            json,
+        })
+    }
 }
 
 /// The *admit* phase (framing and `request_rules`), the balancer's key,
 /// and the request's head rewritten for the backend (`proxy::headers`):
 /// hop-by-hop headers, `Host`, the forwarding headers, origin-form,
 /// HTTP/1.1. `Err`: the answer to a refused request.
-#[allow(clippy::result_large_err)]
 pub(super) fn admit(
     req: Request<RequestBody>,
     routing: &Routing,
     (peer, local, proto): (SocketAddr, SocketAddr, &'static str),
     listener: &str,
-) -> Result<(Ready, RequestBody), Box<Response<ProxyBody>>> {
+) -> Result<(Ready, RequestBody), Box<Answered>> {
     let (mut parts, mut body) = req.into_parts();
     let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
     let request_id = request_id::ensure(&mut parts.headers);
@@ -65,7 +87,8 @@ pub(super) fn admit(
         });
     if let Some(e) = refused {
         tracing::info!(request_id = ?request_id, %peer, error = %e, "request rejected");
-        return Err(Box::new(e.to_response(&request_id, json)));
+        let resp = e.to_response(&request_id, json);
+        return Err(Answered::refused(resp, request_id, json));
     }
     set_host(&mut parts, local);
     // Routes see the path as the application behind will read it (and
@@ -98,22 +121,31 @@ pub(super) fn admit(
     }
     let (route, key, pin) = match routed {
         Routed::To { route, key, pin } => (route, key, pin),
-        Routed::Answer { answer, .. } => {
+        Routed::Answer { route, answer } => {
+            let name = route.map_or("", |r| &routing.routes.get(r).name);
+            let limits = routing.limits.asks(&view, route, name);
             let resp = match answer {
                 Some(fixed) => fixed.to_response(&request_id),
                 None => no_route(request_id.as_bytes(), json, peer, view.path()).to_response(),
             };
-            return Err(Box::new(resp));
+            return Err(Box::new(Answered {
+                resp,
+                limits,
+                request_id,
+                json,
+            }));
         }
     };
     let chosen = routing.routes.get(route);
+    let limits = routing.limits.asks(&view, Some(route), &chosen.name);
     let rewritten = match chosen.path.apply(target) {
         std::borrow::Cow::Owned(t) => Some(t),
         std::borrow::Cow::Borrowed(_) => None,
     };
     if let Err(e) = body.limit_to(chosen.max_body_size) {
         tracing::warn!(request_id = ?request_id, error = %e, status = 413, "request refused");
-        return Err(Box::new(e.to_response(&request_id, json)));
+        let resp = e.to_response(&request_id, json);
+        return Err(Answered::refused(resp, request_id, json));
     }
     let offer = if parts.version == Version::HTTP_11 {
         upgrade_offer(&parts.headers)
@@ -164,6 +196,7 @@ pub(super) fn admit(
         json,
         upgrading,
         client_upgrade,
+        limits,
     };
     Ok((ready, body))
 }
@@ -252,6 +285,21 @@ pub(crate) fn no_route<'a>(
         kind: "no_route",
         request_id,
         json,
+        rate: None,
+    }
+}
+
+/// A rate limit refused the request: 429 with `Retry-After` and the
+/// RateLimit headers, in JSON or text as shoal's errors; both engines
+/// answer with this.
+pub(crate) fn rate_limited(request_id: &[u8], json: bool, note: RateNote) -> Answer<'_> {
+    tracing::debug!(request_id = ?String::from_utf8_lossy(request_id), retry_after = ?note.retry_after_s, "rate limited (429)");
+    Answer {
+        status: http::StatusCode::TOO_MANY_REQUESTS,
+        kind: "rate_limited",
+        request_id,
+        json,
+        rate: Some(note),
     }
 }
 

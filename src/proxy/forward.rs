@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 
-use super::admit::{admit, Ready};
+use super::admit::{admit, rate_limited, Answered, Ready};
 use super::attempt::{Attempts, Next, Reach, Resend};
 use super::body::{Lease, ProxyBody};
 use super::error::ProxyError;
@@ -25,6 +25,7 @@ use super::retry_budget::RetryBudget;
 use super::routing::{Routing, Target};
 use super::upgrade;
 use crate::compress::Compression;
+use crate::ratelimit::{Asked, Outcome, RateNote};
 use crate::routes::{Action, HeaderEdits, Policy};
 use crate::sticky::Sticky;
 use hyper::body::Incoming;
@@ -194,7 +195,7 @@ impl Proxy {
         let routing = self.routing.load_full();
         let (ready, body) = match admit(req, &routing, (peer, local, proto), listener) {
             Ok(admitted) => admitted,
-            Err(refused) => return *refused,
+            Err(answered) => return answered_limited(&routing, *answered).await,
         };
         let Ready {
             parts,
@@ -205,7 +206,12 @@ impl Proxy {
             json,
             upgrading,
             client_upgrade,
+            limits,
         } = ready;
+        let rate = match rate_limits(&routing, limits, &request_id, json).await {
+            Ok(note) => note,
+            Err(refused) => return refused,
+        };
         let route = routing.routes.get(ready_route);
         // The *respond* phase's compression: the coding this request
         // takes, if the route compresses.
@@ -224,6 +230,9 @@ impl Proxy {
                 json,
             );
             route.response_headers.apply(resp.headers_mut());
+            if let Some(note) = &rate {
+                note.insert(resp.headers_mut());
+            }
             return compressed(resp, codec);
         }
         let Some(target) = routing.target(ready_route) else {
@@ -241,6 +250,7 @@ impl Proxy {
             target,
             response_headers: &route.response_headers,
             sticky: route.sticky.as_deref().map(|s| (s, pin)),
+            rate,
             codec,
             request_id: &request_id,
             idempotent: request_rules::idempotent(parts.method.as_str().as_bytes()),
@@ -412,6 +422,8 @@ struct Exchange<'r> {
     response_headers: &'r HeaderEdits,
     /// The route's sticky cookie, and the backend the request's names.
     sticky: Option<(&'r Sticky, Option<u64>)>,
+    /// The rate limits' headers.
+    rate: Option<RateNote>,
     /// The route's compression and the coding the request takes.
     codec: Option<(&'r Compression, Codec)>,
     request_id: &'r HeaderValue,
@@ -473,6 +485,9 @@ impl Exchange<'_> {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
         }
+        if let Some(note) = &self.rate {
+            note.insert(resp.headers_mut());
+        }
         if resp.version() == Version::HTTP_2 {
             // From an h2 backend; hyper's HTTP/1.1 side would coerce it
             // anyway, and takes its fast path for 1.1.
@@ -489,6 +504,41 @@ impl Exchange<'_> {
             ProxyBody::upstream(body, lease, self.target.policy.read_timeout),
         );
         compressed(resp, self.codec)
+    }
+}
+
+/// The *admit* phase's rate limits on hyper's path: the note for the
+/// response, or the 429 that answers instead.
+async fn rate_limits(
+    routing: &Routing,
+    limits: Asked,
+    request_id: &HeaderValue,
+    json: bool,
+) -> Result<Option<RateNote>, Response<ProxyBody>> {
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    match Box::pin(routing.limits.decide(limits)).await {
+        Outcome::Pass(note) => Ok(note),
+        Outcome::Refuse(note) => Err(rate_limited(request_id.as_bytes(), json, note).to_response()),
+    }
+}
+
+/// A request shoal answers itself, once the rate limits let it through.
+async fn answered_limited(routing: &Routing, answered: Answered) -> Response<ProxyBody> {
+    let Answered {
+        mut resp,
+        limits,
+        request_id,
+        json,
+    } = answered;
+    match rate_limits(routing, limits, &request_id, json).await {
+        Ok(Some(note)) => {
+            note.insert(resp.headers_mut());
+            resp
+        }
+        Ok(None) => resp,
+        Err(refused) => refused,
     }
 }
 

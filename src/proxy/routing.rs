@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig};
 
+use crate::ratelimit::{Limiter, RateLimits};
 use crate::routes::{Action, Policy, RouteTable};
 use crate::sticky::Sticky;
 
@@ -92,6 +93,8 @@ pub struct Routing {
     /// `proxy.engine`, read per accepted connection.
     pub engine: Engine,
     pub routes: RouteTable,
+    /// `rate_limits:`, the *admit* phase's rules.
+    pub limits: RateLimits,
     /// The pools `routes` send requests to, by index.
     pub pools: Vec<Pool>,
 }
@@ -104,6 +107,7 @@ impl Routing {
     pub fn for_config(
         config: &shoal_config::Config,
         table_of: &dyn Fn(&str) -> Arc<EndpointTable>,
+        limiter: &Arc<Limiter>,
     ) -> Routing {
         let proxy = &config.proxy;
         let pools = config
@@ -123,7 +127,7 @@ impl Routing {
                 pool
             })
             .collect();
-        Routing::with_pools(config, pools)
+        Routing::with_pools(config, pools, limiter)
     }
 
     /// One pool over `table` that every request goes to (the config's
@@ -132,14 +136,20 @@ impl Routing {
         let mut config = config.clone();
         config.routes.clear();
         let pool = Pool::new("upstreams", table, &config.balance, &config.proxy);
-        Routing::with_pools(&config, vec![pool])
+        let limiter = Arc::new(Limiter::new(&config.state));
+        Routing::with_pools(&config, vec![pool], &limiter)
     }
 
-    fn with_pools(config: &shoal_config::Config, pools: Vec<Pool>) -> Routing {
+    fn with_pools(
+        config: &shoal_config::Config,
+        pools: Vec<Pool>,
+        limiter: &Arc<Limiter>,
+    ) -> Routing {
         let proxy = &config.proxy;
         let mut routes =
             RouteTable::new(config, &|name| pools.iter().position(|p| &*p.name == name));
         routes.inherit_sticky(&|i| pools.get(i).and_then(|p| p.sticky.clone()));
+        let limits = RateLimits::new(&config.rate_limits, &routes, limiter.clone());
         Routing {
             trusted: TrustedProxies::new(&config.trusted_proxies),
             retry_budget_percent: proxy.retry_budget_percent,
@@ -154,6 +164,7 @@ impl Routing {
             tunnel_idle_timeout: proxy.tunnel_idle_timeout,
             engine: proxy.engine,
             routes,
+            limits,
             pools,
         }
     }
@@ -234,7 +245,8 @@ mod tests {
         );
         let config = shoal_config::load_str(&yaml, "test", &|_| None).unwrap();
         let table = Arc::new(EndpointTable::new());
-        let routing = Routing::for_config(&config, &|_| table.clone());
+        let limiter = std::sync::Arc::new(crate::ratelimit::Limiter::new(&config.state));
+        let routing = Routing::for_config(&config, &|_| table.clone(), &limiter);
         let cookies: Vec<Option<&str>> = (0..5)
             .map(|i| routing.routes.get(i).sticky.as_deref().map(Sticky::cookie))
             .collect();

@@ -21,6 +21,7 @@ mod metrics;
 mod native_engine;
 mod newcomer;
 mod outliers;
+mod rate_limits;
 mod routes;
 mod shutdown;
 mod slow_clients;

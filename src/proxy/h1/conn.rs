@@ -19,13 +19,16 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::exchange::{self, Client, Served};
+use super::head::add_lines;
 use super::idle::Idle;
 use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
 use super::request::{prepare, Head};
+use crate::proxy::admit::rate_limited;
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
 use crate::proxy::listener::ListenerRole;
 use crate::proxy::stall::Stalled;
+use crate::ratelimit::Outcome;
 
 /// The `limits:` a connection was accepted under.
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +197,27 @@ async fn one_request(
             }
         }
     };
+    let (mut req, mut answered) = (req, answered);
+    if !req.limits.is_empty() {
+        // The *admit* phase's rate limits, now the route is known.
+        match routing.limits.decide(std::mem::take(&mut req.limits)).await {
+            Outcome::Pass(note) => {
+                req.rate = note;
+                if let (true, Some(note)) = (answered, note) {
+                    add_lines(&mut head, |o| note.write_h1(o));
+                }
+            }
+            Outcome::Refuse(note) => {
+                head.clear();
+                rate_limited(req.request_id.as_bytes(), req.json, note).write_h1(
+                    &mut head,
+                    !req.keep_alive,
+                    req.head_only,
+                );
+                answered = true;
+            }
+        }
+    }
     let client = Client {
         stream,
         send_timeout: limits.send_timeout,

@@ -16,7 +16,7 @@ use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::head::edit_head;
+use super::head::{add_lines, edit_head};
 use super::idle::Idle;
 use super::io::{give_vec, grow, take_vec, write_all, MAX_RESPONSE_HEAD};
 use super::relay::{relay, Relayed};
@@ -360,9 +360,13 @@ async fn send(
                     if !job.response_headers.is_empty() {
                         edit_head(out, job.response_headers);
                     }
+                    if let Some(note) = &job.req.rate {
+                        add_lines(out, |o| note.write_h1(o));
+                    }
                     if let Some(sticky) = job.sticky {
                         if Sticky::renew(req.pin, up.endpoint) {
-                            // Before the empty line that ends the head.
+                            // Before the empty line that ends the head
+                            // (`out` holds the head alone).
                             debug_assert!(out.ends_with(b"\r\n\r\n"));
                             out.truncate(out.len() - 2);
                             sticky.write_line(out, up.endpoint);

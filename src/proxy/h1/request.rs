@@ -25,6 +25,7 @@ use crate::proxy::request_id;
 use crate::proxy::request_rules;
 use crate::proxy::routing::Routing;
 use crate::proxy::view::{Headers, RequestView};
+use crate::ratelimit::{Asked, RateNote};
 use crate::routes::Action;
 
 /// Header lines a request may have on the native path (hyper's own limit
@@ -86,6 +87,10 @@ pub struct Prepared {
     /// The route it took (an index into `Routing::routes`; `usize::MAX`
     /// when none took it).
     pub route: usize,
+    /// The keys the rate limits count it under (none when no rule applies).
+    pub limits: Asked,
+    /// What the rate limits' headers say, once they decided.
+    pub rate: Option<RateNote>,
 }
 
 pub enum Head {
@@ -217,6 +222,8 @@ pub fn prepare(
     let (route, key, pin) = match route_of(routing, &view) {
         Routed::To { route, key, pin } => (route, key, pin),
         Routed::Answer { route, answer } => {
+            let name = route.map_or("", |r| &routing.routes.get(r).name);
+            let limits = routing.limits.asks(&view, route, name);
             out.clear();
             let close = !seen.keep_alive;
             let head_only = method == "HEAD";
@@ -225,10 +232,12 @@ pub fn prepare(
                 None => no_route(request_id.as_bytes(), seen.json, peer, view.path())
                     .write_h1(out, close, head_only),
             }
-            return answered(len, method, &seen, request_id, route.unwrap_or(usize::MAX));
+            let route = route.unwrap_or(usize::MAX);
+            return answered(len, method, &seen, request_id, (route, limits));
         }
     };
     let chosen = routing.routes.get(route);
+    let limits = routing.limits.asks(&view, Some(route), &chosen.name);
     if let Some(why) = chosen.for_hyper(&view) {
         return Head::Handoff(why);
     }
@@ -244,7 +253,7 @@ pub fn prepare(
         if !super::files::answer(files, chosen, &req, out) {
             return Head::Handoff("a file that streams");
         }
-        return answered(len, method, &seen, request_id, route);
+        return answered(len, method, &seen, request_id, (route, limits));
     }
     let who = Who {
         peer: peer.ip(),
@@ -268,6 +277,8 @@ pub fn prepare(
         key,
         pin,
         route,
+        limits,
+        rate: None,
     })
 }
 
@@ -277,7 +288,7 @@ fn answered(
     method: &str,
     seen: &Seen<'_>,
     request_id: RequestId,
-    route: usize,
+    (route, limits): (usize, Asked),
 ) -> Head {
     Head::Answered(Prepared {
         len,
@@ -289,6 +300,8 @@ fn answered(
         key: None,
         pin: None,
         route,
+        limits,
+        rate: None,
     })
 }
 
@@ -680,7 +693,8 @@ mod tests {
             &Default::default(),
         );
         table.insert(e.clone());
-        let routing = Routing::for_config(&config, &|_| table.clone());
+        let limiter = std::sync::Arc::new(crate::ratelimit::Limiter::new(&config.state));
+        let routing = Routing::for_config(&config, &|_| table.clone(), &limiter);
         let sticky = routing.routes.get(0).sticky.clone().unwrap();
         let mut cookie = Vec::new();
         sticky.write_line(&mut cookie, &e);

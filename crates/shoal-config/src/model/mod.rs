@@ -11,7 +11,9 @@ mod compress;
 mod health;
 mod listeners;
 mod proxy;
+mod rate_limits;
 mod routes;
+mod state;
 mod sticky;
 mod tls;
 mod upstream_tls;
@@ -29,7 +31,9 @@ pub use compress::*;
 pub use health::*;
 pub use listeners::*;
 pub use proxy::*;
+pub use rate_limits::*;
 pub use routes::*;
+pub use state::*;
 pub use sticky::*;
 pub use tls::*;
 pub use upstream_tls::*;
@@ -62,6 +66,11 @@ pub struct Config {
     /// Which requests go where; without routes, every request goes to the
     /// default pool (`app` and a flat `upstreams` list).
     pub routes: Vec<RouteConfig>,
+    /// Where shared state (rate-limit counts) lives: this process, or Redis.
+    pub state: StateConfig,
+    /// Named rate limits, checked for every request they apply to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimitConfig>,
     /// Response compression (routes may change it: `routes[].compress`).
     pub compress: CompressConfig,
     /// Health checks for the static `upstreams` (instances use `app.health`).
@@ -134,6 +143,8 @@ impl Default for Config {
             apps: BTreeMap::new(),
             upstreams: Upstreams::default(),
             routes: Vec::new(),
+            state: StateConfig::default(),
+            rate_limits: Vec::new(),
             compress: CompressConfig::default(),
             health: HealthConfig::default(),
             balance: BalanceConfig::default(),

@@ -13,6 +13,7 @@ mod listeners;
 mod log;
 mod proxy;
 mod routes;
+mod state;
 mod sticky;
 mod tls;
 mod upstream_tls;
@@ -164,6 +165,8 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     proxy::balance(&mut c, "balance", &config.balance);
     routes::routes(&mut c, config);
     compress::compress(&mut c, "compress", &config.compress);
+    state::state(&mut c, &config.state);
+    state::rate_limits(&mut c, config);
     proxy::proxy(&mut c, &config.proxy);
     proxy::limits(&mut c, &config.limits);
     c.at_most("shutdown.grace", config.shutdown.grace, MAX_WAIT);

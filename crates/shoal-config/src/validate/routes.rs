@@ -239,7 +239,7 @@ fn action(c: &mut Checker<'_>, at: &str, route: &RouteConfig, pools: &[&str]) {
     }
 }
 
-fn matches(c: &mut Checker<'_>, at: &str, m: &RouteMatch) {
+pub(super) fn matches(c: &mut Checker<'_>, at: &str, m: &RouteMatch) {
     if let Some(host) = &m.host {
         let name = host.strip_prefix("*.").unwrap_or(host);
         let ok = !name.is_empty()
