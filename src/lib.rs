@@ -19,5 +19,8 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod sticky;
 pub mod supervisor;
+#[cfg(test)]
+mod test_alloc;
 pub mod tls;

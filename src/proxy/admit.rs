@@ -36,6 +36,8 @@ pub(super) struct Ready {
     pub(super) route: usize,
     /// The balancer's key (`hash`, `ip_hash`).
     pub(super) key: Option<u64>,
+    /// The backend the route's sticky cookie names (`sticky`).
+    pub(super) pin: Option<u64>,
     pub(super) request_id: HeaderValue,
     /// Errors are answered in JSON.
     pub(super) json: bool,
@@ -127,8 +129,8 @@ pub(super) fn admit(
     if let Some(r) = routed.route() {
         routing.routes.get(r).stats.request();
     }
-    let (route, key) = match routed {
-        Routed::To { route, key } => (route, key),
+    let (route, key, pin) = match routed {
+        Routed::To { route, key, pin } => (route, key, pin),
         Routed::Answer { route, answer } => {
             let name = route.map(|r| &routing.routes.get(r).name);
             let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
@@ -217,6 +219,7 @@ pub(super) fn admit(
         parts,
         route,
         key,
+        pin,
         request_id,
         json,
         upgrading,
@@ -230,8 +233,14 @@ pub(super) fn admit(
 
 /// What the *route* phase made of a request.
 pub(crate) enum Routed<'r> {
-    /// To the pool of the route at this index, with the balancer's key.
-    To { route: usize, key: Option<u64> },
+    /// To the pool of the route at this index, with the balancer's key
+    /// and the backend its sticky cookie names (`sticky`), if it has one
+    /// and a valid cookie.
+    To {
+        route: usize,
+        key: Option<u64>,
+        pin: Option<u64>,
+    },
     /// Answered by the route at `route` (`redirect`, `respond`), or, when
     /// no route takes it (`None`), 404.
     Answer {
@@ -265,6 +274,7 @@ pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Rout
         Action::Files(_) => Routed::To {
             route: index,
             key: None,
+            pin: None,
         },
         Action::To(pool) => {
             let key = routing
@@ -272,7 +282,13 @@ pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Rout
                 .get(*pool)
                 .filter(|p| p.balancer.uses_key())
                 .and_then(|p| p.balancer.request_key(view));
-            Routed::To { route: index, key }
+            // An invalid cookie is no pin: balanced as any request.
+            let pin = route.sticky.as_ref().and_then(|s| s.pinned(&view.headers));
+            Routed::To {
+                route: index,
+                key,
+                pin,
+            }
         }
         Action::Redirect(r) => Routed::Answer {
             route: Some(index),

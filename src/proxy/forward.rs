@@ -29,6 +29,7 @@ use crate::access_log::{AccessLog, Facts, Report};
 use crate::compress::Compression;
 use crate::ratelimit::{Asked, Outcome, RateNote};
 use crate::routes::{Action, HeaderEdits, Policy};
+use crate::sticky::Sticky;
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use shoal_config::Codec;
@@ -214,6 +215,7 @@ impl Proxy {
             parts,
             route: ready_route,
             key,
+            pin,
             request_id,
             json,
             upgrading,
@@ -268,6 +270,7 @@ impl Proxy {
             routing: &routing,
             target,
             response_headers: &route.response_headers,
+            sticky: route.sticky.as_deref().map(|s| (s, pin)),
             rate,
             codec,
             request_id: &request_id,
@@ -279,7 +282,7 @@ impl Proxy {
             logging: entry.facts.is_some(),
         };
         let mut pending = Some(Request::from_parts(parts, first_body));
-        let mut attempts = Attempts::new(self, &routing, target, key);
+        let mut attempts = Attempts::new(self, &routing, target, (key, pin));
         let mut last_error = ProxyError::NoBackend;
         while let Some(endpoint) = attempts.pick(&request_id) {
             // Every way round the loop leaves in `pending` what may be
@@ -445,6 +448,8 @@ struct Exchange<'r> {
     target: Target<'r>,
     /// The route's `response_headers` rules.
     response_headers: &'r HeaderEdits,
+    /// The route's sticky cookie, and the backend the request's names.
+    sticky: Option<(&'r Sticky, Option<u64>)>,
     /// The rate limits' headers.
     rate: Option<RateNote>,
     /// The route's compression and the coding the request takes.
@@ -504,6 +509,14 @@ impl Exchange<'_> {
         }
         strip_hop_by_hop(resp.headers_mut(), None);
         self.response_headers.apply(resp.headers_mut());
+        if let Some((sticky, pin)) = self.sticky {
+            if let Some(v) = Sticky::renew(pin, endpoint)
+                .then(|| sticky.header_value(endpoint))
+                .flatten()
+            {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
         if let Some(note) = &self.rate {
             note.insert(resp.headers_mut());
         }

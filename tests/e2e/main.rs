@@ -27,6 +27,7 @@ mod routes;
 mod shutdown;
 mod slow_clients;
 mod smuggling;
+mod sticky;
 mod supervision;
 mod timeouts;
 mod tls;

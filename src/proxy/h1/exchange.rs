@@ -30,6 +30,7 @@ use crate::proxy::forward::Proxy;
 use crate::proxy::routing::{Routing, Target};
 use crate::proxy::stall::Stalled;
 use crate::routes::{HeaderEdits, Policy};
+use crate::sticky::Sticky;
 
 /// How the exchange left the client's connection.
 pub enum Served {
@@ -117,6 +118,8 @@ struct Job<'a> {
     target: Target<'a>,
     /// The route's `response_headers` rules.
     response_headers: &'a HeaderEdits,
+    /// The route's sticky cookie (`sticky`).
+    sticky: Option<&'a Sticky>,
     req: &'a Prepared,
     /// The head the backend gets.
     head: &'a [u8],
@@ -140,15 +143,17 @@ pub async fn serve(
     if routing.access_log.is_some() {
         client.report.pool = Some(target.pool.name.clone());
     }
+    let route = routing.routes.get(req.route);
     let job = Job {
         routing,
         target,
-        response_headers: &routing.routes.get(req.route).response_headers,
+        response_headers: &route.response_headers,
+        sticky: route.sticky.as_deref(),
         req,
         head,
     };
     let mut out = take_vec();
-    let mut attempts = Attempts::new(proxy, routing, target, req.key);
+    let mut attempts = Attempts::new(proxy, routing, target, (req.key, req.pin));
     let mut last_error = ProxyError::NoBackend;
     let served = loop {
         // A set with an h2 or TLS backend: hyper's path (raw sockets are
@@ -369,6 +374,16 @@ async fn send(
                     }
                     if let Some(note) = &job.req.rate {
                         add_lines(out, |o| note.write_h1(o));
+                    }
+                    if let Some(sticky) = job.sticky {
+                        if Sticky::renew(req.pin, up.endpoint) {
+                            // Before the empty line that ends the head
+                            // (`out` holds the head alone).
+                            debug_assert!(out.ends_with(b"\r\n\r\n"));
+                            out.truncate(out.len() - 2);
+                            sticky.write_line(out, up.endpoint);
+                            out.extend_from_slice(b"\r\n");
+                        }
                     }
                     return Ok((resp, filled));
                 }

@@ -14,6 +14,7 @@ mod log;
 mod proxy;
 mod routes;
 mod state;
+mod sticky;
 mod tls;
 mod upstream_tls;
 
