@@ -24,3 +24,4 @@ pub mod supervisor;
 #[cfg(test)]
 mod test_alloc;
 pub mod tls;
+pub mod utc;

@@ -6,58 +6,7 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use super::{Facts, Report};
-
-/// `2026-12-07T06:30:00.123Z`.
-fn rfc3339(out: &mut Vec<u8>, at: SystemTime) {
-    let (secs, millis) = since_epoch(at);
-    let (y, mo, d, h, mi, s) = civil(secs);
-    let _ = write!(
-        out,
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{millis:03}Z"
-    );
-}
-
-/// `07/Dec/2026:06:30:00 +0000` (nginx's `$time_local`, in UTC).
-fn clf(out: &mut Vec<u8>, at: SystemTime) {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (secs, _) = since_epoch(at);
-    let (y, mo, d, h, mi, s) = civil(secs);
-    let month = MONTHS[(mo - 1) as usize];
-    let _ = write!(out, "{d:02}/{month}/{y:04}:{h:02}:{mi:02}:{s:02} +0000");
-}
-
-fn since_epoch(at: SystemTime) -> (u64, u32) {
-    let d = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    (d.as_secs(), d.subsec_millis())
-}
-
-/// Year, month, day, hour, minute, second of a Unix time (UTC), by Howard
-/// Hinnant's days-to-civil algorithm.
-fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
+use crate::utc::{clf, rfc3339};
 
 fn string(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
@@ -173,28 +122,6 @@ fn or_dash(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn dates_are_civil() {
-        // 2026-12-07T06:30:05Z
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_625_005_123);
-        let mut out = Vec::new();
-        rfc3339(&mut out, t);
-        assert_eq!(String::from_utf8(out).unwrap(), "2026-12-07T06:30:05.123Z");
-        let mut out = Vec::new();
-        clf(&mut out, t);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "07/Dec/2026:06:30:05 +0000"
-        );
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        let mut out = Vec::new();
-        rfc3339(&mut out, leap);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .starts_with("2000-02-29T00:00:00"));
-    }
 
     #[test]
     fn combined_escapes_quotes_and_controls() {

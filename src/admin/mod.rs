@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod control;
+mod logs;
 mod rate_limits;
 mod reply;
 mod routes;

@@ -8,6 +8,7 @@
 //! | GET | /metrics | Prometheus metrics (OpenMetrics text) |
 //! | POST | /api/v1/scale | `{"instances": N}` (or `?instances=N`); NDJSON progress |
 //! | POST | /api/v1/reload | rolling reload of the app; `?config=1`: re-read shoal's config |
+//! | GET | /api/v1/logs, /api/v1/instances/{id}/logs | instances' recent output, NDJSON; `?lines=N&since=5m&follow` (`admin/logs.rs`) |
 //! | GET, PUT, DELETE | /api/v1/rate-limits… | the rate limits now; changed at run time (`admin/rate_limits.rs`) |
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde_json::json;
 
 use super::auth;
 use super::control;
+use super::logs;
 use super::rate_limits;
 use super::reply::{self, AdminBody};
 use super::status::Status;
@@ -55,6 +57,11 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
         ),
         p if p == rate_limits::PREFIX || p.starts_with("/api/v1/rate-limits/") => {
             rate_limits::route(state, req).await
+        }
+        "/api/v1/logs" if get => logs::route(state, &req, None),
+        p if get && p.starts_with("/api/v1/instances/") && p.ends_with("/logs") => {
+            let id = &p["/api/v1/instances/".len()..p.len() - "/logs".len()];
+            logs::route(state, &req, Some(id))
         }
         "/api/v1/scale" if post => control::scale(state, req).await,
         "/api/v1/reload" if post => control::reload(state, req).await,

@@ -66,6 +66,73 @@ pub fn status(src: &ConfigSource, admin: Option<&str>, json_out: bool) -> i32 {
     }
 }
 
+/// What `shoal logs` asks for.
+pub struct LogsAsk<'a> {
+    pub instance: Option<&'a str>,
+    pub follow: bool,
+    pub since: Option<&'a str>,
+    pub lines: usize,
+    pub json: bool,
+}
+
+/// `shoal logs`: the instances' recent lines (`app-2 | …`), then, with
+/// `-f`, new ones as they come, until Ctrl-C or shoal stops.
+pub fn logs(src: &ConfigSource, admin: Option<&str>, ask: LogsAsk<'_>) -> i32 {
+    use std::io::Write as _;
+    finish((|| {
+        let addr = admin_address(admin, src)?;
+        let mut path = match ask.instance {
+            Some(id) => format!("/api/v1/instances/{id}/logs?lines={}", ask.lines),
+            None => format!("/api/v1/logs?lines={}", ask.lines),
+        };
+        if let Some(since) = ask.since {
+            path.push_str(&format!("&since={since}"));
+        }
+        if ask.follow {
+            path.push_str("&follow=1");
+        }
+        runtime()?.block_on(async {
+            let resp = Admin::new(addr)
+                .with_token(admin_token(src))
+                .send(Method::GET, &path, None)
+                .await?;
+            let status = resp.status();
+            let mut body = resp.into_body();
+            if status != StatusCode::OK {
+                let bytes = body.collect().await.map_err(ClientError::Read)?.to_bytes();
+                return Err(refusal(status, &bytes));
+            }
+            let mut pending = Vec::new();
+            let stdout = std::io::stdout();
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.map_err(ClientError::Read)?.into_data() else {
+                    continue;
+                };
+                pending.extend_from_slice(&data);
+                let mut out = stdout.lock();
+                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    if ask.json {
+                        let _ = out.write_all(&line);
+                        continue;
+                    }
+                    if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                        let stream = if v["stream"] == "stderr" { " (err)" } else { "" };
+                        let _ = writeln!(
+                            out,
+                            "{}{stream} | {}",
+                            v["instance"].as_str().unwrap_or("?"),
+                            v["line"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                let _ = out.flush();
+            }
+            Ok(())
+        })
+    })())
+}
+
 /// What `trouble` reads of an instance or an upstream.
 struct Backend<'a> {
     id: &'a str,

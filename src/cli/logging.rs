@@ -1,6 +1,7 @@
 //! Log setup: text or JSON to stderr, filter from `log.level` unless
 //! `SHOAL_LOG` overrides it. Instances' own output goes to stdout/stderr
-//! with their id as prefix and is not re-formatted.
+//! with their id as prefix, or, with `log.format: json`, each line as a
+//! JSON object (`supervisor::output`), so the whole stream is JSON lines.
 
 use std::io::IsTerminal;
 
@@ -17,6 +18,7 @@ pub fn init(config: &LogConfig) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
+    crate::supervisor::output::set_json(config.format == LogFormat::Json);
     let _ = match config.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder

@@ -62,6 +62,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the instances' recent output (as `pm2 logs`): `shoal logs`,
+    /// `shoal logs app-2 -f`, `shoal logs --since 10m`
+    Logs {
+        /// One instance (`app-2`); every instance when absent
+        #[arg(value_name = "INSTANCE")]
+        instance: Option<String>,
+        /// Keep printing new lines as they come
+        #[arg(short, long)]
+        follow: bool,
+        /// Only lines from this long ago, e.g. 30s, 10m
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Lines to print at most before following
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: usize,
+        /// Print each line as the JSON object the admin API sends
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        src: ConfigSource,
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+    },
     /// Change the number of instances of a running shoal (drains the ones removed):
     /// `shoal scale 6`, or `shoal scale api 6` for one of several apps
     Scale {
@@ -119,6 +142,25 @@ pub fn main() -> i32 {
         Command::Up(src) => up::run(&src),
         Command::Check(src) => check(&src),
         Command::Status { src, admin, json } => control::status(&src, admin.as_deref(), json),
+        Command::Logs {
+            instance,
+            follow,
+            since,
+            lines,
+            json,
+            src,
+            admin,
+        } => control::logs(
+            &src,
+            admin.as_deref(),
+            control::LogsAsk {
+                instance: instance.as_deref(),
+                follow,
+                since: since.as_deref(),
+                lines,
+                json,
+            },
+        ),
         Command::Scale { args, src, admin } => {
             let (app, count) = match args.as_slice() {
                 [count] => (None, count),

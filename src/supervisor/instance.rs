@@ -117,7 +117,7 @@ impl Instance {
         stop: CancellationToken,
     ) -> Instance {
         let id = endpoint.id.clone();
-        let output = Arc::new(output::Sink::new(&id));
+        let output = Arc::new(output::Sink::new(&id, generation));
         Instance {
             id,
             slot,
@@ -150,6 +150,11 @@ impl Instance {
     }
 
     /// Pid of the running process, if any.
+    /// Its output's sink: the recent lines (`shoal logs`).
+    pub fn output(&self) -> &Arc<output::Sink> {
+        &self.output
+    }
+
     pub fn pid(&self) -> Option<u32> {
         match self.pid.load(Ordering::Acquire) {
             0 => None,
@@ -465,6 +470,7 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
         g.watch(pgid);
     }
     let open = output::Open::new();
+    inst.output.set_pid(pid);
     if let Some(out) = child.stdout.take() {
         output::forward(out, inst.output.clone(), Stream::Stdout, &open);
     }

@@ -8,7 +8,7 @@ mod instance;
 mod lifecycle;
 mod memory;
 mod op_error;
-mod output;
+pub mod output;
 mod ports;
 mod program;
 mod progress;

@@ -1,5 +1,9 @@
 //! Forwarding an instance's stdout and stderr, one line at a time, each line
-//! prefixed with the instance id (as docker compose and PM2 do).
+//! prefixed with the instance id (as docker compose and PM2 do) — or, with
+//! `log.format: json`, as a JSON object (time, instance, generation, pid,
+//! stream, line), so the whole of shoal's output is JSON lines. The recent
+//! lines of each instance are kept in a bounded ring (`shoal logs`,
+//! `GET /api/v1/instances/{id}/logs`).
 //!
 //! Lines go through a bounded channel to one writer thread: writing to
 //! shoal's own stdout may block (a slow pipe, a paused terminal), and that
@@ -9,8 +13,11 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
 
 use arc_swap::ArcSwap;
 
@@ -26,6 +33,51 @@ pub enum Stream {
     Stdout,
     Stderr,
 }
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Instances' lines are written as JSON objects (`log.format: json`).
+static JSON: AtomicBool = AtomicBool::new(false);
+
+pub fn set_json(on: bool) {
+    JSON.store(on, Relaxed);
+}
+
+/// One line of an instance's output, as kept and served.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// Orders lines across instances (one counter for all).
+    pub seq: u64,
+    /// UTC, RFC 3339.
+    pub time: String,
+    #[serde(skip)]
+    pub at: SystemTime,
+    #[serde(serialize_with = "text")]
+    pub instance: Arc<str>,
+    pub generation: u64,
+    pub pid: u32,
+    pub stream: &'static str,
+    /// Without its newline.
+    pub line: String,
+}
+
+fn text<S: serde::Serializer>(s: &Arc<str>, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_str(s)
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// Lines kept per instance, at most…
+const RING_LINES: usize = 1000;
+/// …and bytes of them.
+const RING_BYTES: usize = 256 << 10;
 
 enum Msg {
     Line(Stream, Vec<u8>),
@@ -77,16 +129,63 @@ const TAIL_WIDTH: usize = 300;
 /// `app-1 (gen 2) | ` while two generations of the slot run), and its last
 /// lines, kept so a failed start can say what the app printed.
 pub struct Sink {
+    id: Arc<str>,
+    generation: u64,
+    pid: AtomicU32,
     prefix: ArcSwap<String>,
     tail: Mutex<VecDeque<String>>,
+    /// The recent lines (at most RING_LINES and RING_BYTES), and their bytes.
+    ring: Mutex<(VecDeque<Arc<LogLine>>, usize)>,
 }
 
 impl Sink {
-    pub fn new(id: &str) -> Sink {
+    pub fn new(id: &str, generation: u64) -> Sink {
         Sink {
+            id: id.into(),
+            generation,
+            pid: AtomicU32::new(0),
             prefix: ArcSwap::from_pointee(format!("{id} | ")),
             tail: Mutex::new(VecDeque::new()),
+            ring: Mutex::new((VecDeque::new(), 0)),
         }
+    }
+
+    /// The process now writing to it.
+    pub fn set_pid(&self, pid: u32) {
+        self.pid.store(pid, Relaxed);
+    }
+
+    /// The kept lines after `seq`, oldest first.
+    pub fn lines_after(&self, seq: u64) -> Vec<Arc<LogLine>> {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.0.iter().filter(|l| l.seq > seq).cloned().collect()
+    }
+
+    fn record(&self, stream: Stream, line: &[u8]) -> Arc<LogLine> {
+        let text = String::from_utf8_lossy(line);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let text = text.strip_suffix('\r').unwrap_or(text).to_string();
+        let at = SystemTime::now();
+        let entry = Arc::new(LogLine {
+            seq: SEQ.fetch_add(1, Relaxed),
+            time: crate::utc::rfc3339_string(at),
+            at,
+            instance: self.id.clone(),
+            generation: self.generation,
+            pid: self.pid.load(Relaxed),
+            stream: stream.name(),
+            line: text,
+        });
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.1 += entry.line.len();
+        ring.0.push_back(entry.clone());
+        while ring.0.len() > RING_LINES || ring.1 > RING_BYTES {
+            match ring.0.pop_front() {
+                Some(old) => ring.1 -= old.line.len(),
+                None => break,
+            }
+        }
+        entry
     }
 
     pub fn set_prefix(&self, prefix: String) {
@@ -155,10 +254,18 @@ where
                 line.push(b'\n');
             }
             sink.keep(&line);
-            let prefix = sink.prefix.load();
-            let mut out = Vec::with_capacity(prefix.len() + n + 1);
-            out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(&line);
+            let entry = sink.record(stream, &line);
+            let out = if JSON.load(Relaxed) {
+                let mut out = serde_json::to_vec(&*entry).unwrap_or_default();
+                out.push(b'\n');
+                out
+            } else {
+                let prefix = sink.prefix.load();
+                let mut out = Vec::with_capacity(prefix.len() + n + 1);
+                out.extend_from_slice(prefix.as_bytes());
+                out.extend_from_slice(&line);
+                out
+            };
             // One write per line: lines from different instances never
             // interleave mid-line.
             if writer.send(Msg::Line(stream, out)).await.is_err() {
