@@ -2,17 +2,37 @@
 //! (`2026-12-07T06:30:00.123Z`, JSON lines) and nginx's `$time_local`
 //! (`07/Dec/2026:06:30:00 +0000`, combined lines).
 
-use std::io::Write;
 use std::time::SystemTime;
+
+/// `n` as `width` decimal digits, zero-padded (no core::fmt: these are
+/// written once per access-log line).
+fn digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for i in (start..start + width).rev() {
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
 
 /// `2026-12-07T06:30:00.123Z`.
 pub fn rfc3339(out: &mut Vec<u8>, at: SystemTime) {
     let (secs, millis) = since_epoch(at);
     let (y, mo, d, h, mi, s) = civil(secs);
-    let _ = write!(
-        out,
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{millis:03}Z"
-    );
+    digits(out, y.max(0) as u64, 4);
+    out.push(b'-');
+    digits(out, mo.into(), 2);
+    out.push(b'-');
+    digits(out, d.into(), 2);
+    out.push(b'T');
+    digits(out, h.into(), 2);
+    out.push(b':');
+    digits(out, mi.into(), 2);
+    out.push(b':');
+    digits(out, s.into(), 2);
+    out.push(b'.');
+    digits(out, millis.into(), 3);
+    out.push(b'Z');
 }
 
 /// `07/Dec/2026:06:30:00 +0000` (nginx's `$time_local`, in UTC).
@@ -22,8 +42,18 @@ pub fn clf(out: &mut Vec<u8>, at: SystemTime) {
     ];
     let (secs, _) = since_epoch(at);
     let (y, mo, d, h, mi, s) = civil(secs);
-    let month = MONTHS[(mo - 1) as usize];
-    let _ = write!(out, "{d:02}/{month}/{y:04}:{h:02}:{mi:02}:{s:02} +0000");
+    digits(out, d.into(), 2);
+    out.push(b'/');
+    out.extend_from_slice(MONTHS[(mo - 1) as usize].as_bytes());
+    out.push(b'/');
+    digits(out, y.max(0) as u64, 4);
+    out.push(b':');
+    digits(out, h.into(), 2);
+    out.push(b':');
+    digits(out, mi.into(), 2);
+    out.push(b':');
+    digits(out, s.into(), 2);
+    out.extend_from_slice(b" +0000");
 }
 
 fn since_epoch(at: SystemTime) -> (u64, u32) {
@@ -89,5 +119,4 @@ mod tests {
             .unwrap()
             .starts_with("2000-02-29T00:00:00"));
     }
-
 }

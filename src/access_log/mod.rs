@@ -26,34 +26,35 @@ pub struct Facts {
     pub(crate) client: IpAddr,
     pub(crate) protocol: &'static str,
     /// The request id, method, host, path (and query), user agent and
-    /// referer, one after the other; `ends` says where each stops.
-    text: String,
+    /// referer as the client sent them, one after the other; `ends` says
+    /// where each stops. (Escaped when a line is written.)
+    text: Vec<u8>,
     ends: [u32; 6],
     /// The route it took (its name).
     pub(crate) route: Option<Arc<str>>,
 }
 
 impl Facts {
-    fn part(&self, i: usize) -> &str {
+    fn part(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         &self.text[start..self.ends[i] as usize]
     }
-    pub(crate) fn request_id(&self) -> &str {
+    pub(crate) fn request_id(&self) -> &[u8] {
         self.part(0)
     }
-    pub(crate) fn method(&self) -> &str {
+    pub(crate) fn method(&self) -> &[u8] {
         self.part(1)
     }
-    pub(crate) fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &[u8] {
         self.part(2)
     }
-    pub(crate) fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &[u8] {
         self.part(3)
     }
-    pub(crate) fn user_agent(&self) -> &str {
+    pub(crate) fn user_agent(&self) -> &[u8] {
         self.part(4)
     }
-    pub(crate) fn referer(&self) -> &str {
+    pub(crate) fn referer(&self) -> &[u8] {
         self.part(5)
     }
 }
@@ -127,6 +128,19 @@ impl Logs {
         }
     }
 
+    /// Wait (at most a second) until the lines of requests served so far
+    /// are written: at shutdown.
+    pub async fn flush(&self) {
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(w) = writer {
+            w.flush(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
     /// Lines written and dropped so far, for `/metrics`.
     pub fn counts(&self) -> (u64, u64) {
         match self
@@ -178,7 +192,7 @@ impl AccessLog {
         protocol: &'static str,
         route: Option<Arc<str>>,
     ) -> Box<Facts> {
-        let mut text = String::with_capacity(128);
+        let mut text = Vec::with_capacity(160);
         let mut ends = [0u32; 6];
         let path = if self.query { req.target } else { req.path() };
         let parts: [&[u8]; 6] = [
@@ -190,7 +204,7 @@ impl AccessLog {
             req.headers.get("referer").unwrap_or_default(),
         ];
         for (part, end) in parts.iter().zip(&mut ends) {
-            text.push_str(&String::from_utf8_lossy(part));
+            text.extend_from_slice(part);
             *end = text.len() as u32;
         }
         Box::new(Facts {
@@ -210,7 +224,7 @@ impl AccessLog {
         if !(sampled || (error && self.errors_always)) {
             return;
         }
-        let mut line = Vec::with_capacity(320);
+        let mut line = Vec::with_capacity(384);
         let now = std::time::SystemTime::now();
         match self.format {
             AccessLogFormat::Json => format::json(&mut line, now, facts, report),

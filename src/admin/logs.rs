@@ -80,7 +80,10 @@ pub fn route(state: &Arc<State>, req: &Request<Incoming>, id: Option<&str>) -> R
         let head = futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(first))]);
         StreamBody::new(futures_util::StreamExt::chain(head, more)).boxed()
     } else {
-        StreamBody::new(futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(first))])).boxed()
+        StreamBody::new(futures_util::stream::iter([Ok::<_, Infallible>(
+            Frame::data(first),
+        )]))
+        .boxed()
     };
     let mut resp = Response::new(body);
     resp.headers_mut().insert(

@@ -255,6 +255,7 @@ pub async fn run(
     tracing::info!(grace = ?shutdown.grace, "shutting down: no new connections, finishing in-flight requests");
     state.public.stop_accepting();
     state.public.join().await;
+    state.access_logs.flush().await;
     if !state.supervisors.is_empty() {
         tracing::info!("stopping instances");
         state.stop_instances().await;

@@ -117,7 +117,11 @@ pub fn logs(src: &ConfigSource, admin: Option<&str>, ask: LogsAsk<'_>) -> i32 {
                         continue;
                     }
                     if let Ok(v) = serde_json::from_slice::<Value>(&line) {
-                        let stream = if v["stream"] == "stderr" { " (err)" } else { "" };
+                        let stream = if v["stream"] == "stderr" {
+                            " (err)"
+                        } else {
+                            ""
+                        };
                         let _ = writeln!(
                             out,
                             "{}{stream} | {}",

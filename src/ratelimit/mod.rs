@@ -140,8 +140,7 @@ pub struct RateLimits {
 #[derive(Default)]
 pub struct Asked {
     rules: SmallVec<[(usize, usize); 4]>,
-    /// Inline up to 64 bytes: a rule's name and a client address fit.
-    keys: SmallVec<[u8; 64]>,
+    keys: rule::KeyBuf,
 }
 
 impl Asked {

@@ -35,6 +35,7 @@ impl RateNote {
     /// As header lines (`name: value\r\n`) at the end of `out`.
     pub fn write_h1(&self, out: &mut Vec<u8>) {
         let mut n = itoa::Buffer::new();
+        out.reserve(96);
         let mut line = |name: &[u8], value: u64| {
             out.extend_from_slice(name);
             out.extend_from_slice(n.format(value).as_bytes());

@@ -12,8 +12,14 @@ use crate::balance::RequestView;
 use crate::routes::{Listeners, Matcher, RouteTable};
 
 /// One rule, as a config's requests meet it.
+/// A request's keys, one after the other; inline up to 64 bytes (a rule's
+/// name and a client address fit).
+pub type KeyBuf = smallvec::SmallVec<[u8; 64]>;
+
 pub struct Rule {
     pub name: Arc<str>,
+    /// `NAME:`, the start of every key.
+    prefix: Box<[u8]>,
     keys: Vec<Part>,
     /// Only requests that took one of these routes (indices into the
     /// config's `RouteTable`); every request when `None`.
@@ -52,6 +58,7 @@ impl Rule {
             .then(|| Matcher::new(&config.matches, Listeners::Any));
         Rule {
             name: config.name.as_str().into(),
+            prefix: format!("{}:", config.name).into_bytes().into(),
             keys,
             routes: scoped,
             matcher,
@@ -77,18 +84,17 @@ impl Rule {
     /// client address as its 4 or 16 bytes), into `out`; `false` when a
     /// part is missing (no such header or cookie): the rule does not count
     /// the request, as nginx's `limit_req` skips an empty key.
-    pub fn key(&self, req: &RequestView<'_>, route_name: &str, out: &mut impl Extend<u8>) -> bool {
-        out.extend(self.name.bytes());
-        out.extend([b':']);
+    pub fn key(&self, req: &RequestView<'_>, route_name: &str, out: &mut KeyBuf) -> bool {
+        out.extend_from_slice(&self.prefix);
         for (i, part) in self.keys.iter().enumerate() {
             if i > 0 {
-                out.extend([b'|']);
+                out.push(b'|');
             }
             let bytes = match part {
                 Part::ClientIp => {
                     match req.client.to_canonical() {
-                        IpAddr::V4(a) => out.extend(a.octets()),
-                        IpAddr::V6(a) => out.extend(a.octets()),
+                        IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+                        IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
                     }
                     continue;
                 }
@@ -97,7 +103,7 @@ impl Rule {
                 Part::Route => Some(route_name.as_bytes()),
             };
             match bytes {
-                Some(b) if !b.is_empty() => out.extend(b.iter().copied()),
+                Some(b) if !b.is_empty() => out.extend_from_slice(b),
                 _ => return false,
             }
         }

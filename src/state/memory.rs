@@ -51,18 +51,20 @@ impl MemoryStore {
     /// The decision for `key` now (on the policy clock), counted.
     pub fn decide(&self, key: &[u8], quota: Quota, now: u64) -> Verdict {
         let mut shard = self.shard(key);
-        let tat = shard.get(key).copied();
-        let (verdict, new_tat) = gcra::decide(tat, now, quota, 1);
-        if let Some(new_tat) = new_tat {
-            match shard.get_mut(key) {
-                Some(t) => *t = new_tat,
-                None => {
-                    if shard.len() >= self.per_shard {
-                        make_room(&mut shard, now, self.per_shard);
-                    }
-                    shard.insert(key.into(), new_tat);
-                }
+        // One lookup for a key already counted (the common case).
+        if let Some(tat) = shard.get_mut(key) {
+            let (verdict, new_tat) = gcra::decide(Some(*tat), now, quota, 1);
+            if let Some(new_tat) = new_tat {
+                *tat = new_tat;
             }
+            return verdict;
+        }
+        let (verdict, new_tat) = gcra::decide(None, now, quota, 1);
+        if let Some(new_tat) = new_tat {
+            if shard.len() >= self.per_shard {
+                make_room(&mut shard, now, self.per_shard);
+            }
+            shard.insert(key.into(), new_tat);
         }
         verdict
     }

@@ -96,6 +96,13 @@ pub(super) fn edit_head(head: &mut Vec<u8>, edits: &HeaderEdits) {
 /// end of the head that starts `msg` — a head alone, or a whole answer
 /// with its body after the head.
 pub(super) fn add_lines(msg: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    if msg.ends_with(b"\r\n\r\n") {
+        // A head alone (a backend's response head, as the engine wrote it).
+        msg.truncate(msg.len() - 2);
+        write(msg);
+        msg.extend_from_slice(b"\r\n");
+        return;
+    }
     let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
         return;
     };
