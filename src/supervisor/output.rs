@@ -215,10 +215,10 @@ impl Sink {
 
 /// The streams of one run of a process still being read: each is counted
 /// from the moment it is handed to [`forward`] until its reader reaches EOF.
-pub struct Open(watch::Sender<usize>);
+pub(crate) struct Open(watch::Sender<usize>);
 
 impl Open {
-    pub fn new() -> Open {
+    pub(crate) fn new() -> Open {
         Open(watch::Sender::new(0))
     }
 
@@ -226,7 +226,7 @@ impl Open {
     /// line the process wrote is in its sink's tail), at most `within`: a
     /// process that left a child outside its group holding the pipes must
     /// not hold the caller up. True when they all were.
-    pub async fn closed(&self, within: Duration) -> bool {
+    pub(crate) async fn closed(&self, within: Duration) -> bool {
         let mut open = self.0.subscribe();
         tokio::time::timeout(within, open.wait_for(|n| *n == 0))
             .await
@@ -234,7 +234,7 @@ impl Open {
     }
 }
 
-pub fn forward<R>(reader: R, sink: Arc<Sink>, stream: Stream, open: &Open)
+pub(crate) fn forward<R>(reader: R, sink: Arc<Sink>, stream: Stream, open: &Open)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
