@@ -14,6 +14,7 @@ mod files;
 mod health;
 mod http2;
 mod hygiene;
+mod instance_logs;
 mod large_bodies;
 mod lifecycle;
 mod limits;

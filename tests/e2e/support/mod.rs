@@ -424,9 +424,11 @@ impl Drop for Shoal {
 
 fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
     let rest = &line[line.find(marker)? + marker.len()..];
+    // In a text line the address ends the line or a word; in a JSON line
+    // (`log.format: json`) the message's quote and the object's braces follow.
     rest.split_whitespace()
         .next()?
-        .trim_end_matches('"')
+        .trim_end_matches(['"', '}'])
         .parse()
         .ok()
 }
