@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod autoscale;
 pub mod balance;
 pub mod cli;
 pub mod clock;

@@ -6,6 +6,7 @@
 //! its own file, all re-exported so every type is `shoal_config::Name`.
 
 mod app;
+mod autoscale;
 mod balance;
 mod compress;
 mod health;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use app::*;
+pub use autoscale::*;
 pub use balance::*;
 pub use compress::*;
 pub use health::*;
