@@ -4,6 +4,7 @@
 mod support;
 
 mod admin_auth;
+mod autoscale;
 mod balancing;
 mod compress;
 mod data_path;
