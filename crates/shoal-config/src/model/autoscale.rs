@@ -70,16 +70,19 @@ pub enum AutoscaleMode {
 #[serde(deny_unknown_fields, default)]
 pub struct AutoscaleTargets {
     /// CPU per instance, in percent of one core (its whole process group).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<f64>,
     /// Resident memory per instance (its whole process group).
-    #[serde(with = "crate::units::size_opt")]
+    #[serde(with = "crate::units::size_opt", skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
     /// Requests per second per instance in rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rps_per_instance: Option<f64>,
     /// The app's p95 response time over the window.
-    #[serde(with = "crate::units::duration_opt")]
+    #[serde(with = "crate::units::duration_opt", skip_serializing_if = "Option::is_none")]
     pub p95_latency: Option<Duration>,
     /// Requests in flight per instance in rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub in_flight_per_instance: Option<f64>,
 }
 
@@ -127,14 +130,16 @@ impl Default for AutoscaleBehavior {
 pub struct ScaleRule {
     /// The highest (down) or lowest (up) recommendation within this window
     /// is what is acted on.
-    #[serde(with = "crate::units::duration_opt")]
+    #[serde(with = "crate::units::duration_opt", skip_serializing_if = "Option::is_none")]
     pub stabilization: Option<Duration>,
     /// At most this many instances added (removed) per `period`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_instances: Option<u32>,
     /// At most this percentage of the count at the period's start added
     /// (removed) per `period`; with `max_instances` too, the larger change wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_percent: Option<u32>,
-    #[serde(with = "crate::units::duration_opt")]
+    #[serde(with = "crate::units::duration_opt", skip_serializing_if = "Option::is_none")]
     pub period: Option<Duration>,
 }
 
