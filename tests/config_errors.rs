@@ -808,5 +808,9 @@ fn autoscale_errors_name_the_key_and_line() {
          scale_down: {stabilization: 5m, max_instances: 1, period: 15s}\n      cooldown: 5m\n      failure_backoff: 1m\n",
     );
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
-    assert!(run.stdout().contains("scale_up_threshold: 0.8"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("scale_up_threshold: 0.8"),
+        "{}",
+        run.stdout()
+    );
 }

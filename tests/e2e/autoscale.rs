@@ -93,10 +93,14 @@ async fn highest_while<T>(shoal: &Shoal, until: tokio::task::JoinHandle<T>) -> (
 
 /// The statistics once no autoscale operation runs.
 async fn settled(shoal: &Shoal) -> Value {
-    eventually(Duration::from_secs(10), "no autoscale operation", || async {
-        let r = autoscale(shoal).await;
-        r["operation"].is_null().then(|| r["stats"].clone())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "no autoscale operation",
+        || async {
+            let r = autoscale(shoal).await;
+            r["operation"].is_null().then(|| r["stats"].clone())
+        },
+    )
     .await
 }
 

@@ -73,13 +73,19 @@ pub struct AutoscaleTargets {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<f64>,
     /// Resident memory per instance (its whole process group).
-    #[serde(with = "crate::units::size_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::units::size_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub memory: Option<u64>,
     /// Requests per second per instance in rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rps_per_instance: Option<f64>,
     /// The app's p95 response time over the window.
-    #[serde(with = "crate::units::duration_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::units::duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub p95_latency: Option<Duration>,
     /// Requests in flight per instance in rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,7 +136,10 @@ impl Default for AutoscaleBehavior {
 pub struct ScaleRule {
     /// The highest (down) or lowest (up) recommendation within this window
     /// is what is acted on.
-    #[serde(with = "crate::units::duration_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::units::duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stabilization: Option<Duration>,
     /// At most this many instances added (removed) per `period`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,7 +148,10 @@ pub struct ScaleRule {
     /// (removed) per `period`; with `max_instances` too, the larger change wins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_percent: Option<u32>,
-    #[serde(with = "crate::units::duration_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::units::duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub period: Option<Duration>,
 }
 
