@@ -24,6 +24,9 @@ use crate::clock;
 use crate::supervisor::{Instance, Progress, Supervisor};
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// In-flight counts are a level, not a counter: read ten times per sample
+/// so that a steady load does not read as bursts.
+const PEEKS_PER_SAMPLE: u32 = 10;
 
 /// The counters of one instance at the last sample.
 #[derive(Clone, Copy)]
@@ -88,9 +91,10 @@ fn key(i: &Arc<Instance>) -> usize {
 }
 
 pub(super) async fn run(a: Arc<Autoscaler>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    let mut tick = tokio::time::interval(SAMPLE_EVERY / PEEKS_PER_SAMPLE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ticks_per_sec = procfs::ticks_per_sec();
+    let (mut peeks, mut in_flight) = (0u32, 0u64);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -98,6 +102,7 @@ pub(super) async fn run(a: Arc<Autoscaler>, stop: CancellationToken) {
         }
         let spec = a.sup.spec();
         let Some(cfg) = spec.autoscale.clone() else {
+            (peeks, in_flight) = (0, 0);
             if let Ok(mut inner) = a.inner.lock() {
                 inner.window.clear();
                 inner.last_sample_ms = None;
@@ -105,6 +110,18 @@ pub(super) async fn run(a: Arc<Autoscaler>, stop: CancellationToken) {
             }
             continue;
         };
+        in_flight += a
+            .sup
+            .instances()
+            .iter()
+            .map(|i| i.endpoint.in_flight() as u64)
+            .sum::<u64>();
+        peeks += 1;
+        if peeks < PEEKS_PER_SAMPLE {
+            continue;
+        }
+        let mean_in_flight = in_flight as f64 / f64::from(peeks);
+        (peeks, in_flight) = (0, 0);
         let t = &cfg.targets;
         let usage = if t.cpu.is_some() || t.memory.is_some() {
             tokio::task::spawn_blocking(procfs::usage_by_group)
@@ -118,7 +135,13 @@ pub(super) async fn run(a: Arc<Autoscaler>, stop: CancellationToken) {
             let Ok(mut inner) = a.inner.lock() else {
                 return;
             };
-            sample(&a.sup, &mut inner, &cfg, &usage, ticks_per_sec, now);
+            let step = Step {
+                usage: &usage,
+                ticks_per_sec,
+                in_flight: mean_in_flight,
+                now,
+            };
+            sample(&a.sup, &mut inner, &cfg, &step);
             let due = inner
                 .last_decision_ms
                 .is_none_or(|l| now >= l + cfg.interval.as_millis() as u64);
@@ -133,20 +156,29 @@ pub(super) async fn run(a: Arc<Autoscaler>, stop: CancellationToken) {
     }
 }
 
-/// One second's sample into the window.
-fn sample(
-    sup: &Supervisor,
-    inner: &mut Inner,
-    cfg: &AutoscaleConfig,
-    usage: &HashMap<u32, GroupUsage>,
+/// What one sampling step read besides the counters.
+struct Step<'a> {
+    usage: &'a HashMap<u32, GroupUsage>,
     ticks_per_sec: f64,
+    /// The mean of the step's in-flight peeks.
+    in_flight: f64,
     now: u64,
-) {
+}
+
+/// One second's sample into the window.
+fn sample(sup: &Supervisor, inner: &mut Inner, cfg: &AutoscaleConfig, step: &Step<'_>) {
+    let Step {
+        usage,
+        ticks_per_sec,
+        now,
+        ..
+    } = *step;
     let instances = sup.instances();
     let secs = inner
         .last_sample_ms
         .map_or(0.0, |l| now.saturating_sub(l) as f64 / 1000.0);
     let mut s = Sample::idle(now, secs, 0);
+    s.in_flight = step.in_flight;
     let mut seen = HashMap::with_capacity(instances.len());
     let mut cpu_seen = HashMap::with_capacity(instances.len());
     for inst in &instances {
@@ -166,7 +198,6 @@ fn sample(
             }
         }
         seen.insert(key(inst), now_seen);
-        s.in_flight += e.in_flight() as u64;
         if inst.is_retiring() {
             continue;
         }

@@ -256,7 +256,12 @@ pub fn decide(cfg: &AutoscaleConfig, st: &mut PolicyState, input: &Input) -> Out
     };
     let hold = |reason: String| (target, reason);
 
-    let (desired, reason) = if stabilized == target {
+    let (desired, reason) = if let Some(until) = st.paused_until_ms.filter(|u| *u > now) {
+        hold(format!(
+            "no change: paused after a manual scale ({} left); the policy wants {stabilized}",
+            secs(until - now)
+        ))
+    } else if stabilized == target {
         let reason = if per_signal.is_empty() {
             format!("no change: no data (no instance in rotation or no target with data); keeping {target}")
         } else if recommended == target {
@@ -288,11 +293,6 @@ pub fn decide(cfg: &AutoscaleConfig, st: &mut PolicyState, input: &Input) -> Out
             )
         };
         (target, reason)
-    } else if let Some(until) = st.paused_until_ms.filter(|u| *u > now) {
-        hold(format!(
-            "no change: paused after a manual scale ({} left); the policy wants {stabilized}",
-            secs(until - now)
-        ))
     } else if let Some(until) = st
         .settled_ms
         .map(|s| s + ms(cfg.behavior.cooldown))

@@ -38,8 +38,9 @@ pub struct Sample {
     pub rss_bytes: u64,
     /// Instances whose memory was read.
     pub rss_instances: u32,
-    /// Requests in flight at the end of the step, all instances.
-    pub in_flight: u64,
+    /// Requests in flight, all instances: the mean of the step's peeks
+    /// (ten a second).
+    pub in_flight: f64,
     /// Instances in rotation at the end of the step.
     pub ready: u32,
 }
@@ -56,7 +57,7 @@ impl Sample {
             cpu_instances: 0,
             rss_bytes: 0,
             rss_instances: 0,
-            in_flight: 0,
+            in_flight: 0.0,
             ready,
         }
     }
@@ -126,7 +127,7 @@ impl Window {
         out.rps_total = Some(rps);
         out.rps_per_instance = per(rps);
         let n = self.samples.len() as f64;
-        let in_flight = self.samples.iter().map(|s| s.in_flight as f64).sum::<f64>() / n;
+        let in_flight = self.samples.iter().map(|s| s.in_flight).sum::<f64>() / n;
         out.in_flight_per_instance = per(in_flight);
         // CPU: the cores the app used over the steps where any instance
         // was read, spread over the instances now in rotation.
@@ -197,7 +198,7 @@ mod tests {
             requests,
             cpu_secs,
             cpu_instances: ready,
-            in_flight: requests / 10,
+            in_flight: requests as f64 / 10.0,
             ..Sample::idle(at_ms, 1.0, ready)
         }
     }
