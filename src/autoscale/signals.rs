@@ -1,6 +1,6 @@
 //! The signals the policy reads, and how they are smoothed.
 //!
-//! Once a second the driver turns the counters that already exist — each
+//! Once a second (in-flight counts ten times a second) the driver turns the counters that already exist — each
 //! endpoint's request count, in-flight count and response-time histogram,
 //! each instance's process group in /proc — into one [`Sample`] of what
 //! happened in that second. A [`Window`] keeps the samples of the last
