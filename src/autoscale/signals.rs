@@ -1,9 +1,9 @@
 //! The signals the policy reads, and how they are smoothed.
 //!
-//! Once a second (in-flight counts ten times a second) the driver turns the counters that already exist — each
-//! endpoint's request count, in-flight count and response-time histogram,
-//! each instance's process group in /proc — into one [`Sample`] of what
-//! happened in that second. A [`Window`] keeps the samples of the last
+//! Once a second the driver turns the counters that already exist — each
+//! endpoint's request count and response-time histogram, its in-flight count
+//! (read ten times a second), each instance's process group in /proc — into
+//! one [`Sample`] of what happened in that second. A [`Window`] keeps the samples of the last
 //! `autoscale.window` and averages them into [`Signals`]. Nothing here runs
 //! on the request path: the data plane only bumps the atomics it always did.
 //!
