@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use shoal_config::AutoscaleConfig;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use super::procfs::{self, GroupUsage};
 use super::signals::{Sample, Signals, Window, BUCKETS};
 use super::Autoscaler;
 use crate::clock;
-use crate::supervisor::{Instance, Progress, Supervisor};
+use crate::supervisor::{Instance, OpGuard, Progress, Supervisor};
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// In-flight counts are a level, not a counter: read ten times per sample
@@ -76,13 +76,6 @@ impl Inner {
             .filter(|u| *u > now)
             .map(|u| (u - now) as f64 / 1000.0)
     }
-}
-
-fn wall() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// An instance, for as long as it lives (its `Arc`'s address).
@@ -248,11 +241,7 @@ fn decide(a: &Arc<Autoscaler>, cfg: &AutoscaleConfig, now: u64) {
             shoal_config::units::format_duration(cfg.manual_pause)
         );
         tracing::info!(app = %sup.name(), "autoscale: {message}");
-        inner.stats.manual(Event {
-            at: wall(),
-            kind: "manual".into(),
-            message: message.clone(),
-        });
+        inner.stats.manual(Event::now("manual", message.clone()));
         let outcome = policy::decide(cfg, &mut inner.policy, &input);
         record(
             &mut inner,
@@ -315,65 +304,64 @@ fn decide(a: &Arc<Autoscaler>, cfg: &AutoscaleConfig, now: u64) {
     inner.expected_target = desired;
     drop(inner);
 
-    let a = a.clone();
-    let cfg = cfg.clone();
-    tokio::spawn(async move {
-        let started = Instant::now();
-        let log = Progress::log_only();
-        let result = a.sup.scale(desired, &log).await;
-        let mut back = None;
-        if result.is_err() && up {
-            // The new instances did not come up: stop them, or a crash-looping
-            // build would restart for ever; the failure backoff decides when
-            // to try again.
-            back = Some(a.sup.scale(target, &log).await);
+    tokio::spawn(carry_out(
+        a.clone(),
+        cfg.clone(),
+        op,
+        target,
+        desired,
+        reason,
+    ));
+}
+
+/// Scale from `target` to `desired` under `op` (the supervisor's lock),
+/// then count the outcome. A scale-up whose new instances do not come up is
+/// undone: they are stopped, or a crash-looping build would restart for
+/// ever; the failure backoff decides when to try again.
+async fn carry_out(
+    a: Arc<Autoscaler>,
+    cfg: AutoscaleConfig,
+    op: OpGuard,
+    target: u32,
+    desired: u32,
+    reason: String,
+) {
+    let up = desired > target;
+    let started = Instant::now();
+    let log = Progress::log_only();
+    let result = a.sup.scale(desired, &log).await;
+    let back = match &result {
+        Err(_) if up => Some(a.sup.scale(target, &log).await),
+        _ => None,
+    };
+    drop(op);
+    let Ok(mut inner) = a.inner.lock() else {
+        return;
+    };
+    inner.operation = None;
+    inner.expected_target = a.sup.target();
+    inner.policy.finished(clock::now_ms(), result.is_ok(), &cfg);
+    match result {
+        Ok(_) if up => {
+            let secs = started.elapsed().as_secs_f64();
+            let message = format!("{target} → {desired} in {secs:.1}s ({reason})");
+            inner.stats.scaled_up(secs, Event::now("scale_up", message));
         }
-        drop(op);
-        let Ok(mut inner) = a.inner.lock() else {
-            return;
-        };
-        let now = clock::now_ms();
-        inner.operation = None;
-        inner.expected_target = a.sup.target();
-        inner.policy.finished(now, result.is_ok(), &cfg);
-        let at = wall();
-        match result {
-            Ok(_) if up => {
-                let secs = started.elapsed().as_secs_f64();
-                let message = format!("{target} → {desired} in {secs:.1}s ({reason})");
-                inner.stats.scaled_up(
-                    secs,
-                    Event {
-                        at,
-                        kind: "scale_up".into(),
-                        message,
-                    },
-                );
-            }
-            Ok(_) => {
-                let message = format!("{target} → {desired} ({reason})");
-                inner.stats.scaled_down(Event {
-                    at,
-                    kind: "scale_down".into(),
-                    message,
-                });
-            }
-            Err(e) => {
-                let after = match back {
-                    Some(Ok(_)) => format!("; back to {target}"),
-                    Some(Err(e)) => format!("; going back to {target} failed too: {e}"),
-                    None => String::new(),
-                };
-                let message = format!("{target} → {desired} failed: {e}{after}");
-                tracing::warn!(app = %a.sup.name(), "autoscale: {message}");
-                inner.stats.failed(Event {
-                    at,
-                    kind: "failed".into(),
-                    message,
-                });
-            }
+        Ok(_) => {
+            let message = format!("{target} → {desired} ({reason})");
+            inner.stats.scaled_down(Event::now("scale_down", message));
         }
-    });
+        Err(e) => {
+            let after = match back {
+                Some(Ok(_)) => format!("; back to {target}"),
+                Some(Err(e)) => format!("; going back to {target} failed too: {e}"),
+                None => String::new(),
+            };
+            let message = format!("{target} → {desired} failed: {e}{after}");
+            tracing::warn!(app = %a.sup.name(), "autoscale: {message}");
+            inner.stats.failed(Event::now("failed", message));
+        }
+    }
 }
 
 fn record(
@@ -390,7 +378,7 @@ fn record(
         o.desired
     };
     inner.history.push(Decision {
-        at: wall(),
+        at: super::history::wall(),
         target,
         signals,
         per_signal: o.per_signal,

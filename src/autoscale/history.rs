@@ -51,6 +51,25 @@ pub struct Event {
     pub message: String,
 }
 
+impl Event {
+    /// `kind` happened now.
+    pub fn now(kind: &str, message: String) -> Event {
+        Event {
+            at: wall(),
+            kind: kind.to_string(),
+            message,
+        }
+    }
+}
+
+/// Now, in seconds since the Unix epoch.
+pub fn wall() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub scale_ups: u64,
