@@ -814,3 +814,164 @@ fn autoscale_errors_name_the_key_and_line() {
         run.stdout()
     );
 }
+
+/// `sticky` (app, upstream group, route): the signing key is required and
+/// long enough, the cookie's name, path, lifetime and `SameSite` are ones
+/// a browser keeps, and only a route to a pool takes it.
+#[test]
+fn sticky_rules() {
+    assert_rejected(
+        "app:\n  command: x\n  sticky:\n    cookie: srv\n",
+        3,
+        "app.sticky.key: is required: the secret the cookie is signed with, at least 16 bytes",
+    );
+    assert_rejected(
+        "app:\n  command: x\n  sticky:\n    key: short\n",
+        4,
+        "app.sticky.key: is 5 bytes; use at least 16",
+    );
+    assert_rejected(
+        "apps:\n  web:\n    command: x\n    sticky:\n      key: 0123456789abcdef\n      cookie: \"a b\"\n",
+        6,
+        "apps.web.sticky.cookie: `a b` is not a cookie name",
+    );
+    assert_rejected(
+        "upstreams:\n  api:\n    servers: [{url: 'http://a:1'}]\n    sticky:\n      key: 0123456789abcdef\n      path: app\n",
+        6,
+        "upstreams.api.sticky.path: `app` is not a cookie path",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - sticky:\n      key: 0123456789abcdef\n      ttl: 0s\n",
+        5,
+        "routes[0].sticky.ttl: must be greater than 0 (got 0s)",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - sticky:\n      key: 0123456789abcdef\n      same_site: none\n",
+        5,
+        "routes[0].sticky.same_site: `none` needs `secure: true`",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - respond: {status: 200}\n    sticky: {key: 0123456789abcdef}\n",
+        4,
+        "routes[0].sticky: only applies to a route that sends requests to a pool (`to`)",
+    );
+    assert_rejected(
+        "app:\n  command: x\n  sticky:\n    key: 0123456789abcdef\n    secure: maybe\n",
+        5,
+        "app.sticky.secure:",
+    );
+    assert_rejected(
+        "app:\n  command: x\n  sticky:\n    key: 0123456789abcdef\n    cookies: srv\n",
+        5,
+        "unknown key `cookies` in `app.sticky` (did you mean `cookie`?)",
+    );
+    // From the environment: an unset variable is an empty key.
+    let yaml = "app:\n  command: [cat, '{port}']\n  sticky:\n    key: ${STICKY_TEST_KEY}\n";
+    let run = check_with_env(yaml, &[("STICKY_TEST_KEY", "0123456789abcdef0123")]);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(run.stdout().contains("sticky:"), "{}", run.stdout());
+}
+
+#[test]
+fn rate_limit_rules() {
+    let base = "app: {command: [cat, '{port}']}\n";
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - name: a\n    rate: fast\n"),
+        4,
+        "rate_limits[0].rate: invalid rate `fast`: no `/` (write it like `200/min`, `10/s` or `50/10s`)",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - name: a\n    rate: 0/min\n"),
+        4,
+        "rate_limits[0].rate: invalid rate `0/min`: the count must be at least 1",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - name: a\n    rate: 5/fortnight\n"),
+        4,
+        "rate_limits[0].rate: invalid rate `5/fortnight`",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - name: a\n    burst: 5\n"),
+        3,
+        "rate_limits[0].rate: a rate like `200/min` is required",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - rate: 5/s\n"),
+        3,
+        "rate_limits[0].name: every rule needs a name",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - {{name: a, rate: 5/s}}\n  - name: a\n    rate: 1/s\n"),
+        4,
+        "rate_limits[1].name: `a` is also the name of `rate_limits[0]`; rule names must differ",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - name: a\n    rate: 5/s\n    key: ip\n"),
+        5,
+        "rate_limits[0].key: invalid key `ip` (did you mean `client_ip`?)",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - name: a\n    rate: 5/s\n    key: [route, route]\n"),
+        5,
+        "rate_limits[0].key[1]: `route` is named twice",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - name: a\n    rate: 5/s\n    burst: 0\n"),
+        5,
+        "rate_limits[0].burst: must be between 1 and 10000000 (got 0)",
+    );
+    assert_rejected(
+        &format!("{base}routes:\n  - {{name: api, to: app}}\nrate_limits:\n  - name: a\n    rate: 5/s\n    routes: [apj]\n"),
+        7,
+        "rate_limits[0].routes[0]: no route is named `apj` (did you mean `api`?); named routes: api",
+    );
+    assert_rejected(
+        &format!("{base}rate_limits:\n  - name: a\n    rate: 5/s\n    match: {{path: nope}}\n"),
+        5,
+        "rate_limits[0].match.path",
+    );
+}
+
+#[test]
+fn state_rules() {
+    let base = "app: {command: [cat, '{port}']}\n";
+    assert_rejected(
+        &format!("{base}state:\n  url: redis://127.0.0.1:6379\n"),
+        3,
+        "state.url: is for `backend: redis`; set `state.backend: redis` to use it",
+    );
+    assert_rejected(
+        &format!("{base}state:\n  backend: redis\n"),
+        3,
+        "state.backend: `redis` needs one of `url`, `sentinel` or `cluster`",
+    );
+    assert_rejected(
+        &format!("{base}state:\n  backend: redis\n  url: http://x:1\n"),
+        4,
+        "state.url: scheme `http` is not `redis` or `rediss` (TLS)",
+    );
+    assert_rejected(
+        &format!("{base}state:\n  backend: redis\n  url: redis://a:1\n  cluster: [redis://b:1]\n"),
+        5,
+        "state.cluster: only one of `url`, `sentinel` and `cluster` may be given (also: state.url)",
+    );
+    assert_rejected(
+        &format!("{base}state:\n  backend: redis\n  sentinel:\n    master: m\n    nodes: [a]\n"),
+        6,
+        "state.sentinel.nodes[0]: `a` is not `host:port`",
+    );
+    assert_rejected(
+        &format!("{base}state:\n  backend: redis\n  url: redis://a:1\n  on_error: panic\n"),
+        5,
+        "state.on_error: unknown value `panic`: expected `allow`, `deny` or `local`",
+    );
+    assert_rejected(
+        &format!("{base}state:\n  command_timeout: 0s\n"),
+        3,
+        "state.command_timeout: must be greater than 0",
+    );
+    let run = check(&format!(
+        "{base}state:\n  backend: redis\n  sentinel: {{master: mymaster, nodes: ['127.0.0.1:26379']}}\n"
+    ));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+}

@@ -14,9 +14,9 @@ use super::reply::{self, AdminBody};
 use crate::app::{self, State};
 use crate::supervisor::Progress;
 
-const MAX_BODY: usize = 64 * 1024;
+pub(super) const MAX_BODY: usize = 64 * 1024;
 
-fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+pub(super) fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.uri()
         .query()?
         .split('&')
@@ -25,7 +25,7 @@ fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn bad_request(message: String) -> Response<AdminBody> {
+pub(super) fn bad_request(message: String) -> Response<AdminBody> {
     reply::json(StatusCode::BAD_REQUEST, json!({"error": message}))
 }
 

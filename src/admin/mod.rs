@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod control;
+mod rate_limits;
 mod reply;
 mod routes;
 pub mod status;

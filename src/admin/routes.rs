@@ -9,6 +9,7 @@
 //! | GET | /api/v1/autoscale | each app's autoscaler: signals, statistics, decision history (`?app=NAME`: one) |
 //! | POST | /api/v1/scale | `{"instances": N}` (or `?instances=N`); NDJSON progress |
 //! | POST | /api/v1/reload | rolling reload of the app; `?config=1`: re-read shoal's config |
+//! | GET, PUT, DELETE | /api/v1/rate-limits… | the rate limits now; changed at run time (`admin/rate_limits.rs`) |
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use serde_json::json;
 
 use super::auth;
 use super::control;
+use super::rate_limits;
 use super::reply::{self, AdminBody};
 use super::status::Status;
 use crate::app::State;
@@ -53,6 +55,9 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
             metrics::render(state),
         ),
         "/api/v1/autoscale" if get => autoscale(state, req.uri().query()),
+        p if p == rate_limits::PREFIX || p.starts_with("/api/v1/rate-limits/") => {
+            rate_limits::route(state, req).await
+        }
         "/api/v1/scale" if post => control::scale(state, req).await,
         "/api/v1/reload" if post => control::reload(state, req).await,
         "/health" | "/ready" | "/api/v1/status" | "/metrics" | "/api/v1/scale"

@@ -321,15 +321,23 @@ fn apply_live(state: &Arc<State>, old: &Config, new: &Config, progress: &Progres
     if new.admin != old.admin {
         state.set_admin_token(&new.admin);
     }
+    if new.state != old.state {
+        // The store holds the counts a reload keeps; another one (another
+        // backend, another Redis) is connected at start only.
+        tracing::warn!("`state` changed: it takes effect when shoal restarts; the rate limits keep their current store");
+    }
     // Rebuilt on every change: it is cheap, and what it holds depends on
     // many sections (listeners' own routes and names, apps, …).
-    state
-        .proxy
-        .set_routing(Routing::for_config(new, &|name| state.tables.table(name)));
+    state.proxy.set_routing(Routing::for_config(
+        new,
+        &|name| state.tables.table(name),
+        &state.limiter,
+    ));
     if new.balance != old.balance
         || new.proxy != old.proxy
         || new.trusted_proxies != old.trusted_proxies
         || new.routes != old.routes
+        || new.rate_limits != old.rate_limits
         || new.compress != old.compress
         || new.upstreams != old.upstreams
         || new.listeners != old.listeners

@@ -30,7 +30,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderName, COOKIE};
+use http::header::HeaderName;
 use shoal_config::HashKey;
 
 use super::cache::PerSet;
@@ -96,17 +96,6 @@ pub(crate) fn hash_ip(ip: IpAddr) -> u64 {
     }
 }
 
-/// The value of cookie `name` in the request's `Cookie` header(s).
-fn cookie<'a>(req: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
-    req.headers.get_all(COOKIE.as_str()).find_map(|value| {
-        value.split(|&b| b == b';').find_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|&b| b == b'=')?;
-            (pair[..eq] == *name.as_bytes()).then(|| &pair[eq + 1..])
-        })
-    })
-}
-
 /// The raw value of the first query parameter `name`.
 fn query<'a>(req: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
     req.query()?.split('&').find_map(|pair| {
@@ -124,7 +113,7 @@ impl Balance for Hash {
         let bytes: &[u8] = match &self.source {
             Source::Client => return Some(hash_ip(req.client)),
             Source::Header(name) => req.headers.get(name.as_str())?,
-            Source::Cookie(name) => cookie(req, name)?,
+            Source::Cookie(name) => req.cookie(name)?,
             Source::Query(name) => query(req, name)?,
             Source::Path => req.path().as_bytes(),
             Source::Nothing => return None,

@@ -9,7 +9,7 @@
 //! without `aio`); a file up to `INLINE` is read whole, a larger one is
 //! streamed in 64 KiB frames through tokio's fs.
 
-mod path;
+pub(crate) mod path;
 mod range;
 
 use std::path::{Path, PathBuf};
@@ -142,6 +142,7 @@ impl Files {
                 kind,
                 request_id: request_id.as_bytes(),
                 json,
+                rate: None,
             }
             .to_response()
         };
@@ -306,6 +307,7 @@ fn respond(
                 kind: "range_not_satisfiable",
                 request_id: request_id.as_bytes(),
                 json: how.json,
+                rate: None,
             }
             .to_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {

@@ -79,6 +79,17 @@ impl Collector for Scrape {
             .collect();
         backends(&mut enc, &endpoints)?;
         routes(&mut enc)?;
+        rate_limits(&mut enc, &state.limiter)?;
+        let (written, dropped) = state.access_logs.counts();
+        family(
+            &mut enc,
+            "shoal_access_log_lines",
+            "Access-log lines written, and dropped (queue full, or the file could not be written)",
+            MetricType::Counter,
+            [("written", written), ("dropped", dropped)]
+                .into_iter()
+                .map(|(o, n)| (vec![("outcome", o.to_string())], ConstCounter::new(n))),
+        )?;
         process(&mut enc)?;
         if !state.supervisors.is_empty() {
             instances(&mut enc, &state.supervisors)?;
@@ -104,6 +115,52 @@ fn routes(enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         crate::routes::stats::snapshot()
             .into_iter()
             .map(|(name, n)| (vec![("route", name)], ConstCounter::new(n))),
+    )
+}
+
+/// Per rate-limit rule (the config's names, so a bounded label).
+fn rate_limits(
+    enc: &mut DescriptorEncoder<'_>,
+    limiter: &crate::ratelimit::Limiter,
+) -> Result<(), std::fmt::Error> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rules = limiter.snapshot();
+    family(
+        enc,
+        "shoal_rate_limit_decisions",
+        "Requests each rate-limit rule counted, by outcome (allowed, limited)",
+        MetricType::Counter,
+        rules.iter().flat_map(|(name, live)| {
+            [
+                ("allowed", live.allowed.load(Relaxed)),
+                ("limited", live.limited.load(Relaxed)),
+            ]
+            .map(|(outcome, n)| {
+                (
+                    vec![("rule", name.to_string()), ("outcome", outcome.to_string())],
+                    ConstCounter::new(n),
+                )
+            })
+        }),
+    )?;
+    family(
+        enc,
+        "shoal_rate_limit_store_errors",
+        "Decisions the state store could not make in time (state.on_error decided them)",
+        MetricType::Counter,
+        rules.iter().map(|(name, live)| {
+            (
+                vec![("rule", name.to_string())],
+                ConstCounter::new(live.errors.load(Relaxed)),
+            )
+        }),
+    )?;
+    single(
+        enc,
+        "shoal_rate_limit_local_keys",
+        "Keys the in-process rate-limit counts hold (the memory store, or on_error: local)",
+        MetricType::Gauge,
+        ConstGauge::new(limiter.local_keys() as i64),
     )
 }
 

@@ -20,8 +20,12 @@ use super::protocol::origin_form;
 use super::request_id;
 use super::request_rules;
 use super::routing::Routing;
+use crate::access_log::Facts;
 use crate::balance::{Headers, RequestView};
+use crate::ratelimit::{Asked, RateNote};
 use crate::routes::{Action, Fixed};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 /// A request admitted and rewritten for the backend, with what the
 /// attempts need of it.
@@ -32,26 +36,56 @@ pub(super) struct Ready {
     pub(super) route: usize,
     /// The balancer's key (`hash`, `ip_hash`).
     pub(super) key: Option<u64>,
+    /// The backend the route's sticky cookie names (`sticky`).
+    pub(super) pin: Option<u64>,
     pub(super) request_id: HeaderValue,
     /// Errors are answered in JSON.
     pub(super) json: bool,
     pub(super) upgrading: bool,
     /// The client's side of an upgrade, resolved once it is answered 101.
     pub(super) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The keys the rate limits count it under.
+    pub(super) limits: Asked,
+    /// What the access log says of it (when it is on).
+    pub(super) facts: Option<Box<Facts>>,
+    /// Its body's bytes as they are read (when the access log is on).
+    pub(super) tally: Option<Arc<AtomicU64>>,
+}
+
+/// A request shoal answers itself: refused (no rate limit counts it), or
+/// answered by its route or as having none (the rate limits decide first).
+pub(super) struct Answered {
+    pub(super) resp: Response<ProxyBody>,
+    pub(super) limits: Asked,
+    pub(super) request_id: HeaderValue,
+    pub(super) json: bool,
+    pub(super) facts: Option<Box<Facts>>,
+}
+
+impl Answered {
+    fn refused(resp: Response<ProxyBody>, request_id: HeaderValue, json: bool) -> Box<Answered> {
+        Box::new(Answered {
+            resp,
+            limits: Asked::default(),
+            request_id,
+            json,
+            facts: None,
+        })
+    }
 }
 
 /// The *admit* phase (framing and `request_rules`), the balancer's key,
 /// and the request's head rewritten for the backend (`proxy::headers`):
 /// hop-by-hop headers, `Host`, the forwarding headers, origin-form,
 /// HTTP/1.1. `Err`: the answer to a refused request.
-#[allow(clippy::result_large_err)]
 pub(super) fn admit(
     req: Request<RequestBody>,
     routing: &Routing,
     (peer, local, proto): (SocketAddr, SocketAddr, &'static str),
     listener: &str,
-) -> Result<(Ready, RequestBody), Box<Response<ProxyBody>>> {
+) -> Result<(Ready, RequestBody), Box<Answered>> {
     let (mut parts, mut body) = req.into_parts();
+    let version = parts.version;
     let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
     let request_id = request_id::ensure(&mut parts.headers);
     let json = wants_json(&parts.headers);
@@ -63,7 +97,8 @@ pub(super) fn admit(
         });
     if let Some(e) = refused {
         tracing::info!(request_id = ?request_id, %peer, error = %e, "request rejected");
-        return Err(Box::new(e.to_response(&request_id, json)));
+        let resp = e.to_response(&request_id, json);
+        return Err(Answered::refused(resp, request_id, json));
     }
     set_host(&mut parts, local);
     // Routes see the path as the application behind will read it (and
@@ -94,24 +129,51 @@ pub(super) fn admit(
     if let Some(r) = routed.route() {
         routing.routes.get(r).stats.request();
     }
-    let (route, key) = match routed {
-        Routed::To { route, key } => (route, key),
-        Routed::Answer { answer, .. } => {
+    let (route, key, pin) = match routed {
+        Routed::To { route, key, pin } => (route, key, pin),
+        Routed::Answer { route, answer } => {
+            let name = route.map(|r| &routing.routes.get(r).name);
+            let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
+            let facts = routing.access_log.as_ref().map(|log| {
+                log.facts(
+                    &view,
+                    request_id.as_bytes(),
+                    protocol(version),
+                    name.cloned(),
+                )
+            });
             let resp = match answer {
                 Some(fixed) => fixed.to_response(&request_id),
                 None => no_route(request_id.as_bytes(), json, peer, view.path()).to_response(),
             };
-            return Err(Box::new(resp));
+            return Err(Box::new(Answered {
+                resp,
+                limits,
+                request_id,
+                json,
+                facts,
+            }));
         }
     };
     let chosen = routing.routes.get(route);
+    let limits = routing.limits.asks(&view, Some(route), &chosen.name);
+    let facts = routing.access_log.as_ref().map(|log| {
+        log.facts(
+            &view,
+            request_id.as_bytes(),
+            protocol(version),
+            Some(chosen.name.clone()),
+        )
+    });
+    let tally = facts.as_ref().map(|_| body.tally());
     let rewritten = match chosen.path.apply(target) {
         std::borrow::Cow::Owned(t) => Some(t),
         std::borrow::Cow::Borrowed(_) => None,
     };
     if let Err(e) = body.limit_to(chosen.max_body_size) {
         tracing::warn!(request_id = ?request_id, error = %e, status = 413, "request refused");
-        return Err(Box::new(e.to_response(&request_id, json)));
+        let resp = e.to_response(&request_id, json);
+        return Err(Answered::refused(resp, request_id, json));
     }
     let offer = if parts.version == Version::HTTP_11 {
         upgrade_offer(&parts.headers)
@@ -157,18 +219,28 @@ pub(super) fn admit(
         parts,
         route,
         key,
+        pin,
         request_id,
         json,
         upgrading,
         client_upgrade,
+        limits,
+        facts,
+        tally,
     };
     Ok((ready, body))
 }
 
 /// What the *route* phase made of a request.
 pub(crate) enum Routed<'r> {
-    /// To the pool of the route at this index, with the balancer's key.
-    To { route: usize, key: Option<u64> },
+    /// To the pool of the route at this index, with the balancer's key
+    /// and the backend its sticky cookie names (`sticky`), if it has one
+    /// and a valid cookie.
+    To {
+        route: usize,
+        key: Option<u64>,
+        pin: Option<u64>,
+    },
     /// Answered by the route at `route` (`redirect`, `respond`), or, when
     /// no route takes it (`None`), 404.
     Answer {
@@ -202,6 +274,7 @@ pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Rout
         Action::Files(_) => Routed::To {
             route: index,
             key: None,
+            pin: None,
         },
         Action::To(pool) => {
             let key = routing
@@ -209,7 +282,13 @@ pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Rout
                 .get(*pool)
                 .filter(|p| p.balancer.uses_key())
                 .and_then(|p| p.balancer.request_key(view));
-            Routed::To { route: index, key }
+            // An invalid cookie is no pin: balanced as any request.
+            let pin = route.sticky.as_ref().and_then(|s| s.pinned(&view.headers));
+            Routed::To {
+                route: index,
+                key,
+                pin,
+            }
         }
         Action::Redirect(r) => Routed::Answer {
             route: Some(index),
@@ -236,6 +315,32 @@ pub(crate) fn no_route<'a>(
         kind: "no_route",
         request_id,
         json,
+        rate: None,
+    }
+}
+
+/// A rate limit refused the request: 429 with `Retry-After` and the
+/// RateLimit headers, in JSON or text as shoal's errors; both engines
+/// answer with this.
+pub(crate) fn rate_limited(request_id: &[u8], json: bool, note: RateNote) -> Answer<'_> {
+    tracing::debug!(request_id = ?String::from_utf8_lossy(request_id), retry_after = ?note.retry_after_s, "rate limited (429)");
+    Answer {
+        status: http::StatusCode::TOO_MANY_REQUESTS,
+        kind: "rate_limited",
+        request_id,
+        json,
+        rate: Some(note),
+    }
+}
+
+/// The protocol as the access log writes it.
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
     }
 }
 

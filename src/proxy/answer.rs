@@ -10,6 +10,7 @@ use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::request_id::X_REQUEST_ID;
+use crate::ratelimit::RateNote;
 
 /// One answer of shoal's own.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +21,8 @@ pub struct Answer<'a> {
     pub request_id: &'a [u8],
     /// The body in JSON (the client's `Accept` asked for it), else text.
     pub json: bool,
+    /// A rate limit's refusal (429): its headers and `Retry-After`.
+    pub rate: Option<RateNote>,
 }
 
 impl Answer<'_> {
@@ -88,6 +91,9 @@ impl Answer<'_> {
         if self.retry_after() {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let Some(note) = &self.rate {
+            note.insert(h);
+        }
         if self.closes() {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -108,6 +114,9 @@ impl Answer<'_> {
         header(out, b"x-request-id", self.request_id);
         if self.retry_after() {
             header(out, b"retry-after", b"1");
+        }
+        if let Some(note) = &self.rate {
+            note.write_h1(out);
         }
         if close || self.closes() {
             header(out, b"connection", b"close");
@@ -130,6 +139,7 @@ mod tests {
             kind: "no_healthy_backend",
             request_id: b"rid-9",
             json,
+            rate: None,
         }
     }
 

@@ -174,6 +174,7 @@ impl ProxyError {
             kind: self.kind(),
             request_id,
             json,
+            rate: None,
         }
     }
 

@@ -68,6 +68,17 @@ impl<'a> RequestView<'a> {
         }
     }
 
+    /// The value of cookie `name` in the request's `Cookie` header(s).
+    pub fn cookie(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers.get_all("cookie").find_map(|value| {
+            value.split(|&b| b == b';').find_map(|pair| {
+                let pair = pair.trim_ascii();
+                let eq = pair.iter().position(|&b| b == b'=')?;
+                (pair[..eq] == *name.as_bytes()).then(|| &pair[eq + 1..])
+            })
+        })
+    }
+
     /// The target's query, without the `?`.
     pub fn query(&self) -> Option<&'a str> {
         self.target.split_once('?').map(|(_, q)| q)

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access_log;
 mod admin_auth;
 mod autoscale;
 mod balancing;
@@ -22,10 +23,12 @@ mod metrics;
 mod native_engine;
 mod newcomer;
 mod outliers;
+mod rate_limits;
 mod routes;
 mod shutdown;
 mod slow_clients;
 mod smuggling;
+mod sticky;
 mod supervision;
 mod timeouts;
 mod tls;

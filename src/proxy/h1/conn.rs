@@ -19,13 +19,17 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::exchange::{self, Client, Served};
+use super::head::add_lines;
 use super::idle::Idle;
 use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
 use super::request::{prepare, Head};
+use crate::access_log::Report;
+use crate::proxy::admit::rate_limited;
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
 use crate::proxy::listener::ListenerRole;
 use crate::proxy::stall::Stalled;
+use crate::ratelimit::Outcome;
 
 /// The `limits:` a connection was accepted under.
 #[derive(Debug, Clone, Copy)]
@@ -194,11 +198,41 @@ async fn one_request(
             }
         }
     };
+    let (mut req, mut answered) = (req, answered);
+    let mut report = Report::default();
+    if !req.limits.is_empty() {
+        // The *admit* phase's rate limits, now the route is known.
+        let asked = std::mem::take(&mut req.limits);
+        let outcome = match routing.limits.decide_now(&asked) {
+            Some(outcome) => outcome,
+            // Redis: a round trip, in a future of its own.
+            None => Box::pin(routing.limits.decide(asked)).await,
+        };
+        report.rate_limit = Some(outcome.word());
+        match outcome {
+            Outcome::Pass(note) => {
+                req.rate = note;
+                if let (true, Some(note)) = (answered, note) {
+                    add_lines(&mut head, |o| note.write_h1(o));
+                }
+            }
+            Outcome::Refuse(note) => {
+                head.clear();
+                rate_limited(req.request_id.as_bytes(), req.json, note).write_h1(
+                    &mut head,
+                    !req.keep_alive,
+                    req.head_only,
+                );
+                answered = true;
+            }
+        }
+    }
     let client = Client {
         stream,
         send_timeout: limits.send_timeout,
         idle,
         abort_on_close: limits.abort_on_close,
+        report: &mut report,
     };
     // The response goes through the client's buffer when nothing is
     // pipelined behind the request (one buffer per request in flight, not
@@ -217,6 +251,10 @@ async fn one_request(
     if !matches!(served, Served::Handoff) {
         if let Some(route) = routing.routes.get_checked(req.route) {
             route.stats.request();
+        }
+        // The *log* phase.
+        if let (Some(log), Some(facts)) = (&routing.access_log, &req.facts) {
+            log.log(facts, &report);
         }
     }
     if pipelined {

@@ -92,9 +92,31 @@ pub(super) fn edit_head(head: &mut Vec<u8>, edits: &HeaderEdits) {
     *head = out;
 }
 
+/// More header lines (`write` appends them, each ending in CRLF) at the
+/// end of the head that starts `msg` — a head alone, or a whole answer
+/// with its body after the head.
+pub(super) fn add_lines(msg: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let rest = msg.split_off(end + 2);
+    write(msg);
+    msg.extend_from_slice(&rest);
+}
+
 #[cfg(test)]
 mod edit_tests {
     use super::*;
+
+    #[test]
+    fn lines_go_at_the_end_of_the_head_before_a_body() {
+        let mut msg = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody".to_vec();
+        add_lines(&mut msg, |o| o.extend_from_slice(b"x-a: 1\r\n"));
+        assert_eq!(
+            msg,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nx-a: 1\r\n\r\nbody"
+        );
+    }
 
     #[test]
     fn rules_edit_a_written_head() {

@@ -84,6 +84,9 @@ pub struct AppConfig {
     /// balancer and the supervisor see; `None`: `instances` (or `shoal scale`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<super::AutoscaleConfig>,
+    /// Sticky sessions to the app's instances (`routes[].sticky` wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<super::StickyConfig>,
 }
 
 /// `app.restart`, as Docker's and PM2's restart policies.
@@ -122,6 +125,7 @@ impl Default for AppConfig {
             protocol: UpstreamProtocol::Http1,
             tls: None,
             autoscale: None,
+            sticky: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! the top level, `admin`, `shutdown` and `log` here, each larger section in
 //! its own file, all re-exported so every type is `shoal_config::Name`.
 
+mod access_log;
 mod app;
 mod autoscale;
 mod balance;
@@ -12,7 +13,10 @@ mod compress;
 mod health;
 mod listeners;
 mod proxy;
+mod rate_limits;
 mod routes;
+mod state;
+mod sticky;
 mod tls;
 mod upstream_tls;
 mod upstreams;
@@ -23,6 +27,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use access_log::*;
 pub use app::*;
 pub use autoscale::*;
 pub use balance::*;
@@ -30,7 +35,10 @@ pub use compress::*;
 pub use health::*;
 pub use listeners::*;
 pub use proxy::*;
+pub use rate_limits::*;
 pub use routes::*;
+pub use state::*;
+pub use sticky::*;
 pub use tls::*;
 pub use upstream_tls::*;
 pub use upstreams::*;
@@ -62,6 +70,11 @@ pub struct Config {
     /// Which requests go where; without routes, every request goes to the
     /// default pool (`app` and a flat `upstreams` list).
     pub routes: Vec<RouteConfig>,
+    /// Where shared state (rate-limit counts) lives: this process, or Redis.
+    pub state: StateConfig,
+    /// Named rate limits, checked for every request they apply to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimitConfig>,
     /// Response compression (routes may change it: `routes[].compress`).
     pub compress: CompressConfig,
     /// Health checks for the static `upstreams` (instances use `app.health`).
@@ -72,6 +85,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    /// One line per request (off by default).
+    pub access_log: AccessLogConfig,
     /// Peers (CIDRs such as `10.0.0.0/8`, or single addresses) whose
     /// `X-Forwarded-For` is extended; from anyone else it is replaced, so the
     /// client address (ip_hash, logs, later rate limits) cannot be spoofed.
@@ -134,6 +149,8 @@ impl Default for Config {
             apps: BTreeMap::new(),
             upstreams: Upstreams::default(),
             routes: Vec::new(),
+            state: StateConfig::default(),
+            rate_limits: Vec::new(),
             compress: CompressConfig::default(),
             health: HealthConfig::default(),
             balance: BalanceConfig::default(),
@@ -141,6 +158,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
+            access_log: AccessLogConfig::default(),
             trusted_proxies: Vec::new(),
             tls: None,
         }

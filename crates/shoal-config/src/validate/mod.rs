@@ -14,6 +14,8 @@ mod listeners;
 mod log;
 mod proxy;
 mod routes;
+mod state;
+mod sticky;
 mod tls;
 mod upstream_tls;
 
@@ -164,6 +166,8 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     proxy::balance(&mut c, "balance", &config.balance);
     routes::routes(&mut c, config);
     compress::compress(&mut c, "compress", &config.compress);
+    state::state(&mut c, &config.state);
+    state::rate_limits(&mut c, config);
     proxy::proxy(&mut c, &config.proxy);
     proxy::limits(&mut c, &config.limits);
     c.at_most("shutdown.grace", config.shutdown.grace, MAX_WAIT);
@@ -171,6 +175,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     if let Err(why) = log::check_log_filter(&config.log.level) {
         c.invalid("log.level", why);
     }
+    log::access_log(&mut c, &config.access_log);
 
     let mut problems = c.problems;
     // File order reads best; problems without a line (nothing to run) go last.

@@ -79,6 +79,18 @@ fn route_list(
         if let Some(files) = &route.files {
             super::compress::files(c, &format!("{at}.files"), files);
         }
+        if let Some(sticky) = &route.sticky {
+            let at = format!("{at}.sticky");
+            if route.redirect.is_some() || route.respond.is_some() || route.files.is_some() {
+                c.invalid(
+                    &at,
+                    "only applies to a route that sends requests to a pool (`to`); this one \
+                     answers them itself"
+                        .into(),
+                );
+            }
+            super::sticky::sticky(c, &at, sticky);
+        }
         if let Some(compress) = &route.compress {
             super::compress::route_compress(c, &format!("{at}.compress"), compress);
         }
@@ -227,7 +239,7 @@ fn action(c: &mut Checker<'_>, at: &str, route: &RouteConfig, pools: &[&str]) {
     }
 }
 
-fn matches(c: &mut Checker<'_>, at: &str, m: &RouteMatch) {
+pub(super) fn matches(c: &mut Checker<'_>, at: &str, m: &RouteMatch) {
     if let Some(host) = &m.host {
         let name = host.strip_prefix("*.").unwrap_or(host);
         let ok = !name.is_empty()
