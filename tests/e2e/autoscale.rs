@@ -197,6 +197,12 @@ async fn cpu_load_grows_the_fleet_then_it_returns_to_min() {
     );
     assert!(stats["avg_time_to_healthy_secs"].as_f64().unwrap() > 0.0);
 
+    let m = shoal.metrics().await;
+    assert_eq!(
+        m.get(r#"shoal_autoscale_operations_total{app="app",outcome="scale_down"}"#),
+        Some(&2.0),
+        "{m:?}"
+    );
     // `shoal status` shows it.
     let (code, out, err) = cli(shoal.admin, &["status"]).await;
     assert_eq!(code, 0, "{err}");
