@@ -309,3 +309,21 @@ fn targets_in_yaml_read_as_documented() {
     assert_eq!(c.tolerance, 0.1);
     assert_eq!(c.interval, Duration::from_secs(15));
 }
+
+#[test]
+fn threshold_mode_goes_up_on_any_signal_and_down_only_on_all() {
+    let c = cfg(
+        "{ mode: threshold, min: 1, max: 10, targets: { cpu: 50, rps_per_instance: 100 }, \
+         behavior: { scale_down: { stabilization: 0s } } }",
+    );
+    let s = |cpu: f64, rps: f64| Signals {
+        ready: 4,
+        cpu_percent: Some(cpu),
+        rps_per_instance: Some(rps),
+        ..Signals::default()
+    };
+    let d = |sig| decide(&c, &mut PolicyState::default(), &at(0, 4, sig)).desired;
+    assert_eq!(d(s(45.0, 10.0)), 5, "cpu past 0.8 × 50 is enough");
+    assert_eq!(d(s(10.0, 50.0)), 4, "rps in the band holds the count");
+    assert_eq!(d(s(10.0, 20.0)), 3, "both below 0.3 × target");
+}
