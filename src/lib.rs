@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod app;
+pub mod autoscale;
 pub mod balance;
 pub mod cli;
 pub mod clock;

@@ -751,6 +751,70 @@ fn a_groups_backend_is_named_as_written() {
     );
 }
 
+#[test]
+fn autoscale_errors_name_the_key_and_line() {
+    assert_rejected(
+        "app:\n  command: [cat]\n  autoscale:\n    min: 2\n    targets: {cpu: 50}\n",
+        3,
+        "app.autoscale.max: is required: the most instances the autoscaler may run",
+    );
+    assert_rejected(
+        "app:\n  command: [cat]\n  autoscale:\n    max: 3\n    targets: {cpu: 50, rps: 10}\n",
+        5,
+        "unknown key `rps` in `app.autoscale.targets` (did you mean `rps_per_instance`?)",
+    );
+    assert_rejected(
+        "app:\n  command: [cat]\n  autoscale:\n    min: 5\n    max: 3\n    targets: {cpu: 50}\n",
+        4,
+        "app.autoscale.min: must not be greater than `app.autoscale.max` (3) (got 5)",
+    );
+    assert_rejected(
+        "app:\n  command: [cat]\n  autoscale:\n    max: 3\n    mode: threshold\n    targets: {cpu: 50}\n    scale_down_threshold: 0.9\n",
+        7,
+        "app.autoscale.scale_down_threshold: must leave a band with `app.autoscale.scale_up_threshold` (0.8): down below up (got 0.9)",
+    );
+    assert_rejected(
+        "app:\n  command: [cat]\n  autoscale:\n    max: 3\n",
+        3,
+        "app.autoscale: needs at least one target: cpu, memory, rps_per_instance, p95_latency or in_flight_per_instance",
+    );
+    assert_rejected(
+        "app:\n  command: [cat]\n  max: 4\n  autoscale:\n    max: 6\n    targets: {memory: 100MiB}\n",
+        5,
+        "app.autoscale.max: must be at most `app.max` (4) (got 6)",
+    );
+    assert_rejected(
+        "apps:\n  api:\n    command: [cat]\n    autoscale: {max: 3, targets: {cpu: 0}}\n  web: {command: [cat]}\nroutes: [{to: api}]\n",
+        4,
+        "apps.api.autoscale.targets.cpu: must be greater than 0 (got 0)",
+    );
+    assert_rejected(
+        "app:\n  command: [cat]\n  autoscale:\n    max: 3\n    targets: {cpu: 50}\n    behavior:\n      scale_up:\n        period: 0s\n",
+        8,
+        "app.autoscale.behavior.scale_up.period: must be at least 1s (got 0s)",
+    );
+    assert_rejected(
+        "app:\n  command: [cat]\n  autoscale:\n    max: 3\n    mode: fast\n    targets: {cpu: 50}\n",
+        5,
+        "app.autoscale.mode: unknown value `fast`: expected `proportional` or `threshold`",
+    );
+    // Every key, written out, checks clean.
+    let run = check(
+        "app:\n  command: [cat, '{port}']\n  autoscale:\n    min: 2\n    max: 8\n    mode: threshold\n    \
+         targets: {cpu: 70, memory: 512MiB, rps_per_instance: 1000, p95_latency: 250ms, in_flight_per_instance: 8}\n    \
+         tolerance: 0.1\n    scale_up_threshold: 0.8\n    scale_down_threshold: 0.3\n    step: 1\n    \
+         interval: 30s\n    window: 1m\n    manual_pause: 10m\n    behavior:\n      \
+         scale_up: {stabilization: 0s, max_instances: 4, max_percent: 100, period: 15s}\n      \
+         scale_down: {stabilization: 5m, max_instances: 1, period: 15s}\n      cooldown: 5m\n      failure_backoff: 1m\n",
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        run.stdout().contains("scale_up_threshold: 0.8"),
+        "{}",
+        run.stdout()
+    );
+}
+
 /// `sticky` (app, upstream group, route): the signing key is required and
 /// long enough, the cookie's name, path, lifetime and `SameSite` are ones
 /// a browser keeps, and only a route to a pool takes it.

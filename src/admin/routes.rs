@@ -6,6 +6,7 @@
 //! | GET | /ready | 200 when a backend is in rotation and shoal is not shutting down |
 //! | GET | /api/v1/status | instances, upstreams, the running operation |
 //! | GET | /metrics | Prometheus metrics (OpenMetrics text) |
+//! | GET | /api/v1/autoscale | each app's autoscaler: signals, statistics, decision history (`?app=NAME`: one) |
 //! | POST | /api/v1/scale | `{"instances": N}` (or `?instances=N`); NDJSON progress |
 //! | POST | /api/v1/reload | rolling reload of the app; `?config=1`: re-read shoal's config |
 //! | GET | /api/v1/logs, /api/v1/instances/{id}/logs | instances' recent output, NDJSON; `?lines=N&since=5m&follow` (`admin/logs.rs`) |
@@ -55,6 +56,7 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
             metrics::CONTENT_TYPE,
             metrics::render(state),
         ),
+        "/api/v1/autoscale" if get => autoscale(state, req.uri().query()),
         p if p == rate_limits::PREFIX || p.starts_with("/api/v1/rate-limits/") => {
             rate_limits::route(state, req).await
         }
@@ -66,12 +68,34 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
         "/api/v1/scale" if post => control::scale(state, req).await,
         "/api/v1/reload" if post => control::reload(state, req).await,
         "/health" | "/ready" | "/api/v1/status" | "/metrics" | "/api/v1/scale"
-        | "/api/v1/reload" => reply::json(
+        | "/api/v1/reload" | "/api/v1/autoscale" => reply::json(
             StatusCode::METHOD_NOT_ALLOWED,
             json!({"error": format!("{method} not allowed here")}),
         ),
         _ => reply::json(StatusCode::NOT_FOUND, json!({"error": "not found"})),
     }
+}
+
+/// `{"apps": [report, …]}`; `?app=NAME`: that app's only.
+fn autoscale(state: &State, query: Option<&str>) -> Response<AdminBody> {
+    let wanted = query.and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("app="))
+            .map(str::to_owned)
+    });
+    let reports: Vec<_> = state
+        .autoscalers
+        .iter()
+        .filter(|a| wanted.as_deref().is_none_or(|w| a.app() == w))
+        .map(|a| a.report())
+        .collect();
+    if let (Some(w), true) = (&wanted, reports.is_empty()) {
+        return reply::json(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no app named `{w}`")}),
+        );
+    }
+    reply::json(StatusCode::OK, json!({ "apps": reports }))
 }
 
 fn ready(state: &State) -> Response<AdminBody> {

@@ -50,6 +50,10 @@ pub struct App {
     pub operation: Option<String>,
     pub min: Option<u32>,
     pub max: Option<u32>,
+    /// `app.autoscale`'s state: statistics and the last decision (the
+    /// whole history is at `/api/v1/autoscale`); absent when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<crate::autoscale::Summary>,
 }
 
 fn app_name() -> String {
@@ -123,7 +127,18 @@ pub struct Check {
 impl Status {
     /// The status of the running shoal.
     pub fn of(state: &State) -> Status {
-        let apps: Vec<App> = state.supervisors.iter().map(|s| App::of(s)).collect();
+        let apps: Vec<App> = state
+            .supervisors
+            .iter()
+            .zip(
+                state
+                    .autoscalers
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
+            .map(|(s, a)| App::of(s, a.and_then(|a| a.summary())))
+            .collect();
         let instances = state
             .supervisors
             .iter()
@@ -160,7 +175,7 @@ impl Status {
 }
 
 impl App {
-    fn of(s: &Supervisor) -> App {
+    fn of(s: &Supervisor, autoscale: Option<crate::autoscale::Summary>) -> App {
         let spec = s.spec();
         let active = s.active();
         let mut running: Vec<u64> = active.iter().map(|i| i.generation).collect();
@@ -180,6 +195,7 @@ impl App {
             operation: s.operation(),
             min: spec.min,
             max: spec.max,
+            autoscale,
         }
     }
 }
@@ -269,6 +285,7 @@ mod tests {
             operation: None,
             min: Some(1),
             max: None,
+            autoscale: None,
         };
         Status {
             version: "0.1.0".into(),

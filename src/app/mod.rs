@@ -66,6 +66,8 @@ pub struct State {
     pub tables: PoolTables,
     /// One per app (`app`, or each of `apps` in name order).
     pub supervisors: Vec<Arc<Supervisor>>,
+    /// One per supervisor, in the same order (idle where `autoscale` is unset).
+    pub autoscalers: Vec<Arc<crate::autoscale::Autoscaler>>,
     pub proxy: Arc<Proxy>,
     /// The rate limits' store and each rule's live state, kept across
     /// config reloads.
@@ -194,6 +196,12 @@ pub async fn run(
             }
         }
     }
+    // Stopped as shutdown begins, before the instances are: no scaling then.
+    let autoscale_stop = background.child_token();
+    let autoscalers = supervisors
+        .iter()
+        .map(|s| crate::autoscale::Autoscaler::spawn(s.clone(), autoscale_stop.clone()))
+        .collect();
     let limiter = Arc::new(Limiter::new(&config.state));
     let access_logs = Logs::default();
     let mut routing = Routing::for_config(&config, &|name| tables.table(name), &limiter);
@@ -203,6 +211,7 @@ pub async fn run(
     let state = Arc::new(State {
         tables,
         supervisors,
+        autoscalers,
         proxy: proxy.clone(),
         limiter,
         access_logs,
@@ -248,6 +257,7 @@ pub async fn run(
 
     let shutdown = state.config().shutdown.clone();
     state.shutting_down.store(true, Ordering::Release);
+    autoscale_stop.cancel();
     if !shutdown.delay.is_zero() {
         tracing::info!(delay = ?shutdown.delay, "shutting down: /ready is 503; still serving while balancers in front notice");
         tokio::time::sleep(shutdown.delay).await;

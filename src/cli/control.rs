@@ -365,6 +365,9 @@ fn print_app(app: &status::App, instances: &[status::Instance], named: bool) {
             None => String::new(),
         }
     );
+    if let Some(a) = &app.autoscale {
+        print_autoscale(a);
+    }
     println!(
         "{:<10} {:>4} {:>8} {:>6} {:<9} {:<8} {:>8} {:>9} {:>9} {:>9}",
         "ID", "GEN", "PID", "PORT", "STATE", "HEALTH", "RESTARTS", "IN_FLIGHT", "REQUESTS", "RSS"
@@ -395,6 +398,41 @@ fn print_app(app: &status::App, instances: &[status::Instance], named: bool) {
                 println!("         failed: {why}");
             }
         }
+    }
+}
+
+/// `autoscale: proportional 1–4: 2 up, 1 down, 0 failed …` and the last
+/// decision and event, each on a line.
+fn print_autoscale(a: &crate::autoscale::Summary) {
+    let mode = match a.mode {
+        Some(shoal_config::AutoscaleMode::Threshold) => "threshold",
+        _ => "proportional",
+    };
+    let s = &a.stats;
+    let mut line = format!(
+        "autoscale: {mode} {}–{}: {} up, {} down, {} failed, {} manual",
+        a.min.unwrap_or(0),
+        a.max.unwrap_or(0),
+        s.scale_ups,
+        s.scale_downs,
+        s.failed_ops,
+        s.manual_scales
+    );
+    if let Some(t) = s.avg_time_to_healthy_secs {
+        line.push_str(&format!(", {t:.1}s to healthy on average"));
+    }
+    if let Some(p) = a.paused_secs {
+        line.push_str(&format!(", paused {p:.0}s more (manual scale)"));
+    }
+    if let Some(op) = &a.operation {
+        line.push_str(&format!(", running: {op}"));
+    }
+    println!("{line}");
+    if let Some(d) = &a.last_decision {
+        println!("  last decision: {}", d.reason);
+    }
+    if let Some(e) = &s.last_event {
+        println!("  last event: {} {}", e.kind, e.message);
     }
 }
 

@@ -93,6 +93,7 @@ impl Collector for Scrape {
         process(&mut enc)?;
         if !state.supervisors.is_empty() {
             instances(&mut enc, &state.supervisors)?;
+            autoscale(&mut enc, &state.autoscalers)?;
         }
         single(
             &mut enc,
@@ -389,4 +390,38 @@ fn instances(
         }),
     )?;
     Ok(())
+}
+
+/// The autoscalers' statistics, for the apps that have one set.
+fn autoscale(
+    enc: &mut DescriptorEncoder<'_>,
+    scalers: &[std::sync::Arc<crate::autoscale::Autoscaler>],
+) -> Result<(), std::fmt::Error> {
+    let stats: Vec<(String, crate::autoscale::Stats)> = scalers
+        .iter()
+        .filter_map(|a| Some((a.app().to_string(), a.summary()?.stats)))
+        .collect();
+    if stats.is_empty() {
+        return Ok(());
+    }
+    family(
+        enc,
+        "shoal_autoscale_operations",
+        "The autoscaler's operations by app and outcome (scale_up, scale_down, failed), and counts set outside it (manual)",
+        MetricType::Counter,
+        stats.iter().flat_map(|(app, s)| {
+            [
+                ("scale_up", s.scale_ups),
+                ("scale_down", s.scale_downs),
+                ("failed", s.failed_ops),
+                ("manual", s.manual_scales),
+            ]
+            .map(|(outcome, n)| {
+                (
+                    vec![("app", app.clone()), ("outcome", outcome.to_string())],
+                    ConstCounter::new(n),
+                )
+            })
+        }),
+    )
 }

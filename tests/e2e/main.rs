@@ -5,6 +5,7 @@ mod support;
 
 mod access_log;
 mod admin_auth;
+mod autoscale;
 mod balancing;
 mod compress;
 mod data_path;

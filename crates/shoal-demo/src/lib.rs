@@ -11,6 +11,7 @@
 mod access_log;
 mod body;
 mod control;
+mod cpu;
 mod grpc;
 mod options;
 mod query;

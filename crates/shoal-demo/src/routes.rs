@@ -6,6 +6,7 @@
 //! |                               | and the request's HTTP version and host             |
 //! | `GET /health`                 | `{"status":"ok",..}` with the current health status |
 //! | `GET /slow?ms=N`              | the same after sleeping N ms (at most 600000)       |
+//! | `GET /cpu?ms=N`               | after burning N ms of CPU time (at most 10000)      |
 //! | `GET /status/N`               | status N (200-599)                                  |
 //! | `POST /echo`                  | the request body, streamed back as it arrives       |
 //! | `POST /grpc/echo`             | gRPC-shaped echo ending in trailers, see `grpc.rs`  |
@@ -131,6 +132,11 @@ impl App {
             "/health" if is_get => self.health(),
             "/headers" if is_get => headers(req.headers()),
             "/slow" if is_get => self.slow(query).await,
+            "/cpu" if is_get => match query::param(query, "ms").and_then(|v| v.parse::<u64>().ok())
+            {
+                Some(ms) => crate::cpu::handle(&self.instance, ms).await,
+                None => self.bad_request("ms must be a whole number of milliseconds"),
+            },
             "/session" if is_get => session::visit(self, req.headers()),
             "/download" if is_get => self.download(query),
             "/ws" if *method == Method::GET => websocket::upgrade(self, req),
@@ -147,7 +153,7 @@ impl App {
             "/grpc/echo" if *method == Method::POST => {
                 crate::grpc::echo(req).unwrap_or_else(|why| self.bad_request(why))
             }
-            "/" | "/health" | "/headers" | "/slow" | "/session" | "/download" => {
+            "/" | "/health" | "/headers" | "/slow" | "/cpu" | "/session" | "/download" => {
                 self.method_not_allowed("GET, HEAD")
             }
             "/ws" => self.method_not_allowed("GET"),

@@ -45,7 +45,7 @@ pub struct AppConfig {
     /// health check within this, or the operation that started it fails.
     #[serde(with = "crate::units::duration")]
     pub ready_timeout: Duration,
-    /// Lower bound for `shoal scale` (and the autoscaler later).
+    /// Lower bound for `shoal scale` (and for `autoscale.min`).
     pub min: Option<u32>,
     /// Upper bound for `shoal scale`.
     pub max: Option<u32>,
@@ -80,6 +80,10 @@ pub struct AppConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub tls: Option<super::UpstreamTlsConfig>,
+    /// Scale between `autoscale.min` and `autoscale.max` on the signals the
+    /// balancer and the supervisor see; `None`: `instances` (or `shoal scale`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<super::AutoscaleConfig>,
     /// Sticky sessions to the app's instances (`routes[].sticky` wins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sticky: Option<super::StickyConfig>,
@@ -120,6 +124,7 @@ impl Default for AppConfig {
             max_memory: None,
             protocol: UpstreamProtocol::Http1,
             tls: None,
+            autoscale: None,
             sticky: None,
         }
     }

@@ -7,6 +7,7 @@
 
 mod access_log;
 mod app;
+mod autoscale;
 mod balance;
 mod compress;
 mod health;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use access_log::*;
 pub use app::*;
+pub use autoscale::*;
 pub use balance::*;
 pub use compress::*;
 pub use health::*;

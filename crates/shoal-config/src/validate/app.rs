@@ -78,6 +78,7 @@ fn app(c: &mut Checker<'_>, app: &AppConfig) {
     health(c, "app.health", &app.health);
     c.at_most("app.stop_timeout", app.stop_timeout, MAX_WAIT);
     lifecycle(c, app);
+    super::autoscale::autoscale(c, app);
 }
 
 /// `app.env`: names shoal can pass, none that shoal sets itself.

@@ -7,6 +7,7 @@
 
 mod admin;
 mod app;
+mod autoscale;
 mod compress;
 mod health;
 mod listeners;
