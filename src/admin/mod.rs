@@ -4,8 +4,9 @@
 
 pub mod auth;
 mod control;
+mod events;
 mod rate_limits;
-mod reply;
+pub(crate) mod reply;
 mod routes;
 pub mod status;
 

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::{CheckReport, Endpoint, Health};
+use crate::events::{self, Kind};
 
 pub use probe::probe;
 
@@ -74,6 +75,12 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
             (Health::Starting, Ok(())) => {
                 if endpoint.transition(seen, Health::Up) {
                     tracing::info!(backend = %endpoint.id, "health check passed; in rotation");
+                    events::emit(
+                        Kind::Healthy,
+                        None,
+                        Some(&endpoint.id),
+                        format!("{} passed its health check: in rotation", endpoint.id),
+                    );
                 }
             }
             (Health::Up, Ok(())) => fails = 0,
@@ -82,6 +89,15 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
                 tracing::debug!(backend = %endpoint.id, fails, error = %why, "health check failed");
                 if fails >= config.fall && endpoint.transition(seen, Health::Down) {
                     tracing::warn!(backend = %endpoint.id, fails, error = %why, "out of rotation after failed health checks");
+                    events::emit(
+                        Kind::Unhealthy,
+                        None,
+                        Some(&endpoint.id),
+                        format!(
+                            "{} out of rotation after {fails} failed health checks ({why})",
+                            endpoint.id
+                        ),
+                    );
                     endpoint.pool.clear();
                     passes = 0;
                 }
@@ -90,6 +106,15 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
                 passes += 1;
                 if passes >= config.rise && endpoint.transition(seen, Health::Up) {
                     tracing::info!(backend = %endpoint.id, passes, "back in rotation after passing health checks");
+                    events::emit(
+                        Kind::Healthy,
+                        None,
+                        Some(&endpoint.id),
+                        format!(
+                            "{} back in rotation after {passes} passed health checks",
+                            endpoint.id
+                        ),
+                    );
                     fails = 0;
                 }
             }

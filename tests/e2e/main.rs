@@ -8,6 +8,7 @@ mod balancing;
 mod compress;
 mod data_path;
 mod desync;
+mod events;
 mod failures;
 mod files;
 mod health;
