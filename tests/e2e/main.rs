@@ -6,6 +6,7 @@ mod support;
 mod admin_auth;
 mod balancing;
 mod compress;
+mod dashboard;
 mod data_path;
 mod desync;
 mod events;
