@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod listeners;
 mod metrics;
+mod monitoring_kit;
 mod native_engine;
 mod newcomer;
 mod outliers;
