@@ -44,16 +44,15 @@ pub fn route(req: &Request<Incoming>) -> Response<AdminBody> {
             if let Some(e) = kept.next() {
                 return Some((reply::sse_message(Some(e.id), &*e), (kept, rx)));
             }
-            loop {
-                match rx.recv().await {
-                    Ok(e) => return Some((reply::sse_message(Some(e.id), &*e), (kept, rx))),
-                    // Too slow a reader: say so, and go on from the newest.
-                    Err(RecvError::Lagged(n)) => {
-                        let note = reply::sse_comment(&format!("missed {n} events"));
-                        return Some((note, (kept, rx)));
-                    }
-                    Err(RecvError::Closed) => return None,
+            match rx.recv().await {
+                Ok(e) => Some((reply::sse_message(Some(e.id), &*e), (kept, rx))),
+                // Too slow a reader: say so, and go on from the oldest
+                // event the channel still holds.
+                Err(RecvError::Lagged(n)) => {
+                    let note = reply::sse_comment(&format!("missed {n} events"));
+                    Some((note, (kept, rx)))
                 }
+                Err(RecvError::Closed) => None,
             }
         });
     reply::sse(stream)

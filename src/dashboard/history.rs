@@ -232,14 +232,17 @@ mod tests {
         let mut s = Sampler::default();
         let t0 = Instant::now();
         e.record_response(200, Instant::now() - Duration::from_millis(3));
-        assert_eq!(s.sample(&[e.clone()], vec![(Some(502), 0)], t0), None);
+        assert_eq!(
+            s.sample(std::slice::from_ref(&e), vec![(Some(502), 0)], t0),
+            None
+        );
         for _ in 0..9 {
             e.record_response(200, Instant::now() - Duration::from_millis(3));
         }
         e.record_response(503, Instant::now() - Duration::from_millis(3));
         let one = s
             .sample(
-                &[e.clone()],
+                std::slice::from_ref(&e),
                 vec![(Some(502), 0)],
                 t0 + Duration::from_secs(2),
             )
@@ -249,7 +252,7 @@ mod tests {
         assert!(one.p50_ms.unwrap() > 2.5 && one.p50_ms.unwrap() <= 5.0);
         let two = s
             .sample(
-                &[e.clone()],
+                std::slice::from_ref(&e),
                 vec![(Some(502), 2)],
                 t0 + Duration::from_secs(3),
             )
