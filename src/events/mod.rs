@@ -49,8 +49,8 @@ pub fn bus() -> &'static Bus {
 /// log line: for state changes, not for anything per request.
 pub fn emit(kind: Kind, app: Option<&str>, instance: Option<&str>, message: impl Into<String>) {
     let message = message.into();
-    let app_field = app.unwrap_or("");
-    let instance_field = instance.unwrap_or("");
+    // `None` fields are left out of the line.
+    let (app_field, instance_field) = (app, instance);
     if kind.is_trouble() {
         tracing::warn!(target: "shoal::events", event = kind.as_str(), app = app_field, instance = instance_field, "{message}");
     } else {
