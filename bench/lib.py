@@ -275,6 +275,7 @@ FEATURE_VARIANTS = [
     ("full", "HTTP health checks + least_conn (features on)"),
     ("routes20", "features on + 20 routes, the last one taking the requests"),
     ("ratelimit", "features on + a per-address rate limit in memory nobody exceeds"),
+    ("accesslog", "features on + the access log (JSON, to a file)"),
     ("hyper-engine", "features on, hyper serving every request (`proxy.engine: hyper`)"),
     ("tcp-checks", "TCP health checks + least_conn"),
     ("round-robin", "HTTP health checks + round_robin"),
@@ -318,7 +319,7 @@ def summarize(rows):
     {variant: {field: stats}} for shoal's features scenario."""
     by = {}
     for r in rows:
-        if r.get("scenario") in ("features", "matched", "syscalls", "ceiling"):
+        if r.get("scenario") in ("features", "matched", "syscalls", "ceiling", "accesslog"):
             continue
         by.setdefault(r["scenario"], {}).setdefault(r["proxy"], []).append(r)
     out = {}
@@ -438,6 +439,16 @@ def markdown(rows, meta, out, fout):
         L.append("")
         md_table(L, ("proxy", "requests per proxy-CPU-second", "p99 ms", "cost of the headers", "shoal ÷ this"), mt)
         L.append("")
+    at = accesslog_table(rows)
+    if at:
+        L.append("#### 12. The access log's cost (keep-alive, 64 connections)")
+        L.append("")
+        md_table(L, ("proxy", "log off: requests per proxy-CPU-second", "log on", "change"), at)
+        L.append("")
+        L.append("Each proxy with its access log off and on, in the same rounds; every request is logged to a "
+                 "file in /tmp. shoal formats each line on the request's thread and writes batches from a "
+                 "thread of its own (counted in shoal's CPU).")
+        L.append("")
     ct = ceiling_table(rows, out)
     if ct:
         L.append("#### 9. The ceiling: a bare hyper proxy (keep-alive)")
@@ -490,6 +501,30 @@ def matched_table(rows, out):
                       fmt_ratio(ratio(shoal, hdr))))
     if table and shoal:
         table.append(("shoal (as in 1a)", cell(shoal, "{:,.0f}"), cell(ka["shoal"].get("p99_ms"), "{:.2f}"), "", ""))
+    return table
+
+
+def accesslog_table(rows):
+    """Rows of the access-log table: each proxy with its log off and on,
+    in the same rounds (shoal's from scenario 6's `full` and `accesslog`
+    variants, nginx's from scenario 12)."""
+    table = []
+    pairs = (
+        ("shoal", "features", "full", "accesslog", "shoal (JSON lines, `access_log: {format: json}`)"),
+        ("nginx", "accesslog", "plain", "accesslog", "nginx (`access_log FILE combined buffer=64k`)"),
+    )
+    for proxy, scen, off_v, on_v, label in pairs:
+        def pick(v):
+            return [r for r in rows if r.get("scenario") == scen and r.get("proxy") == proxy
+                    and r.get("variant", "") == v]
+        off, on = pick(off_v), pick(on_v)
+        if not off or not on:
+            continue
+        off_s = stats([r.get("req_per_cpu_s") for r in off])
+        on_s = stats([r.get("req_per_cpu_s") for r in on])
+        cost = ratio(on_s, off_s)
+        table.append((label, cell(off_s, "{:,.0f}"), cell(on_s, "{:,.0f}"),
+                      "%+.1f%%" % (100 * (cost - 1)) if cost else "–"))
     return table
 
 

@@ -3,6 +3,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod balance;
@@ -20,5 +21,8 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod sticky;
 pub mod supervisor;
+#[cfg(test)]
+mod test_alloc;
 pub mod tls;

@@ -751,6 +751,63 @@ fn a_groups_backend_is_named_as_written() {
     );
 }
 
+/// `sticky` (app, upstream group, route): the signing key is required and
+/// long enough, the cookie's name, path, lifetime and `SameSite` are ones
+/// a browser keeps, and only a route to a pool takes it.
+#[test]
+fn sticky_rules() {
+    assert_rejected(
+        "app:\n  command: x\n  sticky:\n    cookie: srv\n",
+        3,
+        "app.sticky.key: is required: the secret the cookie is signed with, at least 16 bytes",
+    );
+    assert_rejected(
+        "app:\n  command: x\n  sticky:\n    key: short\n",
+        4,
+        "app.sticky.key: is 5 bytes; use at least 16",
+    );
+    assert_rejected(
+        "apps:\n  web:\n    command: x\n    sticky:\n      key: 0123456789abcdef\n      cookie: \"a b\"\n",
+        6,
+        "apps.web.sticky.cookie: `a b` is not a cookie name",
+    );
+    assert_rejected(
+        "upstreams:\n  api:\n    servers: [{url: 'http://a:1'}]\n    sticky:\n      key: 0123456789abcdef\n      path: app\n",
+        6,
+        "upstreams.api.sticky.path: `app` is not a cookie path",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - sticky:\n      key: 0123456789abcdef\n      ttl: 0s\n",
+        5,
+        "routes[0].sticky.ttl: must be greater than 0 (got 0s)",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - sticky:\n      key: 0123456789abcdef\n      same_site: none\n",
+        5,
+        "routes[0].sticky.same_site: `none` needs `secure: true`",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - respond: {status: 200}\n    sticky: {key: 0123456789abcdef}\n",
+        4,
+        "routes[0].sticky: only applies to a route that sends requests to a pool (`to`)",
+    );
+    assert_rejected(
+        "app:\n  command: x\n  sticky:\n    key: 0123456789abcdef\n    secure: maybe\n",
+        5,
+        "app.sticky.secure:",
+    );
+    assert_rejected(
+        "app:\n  command: x\n  sticky:\n    key: 0123456789abcdef\n    cookies: srv\n",
+        5,
+        "unknown key `cookies` in `app.sticky` (did you mean `cookie`?)",
+    );
+    // From the environment: an unset variable is an empty key.
+    let yaml = "app:\n  command: [cat, '{port}']\n  sticky:\n    key: ${STICKY_TEST_KEY}\n";
+    let run = check_with_env(yaml, &[("STICKY_TEST_KEY", "0123456789abcdef0123")]);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(run.stdout().contains("sticky:"), "{}", run.stdout());
+}
+
 #[test]
 fn rate_limit_rules() {
     let base = "app: {command: [cat, '{port}']}\n";

@@ -164,7 +164,13 @@ async fn forget(state: &Arc<State>, name: &str, req: &Request<Incoming>) -> Resp
         Some(Ok(k)) if !k.is_empty() => k,
         _ => return bad_request("`key` is not valid percent-encoded UTF-8".into()),
     };
-    match state.limiter.forget(name, &key).await {
+    let routing = state.proxy.routing();
+    let bytes = match routing.limits.key_of(name, &key) {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(why)) => return bad_request(why),
+        None => return no_rule(name),
+    };
+    match state.limiter.forget(&bytes).await {
         Ok(had) => reply::json(
             StatusCode::OK,
             json!({"rule": name, "key": key, "reset": had}),

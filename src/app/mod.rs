@@ -22,6 +22,7 @@ use arc_swap::ArcSwap;
 use shoal_config::Config;
 use tokio_util::sync::CancellationToken;
 
+use crate::access_log::Logs;
 use crate::balance::Endpoint;
 use crate::proxy::pool::PoolSettings;
 use crate::proxy::{Proxy, Routing};
@@ -69,6 +70,8 @@ pub struct State {
     /// The rate limits' store and each rule's live state, kept across
     /// config reloads.
     pub limiter: Arc<Limiter>,
+    /// The access log's writer, kept across config reloads.
+    pub access_logs: Logs,
     /// The public listeners, each with its TLS (off, or the certificates
     /// in use).
     pub public: PublicListeners,
@@ -149,7 +152,8 @@ pub struct RunOptions {
     pub guard_exe: Option<PathBuf>,
     /// Where a hot reload (SIGHUP, `shoal reload --apply-config`) reads the config.
     pub config_source: Option<ConfigSource>,
-    /// Handle SIGHUP (config reload) and SIGUSR2 (rolling reload of the app).
+    /// Handle SIGHUP (config reload), SIGUSR1 (reopen the access log) and
+    /// SIGUSR2 (rolling reload of the app).
     pub reload_signals: bool,
 }
 
@@ -193,17 +197,17 @@ pub async fn run(
         }
     }
     let limiter = Arc::new(Limiter::new(&config.state));
-    let proxy = Arc::new(Proxy::new(Routing::for_config(
-        &config,
-        &|name| tables.table(name),
-        &limiter,
-    )));
+    let access_logs = Logs::default();
+    let mut routing = Routing::for_config(&config, &|name| tables.table(name), &limiter);
+    routing.access_log = access_logs.for_config(&config.access_log);
+    let proxy = Arc::new(Proxy::new(routing));
 
     let state = Arc::new(State {
         tables,
         supervisors,
         proxy: proxy.clone(),
         limiter,
+        access_logs,
         public: PublicListeners::default(),
         started: Instant::now(),
         history: crate::dashboard::History::default(),
@@ -355,11 +359,14 @@ pub use reload::reload_config;
 
 fn reload_on_signals(state: Arc<State>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut hup), Ok(mut usr2)) = (
+    let (Ok(mut hup), Ok(mut usr2), Ok(mut usr1)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::user_defined2()),
+        signal(SignalKind::user_defined1()),
     ) else {
-        tracing::warn!("cannot install SIGHUP/SIGUSR2 handlers; use the admin API to reload");
+        tracing::warn!(
+            "cannot install SIGHUP/SIGUSR1/SIGUSR2 handlers; use the admin API to reload"
+        );
         return;
     };
     let stop = state.background.clone();
@@ -375,6 +382,11 @@ fn reload_on_signals(state: Arc<State>) {
                         let r = reload_config(&state, &progress).await;
                         progress.finish(&r);
                     });
+                }
+                _ = usr1.recv() => {
+                    // logrotate's convention: the file was moved; write a new one.
+                    tracing::info!("SIGUSR1: reopening the access log");
+                    state.access_logs.reopen();
                 }
                 _ = usr2.recv() => {
                     tracing::info!("SIGUSR2: rolling reload of the app");

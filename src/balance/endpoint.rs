@@ -85,6 +85,10 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 pub struct Endpoint {
     /// Unique for the life of the process; lets a retry skip backends it tried.
     key: u64,
+    /// What a sticky cookie names (`sticky`): a stable hash of `id` and
+    /// `addr`, the same in every shoal process for the same backend, and
+    /// another for an instance started anew on another port.
+    sticky_id: u64,
     /// `app-2` for an instance, the URL for a static upstream.
     pub id: String,
     pub addr: SocketAddr,
@@ -134,6 +138,7 @@ impl Endpoint {
         Arc::new(Endpoint {
             pool: Pool::new(addr, pool.clone()),
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            sticky_id: super::stable_hash(format!("{id}@{addr}").as_bytes()),
             authority: addr.to_string(),
             id,
             addr,
@@ -157,6 +162,12 @@ impl Endpoint {
 
     pub fn key(&self) -> u64 {
         self.key
+    }
+
+    /// What a sticky cookie names this backend by (see `sticky`).
+    #[inline]
+    pub fn sticky_id(&self) -> u64 {
+        self.sticky_id
     }
 
     /// True when the balancer may pick this endpoint.

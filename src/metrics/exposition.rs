@@ -80,6 +80,16 @@ impl Collector for Scrape {
         backends(&mut enc, &endpoints)?;
         routes(&mut enc)?;
         rate_limits(&mut enc, &state.limiter)?;
+        let (written, dropped) = state.access_logs.counts();
+        family(
+            &mut enc,
+            "shoal_access_log_lines",
+            "Access-log lines written, and dropped (queue full, or the file could not be written)",
+            MetricType::Counter,
+            [("written", written), ("dropped", dropped)]
+                .into_iter()
+                .map(|(o, n)| (vec![("outcome", o.to_string())], ConstCounter::new(n))),
+        )?;
         process(&mut enc)?;
         if !state.supervisors.is_empty() {
             instances(&mut enc, &state.supervisors)?;

@@ -20,9 +20,12 @@ use super::protocol::origin_form;
 use super::request_id;
 use super::request_rules;
 use super::routing::Routing;
+use crate::access_log::Facts;
 use crate::balance::{Headers, RequestView};
 use crate::ratelimit::{Asked, RateNote};
 use crate::routes::{Action, Fixed};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 /// A request admitted and rewritten for the backend, with what the
 /// attempts need of it.
@@ -33,6 +36,8 @@ pub(super) struct Ready {
     pub(super) route: usize,
     /// The balancer's key (`hash`, `ip_hash`).
     pub(super) key: Option<u64>,
+    /// The backend the route's sticky cookie names (`sticky`).
+    pub(super) pin: Option<u64>,
     pub(super) request_id: HeaderValue,
     /// Errors are answered in JSON.
     pub(super) json: bool,
@@ -41,6 +46,10 @@ pub(super) struct Ready {
     pub(super) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     /// The keys the rate limits count it under.
     pub(super) limits: Asked,
+    /// What the access log says of it (when it is on).
+    pub(super) facts: Option<Box<Facts>>,
+    /// Its body's bytes as they are read (when the access log is on).
+    pub(super) tally: Option<Arc<AtomicU64>>,
 }
 
 /// A request shoal answers itself: refused (no rate limit counts it), or
@@ -50,6 +59,7 @@ pub(super) struct Answered {
     pub(super) limits: Asked,
     pub(super) request_id: HeaderValue,
     pub(super) json: bool,
+    pub(super) facts: Option<Box<Facts>>,
 }
 
 impl Answered {
@@ -59,6 +69,7 @@ impl Answered {
             limits: Asked::default(),
             request_id,
             json,
+            facts: None,
         })
     }
 }
@@ -74,6 +85,7 @@ pub(super) fn admit(
     listener: &str,
 ) -> Result<(Ready, RequestBody), Box<Answered>> {
     let (mut parts, mut body) = req.into_parts();
+    let version = parts.version;
     let client = client_ip(peer.ip(), &parts.headers, &routing.trusted);
     let request_id = request_id::ensure(&mut parts.headers);
     let json = wants_json(&parts.headers);
@@ -117,11 +129,19 @@ pub(super) fn admit(
     if let Some(r) = routed.route() {
         routing.routes.get(r).stats.request();
     }
-    let (route, key) = match routed {
-        Routed::To { route, key } => (route, key),
+    let (route, key, pin) = match routed {
+        Routed::To { route, key, pin } => (route, key, pin),
         Routed::Answer { route, answer } => {
-            let name = route.map_or("", |r| &routing.routes.get(r).name);
-            let limits = routing.limits.asks(&view, route, name);
+            let name = route.map(|r| &routing.routes.get(r).name);
+            let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
+            let facts = routing.access_log.as_ref().map(|log| {
+                log.facts(
+                    &view,
+                    request_id.as_bytes(),
+                    protocol(version),
+                    name.cloned(),
+                )
+            });
             let resp = match answer {
                 Some(fixed) => fixed.to_response(&request_id),
                 None => no_route(request_id.as_bytes(), json, peer, view.path()).to_response(),
@@ -131,11 +151,21 @@ pub(super) fn admit(
                 limits,
                 request_id,
                 json,
+                facts,
             }));
         }
     };
     let chosen = routing.routes.get(route);
     let limits = routing.limits.asks(&view, Some(route), &chosen.name);
+    let facts = routing.access_log.as_ref().map(|log| {
+        log.facts(
+            &view,
+            request_id.as_bytes(),
+            protocol(version),
+            Some(chosen.name.clone()),
+        )
+    });
+    let tally = facts.as_ref().map(|_| body.tally());
     let rewritten = match chosen.path.apply(target) {
         std::borrow::Cow::Owned(t) => Some(t),
         std::borrow::Cow::Borrowed(_) => None,
@@ -189,19 +219,28 @@ pub(super) fn admit(
         parts,
         route,
         key,
+        pin,
         request_id,
         json,
         upgrading,
         client_upgrade,
         limits,
+        facts,
+        tally,
     };
     Ok((ready, body))
 }
 
 /// What the *route* phase made of a request.
 pub(crate) enum Routed<'r> {
-    /// To the pool of the route at this index, with the balancer's key.
-    To { route: usize, key: Option<u64> },
+    /// To the pool of the route at this index, with the balancer's key
+    /// and the backend its sticky cookie names (`sticky`), if it has one
+    /// and a valid cookie.
+    To {
+        route: usize,
+        key: Option<u64>,
+        pin: Option<u64>,
+    },
     /// Answered by the route at `route` (`redirect`, `respond`), or, when
     /// no route takes it (`None`), 404.
     Answer {
@@ -235,6 +274,7 @@ pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Rout
         Action::Files(_) => Routed::To {
             route: index,
             key: None,
+            pin: None,
         },
         Action::To(pool) => {
             let key = routing
@@ -242,7 +282,13 @@ pub(crate) fn route_of<'r>(routing: &'r Routing, view: &RequestView<'_>) -> Rout
                 .get(*pool)
                 .filter(|p| p.balancer.uses_key())
                 .and_then(|p| p.balancer.request_key(view));
-            Routed::To { route: index, key }
+            // An invalid cookie is no pin: balanced as any request.
+            let pin = route.sticky.as_ref().and_then(|s| s.pinned(&view.headers));
+            Routed::To {
+                route: index,
+                key,
+                pin,
+            }
         }
         Action::Redirect(r) => Routed::Answer {
             route: Some(index),
@@ -284,6 +330,17 @@ pub(crate) fn rate_limited(request_id: &[u8], json: bool, note: RateNote) -> Ans
         request_id,
         json,
         rate: Some(note),
+    }
+}
+
+/// The protocol as the access log writes it.
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
     }
 }
 

@@ -24,7 +24,7 @@ use super::error::ProxyError;
 use super::forward::Proxy;
 use super::pool::Refusal;
 use super::routing::{Routing, Target};
-use crate::balance::{Endpoint, InFlight, Tried};
+use crate::balance::{Endpoint, EndpointSet, InFlight, Tried};
 
 /// How many times one request may be put on a new connection to the same
 /// backend after its stream was above a GOAWAY. Bounded, so a backend that
@@ -124,6 +124,9 @@ pub struct Attempts<'a> {
     target: Target<'a>,
     /// The balancer's key for the request (`hash`, `ip_hash`).
     key: Option<u64>,
+    /// The backend the request's sticky cookie names (`sticky`): picked
+    /// first while it is in rotation and not tried.
+    pin: Option<u64>,
     tried: Tried,
     /// Attempts begun.
     begun: u32,
@@ -138,13 +141,14 @@ impl<'a> Attempts<'a> {
         proxy: &'a Proxy,
         routing: &'a Routing,
         target: Target<'a>,
-        key: Option<u64>,
+        (key, pin): (Option<u64>, Option<u64>),
     ) -> Attempts<'a> {
         Attempts {
             proxy,
             routing,
             target,
             key,
+            pin,
             tried: Tried::default(),
             begun: 0,
             charge: false,
@@ -196,10 +200,24 @@ impl<'a> Attempts<'a> {
         if native && !set.all_raw() && self.is_first() {
             return Err(NeedsHyper);
         }
+        if let Some(e) = self.pinned(&set) {
+            return Ok(Some(e));
+        }
         let Some(i) = self.target.pool.pick(&set, &self.tried, self.key) else {
             return Ok(None);
         };
         Ok(Some(set.endpoints[i].clone()))
+    }
+
+    /// The backend the sticky cookie names, if it is in `set`, in
+    /// rotation (not draining, down, stopped or ejected) and not tried: a
+    /// scan of the set, only for a request with a valid cookie.
+    fn pinned(&self, set: &EndpointSet) -> Option<Arc<Endpoint>> {
+        let pin = self.pin?;
+        set.endpoints
+            .iter()
+            .find(|e| e.sticky_id() == pin && e.in_rotation() && !self.tried.contains(e.key()))
+            .cloned()
     }
 
     /// No attempt has begun or been passed over yet.
@@ -261,6 +279,7 @@ impl<'a> Attempts<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::balance::{EndpointTable, Health};
 
     const ANY: Resend = Resend {
         idempotent: true,
@@ -325,5 +344,54 @@ mod tests {
         assert_eq!(next(goaway, false, 0, STREAMED), Next::Answer);
         assert!(!goaway.reached() && !Reach::Unsent.reached());
         assert!(Reach::TimedOut.reached());
+    }
+
+    #[test]
+    fn a_sticky_pin_is_picked_while_in_rotation_and_not_tried() {
+        let table = Arc::new(EndpointTable::new());
+        for port in [1, 2, 3] {
+            let e = Endpoint::new(
+                format!("app-{port}"),
+                ([127, 0, 0, 1], port).into(),
+                1,
+                &Default::default(),
+            );
+            e.begin_epoch(Health::Up);
+            table.insert(e);
+        }
+        let config = shoal_config::Config::default();
+        let routing = Routing::single(table.clone(), &config);
+        let proxy = Proxy::new(Routing::single(table.clone(), &config));
+        let target = routing.target(0).unwrap();
+        let set = table.load_full();
+        let pinned = set.endpoints[1].clone();
+        let pick = |pin| {
+            Attempts::new(&proxy, &routing, target, (None, Some(pin)))
+                .pick(&"t")
+                .unwrap()
+        };
+        for _ in 0..20 {
+            assert_eq!(pick(pinned.sticky_id()).key(), pinned.key());
+        }
+        // A retry goes elsewhere.
+        let mut attempts =
+            Attempts::new(&proxy, &routing, target, (None, Some(pinned.sticky_id())));
+        let first = attempts.pick(&"t").unwrap();
+        let _in_flight = attempts.begin(&first);
+        assert_ne!(attempts.pick(&"t").unwrap().key(), pinned.key());
+        // Out of rotation (draining, down, ejected): balanced as usual.
+        for health in [Health::Stopped, Health::Down, Health::Starting] {
+            pinned.begin_epoch(health);
+            for _ in 0..10 {
+                assert_ne!(pick(pinned.sticky_id()).key(), pinned.key(), "{health:?}");
+            }
+        }
+        // A pin that names no backend of the set: balanced (the two in
+        // rotation, by turns).
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            seen.insert(pick(12345).key());
+        }
+        assert_eq!(seen.len(), 2);
     }
 }

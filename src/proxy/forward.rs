@@ -24,9 +24,12 @@ use super::request_rules;
 use super::retry_budget::RetryBudget;
 use super::routing::{Routing, Target};
 use super::upgrade;
+use crate::access_log::body::LoggedBody;
+use crate::access_log::{AccessLog, Facts, Report};
 use crate::compress::Compression;
 use crate::ratelimit::{Asked, Outcome, RateNote};
 use crate::routes::{Action, HeaderEdits, Policy};
+use crate::sticky::Sticky;
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use shoal_config::Codec;
@@ -172,7 +175,15 @@ impl Proxy {
         // hyper would keep that much in every client connection's state,
         // idle or not, and copy it on each move; boxed it is allocated per
         // request and never moved.
-        let mut resp = Box::pin(self.send(req, (peer, local, proto), listener, isolate)).await;
+        let mut entry = Entry::default();
+        let mut resp =
+            Box::pin(self.send(req, (peer, local, proto), listener, isolate, &mut entry)).await;
+        if let Some((log, facts)) = entry.facts {
+            // The *log* phase, once the body is done with.
+            let mut report = entry.report;
+            report.status = resp.status().as_u16();
+            resp = resp.map(|body| ProxyBody::boxed(LoggedBody::new(body, log, facts, report)));
+        }
         if isolate && client_h1 && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             // Nothing after this request on the client's connection is read
             // (a proxy in front may have framed it otherwise).
@@ -188,25 +199,34 @@ impl Proxy {
         (peer, local, proto): (SocketAddr, SocketAddr, &'static str),
         listener: &str,
         isolate: bool,
+        entry: &mut Entry,
     ) -> Response<ProxyBody> {
         // Owned: it lives across the awaits below (arc-swap's guards are
         // meant for short borrows).
         let routing = self.routing.load_full();
         let (ready, body) = match admit(req, &routing, (peer, local, proto), listener) {
             Ok(admitted) => admitted,
-            Err(answered) => return answered_limited(&routing, *answered).await,
+            Err(mut answered) => {
+                entry.take(&routing, answered.facts.take());
+                return answered_limited(&routing, *answered, &mut entry.report).await;
+            }
         };
         let Ready {
             parts,
             route: ready_route,
             key,
+            pin,
             request_id,
             json,
             upgrading,
             client_upgrade,
             limits,
+            facts,
+            tally,
         } = ready;
-        let rate = match rate_limits(&routing, limits, &request_id, json).await {
+        entry.take(&routing, facts);
+        entry.report.tally = tally;
+        let rate = match rate_limits(&routing, limits, &request_id, json, &mut entry.report).await {
             Ok(note) => note,
             Err(refused) => return refused,
         };
@@ -236,6 +256,9 @@ impl Proxy {
         let Some(target) = routing.target(ready_route) else {
             return ProxyError::NoBackend.to_response(&request_id, json);
         };
+        if entry.facts.is_some() {
+            entry.report.pool = Some(target.pool.name.clone());
+        }
         let (first_body, replay) = match keep_body(body, &parts, upgrading, target.policy).await {
             Ok(kept) => kept,
             Err(e) => {
@@ -247,6 +270,7 @@ impl Proxy {
             routing: &routing,
             target,
             response_headers: &route.response_headers,
+            sticky: route.sticky.as_deref().map(|s| (s, pin)),
             rate,
             codec,
             request_id: &request_id,
@@ -254,9 +278,11 @@ impl Proxy {
             replay,
             isolate,
             client_upgrade,
+            report: &mut entry.report,
+            logging: entry.facts.is_some(),
         };
         let mut pending = Some(Request::from_parts(parts, first_body));
-        let mut attempts = Attempts::new(self, &routing, target, key);
+        let mut attempts = Attempts::new(self, &routing, target, (key, pin));
         let mut last_error = ProxyError::NoBackend;
         while let Some(endpoint) = attempts.pick(&request_id) {
             // Every way round the loop leaves in `pending` what may be
@@ -265,6 +291,7 @@ impl Proxy {
                 break;
             };
             let in_flight = attempts.begin(&endpoint);
+            ex.report.attempts += 1;
             match self
                 .on_backend(&mut ex, &mut attempts, &endpoint, in_flight, req)
                 .await
@@ -330,6 +357,10 @@ impl Proxy {
                         resp.status().as_u16(),
                         started,
                     );
+                    ex.report.upstream = Some(started.elapsed());
+                    if ex.logging {
+                        ex.report.backend = Some(endpoint.clone());
+                    }
                     return Ok(ex.respond(resp, endpoint, conn, in_flight));
                 }
                 // Dropping the exchange closed its connection (HTTP/1.1) or
@@ -417,6 +448,8 @@ struct Exchange<'r> {
     target: Target<'r>,
     /// The route's `response_headers` rules.
     response_headers: &'r HeaderEdits,
+    /// The route's sticky cookie, and the backend the request's names.
+    sticky: Option<(&'r Sticky, Option<u64>)>,
     /// The rate limits' headers.
     rate: Option<RateNote>,
     /// The route's compression and the coding the request takes.
@@ -428,6 +461,10 @@ struct Exchange<'r> {
     /// Neither connection is reused after this request (`isolated`).
     isolate: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// What the access log will say of it.
+    report: &'r mut Report,
+    /// The access log is on.
+    logging: bool,
 }
 
 impl Exchange<'_> {
@@ -472,6 +509,14 @@ impl Exchange<'_> {
         }
         strip_hop_by_hop(resp.headers_mut(), None);
         self.response_headers.apply(resp.headers_mut());
+        if let Some((sticky, pin)) = self.sticky {
+            if let Some(v) = Sticky::renew(pin, endpoint)
+                .then(|| sticky.header_value(endpoint))
+                .flatten()
+            {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
         if let Some(note) = &self.rate {
             note.insert(resp.headers_mut());
         }
@@ -501,31 +546,59 @@ async fn rate_limits(
     limits: Asked,
     request_id: &HeaderValue,
     json: bool,
+    report: &mut Report,
 ) -> Result<Option<RateNote>, Response<ProxyBody>> {
     if limits.is_empty() {
         return Ok(None);
     }
-    match Box::pin(routing.limits.decide(limits)).await {
+    let outcome = match routing.limits.decide_now(&limits) {
+        Some(outcome) => outcome,
+        None => Box::pin(routing.limits.decide(limits)).await,
+    };
+    report.rate_limit = Some(outcome.word());
+    match outcome {
         Outcome::Pass(note) => Ok(note),
         Outcome::Refuse(note) => Err(rate_limited(request_id.as_bytes(), json, note).to_response()),
     }
 }
 
 /// A request shoal answers itself, once the rate limits let it through.
-async fn answered_limited(routing: &Routing, answered: Answered) -> Response<ProxyBody> {
+async fn answered_limited(
+    routing: &Routing,
+    answered: Answered,
+    report: &mut Report,
+) -> Response<ProxyBody> {
     let Answered {
         mut resp,
         limits,
         request_id,
         json,
+        ..
     } = answered;
-    match rate_limits(routing, limits, &request_id, json).await {
+    match rate_limits(routing, limits, &request_id, json, report).await {
         Ok(Some(note)) => {
             note.insert(resp.headers_mut());
             resp
         }
         Ok(None) => resp,
         Err(refused) => refused,
+    }
+}
+
+/// What the *log* phase needs of one request on hyper's path: the facts
+/// the *admit* phase took (when the access log is on) and the report the
+/// exchange fills.
+#[derive(Default)]
+struct Entry {
+    facts: Option<(Arc<AccessLog>, Box<Facts>)>,
+    report: Report,
+}
+
+impl Entry {
+    fn take(&mut self, routing: &Routing, facts: Option<Box<Facts>>) {
+        if let (Some(log), Some(facts)) = (&routing.access_log, facts) {
+            self.facts = Some((log.clone(), facts));
+        }
     }
 }
 

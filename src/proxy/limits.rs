@@ -12,6 +12,7 @@
 //!   connection's: `conn_watch.rs`.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -48,6 +49,8 @@ pin_project! {
         waiting: bool,
         // Told when the last byte has been read (see `when_read`).
         done: Option<Arc<Notify>>,
+        // Bytes read, for the access log (see `tally`).
+        tally: Option<Arc<AtomicU64>>,
     }
 }
 
@@ -55,6 +58,12 @@ impl RequestBody {
     /// Notified once the whole body has been read (so sent upstream): where
     /// `proxy.response_header_timeout` starts for a request with a body, as
     /// nginx's `proxy_read_timeout` starts once the request is sent.
+    /// A count of the body's bytes as they are read (the access log's
+    /// `bytes_in`).
+    pub fn tally(&mut self) -> Arc<AtomicU64> {
+        self.tally.get_or_insert_with(Default::default).clone()
+    }
+
     pub fn when_read(&mut self) -> Arc<Notify> {
         self.done.get_or_insert_with(Default::default).clone()
     }
@@ -86,6 +95,9 @@ impl Body for RequestBody {
         let mut this = self.project();
         match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(tally), Some(data)) = (this.tally.as_ref(), frame.data_ref()) {
+                    tally.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
                 if let (Some(limit), Some(data)) = (*this.limit, frame.data_ref()) {
                     *this.seen += data.len() as u64;
                     if *this.seen > limit {
@@ -160,5 +172,6 @@ pub fn counted(
         reading,
         waiting: false,
         done: None,
+        tally: None,
     })
 }

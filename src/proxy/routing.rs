@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig};
 
+use crate::access_log::AccessLog;
 use crate::ratelimit::{Limiter, RateLimits};
 use crate::routes::{Action, Policy, RouteTable};
+use crate::sticky::Sticky;
 
 use super::error::ProxyError;
 use super::headers::TrustedProxies;
@@ -30,6 +32,8 @@ pub struct Pool {
     /// `balance::slow_start`).
     pub slow_start: Duration,
     pub panic_mode: bool,
+    /// `sticky` of the app or upstream group (routes may have their own).
+    pub sticky: Option<Arc<Sticky>>,
 }
 
 impl Pool {
@@ -49,6 +53,7 @@ impl Pool {
                 _ => proxy.slow_start,
             },
             panic_mode: balance.panic_mode,
+            sticky: None,
         }
     }
 
@@ -91,6 +96,8 @@ pub struct Routing {
     pub routes: RouteTable,
     /// `rate_limits:`, the *admit* phase's rules.
     pub limits: RateLimits,
+    /// The *log* phase's access log, when it is on.
+    pub access_log: Option<Arc<AccessLog>>,
     /// The pools `routes` send requests to, by index.
     pub pools: Vec<Pool>,
 }
@@ -114,7 +121,13 @@ impl Routing {
                 let balance = group
                     .and_then(|(_, g)| g.balance.as_ref())
                     .unwrap_or(&config.balance);
-                Pool::new(name, table_of(name), balance, proxy)
+                let app = config.all_apps().into_iter().find(|(n, _)| *n == name);
+                let sticky = app
+                    .and_then(|(_, a)| a.sticky.as_ref())
+                    .or_else(|| group.and_then(|(_, g)| g.sticky.as_ref()));
+                let mut pool = Pool::new(name, table_of(name), balance, proxy);
+                pool.sticky = Sticky::from_config(sticky);
+                pool
             })
             .collect();
         Routing::with_pools(config, pools, limiter)
@@ -136,7 +149,9 @@ impl Routing {
         limiter: &Arc<Limiter>,
     ) -> Routing {
         let proxy = &config.proxy;
-        let routes = RouteTable::new(config, &|name| pools.iter().position(|p| &*p.name == name));
+        let mut routes =
+            RouteTable::new(config, &|name| pools.iter().position(|p| &*p.name == name));
+        routes.inherit_sticky(&|i| pools.get(i).and_then(|p| p.sticky.clone()));
         let limits = RateLimits::new(&config.rate_limits, &routes, limiter.clone());
         Routing {
             trusted: TrustedProxies::new(&config.trusted_proxies),
@@ -153,6 +168,7 @@ impl Routing {
             engine: proxy.engine,
             routes,
             limits,
+            access_log: None,
             pools,
         }
     }
@@ -219,5 +235,44 @@ impl Routing {
             };
             self.failed(table, endpoint, &why);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each pool's `sticky` (an app of `apps`, a group) reaches the routes
+    /// to it; a route's own replaces it; a pool without one has none.
+    #[test]
+    fn sticky_comes_from_the_route_or_its_pool() {
+        let key = "key: 0123456789abcdef";
+        let yaml = format!(
+            "apps:\n  a: {{command: [x], sticky: {{{key}, cookie: ca}}}}\n  b: {{command: [x]}}\n\
+             upstreams:\n  g: {{servers: [{{url: 'http://h:1'}}], sticky: {{{key}, cookie: cg}}}}\n\
+             routes:\n\
+             \x20 - {{match: {{path_prefix: /a}}, to: a}}\n\
+             \x20 - {{match: {{path_prefix: /b}}, to: b}}\n\
+             \x20 - {{match: {{path_prefix: /g}}, to: g}}\n\
+             \x20 - {{match: {{path_prefix: /r}}, to: a, sticky: {{{key}, cookie: cr}}}}\n\
+             \x20 - {{to: b, sticky: {{{key}}}}}\n"
+        );
+        let config = shoal_config::load_str(&yaml, "test", &|_| None).unwrap();
+        let table = Arc::new(EndpointTable::new());
+        let limiter = std::sync::Arc::new(crate::ratelimit::Limiter::new(&config.state));
+        let routing = Routing::for_config(&config, &|_| table.clone(), &limiter);
+        let cookies: Vec<Option<&str>> = (0..5)
+            .map(|i| routing.routes.get(i).sticky.as_deref().map(Sticky::cookie))
+            .collect();
+        assert_eq!(
+            cookies,
+            [
+                Some("ca"),
+                None,
+                Some("cg"),
+                Some("cr"),
+                Some("shoal_sticky")
+            ]
+        );
     }
 }

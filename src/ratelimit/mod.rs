@@ -98,16 +98,10 @@ impl Limiter {
         self.store.kind()
     }
 
-    /// Forget the count of rule `name` for `identity` (what the rule
-    /// counts by, as its keys are written: `10.0.0.1`, `KEY|route`).
-    pub async fn forget(
-        &self,
-        name: &str,
-        identity: &str,
-    ) -> Result<bool, crate::state::StateError> {
-        let key = format!("{name}:{identity}");
-        let local = self.local.forget_key(key.as_bytes());
-        Ok(self.store.forget(key.as_bytes()).await? || local)
+    /// Forget the count of `key` (`RateLimits::key_of`).
+    pub async fn forget(&self, key: &[u8]) -> Result<bool, crate::state::StateError> {
+        let local = self.local.forget_key(key);
+        Ok(self.store.forget(key).await? || local)
     }
 
     async fn verdicts(&self, asks: &[Ask<'_>], lives: &[&Live]) -> Vec<Verdict> {
@@ -146,7 +140,8 @@ pub struct RateLimits {
 #[derive(Default)]
 pub struct Asked {
     rules: SmallVec<[(usize, usize); 4]>,
-    keys: Vec<u8>,
+    /// Inline up to 64 bytes: a rule's name and a client address fit.
+    keys: SmallVec<[u8; 64]>,
 }
 
 impl Asked {
@@ -172,6 +167,16 @@ pub enum Outcome {
     Pass(Option<RateNote>),
     /// Answer 429 with the note.
     Refuse(RateNote),
+}
+
+impl Outcome {
+    /// `allowed` or `limited`, for the access log.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Pass(_) => "allowed",
+            Outcome::Refuse(_) => "limited",
+        }
+    }
 }
 
 impl RateLimits {
@@ -210,9 +215,6 @@ impl RateLimits {
                 continue;
             }
             let start = asked.keys.len();
-            if asked.keys.capacity() == 0 {
-                asked.keys.reserve(64);
-            }
             if rule.key(req, route_name, &mut asked.keys) {
                 asked.rules.push((i, asked.keys.len()));
             } else {
@@ -222,11 +224,36 @@ impl RateLimits {
         asked
     }
 
+    /// The key rule `name` counts `identity` under, as the admin API names
+    /// it (`RateLimits::asks` writes the same bytes for a request).
+    pub fn key_of(&self, name: &str, identity: &str) -> Option<Result<Vec<u8>, String>> {
+        let rule = self.rules.iter().find(|r| &*r.name == name)?;
+        Some(rule.key_of(identity))
+    }
+
+    /// The decision for a request counted under `asked`, made here when the
+    /// store is this process's (no future, no buffer); `None`: it takes
+    /// [`decide`](Self::decide).
+    pub fn decide_now(&self, asked: &Asked) -> Option<Outcome> {
+        if asked.is_empty() {
+            return Some(Outcome::Pass(None));
+        }
+        let store = self.limiter.store.in_process()?;
+        let now = crate::clock::now_ns();
+        let mut tally = Tally::default();
+        for (i, key) in asked.each() {
+            let live = &*self.rules[i].live;
+            let quota = live.quota();
+            tally.add(store.decide(key, quota, now), live, quota);
+        }
+        Some(tally.outcome())
+    }
+
     /// The decision for a request counted under `asked` (every applying
     /// rule counts it; the first refusal answers).
     pub async fn decide(&self, asked: Asked) -> Outcome {
-        if asked.is_empty() {
-            return Outcome::Pass(None);
+        if let Some(now) = self.decide_now(&asked) {
+            return now;
         }
         let lives: SmallVec<[&Live; 4]> = asked
             .rules
@@ -235,15 +262,6 @@ impl RateLimits {
             .collect();
         let quotas: SmallVec<[Quota; 4]> = lives.iter().map(|l| l.quota()).collect();
         let mut tally = Tally::default();
-        if let Some(store) = self.limiter.store.in_process() {
-            // In this process: decided here, without a future's detour or
-            // a buffer.
-            let now = crate::clock::now_ns();
-            for (((_, key), live), quota) in asked.each().zip(&lives).zip(&quotas) {
-                tally.add(store.decide(key, *quota, now), live, *quota);
-            }
-            return tally.outcome();
-        }
         let asks: SmallVec<[Ask<'_>; 4]> = asked
             .each()
             .zip(&quotas)

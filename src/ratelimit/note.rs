@@ -34,14 +34,17 @@ impl RateNote {
 
     /// As header lines (`name: value\r\n`) at the end of `out`.
     pub fn write_h1(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let _ = write!(
-            out,
-            "ratelimit-limit: {}\r\nratelimit-remaining: {}\r\nratelimit-reset: {}\r\n",
-            self.limit, self.remaining, self.reset_s
-        );
+        let mut n = itoa::Buffer::new();
+        let mut line = |name: &[u8], value: u64| {
+            out.extend_from_slice(name);
+            out.extend_from_slice(n.format(value).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        };
+        line(b"ratelimit-limit: ", u64::from(self.limit));
+        line(b"ratelimit-remaining: ", u64::from(self.remaining));
+        line(b"ratelimit-reset: ", self.reset_s);
         if let Some(s) = self.retry_after_s {
-            let _ = write!(out, "retry-after: {s}\r\n");
+            line(b"retry-after: ", s);
         }
     }
 }

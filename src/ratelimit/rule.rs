@@ -2,6 +2,7 @@
 //! (routes, `match`) and what it counts by, read from the engine-neutral
 //! view of a request, so both engines ask the same questions.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use shoal_config::{LimitKey, RateLimitConfig};
@@ -73,20 +74,22 @@ impl Rule {
     }
 
     /// The key this request is counted under, `NAME:PART|PART…` (the
-    /// client address as text), into `out`; `false` when a part is missing
-    /// (no such header or cookie): the rule does not count the request, as
-    /// nginx's `limit_req` skips an empty key.
-    pub fn key(&self, req: &RequestView<'_>, route_name: &str, out: &mut Vec<u8>) -> bool {
-        out.extend_from_slice(self.name.as_bytes());
-        out.push(b':');
+    /// client address as its 4 or 16 bytes), into `out`; `false` when a
+    /// part is missing (no such header or cookie): the rule does not count
+    /// the request, as nginx's `limit_req` skips an empty key.
+    pub fn key(&self, req: &RequestView<'_>, route_name: &str, out: &mut impl Extend<u8>) -> bool {
+        out.extend(self.name.bytes());
+        out.extend([b':']);
         for (i, part) in self.keys.iter().enumerate() {
             if i > 0 {
-                out.push(b'|');
+                out.extend([b'|']);
             }
             let bytes = match part {
                 Part::ClientIp => {
-                    use std::io::Write;
-                    let _ = write!(out, "{}", req.client.to_canonical());
+                    match req.client.to_canonical() {
+                        IpAddr::V4(a) => out.extend(a.octets()),
+                        IpAddr::V6(a) => out.extend(a.octets()),
+                    }
                     continue;
                 }
                 Part::Header(name) => req.headers.get(name),
@@ -94,10 +97,47 @@ impl Rule {
                 Part::Route => Some(route_name.as_bytes()),
             };
             match bytes {
-                Some(b) if !b.is_empty() => out.extend_from_slice(b),
+                Some(b) if !b.is_empty() => out.extend(b.iter().copied()),
                 _ => return false,
             }
         }
         true
+    }
+
+    /// The key of `identity` as the admin API names it: the parts as text
+    /// (`10.0.0.7`, a header's value, a route's name), joined by `|`.
+    /// `Err`: why it is not one of this rule's keys.
+    pub fn key_of(&self, identity: &str) -> Result<Vec<u8>, String> {
+        let texts: Vec<&str> = if self.keys.len() == 1 {
+            vec![identity]
+        } else {
+            identity.splitn(self.keys.len(), '|').collect()
+        };
+        if texts.len() != self.keys.len() {
+            return Err(format!(
+                "rule `{}` counts by {} parts; join them with `|`",
+                self.name,
+                self.keys.len()
+            ));
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(self.name.as_bytes());
+        out.push(b':');
+        for (i, (part, text)) in self.keys.iter().zip(texts).enumerate() {
+            if i > 0 {
+                out.push(b'|');
+            }
+            match part {
+                Part::ClientIp => match text.parse::<IpAddr>() {
+                    Ok(ip) => match ip.to_canonical() {
+                        IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+                        IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+                    },
+                    Err(_) => return Err(format!("`{text}` is not an IP address")),
+                },
+                _ => out.extend_from_slice(text.as_bytes()),
+            }
+        }
+        Ok(out)
     }
 }

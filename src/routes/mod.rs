@@ -26,6 +26,7 @@ pub use rewrite::{HeaderEdits, PathRewrite};
 use crate::compress::Compression;
 use crate::files::Files;
 use crate::proxy::view::RequestView;
+use crate::sticky::Sticky;
 use stats::RouteStats;
 
 /// The attempt settings a route may change (`routes[].proxy`).
@@ -86,6 +87,8 @@ pub struct Route {
     /// Response compression (`compress`, the route's or the top level's),
     /// when it is on for this route.
     pub compress: Option<Compression>,
+    /// Sticky sessions (`sticky`, the route's or its pool's).
+    pub sticky: Option<Arc<Sticky>>,
 }
 
 impl Route {
@@ -173,12 +176,23 @@ impl RouteTable {
                     .compress
                     .for_route(route.compress.as_ref())
                     .map(|c| Compression::new(&c)),
+                sticky: Sticky::from_config(route.sticky.as_ref()),
             });
         }
         RouteTable {
             routes: built.into(),
             index,
             by_listener: !own.is_empty(),
+        }
+    }
+
+    /// A route without `sticky` of its own takes its pool's
+    /// (`pool_sticky`, by the pool's index).
+    pub fn inherit_sticky(&mut self, pool_sticky: &dyn Fn(usize) -> Option<Arc<Sticky>>) {
+        for route in self.routes.iter_mut() {
+            if let (None, Action::To(pool)) = (&route.sticky, &route.action) {
+                route.sticky = pool_sticky(*pool);
+            }
         }
     }
 

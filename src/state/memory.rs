@@ -4,9 +4,17 @@
 //! passed go first — forgetting them changes no decision (`gcra`) — and if
 //! that frees too little, the keys closest to full go next (their clients
 //! lose what they had used of their burst).
+//!
+//! Keys are hashed with foldhash, seeded per process: a decision is on
+//! every request, and SipHash cost more than the rest of it. foldhash's
+//! random seed keeps a client from choosing colliding keys without knowing
+//! it, and a shard holds at most `max_keys / 64` keys, so even a chain of
+//! collisions is bounded.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 use std::sync::Mutex;
 
 use super::gcra::{self, Quota, Verdict};
@@ -29,13 +37,14 @@ impl MemoryStore {
         let per_shard = (max_keys as usize).div_ceil(SHARDS).max(1);
         MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             per_shard,
         }
     }
 
     fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, Shard> {
-        let i = self.hasher.hash_one(key) as usize % SHARDS;
+        // The top bits: the map inside uses the low ones.
+        let i = (self.hasher.hash_one(key) >> 58) as usize % SHARDS;
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 

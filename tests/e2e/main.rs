@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access_log;
 mod admin_auth;
 mod balancing;
 mod compress;
@@ -29,6 +30,7 @@ mod routes;
 mod shutdown;
 mod slow_clients;
 mod smuggling;
+mod sticky;
 mod supervision;
 mod timeouts;
 mod tls;

@@ -23,6 +23,7 @@ use super::head::add_lines;
 use super::idle::Idle;
 use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
 use super::request::{prepare, Head};
+use crate::access_log::Report;
 use crate::proxy::admit::rate_limited;
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
@@ -198,9 +199,17 @@ async fn one_request(
         }
     };
     let (mut req, mut answered) = (req, answered);
+    let mut report = Report::default();
     if !req.limits.is_empty() {
         // The *admit* phase's rate limits, now the route is known.
-        match routing.limits.decide(std::mem::take(&mut req.limits)).await {
+        let asked = std::mem::take(&mut req.limits);
+        let outcome = match routing.limits.decide_now(&asked) {
+            Some(outcome) => outcome,
+            // Redis: a round trip, in a future of its own.
+            None => Box::pin(routing.limits.decide(asked)).await,
+        };
+        report.rate_limit = Some(outcome.word());
+        match outcome {
             Outcome::Pass(note) => {
                 req.rate = note;
                 if let (true, Some(note)) = (answered, note) {
@@ -223,6 +232,7 @@ async fn one_request(
         send_timeout: limits.send_timeout,
         idle,
         abort_on_close: limits.abort_on_close,
+        report: &mut report,
     };
     // The response goes through the client's buffer when nothing is
     // pipelined behind the request (one buffer per request in flight, not
@@ -241,6 +251,10 @@ async fn one_request(
     if !matches!(served, Served::Handoff) {
         if let Some(route) = routing.routes.get_checked(req.route) {
             route.stats.request();
+        }
+        // The *log* phase.
+        if let (Some(log), Some(facts)) = (&routing.access_log, &req.facts) {
+            log.log(facts, &report);
         }
     }
     if pipelined {

@@ -22,6 +22,7 @@ use super::io::{give_vec, grow, take_vec, write_all, MAX_RESPONSE_HEAD};
 use super::relay::{relay, Relayed};
 use super::request::Prepared;
 use super::response::{self, Parsed, ResponseHead};
+use crate::access_log::Report;
 use crate::balance::{Endpoint, InFlight};
 use crate::proxy::attempt::{Attempts, Next, Reach, Resend};
 use crate::proxy::error::ProxyError;
@@ -29,6 +30,7 @@ use crate::proxy::forward::Proxy;
 use crate::proxy::routing::{Routing, Target};
 use crate::proxy::stall::Stalled;
 use crate::routes::{HeaderEdits, Policy};
+use crate::sticky::Sticky;
 
 /// How the exchange left the client's connection.
 pub enum Served {
@@ -97,6 +99,8 @@ pub struct Client<'a> {
     pub idle: &'a Idle,
     /// `limits.abort_on_client_close`: a client's FIN abandons its request.
     pub abort_on_close: bool,
+    /// What became of the request, for the access log.
+    pub report: &'a mut Report,
 }
 
 /// The backend side of one attempt.
@@ -114,6 +118,8 @@ struct Job<'a> {
     target: Target<'a>,
     /// The route's `response_headers` rules.
     response_headers: &'a HeaderEdits,
+    /// The route's sticky cookie (`sticky`).
+    sticky: Option<&'a Sticky>,
     req: &'a Prepared,
     /// The head the backend gets.
     head: &'a [u8],
@@ -134,15 +140,20 @@ pub async fn serve(
     let Some(target) = routing.target(req.route) else {
         return answer_error(&mut client, req, &ProxyError::NoBackend).await;
     };
+    if routing.access_log.is_some() {
+        client.report.pool = Some(target.pool.name.clone());
+    }
+    let route = routing.routes.get(req.route);
     let job = Job {
         routing,
         target,
-        response_headers: &routing.routes.get(req.route).response_headers,
+        response_headers: &route.response_headers,
+        sticky: route.sticky.as_deref(),
         req,
         head,
     };
     let mut out = take_vec();
-    let mut attempts = Attempts::new(proxy, routing, target, req.key);
+    let mut attempts = Attempts::new(proxy, routing, target, (req.key, req.pin));
     let mut last_error = ProxyError::NoBackend;
     let served = loop {
         // A set with an h2 or TLS backend: hyper's path (raw sockets are
@@ -159,6 +170,7 @@ pub async fn serve(
             continue;
         }
         let in_flight = attempts.begin(&endpoint);
+        client.report.attempts += 1;
         let tried = on_backend(
             &job,
             &mut attempts,
@@ -229,6 +241,11 @@ async fn on_backend(
             Ok((resp, filled)) => {
                 let table = &job.target.pool.table;
                 job.routing.observe(table, endpoint, resp.status, started);
+                client.report.status = resp.status;
+                client.report.upstream = Some(started.elapsed());
+                if job.routing.access_log.is_some() {
+                    client.report.backend = Some(endpoint.clone());
+                }
                 return Ok(
                     match relay(client, &mut up, &resp, buf, filled, out).await {
                         Relayed::Whole { upstream_reusable } => {
@@ -358,6 +375,16 @@ async fn send(
                     if let Some(note) = &job.req.rate {
                         add_lines(out, |o| note.write_h1(o));
                     }
+                    if let Some(sticky) = job.sticky {
+                        if Sticky::renew(req.pin, up.endpoint) {
+                            // Before the empty line that ends the head
+                            // (`out` holds the head alone).
+                            debug_assert!(out.ends_with(b"\r\n\r\n"));
+                            out.truncate(out.len() - 2);
+                            sticky.write_line(out, up.endpoint);
+                            out.extend_from_slice(b"\r\n");
+                        }
+                    }
                     return Ok((resp, filled));
                 }
             }
@@ -410,6 +437,15 @@ pub async fn answer(mut client: Client<'_>, req: &Prepared, bytes: &[u8]) -> Ser
     write_answer(&mut client, bytes, close).await
 }
 
+/// The status of an answer written as HTTP/1.1 bytes (`HTTP/1.1 NNN …`).
+fn status_of(bytes: &[u8]) -> u16 {
+    bytes
+        .get(9..12)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The error answer, with the request id; the client's connection stays
 /// open for 502/503/504 (not for the statuses an `Answer` closes).
 async fn answer_error(client: &mut Client<'_>, req: &Prepared, error: &ProxyError) -> Served {
@@ -422,6 +458,12 @@ async fn answer_error(client: &mut Client<'_>, req: &Prepared, error: &ProxyErro
 }
 
 async fn write_answer(client: &mut Client<'_>, bytes: &[u8], close: bool) -> Served {
+    client.report.status = status_of(bytes);
+    let head = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |p| p + 4);
+    client.report.bytes_out = (bytes.len() - head) as u64;
     match write_all(
         &mut *client.stream,
         &[bytes],

@@ -100,6 +100,7 @@ pub(super) async fn relay(
         tracing::debug!(error = %e, "client went away during the response");
         return Relayed::Cut;
     }
+    client.report.bytes_out = first as u64;
     let large = match left {
         Left::Done => false,
         Left::Bytes(rest) => rest > HEAD_BUF as u64,
@@ -165,6 +166,7 @@ async fn relay_rest(
         if take < n {
             reusable = false;
         }
+        client.report.bytes_out += take as u64;
         if let Err(e) = write_all(client.stream, &[&buf[..take]], client_timeout, stalled).await {
             tracing::debug!(error = %e, "client went away during the response");
             return Relayed::Cut;

@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::files::FileRequest;
 use super::head::{edit_head, header, tokens, ConnectionNamed};
+use crate::access_log::Facts;
 use crate::proxy::admit::{no_route, route_of, Routed};
 use crate::proxy::headers::{self, client_ip_from, framing_lookalike_name, IpText, Rule};
 use crate::proxy::request_id;
@@ -82,6 +83,8 @@ pub struct Prepared {
     pub request_id: RequestId,
     /// The balancer's key for this request (`hash`, `ip_hash`), if any.
     pub key: Option<u64>,
+    /// The backend the route's sticky cookie names (`sticky`), if any.
+    pub pin: Option<u64>,
     /// The route it took (an index into `Routing::routes`; `usize::MAX`
     /// when none took it).
     pub route: usize,
@@ -89,6 +92,8 @@ pub struct Prepared {
     pub limits: Asked,
     /// What the rate limits' headers say, once they decided.
     pub rate: Option<RateNote>,
+    /// What the access log says of the request (when it is on).
+    pub facts: Option<Box<Facts>>,
 }
 
 pub enum Head {
@@ -217,11 +222,15 @@ pub fn prepare(
         target: path,
         headers: Headers::Lines(req.headers),
     };
-    let (route, key) = match route_of(routing, &view) {
-        Routed::To { route, key } => (route, key),
+    let (route, key, pin) = match route_of(routing, &view) {
+        Routed::To { route, key, pin } => (route, key, pin),
         Routed::Answer { route, answer } => {
-            let name = route.map_or("", |r| &routing.routes.get(r).name);
-            let limits = routing.limits.asks(&view, route, name);
+            let name = route.map(|r| &routing.routes.get(r).name);
+            let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
+            let facts = routing
+                .access_log
+                .as_ref()
+                .map(|log| log.facts(&view, request_id.as_bytes(), "HTTP/1.1", name.cloned()));
             out.clear();
             let close = !seen.keep_alive;
             let head_only = method == "HEAD";
@@ -231,11 +240,19 @@ pub fn prepare(
                     .write_h1(out, close, head_only),
             }
             let route = route.unwrap_or(usize::MAX);
-            return answered(len, method, &seen, request_id, (route, limits));
+            return answered(len, method, &seen, request_id, (route, limits, facts));
         }
     };
     let chosen = routing.routes.get(route);
     let limits = routing.limits.asks(&view, Some(route), &chosen.name);
+    let facts = routing.access_log.as_ref().map(|log| {
+        log.facts(
+            &view,
+            request_id.as_bytes(),
+            "HTTP/1.1",
+            Some(chosen.name.clone()),
+        )
+    });
     if let Some(why) = chosen.for_hyper(&view) {
         return Head::Handoff(why);
     }
@@ -251,7 +268,7 @@ pub fn prepare(
         if !super::files::answer(files, chosen, &req, out) {
             return Head::Handoff("a file that streams");
         }
-        return answered(len, method, &seen, request_id, (route, limits));
+        return answered(len, method, &seen, request_id, (route, limits, facts));
     }
     let who = Who {
         peer: peer.ip(),
@@ -273,9 +290,11 @@ pub fn prepare(
         json: seen.json,
         request_id,
         key,
+        pin,
         route,
         limits,
         rate: None,
+        facts,
     })
 }
 
@@ -285,7 +304,7 @@ fn answered(
     method: &str,
     seen: &Seen<'_>,
     request_id: RequestId,
-    (route, limits): (usize, Asked),
+    (route, limits, facts): (usize, Asked, Option<Box<Facts>>),
 ) -> Head {
     Head::Answered(Prepared {
         len,
@@ -295,9 +314,11 @@ fn answered(
         json: seen.json,
         request_id,
         key: None,
+        pin: None,
         route,
         limits,
         rate: None,
+        facts,
     })
 }
 
@@ -671,5 +692,63 @@ mod tests {
             run("GET / HTTP/1.1\r\nHost: a\r\n", &[]).0,
             Head::Partial
         ));
+    }
+
+    /// The route phase with `sticky` on the route: a valid cookie pins,
+    /// a changed one does not; and neither it nor a route without
+    /// `sticky` allocates (`out` has its room, as the engine's pooled
+    /// buffers do).
+    #[test]
+    fn sticky_pins_without_allocating() {
+        let yaml = "upstreams: [{url: 'http://127.0.0.1:1'}]\nroutes:\n  - match: {path_prefix: /s}\n    to: upstreams\n    sticky: {key: 0123456789abcdef}\n  - {to: upstreams}\n";
+        let config = shoal_config::load_str(yaml, "test", &|_| None).unwrap();
+        let table = std::sync::Arc::new(crate::balance::EndpointTable::new());
+        let e = crate::balance::Endpoint::new(
+            "b".into(),
+            ([127, 0, 0, 1], 1).into(),
+            1,
+            &Default::default(),
+        );
+        table.insert(e.clone());
+        let limiter = std::sync::Arc::new(crate::ratelimit::Limiter::new(&config.state));
+        let routing = Routing::for_config(&config, &|_| table.clone(), &limiter);
+        let sticky = routing.routes.get(0).sticky.clone().unwrap();
+        let mut cookie = Vec::new();
+        sticky.write_line(&mut cookie, &e);
+        let value = String::from_utf8(cookie).unwrap();
+        let value = value
+            .trim_start_matches("set-cookie: ")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let mut tampered = value.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        let mut out = Vec::with_capacity(4096);
+        let mut prep = |raw: &str| {
+            let (head, allocs) = crate::test_alloc::count(|| {
+                prepare(
+                    raw.as_bytes(),
+                    (peer(), "", false),
+                    "http",
+                    &routing,
+                    &mut out,
+                )
+            });
+            match head {
+                Head::Ready(p) => (p.pin, allocs),
+                _ => panic!("not ready: {raw:?}"),
+            }
+        };
+        let req = |path: &str, cookie: &str| {
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\nCookie: x=1; {cookie}\r\n\r\n")
+        };
+        assert_eq!(prep(&req("/s", &value)), (Some(e.sticky_id()), 0));
+        assert_eq!(prep(&req("/s", &tampered)), (None, 0));
+        assert_eq!(prep(&req("/s", "other=1")), (None, 0));
+        // The route without `sticky`: the cookie is not even read.
+        assert_eq!(prep(&req("/", &value)), (None, 0));
     }
 }

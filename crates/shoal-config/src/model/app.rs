@@ -80,6 +80,9 @@ pub struct AppConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub tls: Option<super::UpstreamTlsConfig>,
+    /// Sticky sessions to the app's instances (`routes[].sticky` wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<super::StickyConfig>,
 }
 
 /// `app.restart`, as Docker's and PM2's restart policies.
@@ -117,6 +120,7 @@ impl Default for AppConfig {
             max_memory: None,
             protocol: UpstreamProtocol::Http1,
             tls: None,
+            sticky: None,
         }
     }
 }

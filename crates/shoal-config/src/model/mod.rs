@@ -5,6 +5,7 @@
 //! the top level, `admin`, `shutdown` and `log` here, each larger section in
 //! its own file, all re-exported so every type is `shoal_config::Name`.
 
+mod access_log;
 mod app;
 mod balance;
 mod compress;
@@ -14,6 +15,7 @@ mod proxy;
 mod rate_limits;
 mod routes;
 mod state;
+mod sticky;
 mod tls;
 mod upstream_tls;
 mod upstreams;
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use access_log::*;
 pub use app::*;
 pub use balance::*;
 pub use compress::*;
@@ -33,6 +36,7 @@ pub use proxy::*;
 pub use rate_limits::*;
 pub use routes::*;
 pub use state::*;
+pub use sticky::*;
 pub use tls::*;
 pub use upstream_tls::*;
 pub use upstreams::*;
@@ -79,6 +83,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    /// One line per request (off by default).
+    pub access_log: AccessLogConfig,
     /// Peers (CIDRs such as `10.0.0.0/8`, or single addresses) whose
     /// `X-Forwarded-For` is extended; from anyone else it is replaced, so the
     /// client address (ip_hash, logs, later rate limits) cannot be spoofed.
@@ -150,6 +156,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             shutdown: ShutdownConfig::default(),
             log: LogConfig::default(),
+            access_log: AccessLogConfig::default(),
             trusted_proxies: Vec::new(),
             tls: None,
         }

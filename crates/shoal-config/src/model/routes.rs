@@ -33,6 +33,10 @@ pub struct RouteConfig {
     /// top-level `compress` keys it changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compress: Option<super::RouteCompress>,
+    /// Sticky sessions for this route's requests, in place of its pool's
+    /// (`app.sticky`, `upstreams.NAME.sticky`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<super::StickyConfig>,
     /// Taken off the start of the path before it is sent on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<String>,

@@ -79,6 +79,9 @@ pub struct UpstreamGroup {
     /// The group's active health checks; the top-level `health` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthConfig>,
+    /// Sticky sessions to the group's backends (`routes[].sticky` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<super::StickyConfig>,
 }
 
 impl Upstreams {

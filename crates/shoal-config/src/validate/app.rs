@@ -64,6 +64,9 @@ pub(super) fn apps(c: &mut Checker<'_>, config: &Config) {
 
 fn app(c: &mut Checker<'_>, app: &AppConfig) {
     command(c, &app.command);
+    if let Some(s) = &app.sticky {
+        super::sticky::sticky(c, "app.sticky", s);
+    }
     c.range("app.instances", app.instances, 1, MAX_INSTANCES);
     env(c, app);
     if app.cwd.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {

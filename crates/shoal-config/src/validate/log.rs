@@ -1,6 +1,27 @@
-//! `log.level`: a tracing filter.
+//! `log.level`: a tracing filter; `access_log`: a share, a place, a bound.
 
+use super::Checker;
+use crate::model::AccessLogConfig;
 use crate::suggest::closest;
+
+pub(super) fn access_log(c: &mut Checker<'_>, config: &AccessLogConfig) {
+    if !(0.0..=1.0).contains(&config.sample) {
+        c.invalid(
+            "access_log.sample",
+            format!(
+                "must be between 0 and 1 (the share of requests logged; got {})",
+                config.sample
+            ),
+        );
+    }
+    if config.path.trim().is_empty() {
+        c.invalid(
+            "access_log.path",
+            "must be `stderr`, `stdout` or a file".into(),
+        );
+    }
+    c.range("access_log.buffer", config.buffer, 16, 1 << 20);
+}
 
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 

@@ -14,6 +14,7 @@ mod log;
 mod proxy;
 mod routes;
 mod state;
+mod sticky;
 mod tls;
 mod upstream_tls;
 
@@ -173,6 +174,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     if let Err(why) = log::check_log_filter(&config.log.level) {
         c.invalid("log.level", why);
     }
+    log::access_log(&mut c, &config.access_log);
 
     let mut problems = c.problems;
     // File order reads best; problems without a line (nothing to run) go last.

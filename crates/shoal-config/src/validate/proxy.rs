@@ -48,6 +48,9 @@ pub(super) fn upstreams(c: &mut Checker<'_>, upstreams: &Upstreams) {
                 if let Some(h) = &group.health {
                     super::health::health(c, &format!("{at}.health"), h);
                 }
+                if let Some(s) = &group.sticky {
+                    super::sticky::sticky(c, &format!("{at}.sticky"), s);
+                }
             }
         }
     }

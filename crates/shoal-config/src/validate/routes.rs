@@ -79,6 +79,18 @@ fn route_list(
         if let Some(files) = &route.files {
             super::compress::files(c, &format!("{at}.files"), files);
         }
+        if let Some(sticky) = &route.sticky {
+            let at = format!("{at}.sticky");
+            if route.redirect.is_some() || route.respond.is_some() || route.files.is_some() {
+                c.invalid(
+                    &at,
+                    "only applies to a route that sends requests to a pool (`to`); this one \
+                     answers them itself"
+                        .into(),
+                );
+            }
+            super::sticky::sticky(c, &at, sticky);
+        }
         if let Some(compress) = &route.compress {
             super::compress::route_compress(c, &format!("{at}.compress"), compress);
         }
