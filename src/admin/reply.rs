@@ -103,3 +103,15 @@ pub fn sse(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sse_message_is_an_id_and_one_data_line() {
+        let m = sse_message(Some(7), &serde_json::json!({"a": "x\ny"}));
+        assert_eq!(&m[..], b"id: 7\ndata: {\"a\":\"x\\ny\"}\n\n");
+        assert_eq!(&sse_comment("two\nlines")[..], b": two lines\n\n");
+    }
+}

@@ -171,3 +171,50 @@ async fn a_scale_and_a_killed_instance_are_events() {
         "no event line in the log"
     );
 }
+
+/// With `admin.read: token`, the events and the dashboard's data need the
+/// token; the page's own files do not (they hold no data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_read_token_the_data_needs_it_and_the_page_does_not() {
+    const TOKEN: &str = "events-token-0123456789";
+    let shoal = Shoal::start(&demo_config(1, "").replace(
+        "admin:\n  listen: 127.0.0.1:0",
+        &format!("admin:\n  listen: 127.0.0.1:0\n  token: {TOKEN}\n  read: token"),
+    ));
+    for path in ["/", "/dashboard.js", "/dashboard.css"] {
+        assert_eq!(get(shoal.admin, path).await.unwrap().status, 200, "{path}");
+    }
+    for path in [
+        "/api/v1/events",
+        "/api/v1/events?follow",
+        "/api/v1/metrics/history",
+        "/api/v1/metrics/history?follow",
+    ] {
+        assert_eq!(get(shoal.admin, path).await.unwrap().status, 401, "{path}");
+    }
+    let out = tokio::process::Command::new(SHOAL)
+        .args([
+            "events",
+            "--json",
+            "--admin",
+            &format!("http://{}", shoal.admin),
+        ])
+        .env("SHOAL_ADMIN_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_owned);
+    let event: Value = serde_json::from_str(&first.expect("an event")).unwrap();
+    assert_eq!(event["kind"], "instance_started");
+    let (code, _, err) = cli(shoal.admin, &["events"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("unauthorized"), "{err}");
+}
