@@ -119,6 +119,7 @@ async fn a_scale_and_a_killed_instance_are_events() {
         r#""kind":"scaled""#,
         r#""kind":"exited","app":"app","instance":"app-1""#,
         r#""kind":"restarted","app":"app","instance":"app-1""#,
+        r#""kind":"healthy","app":"app","instance":"app-2""#,
     ] {
         assert!(sse.contains(needle), "{needle} in {sse}");
     }
