@@ -108,6 +108,7 @@ enum Command {
     Events {
         #[command(flatten)]
         src: ConfigSource,
+        /// Admin API to ask, e.g. http://127.0.0.1:9090 (default: from the config's admin.listen)
         #[arg(long, value_name = "URL")]
         admin: Option<String>,
         /// Keep printing events as they happen (until interrupted)
