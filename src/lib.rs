@@ -11,6 +11,8 @@ pub mod balance;
 pub mod cli;
 pub mod clock;
 pub mod compress;
+pub mod dashboard;
+pub mod events;
 pub mod files;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;

@@ -4,9 +4,10 @@
 
 pub mod auth;
 mod control;
+mod events;
 mod logs;
 mod rate_limits;
-mod reply;
+pub(crate) mod reply;
 mod routes;
 pub mod status;
 

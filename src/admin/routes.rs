@@ -11,6 +11,9 @@
 //! | POST | /api/v1/reload | rolling reload of the app; `?config=1`: re-read shoal's config |
 //! | GET | /api/v1/logs, /api/v1/instances/{id}/logs | instances' recent output, NDJSON; `?lines=N&since=5m&follow` (`admin/logs.rs`) |
 //! | GET, PUT, DELETE | /api/v1/rate-limits… | the rate limits now; changed at run time (`admin/rate_limits.rs`) |
+//! | GET | /api/v1/events | lifecycle events (`?since=ID`); `?follow`: Server-Sent Events (`admin/events.rs`) |
+//! | GET | /api/v1/metrics/history | the dashboard's samples, one a second; `?follow`: SSE (`dashboard/`) |
+//! | GET | /, /dashboard.js, /dashboard.css | the dashboard (no token needed: the page holds no data) |
 
 use std::sync::Arc;
 
@@ -20,11 +23,13 @@ use serde_json::json;
 
 use super::auth;
 use super::control;
+use super::events;
 use super::logs;
 use super::rate_limits;
 use super::reply::{self, AdminBody};
 use super::status::Status;
 use crate::app::State;
+use crate::dashboard;
 use crate::metrics;
 use shoal_config::AdminRead;
 
@@ -33,7 +38,8 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
     if let Some(token) = state.admin_token() {
-        let probe = matches!(req.uri().path(), "/health" | "/ready");
+        let path = req.uri().path();
+        let probe = matches!(path, "/health" | "/ready") || dashboard::is_asset(path);
         let needed = !probe && (!get || state.config().admin.read == AdminRead::Token);
         if needed && !auth::authorized(req.headers(), &token) {
             let mut resp = reply::json(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
@@ -51,6 +57,9 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
             StatusCode::OK,
             serde_json::to_value(Status::of(state)).unwrap_or_default(),
         ),
+        p if get && dashboard::is_asset(p) => dashboard::asset(p),
+        events::PATH if get => events::route(&req),
+        dashboard::HISTORY_PATH if get => dashboard::history_route(state, &req),
         "/metrics" if get => reply::text(
             StatusCode::OK,
             metrics::CONTENT_TYPE,
@@ -67,8 +76,15 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
         }
         "/api/v1/scale" if post => control::scale(state, req).await,
         "/api/v1/reload" if post => control::reload(state, req).await,
-        "/health" | "/ready" | "/api/v1/status" | "/metrics" | "/api/v1/scale"
-        | "/api/v1/reload" | "/api/v1/autoscale" => reply::json(
+        "/health"
+        | "/ready"
+        | "/api/v1/status"
+        | "/metrics"
+        | "/api/v1/scale"
+        | "/api/v1/reload"
+        | "/api/v1/autoscale"
+        | events::PATH
+        | dashboard::HISTORY_PATH => reply::json(
             StatusCode::METHOD_NOT_ALLOWED,
             json!({"error": format!("{method} not allowed here")}),
         ),

@@ -78,6 +78,8 @@ pub struct State {
     /// in use).
     pub public: PublicListeners,
     pub started: Instant,
+    /// The dashboard's samples of the traffic, one a second.
+    pub history: crate::dashboard::History,
     config: ArcSwap<Config>,
     /// `admin.token` (or `token_file`'s), as the config in use says.
     admin_token: arc_swap::ArcSwapOption<String>,
@@ -217,6 +219,7 @@ pub async fn run(
         access_logs,
         public: PublicListeners::default(),
         started: Instant::now(),
+        history: crate::dashboard::History::default(),
         config: ArcSwap::from_pointee(config.clone()),
         upstreams: Mutex::new(Vec::new()),
         pool,
@@ -243,6 +246,7 @@ pub async fn run(
         background.cancel();
         return Err(e);
     }
+    crate::dashboard::spawn(Arc::downgrade(&state), background.clone());
     listeners::start_admin(
         &state.admin_listener,
         listeners.admin,

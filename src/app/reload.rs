@@ -216,6 +216,26 @@ fn named(group: &Option<String>, config: &UpstreamConfig) -> String {
 
 /// Re-read the config file and apply it. Returns a summary of what changed.
 pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<String, ReloadError> {
+    use crate::events::{emit, Kind};
+    let result = apply_config(state, progress).await;
+    match &result {
+        Ok(summary) => emit(
+            Kind::ConfigReloaded,
+            None,
+            None,
+            format!("config reloaded: {summary}"),
+        ),
+        Err(e) => emit(
+            Kind::ConfigReloadFailed,
+            None,
+            None,
+            format!("config reload failed: {e}"),
+        ),
+    }
+    result
+}
+
+async fn apply_config(state: &Arc<State>, progress: &Progress) -> Result<String, ReloadError> {
     let _one_at_a_time = state.reloading.lock().await;
     if state.is_shutting_down() {
         return Err(ReloadError::ShuttingDown);

@@ -219,6 +219,12 @@ impl Endpoint {
             // Back since the deadline, however late it was looked at.
             self.returned_at.store(until, Ordering::Relaxed);
             tracing::info!(backend = %self.id, ejections = self.ejections(), "back in rotation after ejection");
+            crate::events::emit(
+                crate::events::Kind::Returned,
+                None,
+                Some(&self.id),
+                format!("{} back in rotation after its ejection", self.id),
+            );
             return true;
         }
         is_up()

@@ -2,6 +2,7 @@
 
 mod client;
 mod control;
+mod events;
 mod logging;
 mod up;
 
@@ -125,6 +126,21 @@ enum Command {
         #[arg(value_name = "APP")]
         stray: Option<String>,
     },
+    /// Print the lifecycle events of a running shoal (started, healthy, ejected,
+    /// restarted, crash loop, drained, scaled, reloads…); -f follows new ones
+    Events {
+        #[command(flatten)]
+        src: ConfigSource,
+        /// Admin API to ask, e.g. http://127.0.0.1:9090 (default: from the config's admin.listen)
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+        /// Keep printing events as they happen (until interrupted)
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// One JSON object per line, as the API serves them
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the bundled demo HTTP service (what `--demo` starts N copies of)
     DemoApp {
         /// Port to listen on; default: $PORT, else 8000
@@ -207,6 +223,12 @@ pub fn main() -> i32 {
             }
             control::reload(&src, admin.as_deref(), apply_config || old_config, app)
         }
+        Command::Events {
+            src,
+            admin,
+            follow,
+            json,
+        } => events::run(&src, admin.as_deref(), follow, json),
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::{CheckReport, Endpoint, Health};
+use crate::events::{self, Kind};
 
 pub use probe::probe;
 
@@ -34,15 +35,35 @@ pub fn spawn(
     config: HealthCell,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
+    spawn_in(None, endpoint, config, stop)
+}
+
+/// As [`spawn`], for an instance of `app` (its events name the app).
+pub fn spawn_instance(
+    app: &str,
+    endpoint: Arc<Endpoint>,
+    config: HealthCell,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    spawn_in(Some(app.into()), endpoint, config, stop)
+}
+
+fn spawn_in(
+    app: Option<Arc<str>>,
+    endpoint: Arc<Endpoint>,
+    config: HealthCell,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         tokio::select! {
             _ = stop.cancelled() => {}
-            _ = run(endpoint, config) => {}
+            _ = run(endpoint, config, app) => {}
         }
     })
 }
 
-async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
+async fn run(endpoint: Arc<Endpoint>, cell: HealthCell, app: Option<Arc<str>>) {
+    let app = app.as_deref();
     let mut streak_epoch = u64::MAX;
     let mut fails = 0u32;
     let mut passes = 0u32;
@@ -74,6 +95,12 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
             (Health::Starting, Ok(())) => {
                 if endpoint.transition(seen, Health::Up) {
                     tracing::info!(backend = %endpoint.id, "health check passed; in rotation");
+                    events::emit(
+                        Kind::Healthy,
+                        app,
+                        Some(&endpoint.id),
+                        format!("{} passed its health check: in rotation", endpoint.id),
+                    );
                 }
             }
             (Health::Up, Ok(())) => fails = 0,
@@ -82,6 +109,15 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
                 tracing::debug!(backend = %endpoint.id, fails, error = %why, "health check failed");
                 if fails >= config.fall && endpoint.transition(seen, Health::Down) {
                     tracing::warn!(backend = %endpoint.id, fails, error = %why, "out of rotation after failed health checks");
+                    events::emit(
+                        Kind::Unhealthy,
+                        app,
+                        Some(&endpoint.id),
+                        format!(
+                            "{} out of rotation after {fails} failed health checks ({why})",
+                            endpoint.id
+                        ),
+                    );
                     endpoint.pool.clear();
                     passes = 0;
                 }
@@ -90,6 +126,15 @@ async fn run(endpoint: Arc<Endpoint>, cell: HealthCell) {
                 passes += 1;
                 if passes >= config.rise && endpoint.transition(seen, Health::Up) {
                     tracing::info!(backend = %endpoint.id, passes, "back in rotation after passing health checks");
+                    events::emit(
+                        Kind::Healthy,
+                        app,
+                        Some(&endpoint.id),
+                        format!(
+                            "{} back in rotation after {passes} passed health checks",
+                            endpoint.id
+                        ),
+                    );
                     fails = 0;
                 }
             }

@@ -204,6 +204,16 @@ impl Routing {
                 ejections = endpoint.ejections(), ejected_for = ?ejected_for,
                 "out of rotation after failed requests (passive health)"
             );
+            // Once per ejection, not per request.
+            crate::events::emit(
+                crate::events::Kind::Ejected,
+                None,
+                Some(&endpoint.id),
+                format!(
+                    "{} ejected for {ejected_for:?} after failed requests ({why})",
+                    endpoint.id
+                ),
+            );
         }
     }
 

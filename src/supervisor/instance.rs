@@ -18,6 +18,7 @@ use super::output::{self, Stream};
 use super::program;
 use super::spawn::{self, Slot};
 use crate::balance::{Endpoint, Health};
+use crate::events::{self, Kind};
 
 /// An instance's state; in the status API by its lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -144,6 +145,16 @@ impl Instance {
         }
     }
 
+    /// The app it is an instance of: its id without the `-N`.
+    pub fn app(&self) -> &str {
+        self.id.rsplit_once('-').map_or(&self.id, |(app, _)| app)
+    }
+
+    /// Report an event about this instance (see `events`).
+    pub(super) fn emit(&self, kind: Kind, message: impl Into<String>) {
+        events::emit(kind, Some(self.app()), Some(&self.id), message);
+    }
+
     /// The settings that follow config reloads (see `live`).
     pub fn settings(&self) -> Arc<AppConfig> {
         self.live.load_full()
@@ -250,6 +261,7 @@ pub async fn supervise(inst: Arc<Instance>, guard: Option<Arc<Guard>>) {
             break;
         };
         inst.set_last_exit(&exit.why);
+        inst.emit(Kind::Exited, format!("{} exited ({})", inst.id, exit.why));
         if inst.is_retiring() {
             // It was on its way out anyway: never bring it back into rotation.
             tracing::info!(instance = %inst.id, reason = %exit.why, "draining instance exited");
@@ -364,6 +376,13 @@ impl Restarts {
         if !restart {
             tracing::warn!(instance = %inst.id, reason = %why, policy = ?settings.restart, "instance exited; not restarted (app.restart)");
             inst.set_state(ProcState::Exited);
+            inst.emit(
+                Kind::Exited,
+                format!(
+                    "{} not restarted (app.restart: {:?})",
+                    inst.id, settings.restart
+                ),
+            );
             return Next::Never;
         }
         let now = Instant::now();
@@ -380,6 +399,14 @@ impl Restarts {
             inst.restarts.fetch_add(1, Ordering::Relaxed);
             self.backoff = backoff_cfg.initial;
             tracing::warn!(instance = %inst.id, reason = %why, restarts = inst.restarts(), "instance exited after serving; restarting it now");
+            inst.emit(
+                Kind::Restarted,
+                format!(
+                    "{} restarted at once after serving ({why}); restarts: {}",
+                    inst.id,
+                    inst.restarts()
+                ),
+            );
             return Next::Now;
         }
         if exit.served {
@@ -396,6 +423,15 @@ impl Restarts {
                 "crash loop: instance marked failed and no longer restarted (a reload or scale replaces it)"
             );
             inst.fail(format!("crash loop ({why})"));
+            inst.emit(
+                Kind::CrashLoop,
+                format!(
+                    "{} in a crash loop: {} restarts within {:?}; no longer restarted",
+                    inst.id,
+                    self.recent.len(),
+                    settings.restart_window
+                ),
+            );
             return Next::Never;
         }
         self.recent.push_back(now);
@@ -405,6 +441,14 @@ impl Restarts {
         }
         let delay = self.backoff;
         tracing::warn!(instance = %inst.id, reason = %why, restart_in = ?delay, restarts = inst.restarts(), "instance exited");
+        inst.emit(
+            Kind::Restarted,
+            format!(
+                "{} restarts in {delay:?} ({why}); restarts: {}",
+                inst.id,
+                inst.restarts()
+            ),
+        );
         self.backoff = (delay * 2).min(backoff_cfg.max);
         Next::After(delay)
     }
@@ -483,6 +527,13 @@ async fn run_once(inst: &Instance, mut child: Child, guard: Option<&Guard>) -> O
     }
     inst.endpoint.begin_epoch(Health::Starting);
     tracing::info!(instance = %inst.id, generation = inst.generation, pid, port = inst.port, "instance started");
+    inst.emit(
+        Kind::InstanceStarted,
+        format!(
+            "{} started (pid {pid}, port {}, generation {})",
+            inst.id, inst.port, inst.generation
+        ),
+    );
 
     let warn_after = tokio::time::sleep(start_warning(&inst.settings()));
     tokio::pin!(warn_after);

@@ -80,6 +80,21 @@ impl Supervisor {
     /// `ready_timeout`, leaving them trying). Down: failed instances go
     /// first, then the highest-numbered; each is drained.
     pub async fn scale(self: &Arc<Self>, n: u32, progress: &Progress) -> Result<String, OpError> {
+        let result = self.scale_to(n, progress).await;
+        let message = match &result {
+            Ok(m) => format!("{}: {m}", self.name()),
+            Err(e) => format!("{}: scale to {n} failed: {e}", self.name()),
+        };
+        crate::events::emit(
+            crate::events::Kind::Scaled,
+            Some(self.name()),
+            None,
+            message,
+        );
+        result
+    }
+
+    async fn scale_to(self: &Arc<Self>, n: u32, progress: &Progress) -> Result<String, OpError> {
         self.check_scale(n)?;
         self.target.store(n, std::sync::atomic::Ordering::Release);
         let spec = self.spec();
@@ -130,6 +145,19 @@ impl Supervisor {
         let result = self.roll(generation, progress).await;
         // `shoal status` shows what was attempted beside what runs.
         self.set_last_rollout(generation, &result);
+        let message = match &result {
+            Ok(m) => format!("{}: {m}", self.name()),
+            Err(e) => format!(
+                "{}: rolling reload to generation {generation} failed: {e}",
+                self.name()
+            ),
+        };
+        crate::events::emit(
+            crate::events::Kind::Reloaded,
+            Some(self.name()),
+            None,
+            message,
+        );
         result
     }
 
@@ -305,6 +333,10 @@ impl Supervisor {
             v.retain(|i| !Arc::ptr_eq(i, inst));
         }
         self.mark_generations(inst.slot, None);
+        inst.emit(
+            crate::events::Kind::Drained,
+            format!("{} drained and stopped", inst.id),
+        );
     }
 
     /// A config reload changed the app section. Returns true when the

@@ -239,7 +239,7 @@ impl Supervisor {
         ));
         self.table.insert(endpoint.clone());
         self.mark_generations(slot, Some(&inst));
-        crate::health::spawn(endpoint, self.health.clone(), inst.stop.clone());
+        crate::health::spawn_instance(&self.name, endpoint, self.health.clone(), inst.stop.clone());
         let task = tokio::spawn(instance::supervise(inst.clone(), self.guard.clone()));
         if let Ok(mut t) = inst.task.lock() {
             *t = Some(task);

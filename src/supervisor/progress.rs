@@ -44,6 +44,7 @@ impl Progress {
         } else {
             tracing::info!("{message}");
         }
+        crate::events::emit(crate::events::Kind::Step, None, None, message.clone());
         self.send(Event::Progress {
             message,
             done,
