@@ -240,7 +240,12 @@ fn decide(a: &Arc<Autoscaler>, cfg: &AutoscaleConfig, now: u64) {
             "the count was set to {target} outside the autoscaler (shoal scale or a reload); paused for {}",
             shoal_config::units::format_duration(cfg.manual_pause)
         );
-        tracing::info!(app = %sup.name(), "autoscale: {message}");
+        crate::events::emit(
+            crate::events::Kind::Autoscale,
+            Some(sup.name()),
+            None,
+            format!("autoscale: {message}"),
+        );
         inner.stats.manual(Event::now("manual", message.clone()));
         let outcome = policy::decide(cfg, &mut inner.policy, &input);
         record(
@@ -286,7 +291,12 @@ fn decide(a: &Arc<Autoscaler>, cfg: &AutoscaleConfig, now: u64) {
     };
     let up = desired > target;
     let reason = outcome.reason.clone();
-    tracing::info!(app = %sup.name(), from = target, to = desired, "autoscale: {reason}");
+    crate::events::emit(
+        crate::events::Kind::Autoscale,
+        Some(sup.name()),
+        None,
+        format!("autoscale: {target} → {desired}: {reason}"),
+    );
     record(
         &mut inner,
         target,
@@ -358,7 +368,12 @@ async fn carry_out(
                 None => String::new(),
             };
             let message = format!("{target} → {desired} failed: {e}{after}");
-            tracing::warn!(app = %a.sup.name(), "autoscale: {message}");
+            crate::events::emit(
+                crate::events::Kind::Autoscale,
+                Some(a.sup.name()),
+                None,
+                format!("autoscale: {message}"),
+            );
             inner.stats.failed(Event::now("failed", message));
         }
     }
