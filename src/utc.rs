@@ -15,9 +15,30 @@ fn digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
     }
 }
 
-/// `2026-12-07T06:30:00.123Z`.
+/// `2026-12-07T06:30:00.123Z`. The part up to the second is worked out
+/// once a second per thread.
 pub fn rfc3339(out: &mut Vec<u8>, at: SystemTime) {
+    use std::cell::RefCell;
+    thread_local! {
+        static SECOND: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+    }
     let (secs, millis) = since_epoch(at);
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != secs {
+            cached.1.clear();
+            to_the_second(&mut cached.1, secs);
+            cached.0 = secs;
+        }
+        out.extend_from_slice(&cached.1);
+    });
+    out.push(b'.');
+    digits(out, millis.into(), 3);
+    out.push(b'Z');
+}
+
+/// `2026-12-07T06:30:00`.
+fn to_the_second(out: &mut Vec<u8>, secs: u64) {
     let (y, mo, d, h, mi, s) = civil(secs);
     digits(out, y.max(0) as u64, 4);
     out.push(b'-');
@@ -30,9 +51,6 @@ pub fn rfc3339(out: &mut Vec<u8>, at: SystemTime) {
     digits(out, mi.into(), 2);
     out.push(b':');
     digits(out, s.into(), 2);
-    out.push(b'.');
-    digits(out, millis.into(), 3);
-    out.push(b'Z');
 }
 
 /// `07/Dec/2026:06:30:00 +0000` (nginx's `$time_local`, in UTC).

@@ -27,8 +27,9 @@ pub struct Facts {
     pub(crate) protocol: &'static str,
     /// The request id, method, host, path (and query), user agent and
     /// referer as the client sent them, one after the other; `ends` says
-    /// where each stops. (Escaped when a line is written.)
-    text: Vec<u8>,
+    /// where each stops. (Escaped when a line is written.) Inline: one
+    /// allocation for the whole of the facts, most of the time.
+    text: smallvec::SmallVec<[u8; 256]>,
     ends: [u32; 6],
     /// The route it took (its name).
     pub(crate) route: Option<Arc<str>>,
@@ -192,7 +193,7 @@ impl AccessLog {
         protocol: &'static str,
         route: Option<Arc<str>>,
     ) -> Box<Facts> {
-        let mut text = Vec::with_capacity(160);
+        let mut text = smallvec::SmallVec::new();
         let mut ends = [0u32; 6];
         let path = if self.query { req.target } else { req.path() };
         let parts: [&[u8]; 6] = [

@@ -10,6 +10,7 @@
 //! config reload — the store, each rule's live settings and counts — is in
 //! the [`Limiter`], which the reload hands to the new config's rules.
 
+mod keybuf;
 mod note;
 mod rule;
 mod settings;
@@ -140,7 +141,7 @@ pub struct RateLimits {
 #[derive(Default)]
 pub struct Asked {
     rules: SmallVec<[(usize, usize); 4]>,
-    keys: rule::KeyBuf,
+    keys: keybuf::KeyBuf,
 }
 
 impl Asked {
@@ -152,7 +153,7 @@ impl Asked {
     fn each(&self) -> impl Iterator<Item = (usize, &[u8])> {
         let mut start = 0;
         self.rules.iter().map(move |&(rule, end)| {
-            let key = &self.keys[start..end];
+            let key = &self.keys.as_slice()[start..end];
             start = end;
             (rule, key)
         })

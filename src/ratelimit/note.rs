@@ -32,21 +32,29 @@ impl RateNote {
         }
     }
 
-    /// As header lines (`name: value\r\n`) at the end of `out`.
+    /// As header lines (`name: value\r\n`) at the end of `out`: composed
+    /// on the stack, then one copy.
     pub fn write_h1(&self, out: &mut Vec<u8>) {
-        let mut n = itoa::Buffer::new();
-        out.reserve(96);
-        let mut line = |name: &[u8], value: u64| {
-            out.extend_from_slice(name);
-            out.extend_from_slice(n.format(value).as_bytes());
-            out.extend_from_slice(b"\r\n");
+        let mut buf = [0u8; 160];
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
         };
-        line(b"ratelimit-limit: ", u64::from(self.limit));
-        line(b"ratelimit-remaining: ", u64::from(self.remaining));
-        line(b"ratelimit-reset: ", self.reset_s);
+        let mut n = itoa::Buffer::new();
+        put(b"ratelimit-limit: ");
+        put(n.format(self.limit).as_bytes());
+        put(b"\r\nratelimit-remaining: ");
+        put(n.format(self.remaining).as_bytes());
+        put(b"\r\nratelimit-reset: ");
+        put(n.format(self.reset_s).as_bytes());
+        put(b"\r\n");
         if let Some(s) = self.retry_after_s {
-            line(b"retry-after: ", s);
+            put(b"retry-after: ");
+            put(n.format(s).as_bytes());
+            put(b"\r\n");
         }
+        out.extend_from_slice(&buf[..len]);
     }
 }
 

@@ -7,15 +7,12 @@ use std::sync::Arc;
 
 use shoal_config::{LimitKey, RateLimitConfig};
 
+use super::keybuf::KeyBuf;
 use super::settings::Live;
 use crate::balance::RequestView;
 use crate::routes::{Listeners, Matcher, RouteTable};
 
 /// One rule, as a config's requests meet it.
-/// A request's keys, one after the other; inline up to 64 bytes (a rule's
-/// name and a client address fit).
-pub type KeyBuf = smallvec::SmallVec<[u8; 64]>;
-
 pub struct Rule {
     pub name: Arc<str>,
     /// `NAME:`, the start of every key.
