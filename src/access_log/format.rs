@@ -72,7 +72,7 @@ fn string(out: &mut Vec<u8>, bytes: &[u8]) {
     // Most values are printable ASCII with nothing to escape: one pass
     // without an early exit (so it vectorises) finds out.
     let plain = !bytes.iter().fold(false, |any, &b| {
-        any | (b < 0x20) | (b >= 0x80) | (b == b'"') | (b == b'\\')
+        any | !(0x20..0x80).contains(&b) | (b == b'"') | (b == b'\\')
     });
     if plain {
         out.extend_from_slice(bytes);
