@@ -27,7 +27,7 @@ pub use settings::{Live, Setting};
 
 use crate::balance::RequestView;
 use crate::routes::RouteTable;
-use crate::state::{Ask, Backend, MemoryStore, Quota, Store, Verdict};
+use crate::state::{Ask, Backend, MemoryStore, Quota, RedisStore, Store, Verdict};
 
 /// What outlives a config: the store and each rule's live state, by name.
 pub struct Limiter {
@@ -36,7 +36,15 @@ pub struct Limiter {
     /// Counts while the store cannot answer (`on_error: local`).
     local: MemoryStore,
     rules: Mutex<BTreeMap<Arc<str>, Arc<Live>>>,
+    /// With Redis: run-time changes this replica made that Redis has not
+    /// taken yet (`None`: an override removed). Held across a publish and
+    /// across a poll's read-and-apply, so a poll never undoes a change
+    /// being published.
+    unpublished: tokio::sync::Mutex<BTreeMap<String, Option<Setting>>>,
 }
+
+/// How often a replica reads the run-time changes the others published.
+const OVERRIDE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Limiter {
     pub fn new(state: &shoal_config::StateConfig) -> Limiter {
@@ -45,7 +53,53 @@ impl Limiter {
             on_error: state.on_error,
             local: MemoryStore::new(state.max_keys),
             rules: Mutex::default(),
+            unpublished: Default::default(),
         }
+    }
+
+    /// Starts what runs beside the requests: with Redis, reading the
+    /// run-time changes other replicas published (every 250 ms, so a change
+    /// reaches every replica within a second). Ends with the limiter.
+    pub fn start(limiter: &Arc<Limiter>) {
+        if matches!(limiter.store, Backend::Redis(_)) {
+            tokio::spawn(follow_overrides(Arc::downgrade(limiter)));
+        }
+    }
+
+    /// The Redis store, if the config asks for one.
+    pub fn redis(&self) -> Option<&RedisStore> {
+        match &self.store {
+            Backend::Redis(r) => Some(r),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// With Redis: publish what waits, then take every published change.
+    async fn sync_overrides(&self) -> Result<(), crate::state::StateError> {
+        let Backend::Redis(redis) = &self.store else {
+            return Ok(());
+        };
+        let mut unpublished = self.unpublished.lock().await;
+        while let Some((name, setting)) = unpublished.pop_first() {
+            if let Err(e) = redis.publish_override(&name, text(setting)).await {
+                unpublished.insert(name, setting);
+                return Err(e);
+            }
+        }
+        let published = redis.overrides().await?;
+        for (name, live) in self.snapshot() {
+            let wanted = published
+                .get(&*name)
+                .and_then(|t| serde_json::from_str::<Setting>(t).ok());
+            if live.settings().1 != wanted {
+                live.set_override(wanted);
+                match wanted {
+                    Some(s) => tracing::info!(rule = %name, rate = %s.rate, burst = s.burst, enabled = s.enabled, "rate limit changed by another replica"),
+                    None => tracing::info!(rule = %name, "rate limit back to its config (another replica removed the change)"),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn rules(&self) -> std::sync::MutexGuard<'_, BTreeMap<Arc<str>, Arc<Live>>> {
@@ -84,9 +138,21 @@ impl Limiter {
     }
 
     /// A run-time change of rule `name` (`None`: back to the config's).
+    /// With Redis it is published for every replica sharing it; if Redis
+    /// cannot take it now, it applies here and is published once Redis
+    /// answers again.
     pub async fn set_override(&self, name: &str, live: &Live, setting: Option<Setting>) {
-        let _ = name;
+        let Backend::Redis(redis) = &self.store else {
+            live.set_override(setting);
+            return;
+        };
+        let mut unpublished = self.unpublished.lock().await;
         live.set_override(setting);
+        unpublished.remove(name);
+        if let Err(e) = redis.publish_override(name, text(setting)).await {
+            tracing::warn!(rule = name, error = %e, "the rate-limit change applies here; it reaches the other replicas once Redis answers");
+            unpublished.insert(name.to_string(), setting);
+        }
     }
 
     /// Keys held in this process (the memory store and the fallback).
@@ -127,6 +193,25 @@ impl Limiter {
                 out
             }
         }
+    }
+}
+
+/// A run-time setting as Redis keeps it (JSON).
+fn text(setting: Option<Setting>) -> Option<String> {
+    setting.map(|s| serde_json::to_string(&s).unwrap_or_default())
+}
+
+/// Every [`OVERRIDE_POLL`], until the limiter is gone.
+async fn follow_overrides(limiter: std::sync::Weak<Limiter>) {
+    let mut tick = tokio::time::interval(OVERRIDE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(limiter) = limiter.upgrade() else {
+            return;
+        };
+        // Failures are the store's to report (once per change).
+        let _ = limiter.sync_overrides().await;
     }
 }
 
