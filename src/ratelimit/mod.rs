@@ -79,6 +79,11 @@ impl Limiter {
         let Backend::Redis(redis) = &self.store else {
             return Ok(());
         };
+        if redis.connected() == 0 {
+            // Not a request's failure: nothing to count or say; the
+            // store's connect task says whether Redis is away.
+            return Ok(());
+        }
         let mut unpublished = self.unpublished.lock().await;
         while let Some((name, setting)) = unpublished.pop_first() {
             if let Err(e) = redis.publish_override(&name, text(setting)).await {
@@ -94,8 +99,12 @@ impl Limiter {
             if live.settings().1 != wanted {
                 live.set_override(wanted);
                 match wanted {
-                    Some(s) => tracing::info!(rule = %name, rate = %s.rate, burst = s.burst, enabled = s.enabled, "rate limit changed by another replica"),
-                    None => tracing::info!(rule = %name, "rate limit back to its config (another replica removed the change)"),
+                    Some(s) => {
+                        tracing::info!(rule = %name, rate = %s.rate, burst = s.burst, enabled = s.enabled, "rate limit changed by another replica")
+                    }
+                    None => {
+                        tracing::info!(rule = %name, "rate limit back to its config (another replica removed the change)")
+                    }
                 }
             }
         }

@@ -12,9 +12,9 @@ pub mod redis;
 
 use std::future::Future;
 
+pub use self::redis::RedisStore;
 pub use gcra::{Quota, Verdict};
 pub use memory::MemoryStore;
-pub use self::redis::RedisStore;
 
 /// One rate-limit question: may one more request with this key pass?
 #[derive(Debug, Clone, Copy)]

@@ -65,7 +65,9 @@ impl Topology {
                 .iter()
                 .map(|n| {
                     let (host, port) = n.rsplit_once(':').unwrap_or((n, "26379"));
-                    let port = port.parse().map_err(|_| format!("`{n}` is not host:port"))?;
+                    let port = port
+                        .parse()
+                        .map_err(|_| format!("`{n}` is not host:port"))?;
                     Ok(ConnectionAddr::Tcp(host.to_string(), port))
                 })
                 .collect::<Result<Vec<_>, String>>()?;

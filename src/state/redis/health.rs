@@ -44,7 +44,10 @@ impl Health {
     /// A connection was made, or a call answered.
     pub fn reachable(&self, what: &str) {
         if self.state.swap(UP, Relaxed) != UP {
-            tracing::info!(redis = what, "state backend: Redis is reachable; rate limits are shared");
+            tracing::info!(
+                redis = what,
+                "state backend: Redis is reachable; rate limits are shared"
+            );
         }
     }
 

@@ -184,17 +184,16 @@ impl RedisStore {
         }
     }
 
-    /// Forget a connection that failed (a cluster connection mends
-    /// itself, so it stays).
+    /// Forget the connections after one failed: the server behind them is
+    /// likely gone (or no longer the master), and a connection left in
+    /// the pool would fail a request later and say so again. A cluster
+    /// connection mends itself, so it stays.
     fn drop_conn(&self, conn: &Arc<Conn>) {
         if matches!(**conn, Conn::Cluster(_)) {
             return;
         }
         for slot in self.inner.slots.iter() {
-            let current = slot.load();
-            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
-                slot.compare_and_swap(&*current, None);
-            }
+            slot.store(None);
         }
         self.inner.wake.notify_one();
     }

@@ -149,8 +149,14 @@ async fn redis_passes_the_behaviour_suite_and_mends_itself() {
     assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
     let mut out = Vec::new();
     let asks = [
-        Ask { key: b"t:f", quota: q },
-        Ask { key: b"t:g", quota: q },
+        Ask {
+            key: b"t:f",
+            quota: q,
+        },
+        Ask {
+            key: b"t:g",
+            quota: q,
+        },
     ];
     store.check(&asks, &mut out).await.unwrap();
     assert_eq!((out[0].allowed, out[0].remaining), (true, 0));
@@ -164,7 +170,11 @@ async fn a_store_made_while_redis_is_down_answers_at_once_then_connects() {
     let store = RedisStore::new(&config(&format!("redis://127.0.0.1:{port}"))).unwrap();
     let q = Quota::new(Duration::from_secs(3600), 5);
     let t = Instant::now();
-    assert_eq!(allowed(&store, "down:a", q).await, None, "no Redis, no verdict");
+    assert_eq!(
+        allowed(&store, "down:a", q).await,
+        None,
+        "no Redis, no verdict"
+    );
     assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
     assert!(!store.health().up());
 
@@ -178,5 +188,11 @@ async fn a_store_made_while_redis_is_down_answers_at_once_then_connects() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(store.health().up());
-    assert!(store.health().errors.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert!(
+        store
+            .health()
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
 }

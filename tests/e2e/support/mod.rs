@@ -5,6 +5,7 @@
 pub mod load;
 pub mod nginx;
 pub mod raw;
+pub mod redis;
 pub mod tls;
 
 use std::io::{BufRead, BufReader};
