@@ -18,7 +18,7 @@ async fn sentinel_failover_under_load_keeps_limits_working() {
     let mut group = SentinelGroup::start();
     let old_master = group.master.port;
     let state = format!(
-        "  backend: redis\n  sentinel:\n    master: {}\n    nodes: [{}]\n  on_error: local\n  command_timeout: 200ms\n  connect_timeout: 500ms",
+        "  backend: redis\n  sentinel:\n    master: {}\n    nodes: [{}]\n  on_error: local\n  command_timeout: 1s\n  connect_timeout: 500ms",
         SentinelGroup::NAME,
         group.nodes().join(", ")
     );
@@ -106,7 +106,7 @@ async fn cluster_limits_are_exact_for_keys_on_every_node() {
     let backend = Backend::start("b").await;
     let cluster = Cluster::start();
     let state = format!(
-        "  backend: redis\n  cluster: [{}]\n  on_error: deny\n  command_timeout: 500ms\n  connect_timeout: 1s",
+        "  backend: redis\n  cluster: [{}]\n  on_error: deny\n  command_timeout: 1s\n  connect_timeout: 1s",
         cluster.urls().join(", ")
     );
     let a = Shoal::start(&config(backend.addr, &state, PER_KEY));
