@@ -27,7 +27,7 @@ pub use settings::{Live, Setting};
 
 use crate::balance::RequestView;
 use crate::routes::RouteTable;
-use crate::state::{Ask, Backend, MemoryStore, Quota, RedisStore, Store, Verdict};
+use crate::state::{lease, Ask, Backend, Leases, MemoryStore, Quota, RedisStore, Store, Verdict};
 
 /// What outlives a config: the store and each rule's live state, by name.
 pub struct Limiter {
@@ -35,6 +35,8 @@ pub struct Limiter {
     on_error: OnError,
     /// Counts while the store cannot answer (`on_error: local`).
     local: MemoryStore,
+    /// What `mode: lease` rules hold in this replica (with Redis).
+    leases: Leases,
     rules: Mutex<BTreeMap<Arc<str>, Arc<Live>>>,
     /// With Redis: run-time changes this replica made that Redis has not
     /// taken yet (`None`: an override removed). Held across a publish and
@@ -52,6 +54,7 @@ impl Limiter {
             store: Backend::for_config(state),
             on_error: state.on_error,
             local: MemoryStore::new(state.max_keys),
+            leases: Leases::new(state.max_keys),
             rules: Mutex::default(),
             unpublished: Default::default(),
         }
@@ -98,6 +101,7 @@ impl Limiter {
                 .and_then(|t| serde_json::from_str::<Setting>(t).ok());
             if live.settings().1 != wanted {
                 live.set_override(wanted);
+                self.leases.clear();
                 match wanted {
                     Some(s) => {
                         tracing::info!(rule = %name, rate = %s.rate, burst = s.burst, enabled = s.enabled, "rate limit changed by another replica")
@@ -157,6 +161,7 @@ impl Limiter {
         };
         let mut unpublished = self.unpublished.lock().await;
         live.set_override(setting);
+        self.leases.clear();
         unpublished.remove(name);
         if let Err(e) = redis.publish_override(name, text(setting)).await {
             tracing::warn!(rule = name, error = %e, "the rate-limit change applies here; it reaches the other replicas once Redis answers");
@@ -176,32 +181,102 @@ impl Limiter {
 
     /// Forget the count of `key` (`RateLimits::key_of`).
     pub async fn forget(&self, key: &[u8]) -> Result<bool, crate::state::StateError> {
+        self.leases.forget(key);
         let local = self.local.forget_key(key);
         Ok(self.store.forget(key).await? || local)
     }
 
     async fn verdicts(&self, asks: &[Ask<'_>], lives: &[&Live]) -> Vec<Verdict> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Backend::Redis(redis) = &self.store {
+            if lives.iter().any(|l| l.lease.load(Relaxed)) {
+                return self.leased(redis, asks, lives).await;
+            }
+        }
         let mut out = Vec::with_capacity(asks.len());
         match self.store.check(asks, &mut out).await {
             Ok(()) => out,
-            Err(e) => {
-                tracing::debug!(error = %e, on_error = ?self.on_error, "rate limit undecided");
-                for live in lives {
-                    live.errors
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                out.clear();
-                match self.on_error {
-                    OnError::Allow => out.extend(asks.iter().map(|a| Verdict::uncounted(a.quota))),
-                    OnError::Deny => out.extend(asks.iter().map(|a| Verdict::refused(a.quota))),
-                    OnError::Local => {
-                        let now = crate::clock::now_ns();
-                        out.extend(asks.iter().map(|a| self.local.decide(a.key, a.quota, now)));
-                    }
-                }
-                out
+            Err(e) => self.undecided(&e, asks, lives),
+        }
+    }
+
+    /// `on_error`'s verdicts for asks the store could not decide.
+    fn undecided(
+        &self,
+        e: &crate::state::StateError,
+        asks: &[Ask<'_>],
+        lives: &[&Live],
+    ) -> Vec<Verdict> {
+        tracing::debug!(error = %e, on_error = ?self.on_error, "rate limit undecided");
+        for live in lives {
+            live.errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match self.on_error {
+            OnError::Allow => asks.iter().map(|a| Verdict::uncounted(a.quota)).collect(),
+            OnError::Deny => asks.iter().map(|a| Verdict::refused(a.quota)).collect(),
+            OnError::Local => {
+                let now = crate::clock::now_ns();
+                asks.iter()
+                    .map(|a| self.local.decide(a.key, a.quota, now))
+                    .collect()
             }
         }
+    }
+
+    /// With `mode: lease` rules among them: what this replica holds
+    /// decides what it can; the rest go to Redis in one call, leases
+    /// asking for [`lease::size`] tokens.
+    async fn leased(&self, redis: &RedisStore, asks: &[Ask<'_>], lives: &[&Live]) -> Vec<Verdict> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = crate::clock::now_ns();
+        let mut out: Vec<Option<Verdict>> = asks
+            .iter()
+            .zip(lives)
+            .map(|(a, l)| {
+                l.lease
+                    .load(Relaxed)
+                    .then(|| self.leases.take(a.key, a.quota, now))
+                    .flatten()
+            })
+            .collect();
+        let todo: Vec<usize> = (0..asks.len()).filter(|i| out[*i].is_none()).collect();
+        if !todo.is_empty() {
+            let sub: Vec<Ask<'_>> = todo.iter().map(|i| asks[*i]).collect();
+            let sub_lives: Vec<&Live> = todo.iter().map(|i| lives[*i]).collect();
+            let wants: Vec<u32> = todo
+                .iter()
+                .map(|i| {
+                    if lives[*i].lease.load(Relaxed) {
+                        lease::size(asks[*i].quota)
+                    } else {
+                        1
+                    }
+                })
+                .collect();
+            match redis.decide(&sub, &wants).await {
+                Ok(decided) => {
+                    for ((i, (v, granted)), want) in todo.iter().zip(decided).zip(&wants) {
+                        let a = asks[*i];
+                        out[*i] = Some(if *want > 1 {
+                            self.leases.keep(a.key, a.quota, now, v, granted)
+                        } else {
+                            v
+                        });
+                    }
+                }
+                Err(e) => {
+                    for (i, v) in todo.iter().zip(self.undecided(&e, &sub, &sub_lives)) {
+                        out[*i] = Some(v);
+                    }
+                }
+            }
+        }
+        // Every ask was decided above, one way or the other.
+        out.into_iter()
+            .zip(asks)
+            .map(|(v, a)| v.unwrap_or_else(|| Verdict::refused(a.quota)))
+            .collect()
     }
 }
 

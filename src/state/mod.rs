@@ -7,6 +7,7 @@
 //! in `tests.rs` run against each and must give the same results.
 
 pub mod gcra;
+pub mod lease;
 pub mod memory;
 pub mod redis;
 
@@ -14,6 +15,7 @@ use std::future::Future;
 
 pub use self::redis::RedisStore;
 pub use gcra::{Quota, Verdict};
+pub use lease::Leases;
 pub use memory::MemoryStore;
 
 /// One rate-limit question: may one more request with this key pass?

@@ -284,3 +284,28 @@ async fn shoal_starts_with_redis_down_and_follows_on_error_deny_and_allow() {
         assert!(metric(shoal, "shoal_state_backend_errors").await >= 10.0);
     }
 }
+
+#[tokio::test]
+async fn lease_mode_over_two_replicas_stays_within_the_stated_overshoot() {
+    let backend = Backend::start("b").await;
+    let redis = RedisServer::start();
+    let state = redis_state(&redis.url(), "deny");
+    let rule = format!("{PER_IP}\n    mode: lease");
+    let a = Shoal::start(&config(backend.addr, &state, &rule));
+    let b = Shoal::start(&config(backend.addr, &state, &rule));
+    backend_up(&a, 1.0, Duration::from_secs(10)).await;
+    backend_up(&b, 1.0, Duration::from_secs(10)).await;
+    let calls_before = metric(&a, "shoal_state_backend_latency_seconds_count").await
+        + metric(&b, "shoal_state_backend_latency_seconds_count").await;
+    let (ok, refused) = spread(&[a.proxy, b.proxy], 400, None).await;
+    let calls = metric(&a, "shoal_state_backend_latency_seconds_count").await
+        + metric(&b, "shoal_state_backend_latency_seconds_count").await
+        - calls_before;
+    eprintln!("lease mode: {ok} passed, {refused} refused; {calls} Redis calls");
+    // Leases of 5 (5 % of 100): never more than exact mode's 100 in
+    // total; fewer only by tokens still held when the run ended.
+    assert_eq!(ok + refused, 400);
+    assert!((100 - 2 * 4..=100).contains(&ok), "{ok} passed");
+    // The poll of run-time changes adds about 4 calls a second per replica.
+    assert!(calls < 120.0, "{calls} calls for 400 requests");
+}

@@ -318,12 +318,20 @@ async fn keep_connected(store: Weak<Inner>) {
     }
 }
 
-impl Store for RedisStore {
-    async fn check(&self, asks: &[Ask<'_>], out: &mut Vec<Verdict>) -> Result<(), StateError> {
+impl RedisStore {
+    /// Each ask's decision and the tokens it was granted: `wants[i]`
+    /// tokens for ask `i` (1: one request, exactly; more: a lease, as many
+    /// as its bucket has up to that).
+    pub async fn decide(
+        &self,
+        asks: &[Ask<'_>],
+        wants: &[u32],
+    ) -> Result<Vec<(Verdict, u32)>, StateError> {
         let keys: Vec<Vec<u8>> = asks.iter().map(|a| self.bucket(a.key)).collect();
-        let quotas: Vec<(u64, u32)> = asks
+        let args: Vec<(u64, u32, u32)> = asks
             .iter()
-            .map(|a| (a.quota.interval_ns, a.quota.burst))
+            .zip(wants)
+            .map(|(a, w)| (a.quota.interval_ns, a.quota.burst, (*w).max(1)))
             .collect();
         let script = &self.inner.script;
         let values = self
@@ -332,33 +340,41 @@ impl Store for RedisStore {
                     Conn::Cluster(_) => {
                         // Keys on different slots: one call each, in order.
                         let mut values = Vec::with_capacity(keys.len());
-                        for (key, (interval, burst)) in keys.iter().zip(&quotas) {
+                        for (key, (interval, burst, want)) in keys.iter().zip(&args) {
                             let v: Value = script
                                 .key(key.as_slice())
                                 .arg(interval)
                                 .arg(burst)
-                                .arg(1)
+                                .arg(want)
                                 .invoke_async(&mut conn)
                                 .await?;
                             values.push(v);
                         }
                         Ok(values)
                     }
-                    Conn::Single(_) => pipelined(&mut conn, script, &keys, &quotas).await,
+                    Conn::Single(_) => pipelined(&mut conn, script, &keys, &args).await,
                 }
             })
             .await?;
-        for v in &values {
-            match script::verdict(v) {
-                Some(verdict) => out.push(verdict),
-                None => {
+        values
+            .iter()
+            .map(|v| {
+                script::verdict(v).ok_or_else(|| {
                     self.inner.health.errors.fetch_add(1, Relaxed);
-                    return Err(StateError::Failed(format!(
+                    StateError::Failed(format!(
                         "unexpected answer from the rate-limit script: {v:?}"
-                    )));
-                }
-            }
-        }
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store for RedisStore {
+    async fn check(&self, asks: &[Ask<'_>], out: &mut Vec<Verdict>) -> Result<(), StateError> {
+        let ones = vec![1; asks.len()];
+        let decided = self.decide(asks, &ones).await?;
+        out.extend(decided.into_iter().map(|(v, _)| v));
         Ok(())
     }
 
@@ -378,7 +394,7 @@ async fn pipelined(
     conn: &mut Conn,
     script: &redis::Script,
     keys: &[Vec<u8>],
-    quotas: &[(u64, u32)],
+    args: &[(u64, u32, u32)],
 ) -> RedisResult<Vec<Value>> {
     let run = |todo: &[usize]| {
         let mut pipe = redis::pipe();
@@ -388,9 +404,9 @@ async fn pipelined(
                 .arg(script.get_hash())
                 .arg(1)
                 .arg(keys[i].as_slice())
-                .arg(quotas[i].0)
-                .arg(quotas[i].1)
-                .arg(1);
+                .arg(args[i].0)
+                .arg(args[i].1)
+                .arg(args[i].2);
         }
         pipe
     };

@@ -196,3 +196,24 @@ async fn a_store_made_while_redis_is_down_answers_at_once_then_connects() {
             >= 1
     );
 }
+
+#[tokio::test]
+async fn a_lease_takes_what_the_bucket_has_up_to_the_size_asked() {
+    let server = Server::start_on(free_port());
+    let store = connected(&server.url()).await;
+    let q = Quota::new(Duration::from_secs(3600), 12);
+    let ask = [Ask {
+        key: b"lease:a",
+        quota: q,
+    }];
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let (v, granted) = store.decide(&ask, &[5]).await.unwrap()[0];
+        got.push((v.allowed, v.remaining, granted));
+    }
+    // 12 tokens: 5, 5, the last 2, then a refusal.
+    assert_eq!(
+        got,
+        [(true, 7, 5), (true, 2, 5), (true, 0, 2), (false, 0, 0)]
+    );
+}
