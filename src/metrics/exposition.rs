@@ -177,7 +177,7 @@ fn state_backend(
     family(
         enc,
         "shoal_state_backend_up",
-        "1 while the state store answers (Redis: since its last call or connect succeeded), else 0",
+        "1 while the state store answers (Redis: its last call answered in time), else 0",
         MetricType::Gauge,
         std::iter::once((
             labels.clone(),

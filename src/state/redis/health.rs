@@ -41,7 +41,7 @@ impl Health {
         self.reachable(what);
     }
 
-    /// A connection was made, or a call answered.
+    /// A call answered.
     pub fn reachable(&self, what: &str) {
         if self.state.swap(UP, Relaxed) != UP {
             tracing::info!(

@@ -173,7 +173,7 @@ impl RedisStore {
             }
             Err(_) => {
                 inner.health.errors.fetch_add(1, Relaxed);
-                self.drop_conn(&conn);
+                self.drop_one(&conn);
                 inner.health.failed(
                     &inner.what,
                     &format!("no answer within {:?}", inner.command_timeout),
@@ -194,6 +194,22 @@ impl RedisStore {
         }
         for slot in self.inner.slots.iter() {
             slot.store(None);
+        }
+        self.inner.wake.notify_one();
+    }
+
+    /// Forget only the connection that timed out (a connection cut off
+    /// without a reset never fails by itself; a slow Redis is no reason
+    /// to reopen the others).
+    fn drop_one(&self, conn: &Arc<Conn>) {
+        if matches!(**conn, Conn::Cluster(_)) {
+            return;
+        }
+        for slot in self.inner.slots.iter() {
+            let current = slot.load();
+            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+                slot.compare_and_swap(&*current, None);
+            }
         }
         self.inner.wake.notify_one();
     }
@@ -293,10 +309,10 @@ async fn keep_connected(store: Weak<Inner>) {
                 .connect(inner.connect_timeout, inner.command_timeout)
                 .await
             {
-                Ok(conn) => {
-                    slot.store(Some(Arc::new(conn)));
-                    inner.health.reachable(&inner.what);
-                }
+                // Reachable is said when a call answers (the run-time
+                // changes' poll makes one within 250 ms): a Redis that
+                // accepts connections but answers too late stays down.
+                Ok(conn) => slot.store(Some(Arc::new(conn))),
                 Err(e) => {
                     inner.health.failed(&inner.what, &e, inner.on_error);
                     failed = true;
