@@ -159,6 +159,19 @@ async fn two_replicas_sharing_redis_count_as_one_and_share_changes() {
     // 100 of 150 used: 50 more pass, over both.
     assert_eq!(spread(&[a.proxy, b.proxy], 100, None).await, (50, 50));
 
+    // A replica started now takes the change from Redis.
+    let c = Shoal::start(&config(backend.addr, &state, PER_IP));
+    eventually(
+        Duration::from_secs(5),
+        "the change on a new replica",
+        || async {
+            let list = admin(c.admin, "GET", "/api/v1/rate-limits", "").await;
+            (list["rules"][0]["burst"] == 150).then_some(())
+        },
+    )
+    .await;
+    drop(c);
+
     // Back to the config's settings, on the other one this time.
     let back = admin(b.admin, "DELETE", "/api/v1/rate-limits/lim/override", "").await;
     assert_eq!(back["burst"], 100);
