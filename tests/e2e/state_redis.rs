@@ -328,3 +328,68 @@ async fn lease_mode_over_two_replicas_stays_within_the_stated_overshoot() {
     // The poll of run-time changes adds about 4 calls a second per replica.
     assert!(calls < 120.0, "{calls} calls for 400 requests");
 }
+
+#[tokio::test]
+async fn redis_paused_past_the_command_timeout_follows_on_error_deny() {
+    use nix::sys::signal::Signal;
+    let backend = Backend::start("b").await;
+    let redis = RedisServer::start();
+    let state = format!(
+        "  backend: redis\n  url: {}\n  on_error: deny\n  command_timeout: 200ms\n  connect_timeout: 300ms",
+        redis.url()
+    );
+    let shoal = Shoal::start(&config(backend.addr, &state, PER_KEY));
+    backend_up(&shoal, 1.0, Duration::from_secs(10)).await;
+    let mut client = Client::new(shoal.proxy);
+    let mut n = 0;
+    let mut one = async |client: &mut Client| {
+        n += 1;
+        let req = Request::get("/")
+            .header("host", "t")
+            .header("x-key", format!("k{n}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let t = Instant::now();
+        let reply = tokio::time::timeout(Duration::from_secs(2), client.send(req))
+            .await
+            .expect("no stuck request")
+            .expect("an answer");
+        (reply.status, t.elapsed())
+    };
+    assert_eq!(one(&mut client).await.0, StatusCode::OK);
+
+    // Redis stops answering (nothing is closed): each request waits at
+    // most the command timeout, then on_error (deny) answers.
+    redis.signal(Signal::SIGSTOP);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let (status, took) = one(&mut client).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        slowest = slowest.max(took);
+    }
+    eprintln!("while Redis was paused: 429 within {slowest:?}");
+    assert!(slowest < Duration::from_millis(1000), "{slowest:?}");
+    assert_eq!(metric(&shoal, "shoal_state_backend_up").await, 0.0);
+
+    redis.signal(Signal::SIGCONT);
+    let back = Instant::now();
+    loop {
+        if one(&mut client).await.0 == StatusCode::OK {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "Redis never used again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("Redis used again {:?} after it resumed", back.elapsed());
+    backend_up(&shoal, 1.0, Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&shoal, "Redis is unreachable"),
+        1,
+        "{:#?}",
+        shoal.log()
+    );
+    assert_eq!(lines(&shoal, "Redis is reachable"), 2, "{:#?}", shoal.log());
+}

@@ -97,6 +97,13 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Send `sig` to the server (SIGSTOP: a Redis that stops answering
+    /// without closing anything).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().expect("running").id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal redis");
+    }
+
     pub fn cli(&self, args: &[&str]) -> String {
         cli(self.port, args)
     }
