@@ -291,7 +291,7 @@ fn describe(state: &StateConfig) -> String {
 }
 
 /// Opens every missing connection, again and again while Redis is away
-/// (from 50 ms up to 1 s apart), until the store is gone.
+/// (from 50 ms up to 500 ms apart: a failover is seen soon after the sentinels agree on it), until the store is gone.
 async fn keep_connected(store: Weak<Inner>) {
     const FIRST: Duration = Duration::from_millis(50);
     let mut backoff = FIRST;
@@ -322,7 +322,7 @@ async fn keep_connected(store: Weak<Inner>) {
         }
         let wait = if failed {
             let w = backoff;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+            backoff = (backoff * 2).min(Duration::from_millis(500));
             w
         } else {
             backoff = FIRST;
