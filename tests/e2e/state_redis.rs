@@ -398,3 +398,49 @@ async fn redis_paused_past_the_command_timeout_follows_on_error_deny() {
     );
     assert_eq!(lines(&shoal, "Redis is reachable"), 2, "{:#?}", shoal.log());
 }
+
+#[tokio::test]
+async fn rediss_reaches_a_tls_redis_whose_ca_the_trust_store_has() {
+    use crate::support::tls::TestCa;
+    let backend = Backend::start("b").await;
+    let certs = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_file = ca.write(certs.path());
+    let (cert, key) = ca
+        .leaf(&["127.0.0.1"], "redis")
+        .write(certs.path(), "redis");
+    let port = free_port();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let redis = RedisServer::start_with(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &path(&cert),
+            "--tls-key-file",
+            &path(&key),
+            "--tls-ca-cert-file",
+            &path(&ca_file),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let state = redis_state(&url, "deny");
+    // The CA in the trust store (rustls-native-certs reads SSL_CERT_FILE).
+    let trusted = Shoal::start_env(
+        &config(backend.addr, &state, PER_KEY),
+        &[("SSL_CERT_FILE", &path(&ca_file))],
+    );
+    backend_up(&trusted, 1.0, Duration::from_secs(10)).await;
+    assert_eq!(spread(&[trusted.proxy], 30, Some("tls")).await, (20, 10));
+    // Without it the server's certificate is refused: Redis stays away.
+    let untrusted = Shoal::start(&config(backend.addr, &state, PER_KEY));
+    assert_eq!(spread(&[untrusted.proxy], 5, Some("tls2")).await, (0, 5));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(metric(&untrusted, "shoal_state_backend_up").await, 0.0);
+    assert!(untrusted.log_contains("Redis is unreachable"));
+}
