@@ -205,6 +205,7 @@ pub async fn run(
         .map(|s| crate::autoscale::Autoscaler::spawn(s.clone(), autoscale_stop.clone()))
         .collect();
     let limiter = Arc::new(Limiter::new(&config.state));
+    Limiter::start(&limiter);
     let access_logs = Logs::default();
     let mut routing = Routing::for_config(&config, &|name| tables.table(name), &limiter);
     routing.access_log = access_logs.for_config(&config.access_log);

@@ -162,7 +162,53 @@ fn rate_limits(
         "Keys the in-process rate-limit counts hold (the memory store, or on_error: local)",
         MetricType::Gauge,
         ConstGauge::new(limiter.local_keys() as i64),
-    )
+    )?;
+    state_backend(enc, limiter)
+}
+
+/// The state store: up or not (the memory store always is); with Redis,
+/// its failed calls and its round trips.
+fn state_backend(
+    enc: &mut DescriptorEncoder<'_>,
+    limiter: &crate::ratelimit::Limiter,
+) -> Result<(), std::fmt::Error> {
+    let labels = vec![("backend", limiter.backend().to_string())];
+    let redis = limiter.redis();
+    family(
+        enc,
+        "shoal_state_backend_up",
+        "1 while the state store answers (Redis: its last call answered in time), else 0",
+        MetricType::Gauge,
+        std::iter::once((
+            labels.clone(),
+            ConstGauge::new(i64::from(redis.is_none_or(|r| r.health().up()))),
+        )),
+    )?;
+    let Some(redis) = redis else {
+        return Ok(());
+    };
+    let health = redis.health();
+    family(
+        enc,
+        "shoal_state_backend_errors",
+        "Redis calls that failed or timed out (state.on_error decided their requests)",
+        MetricType::Counter,
+        std::iter::once((
+            labels.clone(),
+            ConstCounter::new(health.errors.load(std::sync::atomic::Ordering::Relaxed)),
+        )),
+    )?;
+    let s = health.latency();
+    let mut metric = enc.encode_descriptor(
+        "shoal_state_backend_latency_seconds",
+        "Round trip of each Redis call that answered (a decision's script calls, a reset, the run-time changes' poll)",
+        None,
+        MetricType::Histogram,
+    )?;
+    metric
+        .encode_family(&labels)?
+        .encode_histogram::<Vec<(&str, String)>>(s.sum_seconds, s.count, &s.buckets, None)?;
+    Ok(())
 }
 
 /// Per backend, from the endpoint tables' snapshots.

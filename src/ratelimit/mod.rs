@@ -27,7 +27,7 @@ pub use settings::{Live, Setting};
 
 use crate::balance::RequestView;
 use crate::routes::RouteTable;
-use crate::state::{Ask, Backend, MemoryStore, Quota, Store, Verdict};
+use crate::state::{lease, Ask, Backend, Leases, MemoryStore, Quota, RedisStore, Store, Verdict};
 
 /// What outlives a config: the store and each rule's live state, by name.
 pub struct Limiter {
@@ -35,8 +35,18 @@ pub struct Limiter {
     on_error: OnError,
     /// Counts while the store cannot answer (`on_error: local`).
     local: MemoryStore,
+    /// What `mode: lease` rules hold in this replica (with Redis).
+    leases: Leases,
     rules: Mutex<BTreeMap<Arc<str>, Arc<Live>>>,
+    /// With Redis: run-time changes this replica made that Redis has not
+    /// taken yet (`None`: an override removed). Held across a publish and
+    /// across a poll's read-and-apply, so a poll never undoes a change
+    /// being published.
+    unpublished: tokio::sync::Mutex<BTreeMap<String, Option<Setting>>>,
 }
+
+/// How often a replica reads the run-time changes the others published.
+const OVERRIDE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Limiter {
     pub fn new(state: &shoal_config::StateConfig) -> Limiter {
@@ -44,8 +54,65 @@ impl Limiter {
             store: Backend::for_config(state),
             on_error: state.on_error,
             local: MemoryStore::new(state.max_keys),
+            leases: Leases::new(state.max_keys),
             rules: Mutex::default(),
+            unpublished: Default::default(),
         }
+    }
+
+    /// Starts what runs beside the requests: with Redis, reading the
+    /// run-time changes other replicas published (every 250 ms, so a change
+    /// reaches every replica within a second). Ends with the limiter.
+    pub fn start(limiter: &Arc<Limiter>) {
+        if matches!(limiter.store, Backend::Redis(_)) {
+            tokio::spawn(follow_overrides(Arc::downgrade(limiter)));
+        }
+    }
+
+    /// The Redis store, if the config asks for one.
+    pub fn redis(&self) -> Option<&RedisStore> {
+        match &self.store {
+            Backend::Redis(r) => Some(r),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// With Redis: publish what waits, then take every published change.
+    async fn sync_overrides(&self) -> Result<(), crate::state::StateError> {
+        let Backend::Redis(redis) = &self.store else {
+            return Ok(());
+        };
+        if redis.connected() == 0 {
+            // Not a request's failure: nothing to count or say; the
+            // store's connect task says whether Redis is away.
+            return Ok(());
+        }
+        let mut unpublished = self.unpublished.lock().await;
+        while let Some((name, setting)) = unpublished.pop_first() {
+            if let Err(e) = redis.publish_override(&name, text(setting)).await {
+                unpublished.insert(name, setting);
+                return Err(e);
+            }
+        }
+        let published = redis.overrides().await?;
+        for (name, live) in self.snapshot() {
+            let wanted = published
+                .get(&*name)
+                .and_then(|t| serde_json::from_str::<Setting>(t).ok());
+            if live.settings().1 != wanted {
+                live.set_override(wanted);
+                self.leases.clear();
+                match wanted {
+                    Some(s) => {
+                        tracing::info!(rule = %name, rate = %s.rate, burst = s.burst, enabled = s.enabled, "rate limit changed by another replica")
+                    }
+                    None => {
+                        tracing::info!(rule = %name, "rate limit back to its config (another replica removed the change)")
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn rules(&self) -> std::sync::MutexGuard<'_, BTreeMap<Arc<str>, Arc<Live>>> {
@@ -84,9 +151,22 @@ impl Limiter {
     }
 
     /// A run-time change of rule `name` (`None`: back to the config's).
+    /// With Redis it is published for every replica sharing it; if Redis
+    /// cannot take it now, it applies here and is published once Redis
+    /// answers again.
     pub async fn set_override(&self, name: &str, live: &Live, setting: Option<Setting>) {
-        let _ = name;
+        let Backend::Redis(redis) = &self.store else {
+            live.set_override(setting);
+            return;
+        };
+        let mut unpublished = self.unpublished.lock().await;
         live.set_override(setting);
+        self.leases.clear();
+        unpublished.remove(name);
+        if let Err(e) = redis.publish_override(name, text(setting)).await {
+            tracing::warn!(rule = name, error = %e, "the rate-limit change applies here; it reaches the other replicas once Redis answers");
+            unpublished.insert(name.to_string(), setting);
+        }
     }
 
     /// Keys held in this process (the memory store and the fallback).
@@ -101,32 +181,121 @@ impl Limiter {
 
     /// Forget the count of `key` (`RateLimits::key_of`).
     pub async fn forget(&self, key: &[u8]) -> Result<bool, crate::state::StateError> {
+        self.leases.forget(key);
         let local = self.local.forget_key(key);
         Ok(self.store.forget(key).await? || local)
     }
 
     async fn verdicts(&self, asks: &[Ask<'_>], lives: &[&Live]) -> Vec<Verdict> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Backend::Redis(redis) = &self.store {
+            if lives.iter().any(|l| l.lease.load(Relaxed)) {
+                return self.leased(redis, asks, lives).await;
+            }
+        }
         let mut out = Vec::with_capacity(asks.len());
         match self.store.check(asks, &mut out).await {
             Ok(()) => out,
-            Err(e) => {
-                tracing::debug!(error = %e, on_error = ?self.on_error, "rate limit undecided");
-                for live in lives {
-                    live.errors
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                out.clear();
-                match self.on_error {
-                    OnError::Allow => out.extend(asks.iter().map(|a| Verdict::uncounted(a.quota))),
-                    OnError::Deny => out.extend(asks.iter().map(|a| Verdict::refused(a.quota))),
-                    OnError::Local => {
-                        let now = crate::clock::now_ns();
-                        out.extend(asks.iter().map(|a| self.local.decide(a.key, a.quota, now)));
-                    }
-                }
-                out
+            Err(e) => self.undecided(&e, asks, lives),
+        }
+    }
+
+    /// `on_error`'s verdicts for asks the store could not decide.
+    fn undecided(
+        &self,
+        e: &crate::state::StateError,
+        asks: &[Ask<'_>],
+        lives: &[&Live],
+    ) -> Vec<Verdict> {
+        tracing::debug!(error = %e, on_error = ?self.on_error, "rate limit undecided");
+        for live in lives {
+            live.errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match self.on_error {
+            OnError::Allow => asks.iter().map(|a| Verdict::uncounted(a.quota)).collect(),
+            OnError::Deny => asks.iter().map(|a| Verdict::refused(a.quota)).collect(),
+            OnError::Local => {
+                let now = crate::clock::now_ns();
+                asks.iter()
+                    .map(|a| self.local.decide(a.key, a.quota, now))
+                    .collect()
             }
         }
+    }
+
+    /// With `mode: lease` rules among them: what this replica holds
+    /// decides what it can; the rest go to Redis in one call, leases
+    /// asking for [`lease::size`] tokens.
+    async fn leased(&self, redis: &RedisStore, asks: &[Ask<'_>], lives: &[&Live]) -> Vec<Verdict> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = crate::clock::now_ns();
+        let mut out: Vec<Option<Verdict>> = asks
+            .iter()
+            .zip(lives)
+            .map(|(a, l)| {
+                l.lease
+                    .load(Relaxed)
+                    .then(|| self.leases.take(a.key, a.quota, now))
+                    .flatten()
+            })
+            .collect();
+        let todo: Vec<usize> = (0..asks.len()).filter(|i| out[*i].is_none()).collect();
+        if !todo.is_empty() {
+            let sub: Vec<Ask<'_>> = todo.iter().map(|i| asks[*i]).collect();
+            let sub_lives: Vec<&Live> = todo.iter().map(|i| lives[*i]).collect();
+            let wants: Vec<u32> = todo
+                .iter()
+                .map(|i| {
+                    if lives[*i].lease.load(Relaxed) {
+                        lease::size(asks[*i].quota)
+                    } else {
+                        1
+                    }
+                })
+                .collect();
+            match redis.decide(&sub, &wants).await {
+                Ok(decided) => {
+                    for ((i, (v, granted)), want) in todo.iter().zip(decided).zip(&wants) {
+                        let a = asks[*i];
+                        out[*i] = Some(if *want > 1 {
+                            self.leases.keep(a.key, a.quota, now, v, granted)
+                        } else {
+                            v
+                        });
+                    }
+                }
+                Err(e) => {
+                    for (i, v) in todo.iter().zip(self.undecided(&e, &sub, &sub_lives)) {
+                        out[*i] = Some(v);
+                    }
+                }
+            }
+        }
+        // Every ask was decided above, one way or the other.
+        out.into_iter()
+            .zip(asks)
+            .map(|(v, a)| v.unwrap_or_else(|| Verdict::refused(a.quota)))
+            .collect()
+    }
+}
+
+/// A run-time setting as Redis keeps it (JSON).
+fn text(setting: Option<Setting>) -> Option<String> {
+    setting.map(|s| serde_json::to_string(&s).unwrap_or_default())
+}
+
+/// Every [`OVERRIDE_POLL`], until the limiter is gone.
+async fn follow_overrides(limiter: std::sync::Weak<Limiter>) {
+    let mut tick = tokio::time::interval(OVERRIDE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(limiter) = limiter.upgrade() else {
+            return;
+        };
+        // Failures are the store's to report (once per change).
+        let _ = limiter.sync_overrides().await;
     }
 }
 

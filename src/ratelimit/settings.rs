@@ -51,6 +51,8 @@ pub struct Live {
     enabled: AtomicBool,
     /// Allowed responses carry the RateLimit headers.
     pub headers: AtomicBool,
+    /// `mode: lease` (with Redis: tokens taken a few at a time).
+    pub lease: AtomicBool,
     /// The config's settings, and the run-time one that replaces them
     /// (until shoal restarts, or the override is removed).
     both: Mutex<(Setting, Option<Setting>)>,
@@ -69,6 +71,7 @@ impl Live {
             burst: AtomicU32::new(0),
             enabled: AtomicBool::new(false),
             headers: AtomicBool::new(config.headers),
+            lease: AtomicBool::new(config.mode == shoal_config::LimitMode::Lease),
             both: Mutex::new((setting, None)),
             allowed: AtomicU64::new(0),
             limited: AtomicU64::new(0),
@@ -103,6 +106,8 @@ impl Live {
     /// A new config's settings for this rule; a run-time override stays.
     pub fn configure(&self, config: &RateLimitConfig) {
         self.headers.store(config.headers, Relaxed);
+        self.lease
+            .store(config.mode == shoal_config::LimitMode::Lease, Relaxed);
         let mut both = self.both();
         both.0 = Setting::of(config);
         let now = both.1.unwrap_or(both.0);

@@ -7,11 +7,15 @@
 //! in `tests.rs` run against each and must give the same results.
 
 pub mod gcra;
+pub mod lease;
 pub mod memory;
+pub mod redis;
 
 use std::future::Future;
 
+pub use self::redis::RedisStore;
 pub use gcra::{Quota, Verdict};
+pub use lease::Leases;
 pub use memory::MemoryStore;
 
 /// One rate-limit question: may one more request with this key pass?
@@ -48,17 +52,32 @@ pub trait Store: Send + Sync {
 /// The store a config asks for (`state.backend`).
 pub enum Backend {
     Memory(MemoryStore),
+    Redis(RedisStore),
 }
 
 impl Backend {
+    /// The config's store. A Redis store never waits for Redis here (it
+    /// connects in the background); a Redis address the client refuses
+    /// (the config's checks let few through) is logged and the counts stay
+    /// in this process.
     pub fn for_config(state: &shoal_config::StateConfig) -> Backend {
-        Backend::Memory(MemoryStore::new(state.max_keys))
+        match state.backend {
+            shoal_config::StateBackend::Memory => Backend::Memory(MemoryStore::new(state.max_keys)),
+            shoal_config::StateBackend::Redis => match RedisStore::new(state) {
+                Ok(store) => Backend::Redis(store),
+                Err(e) => {
+                    tracing::error!(error = %e, "state.backend: redis cannot be used; counting in this process");
+                    Backend::Memory(MemoryStore::new(state.max_keys))
+                }
+            },
+        }
     }
 
     /// The in-process store, when it is that: decided without a future.
     pub fn in_process(&self) -> Option<&MemoryStore> {
         match self {
             Backend::Memory(m) => Some(m),
+            Backend::Redis(_) => None,
         }
     }
 
@@ -66,6 +85,7 @@ impl Backend {
     pub fn kind(&self) -> &'static str {
         match self {
             Backend::Memory(_) => "memory",
+            Backend::Redis(_) => "redis",
         }
     }
 }
@@ -74,12 +94,14 @@ impl Store for Backend {
     async fn check(&self, asks: &[Ask<'_>], out: &mut Vec<Verdict>) -> Result<(), StateError> {
         match self {
             Backend::Memory(m) => m.check(asks, out).await,
+            Backend::Redis(r) => r.check(asks, out).await,
         }
     }
 
     async fn forget(&self, key: &[u8]) -> Result<bool, StateError> {
         match self {
             Backend::Memory(m) => m.forget(key).await,
+            Backend::Redis(r) => r.forget(key).await,
         }
     }
 }

@@ -32,6 +32,8 @@ mod routes;
 mod shutdown;
 mod slow_clients;
 mod smuggling;
+mod state_redis;
+mod state_redis_topologies;
 mod sticky;
 mod supervision;
 mod timeouts;

@@ -5,6 +5,7 @@
 pub mod load;
 pub mod nginx;
 pub mod raw;
+pub mod redis;
 pub mod tls;
 
 use std::io::{BufRead, BufReader};
@@ -239,12 +240,19 @@ impl Shoal {
     /// Start `shoal up` with this config (and the test's engine, see
     /// [`with_test_engine`]) and wait until it has bound its listeners.
     pub fn start(config: &str) -> Shoal {
+        Shoal::start_env(config, &[])
+    }
+
+    /// As [`start`](Self::start), with these environment variables too
+    /// (e.g. `SSL_CERT_FILE`, the trust store a `rediss://` state uses).
+    pub fn start_env(config: &str, env: &[(&str, &str)]) -> Shoal {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("shoal.yaml");
         std::fs::write(&path, with_test_engine(config)).expect("write config");
         let mut child = Command::new(SHOAL)
             .args(["up", "-c"])
             .arg(&path)
+            .envs(env.iter().copied())
             .env("SHOAL_LOG", "info,shoal=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -38,6 +38,29 @@ pub struct RateLimitConfig {
     /// Allowed responses carry `RateLimit-Limit`, `RateLimit-Remaining`
     /// and `RateLimit-Reset` too (refusals always do).
     pub headers: bool,
+    /// With `state.backend: redis`: `exact` (one Redis call per decision)
+    /// or `lease` (each replica takes a few tokens at a time).
+    #[serde(skip_serializing_if = "LimitMode::is_exact")]
+    pub mode: LimitMode,
+}
+
+/// `rate_limits[].mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitMode {
+    /// Every decision is one atomic call to the store.
+    #[default]
+    Exact,
+    /// A replica takes a lease of tokens (5 % of the burst) in one call
+    /// and spends it locally; refusals are remembered until they would
+    /// pass. With the memory store the same as `exact`.
+    Lease,
+}
+
+impl LimitMode {
+    pub fn is_exact(&self) -> bool {
+        *self == LimitMode::Exact
+    }
 }
 
 impl Default for RateLimitConfig {
@@ -51,6 +74,7 @@ impl Default for RateLimitConfig {
             matches: RouteMatch::default(),
             enabled: true,
             headers: true,
+            mode: LimitMode::Exact,
         }
     }
 }
