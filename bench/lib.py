@@ -275,6 +275,7 @@ FEATURE_VARIANTS = [
     ("full", "HTTP health checks + least_conn (features on)"),
     ("routes20", "features on + 20 routes, the last one taking the requests"),
     ("ratelimit", "features on + a per-address rate limit in memory nobody exceeds"),
+    ("ratelimit-redis", "features on + the same limit counted in Redis on loopback"),
     ("accesslog", "features on + the access log (JSON, to a file)"),
     ("hyper-engine", "features on, hyper serving every request (`proxy.engine: hyper`)"),
     ("tcp-checks", "TCP health checks + least_conn"),
@@ -417,8 +418,8 @@ def markdown(rows, meta, out, fout):
                      "p99 ms", "vs. features off"), body)
         L.append("")
         L.append("Request ids, X-Forwarded-*/X-Real-IP and the Prometheus metrics' counters are always on in shoal "
-                 "today and so are in every variant; there is no access log yet. This table grows a row per feature "
-                 "that can be switched off.")
+                 "and so are in every variant. Routes, rate limits (in memory, and in a redis-server on the load "
+                 "generator's core) and the access log are rows of their own, each on top of `full`.")
         L.append("")
     sc = syscall_table(rows)
     if sc:
