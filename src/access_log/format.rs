@@ -126,6 +126,9 @@ pub(super) fn json(out: &mut Vec<u8>, now: SystemTime, f: &Facts, r: &Report) {
     rfc3339(out, now);
     out.push(b'"');
     field(out, b",\"request_id\":", f.request_id());
+    if !f.trace_id().is_empty() {
+        field(out, b",\"trace_id\":", f.trace_id());
+    }
     out.extend_from_slice(b",\"client\":\"");
     ip(out, f.client);
     out.push(b'"');
@@ -217,6 +220,10 @@ pub(super) fn combined(out: &mut Vec<u8>, now: SystemTime, f: &Facts, r: &Report
     quoted(out, or_dash(f.user_agent()));
     out.extend_from_slice(b" rid=");
     out.extend_from_slice(f.request_id());
+    if !f.trace_id().is_empty() {
+        out.extend_from_slice(b" trace=");
+        out.extend_from_slice(f.trace_id());
+    }
     out.extend_from_slice(b" dur=");
     seconds(out, f.start.elapsed());
     if let Some(up) = r.upstream {

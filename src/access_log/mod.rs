@@ -30,7 +30,7 @@ pub struct Facts {
     /// where each stops. (Escaped when a line is written.) Inline: one
     /// allocation for the whole of the facts, most of the time.
     text: smallvec::SmallVec<[u8; 256]>,
-    ends: [u32; 6],
+    ends: [u32; 7],
     /// The route it took (its name).
     pub(crate) route: Option<Arc<str>>,
 }
@@ -57,6 +57,10 @@ impl Facts {
     }
     pub(crate) fn referer(&self) -> &[u8] {
         self.part(5)
+    }
+    /// Empty when the request carries no trace.
+    pub(crate) fn trace_id(&self) -> &[u8] {
+        self.part(6)
     }
 }
 
@@ -185,24 +189,26 @@ impl AccessLog {
     }
 
     /// The facts of `req`, with request id `request_id`, that took route
-    /// `route` (its name).
+    /// `route` (its name), in trace `trace`.
     pub fn facts(
         &self,
         req: &RequestView<'_>,
         request_id: &[u8],
         protocol: &'static str,
         route: Option<Arc<str>>,
+        trace: Option<&crate::proxy::trace::TraceId>,
     ) -> Box<Facts> {
         let mut text = smallvec::SmallVec::new();
-        let mut ends = [0u32; 6];
+        let mut ends = [0u32; 7];
         let path = if self.query { req.target } else { req.path() };
-        let parts: [&[u8]; 6] = [
+        let parts: [&[u8]; 7] = [
             request_id,
             req.method.as_bytes(),
             req.host.unwrap_or_default(),
             path.as_bytes(),
             req.headers.get("user-agent").unwrap_or_default(),
             req.headers.get("referer").unwrap_or_default(),
+            trace.map_or(&[][..], |t| t.as_bytes()),
         ];
         for (part, end) in parts.iter().zip(&mut ends) {
             text.extend_from_slice(part);

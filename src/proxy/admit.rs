@@ -20,6 +20,7 @@ use super::protocol::origin_form;
 use super::request_id;
 use super::request_rules;
 use super::routing::Routing;
+use super::trace::{self, Trace};
 use crate::access_log::Facts;
 use crate::balance::{Headers, RequestView};
 use crate::ratelimit::{Asked, RateNote};
@@ -135,11 +136,13 @@ pub(super) fn admit(
             let name = route.map(|r| &routing.routes.get(r).name);
             let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
             let facts = routing.access_log.as_ref().map(|log| {
+                let (trace, _) = trace::of(&view, routing.trace, true);
                 log.facts(
                     &view,
                     request_id.as_bytes(),
                     protocol(version),
                     name.cloned(),
+                    trace.id(),
                 )
             });
             let resp = match answer {
@@ -157,14 +160,26 @@ pub(super) fn admit(
     };
     let chosen = routing.routes.get(route);
     let limits = routing.limits.asks(&view, Some(route), &chosen.name);
+    let (trace, replace) = trace::of(&view, routing.trace, routing.access_log.is_some());
     let facts = routing.access_log.as_ref().map(|log| {
         log.facts(
             &view,
             request_id.as_bytes(),
             protocol(version),
             Some(chosen.name.clone()),
+            trace.id(),
         )
     });
+    if replace {
+        // Not a valid context: its state goes with it (W3C Trace Context §4.3).
+        parts.headers.remove("traceparent");
+        parts.headers.remove("tracestate");
+    }
+    if let Trace::Started { header, .. } = &trace {
+        if let Ok(v) = HeaderValue::from_bytes(header) {
+            parts.headers.insert("traceparent", v);
+        }
+    }
     let tally = facts.as_ref().map(|_| body.tally());
     let rewritten = match chosen.path.apply(target) {
         std::borrow::Cow::Owned(t) => Some(t),

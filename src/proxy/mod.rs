@@ -21,6 +21,7 @@ mod retry_budget;
 mod routing;
 mod server;
 pub mod stall;
+pub mod trace;
 mod upgrade;
 pub mod view;
 

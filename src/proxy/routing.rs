@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig};
+use shoal_config::{Algorithm, BalanceConfig, Engine, ProxyConfig, TraceContext};
 
 use crate::access_log::AccessLog;
 use crate::ratelimit::{Limiter, RateLimits};
@@ -93,6 +93,8 @@ pub struct Routing {
     pub tunnel_idle_timeout: Duration,
     /// `proxy.engine`, read per accepted connection.
     pub engine: Engine,
+    /// `proxy.trace_context`.
+    pub trace: TraceContext,
     pub routes: RouteTable,
     /// `rate_limits:`, the *admit* phase's rules.
     pub limits: RateLimits,
@@ -166,6 +168,7 @@ impl Routing {
             fail_statuses: proxy.fail_statuses.clone(),
             tunnel_idle_timeout: proxy.tunnel_idle_timeout,
             engine: proxy.engine,
+            trace: proxy.trace_context,
             routes,
             limits,
             access_log: None,

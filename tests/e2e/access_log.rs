@@ -17,7 +17,10 @@ use serde_json::Value;
 
 use crate::support::{eventually, upstreams_config, Backend, Client, Reply, Shoal};
 
-crate::under_both_engines!(each_line_says_what_the_request_did);
+crate::under_both_engines!(
+    each_line_says_what_the_request_did,
+    trace_context_is_kept_or_started_and_logged
+);
 
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -344,4 +347,80 @@ async fn a_full_disk_drops_lines_not_requests() {
     .await;
     assert_eq!(dropped, 200.0);
     assert!(shoal.log_contains("cannot write the access log"));
+}
+
+/// W3C Trace Context: with `trace_context: start`, a request without a
+/// `traceparent` gets one, a valid one passes as it came, one that does not
+/// parse is replaced (its `tracestate` dropped); the access log has the
+/// trace id the backend saw. The default (`pass`) adds nothing.
+async fn trace_context_is_kept_or_started_and_logged() {
+    let backend = Backend::start("b1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let shoal = Shoal::start(&upstreams_config(
+        &[backend.addr],
+        &format!(
+            "access_log: {{ format: json, path: {} }}\nproxy: {{ trace_context: start }}\n",
+            log.display()
+        ),
+    ));
+    shoal.wait_upstreams(1).await;
+    let mut c = Client::new(shoal.proxy);
+    let seen = |r: &Reply| -> (Option<String>, Option<String>) {
+        let v = r.json();
+        (
+            v["traceparent"].as_str().map(str::to_owned),
+            v["tracestate"].as_str().map(str::to_owned),
+        )
+    };
+    let ask = |traceparent: Option<&'static str>| {
+        let mut req = Request::get("/headers").header("host", "t.test");
+        if let Some(tp) = traceparent {
+            req = req
+                .header("traceparent", tp)
+                .header("tracestate", "vendor=1");
+        }
+        req.body(Full::new(Bytes::new())).unwrap()
+    };
+
+    // None: started; the backend and the log agree on the id.
+    let r = c.send(ask(None)).await.unwrap();
+    let (tp, _) = seen(&r);
+    let tp = tp.expect("a traceparent was started");
+    assert_eq!(tp.len(), 55, "{tp}");
+    assert!(tp.starts_with("00-") && tp.ends_with("-01"), "{tp}");
+    let l = line_of(&log, &id(&r)).await;
+    assert_eq!(l["trace_id"], &tp[3..35]);
+
+    // A valid one: passed as it came, with its state.
+    let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = c.send(ask(Some(given))).await.unwrap();
+    assert_eq!(seen(&r), (Some(given.into()), Some("vendor=1".into())));
+    let l = line_of(&log, &id(&r)).await;
+    assert_eq!(l["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+
+    // One that does not parse: replaced, its state gone.
+    let r = c.send(ask(Some("00-XYZ-bad-01"))).await.unwrap();
+    let (tp, state) = seen(&r);
+    let tp = tp.unwrap();
+    assert_ne!(tp, "00-XYZ-bad-01");
+    assert_eq!(tp.len(), 55);
+    assert_eq!(state, None);
+    let l = line_of(&log, &id(&r)).await;
+    assert_eq!(l["trace_id"], &tp[3..35]);
+
+    // The default, `pass`: nothing added, nothing logged.
+    let plain = Shoal::start(&upstreams_config(
+        &[backend.addr],
+        &format!(
+            "access_log: {{ format: json, path: {}.2 }}\n",
+            log.display()
+        ),
+    ));
+    plain.wait_upstreams(1).await;
+    let mut c = Client::new(plain.proxy);
+    let r = c.send(ask(None)).await.unwrap();
+    assert_eq!(seen(&r), (None, None));
+    let l = line_of(Path::new(&format!("{}.2", log.display())), &id(&r)).await;
+    assert!(l.get("trace_id").is_none(), "{l}");
 }

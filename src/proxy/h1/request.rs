@@ -18,13 +18,14 @@ use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 
 use super::files::FileRequest;
-use super::head::{edit_head, header, tokens, ConnectionNamed};
+use super::head::{add_lines, edit_head, header, tokens, ConnectionNamed};
 use crate::access_log::Facts;
 use crate::proxy::admit::{no_route, route_of, Routed};
 use crate::proxy::headers::{self, client_ip_from, framing_lookalike_name, IpText, Rule};
 use crate::proxy::request_id;
 use crate::proxy::request_rules;
 use crate::proxy::routing::Routing;
+use crate::proxy::trace::{self, Trace};
 use crate::proxy::view::{Headers, RequestView};
 use crate::ratelimit::{Asked, RateNote};
 use crate::routes::Action;
@@ -227,10 +228,16 @@ pub fn prepare(
         Routed::Answer { route, answer } => {
             let name = route.map(|r| &routing.routes.get(r).name);
             let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
-            let facts = routing
-                .access_log
-                .as_ref()
-                .map(|log| log.facts(&view, request_id.as_bytes(), "HTTP/1.1", name.cloned()));
+            let facts = routing.access_log.as_ref().map(|log| {
+                let (trace, _) = trace::of(&view, routing.trace, true);
+                log.facts(
+                    &view,
+                    request_id.as_bytes(),
+                    "HTTP/1.1",
+                    name.cloned(),
+                    trace.id(),
+                )
+            });
             out.clear();
             let close = !seen.keep_alive;
             let head_only = method == "HEAD";
@@ -245,12 +252,19 @@ pub fn prepare(
     };
     let chosen = routing.routes.get(route);
     let limits = routing.limits.asks(&view, Some(route), &chosen.name);
+    let (trace, replace) = trace::of(&view, routing.trace, routing.access_log.is_some());
+    if replace {
+        // A `traceparent` that does not parse, to be replaced: hyper's
+        // path takes headers out.
+        return Head::Handoff("traceparent to replace");
+    }
     let facts = routing.access_log.as_ref().map(|log| {
         log.facts(
             &view,
             request_id.as_bytes(),
             "HTTP/1.1",
             Some(chosen.name.clone()),
+            trace.id(),
         )
     });
     if let Some(why) = chosen.for_hyper(&view) {
@@ -279,6 +293,9 @@ pub fn prepare(
     };
     let target = chosen.path.apply(path);
     write_head(out, (method, &target), req.headers, &kinds, &seen, &who);
+    if let Trace::Started { header: value, .. } = &trace {
+        add_lines(out, |o| header(o, b"traceparent", value));
+    }
     if !chosen.request_headers.is_empty() {
         edit_head(out, &chosen.request_headers);
     }

@@ -69,6 +69,22 @@ pub struct ProxyConfig {
     /// path for bodyless requests, handing anything else to hyper
     /// (`native`), or hyper for everything (`hyper`).
     pub engine: Engine,
+    /// W3C Trace Context (`traceparent`): passed on and logged (`pass`),
+    /// also started when a request has none (`start`), or left alone (`off`).
+    pub trace_context: TraceContext,
+}
+
+/// `proxy.trace_context`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceContext {
+    /// Headers pass as any other; the access log has no trace id.
+    Off,
+    /// A valid `traceparent` passes; its trace id is in the access log.
+    #[default]
+    Pass,
+    /// As `pass`, and a request without a valid one gets a new trace.
+    Start,
 }
 
 /// `proxy.engine`.
@@ -101,6 +117,7 @@ impl Default for ProxyConfig {
             retry_budget_min: 10,
             tunnel_idle_timeout: Duration::from_secs(3600),
             engine: Engine::Native,
+            trace_context: TraceContext::Pass,
         }
     }
 }
