@@ -276,6 +276,7 @@ FEATURE_VARIANTS = [
     ("routes20", "features on + 20 routes, the last one taking the requests"),
     ("ratelimit", "features on + a per-address rate limit in memory nobody exceeds"),
     ("ratelimit-redis", "features on + the same limit counted in Redis on loopback"),
+    ("ratelimit-redis-lease", "the same in Redis with `mode: lease`"),
     ("accesslog", "features on + the access log (JSON, to a file)"),
     ("hyper-engine", "features on, hyper serving every request (`proxy.engine: hyper`)"),
     ("tcp-checks", "TCP health checks + least_conn"),
