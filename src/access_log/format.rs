@@ -13,30 +13,26 @@ fn num(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// A duration as milliseconds with three decimals (`1.234`).
-fn millis(out: &mut Vec<u8>, d: Duration) {
-    let us = d.as_micros() as u64;
-    num(out, us / 1000);
-    out.push(b'.');
-    let frac = us % 1000;
+/// `whole.fff`: a whole part and three decimals.
+fn three_decimals(out: &mut Vec<u8>, thousandths: u64) {
+    num(out, thousandths / 1000);
+    let frac = thousandths % 1000;
     out.extend_from_slice(&[
+        b'.',
         b'0' + (frac / 100) as u8,
         b'0' + (frac / 10 % 10) as u8,
         b'0' + (frac % 10) as u8,
     ]);
 }
 
+/// A duration as milliseconds with three decimals (`1.234`).
+fn millis(out: &mut Vec<u8>, d: Duration) {
+    three_decimals(out, d.as_micros() as u64);
+}
+
 /// A duration as seconds with three decimals (`0.012`).
 fn seconds(out: &mut Vec<u8>, d: Duration) {
-    let ms = d.as_millis() as u64;
-    num(out, ms / 1000);
-    out.push(b'.');
-    let frac = ms % 1000;
-    out.extend_from_slice(&[
-        b'0' + (frac / 100) as u8,
-        b'0' + (frac / 10 % 10) as u8,
-        b'0' + (frac % 10) as u8,
-    ]);
+    three_decimals(out, d.as_millis() as u64);
 }
 
 fn octet(out: &mut Vec<u8>, o: u8) {

@@ -133,18 +133,13 @@ pub(super) fn admit(
     let (route, key, pin) = match routed {
         Routed::To { route, key, pin } => (route, key, pin),
         Routed::Answer { route, answer } => {
-            let name = route.map(|r| &routing.routes.get(r).name);
-            let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
-            let facts = routing.access_log.as_ref().map(|log| {
-                let (trace, _) = trace::of(&view, routing.trace, true);
-                log.facts(
-                    &view,
-                    request_id.as_bytes(),
-                    protocol(version),
-                    name.cloned(),
-                    trace.id(),
-                )
-            });
+            let Taken { limits, facts, .. } = take(
+                routing,
+                &view,
+                route,
+                request_id.as_bytes(),
+                protocol(version),
+            );
             let resp = match answer {
                 Some(fixed) => fixed.to_response(&request_id),
                 None => no_route(request_id.as_bytes(), json, peer, view.path()).to_response(),
@@ -159,18 +154,19 @@ pub(super) fn admit(
         }
     };
     let chosen = routing.routes.get(route);
-    let limits = routing.limits.asks(&view, Some(route), &chosen.name);
-    let (trace, replace) = trace::of(&view, routing.trace, routing.access_log.is_some());
-    let facts = routing.access_log.as_ref().map(|log| {
-        log.facts(
-            &view,
-            request_id.as_bytes(),
-            protocol(version),
-            Some(chosen.name.clone()),
-            trace.id(),
-        )
-    });
-    if replace {
+    let Taken {
+        limits,
+        trace,
+        replace_trace,
+        facts,
+    } = take(
+        routing,
+        &view,
+        Some(route),
+        request_id.as_bytes(),
+        protocol(version),
+    );
+    if replace_trace {
         // Not a valid context: its state goes with it (W3C Trace Context §4.3).
         parts.headers.remove("traceparent");
         parts.headers.remove("tracestate");
@@ -331,6 +327,40 @@ pub(crate) fn no_route<'a>(
         request_id,
         json,
         rate: None,
+    }
+}
+
+/// What the *admit* phase takes of a request once its route is known
+/// (`route`: the route's index, `None` when none took it): the keys the
+/// rate limits count it under, its trace, and its access-log facts. Both
+/// engines call this.
+pub(crate) struct Taken {
+    pub(crate) limits: Asked,
+    pub(crate) trace: Trace,
+    /// The client's `traceparent` does not parse and is to be replaced.
+    pub(crate) replace_trace: bool,
+    pub(crate) facts: Option<Box<Facts>>,
+}
+
+pub(crate) fn take(
+    routing: &Routing,
+    view: &RequestView<'_>,
+    route: Option<usize>,
+    request_id: &[u8],
+    protocol: &'static str,
+) -> Taken {
+    let name = route.map(|r| &routing.routes.get(r).name);
+    let limits = routing.limits.asks(view, route, name.map_or("", |n| n));
+    let (trace, replace_trace) = trace::of(view, routing.trace, routing.access_log.is_some());
+    let facts = routing
+        .access_log
+        .as_ref()
+        .map(|log| log.facts(view, request_id, protocol, name.cloned(), trace.id()));
+    Taken {
+        limits,
+        trace,
+        replace_trace,
+        facts,
     }
 }
 

@@ -20,12 +20,12 @@ use std::net::{IpAddr, SocketAddr};
 use super::files::FileRequest;
 use super::head::{add_lines, edit_head, header, tokens, ConnectionNamed};
 use crate::access_log::Facts;
-use crate::proxy::admit::{no_route, route_of, Routed};
+use crate::proxy::admit::{no_route, route_of, take, Routed, Taken};
 use crate::proxy::headers::{self, client_ip_from, framing_lookalike_name, IpText, Rule};
 use crate::proxy::request_id;
 use crate::proxy::request_rules;
 use crate::proxy::routing::Routing;
-use crate::proxy::trace::{self, Trace};
+use crate::proxy::trace::Trace;
 use crate::proxy::view::{Headers, RequestView};
 use crate::ratelimit::{Asked, RateNote};
 use crate::routes::Action;
@@ -226,18 +226,8 @@ pub fn prepare(
     let (route, key, pin) = match route_of(routing, &view) {
         Routed::To { route, key, pin } => (route, key, pin),
         Routed::Answer { route, answer } => {
-            let name = route.map(|r| &routing.routes.get(r).name);
-            let limits = routing.limits.asks(&view, route, name.map_or("", |n| n));
-            let facts = routing.access_log.as_ref().map(|log| {
-                let (trace, _) = trace::of(&view, routing.trace, true);
-                log.facts(
-                    &view,
-                    request_id.as_bytes(),
-                    "HTTP/1.1",
-                    name.cloned(),
-                    trace.id(),
-                )
-            });
+            let Taken { limits, facts, .. } =
+                take(routing, &view, route, request_id.as_bytes(), "HTTP/1.1");
             out.clear();
             let close = !seen.keep_alive;
             let head_only = method == "HEAD";
@@ -251,22 +241,23 @@ pub fn prepare(
         }
     };
     let chosen = routing.routes.get(route);
-    let limits = routing.limits.asks(&view, Some(route), &chosen.name);
-    let (trace, replace) = trace::of(&view, routing.trace, routing.access_log.is_some());
-    if replace {
+    let Taken {
+        limits,
+        trace,
+        replace_trace,
+        facts,
+    } = take(
+        routing,
+        &view,
+        Some(route),
+        request_id.as_bytes(),
+        "HTTP/1.1",
+    );
+    if replace_trace {
         // A `traceparent` that does not parse, to be replaced: hyper's
         // path takes headers out.
         return Head::Handoff("traceparent to replace");
     }
-    let facts = routing.access_log.as_ref().map(|log| {
-        log.facts(
-            &view,
-            request_id.as_bytes(),
-            "HTTP/1.1",
-            Some(chosen.name.clone()),
-            trace.id(),
-        )
-    });
     if let Some(why) = chosen.for_hyper(&view) {
         return Head::Handoff(why);
     }
