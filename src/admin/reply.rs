@@ -51,7 +51,12 @@ pub fn progress_stream(rx: UnboundedReceiver<Event>) -> Response<AdminBody> {
         line.push(b'\n');
         Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), rx))
     });
-    let mut resp = Response::new(StreamBody::new(stream).boxed());
+    ndjson(StreamBody::new(stream).boxed())
+}
+
+/// A body of JSON lines (NDJSON), never cached.
+pub fn ndjson(body: AdminBody) -> Response<AdminBody> {
+    let mut resp = Response::new(body);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),

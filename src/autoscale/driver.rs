@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::history::{Action, Decision, Event, History, Stats};
 use super::policy::{self, Input, Outcome, PolicyState};
-use super::procfs::{self, GroupUsage};
 use super::signals::{Sample, Signals, Window, BUCKETS};
 use super::Autoscaler;
 use crate::clock;
+use crate::supervisor::procfs::{self, GroupUsage};
 use crate::supervisor::{Instance, OpGuard, Progress, Supervisor};
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);

@@ -3,7 +3,7 @@
 //!
 //! - `signals.rs`: per-second samples of the existing counters, smoothed
 //!   over a sliding window;
-//! - `procfs.rs`: CPU time and RSS of each instance's process group;
+//! - `supervisor::procfs`: CPU time and RSS of each instance's process group;
 //! - `policy.rs`: the decision as pure functions of config, signals and time;
 //! - `history.rs`: every decision with its inputs and reason, and statistics;
 //! - `driver.rs`: the loop — sample every second, decide every `interval`,
@@ -14,7 +14,6 @@
 mod driver;
 pub mod history;
 pub mod policy;
-mod procfs;
 pub mod signals;
 #[cfg(test)]
 mod simulation;

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::procfs;
 use super::progress::Progress;
 use super::Supervisor;
 
@@ -18,40 +19,10 @@ const SAMPLES_OVER: u32 = 3;
 /// Resident memory of every process group, in bytes: an instance is its
 /// whole group (a `sh -c` wrapper and its child, a server and its workers).
 fn rss_by_group() -> HashMap<u32, u64> {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    let mut groups = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return groups;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised command name (which may hold spaces):
-        // state ppid pgrp ... with rss the 22nd of them.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(pgrp), Some(rss)) = (
-            fields.get(2).and_then(|f| f.parse::<u32>().ok()),
-            fields.get(21).and_then(|f| f.parse::<u64>().ok()),
-        ) else {
-            continue;
-        };
-        *groups.entry(pgrp).or_default() += rss * page;
-    }
-    groups
+    procfs::usage_by_group()
+        .into_iter()
+        .map(|(group, usage)| (group, usage.rss_bytes))
+        .collect()
 }
 
 pub async fn watch(sup: Arc<Supervisor>) {

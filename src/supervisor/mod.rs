@@ -10,6 +10,7 @@ mod memory;
 mod op_error;
 pub mod output;
 mod ports;
+pub mod procfs;
 mod program;
 mod progress;
 mod spawn;
