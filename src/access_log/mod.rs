@@ -184,10 +184,6 @@ impl AccessLog {
         })
     }
 
-    pub fn writer(&self) -> &Arc<Writer> {
-        &self.writer
-    }
-
     /// The facts of `req`, with request id `request_id`, that took route
     /// `route` (its name), in trace `trace`.
     pub fn facts(
@@ -239,13 +235,5 @@ impl AccessLog {
             AccessLogFormat::Off => return,
         }
         self.writer.send(line);
-    }
-
-    pub fn written(&self) -> u64 {
-        self.writer.counts.written.load(Relaxed)
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.writer.counts.dropped.load(Relaxed)
     }
 }
