@@ -742,6 +742,67 @@ fn admin_token_rules() {
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
 }
 
+/// A token over plain HTTP to a listener other hosts reach is allowed,
+/// with a warning naming the key and line; with `admin.tls` there is none.
+#[test]
+fn a_token_in_clear_is_a_warning() {
+    let run = check("app: {command: [cat, '{port}']}\nadmin:\n  listen: 0.0.0.0:9090\n  token: 0123456789abcdef0123\n");
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let expected = format!(
+        "warning: {}:4: admin.token: is sent over plain HTTP to 0.0.0.0:9090, which other hosts can reach: the token travels in clear",
+        run.path.display()
+    );
+    assert!(
+        run.stderr().contains(&expected),
+        "expected {expected:?} in:\n{}",
+        run.stderr()
+    );
+    // Loopback: no warning.
+    let run = check("app: {command: [cat, '{port}']}\nadmin:\n  token: 0123456789abcdef0123\n");
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        !run.stderr().contains("travels in clear"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// `admin.tls` has the keys and checks of a listener's `tls`, reported at
+/// `admin.tls.…` with their lines; its files are read at load.
+#[test]
+fn admin_tls_errors_name_the_key_and_line() {
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  tls:\n    cert: a.pem\n",
+        3,
+        "admin.tls.key: is required with `admin.tls.cert`",
+    );
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  tls:\n    min_version: 1.3\n",
+        3,
+        "admin.tls: has no certificate",
+    );
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  tls:\n    cert: a.pem\n    key: a.key\n    ciphers: [x]\n",
+        6,
+        "unknown key `ciphers` in `admin.tls`",
+    );
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  tls:\n    cert: a.pem\n    key: a.key\n    min_version: 1.1\n",
+        6,
+        "admin.tls.min_version: unknown TLS version `1.1`",
+    );
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  tls:\n    cert: a.pem\n    key: a.key\n    alpn: [h2, h2]\n",
+        6,
+        "admin.tls.alpn[1]: `h2` is listed twice",
+    );
+    assert_rejected(
+        "app: {command: x}\nadmin:\n  tls: {cert: /no/such.pem, key: /no/such.key}\n",
+        3,
+        "admin.tls.cert: cannot read `/no/such.pem`: no such file",
+    );
+}
+
 #[test]
 fn a_groups_backend_is_named_as_written() {
     assert_rejected(

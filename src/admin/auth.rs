@@ -55,6 +55,30 @@ pub fn check(config: &shoal_config::Config) -> Vec<(String, String)> {
     }
 }
 
+/// A token sent in clear: `admin.token` on a listener other hosts reach,
+/// without `admin.tls`. Allowed (a private network, a TLS proxy in front),
+/// but `shoal check` and the start say so, as `(key path, warning)`.
+pub fn clear_text(config: &shoal_config::Config) -> Option<(String, String)> {
+    let a = &config.admin;
+    let has_token = a.token.is_some() || a.token_file.is_some();
+    if !has_token || a.tls.is_some() || a.listen.ip().is_loopback() {
+        return None;
+    }
+    let key = match a.token_file {
+        Some(_) => "admin.token_file",
+        None => "admin.token",
+    };
+    Some((
+        key.to_string(),
+        format!(
+            "is sent over plain HTTP to {}, which other hosts can reach: the token travels \
+             in clear, so anyone on the network path can read it and drive shoal. Set \
+             `admin.tls` (HTTPS), or listen on 127.0.0.1",
+            a.listen
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,9 +141,13 @@ pub fn start_admin(
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let stop = CancellationToken::new();
+    let https = state.admin_tls.server_config().is_some();
     let task = tokio::spawn(crate::admin::serve(listener, state, stop.clone(), shutdown));
     slot.install(addr, stop, task);
-    tracing::info!("admin listening on {addr}");
+    match https {
+        true => tracing::info!("admin listening on {addr} (HTTPS)"),
+        false => tracing::info!("admin listening on {addr}"),
+    }
 }
 
 /// The ports the kernel hands out for outgoing connections

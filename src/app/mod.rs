@@ -83,6 +83,9 @@ pub struct State {
     config: ArcSwap<Config>,
     /// `admin.token` (or `token_file`'s), as the config in use says.
     admin_token: arc_swap::ArcSwapOption<String>,
+    /// `admin.tls`: off, or the certificates the admin listener's
+    /// handshakes use (a reload swaps them, as the public listeners').
+    pub admin_tls: crate::tls::Terminator,
     upstreams: Mutex<Vec<reload::Upstream>>,
     pool: PoolSettings,
     shutting_down: AtomicBool,
@@ -176,6 +179,12 @@ pub async fn run(
     reload::resolve_upstreams(&config.upstreams).await?;
     let public = config.public_listeners();
     public::read_certificates(&public)?;
+    let admin_tls = crate::tls::Terminator::default();
+    let admin_certs = crate::tls::Terminator::prepare(config.admin.tls.as_ref(), "admin.tls")?;
+    let summary = admin_tls.apply(config.admin.tls.as_ref(), admin_certs)?;
+    if !summary.is_empty() {
+        tracing::info!("admin listener: {summary}");
+    }
     let mut supervisors = Vec::new();
     for (name, app) in config.all_apps() {
         let sup = Supervisor::start(
@@ -231,6 +240,7 @@ pub async fn run(
         config_source: options.config_source,
         reloading: tokio::sync::Mutex::new(()),
         admin_token: arc_swap::ArcSwapOption::new(admin_token.map(|t| Arc::new(t.to_string()))),
+        admin_tls,
     });
     let started: Result<(), RunError> = async {
         reload::sync_upstreams(&state, &config).await?;

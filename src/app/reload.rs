@@ -24,7 +24,7 @@ use super::{public, SourceError, State};
 use crate::balance::Endpoint;
 use crate::proxy::Routing;
 use crate::supervisor::{OpError, Progress};
-use crate::tls::TlsError;
+use crate::tls::{Terminator, TlsError};
 
 /// Why a config reload changed nothing, or not everything.
 #[derive(Debug, thiserror::Error)]
@@ -247,15 +247,18 @@ async fn apply_config(state: &Arc<State>, progress: &Progress) -> Result<String,
     // file that cannot be used changes nothing, certificates included.
     let wanted = new.public_listeners();
     let certs = public::read_certificates(&wanted).map_err(ReloadError::Certificates)?;
+    let admin_certs = Terminator::prepare(new.admin.tls.as_ref(), "admin.tls")
+        .map_err(ReloadError::Certificates)?;
     let old = state.config();
     if *old == new {
-        if wanted.iter().all(|l| l.tls.is_none()) {
+        if wanted.iter().all(|l| l.tls.is_none()) && new.admin.tls.is_none() {
             return Ok("config unchanged".into());
         }
-        let changes = state
+        let mut changes = state
             .public
             .reread_certificates(&wanted, certs)
             .map_err(ReloadError::Tls)?;
+        changes.extend(apply_admin_tls(state, &new, admin_certs)?);
         for c in changes {
             progress.step(0, 0, c);
         }
@@ -281,6 +284,9 @@ async fn apply_config(state: &Arc<State>, progress: &Progress) -> Result<String,
     apply_live(state, &old, &new, progress);
     let serving = super::serving(state, state.proxy.clone());
     let changes = state.public.apply(wanted, certs, bound, &serving);
+    if let Some(c) = apply_admin_tls(state, &new, admin_certs)? {
+        progress.step(0, 0, c);
+    }
     move_listeners(state, moved, &new, progress);
     for c in changes.as_ref().map(|c| c.as_slice()).unwrap_or_default() {
         progress.step(0, 0, c.clone());
@@ -319,6 +325,20 @@ async fn apply_config(state: &Arc<State>, progress: &Progress) -> Result<String,
         ));
     }
     result.map(|_| summary).map_err(ReloadError::App)
+}
+
+/// `admin.tls`'s certificates (read by the caller) in use for the admin
+/// listener's next handshakes: on, off, or re-read.
+fn apply_admin_tls(
+    state: &State,
+    new: &Config,
+    prepared: crate::tls::Prepared,
+) -> Result<Option<String>, ReloadError> {
+    let summary = state
+        .admin_tls
+        .apply(new.admin.tls.as_ref(), prepared)
+        .map_err(ReloadError::Tls)?;
+    Ok((!summary.is_empty()).then(|| format!("admin listener: {summary}")))
 }
 
 /// The admin listener a changed address needs, bound before anything is

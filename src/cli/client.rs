@@ -1,6 +1,7 @@
 //! A small client for the admin API, used by `status`, `scale` and `reload`.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,12 +12,23 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{ConfigSource, LoadError};
+use crate::tls::admin_client::{self, AdminTls, Trust};
 
 /// Why a client verb (`status`, `scale`, `reload`) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("--admin {url}: expected http://HOST:PORT with an IP address")]
+    #[error("--admin {url}: expected http://HOST:PORT or https://HOST:PORT (HOST an IP address or a name that resolves)")]
     AdminUrl { url: String },
+    /// What the CLI should trust over HTTPS cannot be set up.
+    #[error("cannot set up HTTPS to the admin API: {0}")]
+    Trust(String),
+    /// The TLS handshake with the admin API failed.
+    #[error("HTTPS to the admin API at {addr} failed: {reason}{}", trust_hint(*.trust))]
+    Tls {
+        addr: SocketAddr,
+        reason: String,
+        trust: Trust,
+    },
     /// The config that names the admin address cannot be loaded.
     #[error(transparent)]
     Config(#[from] LoadError),
@@ -48,35 +60,88 @@ pub enum ClientError {
     Unfinished,
 }
 
+/// `--insecure`: over HTTPS, accept any certificate from the admin API.
+static INSECURE: AtomicBool = AtomicBool::new(false);
+
+pub fn set_insecure(insecure: bool) {
+    INSECURE.store(insecure, Ordering::Relaxed);
+}
+
+/// Where the admin API is, and whether it speaks HTTPS.
+pub struct Target {
+    pub addr: SocketAddr,
+    tls: Option<AdminTls>,
+}
+
 /// Where the admin API is: `--admin URL`, else the config's `admin.listen`,
-/// else the default `127.0.0.1:9090`.
-pub fn admin_address(admin: Option<&str>, src: &ConfigSource) -> Result<SocketAddr, ClientError> {
-    if let Some(url) = admin {
-        let rest = url
-            .strip_prefix("http://")
-            .unwrap_or(url)
-            .trim_end_matches('/');
-        return rest.parse().map_err(|_| ClientError::AdminUrl {
-            url: url.to_string(),
-        });
-    }
-    let addr = if src.demo || src.file.exists() {
-        super::load_settings(src)?.admin.listen
-    } else {
-        shoal_config::AdminConfig::default().listen
+/// else the default `127.0.0.1:9090`. HTTPS with `--admin https://…`, or
+/// when the config has `admin.tls` (and `--admin` names no scheme).
+pub fn admin_address(admin: Option<&str>, src: &ConfigSource) -> Result<Target, ClientError> {
+    let has_config = src.demo || src.file.exists();
+    let (addr, host, scheme, config) = match admin {
+        Some(url) => {
+            let bad = || ClientError::AdminUrl {
+                url: url.to_string(),
+            };
+            let (scheme, rest) = match url.split_once("://") {
+                Some((s @ ("http" | "https"), rest)) => (Some(s), rest),
+                Some(_) => return Err(bad()),
+                None => (None, url),
+            };
+            let rest = rest.trim_end_matches('/');
+            let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            let addr = (host, port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(bad)?;
+            // The config only says whom to trust here: one that cannot be
+            // loaded is no reason not to try.
+            let config = has_config.then(|| super::load_settings(src).ok()).flatten();
+            (addr, host.to_string(), scheme, config)
+        }
+        None => {
+            let config = has_config.then(|| super::load_settings(src)).transpose()?;
+            let listen = config
+                .as_ref()
+                .map(|c| c.admin.listen)
+                .unwrap_or(shoal_config::AdminConfig::default().listen);
+            // A wildcard bind is reached through loopback.
+            let addr = match listen.ip() {
+                ip if ip.is_unspecified() => SocketAddr::new(
+                    if ip.is_ipv4() {
+                        [127, 0, 0, 1].into()
+                    } else {
+                        std::net::Ipv6Addr::LOCALHOST.into()
+                    },
+                    listen.port(),
+                ),
+                _ => listen,
+            };
+            (addr, addr.ip().to_string(), None, config)
+        }
     };
-    // A wildcard bind is reached through loopback.
-    Ok(match addr.ip() {
-        ip if ip.is_unspecified() => SocketAddr::new(
-            if ip.is_ipv4() {
-                [127, 0, 0, 1].into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            },
-            addr.port(),
-        ),
-        _ => addr,
-    })
+    let own = config.as_ref().and_then(|c| c.admin.tls.as_ref());
+    let https = match scheme {
+        Some(s) => s == "https",
+        None => own.is_some(),
+    };
+    let tls = match https {
+        false => None,
+        true => {
+            let ca = std::env::var_os(admin_client::CA_VAR)
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from);
+            let insecure = INSECURE.load(Ordering::Relaxed);
+            Some(
+                admin_client::connector(&host, insecure, ca.as_deref(), own)
+                    .map_err(ClientError::Trust)?,
+            )
+        }
+    };
+    Ok(Target { addr, tls })
 }
 
 /// The admin token the CLI sends: the config's (`admin.token` or
@@ -93,14 +158,32 @@ pub fn admin_token(src: &ConfigSource) -> Option<String> {
     })
 }
 
+fn trust_hint(trust: Trust) -> &'static str {
+    match trust {
+        Trust::Insecure => "",
+        Trust::CaFile => " (the certificate was checked against SHOAL_ADMIN_CA's CAs)",
+        Trust::Pinned => " (the certificate was checked against the config's admin.tls; set SHOAL_ADMIN_CA=FILE to trust a CA instead)",
+        Trust::System => " (the certificate was checked against the system's CAs: give the config with -c FILE to trust its admin.tls certificate, or SHOAL_ADMIN_CA=FILE to trust a CA; --insecure, for testing only, trusts any)",
+    }
+}
+
+/// Reads and writes of the connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct Admin {
     addr: SocketAddr,
+    tls: Option<AdminTls>,
     token: Option<String>,
 }
 
 impl Admin {
-    pub fn new(addr: SocketAddr) -> Admin {
-        Admin { addr, token: None }
+    pub fn new(target: Target) -> Admin {
+        Admin {
+            addr: target.addr,
+            tls: target.tls,
+            token: None,
+        }
     }
 
     /// Sent as `Authorization: Bearer TOKEN`.
@@ -123,7 +206,22 @@ impl Admin {
             .await
             .map_err(|_| unreachable(&"timed out"))?
             .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let io: Box<dyn Io> = match &self.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let handshake = tls.connector.connect(tls.name.clone(), stream);
+                let stream = tokio::time::timeout(Duration::from_secs(5), handshake)
+                    .await
+                    .map_err(|_| unreachable(&"TLS handshake timed out"))?
+                    .map_err(|e| ClientError::Tls {
+                        addr: self.addr,
+                        reason: tls_reason(e),
+                        trust: tls.trust,
+                    })?;
+                Box::new(stream)
+            }
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| unreachable(&e))?;
         tokio::spawn(conn);
@@ -159,6 +257,25 @@ impl Admin {
             return Err(refusal(status, &body));
         }
         serde_json::from_slice(&body).map_err(ClientError::BadJson)
+    }
+}
+
+/// A failed handshake in words: a plain-HTTP admin listener answers a
+/// TLS hello with bytes that are no TLS record.
+fn tls_reason(e: std::io::Error) -> String {
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::InvalidMessage(_)) => {
+            "it does not speak TLS (is admin.tls set on that shoal? try http://)".into()
+        }
+        Some(rustls::Error::General(m)) => m.clone(),
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+            "certificate signed by an unknown CA".into()
+        }
+        Some(other) => crate::tls::client::reason(other),
+        None => e.to_string(),
     }
 }
 
@@ -207,14 +324,29 @@ mod tests {
             file: "does-not-matter.yaml".into(),
             demo: false,
         };
-        let e = admin_address(Some("http://localhost:9090"), &src).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "--admin http://localhost:9090: expected http://HOST:PORT with an IP address"
-        );
-        assert_eq!(
-            admin_address(Some("http://127.0.0.1:9191/"), &src).unwrap(),
-            "127.0.0.1:9191".parse::<SocketAddr>().unwrap()
-        );
+        for bad in ["http://127.0.0.1", "ftp://127.0.0.1:9090", "http://[::1]:x"] {
+            let e = admin_address(Some(bad), &src).err().expect(bad);
+            assert_eq!(
+                e.to_string(),
+                format!("--admin {bad}: expected http://HOST:PORT or https://HOST:PORT (HOST an IP address or a name that resolves)")
+            );
+        }
+        let t = admin_address(Some("http://127.0.0.1:9191/"), &src).unwrap();
+        assert_eq!(t.addr, "127.0.0.1:9191".parse::<SocketAddr>().unwrap());
+        assert!(t.tls.is_none());
+        let t = admin_address(Some("localhost:9191"), &src).unwrap();
+        assert_eq!(t.addr.port(), 9191);
+        assert!(t.tls.is_none());
+    }
+
+    #[test]
+    fn https_is_asked_by_the_url() {
+        let src = ConfigSource {
+            file: "does-not-matter.yaml".into(),
+            demo: false,
+        };
+        set_insecure(true);
+        let t = admin_address(Some("https://127.0.0.1:9443"), &src).unwrap();
+        assert_eq!(t.tls.map(|t| t.trust), Some(Trust::Insecure));
     }
 }

@@ -28,6 +28,11 @@ const DEMO_CONFIG: &str = include_str!("../../examples/demo.yaml");
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Client verbs over HTTPS: accept any certificate from the admin API.
+    /// For testing only: anyone on the way could pose as shoal and read the
+    /// token (trust it with the config's admin.tls or SHOAL_ADMIN_CA=FILE)
+    #[arg(long, global = true)]
+    insecure: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -154,6 +159,7 @@ enum Command {
 
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    client::set_insecure(cli.insecure);
     match cli.command {
         Command::Up(src) => up::run(&src),
         Command::Check(src) => check(&src),
@@ -317,6 +323,7 @@ fn display(p: &Path) -> String {
 /// What is allowed but probably wrong, as `FILE:LINE: KEY: message`.
 pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
     let mut found = crate::tls::client::unverified(config);
+    found.extend(crate::admin::auth::clear_text(config));
     for (name, app) in config.all_apps() {
         if let Some((path, message)) = crate::supervisor::port_warning(app) {
             found.push((crate::supervisor::key_of(config, name, path), message));

@@ -151,15 +151,19 @@ pub fn load_all_at(tls: &TlsConfig, at: &str) -> Result<CertSet, Vec<FileProblem
 }
 
 /// The check `shoal check` and every config load run: can the files of
-/// `tls:` (of every listener) be read, parsed, and does each key match its
-/// certificate?
+/// `tls:` (of every listener, and `admin.tls`) be read, parsed, and does
+/// each key match its certificate?
 pub fn check(config: &shoal_config::Config) -> Vec<(String, String)> {
     let provider = provider();
     let mut out = Vec::new();
-    for l in config.public_listeners() {
-        let Some(tls) = &l.tls else { continue };
+    let public = config.public_listeners();
+    let sections = public
+        .iter()
+        .filter_map(|l| Some((l.tls.as_ref()?, l.tls_at.as_str())))
+        .chain(config.admin.tls.as_ref().map(|t| (t, "admin.tls")));
+    for (tls, at) in sections {
         out.extend(
-            tls.files_at(&l.tls_at)
+            tls.files_at(at)
                 .iter()
                 .filter(|f| !f.cert.as_os_str().is_empty() && !f.key.as_os_str().is_empty())
                 .filter_map(|f| load_pair(f, &provider).err())

@@ -224,7 +224,10 @@ pub fn unverified(config: &Config) -> Vec<(String, String)> {
         .collect()
 }
 
-fn roots_from(path: &std::path::Path, at: &str) -> Result<Arc<RootCertStore>, FileProblem> {
+pub(super) fn roots_from(
+    path: &std::path::Path,
+    at: &str,
+) -> Result<Arc<RootCertStore>, FileProblem> {
     let problem = |message: String| FileProblem {
         at: at.to_string(),
         message,
@@ -255,7 +258,7 @@ fn roots_from(path: &std::path::Path, at: &str) -> Result<Arc<RootCertStore>, Fi
 }
 
 /// The system's trust store, read once.
-fn system_roots() -> Result<Arc<RootCertStore>, String> {
+pub(super) fn system_roots() -> Result<Arc<RootCertStore>, String> {
     static ROOTS: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
@@ -296,7 +299,7 @@ impl ResolvesClientCert for OneCert {
 /// `verify: false`: any certificate, but the handshake's signatures are
 /// still checked (a broken handshake is not a trusted one either).
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
+pub(super) struct NoVerify(pub(super) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(

@@ -7,12 +7,15 @@
 //!   `ArcSwap`'d set: a reload swaps certificates for new handshakes only.
 //! - `client.rs`: the rustls client config of an `https://` upstream or of
 //!   `app.tls`, its config-load check, and certificate errors in words.
+//! - `admin_client.rs`: the CLI's TLS to an admin listener with
+//!   `admin.tls`, and whom it trusts.
 //!
 //! [`Terminator`] is what the listener asks, once per accepted connection,
 //! whether to do a handshake and with which rustls config. TLS can be turned
 //! on, off or changed by a config reload; that applies to connections
 //! accepted after it, as `limits` do.
 
+pub mod admin_client;
 mod certs;
 pub mod client;
 mod resolver;

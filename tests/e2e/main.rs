@@ -5,6 +5,7 @@ mod support;
 
 mod access_log;
 mod admin_auth;
+mod admin_tls;
 mod autoscale;
 mod balancing;
 mod compress;

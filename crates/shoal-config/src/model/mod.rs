@@ -187,6 +187,10 @@ pub struct AdminConfig {
     pub token_file: Option<std::path::PathBuf>,
     /// Whether reading (status, metrics) needs the token too.
     pub read: AdminRead,
+    /// HTTPS on the admin listener (probes included): the keys and checks
+    /// of a public listener's `tls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 /// `admin.read`.
@@ -207,6 +211,7 @@ impl Default for AdminConfig {
             token: None,
             token_file: None,
             read: AdminRead::Open,
+            tls: None,
         }
     }
 }

@@ -1,12 +1,15 @@
 //! `admin:` — who may drive the admin API: a token, and no API open to
 //! other hosts without one.
 
-use super::Checker;
+use super::{tls, Checker};
 use crate::error::ErrorKind;
 use crate::model::{AdminRead, Config};
 
 pub(super) fn admin(c: &mut Checker<'_>, config: &Config) {
     let a = &config.admin;
+    if let Some(t) = &a.tls {
+        tls::tls(c, "admin.tls", t);
+    }
     if a.token.is_some() && a.token_file.is_some() {
         c.invalid(
             "admin.token_file",
