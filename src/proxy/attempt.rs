@@ -20,6 +20,7 @@
 
 use std::sync::Arc;
 
+use super::debug_events;
 use super::error::ProxyError;
 use super::forward::Proxy;
 use super::pool::Refusal;
@@ -75,6 +76,17 @@ pub enum Next {
     Elsewhere,
     /// No more attempts: the client gets the error.
     Answer,
+}
+
+impl Next {
+    /// For the debug events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Next::Reconnect => "reconnect (a new connection to the same backend)",
+            Next::Elsewhere => "elsewhere (the next backend)",
+            Next::Answer => "answer",
+        }
+    }
 }
 
 /// The decision itself; `reused`: the attempt's connection came from the
@@ -181,6 +193,12 @@ impl<'a> Attempts<'a> {
         native: bool,
     ) -> Result<Option<Arc<Endpoint>>, NeedsHyper> {
         if self.begun > self.target.policy.retries {
+            debug_events::no_pick(
+                request_id,
+                &self.target.pool.name,
+                self.begun + 1,
+                "proxy.retries used up",
+            );
             return Ok(None);
         }
         if self.charge {
@@ -200,13 +218,37 @@ impl<'a> Attempts<'a> {
         if native && !set.all_raw() && self.is_first() {
             return Err(NeedsHyper);
         }
+        let pool = &self.target.pool;
         if let Some(e) = self.pinned(&set) {
+            debug_events::picked(
+                request_id,
+                &pool.name,
+                &e.id,
+                pool.algorithm,
+                self.begun + 1,
+                true,
+            );
             return Ok(Some(e));
         }
-        let Some(i) = self.target.pool.pick(&set, &self.tried, self.key) else {
+        let Some(i) = pool.pick(&set, &self.tried, self.key) else {
+            debug_events::no_pick(
+                request_id,
+                &pool.name,
+                self.begun + 1,
+                "none in rotation and not tried",
+            );
             return Ok(None);
         };
-        Ok(Some(set.endpoints[i].clone()))
+        let e = &set.endpoints[i];
+        debug_events::picked(
+            request_id,
+            &pool.name,
+            &e.id,
+            pool.algorithm,
+            self.begun + 1,
+            false,
+        );
+        Ok(Some(e.clone()))
     }
 
     /// The backend the sticky cookie names, if it is in `set`, in
@@ -250,13 +292,14 @@ impl<'a> Attempts<'a> {
     /// health, and what to do next.
     pub fn failed(
         &mut self,
+        request_id: &dyn std::fmt::Debug,
         endpoint: &Arc<Endpoint>,
         error: &ProxyError,
-        reach: Reach,
-        reused: bool,
+        (reach, reused): (Reach, bool),
         resend: Resend,
     ) -> Next {
         let next = next(reach, reused, self.reconnects, resend);
+        debug_events::failed(request_id, &endpoint.id, self.begun, error, reach, next);
         if next == Next::Reconnect {
             self.reconnects += 1;
             return next;

@@ -74,6 +74,8 @@ struct Watch {
     phase: Phase,
     line: Line,
     in_flight: usize,
+    /// Requests begun on the connection (for its debug event at close).
+    requests: u32,
     /// In `Body`: the request body's reader is waiting for data (the body
     /// timer runs only then, not while shoal is not asking for more).
     body_waiting: bool,
@@ -99,6 +101,7 @@ impl ConnWatch {
                 phase: Phase::Fresh,
                 line: Line::Next,
                 in_flight: 0,
+                requests: 0,
                 body_waiting: false,
                 deadline: Some(Instant::now() + limits.header_read_timeout),
                 waker: None,
@@ -149,6 +152,7 @@ impl ConnWatch {
     pub fn request_started(&self, has_body: bool, upgrade: bool) -> (Busy, Option<BodyRead>) {
         let mut w = self.lock();
         w.in_flight += 1;
+        w.requests = w.requests.saturating_add(1);
         let mut reading = None;
         if w.phase != Phase::Off {
             w.deadline = None;
@@ -167,6 +171,11 @@ impl ConnWatch {
             };
         }
         (Busy(self.clone()), reading)
+    }
+
+    /// Requests begun on the connection so far.
+    pub fn requests(&self) -> u32 {
+        self.lock().requests
     }
 
     /// The response switched protocols: the socket now carries a tunnel,

@@ -340,7 +340,13 @@ impl Proxy {
                     source,
                 };
                 // Nothing was sent: the request, body and all, can go elsewhere.
-                attempts.failed(endpoint, &e, Reach::Unsent, false, ex.resend(true));
+                attempts.failed(
+                    ex.request_id,
+                    endpoint,
+                    &e,
+                    (Reach::Unsent, false),
+                    ex.resend(true),
+                );
                 return Err((e, Some(req)));
             }
         };
@@ -379,7 +385,13 @@ impl Proxy {
                 },
             };
             let resend = ex.resend(unsent.is_some());
-            let next = attempts.failed(endpoint, &error, reach, conn.reused, resend);
+            let next = attempts.failed(
+                ex.request_id,
+                endpoint,
+                &error,
+                (reach, conn.reused),
+                resend,
+            );
             // Sent again: what was never sent, or else a replay.
             let again = match next {
                 Next::Answer => None,

@@ -5,6 +5,7 @@ pub mod answer;
 mod attempt;
 pub mod body;
 pub mod conn_watch;
+mod debug_events;
 pub mod error;
 mod forward;
 mod h1;

@@ -35,13 +35,14 @@ use shoal_config::LimitsConfig;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::conn_watch::{ConnWatch, TrackedBody, WatchedIo};
+use super::debug_events::{self, Engine};
 use super::forward::Proxy;
 use super::h1;
 use super::limits;
 use super::listener::{HttpsPort, ListenerRole};
 use crate::tls::Terminator;
 use arc_swap::ArcSwap;
-use shoal_config::{Engine, ProxyProtocol};
+use shoal_config::ProxyProtocol;
 use std::sync::atomic::Ordering;
 
 /// How long the drain may take, read when it begins (a config reload may
@@ -238,26 +239,47 @@ async fn serve_h2<I>(
         h1::Rewind::new(stream, preface.to_vec()),
         handler.watch.clone(),
     );
-    run_hyper(connection(&builder, io, handler), peer, stop).await;
+    let watch = handler.watch.clone();
+    run_hyper(
+        connection(&builder, io, handler),
+        (peer, Engine::Tls, watch),
+        stop,
+    )
+    .await;
 }
 
 /// Run a hyper connection to its end; when `stop` fires, let it finish the
-/// request in flight and close (hyper's graceful shutdown).
-async fn run_hyper<C>(conn: C, peer: SocketAddr, stop: CancellationToken)
-where
+/// request in flight and close (hyper's graceful shutdown). `watch`
+/// counts its requests for the debug event at the end.
+async fn run_hyper<C>(
+    conn: C,
+    (peer, engine, watch): (SocketAddr, Engine, ConnWatch),
+    stop: CancellationToken,
+) where
     C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
 {
     tokio::pin!(conn);
+    let mut drained = false;
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,
         _ = stop.cancelled() => {
+            drained = true;
             conn.as_mut().graceful_shutdown();
             conn.await
         }
     };
-    if let Err(e) = ended {
+    if let Err(e) = &ended {
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }
+    debug_events::closed(&peer, engine, watch.requests(), || {
+        match (&ended, drained) {
+            (Err(e), _) => format!("error: {e}"),
+            (Ok(()), true) => "drain (shutdown, or the listener removed)".to_string(),
+            (Ok(()), false) => {
+                "ended (the client closed, `Connection: close`, or a timeout)".to_string()
+            }
+        }
+    });
 }
 
 /// What the native connections of a listener share: one `Arc` per
@@ -352,9 +374,10 @@ fn after_handoff(
         &shared.role.load().name,
     );
     let io = WatchedIo::new(h1::Rewind::new(stream, read), handler.watch.clone());
+    let watch = handler.watch.clone();
     Box::pin(run_hyper(
         connection(&shared.builder, io, handler),
-        peer,
+        (peer, Engine::HyperAfterHandoff, watch),
         stop,
     ))
 }
@@ -399,7 +422,13 @@ async fn tls_connection(
         serve_h2(stream, handler, &builder, timeout, stop).await;
     } else {
         let io = WatchedIo::new(stream, handler.watch.clone());
-        run_hyper(connection(&builder, io, handler), peer, stop).await;
+        let watch = handler.watch.clone();
+        run_hyper(
+            connection(&builder, io, handler),
+            (peer, Engine::Tls, watch),
+            stop,
+        )
+        .await;
     }
     drop(slot);
 }
@@ -633,17 +662,20 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
             &role.name,
         );
         handler.redirect = Some(https_port.clone());
+        debug_events::accepted(&peer, &role.name, Engine::Redirect);
         let io = WatchedIo::new(stream, handler.watch.clone());
+        let watch = handler.watch.clone();
         let conn = connection(&current.builder, io, handler);
         let stop = stop.clone();
         tasks.spawn(async move {
-            run_hyper(conn, peer, stop).await;
+            run_hyper(conn, (peer, Engine::Redirect, watch), stop).await;
             drop((permit, open));
         });
         return;
     }
     match tls.server_config() {
-        None if proxy.routing().engine == Engine::Native => {
+        None if proxy.routing().engine == shoal_config::Engine::Native => {
+            debug_events::accepted(&peer, &role.name, Engine::Native);
             tasks.spawn(native_connection(
                 stream,
                 peer,
@@ -661,11 +693,13 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
                 (peer, "http"),
                 &role.name,
             );
+            debug_events::accepted(&peer, &role.name, Engine::Hyper);
             let io = WatchedIo::new(stream, handler.watch.clone());
+            let watch = handler.watch.clone();
             let conn = connection(&current.builder, io, handler);
             let stop = stop.clone();
             tasks.spawn(async move {
-                run_hyper(conn, peer, stop).await;
+                run_hyper(conn, (peer, Engine::Hyper, watch), stop).await;
                 drop((permit, open));
             });
         }
@@ -681,6 +715,7 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
                 (peer, "https"),
                 &role.name,
             );
+            debug_events::accepted(&peer, &role.name, Engine::Tls);
             let tls = TlsConn {
                 config,
                 builder: current.builder.clone(),

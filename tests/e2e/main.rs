@@ -11,6 +11,7 @@ mod balancing;
 mod compress;
 mod dashboard;
 mod data_path;
+mod debug_events;
 mod desync;
 mod events;
 mod failures;

@@ -25,6 +25,7 @@ use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEA
 use super::request::{prepare, Head};
 use crate::access_log::Report;
 use crate::proxy::admit::rate_limited;
+use crate::proxy::debug_events::{self, Engine};
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
 use crate::proxy::listener::ListenerRole;
@@ -73,16 +74,23 @@ pub async fn drive(
     // Bytes read and not yet served (a pipelined request), if any: an idle
     // connection holds no buffer. (Boxed: rare, and smaller in every task.)
     let mut held: Option<Box<(Vec<u8>, usize)>> = None;
+    // Requests served, for the debug events.
+    let mut served: u32 = 0;
     loop {
         let (buf, filled) = match held.take() {
             Some(held) => *held,
             None => {
                 let due = first.unwrap_or_else(|| crate::clock::coarse() + limits.idle_timeout);
                 match first_bytes(stream, idle, shard, due).await {
-                    Some(read) => read,
+                    Ok(read) => read,
                     // Idle for idle_timeout, or never a byte within
                     // header_read_timeout: closed without an answer.
-                    None => return End::Closed,
+                    Err(why) => {
+                        debug_events::closed(peer, Engine::Native, served, || {
+                            why.as_str(first.is_some())
+                        });
+                        return End::Closed;
+                    }
                 }
             }
         };
@@ -105,14 +113,23 @@ pub async fn drive(
         ))
         .await;
         match step {
-            Step::Next(pipelined) => held = pipelined.map(Box::new),
-            Step::Closed => return End::Closed,
-            Step::Handoff(read) => {
+            Step::Next(pipelined) => {
+                served = served.saturating_add(1);
+                held = pipelined.map(Box::new);
+            }
+            Step::Closed(after) => {
+                let served = served.saturating_add(u32::from(after.served));
+                debug_events::closed(peer, Engine::Native, served, || after.why);
+                return End::Closed;
+            }
+            Step::Handoff(read, why) => {
                 crate::metrics::counters::native_handoff();
+                debug_events::handed_off(peer, served, why);
                 return End::Handoff(read);
             }
         }
         if idle.is_draining() {
+            debug_events::closed(peer, Engine::Native, served, || "drain");
             return End::Closed;
         }
     }
@@ -131,10 +148,45 @@ struct Read {
 enum Step {
     /// Served; the bytes after it (a pipelined request), if any.
     Next(Option<(Vec<u8>, usize)>),
-    Closed,
-    /// For hyper: the bytes read so far.
-    Handoff(Vec<u8>),
+    Closed(Closed),
+    /// For hyper: the bytes read so far, and why.
+    Handoff(Vec<u8>, &'static str),
 }
+
+/// The connection closed on a request: whether it was served, and why
+/// (for the debug event).
+struct Closed {
+    served: bool,
+    why: &'static str,
+}
+
+const CLIENT_CLOSED_IN_HEAD: Closed = Closed {
+    served: false,
+    why: "the client closed in the middle of a head",
+};
+
+/// Why a connection waiting for a request ended.
+#[derive(Clone, Copy)]
+enum WaitEnd {
+    Drain,
+    TimedOut,
+    ClientClosed,
+}
+
+impl WaitEnd {
+    /// `first`: the wait was for the connection's first request.
+    fn as_str(self, first: bool) -> &'static str {
+        match (self, first) {
+            (WaitEnd::Drain, _) => "drain",
+            (WaitEnd::TimedOut, true) => "no request within limits.header_read_timeout",
+            (WaitEnd::TimedOut, false) => "idle for limits.idle_timeout",
+            (WaitEnd::ClientClosed, _) => "the client closed",
+        }
+    }
+}
+
+/// Why a request goes to hyper, when it is not the head's own reason.
+const LARGE_HEAD: &str = "a large head (hyper reads it up to limits.max_header_size)";
 
 /// Read the rest of a head, then serve the request.
 async fn one_request(
@@ -164,19 +216,18 @@ async fn one_request(
             &mut head,
         ) {
             Head::Ready(req) | Head::Answered(req) if req.len > limits.max_head => {
-                return handoff(buf, filled, head)
+                return handoff(buf, filled, head, LARGE_HEAD)
             }
             Head::Ready(req) => break (req, false),
             Head::Answered(req) => break (req, true),
-            Head::Handoff(why) => {
-                tracing::trace!(%peer, why, "request handed to hyper");
-                return handoff(buf, filled, head);
-            }
+            Head::Handoff(why) => return handoff(buf, filled, head, why),
             // A large head: past 16 KiB, hyper reads it up to
             // limits.max_header_size, or answers 431.
-            Head::Partial if filled >= limits.max_head => return handoff(buf, filled, head),
+            Head::Partial if filled >= limits.max_head => {
+                return handoff(buf, filled, head, LARGE_HEAD)
+            }
             Head::Partial if filled == buf.len() && !grow(&mut buf, MAX_HEAD_BUF) => {
-                return handoff(buf, filled, head)
+                return handoff(buf, filled, head, LARGE_HEAD)
             }
             Head::Partial => {}
         }
@@ -188,13 +239,16 @@ async fn one_request(
             Ok(_) => {
                 give_buf(buf);
                 give_vec(head);
-                return Step::Closed;
+                return Step::Closed(CLIENT_CLOSED_IN_HEAD);
             }
             Err(_) => {
                 give_buf(buf);
                 give_vec(head);
                 header_timeout(stream, limits).await;
-                return Step::Closed;
+                return Step::Closed(Closed {
+                    served: false,
+                    why: "limits.header_read_timeout in the middle of a head (408)",
+                });
             }
         }
     };
@@ -267,9 +321,19 @@ async fn one_request(
         Served::Close => {
             give_buf(buf);
             give_vec(head);
-            return Step::Closed;
+            return Step::Closed(Closed {
+                served: true,
+                why: "closed with the response (`Connection: close`, an error, or a cut body)",
+            });
         }
-        Served::Handoff => return handoff(buf, filled, head),
+        Served::Handoff => {
+            return handoff(
+                buf,
+                filled,
+                head,
+                "a backend of the pool needs hyper's path (h2 or TLS)",
+            )
+        }
     }
     give_vec(head);
     if pipelined {
@@ -285,14 +349,14 @@ async fn one_request(
 /// and unless the drain begins), and read it into a buffer taken only
 /// then: `readable` may report a socket ready before any byte has come (a
 /// fresh one, for instance), and an idle connection must not hold a
-/// buffer. `None`: the client closed, the time ran out, or the drain
+/// buffer. `Err`: the client closed, the time ran out, or the drain
 /// began.
 async fn first_bytes(
     stream: &mut TcpStream,
     idle: &Idle,
     shard: usize,
     due: std::time::Instant,
-) -> Option<(Vec<u8>, usize)> {
+) -> Result<(Vec<u8>, usize), WaitEnd> {
     // The deadline and the drain's wake-up, outside this task (`idle.rs`).
     let mut wait = idle.wait(shard, due);
     loop {
@@ -310,14 +374,17 @@ async fn first_bytes(
         })
         .await;
         if !ready {
-            return None;
+            return Err(match idle.is_draining() {
+                true => WaitEnd::Drain,
+                false => WaitEnd::TimedOut,
+            });
         }
         let mut buf = take_buf();
         match stream.read(&mut buf).now_or_never() {
-            Some(Ok(n)) if n > 0 => return Some((buf, n)),
+            Some(Ok(n)) if n > 0 => return Ok((buf, n)),
             Some(_) => {
                 give_buf(buf);
-                return None;
+                return Err(WaitEnd::ClientClosed);
             }
             // Not ready after all: the read found nothing and cleared the
             // readiness; wait again, holding nothing.
@@ -326,10 +393,10 @@ async fn first_bytes(
     }
 }
 
-fn handoff(mut buf: Vec<u8>, filled: usize, head: Vec<u8>) -> Step {
+fn handoff(mut buf: Vec<u8>, filled: usize, head: Vec<u8>, why: &'static str) -> Step {
     give_vec(head);
     buf.truncate(filled);
-    Step::Handoff(buf)
+    Step::Handoff(buf, why)
 }
 
 /// Part of a head came, not all of it, within `header_read_timeout`: 408.

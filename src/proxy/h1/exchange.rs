@@ -225,7 +225,13 @@ async fn on_backend(
                     backend: endpoint.id.clone(),
                     source,
                 };
-                let next = attempts.failed(endpoint, &e, Reach::Unsent, false, resend);
+                let next = attempts.failed(
+                    &job.req.request_id,
+                    endpoint,
+                    &e,
+                    (Reach::Unsent, false),
+                    resend,
+                );
                 return Err((e, next));
             }
         },
@@ -279,7 +285,13 @@ async fn on_backend(
         };
         let (error, reach) = failure.classify(&endpoint.id, job.target.policy);
         tracing::debug!(backend = %endpoint.id, reused, error = %error, "upstream request failed");
-        match attempts.failed(endpoint, &error, reach, reused, resend) {
+        match attempts.failed(
+            &job.req.request_id,
+            endpoint,
+            &error,
+            (reach, reused),
+            resend,
+        ) {
             Next::Reconnect => match Box::pin(endpoint.pool.connect_raw()).await {
                 Ok(fresh) => {
                     tracing::debug!(backend = %endpoint.id, "reused connection failed; trying a new one");

@@ -252,8 +252,14 @@ impl Shoal {
         let mut child = Command::new(SHOAL)
             .args(["up", "-c"])
             .arg(&path)
+            // shoal's debug lines, but not the per-connection and
+            // per-request events (a load test would keep millions of
+            // lines); a test may set its own SHOAL_LOG.
+            .env(
+                "SHOAL_LOG",
+                "info,shoal=debug,shoal::conn=info,shoal::request=info",
+            )
             .envs(env.iter().copied())
-            .env("SHOAL_LOG", "info,shoal=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
