@@ -80,11 +80,10 @@ pub fn closed<W: Display>(
 }
 
 #[inline]
-pub fn handed_off(peer: &SocketAddr, requests: u32, why: &'static str) {
+pub fn handed_off(peer: &SocketAddr, why: &'static str) {
     tracing::debug!(
         target: CONN,
         %peer,
-        requests_before = requests,
         why,
         "connection handed from the native engine to hyper"
     );

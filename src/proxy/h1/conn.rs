@@ -118,13 +118,12 @@ pub async fn drive(
                 held = pipelined.map(Box::new);
             }
             Step::Closed(after) => {
-                let served = served.saturating_add(u32::from(after.served));
-                debug_events::closed(peer, Engine::Native, served, || after.why);
+                let served = served.saturating_add(u32::from(after.served()));
+                debug_events::closed(peer, Engine::Native, served, || after.why());
                 return End::Closed;
             }
-            Step::Handoff(read, why) => {
+            Step::Handoff(read) => {
                 crate::metrics::counters::native_handoff();
-                debug_events::handed_off(peer, served, why);
                 return End::Handoff(read);
             }
         }
@@ -149,21 +148,34 @@ enum Step {
     /// Served; the bytes after it (a pipelined request), if any.
     Next(Option<(Vec<u8>, usize)>),
     Closed(Closed),
-    /// For hyper: the bytes read so far, and why.
-    Handoff(Vec<u8>, &'static str),
+    /// For hyper: the bytes read so far.
+    Handoff(Vec<u8>),
 }
 
-/// The connection closed on a request: whether it was served, and why
-/// (for the debug event).
-struct Closed {
-    served: bool,
-    why: &'static str,
+/// Why the connection closed on a request (for the debug event; one byte,
+/// so `Step` stays as small as it was).
+#[derive(Clone, Copy)]
+enum Closed {
+    ClientInHead,
+    HeadTimeout,
+    WithResponse,
 }
 
-const CLIENT_CLOSED_IN_HEAD: Closed = Closed {
-    served: false,
-    why: "the client closed in the middle of a head",
-};
+impl Closed {
+    fn served(self) -> bool {
+        matches!(self, Closed::WithResponse)
+    }
+
+    fn why(self) -> &'static str {
+        match self {
+            Closed::ClientInHead => "the client closed in the middle of a head",
+            Closed::HeadTimeout => "limits.header_read_timeout in the middle of a head (408)",
+            Closed::WithResponse => {
+                "closed with the response (`Connection: close`, an error, or a cut body)"
+            }
+        }
+    }
+}
 
 /// Why a connection waiting for a request ended.
 #[derive(Clone, Copy)]
@@ -216,18 +228,18 @@ async fn one_request(
             &mut head,
         ) {
             Head::Ready(req) | Head::Answered(req) if req.len > limits.max_head => {
-                return handoff(buf, filled, head, LARGE_HEAD)
+                return handoff(buf, filled, head, (&peer, LARGE_HEAD))
             }
             Head::Ready(req) => break (req, false),
             Head::Answered(req) => break (req, true),
-            Head::Handoff(why) => return handoff(buf, filled, head, why),
+            Head::Handoff(why) => return handoff(buf, filled, head, (&peer, why)),
             // A large head: past 16 KiB, hyper reads it up to
             // limits.max_header_size, or answers 431.
             Head::Partial if filled >= limits.max_head => {
-                return handoff(buf, filled, head, LARGE_HEAD)
+                return handoff(buf, filled, head, (&peer, LARGE_HEAD))
             }
             Head::Partial if filled == buf.len() && !grow(&mut buf, MAX_HEAD_BUF) => {
-                return handoff(buf, filled, head, LARGE_HEAD)
+                return handoff(buf, filled, head, (&peer, LARGE_HEAD))
             }
             Head::Partial => {}
         }
@@ -239,16 +251,13 @@ async fn one_request(
             Ok(_) => {
                 give_buf(buf);
                 give_vec(head);
-                return Step::Closed(CLIENT_CLOSED_IN_HEAD);
+                return Step::Closed(Closed::ClientInHead);
             }
             Err(_) => {
                 give_buf(buf);
                 give_vec(head);
                 header_timeout(stream, limits).await;
-                return Step::Closed(Closed {
-                    served: false,
-                    why: "limits.header_read_timeout in the middle of a head (408)",
-                });
+                return Step::Closed(Closed::HeadTimeout);
             }
         }
     };
@@ -321,17 +330,17 @@ async fn one_request(
         Served::Close => {
             give_buf(buf);
             give_vec(head);
-            return Step::Closed(Closed {
-                served: true,
-                why: "closed with the response (`Connection: close`, an error, or a cut body)",
-            });
+            return Step::Closed(Closed::WithResponse);
         }
         Served::Handoff => {
             return handoff(
                 buf,
                 filled,
                 head,
-                "a backend of the pool needs hyper's path (h2 or TLS)",
+                (
+                    &peer,
+                    "a backend of the pool needs hyper's path (h2 or TLS)",
+                ),
             )
         }
     }
@@ -393,10 +402,16 @@ async fn first_bytes(
     }
 }
 
-fn handoff(mut buf: Vec<u8>, filled: usize, head: Vec<u8>, why: &'static str) -> Step {
+fn handoff(
+    mut buf: Vec<u8>,
+    filled: usize,
+    head: Vec<u8>,
+    (peer, why): (&SocketAddr, &'static str),
+) -> Step {
+    debug_events::handed_off(peer, why);
     give_vec(head);
     buf.truncate(filled);
-    Step::Handoff(buf, why)
+    Step::Handoff(buf)
 }
 
 /// Part of a head came, not all of it, within `header_read_timeout`: 408.
