@@ -557,7 +557,10 @@ async fn tls_failures_count_for_passive_health() {
         .unwrap()
         .clone();
     assert_eq!(mtls_status["health"], "ejected", "{s}");
-    assert!(shoal.log_contains("out of rotation after failed requests (passive health)"));
+    // The line may trail the status on a loaded machine.
+    shoal
+        .wait_log("out of rotation after failed requests (passive health)")
+        .await;
 }
 
 /// A WebSocket through a TLS backend that chose h2 (nginx with `http2`,
