@@ -24,6 +24,7 @@ pub mod routes;
 pub mod state;
 pub mod sticky;
 pub mod supervisor;
+pub mod systemd;
 #[cfg(test)]
 mod test_alloc;
 pub mod tls;

@@ -36,6 +36,7 @@ mod state_redis;
 mod state_redis_topologies;
 mod sticky;
 mod supervision;
+mod systemd;
 mod timeouts;
 mod tls;
 mod upstream_tls;
