@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod compress;
 pub mod dashboard;
+pub mod deploy;
 pub mod events;
 pub mod files;
 #[cfg(any(test, fuzzing))]

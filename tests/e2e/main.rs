@@ -10,6 +10,7 @@ mod balancing;
 mod compress;
 mod dashboard;
 mod data_path;
+mod deploy;
 mod desync;
 mod events;
 mod failures;
