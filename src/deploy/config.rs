@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_token_of_the_config_is_kept_and_apps_become_upstreams() {
-        let text = "admin: { token: \"${DEPLOY_TEST_TOKEN:-abc}\" }\napp: { command: [\"x\"] }\n";
+        let text = "admin: { token: \"${DEPLOY_TEST_TOKEN:-0123456789abcdef0123}\" }\napp: { command: [\"x\"] }\n";
         let out = for_container(
             text,
             &load(text),
@@ -121,7 +121,10 @@ mod tests {
         )
         .unwrap();
         let v: Value = serde_yaml_ng::from_str(&out).unwrap();
-        assert_eq!(v["admin"]["token"], "${DEPLOY_TEST_TOKEN:-abc}");
+        assert_eq!(
+            v["admin"]["token"],
+            "${DEPLOY_TEST_TOKEN:-0123456789abcdef0123}"
+        );
         assert!(v.get("app").is_none());
         assert_eq!(v["upstreams"][0]["url"], "http://app:8080");
     }
