@@ -5,6 +5,7 @@ mod control;
 mod events;
 mod logging;
 mod up;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -147,6 +148,8 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Check a running deployment: health, every backend taking traffic, stickiness, Redis; exit 1 on a failure
+    Verify(verify::VerifyArgs),
     /// Write ready-to-apply files for Kubernetes, Compose or systemd from the config
     Deploy {
         /// What to write for
@@ -240,6 +243,7 @@ pub fn main() -> i32 {
             json,
         } => events::run(&src, admin.as_deref(), follow, json),
         Command::Deploy { target, src, opts } => deploy(target, &src, &opts),
+        Command::Verify(args) => verify::run(&args),
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }

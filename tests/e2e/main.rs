@@ -42,5 +42,6 @@ mod systemd;
 mod timeouts;
 mod tls;
 mod upstream_tls;
+mod verify;
 mod vtc;
 mod websocket;
