@@ -186,20 +186,20 @@ spec:
             httpGet:
               path: /ready
               port: admin
-            periodSeconds: 2
+{scheme}            periodSeconds: 2
             failureThreshold: 2
           # Alive while the admin listener answers.
           livenessProbe:
             httpGet:
               path: /health
               port: admin
-            periodSeconds: 10
+{scheme}            periodSeconds: 10
             failureThreshold: 3
           startupProbe:
             httpGet:
               path: /health
               port: admin
-            periodSeconds: 1
+{scheme}            periodSeconds: 1
             failureThreshold: 60
           lifecycle:
             preStop:
@@ -238,6 +238,12 @@ spec:
         },
         port = f.port,
         admin = f.admin_port,
+        // `admin.tls`: the kubelet probes over HTTPS (it checks no certificate).
+        scheme = if f.admin_https {
+            "              scheme: HTTPS\n"
+        } else {
+            ""
+        },
         memory = match opts.pattern {
             Pattern::Proxy => "256Mi",
             Pattern::Entrypoint => "1Gi",

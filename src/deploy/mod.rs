@@ -100,6 +100,8 @@ pub(crate) struct Facts {
     /// The first public listener's port.
     pub port: u16,
     pub admin_port: u16,
+    /// `admin.tls`: the admin listener (probes included) is HTTPS.
+    pub admin_https: bool,
     /// `shutdown.delay` + `shutdown.grace` + the app's `stop_timeout`:
     /// the longest a graceful stop takes.
     pub stop: Duration,
@@ -128,6 +130,7 @@ impl Facts {
         Facts {
             port,
             admin_port: config.admin.listen.port(),
+            admin_https: config.admin.tls.is_some(),
             stop: config.shutdown.delay + config.shutdown.grace + stop_timeout,
             shutdown_delay: config.shutdown.delay,
             app,

@@ -166,3 +166,42 @@ async fn https_to_a_plain_admin_listener_says_so() {
     assert_ne!(code, 0);
     assert!(err.contains("it does not speak TLS"), "{err}");
 }
+
+/// `shoal deploy kubernetes` with `admin.tls`: the kubelet's probes on the
+/// admin port go over HTTPS.
+#[test]
+fn kubernetes_probes_use_https_with_admin_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (cert, key) = ca
+        .leaf(&["admin.test"], "admin leaf")
+        .write(dir.path(), "admin");
+    let config = dir.path().join("shoal.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:8088\nadmin:\n  listen: 127.0.0.1:9099\n  tls: {{ cert: \"{}\", key: \"{}\" }}\nupstreams: [{{ url: \"http://127.0.0.1:9\" }}]\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("k8s");
+    let out = std::process::Command::new(SHOAL)
+        .args(["deploy", "kubernetes", "-o"])
+        .arg(&out_dir)
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: String = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(all.matches("scheme: HTTPS").count(), 3, "{all}");
+}
