@@ -31,6 +31,22 @@ pub struct Status {
     /// Every app's instances, app by app.
     pub instances: Vec<Instance>,
     pub upstreams: Vec<Upstream>,
+    /// Which replica answered: its id (`SHOAL_REPLICA_ID`, else
+    /// `HOSTNAME-PID`) and host name.
+    #[serde(default)]
+    pub replica: ReplicaId,
+    /// The other replicas sharing this one's Redis, as they last said
+    /// (empty with `state.backend: memory`).
+    #[serde(default)]
+    pub peers: Vec<crate::app::replica::Peer>,
+}
+
+/// `status.replica`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ReplicaId {
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
 }
 
 /// The supervised app as a whole.
@@ -170,6 +186,12 @@ impl Status {
                 .iter()
                 .map(|(group, e)| Upstream::of(e, group.clone()))
                 .collect(),
+            replica: ReplicaId {
+                id: state.replica.id.clone(),
+                hostname: state.replica.hostname.clone(),
+                pid: std::process::id(),
+            },
+            peers: state.replica.peers(),
         }
     }
 }
@@ -330,6 +352,20 @@ mod tests {
                 connections_opened: 4,
                 protocol: UpstreamProtocol::H2,
                 group: Some("api".into()),
+            }],
+            replica: ReplicaId {
+                id: "one".into(),
+                hostname: "host".into(),
+                pid: 7,
+            },
+            peers: vec![crate::app::replica::Peer {
+                id: "two".into(),
+                hostname: "host".into(),
+                pid: 8,
+                version: "0.1.0".into(),
+                listen: Some("127.0.0.1:8081".into()),
+                admin: None,
+                seen_ms: 1,
             }],
         }
     }

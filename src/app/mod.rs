@@ -11,6 +11,7 @@ mod listeners;
 mod pools;
 mod public;
 mod reload;
+pub mod replica;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -84,8 +85,10 @@ pub struct State {
     /// `admin.token` (or `token_file`'s), as the config in use says.
     admin_token: arc_swap::ArcSwapOption<String>,
     upstreams: Mutex<Vec<reload::Upstream>>,
-    /// The upstream groups' discovery tasks (`dns:`, `file:`).
+    /// The upstream groups' discovery tasks (`dns:`, `file:`, `registry:`).
     pub discovery: crate::discovery::Discoveries,
+    /// This replica, and the others seen through Redis.
+    pub replica: replica::Replica,
     pool: PoolSettings,
     shutting_down: AtomicBool,
     admin_listener: ListenerSlot,
@@ -263,6 +266,7 @@ pub async fn run(
         config: ArcSwap::from_pointee(config.clone()),
         upstreams: Mutex::new(Vec::new()),
         discovery: Default::default(),
+        replica: Default::default(),
         pool,
         shutting_down: AtomicBool::new(false),
         admin_listener: ListenerSlot::default(),
@@ -290,6 +294,7 @@ pub async fn run(
     }
     crate::dashboard::spawn(Arc::downgrade(&state), background.clone());
     crate::systemd::spawn(Arc::downgrade(&state), background.clone());
+    replica::spawn(Arc::downgrade(&state), background.clone());
     listeners::start_admin(
         &state.admin_listener,
         listeners.admin,
@@ -314,6 +319,7 @@ pub async fn run(
     state.public.stop_accepting();
     state.public.join().await;
     state.access_logs.flush().await;
+    replica::leave(&state).await;
     if !state.supervisors.is_empty() {
         tracing::info!("stopping instances");
         state.stop_instances().await;

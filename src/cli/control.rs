@@ -319,6 +319,18 @@ fn print_status(s: &Status) {
             ""
         }
     );
+    if !s.peers.is_empty() {
+        let peers: Vec<String> = s
+            .peers
+            .iter()
+            .map(|p| format!("{} ({})", p.id, p.listen.as_deref().unwrap_or("-")))
+            .collect();
+        println!(
+            "replica {}; peers through Redis: {}",
+            s.replica.id,
+            peers.join(", ")
+        );
+    }
     // Documents from before `apps` have only `app`.
     let apps: Vec<&status::App> = if s.apps.is_empty() {
         s.app.iter().collect()

@@ -30,6 +30,7 @@ mod native_engine;
 mod newcomer;
 mod outliers;
 mod rate_limits;
+mod replicas;
 mod routes;
 mod shutdown;
 mod slow_clients;
