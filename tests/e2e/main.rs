@@ -38,6 +38,7 @@ mod sticky;
 mod supervision;
 mod timeouts;
 mod tls;
+mod top;
 mod upstream_tls;
 mod vtc;
 mod websocket;

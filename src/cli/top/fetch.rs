@@ -6,7 +6,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use super::model::{Ask, Snapshot};
+use super::model::{Ask, Snapshot, Traffic};
 use crate::admin::status::Status;
 use crate::cli::client::{Admin, ClientError};
 use crate::cli::control::{follow_operation, Step};
@@ -43,7 +43,7 @@ pub async fn poll(admin: &Admin, cursor: &mut Cursor) -> Result<Snapshot, String
         .get_json::<History>(crate::dashboard::HISTORY_PATH)
         .await
         .ok()
-        .and_then(|h| h.samples.into_iter().last());
+        .and_then(|h| Traffic::of(&h.samples));
     #[derive(serde::Deserialize)]
     struct Events {
         events: Vec<Event>,
@@ -105,6 +105,11 @@ pub fn explain(e: &ClientError) -> String {
             };
             format!("{} {}{hint}", status.as_u16(), message.trim())
         }
+        // Without the CLI's hint on where the address comes from: the
+        // screen names the address it polls.
+        ClientError::Unreachable { addr, reason } => {
+            format!("no shoal answers at {addr} ({reason})")
+        }
         other => other.to_string(),
     }
 }
@@ -128,6 +133,14 @@ mod tests {
         assert_eq!(explain(&e), "409 another operation is running: scale to 3");
         let e = refusal(StatusCode::BAD_GATEWAY, b"upstream down\n");
         assert_eq!(explain(&e), "502 upstream down");
+        let e = ClientError::Unreachable {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            reason: "Connection refused".into(),
+        };
+        assert_eq!(
+            explain(&e),
+            "no shoal answers at 127.0.0.1:9 (Connection refused)"
+        );
         assert_eq!(
             explain(&ClientError::Failed("app-3 did not become healthy".into())),
             "app-3 did not become healthy"

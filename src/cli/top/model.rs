@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use crate::admin::status::{self, Status};
 use crate::dashboard::history::Sample;
 use crate::events::Event;
+use crate::supervisor::usage::WINDOW;
 use crate::supervisor::ProcState;
 
 /// Events kept for the screen (it shows the newest that fit).
@@ -18,10 +19,11 @@ pub const EVENTS_KEPT: usize = 50;
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub status: Status,
-    /// The dashboard's latest one-second sample (`/api/v1/metrics/history`),
-    /// when the running shoal has one: fleet requests/s and error rate,
-    /// shoal's own answers (a 503 with nothing in rotation) included.
-    pub fleet: Option<Sample>,
+    /// The dashboard's one-second samples (`/api/v1/metrics/history`) over
+    /// the instances' window, when the running shoal has them: fleet
+    /// requests/s and error rate, shoal's own answers (a 503 with nothing
+    /// in rotation) included.
+    pub fleet: Option<Traffic>,
     /// Events after the ones already brought, oldest first.
     pub events: Vec<Event>,
     /// The events' cursor restarted (another shoal answers now): the
@@ -73,7 +75,7 @@ pub struct Model {
     /// `127.0.0.1:9090`, for the title and the trouble line.
     pub admin: String,
     pub status: Option<Status>,
-    pub fleet: Option<Sample>,
+    pub fleet: Option<Traffic>,
     pub events: VecDeque<Event>,
     /// Why the last poll failed (unreachable, 401 …); `None` when it worked.
     pub trouble: Option<String>,
@@ -110,6 +112,49 @@ pub struct InstanceRow {
     pub restarts: String,
     /// Up and in rotation: drawn plainly; otherwise highlighted.
     pub healthy: bool,
+}
+
+/// The fleet's traffic over the last seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Traffic {
+    pub requests_per_sec: f64,
+    /// 0 to 1.
+    pub error_rate: f64,
+    /// The per-second p95s weighted by their requests: an estimate (the
+    /// p95 of the seconds together lies between the lowest and the
+    /// highest of them).
+    pub p95_ms: Option<f64>,
+}
+
+impl Traffic {
+    /// The last [`WINDOW`] of the samples (one a second, oldest first), as
+    /// the instances' figures span: one quiet second does not read as no
+    /// traffic.
+    pub fn of(samples: &[Sample]) -> Option<Traffic> {
+        let n = WINDOW.as_secs() as usize;
+        let last = &samples[samples.len().saturating_sub(n)..];
+        if last.is_empty() {
+            return None;
+        }
+        let requests: f64 = last.iter().map(|s| s.requests_per_sec).sum();
+        let errors: f64 = last.iter().map(|s| s.requests_per_sec * s.error_rate).sum();
+        let (timed, weighted) = last
+            .iter()
+            .filter_map(|s| {
+                s.p95_ms
+                    .map(|p| (s.requests_per_sec, p * s.requests_per_sec))
+            })
+            .fold((0.0, 0.0), |(r, w), (ri, wi)| (r + ri, w + wi));
+        Some(Traffic {
+            requests_per_sec: requests / last.len() as f64,
+            error_rate: if requests > 0.0 {
+                errors / requests
+            } else {
+                0.0
+            },
+            p95_ms: (timed > 0.0).then(|| weighted / timed),
+        })
+    }
 }
 
 /// The fleet's totals line.

@@ -141,16 +141,10 @@ fn fleet_totals_from_the_sample_or_the_instances() {
     assert_eq!(f.error_rate, Some(0.05));
     assert_eq!(f.p95_ms, None);
     m.update(Snapshot {
-        fleet: Some(Sample {
-            at: 0.0,
+        fleet: Some(Traffic {
             requests_per_sec: 99.0,
             error_rate: 0.5,
-            p50_ms: None,
             p95_ms: Some(8.0),
-            p99_ms: None,
-            in_flight: 0,
-            in_rotation: 2,
-            backends: 3,
         }),
         ..snapshot(s, vec![])
     });
@@ -159,6 +153,47 @@ fn fleet_totals_from_the_sample_or_the_instances() {
         (f.requests_per_sec, f.error_rate, f.p95_ms),
         (99.0, Some(0.5), Some(8.0))
     );
+}
+
+fn second(requests_per_sec: f64, error_rate: f64, p95_ms: Option<f64>) -> Sample {
+    Sample {
+        at: 0.0,
+        requests_per_sec,
+        error_rate,
+        p50_ms: None,
+        p95_ms,
+        p99_ms: None,
+        in_flight: 0,
+        in_rotation: 1,
+        backends: 1,
+    }
+}
+
+#[test]
+fn the_fleets_traffic_over_the_last_seconds() {
+    assert_eq!(Traffic::of(&[]), None);
+    let mut samples = vec![second(1000.0, 1.0, Some(900.0))];
+    // The five newest: 10, 0, 30, 0, 60 req/s.
+    for (rps, p95) in [
+        (10.0, 1.0),
+        (0.0, 0.0),
+        (30.0, 2.0),
+        (0.0, 0.0),
+        (60.0, 4.0),
+    ] {
+        samples.push(second(
+            rps,
+            if rps > 0.0 { 0.1 } else { 0.0 },
+            (rps > 0.0).then_some(p95),
+        ));
+    }
+    let t = Traffic::of(&samples).unwrap();
+    assert_eq!(t.requests_per_sec, 20.0);
+    assert!((t.error_rate - 0.1).abs() < 1e-9);
+    // (10 × 1 + 30 × 2 + 60 × 4) / 100
+    assert!((t.p95_ms.unwrap() - 3.1).abs() < 1e-9);
+    let quiet = Traffic::of(&[second(0.0, 0.0, None)]).unwrap();
+    assert_eq!((quiet.error_rate, quiet.p95_ms), (0.0, None));
 }
 
 #[test]

@@ -16,7 +16,7 @@ const HEADER: [&str; 9] = [
 ];
 
 const WIDTHS: [Constraint; 9] = [
-    Constraint::Min(12),
+    Constraint::Length(16),
     Constraint::Length(9),
     Constraint::Length(8),
     Constraint::Length(8),
