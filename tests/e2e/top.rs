@@ -13,11 +13,11 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{demo_config, eventually, Shoal, SHOAL};
+use crate::support::{demo_config, eventually, get, Shoal, SHOAL};
 
 const TOKEN: &str = "top-token-0123456789abcdef";
 const SCREEN_WAIT: Duration = Duration::from_secs(30);
@@ -84,11 +84,24 @@ impl Tmux {
 
     /// Wait for the screen to contain `text`; the screen that did.
     async fn wait_for(&self, text: &str) -> String {
-        eventually(SCREEN_WAIT, &format!("`{text}` on the screen"), || async {
+        self.wait_until(&format!("`{text}`"), |s| s.contains(text))
+            .await
+    }
+
+    /// Wait for a screen that `ok` accepts, and return it; panic with
+    /// the last screen seen after [`SCREEN_WAIT`].
+    async fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SCREEN_WAIT;
+        loop {
             let s = self.screen();
-            s.contains(text).then_some(s)
-        })
-        .await
+            if ok(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {SCREEN_WAIT:?} waiting for {what} on the screen:\n{s}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -117,8 +130,9 @@ fn row(screen: &str, id: &str) -> Option<Vec<String>> {
 /// whether the terminal is back in cooked mode, then waits to be read.
 fn top_command(admin: std::net::SocketAddr, env: &str) -> String {
     format!(
-        "env {env} {SHOAL} top --admin http://{admin}; echo \"top exited $?\"; \
-         stty -a | tr ' ;' '\\n\\n' | grep -x -- '-*icanon'; sleep 120"
+        "env {env} {SHOAL} top --admin http://{admin}; code=$?; \
+         echo \"top exited $code in mode $(stty -a | tr ' ;' '\\n\\n' | grep -x -- '-*icanon')\"; \
+         sleep 120"
     )
 }
 
@@ -186,11 +200,31 @@ async fn top_shows_the_instances_and_scales_with_a_confirmation() {
     for key in ["quit", "scale up", "scale down", "rolling reload"] {
         assert!(screen.contains(key), "no `{key}` in the footer:\n{screen}");
     }
-    // The instances' numbers come: CPU % and RSS once sampled.
-    eventually(SCREEN_WAIT, "CPU and RSS of app-1", || async {
-        let cols = row(&tmux.screen(), "app-1")?;
-        (cols[4] != "-" && cols[5].ends_with('M')).then_some(())
+    // The instances' numbers come: CPU % and RSS once sampled twice;
+    // then requests/s and p95 once traffic passes (round robin over the
+    // two; a rate counts from the first reading on).
+    let sampled = |screen: &str, id: &str| {
+        row(screen, id).is_some_and(|c| c[4] != "-" && c[5].ends_with('M'))
+    };
+    tmux.wait_until("CPU and RSS of both instances", |s| {
+        sampled(s, "app-1") && sampled(s, "app-2")
     })
+    .await;
+    for _ in 0..40 {
+        assert_eq!(get(shoal.proxy, "/").await.unwrap().status, 200);
+    }
+    tmux.wait_until(
+        "requests/s and p95 of both instances and the fleet",
+        |screen| {
+            let fleet = screen.lines().nth(1).unwrap_or("");
+            ["app-1", "app-2"].iter().all(|id| {
+                row(screen, id)
+                    .is_some_and(|c| !["0", "-"].contains(&c[6].as_str()) && c[7].ends_with('s'))
+            }) && fleet.contains("req/s · errors 0.0% · p95")
+                && !fleet.contains(" 0 req/s")
+                && !fleet.trim_end().ends_with("p95 -")
+        },
+    )
     .await;
 
     // `+`, `y`: one more instance, in the API and on the screen.
@@ -232,11 +266,7 @@ async fn top_shows_the_instances_and_scales_with_a_confirmation() {
 
     // `q`: exits 0 and gives the terminal back.
     tmux.keys("q");
-    let screen = tmux.wait_for("top exited 0").await;
-    let mode = screen
-        .lines()
-        .skip_while(|l| !l.contains("top exited 0"))
-        .nth(1)
-        .unwrap_or("");
-    assert_eq!(mode.trim(), "icanon", "terminal left raw:\n{screen}");
+    // One line, printed once `top` is gone: cooked mode is `icanon`,
+    // raw mode `-icanon`.
+    tmux.wait_for("top exited 0 in mode icanon").await;
 }
