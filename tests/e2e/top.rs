@@ -191,7 +191,9 @@ async fn top_shows_the_instances_and_scales_with_a_confirmation() {
         let s = tmux.screen();
         let ok = status["instances"].as_array()?.iter().all(|i| {
             let cols = row(&s, i["id"].as_str().unwrap_or("?"));
-            cols.is_some_and(|c| c[1] == "running" && c[2] == "up" && c[3] == i["pid"].to_string())
+            cols.is_some_and(|c| {
+                c[1] == "running" && c[2] == "up" && c[3].parse::<u64>().ok() == i["pid"].as_u64()
+            })
         });
         ok.then_some(s)
     })

@@ -249,13 +249,20 @@ impl Model {
             .map(|a| (a.name.clone(), a.target))
     }
 
+    /// Why there is nothing to `what`.
+    fn no_app(&self, what: &str) -> String {
+        if self.status.is_some() {
+            format!("no app to {what}: shoal runs no instances")
+        } else {
+            format!("nothing to {what} yet: the admin API has not answered")
+        }
+    }
+
     /// Ask to scale the selected app by `by` (+1, -1); nothing to ask
     /// without an app, or below zero.
     pub fn ask_scale(&mut self, by: i64) {
         let Some((app, from)) = self.chosen() else {
-            self.notice = Some(Notice::Failed(
-                "no app to scale: shoal runs no instances".into(),
-            ));
+            self.notice = Some(Notice::Failed(self.no_app("scale")));
             return;
         };
         let Ok(to) = u32::try_from(i64::from(from) + by) else {
@@ -268,11 +275,7 @@ impl Model {
     pub fn ask_reload(&mut self) {
         match self.chosen() {
             Some((app, _)) => self.asking = Some(Ask::Reload { app }),
-            None => {
-                self.notice = Some(Notice::Failed(
-                    "no app to reload: shoal runs no instances".into(),
-                ))
-            }
+            None => self.notice = Some(Notice::Failed(self.no_app("reload"))),
         }
     }
 

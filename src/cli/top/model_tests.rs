@@ -232,7 +232,12 @@ fn a_change_is_asked_then_confirmed_or_cancelled() {
     let mut m = Model::new("a".into());
     m.ask_scale(1);
     assert_eq!(m.asking, None);
-    assert!(matches!(m.notice, Some(Notice::Failed(_))));
+    assert_eq!(
+        m.notice,
+        Some(Notice::Failed(
+            "nothing to scale yet: the admin API has not answered".into()
+        ))
+    );
     m.update(snapshot(status(&[("app", 1)]), vec![]));
     m.ask_scale(-1);
     assert_eq!(
