@@ -10,6 +10,7 @@
 //! `scripts/test` installs tmux and sets `SHOAL_TMUX_TEST=1`, which makes
 //! a missing tmux a failure; without it the test says what is missing and
 //! passes. Each test has its own tmux server (`-L`), killed when it ends.
+//! A second test runs two apps: `j`/`k` select one, `+` scales that one.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -229,6 +230,26 @@ async fn top_shows_the_instances_and_scales_with_a_confirmation() {
     )
     .await;
 
+    // The same numbers in the status API (traffic again: the screen's
+    // may be leaving the 5-second window by now).
+    for _ in 0..10 {
+        assert_eq!(get(shoal.proxy, "/").await.unwrap().status, 200);
+    }
+    eventually(SCREEN_WAIT, "the numbers in the status API", || async {
+        let s = shoal.status().await;
+        s["instances"]
+            .as_array()?
+            .iter()
+            .all(|i| {
+                i["cpu_percent"].as_f64().is_some()
+                    && i["requests_per_sec"].as_f64() > Some(0.0)
+                    && i["p95_ms"].as_f64() > Some(0.0)
+                    && i["errors_per_sec"].as_f64() == Some(0.0)
+            })
+            .then_some(())
+    })
+    .await;
+
     // `+`, `y`: one more instance, in the API and on the screen.
     tmux.keys("+");
     tmux.wait_for("Scale app from 2 to 3 instance(s)?").await;
@@ -270,5 +291,64 @@ async fn top_shows_the_instances_and_scales_with_a_confirmation() {
     tmux.keys("q");
     // One line, printed once `top` is gone: cooked mode is `icanon`,
     // raw mode `-icanon`.
+    tmux.wait_for("top exited 0 in mode icanon").await;
+}
+
+/// Two apps: a block each, ↓/`j` selects the second (marked `▶`), and `+`
+/// `y` scales that one only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_selects_one_of_several_apps() {
+    if let Some(missing) = tmux_missing() {
+        if std::env::var_os("SHOAL_TMUX_TEST").is_none() {
+            eprintln!("SKIPPED top_selects_one_of_several_apps: {missing}");
+            return;
+        }
+        panic!("{missing}");
+    }
+    let app = format!(
+        "    command: [\"{SHOAL}\", \"demo-app\", \"--port\", \"{{port}}\"]\n    instances: 1\n    \
+         health: {{ path: /health, interval: 500ms, timeout: 500ms, fall: 3, rise: 2 }}\n    \
+         stop_timeout: 5s\n"
+    );
+    let shoal = Shoal::start(&format!(
+        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0 }}\napps:\n  api:\n{app}  web:\n{app}\
+         routes:\n  - {{ match: {{ path_prefix: /api }}, to: api }}\n  - {{ to: web }}\n"
+    ));
+    shoal.wait_healthy(2).await;
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let tmux = Tmux::start(
+        "apps",
+        cwd.path(),
+        &top_command(shoal.admin, "-u SHOAL_ADMIN_TOKEN"),
+    );
+    tmux.wait_until("both apps' rows", |s| {
+        row(s, "api-1").is_some() && row(s, "web-1").is_some() && s.contains("▶ api")
+    })
+    .await;
+    tmux.keys("j");
+    tmux.wait_for("▶ web").await;
+    tmux.keys("+");
+    tmux.wait_for("Scale web from 1 to 2 instance(s)?").await;
+    tmux.keys("y");
+    tmux.wait_until("web-2's row", |s| row(s, "web-2").is_some())
+        .await;
+    tmux.wait_for("done: scale web to 2").await;
+    let status = shoal.status().await;
+    let targets: Vec<(String, u64)> = status["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["target"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(targets, [("api".to_string(), 1), ("web".to_string(), 2)]);
+    // ↑ goes back to the first.
+    tmux.keys("k");
+    tmux.wait_for("▶ api").await;
+    tmux.keys("q");
     tmux.wait_for("top exited 0 in mode icanon").await;
 }
