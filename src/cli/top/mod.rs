@@ -90,6 +90,8 @@ async fn watch(admin: Admin, address: String, interval: Duration) -> Result<(), 
     let mut keys = EventStream::new();
     let mut term = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    // Ctrl-C is a key in raw mode; this is `kill -INT`.
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let mut screen = Screen(ratatui::try_init()?);
     let mut m = Model::new(address);
     let end = loop {
@@ -133,6 +135,7 @@ async fn watch(admin: Admin, address: String, interval: Duration) -> Result<(), 
             },
             _ = term.recv() => break Ok(()),
             _ = hangup.recv() => break Ok(()),
+            _ = interrupt.recv() => break Ok(()),
         }
     };
     poller.abort();
