@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod compress;
 pub mod dashboard;
+pub mod deploy;
 pub mod events;
 pub mod files;
 #[cfg(any(test, fuzzing))]
@@ -24,6 +25,7 @@ pub mod routes;
 pub mod state;
 pub mod sticky;
 pub mod supervisor;
+pub mod systemd;
 #[cfg(test)]
 mod test_alloc;
 pub mod tls;

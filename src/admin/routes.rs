@@ -121,14 +121,7 @@ fn ready(state: &State) -> Response<AdminBody> {
             json!({"ready": false, "reason": "shutting down"}),
         );
     }
-    // Ready when any pool can serve: one failing upstream group does not
-    // take the whole listener out of a load balancer in front.
-    let (mut healthy, mut backends) = (0, 0);
-    for table in state.tables.all() {
-        let set = table.snapshot();
-        backends += set.endpoints.len();
-        healthy += set.endpoints.iter().filter(|e| e.in_rotation()).count();
-    }
+    let (healthy, backends) = state.readiness();
     if healthy == 0 {
         return reply::json(
             StatusCode::SERVICE_UNAVAILABLE,

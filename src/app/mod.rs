@@ -99,6 +99,20 @@ impl State {
         self.shutting_down.load(Ordering::Acquire)
     }
 
+    /// Backends in rotation and backends known, over every pool: shoal is
+    /// ready (`/ready`, systemd's `READY=1`) when any pool can serve, so one
+    /// failing upstream group does not take the whole listener out of a
+    /// load balancer in front.
+    pub fn readiness(&self) -> (usize, usize) {
+        let (mut healthy, mut backends) = (0, 0);
+        for table in self.tables.all() {
+            let set = table.snapshot();
+            backends += set.endpoints.len();
+            healthy += set.endpoints.iter().filter(|e| e.in_rotation()).count();
+        }
+        (healthy, backends)
+    }
+
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
     }
@@ -248,6 +262,7 @@ pub async fn run(
         return Err(e);
     }
     crate::dashboard::spawn(Arc::downgrade(&state), background.clone());
+    crate::systemd::spawn(Arc::downgrade(&state), background.clone());
     listeners::start_admin(
         &state.admin_listener,
         listeners.admin,
@@ -262,6 +277,7 @@ pub async fn run(
 
     let shutdown = state.config().shutdown.clone();
     state.shutting_down.store(true, Ordering::Release);
+    crate::systemd::stopping();
     autoscale_stop.cancel();
     if !shutdown.delay.is_zero() {
         tracing::info!(delay = ?shutdown.delay, "shutting down: /ready is 503; still serving while balancers in front notice");
