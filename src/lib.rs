@@ -13,6 +13,7 @@ pub mod clock;
 pub mod compress;
 pub mod dashboard;
 pub mod deploy;
+pub mod discovery;
 pub mod events;
 pub mod files;
 #[cfg(any(test, fuzzing))]

@@ -284,6 +284,9 @@ async fn apply_config(state: &Arc<State>, progress: &Progress) -> Result<String,
     } else if new.health != old.health || new.apps != old.apps {
         state.tables.update(&new);
     }
+    for c in state.sync_discovery(&new) {
+        progress.step(0, 0, c);
+    }
     apply_live(state, &old, &new, progress);
     let serving = super::serving(state, state.proxy.clone());
     let changes = state.public.apply(wanted, certs, bound, &serving);

@@ -12,6 +12,7 @@ mod dashboard;
 mod data_path;
 mod deploy;
 mod desync;
+mod discovery;
 mod events;
 mod failures;
 mod files;
