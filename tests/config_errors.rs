@@ -1007,7 +1007,7 @@ fn discovery_rules() {
     assert_rejected(
         &format!("upstreams:\n  api:\n    balance: {{ algorithm: round_robin }}\n{route}"),
         2,
-        "upstreams.api: is empty; list at least one `- url: http://HOST:PORT`, or find them with `dns:` or `file:`",
+        "upstreams.api: is empty; list at least one `- url: http://HOST:PORT`, or find them with `dns:`, `file:` or `registry: true`",
     );
     let run = check(&format!(
         "upstreams:\n  api:\n    dns: {{ name: _http._tcp.api.test, srv: true }}\n  static:\n    file: {{ path: /etc/backends.txt }}\n{route}"

@@ -13,6 +13,7 @@
 //! | GET, PUT, DELETE | /api/v1/rate-limits… | the rate limits now; changed at run time (`admin/rate_limits.rs`) |
 //! | GET | /api/v1/events | lifecycle events (`?since=ID`); `?follow`: Server-Sent Events (`admin/events.rs`) |
 //! | GET | /api/v1/metrics/history | the dashboard's samples, one a second; `?follow`: SSE (`dashboard/`) |
+//! | GET, POST, DELETE | /api/v1/backends | the registry of `registry: true` groups: register, heartbeat, leave (`admin/backends.rs`) |
 //! | GET | /, /dashboard.js, /dashboard.css | the dashboard (no token needed: the page holds no data) |
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::auth;
+use super::backends;
 use super::control;
 use super::events;
 use super::logs;
@@ -74,6 +76,7 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
             let id = &p["/api/v1/instances/".len()..p.len() - "/logs".len()];
             logs::route(state, &req, Some(id))
         }
+        backends::PATH => backends::route(state, req).await,
         "/api/v1/scale" if post => control::scale(state, req).await,
         "/api/v1/reload" if post => control::reload(state, req).await,
         "/health"

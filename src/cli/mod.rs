@@ -6,6 +6,7 @@ mod events;
 mod logging;
 mod top;
 mod up;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -161,6 +162,8 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Check a running deployment: health, every backend taking traffic, stickiness, Redis; exit 1 on a failure
+    Verify(verify::VerifyArgs),
     /// Write ready-to-apply files for Kubernetes, Compose or systemd from the config
     Deploy {
         /// What to write for
@@ -259,6 +262,7 @@ pub fn main() -> i32 {
             interval,
         } => top::run(&src, admin.as_deref(), interval),
         Command::Deploy { target, src, opts } => deploy(target, &src, &opts),
+        Command::Verify(args) => verify::run(&args),
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }

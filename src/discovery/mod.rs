@@ -1,6 +1,7 @@
 //! Discovery: an upstream group's backends found at run time — DNS A/AAAA
-//! or SRV records (`dns.rs`, the Kubernetes headless-Service pattern), or
-//! a file another tool writes (`file.rs`) — and published into the group's
+//! or SRV records (`dns.rs`, the Kubernetes headless-Service pattern), a
+//! file another tool writes (`file.rs`), or the instances' own
+//! registrations with heartbeats (`registry.rs`) — and published into the group's
 //! endpoint table like any backend: the balancer never knows where a
 //! backend came from.
 //!
@@ -15,6 +16,7 @@
 
 mod dns;
 mod file;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,6 +36,7 @@ use crate::proxy::pool::PoolSettings;
 pub enum Source {
     Dns(DnsDiscovery),
     File(FileDiscovery),
+    Registry,
 }
 
 impl Source {
@@ -41,6 +44,7 @@ impl Source {
         match self {
             Source::Dns(_) => "dns",
             Source::File(_) => "file",
+            Source::Registry => "registry",
         }
     }
 
@@ -48,6 +52,9 @@ impl Source {
         match self {
             Source::Dns(d) => d.protocol,
             Source::File(f) => f.protocol,
+            // Registered instances speak HTTP/1.1 (h2c detection is per
+            // backend: `protocol` is not part of a registration yet).
+            Source::Registry => UpstreamProtocol::Http1,
         }
     }
 
@@ -60,6 +67,9 @@ impl Source {
             }
             if let Some(f) = &group.file {
                 out.push((name.to_string(), Source::File(f.clone())));
+            }
+            if group.registry {
+                out.push((name.to_string(), Source::Registry));
             }
         }
         out
@@ -107,6 +117,8 @@ struct Running {
 #[derive(Default)]
 pub struct Discoveries {
     running: Mutex<BTreeMap<(String, &'static str), Running>>,
+    /// The registrations of the groups with `registry: true`.
+    pub registry: Arc<registry::Registry>,
 }
 
 /// What a task needs from the process: where the group's backends go.
@@ -126,6 +138,12 @@ impl Discoveries {
         parent: &CancellationToken,
     ) -> Vec<String> {
         let wanted = Source::wanted(config);
+        let registry_groups: Vec<String> = wanted
+            .iter()
+            .filter(|(_, s)| *s == Source::Registry)
+            .map(|(g, _)| g.clone())
+            .collect();
+        self.registry.enable(&registry_groups);
         let mut running = lock(&self.running);
         let mut changes = Vec::new();
         running.retain(|(group, kind), r| {
@@ -150,7 +168,12 @@ impl Discoveries {
             });
             let stop = parent.child_token();
             let t = target(&group, source.protocol());
-            tokio::spawn(run(source.clone(), t, shared.clone(), stop.clone()));
+            let finder = match &source {
+                Source::Dns(d) => Finder::Dns(Box::new(dns::Dns::new(d.clone()))),
+                Source::File(f) => Finder::File(file::File::new(f.clone())),
+                Source::Registry => Finder::Registry(self.registry.clone(), group.clone()),
+            };
+            tokio::spawn(run(source.clone(), finder, t, shared.clone(), stop.clone()));
             changes.push(format!(
                 "upstreams.{group}.{}: discovery started",
                 source.kind()
@@ -178,15 +201,18 @@ impl Discoveries {
 
 /// Look, publish, wait; until `stop`, which empties the group of what this
 /// task added.
-async fn run(source: Source, target: Target, shared: Arc<Shared>, stop: CancellationToken) {
+async fn run(
+    source: Source,
+    mut finder: Finder,
+    target: Target,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
     let what = format!("upstreams.{}.{}", shared.group, shared.source);
-    let mut finder = match &source {
-        Source::Dns(d) => Finder::Dns(Box::new(dns::Dns::new(d.clone()))),
-        Source::File(f) => Finder::File(file::File::new(f.clone())),
-    };
     let (min, max) = match &source {
         Source::Dns(d) => (d.min_interval, d.interval),
         Source::File(f) => (f.interval, f.interval),
+        Source::Registry => (registry::TICK, registry::TICK),
     };
     let mut failing = false;
     loop {
@@ -256,6 +282,7 @@ fn publish(what: &str, found: &Found, target: &Target, shared: &Shared, stop: &C
 enum Finder {
     Dns(Box<dns::Dns>),
     File(file::File),
+    Registry(Arc<registry::Registry>, String),
 }
 
 impl Finder {
@@ -263,6 +290,7 @@ impl Finder {
         match self {
             Finder::Dns(d) => d.look().await,
             Finder::File(f) => f.look().await,
+            Finder::Registry(r, group) => r.look(group),
         }
     }
 }

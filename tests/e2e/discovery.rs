@@ -303,3 +303,125 @@ async fn a_file_of_addresses_is_followed_and_a_bad_line_changes_nothing() {
     wait_for_set(&shoal, &["b"], Duration::from_secs(4)).await;
     assert!(shoal.log_contains("discovery works again"));
 }
+
+const TOKEN: &str = "registry-test-token-0123456789";
+
+/// `POST /api/v1/backends` (a registration or a heartbeat), with the token
+/// or without.
+async fn register(shoal: &Shoal, body: &str, token: bool) -> (u16, String) {
+    let mut req = http::Request::post("/api/v1/backends").header("host", "admin");
+    if token {
+        req = req.header("authorization", format!("Bearer {TOKEN}"));
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let r = crate::support::request(shoal.admin, req).await.unwrap();
+    (
+        r.status.as_u16(),
+        String::from_utf8_lossy(&r.body).into_owned(),
+    )
+}
+
+/// An instance's agent: registers, then renews every 300 ms (TTL 1 s).
+fn heartbeat(shoal: &Shoal, ip: &'static str, port: u16) -> tokio::task::JoinHandle<()> {
+    let admin = shoal.admin;
+    tokio::spawn(async move {
+        let body = format!(r#"{{"group": "api", "address": "{ip}:{port}", "ttl": "1s"}}"#);
+        loop {
+            let mut req = http::Request::post("/api/v1/backends")
+                .header("host", "admin")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+                .unwrap();
+            req.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            let r = crate::support::request(admin, req).await.unwrap();
+            assert!(r.status.is_success(), "{}", r.status);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_instances_stay_while_they_heartbeat() {
+    let port = free_port();
+    let _a = Backend::start("127.0.0.2", port, "a").await;
+    let _b = Backend::start("127.0.0.3", port, "b").await;
+    let _c = Backend::start("127.0.0.4", port, "c").await;
+    let shoal = Shoal::start(&format!(
+        "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0, token: {TOKEN} }}\nupstreams:\n  api:\n    registry: true\n{HEALTH}    balance: {{ algorithm: round_robin }}\nroutes:\n  - to: api\n"
+    ));
+
+    // Registering changes the pool: the token is required; bad input is 400;
+    // a group without `registry: true` is 404.
+    let ok = format!(r#"{{"group": "api", "address": "127.0.0.2:{port}", "ttl": "1s"}}"#);
+    assert_eq!(register(&shoal, &ok, false).await.0, 401);
+    let (code, said) = register(&shoal, r#"{"group": "api", "address": "nope"}"#, true).await;
+    assert_eq!(code, 400, "{said}");
+    assert!(said.contains("is not IP:PORT"), "{said}");
+    let (code, said) = register(
+        &shoal,
+        &format!(r#"{{"group": "api", "address": "127.0.0.2:{port}", "ttl": "1h"}}"#),
+        true,
+    )
+    .await;
+    assert_eq!(code, 400, "{said}");
+    let (code, said) = register(
+        &shoal,
+        &format!(r#"{{"group": "web", "address": "127.0.0.2:{port}"}}"#),
+        true,
+    )
+    .await;
+    assert_eq!(code, 404, "{said}");
+    assert_eq!(register(&shoal, &ok, true).await.0, 201, "new");
+    assert_eq!(register(&shoal, &ok, true).await.0, 200, "renewed");
+
+    let agents = [
+        heartbeat(&shoal, "127.0.0.2", port),
+        heartbeat(&shoal, "127.0.0.3", port),
+        heartbeat(&shoal, "127.0.0.4", port),
+    ];
+    wait_for_set(&shoal, &["a", "b", "c"], Duration::from_secs(5)).await;
+
+    // One agent stops: that instance is out within its TTL; under load,
+    // no request fails.
+    let load = Load::with_paths(
+        shoal.proxy,
+        4,
+        25,
+        Duration::from_secs(3),
+        "/slow?ms=20",
+        "/echo?delay_ms=20",
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    agents[0].abort();
+    let t = Instant::now();
+    wait_for_set(&shoal, &["b", "c"], Duration::from_secs(3)).await;
+    let gone_in = t.elapsed();
+    let report = load.finish().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(report.ok > 150, "only {} requests", report.ok);
+    assert!(
+        gone_in < Duration::from_millis(1600),
+        "out within the 1 s TTL and a tick: {gone_in:?}"
+    );
+
+    // Leaving at once.
+    let mut del = http::Request::delete(format!(
+        "/api/v1/backends?group=api&address=127.0.0.3:{port}"
+    ))
+    .header("host", "admin")
+    .body(http_body_util::Full::new(bytes::Bytes::new()))
+    .unwrap();
+    del.headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    agents[1].abort();
+    let r = crate::support::request(shoal.admin, del).await.unwrap();
+    assert_eq!(r.status, 200);
+    wait_for_set(&shoal, &["c"], Duration::from_millis(800)).await;
+    agents[2].abort();
+}

@@ -43,5 +43,6 @@ mod timeouts;
 mod tls;
 mod top;
 mod upstream_tls;
+mod verify;
 mod vtc;
 mod websocket;

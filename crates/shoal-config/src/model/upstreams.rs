@@ -81,6 +81,10 @@ pub struct UpstreamGroup {
     /// Backends listed in a file, read again when it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<super::FileDiscovery>,
+    /// Backends that register themselves (`POST /api/v1/backends`) and
+    /// stay while they send heartbeats.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub registry: bool,
     /// The group's balancing; the top-level `balance` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<BalanceConfig>,

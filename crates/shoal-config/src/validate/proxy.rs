@@ -35,11 +35,15 @@ pub(super) fn upstreams(c: &mut Checker<'_>, upstreams: &Upstreams) {
                 } else {
                     at.clone()
                 };
-                if group.servers.is_empty() && group.dns.is_none() && group.file.is_none() {
+                if group.servers.is_empty()
+                    && group.dns.is_none()
+                    && group.file.is_none()
+                    && !group.registry
+                {
                     c.invalid(
                         &list,
                         "is empty; list at least one `- url: http://HOST:PORT`, or find them \
-                         with `dns:` or `file:`"
+                         with `dns:`, `file:` or `registry: true`"
                             .into(),
                     );
                 }
