@@ -42,6 +42,7 @@ mod supervision;
 mod systemd;
 mod timeouts;
 mod tls;
+mod top;
 mod upstream_tls;
 mod verify;
 mod vtc;
