@@ -63,6 +63,8 @@ fn status(apps: &[(&str, u32)]) -> Status {
             .collect(),
         apps: list,
         upstreams: Vec::new(),
+        replica: Default::default(),
+        peers: Vec::new(),
     }
 }
 
