@@ -104,6 +104,11 @@ pub fn spawn(state: Weak<State>, stop: CancellationToken) {
             let Some(redis) = state.limiter.redis() else {
                 continue;
             };
+            if redis.connected() == 0 {
+                // Not a request's failure: nothing to count or say; the
+                // store's connect task says whether Redis is away.
+                continue;
+            }
             let me = state.replica.me(&state);
             let entry = serde_json::to_string(&me).unwrap_or_default();
             // Failures are the store's to report (once per change).
@@ -127,7 +132,7 @@ pub fn spawn(state: Weak<State>, stop: CancellationToken) {
 
 /// At shutdown: leave the list at once rather than after [`STALE`].
 pub async fn leave(state: &State) {
-    if let Some(redis) = state.limiter.redis() {
+    if let Some(redis) = state.limiter.redis().filter(|r| r.connected() > 0) {
         let _ = redis.forget_peers(vec![state.replica.id.clone()]).await;
     }
 }
