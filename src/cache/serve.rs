@@ -85,17 +85,24 @@ impl RouteCache {
 pub enum Lookup<'c> {
     /// Answer with this; `Some(refresh)`: a stale response was served
     /// within `stale-while-revalidate`, fetch a new one in the background.
-    Answer(Response<ProxyBody>, Option<Refresh<'c>>),
+    Answer(Response<ProxyBody>, Outcome, Option<Refresh>),
     /// Go to the backend; the *respond* phase takes it from there.
     Fetch(Fetch<'c>),
 }
 
-/// A background refresh's request: the stored response's key and
-/// validators, for a request sent without the client.
-pub struct Refresh<'c> {
-    pub fetch: Fetch<'c>,
-    /// The request's headers with the validators in.
+/// A background refresh of a stored response (`stale-while-revalidate`),
+/// owned: it outlives the request that started it.
+pub struct Refresh {
+    primary: String,
+    scheme: &'static str,
+    /// The client's request headers (for `Vary`).
+    request: HeaderMap,
+    /// What is sent: those, with the stored response's validators.
     pub headers: HeaderMap,
+    req_cc: Directives,
+    stale: Arc<Entry>,
+    /// One refresh per key at a time.
+    lead: Lead,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -194,14 +201,14 @@ impl RouteCache {
                 let refresh = (usable == Usable::StaleWhileRevalidate)
                     .then(|| self.refresh(&primary, parts, (scheme, &entry), &req_cc))
                     .flatten();
-                return Lookup::Answer(resp, refresh);
+                return Lookup::Answer(resp, outcome, refresh);
             }
             if req_cc.only_if_cached {
-                return Lookup::Answer(self.gateway_timeout(), None);
+                return Lookup::Answer(self.gateway_timeout(), Outcome::Miss, None);
             }
             fetch.stale = Some(entry);
         } else if req_cc.only_if_cached {
-            return Lookup::Answer(self.gateway_timeout(), None);
+            return Lookup::Answer(self.gateway_timeout(), Outcome::Miss, None);
         }
         // The client's conditionals are answered here, from what the
         // backend sends in full (or confirms).
@@ -219,13 +226,13 @@ impl RouteCache {
 
     /// One background refresh per key at a time: `None` when one is
     /// already under way.
-    fn refresh<'c>(
-        &'c self,
+    fn refresh(
+        &self,
         primary: &str,
         parts: &http::request::Parts,
         (scheme, entry): (&'static str, &Arc<Entry>),
         req_cc: &Directives,
-    ) -> Option<Refresh<'c>> {
+    ) -> Option<Refresh> {
         let Turn::Lead(lead) = self.store.coalescer.join(&format!("{primary}\nrefresh")) else {
             return None;
         };
@@ -236,21 +243,31 @@ impl RouteCache {
         let request = headers.clone();
         validators(&mut headers, &entry.headers);
         Some(Refresh {
-            fetch: Fetch {
-                cache: self,
-                mode: Mode::Store,
-                method: Method::GET,
-                scheme,
-                primary: primary.to_string(),
-                request,
-                req_cc: *req_cc,
-                stale: Some(entry.clone()),
-                lead: Some(lead),
-                requested: SystemTime::now(),
-                background: true,
-            },
+            primary: primary.to_string(),
+            scheme,
+            request,
             headers,
+            req_cc: *req_cc,
+            stale: entry.clone(),
+            lead,
         })
+    }
+
+    /// The *respond* phase's side of a background refresh.
+    pub fn refreshing(&self, r: Refresh) -> Fetch<'_> {
+        Fetch {
+            cache: self,
+            mode: Mode::Store,
+            method: Method::GET,
+            scheme: r.scheme,
+            primary: r.primary,
+            request: r.request,
+            req_cc: r.req_cc,
+            stale: Some(r.stale),
+            lead: Some(r.lead),
+            requested: SystemTime::now(),
+            background: true,
+        }
     }
 
     /// A stored response as the client gets it: `Age`, the cache's
