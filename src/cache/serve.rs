@@ -85,7 +85,7 @@ impl RouteCache {
 pub enum Lookup<'c> {
     /// Answer with this; `Some(refresh)`: a stale response was served
     /// within `stale-while-revalidate`, fetch a new one in the background.
-    Answer(Response<ProxyBody>, Outcome, Option<Refresh>),
+    Answer(Response<ProxyBody>, Outcome, Option<Box<Refresh>>),
     /// Go to the backend; the *respond* phase takes it from there.
     Fetch(Fetch<'c>),
 }
@@ -130,8 +130,6 @@ pub struct Fetch<'c> {
     stale: Option<Arc<Entry>>,
     lead: Option<Lead>,
     requested: SystemTime,
-    /// This is a background refresh: no client waits.
-    pub background: bool,
 }
 
 const CONDITIONALS: [HeaderName; 2] = [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE];
@@ -164,7 +162,6 @@ impl RouteCache {
             stale: None,
             lead: None,
             requested: SystemTime::now(),
-            background: false,
         };
         if mode == Mode::Invalidate {
             fetch.primary = key::primary(scheme, &parts.headers, target, &KeyParts::default());
@@ -232,7 +229,7 @@ impl RouteCache {
         parts: &http::request::Parts,
         (scheme, entry): (&'static str, &Arc<Entry>),
         req_cc: &Directives,
-    ) -> Option<Refresh> {
+    ) -> Option<Box<Refresh>> {
         let Turn::Lead(lead) = self.store.coalescer.join(&format!("{primary}\nrefresh")) else {
             return None;
         };
@@ -242,7 +239,7 @@ impl RouteCache {
         }
         let request = headers.clone();
         validators(&mut headers, &entry.headers);
-        Some(Refresh {
+        Some(Box::new(Refresh {
             primary: primary.to_string(),
             scheme,
             request,
@@ -250,11 +247,11 @@ impl RouteCache {
             req_cc: *req_cc,
             stale: entry.clone(),
             lead,
-        })
+        }))
     }
 
     /// The *respond* phase's side of a background refresh.
-    pub fn refreshing(&self, r: Refresh) -> Fetch<'_> {
+    pub fn refreshing(&self, r: Box<Refresh>) -> Fetch<'_> {
         Fetch {
             cache: self,
             mode: Mode::Store,
@@ -266,7 +263,6 @@ impl RouteCache {
             stale: Some(r.stale),
             lead: Some(r.lead),
             requested: SystemTime::now(),
-            background: true,
         }
     }
 

@@ -332,7 +332,7 @@ impl Proxy {
         routing: &Arc<Routing>,
         route_index: usize,
         parts: &http::request::Parts,
-        refresh: Refresh,
+        refresh: Box<Refresh>,
         keys: (Option<u64>, Option<u64>),
     ) {
         let Some(me) = self.me.upgrade() else {

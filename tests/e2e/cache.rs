@@ -69,6 +69,11 @@ fn answer(s: &Seen, n: usize) -> Answer {
         "/slow" => {
             Answer::ok(&[("cache-control", "max-age=60")], body).after(Duration::from_millis(400))
         }
+        "/swr" => Answer::ok(
+            &[("cache-control", "max-age=1, stale-while-revalidate=30")],
+            body,
+        ),
+        "/mib" => Answer::ok(&[("cache-control", "max-age=60")], vec![b'y'; 1 << 20]),
         "/big" => Answer::ok(&[("cache-control", "max-age=60")], vec![b'x'; 1 << 20]),
         "/flaky" => {
             if n == 1 {
@@ -143,6 +148,17 @@ async fn a_hit_is_served_with_its_age_and_head_from_get() {
     let r = get(&mut c, "/fresh", &[("cache-control", "no-cache")]).await;
     assert_ne!(h(&r, "x-shoal-cache"), Some("HIT"));
     assert_eq!(origin.count("/fresh"), 2);
+    // A large response (1 MiB, under max_item_size) is stored as it streams.
+    let r = get(&mut c, "/mib", &[]).await;
+    assert_eq!(
+        (r.body.len(), h(&r, "x-shoal-cache")),
+        (1 << 20, Some("MISS"))
+    );
+    let r = get(&mut c, "/mib", &[]).await;
+    assert_eq!(
+        (r.body.len(), h(&r, "x-shoal-cache")),
+        (1 << 20, Some("HIT"))
+    );
     let m = shoal.metrics().await;
     assert!(
         m["shoal_cache_requests_total{outcome=\"hit\"}"] >= 3.0,
@@ -231,6 +247,28 @@ async fn a_stale_response_is_revalidated_with_its_etag() {
     let r = get(&mut c, "/flaky", &[]).await;
     assert_eq!((r.status.as_u16(), body(&r).as_str()), (200, "/flaky #1"));
     assert_eq!(h(&r, "x-cache"), Some("STALE"));
+
+    // stale-while-revalidate: the stale one at once, a new one fetched in
+    // the background (once), then served.
+    get(&mut c, "/swr", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = get(&mut c, "/swr", &[]).await;
+    assert_eq!(
+        (body(&r).as_str(), h(&r, "x-cache")),
+        ("/swr #1", Some("STALE"))
+    );
+    crate::support::eventually(Duration::from_secs(5), "the background refresh", || {
+        let n = origin.count("/swr");
+        async move { (n == 2).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = get(&mut c, "/swr", &[]).await;
+    assert_eq!(
+        (body(&r).as_str(), h(&r, "x-cache")),
+        ("/swr #2", Some("HIT"))
+    );
+    assert_eq!(origin.count("/swr"), 2);
 }
 
 async fn concurrent_misses_reach_the_backend_once() {
