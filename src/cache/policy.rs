@@ -32,6 +32,8 @@ pub struct Directives {
     pub max_stale: Option<Option<u64>>,
     pub min_fresh: Option<u64>,
     pub only_if_cached: bool,
+    /// `must-understand`: store only a status code this cache knows.
+    pub must_understand: bool,
 }
 
 /// A delta-seconds value (RFC 9111 §1.2.2): digits; too large a number is
@@ -49,8 +51,23 @@ impl Directives {
     /// commas outside quotes. A directive given a value it cannot take
     /// (`max-age=abc`) is read as the strictest: a max-age of 0.
     pub fn of(headers: &HeaderMap) -> Directives {
+        Directives::of_field(headers, &header::CACHE_CONTROL)
+    }
+
+    /// A response's directives for this cache: `Surrogate-Control`'s when
+    /// it has one (it is addressed to a cache in front of the origin, as
+    /// shoal is, and replaces `Cache-Control` for it, as RFC 9213's
+    /// targeted fields do), else `Cache-Control`'s.
+    pub fn of_response(headers: &HeaderMap) -> Directives {
+        if headers.contains_key(SURROGATE_CONTROL) {
+            return Directives::of_field(headers, &HeaderName::from_static(SURROGATE_CONTROL));
+        }
+        Directives::of(headers)
+    }
+
+    fn of_field(headers: &HeaderMap, field: &HeaderName) -> Directives {
         let mut d = Directives::default();
-        for line in headers.get_all(header::CACHE_CONTROL) {
+        for line in headers.get_all(field) {
             let Ok(text) = line.to_str() else { continue };
             for item in split_quoted(text) {
                 let (name, value) = match item.split_once('=') {
@@ -72,6 +89,7 @@ impl Directives {
                     "max-stale" => d.max_stale = Some(secs()),
                     "min-fresh" => d.min_fresh = secs(),
                     "only-if-cached" => d.only_if_cached = true,
+                    "must-understand" => d.must_understand = true,
                     _ => {}
                 }
             }
@@ -104,6 +122,10 @@ impl Directives {
         self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_some()
     }
 }
+
+/// The field a cache in front of an origin reads in place of
+/// `Cache-Control` (Akamai, Fastly, Varnish; W3C Edge Architecture).
+pub const SURROGATE_CONTROL: &str = "surrogate-control";
 
 /// Comma-separated items, commas inside double quotes kept.
 fn split_quoted(text: &str) -> impl Iterator<Item = &str> {
@@ -143,6 +165,15 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
         status.as_u16(),
         200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
     )
+}
+
+/// Status codes whose caching rules this cache knows (`must-understand`).
+pub fn understood(status: StatusCode) -> bool {
+    heuristically_cacheable(status)
+        || matches!(
+            status.as_u16(),
+            302 | 303 | 307 | 400 | 403 | 500 | 502 | 503 | 504
+        )
 }
 
 /// What the cache's settings say about storing.
@@ -193,7 +224,16 @@ pub fn storable(
     {
         return Err(NotStored::Status);
     }
-    if resp_cc.no_store || req_cc.no_store {
+    // must-understand (§5.2.2.3): a status this cache knows the caching
+    // rules of may be stored whatever `no-store` says; any other, never.
+    if resp_cc.must_understand {
+        if !understood(status) {
+            return Err(NotStored::Status);
+        }
+    } else if resp_cc.no_store {
+        return Err(NotStored::NoStore);
+    }
+    if req_cc.no_store {
         return Err(NotStored::NoStore);
     }
     if resp_cc.private {
@@ -213,9 +253,10 @@ pub fn storable(
     let explicit = resp_cc.s_maxage.is_some()
         || resp_cc.max_age.is_some()
         || resp.contains_key(header::EXPIRES);
-    let heuristic =
-        rules.default_ttl.is_some() && (heuristically_cacheable(status) || resp_cc.public);
-    if !explicit && !heuristic {
+    // §3: explicit freshness, `public`, or a status cacheable by default.
+    // Without explicit freshness the lifetime is the heuristic's (none
+    // unless `default_ttl` allows it): worth storing only to revalidate.
+    if !explicit && !(heuristically_cacheable(status) || resp_cc.public) {
         return Err(NotStored::NoFreshness);
     }
     let fresh = freshness_lifetime(status, resp, resp_cc, rules.default_ttl) > Duration::ZERO;
@@ -281,6 +322,9 @@ pub fn freshness_lifetime(
     }
 }
 
+/// The age of a response whose `Age` does not parse.
+const UNKNOWN_AGE: Duration = Duration::from_secs(1 << 31);
+
 /// The times a stored response's age is computed from (§4.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Times {
@@ -295,11 +339,22 @@ pub struct Times {
 impl Times {
     /// `Age` and `Date` of the response, and the times around it.
     pub fn new(resp: &HeaderMap, request: SystemTime, response: SystemTime) -> Times {
-        let age_value = resp
-            .get(header::AGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(delta_seconds)
-            .map_or(Duration::ZERO, Duration::from_secs);
+        // One `Age` of digits; anything else (two lines, a list, a sign,
+        // a fraction, a parameter) says the response is of unknown age:
+        // read as too old to be fresh.
+        let mut lines = resp.get_all(header::AGE).iter();
+        let age_value = match (lines.next(), lines.next()) {
+            (None, _) => Duration::ZERO,
+            (Some(v), None) => v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(UNKNOWN_AGE, |s| {
+                    Duration::from_secs(s.parse::<u64>().unwrap_or(1 << 31).min(1 << 31))
+                }),
+            (Some(_), Some(_)) => UNKNOWN_AGE,
+        };
         let date_value = date(resp, header::DATE).unwrap_or(response);
         let apparent_age = since(response, date_value);
         let response_delay = since(response, request);
@@ -438,7 +493,12 @@ pub fn invalidates(method: &Method, status: StatusCode) -> bool {
 pub fn kept_on_update(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "content-length" | "content-encoding" | "transfer-encoding" | "content-range"
+        "content-length"
+            | "content-encoding"
+            | "transfer-encoding"
+            | "content-range"
+            | "content-md5"
+            | "etag"
     )
 }
 

@@ -37,7 +37,7 @@ fn store(
         &Directives::of_request(&req),
         StatusCode::from_u16(status).unwrap(),
         &resp,
-        &Directives::of(&resp),
+        &Directives::of_response(&resp),
         &rules,
     )
 }
@@ -124,6 +124,8 @@ fn what_is_stored() {
     );
     // Nothing to go by.
     assert_eq!(store(&[], 200, &[], r), Err(NotStored::NoFreshness));
+    // A status cacheable by default with a validator: stored, to be
+    // revalidated (no heuristic freshness without default_ttl).
     assert_eq!(
         store(
             &[],
@@ -131,6 +133,10 @@ fn what_is_stored() {
             &[("last-modified", "Mon, 07 Dec 2026 00:00:00 GMT")],
             r
         ),
+        Ok(())
+    );
+    assert_eq!(
+        store(&[], 302, &[("etag", "\"a\"")], r),
         Err(NotStored::NoFreshness)
     );
     assert_eq!(
@@ -456,4 +462,63 @@ fn unsafe_success_invalidates() {
     assert!(!invalidates(&Method::POST, StatusCode::BAD_REQUEST));
     assert!(!invalidates(&Method::GET, StatusCode::OK));
     assert!(!invalidates(&Method::OPTIONS, StatusCode::OK));
+}
+
+#[test]
+fn an_age_that_does_not_parse_is_too_old() {
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let date = httpdate::fmt_http_date(t0);
+    for bad in ["abc", "-7200", "1.5", "60s", "0, 0", "0;x=1", ""] {
+        let times = Times::new(&h(&[("date", &date), ("age", bad)]), t0, t0);
+        assert!(times.age(t0) > 3600 * S, "Age: {bad:?}");
+    }
+    let two = h(&[("date", &date), ("age", "0"), ("age", "0")]);
+    assert!(Times::new(&two, t0, t0).age(t0) > 3600 * S);
+    assert_eq!(
+        Times::new(&h(&[("date", &date), ("age", " 5 ")]), t0, t0).age(t0),
+        5 * S
+    );
+}
+
+#[test]
+fn must_understand_stores_known_statuses_only() {
+    let r = StoreRules::default();
+    let cc = [("cache-control", "max-age=60, must-understand, no-store")];
+    assert_eq!(store(&[], 200, &cc, r), Ok(()));
+    assert_eq!(store(&[], 599, &cc, r), Err(NotStored::Status));
+}
+
+#[test]
+fn surrogate_control_replaces_cache_control() {
+    let r = StoreRules::default();
+    assert_eq!(
+        store(
+            &[],
+            200,
+            &[
+                ("surrogate-control", "no-store"),
+                ("cache-control", "max-age=60")
+            ],
+            r
+        ),
+        Err(NotStored::NoStore)
+    );
+    assert_eq!(
+        store(
+            &[],
+            200,
+            &[
+                ("surrogate-control", "max-age=60"),
+                ("cache-control", "no-store")
+            ],
+            r
+        ),
+        Ok(())
+    );
+    let resp = h(&[
+        ("surrogate-control", "max-age=60"),
+        ("cache-control", "max-age=1"),
+    ]);
+    let d = Directives::of_response(&resp);
+    assert_eq!(freshness_lifetime(StatusCode::OK, &resp, &d, None), 60 * S);
 }

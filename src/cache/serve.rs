@@ -373,7 +373,7 @@ impl Fetch<'_> {
                 return (resp, Outcome::Stale);
             }
         }
-        let resp_cc = Directives::of(resp.headers());
+        let resp_cc = Directives::of_response(resp.headers());
         let storable = policy::storable(
             &self.method,
             &self.request,
@@ -450,7 +450,7 @@ impl Fetch<'_> {
                 headers.append(name.clone(), v.clone());
             }
         }
-        let cc = Directives::of(&headers);
+        let cc = Directives::of_response(&headers);
         let lifetime =
             policy::freshness_lifetime(stale.status, &headers, &cc, self.cache.rules.default_ttl);
         let times = Times::new(fresh, self.requested, now);

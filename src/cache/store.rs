@@ -51,7 +51,7 @@ impl Entry {
         times: Times,
         lifetime: Duration,
     ) -> Entry {
-        let cc = Directives::of(&headers);
+        let cc = Directives::of_response(&headers);
         let secs = |s: Option<u64>| Duration::from_secs(s.unwrap_or(0));
         let validator = headers.contains_key(http::header::ETAG)
             || headers.contains_key(http::header::LAST_MODIFIED);

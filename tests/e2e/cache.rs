@@ -70,7 +70,7 @@ fn answer(s: &Seen, n: usize) -> Answer {
             Answer::ok(&[("cache-control", "max-age=60")], body).after(Duration::from_millis(400))
         }
         "/swr" => Answer::ok(
-            &[("cache-control", "max-age=1, stale-while-revalidate=30")],
+            &[("cache-control", "max-age=2, stale-while-revalidate=30")],
             body,
         ),
         "/mib" => Answer::ok(&[("cache-control", "max-age=60")], vec![b'y'; 1 << 20]),
@@ -251,7 +251,9 @@ async fn a_stale_response_is_revalidated_with_its_etag() {
     // stale-while-revalidate: the stale one at once, a new one fetched in
     // the background (once), then served.
     get(&mut c, "/swr", &[]).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // (max-age=2: `Date` has whole seconds, so a response may arrive up
+    // to a second old.)
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let r = get(&mut c, "/swr", &[]).await;
     assert_eq!(
         (body(&r).as_str(), h(&r, "x-cache")),
