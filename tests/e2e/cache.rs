@@ -74,6 +74,9 @@ fn answer(s: &Seen, n: usize) -> Answer {
             body,
         ),
         "/mib" => Answer::ok(&[("cache-control", "max-age=60")], vec![b'y'; 1 << 20]),
+        "/huge" => {
+            Answer::ok(&[("cache-control", "max-age=60")], vec![b'z'; 64 << 10]).repeated(4096)
+        }
         "/big" => Answer::ok(&[("cache-control", "max-age=60")], vec![b'x'; 1 << 20]),
         "/flaky" => {
             if n == 1 {
@@ -277,7 +280,7 @@ async fn concurrent_misses_reach_the_backend_once() {
     let origin = Origin::start(answer).await;
     let shoal = start(&origin, "cache: { coalesce: { wait: 5s } }\n").await;
     let proxy = shoal.proxy;
-    let tasks: Vec<_> = (0..20)
+    let tasks: Vec<_> = (0..100)
         .map(|_| {
             tokio::spawn(async move {
                 let mut c = Client::new(proxy);
@@ -292,7 +295,7 @@ async fn concurrent_misses_reach_the_backend_once() {
     assert_eq!(
         origin.count("/slow"),
         1,
-        "20 concurrent misses, one backend request"
+        "100 concurrent misses, one backend request"
     );
 }
 
@@ -375,4 +378,52 @@ async fn a_route_without_cache_is_untouched() {
     get(&mut c, "/c", &[]).await;
     assert_eq!(h(&get(&mut c, "/c", &[]).await, "x-cache"), Some("HIT"));
     assert_eq!(origin.count("/c"), 1);
+}
+
+/// A 256 MiB cacheable response streams through with shoal's RSS growing by
+/// less than 64 MiB, and is not stored (it is over max_item_size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_response_streams_and_is_not_stored() {
+    use http_body_util::BodyExt;
+    let origin = Origin::start(answer).await;
+    let shoal = start(&origin, "cache: {}\n").await;
+    let mut c = Client::new(shoal.proxy);
+    get(&mut c, "/warm", &[]).await;
+    let before = crate::support::rss(shoal.pid());
+    let mut peak = before;
+    for _ in 0..2 {
+        let stream = tokio::net::TcpStream::connect(shoal.proxy).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("/huge")
+            .header("host", "cache.test")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(h_map(resp.headers(), "x-cache"), Some("MISS"));
+        let mut body = resp.into_body();
+        let (mut n, mut frames) = (0usize, 0usize);
+        while let Some(frame) = body.frame().await {
+            n += frame.unwrap().data_ref().map_or(0, |d| d.len());
+            frames += 1;
+            if frames % 256 == 0 {
+                peak = peak.max(crate::support::rss(shoal.pid()));
+            }
+        }
+        assert_eq!(n, 256 << 20, "delivered whole");
+    }
+    let grew = peak.saturating_sub(before);
+    assert!(grew < 64 << 20, "RSS grew by {} MiB", grew >> 20);
+    assert_eq!(
+        origin.count("/huge"),
+        2,
+        "not stored: the second went to the backend"
+    );
+}
+
+fn h_map<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap())
 }

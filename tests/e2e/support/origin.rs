@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode};
-use http_body_util::Full;
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -30,6 +31,9 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
     pub delay: Duration,
+    /// Stream `body` this many times (frame by frame, as the connection
+    /// takes them) instead of once: a large body the origin never holds.
+    pub repeat: usize,
 }
 
 impl Answer {
@@ -39,7 +43,13 @@ impl Answer {
             headers: headers.iter().map(|(n, v)| (*n, v.to_string())).collect(),
             body: body.into(),
             delay: Duration::ZERO,
+            repeat: 1,
         }
+    }
+
+    pub fn repeated(mut self, times: usize) -> Answer {
+        self.repeat = times;
+        self
     }
 
     pub fn status(mut self, status: u16) -> Answer {
@@ -97,7 +107,15 @@ impl Origin {
                         if !a.delay.is_zero() {
                             tokio::time::sleep(a.delay).await;
                         }
-                        let mut resp = Response::new(Full::new(a.body));
+                        let body = if a.repeat == 1 {
+                            Full::new(a.body).map_err(|e| match e {}).boxed()
+                        } else {
+                            let chunk = a.body;
+                            let frames = (0..a.repeat)
+                                .map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone())));
+                            StreamBody::new(futures_util::stream::iter(frames)).boxed()
+                        };
+                        let mut resp = Response::new(body);
                         *resp.status_mut() = StatusCode::from_u16(a.status).unwrap();
                         for (n, v) in a.headers {
                             resp.headers_mut().append(n, v.parse().unwrap());
