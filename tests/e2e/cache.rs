@@ -364,9 +364,14 @@ async fn post_invalidates_and_the_purge_api_needs_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_without_cache_is_untouched() {
     let origin = Origin::start(answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
     let shoal = start(
         &origin,
-        "routes:\n  - { match: { path_prefix: /c }, to: upstreams, cache: true }\n  - { to: upstreams }\n",
+        &format!(
+            "routes:\n  - {{ match: {{ path_prefix: /c }}, to: upstreams, cache: true }}\n  - {{ to: upstreams }}\naccess_log: {{ format: json, path: {} }}\n",
+            log.display()
+        ),
     )
     .await;
     let mut c = Client::new(shoal.proxy);
@@ -378,6 +383,24 @@ async fn a_route_without_cache_is_untouched() {
     get(&mut c, "/c", &[]).await;
     assert_eq!(h(&get(&mut c, "/c", &[]).await, "x-cache"), Some("HIT"));
     assert_eq!(origin.count("/c"), 1);
+    // The access log says what the cache did, only where it caches.
+    let lines: Vec<serde_json::Value> = crate::support::eventually(
+        Duration::from_secs(5),
+        "four access-log lines",
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            async move {
+                let lines: Vec<serde_json::Value> = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                (lines.len() >= 4).then_some(lines)
+            }
+        },
+    )
+    .await;
+    let caches: Vec<Option<&str>> = lines.iter().map(|l| l["cache"].as_str()).collect();
+    assert_eq!(caches, [None, None, Some("MISS"), Some("HIT")]);
 }
 
 /// A 256 MiB cacheable response streams through with shoal's RSS growing by
