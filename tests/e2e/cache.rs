@@ -77,6 +77,14 @@ fn answer(s: &Seen, n: usize) -> Answer {
         "/huge" => {
             Answer::ok(&[("cache-control", "max-age=60")], vec![b'z'; 64 << 10]).repeated(4096)
         }
+        "/gone" => {
+            let a = Answer::ok(&[("cache-control", "max-age=1, stale-if-error=60")], body);
+            if n == 1 {
+                a
+            } else {
+                a.after(Duration::from_secs(3))
+            }
+        }
         "/big" => Answer::ok(&[("cache-control", "max-age=60")], vec![b'x'; 1 << 20]),
         "/flaky" => {
             if n == 1 {
@@ -384,10 +392,8 @@ async fn a_route_without_cache_is_untouched() {
     assert_eq!(h(&get(&mut c, "/c", &[]).await, "x-cache"), Some("HIT"));
     assert_eq!(origin.count("/c"), 1);
     // The access log says what the cache did, only where it caches.
-    let lines: Vec<serde_json::Value> = crate::support::eventually(
-        Duration::from_secs(5),
-        "four access-log lines",
-        || {
+    let lines: Vec<serde_json::Value> =
+        crate::support::eventually(Duration::from_secs(5), "four access-log lines", || {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             async move {
                 let lines: Vec<serde_json::Value> = text
@@ -396,9 +402,8 @@ async fn a_route_without_cache_is_untouched() {
                     .collect();
                 (lines.len() >= 4).then_some(lines)
             }
-        },
-    )
-    .await;
+        })
+        .await;
     let caches: Vec<Option<&str>> = lines.iter().map(|l| l["cache"].as_str()).collect();
     assert_eq!(caches, [None, None, Some("MISS"), Some("HIT")]);
 }
@@ -449,4 +454,23 @@ async fn a_huge_response_streams_and_is_not_stored() {
 
 fn h_map<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+/// `stale-if-error` when no backend answers at all (here: none within
+/// `response_header_timeout`, a 504 shoal would make): the stored
+/// response stands in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_when_the_backend_does_not_answer() {
+    let origin = Origin::start(answer).await;
+    let shoal = start(
+        &origin,
+        "cache: {}\nproxy: { response_header_timeout: 300ms, retries: 0 }\n",
+    )
+    .await;
+    let mut c = Client::new(shoal.proxy);
+    assert_eq!(body(&get(&mut c, "/gone", &[]).await), "/gone #1");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = get(&mut c, "/gone", &[]).await;
+    assert_eq!((r.status.as_u16(), body(&r).as_str()), (200, "/gone #1"));
+    assert_eq!(h(&r, "x-cache"), Some("STALE"));
 }
