@@ -55,17 +55,14 @@ impl Tee {
 
 impl Pending {
     fn store(self, chunks: Vec<Bytes>, len: usize) {
-        let body = match chunks.len() {
-            0 => Bytes::new(),
-            1 => chunks.into_iter().next().unwrap_or_default(),
-            _ => {
-                let mut all = BytesMut::with_capacity(len);
-                for c in chunks {
-                    all.extend_from_slice(&c);
-                }
-                all.freeze()
-            }
-        };
+        // Copied into one buffer of its own size: a frame's bytes may be
+        // a slice of the connection's whole read buffer, which a stored
+        // slice would keep alive far past its weight.
+        let mut all = BytesMut::with_capacity(len);
+        for c in chunks {
+            all.extend_from_slice(&c);
+        }
+        let body = all.freeze();
         let entry = Entry::new(self.status, self.headers, body, self.times, self.lifetime);
         self.store
             .put(&self.primary, &self.request, Arc::new(entry));

@@ -256,7 +256,7 @@ pub fn storable(
     // §3: explicit freshness, `public`, or a status cacheable by default.
     // Without explicit freshness the lifetime is the heuristic's (none
     // unless `default_ttl` allows it): worth storing only to revalidate.
-    if !explicit && !(heuristically_cacheable(status) || resp_cc.public) {
+    if !(explicit || heuristically_cacheable(status) || resp_cc.public) {
         return Err(NotStored::NoFreshness);
     }
     let fresh = freshness_lifetime(status, resp, resp_cc, rules.default_ttl) > Duration::ZERO;

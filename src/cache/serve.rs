@@ -392,7 +392,7 @@ impl Fetch<'_> {
                 &resp_cc,
                 cache.rules.default_ttl,
             );
-            let mut headers = resp.headers().clone();
+            let mut headers = store::owned(resp.headers());
             headers.remove(&X_REQUEST_ID);
             headers.remove(&cache.header);
             let pending = Pending {
@@ -447,7 +447,8 @@ impl Fetch<'_> {
             }
             headers.remove(name);
             for v in fresh.get_all(name) {
-                headers.append(name.clone(), v.clone());
+                let own = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+                headers.append(name.clone(), own);
             }
         }
         let cc = Directives::of_response(&headers);

@@ -38,6 +38,19 @@ pub struct Entry {
     pub keep: Duration,
 }
 
+/// `headers` with values of their own: a parsed value may be a slice of
+/// the connection's read buffer, which a stored entry would keep alive.
+pub fn owned(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut v =
+            http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        v.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), v);
+    }
+    out
+}
+
 /// A stored response is kept this much past its freshness when it has a
 /// validator (an `ETag` or `Last-Modified`), so the next request asks
 /// the backend with a conditional request instead of a full one.
