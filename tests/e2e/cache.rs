@@ -474,3 +474,48 @@ async fn stale_if_error_when_the_backend_does_not_answer() {
     assert_eq!((r.status.as_u16(), body(&r).as_str()), (200, "/gone #1"));
     assert_eq!(h(&r, "x-cache"), Some("STALE"));
 }
+
+/// A reload keeps what is stored (the store is the process's); one that
+/// changes `cache.memory` starts an empty one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_store() {
+    let origin = Origin::start(answer).await;
+    let shoal = start(&origin, "cache: {}\n").await;
+    let mut c = Client::new(shoal.proxy);
+    get(&mut c, "/kept", &[]).await;
+    assert_eq!(h(&get(&mut c, "/kept", &[]).await, "x-cache"), Some("HIT"));
+    let reload = |cache: &'static str| {
+        std::fs::write(shoal.config_path(), config(&origin, cache)).unwrap();
+        admin(&shoal, "POST", "/api/v1/reload?config=1", true)
+    };
+    let r = reload("cache: { header: X-After }\n").await;
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let r = crate::support::eventually(Duration::from_secs(10), "the reload", || {
+        let proxy = shoal.proxy;
+        async move {
+            let mut c = Client::new(proxy);
+            let r = get(&mut c, "/kept", &[]).await;
+            h(&r, "x-after").is_some().then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(
+        (body(&r).as_str(), h(&r, "x-after")),
+        ("/kept #1", Some("HIT"))
+    );
+    let r = reload("cache: { memory: { max_size: 32MiB } }\n").await;
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let r = crate::support::eventually(Duration::from_secs(10), "the second reload", || {
+        let proxy = shoal.proxy;
+        async move {
+            let mut c = Client::new(proxy);
+            let r = get(&mut c, "/kept", &[]).await;
+            h(&r, "x-cache").is_some().then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(
+        (body(&r).as_str(), h(&r, "x-cache")),
+        ("/kept #2", Some("MISS"))
+    );
+}
