@@ -13,6 +13,8 @@ pub mod cli;
 pub mod clock;
 pub mod compress;
 pub mod dashboard;
+pub mod deploy;
+pub mod discovery;
 pub mod events;
 pub mod files;
 #[cfg(any(test, fuzzing))]
@@ -25,6 +27,7 @@ pub mod routes;
 pub mod state;
 pub mod sticky;
 pub mod supervisor;
+pub mod systemd;
 #[cfg(test)]
 mod test_alloc;
 pub mod tls;

@@ -1004,3 +1004,42 @@ fn bad_cache_values() {
         "cache.header: `X Cache` is not a header name",
     );
 }
+
+#[test]
+fn discovery_rules() {
+    let route = "routes:\n  - to: api\n";
+    assert_rejected(
+        &format!("upstreams:\n  api:\n    dns: {{ name: api.test }}\n{route}"),
+        3,
+        "upstreams.api.dns.port: is required: A/AAAA records carry no port",
+    );
+    assert_rejected(
+        &format!("upstreams:\n  api:\n    dns:\n      name: _http._tcp.api.test\n      srv: true\n      port: 80\n{route}"),
+        6,
+        "upstreams.api.dns.port: does not go with `srv: true`",
+    );
+    assert_rejected(
+        &format!("upstreams:\n  api:\n    dns:\n      name: api.test\n      port: 80\n      interval: 1s\n      min_interval: 5s\n{route}"),
+        6,
+        "upstreams.api.dns.interval: is shorter than `min_interval`",
+    );
+    assert_rejected(
+        &format!("upstreams:\n  api:\n    dns: {{ name: api.test, port: 80, server: localhost:53 }}\n{route}"),
+        3,
+        "upstreams.api.dns.server:",
+    );
+    assert_rejected(
+        &format!("upstreams:\n  api:\n    file: {{ path: /x, every: 1s }}\n{route}"),
+        3,
+        "unknown key `every`",
+    );
+    assert_rejected(
+        &format!("upstreams:\n  api:\n    balance: {{ algorithm: round_robin }}\n{route}"),
+        2,
+        "upstreams.api: is empty; list at least one `- url: http://HOST:PORT`, or find them with `dns:`, `file:` or `registry: true`",
+    );
+    let run = check(&format!(
+        "upstreams:\n  api:\n    dns: {{ name: _http._tcp.api.test, srv: true }}\n  static:\n    file: {{ path: /etc/backends.txt }}\n{route}"
+    ));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+}

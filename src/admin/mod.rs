@@ -3,6 +3,7 @@
 //! own paths and is not exposed where the public listener is.
 
 pub mod auth;
+mod backends;
 mod cache;
 mod control;
 mod events;

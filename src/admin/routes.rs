@@ -14,6 +14,7 @@
 //! | GET, DELETE | /api/v1/cache | the response cache's numbers; purge by `?key=URL`, `?prefix=URL`, or all (`admin/cache.rs`) |
 //! | GET | /api/v1/events | lifecycle events (`?since=ID`); `?follow`: Server-Sent Events (`admin/events.rs`) |
 //! | GET | /api/v1/metrics/history | the dashboard's samples, one a second; `?follow`: SSE (`dashboard/`) |
+//! | GET, POST, DELETE | /api/v1/backends | the registry of `registry: true` groups: register, heartbeat, leave (`admin/backends.rs`) |
 //! | GET | /, /dashboard.js, /dashboard.css | the dashboard (no token needed: the page holds no data) |
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::auth;
+use super::backends;
 use super::cache;
 use super::control;
 use super::events;
@@ -77,6 +79,7 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
             let id = &p["/api/v1/instances/".len()..p.len() - "/logs".len()];
             logs::route(state, &req, Some(id))
         }
+        backends::PATH => backends::route(state, req).await,
         "/api/v1/scale" if post => control::scale(state, req).await,
         "/api/v1/reload" if post => control::reload(state, req).await,
         "/health"
@@ -124,14 +127,7 @@ fn ready(state: &State) -> Response<AdminBody> {
             json!({"ready": false, "reason": "shutting down"}),
         );
     }
-    // Ready when any pool can serve: one failing upstream group does not
-    // take the whole listener out of a load balancer in front.
-    let (mut healthy, mut backends) = (0, 0);
-    for table in state.tables.all() {
-        let set = table.snapshot();
-        backends += set.endpoints.len();
-        healthy += set.endpoints.iter().filter(|e| e.in_rotation()).count();
-    }
+    let (healthy, backends) = state.readiness();
     if healthy == 0 {
         return reply::json(
             StatusCode::SERVICE_UNAVAILABLE,

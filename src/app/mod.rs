@@ -84,6 +84,8 @@ pub struct State {
     /// `admin.token` (or `token_file`'s), as the config in use says.
     admin_token: arc_swap::ArcSwapOption<String>,
     upstreams: Mutex<Vec<reload::Upstream>>,
+    /// The upstream groups' discovery tasks (`dns:`, `file:`).
+    pub discovery: crate::discovery::Discoveries,
     pool: PoolSettings,
     shutting_down: AtomicBool,
     admin_listener: ListenerSlot,
@@ -97,6 +99,20 @@ pub struct State {
 impl State {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Backends in rotation and backends known, over every pool: shoal is
+    /// ready (`/ready`, systemd's `READY=1`) when any pool can serve, so one
+    /// failing upstream group does not take the whole listener out of a
+    /// load balancer in front.
+    pub fn readiness(&self) -> (usize, usize) {
+        let (mut healthy, mut backends) = (0, 0);
+        for table in self.tables.all() {
+            let set = table.snapshot();
+            backends += set.endpoints.len();
+            healthy += set.endpoints.iter().filter(|e| e.in_rotation()).count();
+        }
+        (healthy, backends)
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -130,12 +146,35 @@ impl State {
             .collect()
     }
 
-    /// Every static upstream with its group (`None`: the flat list).
+    /// Every upstream, listed or discovered, with its group (`None`: the
+    /// flat list).
     pub fn upstream_groups(&self) -> Vec<(Option<String>, Arc<Endpoint>)> {
-        self.upstream_entries()
+        let mut all: Vec<_> = self
+            .upstream_entries()
             .iter()
             .map(|u| (u.group.clone(), u.endpoint.clone()))
-            .collect()
+            .collect();
+        for d in self.discovery.all() {
+            all.extend(
+                d.endpoints()
+                    .into_iter()
+                    .map(|e| (Some(d.group.clone()), e)),
+            );
+        }
+        all
+    }
+
+    /// Start, keep or stop the groups' discovery tasks as `config` says.
+    pub(crate) fn sync_discovery(&self, config: &Config) -> Vec<String> {
+        let target = |group: &str, protocol| {
+            let (table, health) = self.tables.for_upstream(Some(group));
+            crate::discovery::Target {
+                table,
+                health,
+                pool: self.pool.for_backend(protocol, None),
+            }
+        };
+        self.discovery.sync(config, &target, &self.background)
     }
 
     /// The first public listener's address.
@@ -223,6 +262,7 @@ pub async fn run(
         history: crate::dashboard::History::default(),
         config: ArcSwap::from_pointee(config.clone()),
         upstreams: Mutex::new(Vec::new()),
+        discovery: Default::default(),
         pool,
         shutting_down: AtomicBool::new(false),
         admin_listener: ListenerSlot::default(),
@@ -234,6 +274,7 @@ pub async fn run(
     });
     let started: Result<(), RunError> = async {
         reload::sync_upstreams(&state, &config).await?;
+        state.sync_discovery(&config);
         state
             .public
             .start_all(public, listeners.public, &serving(&state, proxy))?;
@@ -248,6 +289,7 @@ pub async fn run(
         return Err(e);
     }
     crate::dashboard::spawn(Arc::downgrade(&state), background.clone());
+    crate::systemd::spawn(Arc::downgrade(&state), background.clone());
     listeners::start_admin(
         &state.admin_listener,
         listeners.admin,
@@ -262,6 +304,7 @@ pub async fn run(
 
     let shutdown = state.config().shutdown.clone();
     state.shutting_down.store(true, Ordering::Release);
+    crate::systemd::stopping();
     autoscale_stop.cancel();
     if !shutdown.delay.is_zero() {
         tracing::info!(delay = ?shutdown.delay, "shutting down: /ready is 503; still serving while balancers in front notice");

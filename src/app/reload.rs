@@ -217,7 +217,13 @@ fn named(group: &Option<String>, config: &UpstreamConfig) -> String {
 /// Re-read the config file and apply it. Returns a summary of what changed.
 pub async fn reload_config(state: &Arc<State>, progress: &Progress) -> Result<String, ReloadError> {
     use crate::events::{emit, Kind};
+    if !state.is_shutting_down() {
+        crate::systemd::reloading();
+    }
     let result = apply_config(state, progress).await;
+    if !state.is_shutting_down() {
+        crate::systemd::reloaded(state);
+    }
     match &result {
         Ok(summary) => emit(
             Kind::ConfigReloaded,
@@ -277,6 +283,9 @@ async fn apply_config(state: &Arc<State>, progress: &Progress) -> Result<String,
         }
     } else if new.health != old.health || new.apps != old.apps {
         state.tables.update(&new);
+    }
+    for c in state.sync_discovery(&new) {
+        progress.step(0, 0, c);
     }
     apply_live(state, &old, &new, progress);
     let serving = super::serving(state, state.proxy.clone());

@@ -5,6 +5,7 @@ mod control;
 mod events;
 mod logging;
 mod up;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -147,6 +148,18 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Check a running deployment: health, every backend taking traffic, stickiness, Redis; exit 1 on a failure
+    Verify(verify::VerifyArgs),
+    /// Write ready-to-apply files for Kubernetes, Compose or systemd from the config
+    Deploy {
+        /// What to write for
+        #[arg(value_enum)]
+        target: crate::deploy::Target,
+        #[command(flatten)]
+        src: ConfigSource,
+        #[command(flatten)]
+        opts: crate::deploy::Options,
+    },
     /// Internal: the guard process that stops instances if shoal is killed
     #[command(name = "__guard", hide = true)]
     Guard,
@@ -229,6 +242,8 @@ pub fn main() -> i32 {
             follow,
             json,
         } => events::run(&src, admin.as_deref(), follow, json),
+        Command::Deploy { target, src, opts } => deploy(target, &src, &opts),
+        Command::Verify(args) => verify::run(&args),
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }
@@ -342,6 +357,57 @@ pub fn warnings(src: &ConfigSource, config: &Config) -> Vec<String> {
             },
         )
         .collect()
+}
+
+fn deploy(target: crate::deploy::Target, src: &ConfigSource, opts: &crate::deploy::Options) -> i32 {
+    // The program and the certificates are the image's and the host's,
+    // not this machine's: only the settings are checked here.
+    let config = match load_settings(src) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let (text, origin) = if src.demo {
+        (
+            DEMO_CONFIG.to_string(),
+            "the embedded demo config".to_string(),
+        )
+    } else {
+        match std::fs::read_to_string(&src.file) {
+            Ok(t) => (t, display(&src.file)),
+            Err(e) => {
+                eprintln!("{}: {e}", display(&src.file));
+                return EXIT_CONFIG;
+            }
+        }
+    };
+    let source = crate::deploy::Source {
+        text: &text,
+        config: &config,
+        origin: &origin,
+    };
+    let files = match crate::deploy::generate(target, &source, opts) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let name = format!("{target:?}").to_lowercase();
+    let dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("shoal-{name}")));
+    if let Err(e) = crate::deploy::write(&dir, &files) {
+        eprintln!("error: cannot write into {}: {e}", dir.display());
+        return 1;
+    }
+    for f in &files {
+        println!("wrote {}", dir.join(&f.name).display());
+    }
+    0
 }
 
 fn check(src: &ConfigSource) -> i32 {

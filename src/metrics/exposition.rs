@@ -93,6 +93,7 @@ impl Collector for Scrape {
                 .into_iter()
                 .map(|(o, n)| (vec![("outcome", o.to_string())], ConstCounter::new(n))),
         )?;
+        discovery(&mut enc, &state.discovery)?;
         process(&mut enc)?;
         if !state.supervisors.is_empty() {
             instances(&mut enc, &state.supervisors)?;
@@ -107,6 +108,45 @@ impl Collector for Scrape {
         )?;
         Ok(())
     }
+}
+
+/// Per discovered group (the config's group names, so a bounded label).
+fn discovery(
+    enc: &mut DescriptorEncoder<'_>,
+    discovery: &crate::discovery::Discoveries,
+) -> Result<(), std::fmt::Error> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let all = discovery.all();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let labels = |d: &crate::discovery::Shared| {
+        vec![("group", d.group.clone()), ("source", d.source.to_string())]
+    };
+    family(
+        enc,
+        "shoal_discovery_backends",
+        "Backends the group's last good discovery found",
+        MetricType::Gauge,
+        all.iter()
+            .map(|d| (labels(d), ConstGauge::new(d.endpoints().len() as i64))),
+    )?;
+    family(
+        enc,
+        "shoal_discovery_lookups",
+        "Discovery lookups (DNS resolutions, file reads), failed or not",
+        MetricType::Counter,
+        all.iter()
+            .map(|d| (labels(d), ConstCounter::new(d.looks.load(Relaxed)))),
+    )?;
+    family(
+        enc,
+        "shoal_discovery_failures",
+        "Discovery lookups that failed (the last set found kept serving)",
+        MetricType::Counter,
+        all.iter()
+            .map(|d| (labels(d), ConstCounter::new(d.failures.load(Relaxed)))),
+    )
 }
 
 /// Per route (the config's route names, so a bounded label).

@@ -25,7 +25,11 @@ pub struct Guard {
 
 impl Guard {
     pub fn start(shoal_exe: &Path) -> io::Result<Guard> {
-        let mut child = Command::new(shoal_exe)
+        let mut command = Command::new(shoal_exe);
+        for name in crate::systemd::CHILD_ENV {
+            command.env_remove(name);
+        }
+        let mut child = command
             .arg("__guard")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -71,6 +71,9 @@ pub fn command(app: &AppConfig, slot: &Slot<'_>) -> io::Result<Command> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    for name in crate::systemd::CHILD_ENV {
+        cmd.env_remove(name);
+    }
     if let Some(dir) = &app.cwd {
         cmd.current_dir(dir);
     }

@@ -109,6 +109,13 @@ pub(crate) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr,
     d.deserialize_any(V)
 }
 
+/// An optional [`socket_addr`] (`dns.server`).
+pub(crate) fn opt_socket_addr<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(d).map(Some)
+}
+
 pub(crate) fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.trim().parse::<SocketAddr>() {
         return Ok(addr);

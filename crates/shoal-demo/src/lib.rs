@@ -21,7 +21,7 @@ mod session;
 mod websocket;
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub use options::DemoOptions;
 
@@ -100,7 +100,12 @@ async fn run_async(port: u16, opts: DemoOptions) -> i32 {
         }
     }
 
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    // `HOST`, which shoal's supervisor sets (`app.host`); loopback without it.
+    let host = std::env::var("HOST")
+        .ok()
+        .and_then(|h| h.parse::<IpAddr>().ok())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let addr = SocketAddr::new(host, port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(err) => {

@@ -72,7 +72,19 @@ impl Default for Upstreams {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamGroup {
+    /// Backends listed here; with `dns` or `file`, those found are added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<UpstreamConfig>,
+    /// Backends found by resolving a name again and again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<super::DnsDiscovery>,
+    /// Backends listed in a file, read again when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<super::FileDiscovery>,
+    /// Backends that register themselves (`POST /api/v1/backends`) and
+    /// stay while they send heartbeats.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub registry: bool,
     /// The group's balancing; the top-level `balance` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<BalanceConfig>,

@@ -35,11 +35,28 @@ pub(super) fn upstreams(c: &mut Checker<'_>, upstreams: &Upstreams) {
                 } else {
                     at.clone()
                 };
-                if group.servers.is_empty() {
+                if group.servers.is_empty()
+                    && group.dns.is_none()
+                    && group.file.is_none()
+                    && !group.registry
+                {
                     c.invalid(
                         &list,
-                        "is empty; list at least one `- url: http://HOST:PORT`".into(),
+                        "is empty; list at least one `- url: http://HOST:PORT`, or find them \
+                         with `dns:`, `file:` or `registry: true`"
+                            .into(),
                     );
+                }
+                if let Some(dns) = &group.dns {
+                    discovery_dns(c, &format!("{at}.dns"), dns);
+                }
+                if let Some(file) = &group.file {
+                    if file.interval.is_zero() {
+                        c.invalid(
+                            &format!("{at}.file.interval"),
+                            "must be greater than 0".into(),
+                        );
+                    }
                 }
                 servers(c, &list, &group.servers);
                 if let Some(b) = &group.balance {
@@ -53,6 +70,42 @@ pub(super) fn upstreams(c: &mut Checker<'_>, upstreams: &Upstreams) {
                 }
             }
         }
+    }
+}
+
+/// `dns:`: a port for A/AAAA names, none with SRV (its records carry it);
+/// intervals that make sense.
+fn discovery_dns(c: &mut Checker<'_>, at: &str, dns: &crate::model::DnsDiscovery) {
+    match (dns.srv, dns.port) {
+        (false, None) => c.report(
+            ErrorKind::Missing,
+            &format!("{at}.port"),
+            "is required: A/AAAA records carry no port (or set `srv: true` for SRV records, which do)"
+                .into(),
+        ),
+        (true, Some(_)) => c.invalid(
+            &format!("{at}.port"),
+            "does not go with `srv: true`: SRV records give each backend's port".into(),
+        ),
+        _ => {}
+    }
+    if dns.name.trim().is_empty() {
+        c.invalid(&format!("{at}.name"), "is empty".into());
+    }
+    if dns.min_interval.is_zero() {
+        c.invalid(
+            &format!("{at}.min_interval"),
+            "must be greater than 0".into(),
+        );
+    }
+    if dns.interval < dns.min_interval {
+        c.invalid(
+            &format!("{at}.interval"),
+            "is shorter than `min_interval`: it is the longest time between two resolutions".into(),
+        );
+    }
+    if dns.timeout.is_zero() {
+        c.invalid(&format!("{at}.timeout"), "must be greater than 0".into());
     }
 }
 
