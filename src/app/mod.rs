@@ -251,7 +251,7 @@ pub async fn run(
     let access_logs = Logs::default();
     let mut routing = Routing::for_config(&config, &|name| tables.table(name), &limiter);
     routing.access_log = access_logs.for_config(&config.access_log);
-    let proxy = Arc::new(Proxy::new(routing));
+    let proxy = Proxy::shared(routing);
 
     let state = Arc::new(State {
         tables,

@@ -7,6 +7,7 @@ mod access_log;
 mod admin_auth;
 mod autoscale;
 mod balancing;
+mod cache;
 mod compress;
 mod dashboard;
 mod data_path;
