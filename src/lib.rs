@@ -8,6 +8,7 @@ pub mod admin;
 pub mod app;
 pub mod autoscale;
 pub mod balance;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod compress;

@@ -1038,6 +1038,35 @@ fn state_rules() {
 }
 
 #[test]
+fn bad_cache_values() {
+    assert_rejected(
+        "app: {command: x}\ncache:\n  memory: {max_size: 1MiB, max_item_size: 2MiB}\n",
+        3,
+        "cache.memory.max_item_size: must not be larger than `cache.memory.max_size`",
+    );
+    assert_rejected(
+        "app: {command: x}\ncache:\n  methods: [GET, POST]\n",
+        3,
+        "cache.methods[1]: the cache answers `GET` and `HEAD` only (got `POST`)",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - to: app\n    cache: sometimes\n",
+        4,
+        "routes[0].cache: expected `true`, `false` or a mapping of `cache` keys",
+    );
+    assert_rejected(
+        "app: {command: x}\nroutes:\n  - to: app\n    cache:\n      default_ttl: 0s\n",
+        5,
+        "routes[0].cache.default_ttl: must be greater than 0",
+    );
+    assert_rejected(
+        "app: {command: x}\ncache:\n  header: 'X Cache'\n",
+        3,
+        "cache.header: `X Cache` is not a header name",
+    );
+}
+
+#[test]
 fn discovery_rules() {
     let route = "routes:\n  - to: api\n";
     assert_rejected(

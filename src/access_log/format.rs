@@ -159,6 +159,9 @@ pub(super) fn json(out: &mut Vec<u8>, now: SystemTime, f: &Facts, r: &Report) {
     if let Some(rl) = r.rate_limit {
         field(out, b",\"rate_limit\":", rl.as_bytes());
     }
+    if let Some(c) = r.cache {
+        field(out, b",\"cache\":", c.as_bytes());
+    }
     field(out, b",\"user_agent\":", f.user_agent());
     field(out, b",\"referer\":", f.referer());
     out.extend_from_slice(b"}\n");
@@ -238,6 +241,10 @@ pub(super) fn combined(out: &mut Vec<u8>, now: SystemTime, f: &Facts, r: &Report
     if let Some(rl) = r.rate_limit {
         out.extend_from_slice(b" rl=");
         out.extend_from_slice(rl.as_bytes());
+    }
+    if let Some(c) = r.cache {
+        out.extend_from_slice(b" cache=");
+        out.extend_from_slice(c.as_bytes());
     }
     out.push(b'\n');
 }

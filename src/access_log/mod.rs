@@ -83,6 +83,9 @@ pub struct Report {
     pub rate_limit: Option<&'static str>,
     /// The pool the route sends to.
     pub pool: Option<Arc<str>>,
+    /// What the response cache did (`HIT`, `MISS`, …), on a route that
+    /// caches.
+    pub cache: Option<&'static str>,
     /// hyper's path: the request body's bytes, counted as it is read.
     pub tally: Option<Arc<std::sync::atomic::AtomicU64>>,
 }

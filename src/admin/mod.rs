@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod backends;
+mod cache;
 mod control;
 mod events;
 mod logs;

@@ -11,6 +11,7 @@
 //! | POST | /api/v1/reload | rolling reload of the app; `?config=1`: re-read shoal's config |
 //! | GET | /api/v1/logs, /api/v1/instances/{id}/logs | instances' recent output, NDJSON; `?lines=N&since=5m&follow` (`admin/logs.rs`) |
 //! | GET, PUT, DELETE | /api/v1/rate-limits… | the rate limits now; changed at run time (`admin/rate_limits.rs`) |
+//! | GET, DELETE | /api/v1/cache | the response cache's numbers; purge by `?key=URL`, `?prefix=URL`, or all (`admin/cache.rs`) |
 //! | GET | /api/v1/events | lifecycle events (`?since=ID`); `?follow`: Server-Sent Events (`admin/events.rs`) |
 //! | GET | /api/v1/metrics/history | the dashboard's samples, one a second; `?follow`: SSE (`dashboard/`) |
 //! | GET, POST, DELETE | /api/v1/backends | the registry of `registry: true` groups: register, heartbeat, leave (`admin/backends.rs`) |
@@ -24,6 +25,7 @@ use serde_json::json;
 
 use super::auth;
 use super::backends;
+use super::cache;
 use super::control;
 use super::events;
 use super::logs;
@@ -71,6 +73,7 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
         p if p == rate_limits::PREFIX || p.starts_with("/api/v1/rate-limits/") => {
             rate_limits::route(state, req).await
         }
+        cache::PATH => cache::route(&req),
         "/api/v1/logs" if get => logs::route(state, &req, None),
         p if get && p.starts_with("/api/v1/instances/") && p.ends_with("/logs") => {
             let id = &p["/api/v1/instances/".len()..p.len() - "/logs".len()];

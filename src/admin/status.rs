@@ -31,6 +31,22 @@ pub struct Status {
     /// Every app's instances, app by app.
     pub instances: Vec<Instance>,
     pub upstreams: Vec<Upstream>,
+    /// Which replica answered: its id (`SHOAL_REPLICA_ID`, else
+    /// `HOSTNAME-PID`) and host name.
+    #[serde(default)]
+    pub replica: ReplicaId,
+    /// The other replicas sharing this one's Redis, as they last said
+    /// (empty with `state.backend: memory`).
+    #[serde(default)]
+    pub peers: Vec<crate::app::replica::Peer>,
+}
+
+/// `status.replica`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ReplicaId {
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
 }
 
 /// The supervised app as a whole.
@@ -90,6 +106,22 @@ pub struct Instance {
     pub connections_opened: u64,
     pub protocol: UpstreamProtocol,
     pub rss_bytes: u64,
+    /// CPU time over the last seconds (`supervisor::usage::WINDOW`), in
+    /// percent of one core; `null` while no process runs or before the
+    /// second reading. Added after the first release: absent in older
+    /// documents, hence `default` on these four.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// Responses per second over the same seconds.
+    #[serde(default)]
+    pub requests_per_sec: Option<f64>,
+    /// 5xx responses per second over the same seconds.
+    #[serde(default)]
+    pub errors_per_sec: Option<f64>,
+    /// The 95th percentile of the backend response time over the same
+    /// seconds, in ms; `null` without responses.
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
     pub uptime_secs: Option<f64>,
     pub last_exit: Option<String>,
     pub failure: Option<String>,
@@ -170,6 +202,12 @@ impl Status {
                 .iter()
                 .map(|(group, e)| Upstream::of(e, group.clone()))
                 .collect(),
+            replica: ReplicaId {
+                id: state.replica.id.clone(),
+                hostname: state.replica.hostname.clone(),
+                pid: std::process::id(),
+            },
+            peers: state.replica.peers(),
         }
     }
 }
@@ -203,6 +241,7 @@ impl App {
 impl Instance {
     fn of(i: &supervisor::Instance, app: &str) -> Instance {
         let e = &i.endpoint;
+        let rates = i.rates();
         Instance {
             id: i.id.clone(),
             app: app.to_string(),
@@ -220,6 +259,10 @@ impl Instance {
             connections_opened: e.pool.opened(),
             protocol: e.pool.speaking(),
             rss_bytes: i.rss(),
+            cpu_percent: rates.cpu_percent,
+            requests_per_sec: rates.requests_per_sec,
+            errors_per_sec: rates.errors_per_sec,
+            p95_ms: rates.p95_ms,
             uptime_secs: i.uptime().map(|d| d.as_secs_f64()),
             last_exit: i.last_exit(),
             failure: i.failure(),
@@ -314,6 +357,10 @@ mod tests {
                 connections_opened: 1,
                 protocol: UpstreamProtocol::Http1,
                 rss_bytes: 0,
+                cpu_percent: Some(12.5),
+                requests_per_sec: Some(40.0),
+                errors_per_sec: Some(0.0),
+                p95_ms: None,
                 uptime_secs: None,
                 last_exit: Some("exit code 1".into()),
                 failure: None,
@@ -331,6 +378,20 @@ mod tests {
                 protocol: UpstreamProtocol::H2,
                 group: Some("api".into()),
             }],
+            replica: ReplicaId {
+                id: "one".into(),
+                hostname: "host".into(),
+                pid: 7,
+            },
+            peers: vec![crate::app::replica::Peer {
+                id: "two".into(),
+                hostname: "host".into(),
+                pid: 8,
+                version: "0.1.0".into(),
+                listen: Some("127.0.0.1:8081".into()),
+                admin: None,
+                seen_ms: 1,
+            }],
         }
     }
 
@@ -343,6 +404,22 @@ mod tests {
     }
 
     #[test]
+    fn a_document_without_the_newer_fields_still_reads() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        for key in [
+            "cpu_percent",
+            "requests_per_sec",
+            "errors_per_sec",
+            "p95_ms",
+        ] {
+            v["instances"][0].as_object_mut().unwrap().remove(key);
+        }
+        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back.instances[0].cpu_percent, None);
+        assert_eq!(back.instances[0].requests_per_sec, None);
+    }
+
+    #[test]
     fn field_names_are_the_api() {
         let v = serde_json::to_value(sample()).unwrap();
         assert_eq!(v["balance"], "round_robin");
@@ -350,6 +427,9 @@ mod tests {
         assert_eq!(v["app"]["max"], serde_json::Value::Null);
         assert_eq!(v["instances"][0]["state"], "backoff");
         assert_eq!(v["instances"][0]["pid"], serde_json::Value::Null);
+        assert_eq!(v["instances"][0]["cpu_percent"], 12.5);
+        assert_eq!(v["instances"][0]["requests_per_sec"], 40.0);
+        assert_eq!(v["instances"][0]["p95_ms"], serde_json::Value::Null);
         assert_eq!(v["instances"][0]["last_check"]["detail"], "status 500");
         assert_eq!(v["upstreams"][0]["last_check"], serde_json::Value::Null);
         assert_eq!(v["upstreams"][0]["address"], "10.0.0.1:80");

@@ -11,6 +11,7 @@ mod listeners;
 mod pools;
 mod public;
 mod reload;
+pub mod replica;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -87,8 +88,10 @@ pub struct State {
     /// handshakes use (a reload swaps them, as the public listeners').
     pub admin_tls: crate::tls::Terminator,
     upstreams: Mutex<Vec<reload::Upstream>>,
-    /// The upstream groups' discovery tasks (`dns:`, `file:`).
+    /// The upstream groups' discovery tasks (`dns:`, `file:`, `registry:`).
     pub discovery: crate::discovery::Discoveries,
+    /// This replica, and the others seen through Redis.
+    pub replica: replica::Replica,
     pool: PoolSettings,
     shutting_down: AtomicBool,
     admin_listener: ListenerSlot,
@@ -257,7 +260,7 @@ pub async fn run(
     let access_logs = Logs::default();
     let mut routing = Routing::for_config(&config, &|name| tables.table(name), &limiter);
     routing.access_log = access_logs.for_config(&config.access_log);
-    let proxy = Arc::new(Proxy::new(routing));
+    let proxy = Proxy::shared(routing);
 
     let state = Arc::new(State {
         tables,
@@ -272,6 +275,7 @@ pub async fn run(
         config: ArcSwap::from_pointee(config.clone()),
         upstreams: Mutex::new(Vec::new()),
         discovery: Default::default(),
+        replica: Default::default(),
         pool,
         shutting_down: AtomicBool::new(false),
         admin_listener: ListenerSlot::default(),
@@ -300,6 +304,7 @@ pub async fn run(
     }
     crate::dashboard::spawn(Arc::downgrade(&state), background.clone());
     crate::systemd::spawn(Arc::downgrade(&state), background.clone());
+    replica::spawn(Arc::downgrade(&state), background.clone());
     listeners::start_admin(
         &state.admin_listener,
         listeners.admin,
@@ -324,6 +329,7 @@ pub async fn run(
     state.public.stop_accepting();
     state.public.join().await;
     state.access_logs.flush().await;
+    replica::leave(&state).await;
     if !state.supervisors.is_empty() {
         tracing::info!("stopping instances");
         state.stop_instances().await;

@@ -73,6 +73,16 @@ pub struct Target {
     tls: Option<AdminTls>,
 }
 
+/// `ADDR`, or `https://ADDR` over TLS.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.tls {
+            Some(_) => write!(f, "https://{}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
 /// Where the admin API is: `--admin URL`, else the config's `admin.listen`,
 /// else the default `127.0.0.1:9090`. HTTPS with `--admin https://…`, or
 /// when the config has `admin.tls` (and `--admin` names no scheme).

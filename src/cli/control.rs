@@ -319,6 +319,18 @@ fn print_status(s: &Status) {
             ""
         }
     );
+    if !s.peers.is_empty() {
+        let peers: Vec<String> = s
+            .peers
+            .iter()
+            .map(|p| format!("{} ({})", p.id, p.listen.as_deref().unwrap_or("-")))
+            .collect();
+        println!(
+            "replica {}; peers through Redis: {}",
+            s.replica.id,
+            peers.join(", ")
+        );
+    }
     // Documents from before `apps` have only `app`.
     let apps: Vec<&status::App> = if s.apps.is_empty() {
         s.app.iter().collect()
@@ -470,13 +482,6 @@ pub fn reload(src: &ConfigSource, admin: Option<&str>, config: bool, app: Option
 /// POST, then follow the NDJSON progress to its `done` line: a bar on a
 /// terminal, plain lines otherwise. Fails when the operation fails.
 async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), ClientError> {
-    let resp = admin.send(Method::POST, path, body).await?;
-    let status = resp.status();
-    let mut body = resp.into_body();
-    if status != StatusCode::OK {
-        let bytes = body.collect().await.map_err(ClientError::Read)?.to_bytes();
-        return Err(refusal(status, &bytes));
-    }
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(0);
         b.set_style(
@@ -485,6 +490,50 @@ async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), 
         );
         b
     });
+    let done = follow_operation(&admin, path, body, |step| match &bar {
+        Some(b) => {
+            if step.total > 0 {
+                b.set_length(step.total);
+                b.set_position(step.done);
+            }
+            b.set_message(step.message.to_string());
+        }
+        None if step.total > 0 => println!("[{}/{}] {}", step.done, step.total, step.message),
+        None => println!("{}", step.message),
+    })
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    println!("{}", done?);
+    Ok(())
+}
+
+/// One `progress` line of an operation's stream.
+pub struct Step<'a> {
+    pub done: u64,
+    /// 0 when the step has no count.
+    pub total: u64,
+    pub message: &'a str,
+}
+
+/// POST an operation (`/api/v1/scale`, `/api/v1/reload`) and follow its
+/// NDJSON progress, each step to `on_step`, to its `done` line: the
+/// message it ends with when it succeeded; its refusal (401, 409, …) or
+/// failure otherwise. `shoal scale`/`reload` and `shoal top` share it.
+pub async fn follow_operation(
+    admin: &Admin,
+    path: &str,
+    body: Option<Value>,
+    mut on_step: impl FnMut(Step<'_>),
+) -> Result<String, ClientError> {
+    let resp = admin.send(Method::POST, path, body).await?;
+    let status = resp.status();
+    let mut body = resp.into_body();
+    if status != StatusCode::OK {
+        let bytes = body.collect().await.map_err(ClientError::Read)?.to_bytes();
+        return Err(refusal(status, &bytes));
+    }
     let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(ClientError::Lost)?;
@@ -497,34 +546,18 @@ async fn operation(admin: Admin, path: &str, body: Option<Value>) -> Result<(), 
             let Ok(event) = serde_json::from_slice::<Value>(&line) else {
                 continue;
             };
-            let message = event["message"].as_str().unwrap_or("").to_string();
+            let message = event["message"].as_str().unwrap_or("");
             match event["event"].as_str() {
-                Some("progress") => {
-                    let (done, total) = (
-                        event["done"].as_u64().unwrap_or(0),
-                        event["total"].as_u64().unwrap_or(0),
-                    );
-                    match &bar {
-                        Some(b) => {
-                            if total > 0 {
-                                b.set_length(total);
-                                b.set_position(done);
-                            }
-                            b.set_message(message);
-                        }
-                        None if total > 0 => println!("[{done}/{total}] {message}"),
-                        None => println!("{message}"),
-                    }
-                }
+                Some("progress") => on_step(Step {
+                    done: event["done"].as_u64().unwrap_or(0),
+                    total: event["total"].as_u64().unwrap_or(0),
+                    message,
+                }),
                 Some("done") => {
-                    if let Some(b) = &bar {
-                        b.finish_and_clear();
-                    }
                     return if event["ok"] == true {
-                        println!("{message}");
-                        Ok(())
+                        Ok(message.to_string())
                     } else {
-                        Err(ClientError::Failed(message))
+                        Err(ClientError::Failed(message.to_string()))
                     };
                 }
                 _ => {}

@@ -4,6 +4,7 @@ mod client;
 mod control;
 mod events;
 mod logging;
+mod top;
 mod up;
 mod verify;
 
@@ -147,6 +148,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A live view of a running shoal, as `pm2 monit`: each instance's state,
+    /// health, CPU, memory, requests/s, p95 and restarts, the fleet's
+    /// totals, the latest events; keys to scale (+/-) and reload (r)
+    Top {
+        #[command(flatten)]
+        src: ConfigSource,
+        /// Admin API to ask, e.g. http://127.0.0.1:9090 (default: from the config's admin.listen)
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+        /// How often to refresh, e.g. 1s, 500ms
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = interval)]
+        interval: std::time::Duration,
+    },
     /// Run the bundled demo HTTP service (what `--demo` starts N copies of)
     DemoApp {
         /// Port to listen on; default: $PORT, else 8000
@@ -248,11 +262,25 @@ pub fn main() -> i32 {
             follow,
             json,
         } => events::run(&src, admin.as_deref(), follow, json),
+        Command::Top {
+            src,
+            admin,
+            interval,
+        } => top::run(&src, admin.as_deref(), interval),
         Command::Deploy { target, src, opts } => deploy(target, &src, &opts),
         Command::Verify(args) => verify::run(&args),
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }
+}
+
+/// `--interval`: a duration as the config writes them, at least 100ms.
+fn interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = shoal_config::units::parse_duration(text)?;
+    if d < std::time::Duration::from_millis(100) {
+        return Err("at least 100ms".into());
+    }
+    Ok(d)
 }
 
 /// Values `${VAR}` can refer to beyond the process environment.

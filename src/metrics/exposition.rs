@@ -80,6 +80,9 @@ impl Collector for Scrape {
         backends(&mut enc, &endpoints)?;
         routes(&mut enc)?;
         rate_limits(&mut enc, &state.limiter)?;
+        if let Some(store) = crate::cache::store::current() {
+            cache(&mut enc, &store)?;
+        }
         let (written, dropped) = state.access_logs.counts();
         family(
             &mut enc,
@@ -156,6 +159,66 @@ fn routes(enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         crate::routes::stats::snapshot()
             .into_iter()
             .map(|(name, n)| (vec![("route", name)], ConstCounter::new(n))),
+    )
+}
+
+/// The response cache, once a config turned it on (docs/CACHE.md).
+fn cache(
+    enc: &mut DescriptorEncoder<'_>,
+    store: &crate::cache::store::Store,
+) -> Result<(), std::fmt::Error> {
+    use crate::cache::stats::{requests, OUTCOMES};
+    use std::sync::atomic::Ordering::Relaxed;
+    family(
+        enc,
+        "shoal_cache_requests",
+        "Requests on routes that cache, by what the cache did (hit, miss, stale, revalidated, bypass)",
+        MetricType::Counter,
+        OUTCOMES.map(|o| {
+            (
+                vec![("outcome", o.label().to_string())],
+                ConstCounter::new(requests(o)),
+            )
+        }),
+    )?;
+    single(
+        enc,
+        "shoal_cache_stores",
+        "Responses stored",
+        MetricType::Counter,
+        ConstCounter::new(store.counts.stores.load(Relaxed)),
+    )?;
+    single(
+        enc,
+        "shoal_cache_evictions",
+        "Stored responses evicted (for room, or expired)",
+        MetricType::Counter,
+        ConstCounter::new(store.counts.evictions.load(Relaxed)),
+    )?;
+    let tiers = store.tiers();
+    family(
+        enc,
+        "shoal_cache_bytes",
+        "Bytes the stored responses take, by tier",
+        MetricType::Gauge,
+        tiers.map(|t| {
+            (
+                vec![("tier", t.name().to_string())],
+                ConstGauge::new(t.bytes() as i64),
+            )
+        }),
+    )?;
+    family(
+        enc,
+        "shoal_cache_entries",
+        "Stored responses, by tier",
+        MetricType::Gauge,
+        tiers.map(|t| {
+            (
+                vec![("tier", t.name().to_string())],
+                ConstGauge::new(t.entries() as i64),
+            )
+        }),
     )
 }
 

@@ -51,6 +51,9 @@ pub(super) struct Ready {
     pub(super) facts: Option<Box<Facts>>,
     /// Its body's bytes as they are read (when the access log is on).
     pub(super) tally: Option<Arc<AtomicU64>>,
+    /// The path and query as the client sent them, for a route that
+    /// caches (its key).
+    pub(super) cache_target: Option<Box<str>>,
 }
 
 /// A request shoal answers itself: refused (no rate limit counts it), or
@@ -177,6 +180,7 @@ pub(super) fn admit(
         }
     }
     let tally = facts.as_ref().map(|_| body.tally());
+    let cache_target = chosen.cache.as_ref().map(|_| Box::from(target));
     let rewritten = match chosen.path.apply(target) {
         std::borrow::Cow::Owned(t) => Some(t),
         std::borrow::Cow::Borrowed(_) => None,
@@ -238,6 +242,7 @@ pub(super) fn admit(
         limits,
         facts,
         tally,
+        cache_target,
     };
     Ok((ready, body))
 }

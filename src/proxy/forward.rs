@@ -2,7 +2,7 @@
 //! another backend when that is safe, hand back the response.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::limits::RequestBody;
 use bytes::Bytes;
@@ -26,6 +26,7 @@ use super::routing::{Routing, Target};
 use super::upgrade;
 use crate::access_log::body::LoggedBody;
 use crate::access_log::{AccessLog, Facts, Report};
+use crate::cache::{Fetch, Lookup, Refresh};
 use crate::compress::Compression;
 use crate::ratelimit::{Asked, Outcome, RateNote};
 use crate::routes::{Action, HeaderEdits, Policy};
@@ -41,6 +42,9 @@ use arc_swap::ArcSwap;
 pub struct Proxy {
     routing: ArcSwap<Routing>,
     budget: RetryBudget,
+    /// Itself, for work that outlives a request (the cache's background
+    /// refresh); empty for a `Proxy::new` not made by `Proxy::shared`.
+    me: Weak<Proxy>,
 }
 
 /// What is needed to send a request again after the first attempt consumed
@@ -141,7 +145,18 @@ impl Proxy {
         Proxy {
             routing: ArcSwap::from_pointee(routing),
             budget: RetryBudget::default(),
+            me: Weak::new(),
         }
+    }
+
+    /// A proxy that can start work of its own (the cache's background
+    /// refreshes).
+    pub fn shared(routing: Routing) -> Arc<Proxy> {
+        Arc::new_cyclic(|me| Proxy {
+            routing: ArcSwap::from_pointee(routing),
+            budget: RetryBudget::default(),
+            me: me.clone(),
+        })
     }
 
     pub(super) fn budget(&self) -> &RetryBudget {
@@ -212,7 +227,7 @@ impl Proxy {
             }
         };
         let Ready {
-            parts,
+            mut parts,
             route: ready_route,
             key,
             pin,
@@ -223,6 +238,7 @@ impl Proxy {
             limits,
             facts,
             tally,
+            cache_target,
         } = ready;
         entry.take(&routing, facts);
         entry.report.tally = tally;
@@ -259,6 +275,27 @@ impl Proxy {
         if entry.facts.is_some() {
             entry.report.pool = Some(target.pool.name.clone());
         }
+        // The *lookup* phase: a stored response answers, or the request
+        // goes on (its conditionals changed for a revalidation).
+        let mut fetch = None;
+        if let (Some(cache), Some(path)) = (route.cache.as_deref(), cache_target.as_deref()) {
+            match cache.lookup(&mut parts, proto, path).await {
+                Lookup::Answer(mut resp, outcome, refresh) => {
+                    if let Some(refresh) = refresh {
+                        self.refresh(&routing, ready_route, &parts, refresh, (key, pin));
+                    }
+                    entry.report.cache = Some(outcome.word());
+                    resp.headers_mut()
+                        .insert(X_REQUEST_ID.clone(), request_id.clone());
+                    route.response_headers.apply(resp.headers_mut());
+                    if let Some(note) = &rate {
+                        note.insert(resp.headers_mut());
+                    }
+                    return compressed(resp, codec);
+                }
+                Lookup::Fetch(f) => fetch = Some(f),
+            }
+        }
         let (first_body, replay) = match keep_body(body, &parts, upgrading, target.policy).await {
             Ok(kept) => kept,
             Err(e) => {
@@ -280,9 +317,82 @@ impl Proxy {
             client_upgrade,
             report: &mut entry.report,
             logging: entry.facts.is_some(),
+            cache: fetch,
         };
-        let mut pending = Some(Request::from_parts(parts, first_body));
-        let mut attempts = Attempts::new(self, &routing, target, (key, pin));
+        let first = Request::from_parts(parts, first_body);
+        self.attempts(&mut ex, first, (key, pin), json).await
+    }
+
+    /// The cache's background refresh of a stored response it served
+    /// stale (`stale-while-revalidate`): the request again, with the
+    /// stored response's validators, through the same attempts; its
+    /// response is read to the end (so stored) by nobody's client.
+    fn refresh(
+        &self,
+        routing: &Arc<Routing>,
+        route_index: usize,
+        parts: &http::request::Parts,
+        refresh: Box<Refresh>,
+        keys: (Option<u64>, Option<u64>),
+    ) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let routing = routing.clone();
+        let uri = parts.uri.clone();
+        tokio::spawn(async move {
+            let route = routing.routes.get(route_index);
+            let (Some(cache), Some(target)) = (route.cache.as_deref(), routing.target(route_index))
+            else {
+                return;
+            };
+            let request_id = refresh
+                .headers
+                .get(&X_REQUEST_ID)
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("cache-refresh"));
+            let replay = Replay {
+                method: Method::GET,
+                uri,
+                headers: refresh.headers.clone(),
+                body: Bytes::new(),
+            };
+            let first = replay.build();
+            let mut report = Report::default();
+            let mut ex = Exchange {
+                routing: &routing,
+                target,
+                response_headers: &route.response_headers,
+                sticky: None,
+                rate: None,
+                codec: None,
+                request_id: &request_id,
+                idempotent: true,
+                replay: Some(replay),
+                isolate: false,
+                client_upgrade: None,
+                report: &mut report,
+                logging: false,
+                cache: Some(cache.refreshing(refresh)),
+            };
+            let resp = me.attempts(&mut ex, first, keys, false).await;
+            // Read to the end: the tee stores it.
+            let _ = resp.into_body().collect().await;
+        });
+    }
+
+    /// The *pick* and *exchange* phases: backends in turn, as the retry
+    /// rules allow; the response, or the error's.
+    async fn attempts(
+        &self,
+        ex: &mut Exchange<'_>,
+        first: Request<UpstreamBody>,
+        keys: (Option<u64>, Option<u64>),
+        json: bool,
+    ) -> Response<ProxyBody> {
+        let (routing, target, request_id) = (ex.routing, ex.target, ex.request_id);
+        let mut pending = Some(first);
+        let mut attempts = Attempts::new(self, routing, target, keys);
         let mut last_error = ProxyError::NoBackend;
         while let Some(endpoint) = attempts.pick(&request_id) {
             // Every way round the loop leaves in `pending` what may be
@@ -293,7 +403,7 @@ impl Proxy {
             let in_flight = attempts.begin(&endpoint);
             ex.report.attempts += 1;
             match self
-                .on_backend(&mut ex, &mut attempts, &endpoint, in_flight, req)
+                .on_backend(ex, &mut attempts, &endpoint, in_flight, req)
                 .await
             {
                 Ok(resp) => return resp,
@@ -307,7 +417,18 @@ impl Proxy {
             }
         }
         tracing::warn!(request_id = ?request_id, error = %last_error, status = last_error.status().as_u16(), "request failed");
-        last_error.to_response(&request_id, json)
+        if let Some((mut resp, outcome)) = ex.cache.take().and_then(Fetch::on_error) {
+            // `stale-if-error`: a stored response stands in.
+            ex.report.cache = Some(outcome.word());
+            resp.headers_mut()
+                .insert(X_REQUEST_ID.clone(), request_id.clone());
+            ex.response_headers.apply(resp.headers_mut());
+            if let Some(note) = &ex.rate {
+                note.insert(resp.headers_mut());
+            }
+            return compressed(resp, ex.codec);
+        }
+        last_error.to_response(request_id, json)
     }
 
     /// The attempt on one backend, with new connections to it as
@@ -477,6 +598,8 @@ struct Exchange<'r> {
     report: &'r mut Report,
     /// The access log is on.
     logging: bool,
+    /// The cache's *respond* phase, on a route that caches.
+    cache: Option<Fetch<'r>>,
 }
 
 impl Exchange<'_> {
@@ -520,6 +643,30 @@ impl Exchange<'_> {
             }
         }
         strip_hop_by_hop(resp.headers_mut(), None);
+        if resp.version() == Version::HTTP_2 {
+            // From an h2 backend; hyper's HTTP/1.1 side would coerce it
+            // anyway, and takes its fast path for 1.1.
+            *resp.version_mut() = Version::HTTP_11;
+        }
+        let (parts, body) = resp.into_parts();
+        let lease = Lease {
+            conn: Some(conn),
+            _in_flight: in_flight,
+            reuse: !self.isolate,
+        };
+        let mut resp = Response::from_parts(
+            parts,
+            ProxyBody::upstream(body, lease, self.target.policy.read_timeout),
+        );
+        if let Some(fetch) = self.cache.take() {
+            // The cache's *respond* phase: stored as it streams, or a
+            // stored response answers (revalidated, or stale for an error).
+            let (cached, outcome) = fetch.respond(resp);
+            resp = cached;
+            self.report.cache = Some(outcome.word());
+            resp.headers_mut()
+                .insert(X_REQUEST_ID.clone(), self.request_id.clone());
+        }
         self.response_headers.apply(resp.headers_mut());
         if let Some((sticky, pin)) = self.sticky {
             if let Some(v) = Sticky::renew(pin, endpoint)
@@ -532,21 +679,6 @@ impl Exchange<'_> {
         if let Some(note) = &self.rate {
             note.insert(resp.headers_mut());
         }
-        if resp.version() == Version::HTTP_2 {
-            // From an h2 backend; hyper's HTTP/1.1 side would coerce it
-            // anyway, and takes its fast path for 1.1.
-            *resp.version_mut() = Version::HTTP_11;
-        }
-        let (parts, body) = resp.into_parts();
-        let lease = Lease {
-            conn: Some(conn),
-            _in_flight: in_flight,
-            reuse: !self.isolate,
-        };
-        let resp = Response::from_parts(
-            parts,
-            ProxyBody::upstream(body, lease, self.target.policy.read_timeout),
-        );
         compressed(resp, self.codec)
     }
 }

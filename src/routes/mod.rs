@@ -23,6 +23,7 @@ pub use fixed::{Fixed, Redirect, Respond};
 pub use matcher::{Listeners, Matcher};
 pub use rewrite::{HeaderEdits, PathRewrite};
 
+use crate::cache::RouteCache;
 use crate::compress::Compression;
 use crate::files::Files;
 use crate::proxy::view::RequestView;
@@ -89,16 +90,23 @@ pub struct Route {
     pub compress: Option<Compression>,
     /// Sticky sessions (`sticky`, the route's or its pool's).
     pub sticky: Option<Arc<Sticky>>,
+    /// The response cache (`cache`, the route's or the top level's), when
+    /// it is on for this route.
+    pub cache: Option<Box<RouteCache>>,
 }
 
 impl Route {
     /// Why the native engine hands this request to hyper's path, if it
-    /// does: compression the request takes (its `Accept-Encoding` names
+    /// does: the route caches, or compression the request takes (its `Accept-Encoding` names
     /// one of the route's codecs). Only hyper's path compresses, so
     /// neither engine ever sends an uncompressed body where compression
     /// applies. (A `files` route is served by the native engine unless
     /// its answer streams: `h1::files`.)
     pub fn for_hyper(&self, req: &RequestView<'_>) -> Option<&'static str> {
+        if self.cache.is_some() {
+            // The cache is written once, on hyper's path.
+            return Some("cache");
+        }
         let c = self.compress.as_ref()?;
         c.negotiate(req.method, req.headers.get_all("accept-encoding"))
             .map(|_| "compression")
@@ -162,6 +170,13 @@ impl RouteTable {
                 (Some(to), _, _) => Action::To(pool_index(to).unwrap_or(0)),
                 (None, None, None) => Action::To(0),
             };
+            let cache = match &action {
+                Action::To(_) => {
+                    shoal_config::cache_for_route(config.cache.as_ref(), route.cache.as_ref())
+                        .map(|c| Box::new(RouteCache::new(&c)))
+                }
+                _ => None,
+            };
             built.push(Route {
                 name: name.into(),
                 matcher: Matcher::new(&route.matches, listeners),
@@ -177,6 +192,7 @@ impl RouteTable {
                     .for_route(route.compress.as_ref())
                     .map(|c| Compression::new(&c)),
                 sticky: Sticky::from_config(route.sticky.as_ref()),
+                cache,
             });
         }
         RouteTable {

@@ -17,6 +17,7 @@ use super::guard::Guard;
 use super::output::{self, Stream};
 use super::program;
 use super::spawn::{self, Slot};
+use super::usage;
 use crate::balance::{Endpoint, Health};
 use crate::events::{self, Kind};
 
@@ -89,6 +90,8 @@ pub struct Instance {
     /// Consecutive memory samples above `app.max_memory`.
     pub(super) over_memory: AtomicU32,
     rss: AtomicU64,
+    /// The last seconds' readings: CPU %, requests/s, p95 (`usage.rs`).
+    usage: Mutex<usage::Window>,
     started_at: Mutex<Option<Instant>>,
     last_exit: Mutex<Option<String>>,
     /// Why it is `failed`: a crash loop, or a program that cannot run.
@@ -133,6 +136,7 @@ impl Instance {
             retiring: AtomicBool::new(false),
             over_memory: AtomicU32::new(0),
             rss: AtomicU64::new(0),
+            usage: Mutex::new(usage::Window::default()),
             started_at: Mutex::new(None),
             last_exit: Mutex::new(None),
             failure: Mutex::new(None),
@@ -249,6 +253,20 @@ impl Instance {
 
     pub(super) fn set_rss(&self, bytes: u64) {
         self.rss.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Its CPU %, requests/s and p95 over the last seconds.
+    pub fn rates(&self) -> usage::Rates {
+        match self.usage.lock() {
+            Ok(w) => w.rates(super::procfs::ticks_per_sec()),
+            Err(_) => usage::Rates::default(),
+        }
+    }
+
+    pub(super) fn record_usage(&self, reading: usage::Reading) {
+        if let Ok(mut w) = self.usage.lock() {
+            w.push(reading);
+        }
     }
 }
 

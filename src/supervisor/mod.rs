@@ -14,6 +14,7 @@ pub mod procfs;
 mod program;
 mod progress;
 mod spawn;
+pub mod usage;
 
 use std::io;
 use std::net::SocketAddr;

@@ -1560,3 +1560,61 @@ fn dollars_in_values_round_trip() {
     let printed = crate::to_yaml(&config);
     assert_eq!(load(&printed).unwrap(), config, "{printed}");
 }
+
+// --- cache ---------------------------------------------------------------
+
+#[test]
+fn cache_defaults_and_route_overrides() {
+    let c = load("upstreams: [{url: http://127.0.0.1:9}]\ncache: {}\n").unwrap();
+    let top = c.cache.as_ref().unwrap();
+    assert_eq!(top.memory.max_size, 64 << 20);
+    assert_eq!(top.memory.max_item_size, 5 << 20);
+    assert_eq!(top.methods, ["GET", "HEAD"]);
+    assert_eq!(top.header, "X-Cache");
+    assert_eq!(top.coalesce.wait, Duration::from_secs(5));
+    assert_eq!(top.default_ttl, None);
+    let yaml = "upstreams: [{url: http://127.0.0.1:9}]\nroutes:\n\
+        - {match: {path_prefix: /a}, to: upstreams, cache: {default_ttl: 1m, header: X-C}}\n\
+        - {match: {path_prefix: /b}, to: upstreams, cache: true}\n\
+        - {to: upstreams}\n";
+    let c = load(yaml).unwrap();
+    let r = |i: usize| cache_for_route(c.cache.as_ref(), c.routes[i].cache.as_ref());
+    let a = r(0).unwrap();
+    assert_eq!(a.default_ttl, Some(Duration::from_secs(60)));
+    assert_eq!(a.header, "X-C");
+    assert!(r(1).is_some());
+    assert!(r(2).is_none());
+}
+
+#[test]
+fn cache_mistakes_name_the_key_and_line() {
+    let e = err("upstreams: [{url: http://127.0.0.1:9}]\ncache:\n  memory: {max_size: 1MiB, max_item_size: 2MiB}\n");
+    assert!(e.contains("shoal.yaml:3: cache.memory.max_item_size: must not be larger than `cache.memory.max_size`"), "{e}");
+    let e = err("upstreams: [{url: http://127.0.0.1:9}]\ncache:\n  methods: [GET, POST]\n");
+    assert!(
+        e.contains(
+            "shoal.yaml:3: cache.methods[1]: the cache answers `GET` and `HEAD` only (got `POST`)"
+        ),
+        "{e}"
+    );
+    let e = err("upstreams: [{url: http://127.0.0.1:9}]\ncache:\n  memry: {}\n");
+    assert!(
+        e.contains("shoal.yaml:3: unknown key `memry` in `cache` (did you mean `memory`?)"),
+        "{e}"
+    );
+    let e = err("upstreams: [{url: http://127.0.0.1:9}]\nroutes:\n  - respond: {body: x}\n    cache: true\n");
+    assert!(
+        e.contains("routes[0].cache: only applies to a route that sends requests to a pool"),
+        "{e}"
+    );
+    let e = err("upstreams: [{url: http://127.0.0.1:9}]\nroutes:\n  - to: upstreams\n    cache: {memory: {max_size: 1MiB}}\n");
+    assert!(
+        e.contains("unknown key `memory` in `routes[0].cache`"),
+        "{e}"
+    );
+    let e = err("upstreams: [{url: http://127.0.0.1:9}]\ncache:\n  key: {headers: [Host]}\n");
+    assert!(
+        e.contains("shoal.yaml:3: cache.key.headers[0]: `Host` cannot be part of the key"),
+        "{e}"
+    );
+}

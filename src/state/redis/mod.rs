@@ -241,6 +241,70 @@ impl RedisStore {
         .await
     }
 
+    fn peers_key(&self) -> String {
+        format!("{}:peers", self.inner.prefix)
+    }
+
+    /// Say this replica is alive (`id` → its description, JSON with a
+    /// `seen_ms` wall-clock stamp), and drop entries older than `stale_ms`;
+    /// returns every replica's entry, this one's included.
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        entry: String,
+        now_ms: u64,
+        stale_ms: u64,
+    ) -> Result<HashMap<String, String>, StateError> {
+        let key = self.peers_key();
+        let all = self
+            .call(|mut conn| {
+                let key = key.clone();
+                async move {
+                    let _: i64 = redis::cmd("HSET")
+                        .arg(&key)
+                        .arg(id)
+                        .arg(&entry)
+                        .query_async(&mut conn)
+                        .await?;
+                    redis::cmd("HGETALL")
+                        .arg(&key)
+                        .query_async::<HashMap<String, String>>(&mut conn)
+                        .await
+                }
+            })
+            .await?;
+        let stale: Vec<String> = all
+            .iter()
+            .filter(|(_, v)| {
+                serde_json::from_str::<serde_json::Value>(v)
+                    .ok()
+                    .and_then(|j| j["seen_ms"].as_u64())
+                    .is_none_or(|seen| seen + stale_ms < now_ms)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut all = all;
+        all.retain(|k, _| !stale.contains(k));
+        if !stale.is_empty() {
+            let _ = self.forget_peers(stale).await;
+        }
+        Ok(all)
+    }
+
+    /// Remove replicas from the list (this one at shutdown, stale ones).
+    pub async fn forget_peers(&self, ids: Vec<String>) -> Result<(), StateError> {
+        let key = self.peers_key();
+        self.call(|mut conn| async move {
+            let _: i64 = redis::cmd("HDEL")
+                .arg(&key)
+                .arg(&ids)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Every rule's published run-time setting, by name.
     pub async fn overrides(&self) -> Result<HashMap<String, String>, StateError> {
         let key = self.overrides_key();

@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod nginx;
+pub mod origin;
 pub mod raw;
 pub mod redis;
 pub mod tls;

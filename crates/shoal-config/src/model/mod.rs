@@ -9,6 +9,7 @@ mod access_log;
 mod app;
 mod autoscale;
 mod balance;
+mod cache;
 mod compress;
 mod discovery;
 mod health;
@@ -32,6 +33,7 @@ pub use access_log::*;
 pub use app::*;
 pub use autoscale::*;
 pub use balance::*;
+pub use cache::*;
 pub use compress::*;
 pub use discovery::*;
 pub use health::*;
@@ -79,6 +81,9 @@ pub struct Config {
     pub rate_limits: Vec<RateLimitConfig>,
     /// Response compression (routes may change it: `routes[].compress`).
     pub compress: CompressConfig,
+    /// The response cache (routes may change it: `routes[].cache`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
     /// Health checks for the static `upstreams` (instances use `app.health`).
     pub health: HealthConfig,
     pub balance: BalanceConfig,
@@ -154,6 +159,7 @@ impl Default for Config {
             state: StateConfig::default(),
             rate_limits: Vec::new(),
             compress: CompressConfig::default(),
+            cache: None,
             health: HealthConfig::default(),
             balance: BalanceConfig::default(),
             proxy: ProxyConfig::default(),

@@ -33,6 +33,10 @@ pub struct RouteConfig {
     /// top-level `compress` keys it changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compress: Option<super::RouteCompress>,
+    /// The response cache for this route: `true`/`false`, or the
+    /// top-level `cache` keys it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<super::RouteCache>,
     /// Sticky sessions for this route's requests, in place of its pool's
     /// (`app.sticky`, `upstreams.NAME.sticky`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,7 @@
 mod admin;
 mod app;
 mod autoscale;
+mod cache;
 mod compress;
 mod health;
 mod listeners;
@@ -166,6 +167,9 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     proxy::balance(&mut c, "balance", &config.balance);
     routes::routes(&mut c, config);
     compress::compress(&mut c, "compress", &config.compress);
+    if let Some(cache) = &config.cache {
+        cache::cache(&mut c, cache);
+    }
     state::state(&mut c, &config.state);
     state::rate_limits(&mut c, config);
     proxy::proxy(&mut c, &config.proxy);

@@ -94,6 +94,7 @@ fn route_list(
         if let Some(compress) = &route.compress {
             super::compress::route_compress(c, &format!("{at}.compress"), compress);
         }
+        super::cache::route_cache(c, &at, route);
         if let Some(j) = (0..i).find(|&j| covers(&list[j].matches, &route.matches)) {
             let line = c
                 .lines
