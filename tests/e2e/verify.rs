@@ -1,6 +1,7 @@
 //! `shoal verify` against real deployments: a healthy one exits 0 with
 //! every check passed; a dead backend, replicas whose sticky keys differ,
-//! or an unreachable Redis each exit 1 and name the failing check.
+//! an unreachable Redis, or replicas that count a rate limit each on their
+//! own each exit 1 and name the failing check.
 
 use std::net::SocketAddr;
 
@@ -74,7 +75,7 @@ async fn a_healthy_deployment_passes_and_chaos_loses_nothing() {
         ],
         "{report:#}"
     );
-    assert_eq!(named(&report, "skip"), ["redis"]);
+    assert_eq!(named(&report, "skip"), ["redis", "rate limits shared"]);
     // 30 requests, round robin over 3: ten each.
     let spread = detail(&report, "traffic spread");
     for id in ["app-1 10", "app-2 10", "app-3 10"] {
@@ -150,4 +151,35 @@ async fn an_unreachable_redis_fails() {
     let (code, report) = verify(&shoal, &[&shoal], &["--requests", "4"]).await;
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(named(&report, "fail"), ["redis"], "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_must_count_rate_limits_in_one_redis() {
+    let redis = crate::support::redis::RedisServer::start();
+    let a = Backend::start("a").await;
+    let rule = "rate_limits:\n  - name: per_ip\n    key: client_ip\n    rate: 1000/hour\n    burst: 1000\n";
+    let redis_state = format!(
+        "state:\n  backend: redis\n  url: redis://127.0.0.1:{}\n{rule}",
+        redis.port
+    );
+    let one = Shoal::start(&upstreams_config(&[a.addr], &redis_state));
+    let two = Shoal::start(&upstreams_config(&[a.addr], &redis_state));
+    one.wait_upstreams(1).await;
+    two.wait_upstreams(1).await;
+    let (code, report) = verify(&one, &[&one, &two], &["--requests", "4"]).await;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        detail(&report, "rate limits shared").contains("per_ip counted in Redis by all 2 replicas"),
+        "{report:#}"
+    );
+
+    let alone = Shoal::start(&upstreams_config(&[a.addr], rule));
+    alone.wait_upstreams(1).await;
+    let (code, report) = verify(&one, &[&one, &alone], &["--requests", "4"]).await;
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(named(&report, "fail"), ["rate limits shared"], "{report:#}");
+    assert!(
+        detail(&report, "rate limits shared").contains("count in memory"),
+        "{report:#}"
+    );
 }

@@ -88,6 +88,7 @@ pub async fn all(replicas: &[Replica], ask: &Ask<'_>) -> Vec<Check> {
     out.push(spread(replicas, &mut probes, ask).await);
     out.push(sticky(replicas, &mut probes, ask).await);
     out.extend(redis(replicas).await);
+    out.push(shared_limits(replicas).await);
     if ask.chaos {
         out.push(chaos(replicas, ask).await);
     }
@@ -374,6 +375,104 @@ async fn redis(replicas: &[Replica]) -> Vec<Check> {
         });
     }
     out
+}
+
+/// The rate limits each replica enforces, as `(backend, [(name, rate,
+/// burst, enabled)])`.
+type Limits = (String, Vec<(String, String, u64, bool)>);
+
+async fn limits_of(r: &Replica) -> Result<Limits, String> {
+    let v: serde_json::Value = r
+        .admin
+        .get_json("/api/v1/rate-limits")
+        .await
+        .map_err(|e| format!("{}: {e}", r.name))?;
+    let rules = v["rules"]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|x| {
+                    (
+                        x["name"].as_str().unwrap_or_default().to_string(),
+                        x["rate"].as_str().unwrap_or_default().to_string(),
+                        x["burst"].as_u64().unwrap_or_default(),
+                        x["enabled"].as_bool().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((v["backend"].as_str().unwrap_or_default().to_string(), rules))
+}
+
+/// With several replicas, a rate limit is one limit only when every
+/// replica counts in the same Redis with the same rules; in memory each
+/// replica allows the whole limit on its own.
+async fn shared_limits(replicas: &[Replica]) -> Check {
+    let name = "rate limits shared";
+    let mut all = Vec::new();
+    for r in replicas {
+        match limits_of(r).await {
+            Ok(l) => all.push((r.name.clone(), l)),
+            Err(e) => return Check::new(name, Outcome::Fail, e),
+        }
+    }
+    let Some((_, (backend, rules))) = all.first() else {
+        return Check::new(name, Outcome::Skip, "no replica answered");
+    };
+    if rules.is_empty() {
+        return Check::new(name, Outcome::Skip, "no rate limits in the config");
+    }
+    if replicas.len() == 1 {
+        return Check::new(
+            name,
+            Outcome::Skip,
+            format!("one replica, counting in {backend}"),
+        );
+    }
+    let in_memory: Vec<&str> = all
+        .iter()
+        .filter(|(_, (b, _))| b != "redis")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !in_memory.is_empty() {
+        return Check::new(
+            name,
+            Outcome::Fail,
+            format!(
+                "{} count in memory, so each allows the whole limit on its own (up to {}× it in all): set `state.backend: redis` on every replica",
+                in_memory.join(", "),
+                replicas.len()
+            ),
+        );
+    }
+    let differ: Vec<&str> = all
+        .iter()
+        .filter(|(_, (_, r))| r != rules)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !differ.is_empty() {
+        return Check::new(
+            name,
+            Outcome::Fail,
+            format!(
+                "{} enforce other rules than {} (name, rate, burst or enabled differ)",
+                differ.join(", "),
+                all[0].0
+            ),
+        );
+    }
+    let names: Vec<&str> = rules.iter().map(|r| r.0.as_str()).collect();
+    Check::new(
+        name,
+        Outcome::Pass,
+        format!(
+            "{} counted in Redis by all {} replicas",
+            names.join(", "),
+            replicas.len()
+        ),
+    )
 }
 
 /// Kill one instance of the first replica under a bounded load.
