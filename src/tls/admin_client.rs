@@ -14,16 +14,16 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use shoal_config::TlsConfig;
 use tokio_rustls::TlsConnector;
 
 use super::certs;
-use super::client::{roots_from, system_roots, NoVerify};
+use super::client::{roots_from, system_roots, Accept, LeafOnly};
 
 /// The environment variable naming a PEM file of CAs the CLI trusts.
 pub const CA_VAR: &str = "SHOAL_ADMIN_CA";
@@ -64,15 +64,26 @@ pub fn connector(
         // Only fails for versions the provider lacks; ring has both.
         .map_err(|e| format!("cannot set up TLS: {e}"))?;
     let (verifier, trust): (Arc<dyn ServerCertVerifier>, Trust) = match (insecure, ca, own) {
-        (true, _, _) => (Arc::new(NoVerify(provider)), Trust::Insecure),
+        (true, _, _) => (
+            Arc::new(LeafOnly {
+                provider,
+                accept: Accept::Any,
+            }),
+            Trust::Insecure,
+        ),
         (false, Some(ca), _) => {
             let roots = roots_from(ca, CA_VAR).map_err(|p| p.to_string())?;
             (webpki(roots, &provider)?, Trust::CaFile)
         }
+        // The config's own certificates: the server must present one of them.
         (false, None, Some(own)) => (
-            Arc::new(Pinned {
-                certs: pinned(own)?,
+            Arc::new(LeafOnly {
                 provider,
+                accept: Accept::OneOf(
+                    pinned(own)?,
+                    "the admin listener's certificate is none of the config's `admin.tls` \
+                     certificates",
+                ),
             }),
             Trust::Pinned,
         ),
@@ -121,67 +132,4 @@ fn pinned(own: &TlsConfig) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err("admin.tls: no certificate to trust in the config's files".into());
     }
     Ok(out)
-}
-
-/// The config's own certificates: the server must present one of them.
-/// The handshake's signatures are checked as usual, so only the holder of
-/// the key can present it.
-#[derive(Debug)]
-struct Pinned {
-    certs: Vec<CertificateDer<'static>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
-            return Ok(ServerCertVerified::assertion());
-        }
-        Err(rustls::Error::General(
-            "the admin listener's certificate is none of the config's `admin.tls` \
-             certificates"
-                .into(),
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

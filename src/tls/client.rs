@@ -128,7 +128,10 @@ impl Connector {
         } else {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_custom_certificate_verifier(Arc::new(LeafOnly {
+                    provider,
+                    accept: Accept::Any,
+                }))
         };
         let mut config = match client_cert {
             Some(loaded) => builder.with_client_cert_resolver(Arc::new(OneCert(loaded.key))),
@@ -296,21 +299,42 @@ impl ResolvesClientCert for OneCert {
     }
 }
 
-/// `verify: false`: any certificate, but the handshake's signatures are
-/// still checked (a broken handshake is not a trusted one either).
+/// A verifier that builds no chain to a CA. `verify: false` (and the admin
+/// CLI's `--insecure`) accepts any certificate; the admin CLI's pin
+/// (`tls/admin_client.rs`) accepts only the config's own. Either way the
+/// handshake's signatures are still checked (a broken handshake is not a
+/// trusted one either, and only the key's holder can present a pinned
+/// certificate).
 #[derive(Debug)]
-pub(super) struct NoVerify(pub(super) Arc<CryptoProvider>);
+pub(super) struct LeafOnly {
+    pub(super) provider: Arc<CryptoProvider>,
+    pub(super) accept: Accept,
+}
 
-impl ServerCertVerifier for NoVerify {
+/// Which server certificates [`LeafOnly`] accepts.
+#[derive(Debug)]
+pub(super) enum Accept {
+    Any,
+    /// One of these, else the handshake fails with the message.
+    OneOf(Vec<CertificateDer<'static>>, &'static str),
+}
+
+impl ServerCertVerifier for LeafOnly {
     fn verify_server_cert(
         &self,
-        _: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _: &[CertificateDer<'_>],
         _: &ServerName<'_>,
         _: &[u8],
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.accept {
+            Accept::Any => Ok(ServerCertVerified::assertion()),
+            Accept::OneOf(certs, _) if certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Accept::OneOf(_, refusal) => Err(rustls::Error::General((*refusal).into())),
+        }
     }
 
     fn verify_tls12_signature(
@@ -323,7 +347,7 @@ impl ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -337,12 +361,14 @@ impl ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
