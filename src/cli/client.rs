@@ -118,18 +118,7 @@ pub fn admin_address(admin: Option<&str>, src: &ConfigSource) -> Result<Target, 
                 .as_ref()
                 .map(|c| c.admin.listen)
                 .unwrap_or(shoal_config::AdminConfig::default().listen);
-            // A wildcard bind is reached through loopback.
-            let addr = match listen.ip() {
-                ip if ip.is_unspecified() => SocketAddr::new(
-                    if ip.is_ipv4() {
-                        [127, 0, 0, 1].into()
-                    } else {
-                        std::net::Ipv6Addr::LOCALHOST.into()
-                    },
-                    listen.port(),
-                ),
-                _ => listen,
-            };
+            let addr = reachable(listen);
             (addr, addr.ip().to_string(), None, config)
         }
     };
@@ -180,6 +169,22 @@ fn trust_hint(trust: Trust) -> &'static str {
 /// Reads and writes of the connection, plain or TLS.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Where a client on this host reaches a listener bound to `listen`: a
+/// wildcard bind (`0.0.0.0`, `[::]`) through loopback of the same family.
+pub fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        ip if ip.is_unspecified() => SocketAddr::new(
+            if ip.is_ipv4() {
+                [127, 0, 0, 1].into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            },
+            listen.port(),
+        ),
+        _ => listen,
+    }
+}
 
 pub struct Admin {
     addr: SocketAddr,

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use super::client::{admin_address, admin_token, Admin};
+use super::client::{admin_address, admin_token, reachable, Admin};
 use super::ConfigSource;
 
 #[derive(clap::Args)]
@@ -143,10 +143,7 @@ fn replicas(args: &VerifyArgs) -> Result<Vec<Replica>, String> {
             .first()
             .map(|l| l.listen)
             .ok_or("the config has no listener")?;
-        let proxy = match listen.ip() {
-            ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
-            _ => listen,
-        };
+        let proxy = reachable(listen);
         return Ok(vec![Replica {
             name: format!("{proxy}"),
             proxy,
