@@ -4,6 +4,7 @@ mod client;
 mod control;
 mod events;
 mod logging;
+mod plan;
 mod top;
 mod up;
 mod verify;
@@ -169,6 +170,10 @@ enum Command {
     },
     /// Check a running deployment: health, every backend taking traffic, stickiness, Redis; exit 1 on a failure
     Verify(verify::VerifyArgs),
+    /// Measure one instance's capacity through shoal with a bounded, stepped
+    /// load, and size the deployment for a target rate: instances, memory,
+    /// autoscale settings, DB connections, Redis memory
+    Plan(plan::PlanArgs),
     /// Write ready-to-apply files for Kubernetes, Compose or systemd from the config
     Deploy {
         /// What to write for
@@ -269,6 +274,7 @@ pub fn main() -> i32 {
         } => top::run(&src, admin.as_deref(), interval),
         Command::Deploy { target, src, opts } => deploy(target, &src, &opts),
         Command::Verify(args) => verify::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::DemoApp { port } => shoal_demo::run(port),
         Command::Guard => crate::supervisor::run_guard(),
     }

@@ -32,6 +32,7 @@ mod monitoring_kit;
 mod native_engine;
 mod newcomer;
 mod outliers;
+mod plan;
 mod rate_limits;
 mod replicas;
 mod routes;

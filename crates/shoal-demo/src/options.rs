@@ -20,6 +20,10 @@ pub struct DemoOptions {
     /// (`DEMO_ABRUPT_EXIT=1`), as many real apps do: lets shoal's tests show
     /// that shoal's own draining is what keeps requests from failing.
     pub abrupt_exit: bool,
+    /// How many `GET /cpu` requests may burn CPU at once (`DEMO_CPU_WORKERS`,
+    /// default: no limit); the others wait their turn. With 1, an
+    /// instance's capacity is 1000 ÷ ms requests per second.
+    pub cpu_workers: Option<usize>,
 }
 
 impl Default for DemoOptions {
@@ -30,13 +34,14 @@ impl Default for DemoOptions {
             startup_delay: Duration::ZERO,
             access_log: true,
             abrupt_exit: false,
+            cpu_workers: None,
         }
     }
 }
 
 impl DemoOptions {
-    /// Reads `INSTANCE_ID`, `DEMO_HEALTH_STATUS`, `DEMO_STARTUP_DELAY_MS` and
-    /// `DEMO_ACCESS_LOG`. A value that does not parse is reported on stderr and the
+    /// Reads `INSTANCE_ID`, `DEMO_HEALTH_STATUS`, `DEMO_STARTUP_DELAY_MS`,
+    /// `DEMO_ACCESS_LOG`, `DEMO_ABRUPT_EXIT` and `DEMO_CPU_WORKERS`. A value that does not parse is reported on stderr and the
     /// default is used: the demo app should start rather than argue.
     pub fn from_env() -> Self {
         let (opts, warnings) = Self::from_lookup(|name| std::env::var(name).ok());
@@ -88,6 +93,14 @@ impl DemoOptions {
                 raw.trim().to_ascii_lowercase().as_str(),
                 "1" | "true" | "on" | "yes"
             );
+        }
+        if let Some(raw) = lookup("DEMO_CPU_WORKERS") {
+            match raw.trim().parse::<usize>() {
+                Ok(k) if k >= 1 => opts.cpu_workers = Some(k),
+                _ => warnings.push(format!(
+                    "DEMO_CPU_WORKERS={raw:?} is not a number ≥ 1; no limit"
+                )),
+            }
         }
         (opts, warnings)
     }
@@ -160,6 +173,15 @@ mod tests {
         assert_eq!(parse_status("600"), None);
         assert_eq!(parse_status("abc"), None);
         assert_eq!(parse_status(""), None);
+    }
+
+    #[test]
+    fn cpu_workers() {
+        assert_eq!(from(&[]).0.cpu_workers, None);
+        assert_eq!(from(&[("DEMO_CPU_WORKERS", "1")]).0.cpu_workers, Some(1));
+        let (opts, warnings) = from(&[("DEMO_CPU_WORKERS", "0")]);
+        assert_eq!(opts.cpu_workers, None);
+        assert_eq!(warnings.len(), 1);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | `GET /health`                 | `{"status":"ok",..}` with the current health status |
 //! | `GET /slow?ms=N`              | the same after sleeping N ms (at most 600000)       |
 //! | `GET /cpu?ms=N`               | after burning N ms of CPU time (at most 10000)      |
+//! | `GET /cpu/stats`              | the burns so far: count, CPU and wall time (ms)     |
 //! | `GET /status/N`               | status N (200-599)                                  |
 //! | `POST /echo`                  | the request body, streamed back as it arrives       |
 //! | `POST /grpc/echo`             | gRPC-shaped echo ending in trailers, see `grpc.rs`  |
@@ -49,6 +50,7 @@ pub(crate) struct App {
     access_log: bool,
     pub(crate) knobs: Knobs,
     pub(crate) sessions: Sessions,
+    cpu: crate::cpu::Cpu,
 }
 
 impl App {
@@ -62,6 +64,7 @@ impl App {
             access_log: opts.access_log,
             knobs: Knobs::new(opts.health_status),
             sessions: Sessions::new(),
+            cpu: crate::cpu::Cpu::new(opts.cpu_workers),
         }
     }
 
@@ -134,9 +137,10 @@ impl App {
             "/slow" if is_get => self.slow(query).await,
             "/cpu" if is_get => match query::param(query, "ms").and_then(|v| v.parse::<u64>().ok())
             {
-                Some(ms) => crate::cpu::handle(&self.instance, ms).await,
+                Some(ms) => self.cpu.handle(&self.instance, ms).await,
                 None => self.bad_request("ms must be a whole number of milliseconds"),
             },
+            "/cpu/stats" if is_get => self.cpu.stats(&self.instance),
             "/session" if is_get => session::visit(self, req.headers()),
             "/download" if is_get => self.download(query),
             "/ws" if *method == Method::GET => websocket::upgrade(self, req),
@@ -153,9 +157,8 @@ impl App {
             "/grpc/echo" if *method == Method::POST => {
                 crate::grpc::echo(req).unwrap_or_else(|why| self.bad_request(why))
             }
-            "/" | "/health" | "/headers" | "/slow" | "/cpu" | "/session" | "/download" => {
-                self.method_not_allowed("GET, HEAD")
-            }
+            "/" | "/health" | "/headers" | "/slow" | "/cpu" | "/cpu/stats" | "/session"
+            | "/download" => self.method_not_allowed("GET, HEAD"),
             "/ws" => self.method_not_allowed("GET"),
             "/echo" | "/grpc/echo" => self.method_not_allowed("POST"),
             _ => {
