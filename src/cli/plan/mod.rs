@@ -40,7 +40,8 @@ pub struct PlanArgs {
     /// The most clients at once (the steps double: 1, 2, 4, …)
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_concurrency: u32,
-    /// How long each step lasts
+    /// How long each step lasts (5 s or more: the CPU figure read after a
+    /// step is over the status API's last 5 s)
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = positive)]
     step_seconds: f64,
     /// The whole measurement lasts at most this long
