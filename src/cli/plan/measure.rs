@@ -163,3 +163,80 @@ pub async fn status(admin: &Admin) -> Result<Status, String> {
         .await
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn instance(id: &str, app: &str, state: &str, requests: u64) -> serde_json::Value {
+        json!({
+            "id": id, "app": app, "slot": 1, "generation": 1, "pid": 10, "port": 8001,
+            "state": state, "health": "up", "last_check": null, "ejections": 0,
+            "restarts": 0, "in_flight": 0, "requests": requests, "connections_opened": 1,
+            "protocol": "http1", "rss_bytes": 20_000_000, "cpu_percent": 97.5,
+            "uptime_secs": 3.0, "last_exit": null, "failure": null
+        })
+    }
+
+    fn status(instances: Vec<serde_json::Value>) -> Status {
+        serde_json::from_value(json!({
+            "version": "0", "uptime_secs": 1.0, "shutting_down": false, "listen": null,
+            "balance": "round_robin", "retries": 1, "app": null,
+            "instances": instances, "upstreams": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_one_instance_whose_count_grew() {
+        let before = status(vec![
+            instance("api-1", "api", "running", 5),
+            instance("web-1", "web", "running", 7),
+        ]);
+        let after = status(vec![
+            instance("api-1", "api", "running", 5),
+            instance("web-1", "web", "running", 10),
+        ]);
+        let m = which(&before, &after).unwrap();
+        assert_eq!(m, Measured::Instance("web-1".into()));
+        let u = usage(&after, &m);
+        assert_eq!(u.rss_bytes, Some(20_000_000));
+        assert_eq!(u.cpu_percent, Some(97.5));
+    }
+
+    #[test]
+    fn several_instances_of_the_app_are_refused() {
+        // Least-connections may send every probe to one instance: the
+        // others of its app would still share the load.
+        let before = status(vec![
+            instance("app-1", "app", "running", 0),
+            instance("app-2", "app", "running", 0),
+        ]);
+        let after = status(vec![
+            instance("app-1", "app", "running", 3),
+            instance("app-2", "app", "running", 0),
+        ]);
+        let e = which(&before, &after).unwrap_err();
+        assert!(
+            e.starts_with("the path is served by 2 backends (app-1, app-2)"),
+            "{e}"
+        );
+        // One draining away does not count.
+        let after = status(vec![
+            instance("app-1", "app", "running", 3),
+            instance("app-2", "app", "draining", 0),
+        ]);
+        assert_eq!(
+            which(&before, &after),
+            Ok(Measured::Instance("app-1".into()))
+        );
+    }
+
+    #[test]
+    fn no_growth_is_named() {
+        let s = status(vec![instance("app-1", "app", "running", 3)]);
+        let e = which(&s, &s).unwrap_err();
+        assert!(e.contains("reached no backend"), "{e}");
+    }
+}
