@@ -3,8 +3,9 @@
 //! 1000 ÷ ms requests per second while its burning thread has a core to
 //! itself. This machine is shared (2 cores, other tests in parallel), so
 //! the truth the plan is held to is what the instance really did: its
-//! burns' count over their wall time (`GET /cpu/stats`), which is
-//! 1000 ÷ ms on an idle machine and less on a busy one.
+//! burns' count over their wall time while it was measured (`GET
+//! /cpu/stats`), which is 1000 ÷ ms on an idle machine and less on a busy
+//! one.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::support::{demo_config, free_port, get, Shoal, SHOAL};
 
 /// Each request's CPU cost: large enough that shoal's own time per
 /// request (a debug build's) is noise beside it.
-const COST_MS: u64 = 25;
+const COST_MS: u64 = 40;
 
 /// `shoal plan ARGS`: (exit code, stdout, stderr), bounded in time.
 async fn plan(args: &[&str]) -> (i32, String, String) {
@@ -65,7 +66,7 @@ async fn the_capacity_found_is_the_instances_true_one() {
         "--target-rps",
         "180",
         "--step-seconds",
-        "3",
+        "4",
         "--max-seconds",
         "30",
         "--json",
@@ -77,20 +78,41 @@ async fn the_capacity_found_is_the_instances_true_one() {
     let reply = get(shoal.proxy, "/cpu/stats").await.unwrap();
     let stats = reply.json();
     assert!(stats.is_object(), "{}: {:?}", reply.status, reply.body);
-    eprintln!("stats {stats}\nplan {p}");
     let burns = f(&stats["burns"]);
-    let truth = burns * 1000.0 / f(&stats["wall_ms"]);
     // The burns cost what was asked: the CPU clock is the thread's own.
     let cpu_each = f(&stats["cpu_ms"]) / burns;
     assert!(
         (cpu_each - COST_MS as f64).abs() < 2.0,
         "{cpu_each} ms each: {stats}"
     );
+    // The truth: how many burns the one worker got through per second of
+    // wall time during the knee's step — the burns of that step are, in
+    // the demo's list of the latest, before those of the later steps. The
+    // machine is shared: a step can get more or less of a core than
+    // another, and what counts is what the instance could do while it was
+    // measured.
+    let steps = p["steps"].as_array().unwrap();
+    let k = steps
+        .iter()
+        .position(|s| s["concurrency"] == p["knee_concurrency"])
+        .unwrap();
+    assert_eq!(steps[k]["errors"], 0);
+    let count = |s: &Value| s["requests"].as_u64().unwrap() as usize;
+    let later: usize = steps[k + 1..].iter().map(count).sum();
+    let walls: Vec<f64> = stats["recent_wall_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(f)
+        .collect();
+    let end = walls.len() - later;
+    let knee_walls = &walls[end - count(&steps[k])..end];
+    let truth = knee_walls.len() as f64 * 1000.0 / knee_walls.iter().sum::<f64>();
     let capacity = f(&p["capacity_rps"]["value"]);
     eprintln!(
         "capacity {capacity:.1} req/s; true {truth:.1} req/s (nominal {}, the burns got {:.0} % of a core); stopped: {}",
-        1000 / COST_MS,
-        100.0 * f(&stats["cpu_ms"]) / f(&stats["wall_ms"]),
+        1000.0 / COST_MS as f64,
+        100.0 * COST_MS as f64 * truth / 1000.0,
         p["stopped"]
     );
     assert!(
@@ -102,10 +124,11 @@ async fn the_capacity_found_is_the_instances_true_one() {
     let instances = p["instances"]["value"].as_u64().unwrap();
     assert_eq!(instances, (180.0 / capacity).ceil() as u64 + 1, "{p:#}");
     // …and is the true one's, give or take the 20 %.
-    let true_instances = (180.0 / truth).ceil() as u64 + 1;
+    let from = |capacity: f64| (180.0 / capacity).ceil() as u64 + 1;
     assert!(
-        instances.abs_diff(true_instances) <= 1,
-        "{instances} instances, {true_instances} from the truth"
+        (from(1.2 * truth)..=from(0.8 * truth)).contains(&instances),
+        "{instances} instances, {} from the truth",
+        from(truth)
     );
     assert_eq!(p["instance"], "app-1");
     assert_eq!(p["kind"], "instance");

@@ -9,11 +9,12 @@
 //! 1000 ÷ ms requests per second, as long as the burning thread has a core
 //! to itself. `GET /cpu/stats` says what the burns really got: how many,
 //! their CPU time and the wall time they took (on a busy machine, more
-//! than their CPU time), from which a test computes the capacity the
-//! instance really had.
+//! than their CPU time), since the start and each of the latest 1000's, from
+//! which a test computes the capacity the instance really had.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
@@ -33,7 +34,14 @@ pub(crate) struct Cpu {
     burns: AtomicU64,
     cpu_ns: AtomicU64,
     wall_ns: AtomicU64,
+    /// The wall times of the latest [`RECENT`] burns, newest last.
+    recent: Mutex<VecDeque<Duration>>,
 }
+
+/// How many of the latest burns `/cpu/stats` lists one by one, so that a
+/// test can take the wall time of any stretch of a load it made (a step
+/// of `shoal plan`) apart from the rest.
+const RECENT: usize = 1000;
 
 impl Cpu {
     pub(crate) fn new(workers: Option<usize>) -> Cpu {
@@ -43,6 +51,7 @@ impl Cpu {
             burns: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
             wall_ns: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
         }
     }
 
@@ -65,6 +74,12 @@ impl Cpu {
         self.burns.fetch_add(1, Ordering::Relaxed);
         self.cpu_ns.fetch_add(nanos(cpu), Ordering::Relaxed);
         self.wall_ns.fetch_add(nanos(wall), Ordering::Relaxed);
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(wall);
+        }
         body::json(
             StatusCode::OK,
             &json!({
@@ -79,6 +94,9 @@ impl Cpu {
     /// `GET /cpu/stats`: the totals since the start.
     pub(crate) fn stats(&self, instance: &str) -> hyper::Response<Body> {
         let ms = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e6;
+        let recent: Vec<f64> = self.recent.lock().map_or(Vec::new(), |r| {
+            r.iter().map(|d| d.as_secs_f64() * 1000.0).collect()
+        });
         body::json(
             StatusCode::OK,
             &json!({
@@ -87,6 +105,7 @@ impl Cpu {
                 "burns": self.burns.load(Ordering::Relaxed),
                 "cpu_ms": ms(&self.cpu_ns),
                 "wall_ms": ms(&self.wall_ns),
+                "recent_wall_ms": recent,
             }),
         )
     }

@@ -8,6 +8,7 @@
 //! | `GET /slow?ms=N`              | the same after sleeping N ms (at most 600000)       |
 //! | `GET /cpu?ms=N`               | after burning N ms of CPU time (at most 10000)      |
 //! | `GET /cpu/stats`              | the burns so far: count, CPU and wall time (ms)     |
+//! |                               | and the latest 1000 burns' wall times               |
 //! | `GET /status/N`               | status N (200-599)                                  |
 //! | `POST /echo`                  | the request body, streamed back as it arrives       |
 //! | `POST /grpc/echo`             | gRPC-shaped echo ending in trailers, see `grpc.rs`  |
