@@ -144,8 +144,12 @@ pub fn print(p: &Plan) {
     let color = std::io::stdout().is_terminal();
     let bold = |t: &str| paint(color, "1", t);
     let dim = |t: &str| paint(color, "2", t);
+    let target_label = format!("instances for {} req/s", num(p.asked.target_rps));
+    // Padded before painting: the colour codes take no room on screen.
+    let width = target_label.chars().count().max(22) + 2;
     let line = |label: &str, value: String, formula: &str| {
-        println!("{:<24}{:<18}{}", bold(label), value, dim(formula));
+        let label = format!("{label:<width$}");
+        println!("{}{value:<18}{}", bold(&label), dim(formula));
     };
     println!("stopped: {}", p.stopped);
     println!();
@@ -155,7 +159,7 @@ pub fn print(p: &Plan) {
         &p.capacity_rps.formula,
     );
     line(
-        &format!("instances for {} req/s", num(p.asked.target_rps)),
+        &target_label,
         p.instances.value.to_string(),
         &p.instances.formula,
     );
@@ -181,7 +185,7 @@ pub fn print(p: &Plan) {
         &p.autoscale.formula,
     );
     println!(
-        "{:<24}{}",
+        "{:<width$}{}",
         "",
         paint(
             color,
