@@ -174,13 +174,13 @@ impl RouteCache {
         let req_cc = Directives::of_request(&parts.headers);
         let primary = key::primary(scheme, &parts.headers, target, &self.key);
         let head = parts.method == Method::HEAD;
-        let mut found = self.store.get(&primary, &parts.headers);
+        let mut found = self.store.get(&primary, &parts.headers).await;
         if found.is_none() && !head && !self.coalesce.is_zero() && !req_cc.only_if_cached {
             match self.store.coalescer.join(&primary) {
                 Turn::Lead(lead) => fetch.lead = Some(lead),
                 Turn::Wait(flight) => {
                     flight.wait(self.coalesce).await;
-                    found = self.store.get(&primary, &parts.headers);
+                    found = self.store.get(&primary, &parts.headers).await;
                 }
             }
         }

@@ -24,9 +24,9 @@ crate::under_both_engines!(
     post_invalidates_and_the_purge_api_needs_the_token,
 );
 
-const TOKEN: &str = "cache-token-0123456789";
+pub(crate) const TOKEN: &str = "cache-token-0123456789";
 
-fn config(origin: &Origin, cache: &str) -> String {
+pub(crate) fn config(origin: &Origin, cache: &str) -> String {
     upstreams_config(&[origin.addr], cache).replace(
         "admin: { listen: 127.0.0.1:0 }",
         &format!("admin: {{ listen: 127.0.0.1:0, token: {TOKEN} }}"),
@@ -34,7 +34,7 @@ fn config(origin: &Origin, cache: &str) -> String {
 }
 
 /// The origin most tests use: the path says what it answers.
-fn answer(s: &Seen, n: usize) -> Answer {
+pub(crate) fn answer(s: &Seen, n: usize) -> Answer {
     let path = s.target.split('?').next().unwrap_or("");
     let body = format!("{path} #{n}");
     match path {
@@ -97,11 +97,16 @@ fn answer(s: &Seen, n: usize) -> Answer {
     }
 }
 
-async fn get(client: &mut Client, path: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn get(client: &mut Client, path: &str, headers: &[(&str, &str)]) -> Reply {
     send(client, "GET", path, headers).await
 }
 
-async fn send(client: &mut Client, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn send(
+    client: &mut Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -115,11 +120,11 @@ async fn send(client: &mut Client, method: &str, path: &str, headers: &[(&str, &
         .unwrap()
 }
 
-fn h<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+pub(crate) fn h<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
     r.headers.get(name).map(|v| v.to_str().unwrap())
 }
 
-fn body(r: &Reply) -> String {
+pub(crate) fn body(r: &Reply) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
@@ -307,7 +312,7 @@ async fn concurrent_misses_reach_the_backend_once() {
     );
 }
 
-async fn admin(shoal: &Shoal, method: &str, path: &str, token: bool) -> Reply {
+pub(crate) async fn admin(shoal: &Shoal, method: &str, path: &str, token: bool) -> Reply {
     let mut req = Request::builder()
         .method(method)
         .uri(path)

@@ -9,6 +9,7 @@ mod admin_tls;
 mod autoscale;
 mod balancing;
 mod cache;
+mod cache_redis;
 mod compress;
 mod dashboard;
 mod data_path;
