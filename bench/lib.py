@@ -206,7 +206,8 @@ def cmd_record(args):
     with open(out_path, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec, sort_keys=True) + "\n")
     show = {k: rec.get(k) for k in ("rps", "cpu_pct", "req_per_cpu_s", "p99_ms", "mean_ms", "mib_per_cpu_s", "rss_mib", "errors", "warning") if rec.get(k) is not None}
-    print("    " + " ".join("%s=%s" % kv for kv in show.items()), flush=True)
+    if show:
+        print("    " + " ".join("%s=%s" % kv for kv in show.items()), flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -290,7 +291,7 @@ HANDSHAKE_METRICS = [
     ("user_us_per_req", "user-space CPU µs per handshake", False, "{:.1f}"),
     ("sys_us_per_req", "kernel CPU µs per handshake", False, "{:.1f}"),
     ("p99_ms", "p99 latency ms", False, "{:.2f}"),
-    ("s_client_resumed", "sessions the proxy resumed for `openssl s_client -reconnect` (of 5)", None, "{:.0f}"),
+    ("s_client_resumed", "resumptions the proxy granted `openssl s_client` (5 offers of one session)", None, "{:.0f}"),
     ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
     ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
 ]
@@ -358,13 +359,14 @@ def scenario_notes(rows, scen):
         if check:
             r = check[-1]
             c = (" The load does not resume sessions: the same load against nginx with tickets and a session cache "
-                 "on resumed %s of %s connections (while `openssl s_client -reconnect` resumed %s of 5 there)."
+                 "on resumed %s of %s connections (while `openssl s_client` was granted %s of 5 there)."
                  % (r.get("client_resumed"), r.get("client_sessions"), r.get("s_client_resumed")))
         return ("Each request on a new TLS connection (full handshake, X25519 key exchange), with "
                 "resumption off where the proxy can turn it off: nginx `ssl_session_tickets off; "
                 "ssl_session_cache off;`, HAProxy `no-tls-tickets` and `tune.ssl.cachesize 0`. shoal has no "
-                "setting for it: rustls' defaults stay (it sends TLS 1.3 session tickets and keeps 256 "
-                "sessions), which costs it a little per handshake and is what the s_client row shows." + c + " "
+                "setting for it: rustls' defaults stay (it sends two single-use TLS 1.3 session tickets per "
+                "handshake and keeps 256 sessions), which costs it a little per handshake; the s_client row shows "
+                "it (one offer resumed, the ticket then used up)." + c + " "
                 + tls_note(rows, scen))
     if scen == "h2tls":
         return ("h2 chosen by ALPN (checked with curl before each load); shoal offers `[h2, http/1.1]` by "
@@ -812,6 +814,7 @@ def chart(out, meta, png, workdir):
         "set boxwidth 0.9",
         "set key top right",
         "set grid ytics",
+        "set bmargin 4",  # room for two-line bar labels
         "set yrange [0:*]",
         "set format y \"%'.0f\"",
         "set decimalsign locale",
