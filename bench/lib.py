@@ -373,10 +373,17 @@ def scenario_notes(rows, scen):
                 "default, nginx `listen … ssl http2`, HAProxy `alpn h2,http/1.1`. HTTP/1.1 to the backend. "
                 + tls_note(rows, scen))
     if scen == "workers2":
+        vs = []
+        for p in PROXIES:
+            two = stats([r.get("req_per_cpu_s") for r in rows if r.get("scenario") == "workers2" and r.get("proxy") == p])
+            one = stats([r.get("req_per_cpu_s") for r in rows if r.get("scenario") == "ka64" and r.get("proxy") == p])
+            if two and one:
+                vs.append("%s %s" % (LABEL[p], fmt_ratio(ratio(two, one))))
+        rel = (" Per proxy-CPU-second, 2 workers ÷ 1 worker (1a, same rounds): " + ", ".join(vs) + ".") if vs else ""
         return ("shoal `workers: 2`, nginx `worker_processes 2`, HAProxy `nbthread 2`, each pinned to both cores "
                 "— which wrk and the backend share, so requests/s is bounded by the load side and the two "
                 "compete for the same cores: compare requests per proxy-CPU-second (all the proxy's processes "
-                "and threads). Its CPU % is of one core (up to 200).")
+                "and threads). Its CPU % is of one core (up to 200)." + rel)
     return ""
 
 
