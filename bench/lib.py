@@ -329,11 +329,11 @@ def tls_note(rows, scen):
     """The TLS version and cipher each proxy negotiated with openssl s_client."""
     seen = []
     for p in PROXIES:
-        got = sorted({"%s %s" % (r.get("tls_version"), r.get("tls_cipher")) for r in rows
+        got = sorted({"%s %s %s" % (r.get("tls_version"), r.get("tls_cipher"), r.get("tls_group", "")) for r in rows
                       if r.get("scenario") == scen and r.get("proxy") == p and r.get("tls_cipher")})
         if got:
             seen.append("%s %s" % (LABEL[p], " / ".join(got)))
-    return ("Negotiated with `openssl s_client`: " + "; ".join(seen) + ".") if seen else ""
+    return ("Negotiated with `openssl s_client` (version, cipher, key exchange): " + "; ".join(seen) + ".") if seen else ""
 
 
 def scenario_notes(rows, scen):
@@ -361,7 +361,7 @@ def scenario_notes(rows, scen):
             c = (" The load does not resume sessions: the same load against nginx with tickets and a session cache "
                  "on resumed %s of %s connections (while `openssl s_client` was granted %s of 5 there)."
                  % (r.get("client_resumed"), r.get("client_sessions"), r.get("s_client_resumed")))
-        return ("Each request on a new TLS connection (full handshake, X25519 key exchange), with "
+        return ("Each request on a new TLS connection (full handshake), with "
                 "resumption off where the proxy can turn it off: nginx `ssl_session_tickets off; "
                 "ssl_session_cache off;`, HAProxy `no-tls-tickets` and `tune.ssl.cachesize 0`. shoal has no "
                 "setting for it: rustls' defaults stay (it sends two single-use TLS 1.3 session tickets per "
