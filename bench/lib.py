@@ -822,6 +822,7 @@ def chart(out, meta, png, workdir):
         "set key top right",
         "set grid ytics",
         "set bmargin 4",  # room for two-line bar labels
+        "set offsets 0, 0, graph 0.15, 0",  # headroom above the bars for the key
         "set yrange [0:*]",
         "set format y \"%'.0f\"",
         "set decimalsign locale",
