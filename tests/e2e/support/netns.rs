@@ -7,7 +7,8 @@
 //! off the machine. Dropping the [`Net`] kills every process still in its
 //! namespaces (by PID, `ip netns pids`), then deletes the namespaces (and
 //! with them every veth pair) and their `/etc/netns/NAME` files — also
-//! when the test panics.
+//! when the test panics; what a killed test left (its PID recorded in
+//! /run/shoal-test-net is gone) the next one deletes.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -126,15 +127,27 @@ impl Net {
     /// The switch namespace with its bridge, and the test's own port on it
     /// (10.77.X.1).
     pub fn new() -> Result<Net, String> {
+        reap_stale();
         for _ in 0..20 {
             let r = random();
             let x = (r % 250) as u8 + 2;
             let prefix = format!("mh{:04x}", (r >> 16) & 0xffff);
             let switch = format!("{prefix}sw");
-            if subnet_taken(x) || PathBuf::from("/run/netns").join(&switch).exists() {
+            if subnet_taken(x)
+                || PathBuf::from("/run/netns").join(&switch).exists()
+                || PathBuf::from(OWNERS).join(&prefix).exists()
+            {
                 continue;
             }
-            ip(&["netns", "add", &switch])?;
+            std::fs::create_dir_all(OWNERS).map_err(|e| format!("{OWNERS}: {e}"))?;
+            let me = std::process::id();
+            let owner = format!("{me} {}", start_time(me).unwrap_or_default());
+            std::fs::write(PathBuf::from(OWNERS).join(&prefix), owner)
+                .map_err(|e| format!("{OWNERS}: {e}"))?;
+            if let Err(e) = ip(&["netns", "add", &switch]) {
+                let _ = std::fs::remove_file(PathBuf::from(OWNERS).join(&prefix));
+                return Err(e);
+            }
             let net = Net {
                 prefix,
                 subnet: x,
@@ -197,25 +210,74 @@ impl Net {
     }
 }
 
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.namespaces.iter().rev() {
-            // Whatever still runs there (the test's own processes: the
-            // namespace is the test's), by PID.
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if let Ok(pid) = pid.parse::<i32>() {
-                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                    }
+/// Where each network records its test process (`PID STARTTIME`), so a
+/// later run deletes what a killed one left (tmpfs: gone at boot).
+const OWNERS: &str = "/run/shoal-test-net";
+
+/// This process' start time (field 22 of `/proc/PID/stat`), which tells a
+/// live owner from a new process that reuses its PID.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    after_name.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Delete the networks whose test process is gone (killed before its
+/// `Drop` ran: a timeout, SIGKILL).
+fn reap_stale() {
+    let Ok(entries) = std::fs::read_dir(OWNERS) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let prefix = entry.file_name().to_string_lossy().into_owned();
+        let owner = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let mut words = owner.split_whitespace();
+        let alive = match (words.next().and_then(|p| p.parse().ok()), words.next()) {
+            (Some(pid), Some(started)) => start_time(pid).as_deref() == Some(started),
+            _ => false,
+        };
+        if alive {
+            continue;
+        }
+        let namespaces: Vec<String> = std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        eprintln!("deleting a test network left behind: {prefix} {namespaces:?}");
+        remove(&prefix, &namespaces);
+    }
+}
+
+/// Kill what runs in these namespaces, delete them (and so their veth
+/// pairs), their `/etc/netns` files, the root namespace's port and the
+/// owner record.
+fn remove(prefix: &str, namespaces: &[String]) {
+    for ns in namespaces.iter().rev() {
+        // Whatever still runs there (the test's own processes: the
+        // namespace is the test's), by PID.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 }
             }
-            let _ = ip(&["netns", "del", ns]);
-            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
         }
-        // Gone with its peer in the switch; in case the switch outlived us.
-        let _ = Command::new("ip")
-            .args(["link", "del", &format!("{}r", self.prefix)])
-            .stderr(Stdio::null())
-            .status();
+        let _ = ip(&["netns", "del", ns]);
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
+    }
+    // Gone with its peer in the switch; in case the switch outlived us.
+    let _ = Command::new("ip")
+        .args(["link", "del", &format!("{prefix}r")])
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_file(PathBuf::from(OWNERS).join(prefix));
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        remove(&self.prefix, &self.namespaces);
     }
 }
