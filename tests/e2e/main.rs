@@ -30,6 +30,7 @@ mod limits;
 mod listeners;
 mod metrics;
 mod monitoring_kit;
+mod multihost;
 mod native_engine;
 mod newcomer;
 mod outliers;
