@@ -291,6 +291,15 @@ impl Store {
         Some(entry)
     }
 
+    /// The response stored in memory under `primary` when its responses
+    /// do not vary (a lookup without the request's headers).
+    pub fn get_plain(&self, primary: &str) -> Option<Arc<Entry>> {
+        if self.vary.contains_key(primary) {
+            return None;
+        }
+        self.l1.get(primary)
+    }
+
     /// Stores `entry`, the response to `req`, under `primary`: in memory,
     /// and behind it in the shared tier when it fits there (one too large
     /// for it is kept in memory, or not at all, as `too_large` says).

@@ -524,3 +524,57 @@ async fn a_reload_keeps_the_store() {
         ("/kept #2", Some("MISS"))
     );
 }
+
+/// A plain hit is answered by the native engine itself (the connection
+/// is not handed to hyper), with the same status, headers and body as
+/// hyper's path gives the same hit; a request that needs the whole
+/// lookup (a conditional) is handed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_hit_stays_on_the_native_engine() {
+    crate::support::set_test_engine("native");
+    let origin = Origin::start(answer).await;
+    let shoal = start(&origin, "cache: {}\n").await;
+    let handoffs = || async { shoal.metrics().await["shoal_native_handoffs_total"] };
+    // The miss goes to hyper's path, and its connection with it.
+    let mut on_hyper = Client::new(shoal.proxy);
+    let r = get(&mut on_hyper, "/fresh", &[]).await;
+    assert_eq!(h(&r, "x-cache"), Some("MISS"));
+    assert_eq!(handoffs().await, 1.0);
+    let by_hyper = get(&mut on_hyper, "/fresh", &[]).await;
+    assert_eq!(h(&by_hyper, "x-cache"), Some("HIT"));
+
+    let mut native = Client::new(shoal.proxy);
+    let r = get(&mut native, "/fresh", &[]).await;
+    assert_eq!((r.status.as_u16(), body(&r).as_str()), (200, "/fresh #1"));
+    let mut names = |r: &Reply| {
+        let mut n: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| !["x-request-id", "age"].contains(&n.as_str()))
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&r), names(&by_hyper), "the same hit either way");
+    assert!(h(&r, "x-request-id").is_some_and(|id| id != h(&by_hyper, "x-request-id").unwrap()));
+    assert!(h(&r, "age").is_some());
+    let r = send(&mut native, "HEAD", "/fresh", &[]).await;
+    assert_eq!((h(&r, "x-cache"), h(&r, "content-length")), (Some("HIT"), Some("9")));
+    assert!(r.body.is_empty());
+    let r = get(&mut native, "/mib", &[]).await;
+    assert_eq!((h(&r, "x-cache"), r.body.len()), (Some("MISS"), 1 << 20));
+    assert_eq!(handoffs().await, 2.0, "a miss is hyper's");
+    let mut native = Client::new(shoal.proxy);
+    for _ in 0..3 {
+        let r = get(&mut native, "/mib", &[]).await;
+        assert_eq!((h(&r, "x-cache"), r.body.len()), (Some("HIT"), 1 << 20));
+        assert!(r.body.iter().all(|b| *b == b'y'));
+    }
+    assert_eq!(handoffs().await, 2.0, "hits on one connection, none handed over");
+    let r = get(&mut native, "/fresh", &[("if-none-match", "\"f1\"")]).await;
+    assert_eq!(r.status, 304);
+    assert_eq!(handoffs().await, 3.0, "a conditional is looked up on hyper's path");
+    assert_eq!(origin.count("/fresh"), 1);
+    assert_eq!(origin.count("/mib"), 1);
+}
