@@ -546,7 +546,7 @@ async fn a_plain_hit_stays_on_the_native_engine() {
     let mut native = Client::new(shoal.proxy);
     let r = get(&mut native, "/fresh", &[]).await;
     assert_eq!((r.status.as_u16(), body(&r).as_str()), (200, "/fresh #1"));
-    let mut names = |r: &Reply| {
+    let names = |r: &Reply| {
         let mut n: Vec<(String, String)> = r
             .headers
             .iter()
