@@ -201,12 +201,13 @@ def cmd_record(args):
             rec["warning"] = "%d connections failed to open" % rec["failed"]
     elif rec.get("requests") and rec.get("errors", 0) > 0.001 * rec["requests"]:
         rec["warning"] = "more than 0.1% errors"
-    if rec.get("kind") != "idle" and (rec.get("requests") == 0 or "rps" not in rec):
+    if rec.get("kind") not in ("idle", "check") and (rec.get("requests") == 0 or "rps" not in rec):
         rec["warning"] = "load tool reported no requests"
     with open(out_path, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec, sort_keys=True) + "\n")
     show = {k: rec.get(k) for k in ("rps", "cpu_pct", "req_per_cpu_s", "p99_ms", "mean_ms", "mib_per_cpu_s", "rss_mib", "errors", "warning") if rec.get(k) is not None}
-    print("    " + " ".join("%s=%s" % kv for kv in show.items()), flush=True)
+    if show:
+        print("    " + " ".join("%s=%s" % kv for kv in show.items()), flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -271,6 +272,121 @@ SCENARIOS = [
     ]),
 ]
 
+CACHE_METRICS = [
+    ("req_per_cpu_s", "cache hits per proxy-CPU-second", True, "{:,.0f}"),
+    ("rps", "hits/s", True, "{:,.0f}"),
+    ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+    ("user_us_per_req", "user-space CPU µs per hit", False, "{:.2f}"),
+    ("sys_us_per_req", "kernel CPU µs per hit", False, "{:.2f}"),
+    ("p99_ms", "p99 latency ms", False, "{:.2f}"),
+    ("backend_requests", "requests reaching the backend while measuring", None, "{:,.0f}"),
+    ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
+    ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+]
+
+HANDSHAKE_METRICS = [
+    ("req_per_cpu_s", "full handshakes (one request each) per proxy-CPU-second", True, "{:,.0f}"),
+    ("rps", "handshakes/s", True, "{:,.0f}"),
+    ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+    ("user_us_per_req", "user-space CPU µs per handshake", False, "{:.1f}"),
+    ("sys_us_per_req", "kernel CPU µs per handshake", False, "{:.1f}"),
+    ("p99_ms", "p99 latency ms", False, "{:.2f}"),
+    ("s_client_resumed", "resumptions the proxy granted `openssl s_client` (5 offers of one session)", None, "{:.0f}"),
+    ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
+    ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+]
+
+# Scenarios 13-17 (issues 15 and 19), after the first twelve.
+SCENARIOS += [
+    ("cache1k", "13a. Cache hits, 1 KiB responses, keep-alive, 64 connections (wrk; shoal `cache` vs nginx `proxy_cache` vs HAProxy `cache`)", CACHE_METRICS),
+    ("cache100k", "13b. Cache hits, 100 KiB responses, keep-alive, 64 connections (wrk; shoal `cache` vs nginx `proxy_cache` vs HAProxy `cache`)", CACHE_METRICS),
+    ("tls", "14. TLS 1.3 keep-alive, HTTP/1.1, ECDSA P-256, 64 connections (wrk)", KEEPALIVE_METRICS),
+    ("tlshs-ecdsa", "15a. TLS 1.3 full handshakes, ECDSA P-256: a new connection per request, no resumption (wrk, `Connection: close`, 32 connections)", HANDSHAKE_METRICS),
+    ("tlshs-rsa", "15b. TLS 1.3 full handshakes, RSA 2048: a new connection per request, no resumption (wrk, `Connection: close`, 32 connections)", HANDSHAKE_METRICS),
+    ("h2tls", "16. HTTP/2 over TLS 1.3 by ALPN, ECDSA P-256 (h2load, 64 connections × 8 streams)", [
+        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
+        ("rps", "requests/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU %", None, "{:.0f}"),
+        ("user_us_per_req", "user-space CPU µs per request", False, "{:.2f}"),
+        ("sys_us_per_req", "kernel CPU µs per request", False, "{:.2f}"),
+        ("mean_ms", "mean latency ms", False, "{:.2f}"),
+        ("load_core_busy_pct", "load core busy %", None, "{:.0f}"),
+        ("other_on_proxy_core_pct", "other load on proxy core %", None, "{:.0f}"),
+    ]),
+    ("workers2", "17. Two workers each, on both cores: 100-byte GET, keep-alive, 64 connections (wrk)", [
+        ("req_per_cpu_s", "requests per proxy-CPU-second", True, "{:,.0f}"),
+        ("rps", "requests/s", True, "{:,.0f}"),
+        ("cpu_pct", "proxy CPU % (of one core)", None, "{:.0f}"),
+        ("user_us_per_req", "user-space CPU µs per request", False, "{:.2f}"),
+        ("sys_us_per_req", "kernel CPU µs per request", False, "{:.2f}"),
+        ("p50_ms", "p50 latency ms", False, "{:.2f}"),
+        ("p99_ms", "p99 latency ms", False, "{:.2f}"),
+    ]),
+]
+
+
+def tls_note(rows, scen):
+    """The TLS version and cipher each proxy negotiated with openssl s_client."""
+    seen = []
+    for p in PROXIES:
+        got = sorted({"%s %s %s" % (r.get("tls_version"), r.get("tls_cipher"), r.get("tls_group", "")) for r in rows
+                      if r.get("scenario") == scen and r.get("proxy") == p and r.get("tls_cipher")})
+        if got:
+            seen.append("%s %s" % (LABEL[p], " / ".join(got)))
+    return ("Negotiated with `openssl s_client` (version, cipher, key exchange): " + "; ".join(seen) + ".") if seen else ""
+
+
+def scenario_notes(rows, scen):
+    """What a reader needs under scenarios 13-17's tables (empty for the others)."""
+    if scen == "cache100k" and any(r.get("scenario") == "cache1k" for r in rows):
+        return "Set-up and checks as in 13a."
+    if scen in ("cache1k", "cache100k"):
+        return ("The backend sends the same file (base64 text) with `Cache-Control: max-age=3600`. shoal: "
+                "`cache: {memory: {max_size: 64MiB, max_item_size: 1MiB}}`; nginx: `proxy_cache` with its "
+                "`proxy_cache_path` on tmpfs (/dev/shm), `sendfile on` and `open_file_cache` (a RAM cache site's "
+                "settings); HAProxy: its RAM `cache` (`total-max-size 64`, `max-object-size 1048576`, so 100 KiB "
+                "objects fit). All mark hits (shoal `X-Cache`, nginx `add_header X-Cache-Status "
+                "$upstream_cache_status`, HAProxy `X-Cache-Status` set when no server was chosen). Every run checks, "
+                "for each proxy, that a request after the warm-up and one after the load are HITs and that the "
+                "backend answered at most 10 requests while the load ran (the row above), or it stops.")
+    if scen == "tls":
+        return ("TLS 1.3 only on all three (shoal `tls: {min_version: 1.3}`, nginx `ssl_protocols TLSv1.3`, "
+                "HAProxy `ssl-min-ver TLSv1.3`), one self-signed ECDSA P-256 certificate made by openssl for the "
+                "run; wrk sends no ALPN, so HTTP/1.1. " + tls_note(rows, scen))
+    if scen in ("tlshs-ecdsa", "tlshs-rsa"):
+        check = [r for r in rows if r.get("scenario") == "tlscheck"]
+        c = ""
+        if check:
+            r = check[-1]
+            c = (" The load does not resume sessions: the same load against nginx with tickets and a session cache "
+                 "on resumed %s of %s connections (while `openssl s_client` was granted %s of 5 there)."
+                 % (r.get("client_resumed"), r.get("client_sessions"), r.get("s_client_resumed")))
+        return ("Each request on a new TLS connection (full handshake), with "
+                "resumption off where the proxy can turn it off: nginx `ssl_session_tickets off; "
+                "ssl_session_cache off;`, HAProxy `no-tls-tickets` and `tune.ssl.cachesize 0`. shoal has no "
+                "setting for it: rustls' defaults stay (it sends two single-use TLS 1.3 session tickets per "
+                "handshake and keeps 256 sessions), which costs it a little per handshake; the s_client row shows "
+                "it (one offer resumed, the ticket then used up)." + c + " "
+                + tls_note(rows, scen))
+    if scen == "h2tls":
+        return ("h2 chosen by ALPN (checked with curl before each load); shoal offers `[h2, http/1.1]` by "
+                "default, nginx `listen … ssl http2`, HAProxy `alpn h2,http/1.1`. HTTP/1.1 to the backend. "
+                + tls_note(rows, scen))
+    if scen == "workers2":
+        vs = []
+        for p in PROXIES:
+            two = stats([r.get("req_per_cpu_s") for r in rows if r.get("scenario") == "workers2" and r.get("proxy") == p])
+            one = stats([r.get("req_per_cpu_s") for r in rows if r.get("scenario") == "ka64" and r.get("proxy") == p])
+            if two and one:
+                vs.append("%s %s" % (LABEL[p], fmt_ratio(ratio(two, one))))
+        rel = (" Per proxy-CPU-second, 2 workers ÷ 1 worker (1a, same rounds): " + ", ".join(vs) + ".") if vs else ""
+        return ("shoal `workers: 2`, nginx `worker_processes 2`, HAProxy `nbthread 2`, each pinned to both cores "
+                "— which wrk and the backend share, so requests/s is bounded by the load side and the two "
+                "compete for the same cores: compare requests per proxy-CPU-second (all the proxy's processes "
+                "and threads). Its CPU % is of one core (up to 200)." + rel)
+    return ""
+
+
 FEATURE_VARIANTS = [
     ("full", "HTTP health checks + least_conn (features on)"),
     ("routes20", "features on + 20 routes, the last one taking the requests"),
@@ -321,7 +437,7 @@ def summarize(rows):
     {variant: {field: stats}} for shoal's features scenario."""
     by = {}
     for r in rows:
-        if r.get("scenario") in ("features", "matched", "syscalls", "ceiling", "accesslog"):
+        if r.get("scenario") in ("features", "matched", "syscalls", "ceiling", "accesslog", "tlscheck"):
             continue
         by.setdefault(r["scenario"], {}).setdefault(r["proxy"], []).append(r)
     out = {}
@@ -400,6 +516,10 @@ def markdown(rows, meta, out, fout):
         if warns:
             L.append("")
             L.append("Errors/warnings: " + "; ".join(warns) + ".")
+        note = scenario_notes(rows, scen)
+        if note:
+            L.append("")
+            L.append(note)
         L.append("")
     if fout:
         L.append("#### 6. shoal with its features on and off (keep-alive, 64 connections)")
@@ -646,13 +766,20 @@ def json_line(meta, out, fout, rows):
 PANELS = [
     ("Requests per proxy-CPU-second (higher is better)", "{/*0.9 requests / CPU-s}",
      [("ka64", "req_per_cpu_s", "keep-alive\\n64 conns"), ("ka256", "req_per_cpu_s", "keep-alive\\n256 conns"),
-      ("close", "req_per_cpu_s", "new conn\\nper request"), ("h2", "req_per_cpu_s", "h2c\\n64×8 streams")]),
+      ("close", "req_per_cpu_s", "new conn\\nper request"), ("h2", "req_per_cpu_s", "h2c\\n64×8 streams"),
+      ("workers2", "req_per_cpu_s", "2 workers\\nkeep-alive 64")]),
     ("p99 latency, keep-alive (lower is better)", "ms",
      [("ka64", "p99_ms", "64 conns"), ("ka256", "p99_ms", "256 conns")]),
     ("1 MiB responses (higher is better)", "MiB / CPU-s",
      [("large", "mib_per_cpu_s", "MiB per proxy-CPU-s")]),
     ("10,000 idle connections (lower is better)", "MiB",
      [("idle", "rss_mib", "RSS"), ("idle", "pss_mib", "PSS")]),
+    ("Cache hits per proxy-CPU-second (higher is better)", "hits / CPU-s",
+     [("cache1k", "req_per_cpu_s", "1 KiB"), ("cache100k", "req_per_cpu_s", "100 KiB")]),
+    ("TLS 1.3, requests per proxy-CPU-second (higher is better)", "requests / CPU-s",
+     [("tls", "req_per_cpu_s", "h1 keep-alive\\n64 conns"), ("h2tls", "req_per_cpu_s", "h2 by ALPN\\n64×8 streams")]),
+    ("TLS 1.3 full handshakes per proxy-CPU-second (higher is better)", "handshakes / CPU-s",
+     [("tlshs-ecdsa", "req_per_cpu_s", "ECDSA P-256"), ("tlshs-rsa", "req_per_cpu_s", "RSA 2048")]),
 ]
 
 
@@ -694,6 +821,8 @@ def chart(out, meta, png, workdir):
         "set boxwidth 0.9",
         "set key top right",
         "set grid ytics",
+        "set bmargin 4",  # room for two-line bar labels
+        "set offsets 0, 0, graph 0.15, 0",  # headroom above the bars for the key
         "set yrange [0:*]",
         "set format y \"%'.0f\"",
         "set decimalsign locale",

@@ -1064,6 +1064,27 @@ fn bad_cache_values() {
         3,
         "cache.header: `X Cache` is not a header name",
     );
+    assert_rejected(
+        "app: {command: x}\ncache:\n  redis: {}\n",
+        3,
+        "cache.redis: needs `state.backend: redis`",
+    );
+    let redis = "state: {backend: redis, url: 'redis://127.0.0.1:6379'}\n";
+    assert_rejected(
+        &format!("app: {{command: x}}\n{redis}cache:\n  redis: {{max_item_size: 0}}\n"),
+        4,
+        "cache.redis.max_item_size: must be greater than 0",
+    );
+    assert_rejected(
+        &format!("app: {{command: x}}\n{redis}cache:\n  redis: {{max_item_size: 1GiB}}\n"),
+        4,
+        "cache.redis.max_item_size: must be at most 512MiB",
+    );
+    assert_rejected(
+        &format!("app: {{command: x}}\n{redis}cache:\n  redis: {{too_large: drop}}\n"),
+        4,
+        "cache.redis.too_large",
+    );
 }
 
 #[test]

@@ -7,6 +7,11 @@
 //! | DELETE | /api/v1/cache?prefix=URL | every stored response whose URL starts with this |
 //! | DELETE | /api/v1/cache | everything |
 //!
+//! With `cache.redis`, a purge deletes from Redis too and tells every
+//! replica sharing it (each drops the same from its memory within
+//! 250 ms); when Redis does not answer, the answer is 502 with what this
+//! replica purged.
+//!
 //! A DELETE needs the admin token (when one is set), as every mutating
 //! endpoint does (`admin/routes.rs`).
 
@@ -22,7 +27,7 @@ use crate::cache::store::{self, Purge};
 
 pub const PATH: &str = "/api/v1/cache";
 
-pub fn route(req: &Request<Incoming>) -> Response<AdminBody> {
+pub async fn route(req: &Request<Incoming>) -> Response<AdminBody> {
     let Some(store) = store::current() else {
         return reply::json(
             StatusCode::NOT_FOUND,
@@ -34,7 +39,7 @@ pub fn route(req: &Request<Incoming>) -> Response<AdminBody> {
             let tiers: Vec<_> = store
                 .tiers()
                 .iter()
-                .map(|t| json!({"tier": t.name(), "entries": t.entries(), "bytes": t.bytes()}))
+                .map(|t| json!({"tier": t.name, "entries": t.entries, "bytes": t.bytes}))
                 .collect();
             let outcomes: serde_json::Map<String, serde_json::Value> = OUTCOMES
                 .iter()
@@ -50,6 +55,14 @@ pub fn route(req: &Request<Incoming>) -> Response<AdminBody> {
                     "stores": store.counts.stores.load(Relaxed),
                     "evictions": store.counts.evictions.load(Relaxed),
                     "coalescing": store.coalescer.in_flight(),
+                    "redis": store.l2().map(|l2| json!({
+                        "max_item_size": l2.settings.max_item_size,
+                        "hits": l2.counts.hits.load(Relaxed),
+                        "misses": l2.counts.misses.load(Relaxed),
+                        "stores": l2.counts.stores.load(Relaxed),
+                        "written_bytes": l2.counts.written_bytes.load(Relaxed),
+                        "errors": l2.counts.errors.load(Relaxed),
+                    })),
                 }),
             )
         }
@@ -66,8 +79,20 @@ pub fn route(req: &Request<Incoming>) -> Response<AdminBody> {
                     )
                 }
             };
-            let removed = store.purge(&purge);
-            reply::json(StatusCode::OK, json!({"purged": removed}))
+            let purged = store.purge(&purge).await;
+            match purged.redis {
+                None => reply::json(StatusCode::OK, json!({"purged": purged.memory})),
+                Some(Ok(n)) => reply::json(
+                    StatusCode::OK,
+                    json!({"purged": purged.memory, "purged_redis": n, "replicas": "told through Redis"}),
+                ),
+                // This replica's memory is purged; Redis and the other
+                // replicas are not: the caller must know and try again.
+                Some(Err(e)) => reply::json(
+                    StatusCode::BAD_GATEWAY,
+                    json!({"purged": purged.memory, "error": format!("the shared tier (Redis) was not purged: {e}")}),
+                ),
+            }
         }
         _ => reply::json(
             StatusCode::METHOD_NOT_ALLOWED,

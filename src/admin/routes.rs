@@ -73,7 +73,7 @@ pub async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Admin
         p if p == rate_limits::PREFIX || p.starts_with("/api/v1/rate-limits/") => {
             rate_limits::route(state, req).await
         }
-        cache::PATH => cache::route(&req),
+        cache::PATH => cache::route(&req).await,
         "/api/v1/logs" if get => logs::route(state, &req, None),
         p if get && p.starts_with("/api/v1/instances/") && p.ends_with("/logs") => {
             let id = &p["/api/v1/instances/".len()..p.len() - "/logs".len()];

@@ -19,11 +19,7 @@ pub fn primary(scheme: &str, headers: &HeaderMap, target: &str, parts: &KeyParts
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mut key = String::with_capacity(scheme.len() + 3 + host.len() + target.len());
-    key.push_str(scheme);
-    key.push_str("://");
-    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
-    key.push_str(target);
+    let mut key = url_of(scheme, host, target);
     for name in &parts.headers {
         key.push('\n');
         key.push_str(name.as_str());
@@ -42,6 +38,17 @@ pub fn primary(scheme: &str, headers: &HeaderMap, target: &str, parts: &KeyParts
             key.push_str(v);
         }
     }
+    key
+}
+
+/// `scheme://host` + `target`, the host lowercased: the whole key of a
+/// route without `cache.key` extras.
+pub fn url_of(scheme: &str, host: &str, target: &str) -> String {
+    let mut key = String::with_capacity(scheme.len() + 3 + host.len() + target.len());
+    key.push_str(scheme);
+    key.push_str("://");
+    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    key.push_str(target);
     key
 }
 

@@ -79,6 +79,35 @@ impl RouteCache {
     fn answers(&self, method: &Method) -> bool {
         (*method == Method::GET && self.get) || (*method == Method::HEAD && self.head)
     }
+
+    /// The *lookup* phase for the simplest request, which the native
+    /// engine answers itself: a `GET` (or `HEAD`) whose headers say
+    /// nothing to the cache (the caller checks: no conditionals,
+    /// `Range`, `Cache-Control`, `Authorization`), on a route without
+    /// `cache.key` extras. A fresh response stored in memory for a URL
+    /// whose responses do not vary, counted as a hit; `None`: anything
+    /// else (a miss, stale, in Redis only…), for hyper's path and its
+    /// whole lookup.
+    pub fn plain_hit(
+        &self,
+        head: bool,
+        scheme: &str,
+        host: &str,
+        target: &str,
+    ) -> Option<(Arc<Entry>, Duration)> {
+        let answers = if head { self.head } else { self.get };
+        if !answers || !self.key.headers.is_empty() || !self.key.cookies.is_empty() {
+            return None;
+        }
+        let entry = self.store.get_plain(&key::url_of(scheme, host, target))?;
+        let age = entry.times.age(SystemTime::now());
+        let usable = policy::usable(&entry.cc, &Directives::default(), entry.lifetime, age);
+        if usable != Usable::Fresh {
+            return None;
+        }
+        stats::count(Outcome::Hit);
+        Some((entry, age))
+    }
 }
 
 /// What the *lookup* phase decided.
@@ -174,13 +203,13 @@ impl RouteCache {
         let req_cc = Directives::of_request(&parts.headers);
         let primary = key::primary(scheme, &parts.headers, target, &self.key);
         let head = parts.method == Method::HEAD;
-        let mut found = self.store.get(&primary, &parts.headers);
+        let mut found = self.store.get(&primary, &parts.headers).await;
         if found.is_none() && !head && !self.coalesce.is_zero() && !req_cc.only_if_cached {
             match self.store.coalescer.join(&primary) {
                 Turn::Lead(lead) => fetch.lead = Some(lead),
                 Turn::Wait(flight) => {
                     flight.wait(self.coalesce).await;
-                    found = self.store.get(&primary, &parts.headers);
+                    found = self.store.get(&primary, &parts.headers).await;
                 }
             }
         }

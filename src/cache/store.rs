@@ -1,26 +1,29 @@
-//! The stored responses: the in-memory tier (L1, `moka`) behind the
-//! `Tier` trait, the `Vary` names remembered per primary key, and the
-//! process's one store (it outlives reloads).
+//! The stored responses: the in-memory tier (L1, `moka`), the shared tier
+//! (L2, Redis: `shared.rs`) behind it when configured, the `Vary` names
+//! remembered per primary key, and the process's one store (it outlives
+//! reloads).
 //!
-//! `Tier` is the seam for the shared tier (L2, Redis, not built yet): the
-//! store asks L1 first; an L2 would be asked on an L1 miss and written
-//! behind L1 on a store, and `Store::purge` would reach it too.
+//! A lookup asks memory first, then Redis (filling memory with what it
+//! finds); a store writes memory, and Redis behind it; a purge reaches
+//! memory, Redis and, through Redis, every replica's memory.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName};
 use http::StatusCode;
 use moka::notification::RemovalCause;
 use moka::Expiry;
-use shoal_config::CacheMemory;
+use shoal_config::{CacheMemory, CacheRedis};
 
 use super::coalesce::Coalescer;
-use super::key;
 use super::policy::{Directives, Times};
+use super::shared::{self, Shared};
 use super::vary;
+use crate::state::RedisStore;
 
 /// One stored response: a `GET`'s status, headers (hop-by-hop ones gone)
 /// and whole body, with what its age and freshness are worked out from.
@@ -97,17 +100,14 @@ impl Entry {
     }
 }
 
-/// A place responses are stored: memory (L1), later Redis (L2).
-pub trait Tier: Send + Sync {
+/// A tier's figures, for the admin API and the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct TierStats {
     /// `memory`, `redis`: the metrics' `tier` label.
-    fn name(&self) -> &'static str;
-    fn get(&self, key: &str) -> Option<Arc<Entry>>;
-    fn put(&self, key: String, entry: Arc<Entry>);
-    fn remove(&self, key: &str);
-    /// Removes every entry whose key `matches`; how many.
-    fn remove_where(&self, matches: &dyn Fn(&str) -> bool) -> u64;
-    fn bytes(&self) -> u64;
-    fn entries(&self) -> u64;
+    pub name: &'static str,
+    pub entries: u64,
+    /// Bytes its responses take (known for memory only).
+    pub bytes: Option<u64>,
 }
 
 /// Counts a purge's or an eviction's removals.
@@ -159,11 +159,7 @@ impl Memory {
     }
 }
 
-impl Tier for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
+impl Memory {
     fn get(&self, key: &str) -> Option<Arc<Entry>> {
         self.cache.get(key)
     }
@@ -173,8 +169,9 @@ impl Tier for Memory {
         self.cache.insert(key, entry);
     }
 
-    fn remove(&self, key: &str) {
-        self.cache.invalidate(key);
+    /// Fills in a response another tier had (not a store: no count).
+    fn fill(&self, key: String, entry: Arc<Entry>) {
+        self.cache.insert(key, entry);
     }
 
     fn remove_where(&self, matches: &dyn Fn(&str) -> bool) -> u64 {
@@ -217,6 +214,11 @@ pub enum Purge {
 /// misses in flight.
 pub struct Store {
     l1: Memory,
+    /// The shared tier, when the config has `cache.redis` (set and
+    /// cleared by [`Store::attach`] as configs come and go).
+    l2: ArcSwapOption<Shared>,
+    /// The task that follows the other replicas' purges runs.
+    following: AtomicBool,
     /// The header names the last stored response of a primary key varied
     /// on (absent: it did not vary).
     vary: moka::sync::Cache<String, Arc<[HeaderName]>>,
@@ -237,38 +239,99 @@ impl Store {
             coalescer: Coalescer::default(),
             counts,
             memory,
+            l2: ArcSwapOption::empty(),
+            following: AtomicBool::new(false),
         }
     }
 
-    /// The stored response for `primary` whose `Vary` headers match `req`.
-    pub fn get(&self, primary: &str, req: &HeaderMap) -> Option<Arc<Entry>> {
-        match self.vary.get(primary) {
-            Some(names) => self.l1.get(&vary::secondary(primary, &names, req)),
+    /// Uses `redis` (the state backend's, with `cache.redis`'s settings)
+    /// as the shared tier from now on, or none.
+    pub fn attach(self: &Arc<Self>, redis: Option<(&RedisStore, CacheRedis)>) {
+        let Some((redis, settings)) = redis else {
+            self.l2.store(None);
+            return;
+        };
+        match &*self.l2.load() {
+            Some(l2) if l2.settings == settings => {}
+            _ => self
+                .l2
+                .store(Some(Arc::new(Shared::new(redis.clone(), settings)))),
+        }
+        if tokio::runtime::Handle::try_current().is_ok() && !self.following.swap(true, Relaxed) {
+            tokio::spawn(shared::follow(Arc::downgrade(self)));
+        }
+    }
+
+    /// The shared tier, if one is attached.
+    pub fn l2(&self) -> Option<Arc<Shared>> {
+        self.l2.load_full()
+    }
+
+    /// The stored response for `primary` whose `Vary` headers match `req`:
+    /// from memory, else from the shared tier (then kept in memory too).
+    pub async fn get(&self, primary: &str, req: &HeaderMap) -> Option<Arc<Entry>> {
+        let known = self.vary.get(primary);
+        let found = match &known {
+            Some(names) => self.l1.get(&vary::secondary(primary, names, req)),
             None => self.l1.get(primary),
+        };
+        if found.is_some() {
+            return found;
         }
-    }
-
-    /// Stores `entry`, the response to `req`, under `primary`.
-    pub fn put(&self, primary: &str, req: &HeaderMap, entry: Arc<Entry>) {
-        let names = vary::names(&entry.headers);
+        let l2 = self.l2()?;
+        let (entry, names) = l2.get(primary, known, req).await?;
         let key = if names.is_empty() {
-            self.vary.invalidate(primary);
             primary.to_string()
         } else {
             let key = vary::secondary(primary, &names, req);
             self.vary.insert(primary.to_string(), names.into());
             key
         };
+        self.l1.fill(key, entry.clone());
+        Some(entry)
+    }
+
+    /// The response stored in memory under `primary` when its responses
+    /// do not vary (a lookup without the request's headers).
+    pub fn get_plain(&self, primary: &str) -> Option<Arc<Entry>> {
+        if self.vary.contains_key(primary) {
+            return None;
+        }
+        self.l1.get(primary)
+    }
+
+    /// Stores `entry`, the response to `req`, under `primary`: in memory,
+    /// and behind it in the shared tier when it fits there (one too large
+    /// for it is kept in memory, or not at all, as `too_large` says).
+    pub fn put(&self, primary: &str, req: &HeaderMap, entry: Arc<Entry>) {
+        let l2 = self.l2();
+        let shared = match &l2 {
+            Some(l2) => match l2.takes(entry.body.len()) {
+                Some(fits) => fits,
+                None => return,
+            },
+            None => false,
+        };
+        let names = vary::names(&entry.headers);
+        let (key, varies) = if names.is_empty() {
+            self.vary.invalidate(primary);
+            (primary.to_string(), None)
+        } else {
+            let key = vary::secondary(primary, &names, req);
+            self.vary.insert(primary.to_string(), names.clone().into());
+            (key, Some((primary.to_string(), names)))
+        };
+        if let (Some(l2), true) = (&l2, shared) {
+            l2.put(key.clone(), varies, &entry);
+        }
         self.l1.put(key, entry);
     }
 
-    /// Removes what `purge` names; how many responses.
-    pub fn purge(&self, purge: &Purge) -> u64 {
+    /// Removes what `purge` names from this process's memory; how many
+    /// responses.
+    pub fn purge_memory(&self, purge: &Purge) -> u64 {
         let removed = match purge {
-            Purge::Url(u) => self.l1.remove_where(&|k| key::url(k) == u),
-            Purge::Prefix(p) => self
-                .l1
-                .remove_where(&|k| key::url(k).starts_with(p.as_str())),
+            Purge::Url(_) | Purge::Prefix(_) => self.l1.remove_where(&|k| purge.takes(k)),
             Purge::All => {
                 let n = self.l1.entries();
                 self.l1.cache.invalidate_all();
@@ -282,15 +345,57 @@ impl Store {
         removed
     }
 
-    /// Removes every stored response of URL `url` (an unsafe method
-    /// succeeded on it).
-    pub fn invalidate(&self, url: &str) {
-        self.purge(&Purge::Url(url.to_string()));
+    /// Removes what `purge` names from memory, from the shared tier and
+    /// from every replica's memory (they read it within
+    /// [`shared::FOLLOW`]).
+    pub async fn purge(&self, purge: &Purge) -> Purged {
+        let memory = self.purge_memory(purge);
+        let redis = match self.l2() {
+            Some(l2) => Some(l2.purge(purge).await),
+            None => None,
+        };
+        Purged { memory, redis }
     }
 
-    pub fn tiers(&self) -> [&dyn Tier; 1] {
-        [&self.l1]
+    /// Removes every stored response of URL `url` (an unsafe method
+    /// succeeded on it): here at once, in the shared tier and the other
+    /// replicas in the background.
+    pub fn invalidate(&self, url: &str) {
+        let purge = Purge::Url(url.to_string());
+        self.purge_memory(&purge);
+        if let (Some(l2), Ok(_)) = (self.l2(), tokio::runtime::Handle::try_current()) {
+            tokio::spawn(async move {
+                if let Err(e) = l2.purge(&purge).await {
+                    tracing::warn!(url = ?purge, error = %e, "cache: the shared tier was not purged");
+                }
+            });
+        }
     }
+
+    pub fn tiers(&self) -> Vec<TierStats> {
+        let mut tiers = vec![TierStats {
+            name: "memory",
+            entries: self.l1.entries(),
+            bytes: Some(self.l1.bytes()),
+        }];
+        if let Some(l2) = self.l2() {
+            tiers.push(TierStats {
+                name: "redis",
+                entries: l2.counts.entries.load(Relaxed),
+                bytes: None,
+            });
+        }
+        tiers
+    }
+}
+
+/// What a purge removed: from memory, and from the shared tier (`None`:
+/// there is none; an error: Redis did not answer, so the other replicas
+/// were not told either).
+#[derive(Debug)]
+pub struct Purged {
+    pub memory: u64,
+    pub redis: Option<Result<u64, String>>,
 }
 
 static SHARED: Mutex<Option<Arc<Store>>> = Mutex::new(None);
@@ -344,24 +449,24 @@ mod tests {
         m
     }
 
-    #[test]
-    fn variants_by_vary_and_purges() {
+    #[tokio::test]
+    async fn variants_by_vary_and_purges() {
         let s = Store::new(CacheMemory::default());
         let gz = req(&[("accept-encoding", "gzip")]);
         let br = req(&[("accept-encoding", "br")]);
         s.put("http://a/x", &gz, entry(Some("Accept-Encoding"), "gz"));
         s.put("http://a/x", &br, entry(Some("Accept-Encoding"), "br"));
-        assert_eq!(&s.get("http://a/x", &gz).unwrap().body[..], b"gz");
-        assert_eq!(&s.get("http://a/x", &br).unwrap().body[..], b"br");
-        assert!(s.get("http://a/x", &HeaderMap::new()).is_none());
+        assert_eq!(&s.get("http://a/x", &gz).await.unwrap().body[..], b"gz");
+        assert_eq!(&s.get("http://a/x", &br).await.unwrap().body[..], b"br");
+        assert!(s.get("http://a/x", &HeaderMap::new()).await.is_none());
         s.put("http://a/y", &gz, entry(None, "y"));
         s.put("http://a/z\ncookie a=1", &gz, entry(None, "z"));
-        assert!(s.get("http://a/y", &br).is_some());
-        assert_eq!(s.purge(&Purge::Url("http://a/x".into())), 2);
-        assert!(s.get("http://a/x", &gz).is_none());
-        assert_eq!(s.purge(&Purge::Prefix("http://a/z".into())), 1);
-        assert_eq!(s.purge(&Purge::All), 1);
-        assert_eq!(s.tiers()[0].entries(), 0);
+        assert!(s.get("http://a/y", &br).await.is_some());
+        assert_eq!(s.purge_memory(&Purge::Url("http://a/x".into())), 2);
+        assert!(s.get("http://a/x", &gz).await.is_none());
+        assert_eq!(s.purge_memory(&Purge::Prefix("http://a/z".into())), 1);
+        assert_eq!(s.purge_memory(&Purge::All), 1);
+        assert_eq!(s.tiers()[0].entries, 0);
     }
 
     #[test]
@@ -384,7 +489,11 @@ mod tests {
             );
             s.put(&format!("http://a/{i}"), &HeaderMap::new(), Arc::new(e));
         }
-        assert!(s.tiers()[0].bytes() <= 64 << 10, "{}", s.tiers()[0].bytes());
+        assert!(
+            s.tiers()[0].bytes.unwrap() <= 64 << 10,
+            "{}",
+            s.tiers()[0].bytes.unwrap()
+        );
         assert!(s.counts.evictions.load(Relaxed) > 0);
     }
 }

@@ -199,26 +199,65 @@ fn cache(
     family(
         enc,
         "shoal_cache_bytes",
-        "Bytes the stored responses take, by tier",
+        "Bytes the stored responses take, by tier (memory: Redis's are not counted here)",
         MetricType::Gauge,
-        tiers.map(|t| {
-            (
-                vec![("tier", t.name().to_string())],
-                ConstGauge::new(t.bytes() as i64),
-            )
+        tiers.iter().filter_map(|t| {
+            Some((
+                vec![("tier", t.name.to_string())],
+                ConstGauge::new(t.bytes? as i64),
+            ))
         }),
     )?;
     family(
         enc,
         "shoal_cache_entries",
-        "Stored responses, by tier",
+        "Stored responses, by tier (redis: every replica's, not expired)",
         MetricType::Gauge,
-        tiers.map(|t| {
+        tiers.iter().map(|t| {
             (
-                vec![("tier", t.name().to_string())],
-                ConstGauge::new(t.entries() as i64),
+                vec![("tier", t.name.to_string())],
+                ConstGauge::new(t.entries as i64),
             )
         }),
+    )?;
+    let Some(l2) = store.l2() else {
+        return Ok(());
+    };
+    let c = &l2.counts;
+    family(
+        enc,
+        "shoal_cache_redis_lookups",
+        "Lookups in the shared tier (Redis) after a miss in memory, by result",
+        MetricType::Counter,
+        [("hit", &c.hits), ("miss", &c.misses)]
+            .into_iter()
+            .map(|(r, n)| {
+                (
+                    vec![("result", r.to_string())],
+                    ConstCounter::new(n.load(Relaxed)),
+                )
+            }),
+    )?;
+    single(
+        enc,
+        "shoal_cache_redis_stores",
+        "Responses this replica wrote to the shared tier (Redis)",
+        MetricType::Counter,
+        ConstCounter::new(c.stores.load(Relaxed)),
+    )?;
+    single(
+        enc,
+        "shoal_cache_redis_written_bytes",
+        "Bytes this replica wrote to the shared tier (Redis)",
+        MetricType::Counter,
+        ConstCounter::new(c.written_bytes.load(Relaxed)),
+    )?;
+    single(
+        enc,
+        "shoal_cache_redis_errors",
+        "Shared-tier (Redis) calls that failed or timed out (read as a miss, or a store skipped)",
+        MetricType::Counter,
+        ConstCounter::new(c.errors.load(Relaxed)),
     )
 }
 

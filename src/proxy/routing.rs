@@ -154,6 +154,11 @@ impl Routing {
         let mut routes =
             RouteTable::new(config, &|name| pools.iter().position(|p| &*p.name == name));
         routes.inherit_sticky(&|i| pools.get(i).and_then(|p| p.sticky.clone()));
+        if let Some(store) = crate::cache::store::current() {
+            // The shared tier is the state backend's Redis (`cache.redis`).
+            let redis = config.cache.as_ref().and_then(|c| c.redis);
+            store.attach(redis.and_then(|r| limiter.redis().map(|conn| (conn, r))));
+        }
         let limits = RateLimits::new(&config.rate_limits, &routes, limiter.clone());
         Routing {
             trusted: TrustedProxies::new(&config.trusted_proxies),

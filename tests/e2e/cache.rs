@@ -24,9 +24,9 @@ crate::under_both_engines!(
     post_invalidates_and_the_purge_api_needs_the_token,
 );
 
-const TOKEN: &str = "cache-token-0123456789";
+pub(crate) const TOKEN: &str = "cache-token-0123456789";
 
-fn config(origin: &Origin, cache: &str) -> String {
+pub(crate) fn config(origin: &Origin, cache: &str) -> String {
     upstreams_config(&[origin.addr], cache).replace(
         "admin: { listen: 127.0.0.1:0 }",
         &format!("admin: {{ listen: 127.0.0.1:0, token: {TOKEN} }}"),
@@ -34,7 +34,7 @@ fn config(origin: &Origin, cache: &str) -> String {
 }
 
 /// The origin most tests use: the path says what it answers.
-fn answer(s: &Seen, n: usize) -> Answer {
+pub(crate) fn answer(s: &Seen, n: usize) -> Answer {
     let path = s.target.split('?').next().unwrap_or("");
     let body = format!("{path} #{n}");
     match path {
@@ -97,11 +97,16 @@ fn answer(s: &Seen, n: usize) -> Answer {
     }
 }
 
-async fn get(client: &mut Client, path: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn get(client: &mut Client, path: &str, headers: &[(&str, &str)]) -> Reply {
     send(client, "GET", path, headers).await
 }
 
-async fn send(client: &mut Client, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn send(
+    client: &mut Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -115,11 +120,11 @@ async fn send(client: &mut Client, method: &str, path: &str, headers: &[(&str, &
         .unwrap()
 }
 
-fn h<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+pub(crate) fn h<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
     r.headers.get(name).map(|v| v.to_str().unwrap())
 }
 
-fn body(r: &Reply) -> String {
+pub(crate) fn body(r: &Reply) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
@@ -307,7 +312,7 @@ async fn concurrent_misses_reach_the_backend_once() {
     );
 }
 
-async fn admin(shoal: &Shoal, method: &str, path: &str, token: bool) -> Reply {
+pub(crate) async fn admin(shoal: &Shoal, method: &str, path: &str, token: bool) -> Reply {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -518,4 +523,58 @@ async fn a_reload_keeps_the_store() {
         (body(&r).as_str(), h(&r, "x-cache")),
         ("/kept #2", Some("MISS"))
     );
+}
+
+/// A plain hit is answered by the native engine itself (the connection
+/// is not handed to hyper), with the same status, headers and body as
+/// hyper's path gives the same hit; a request that needs the whole
+/// lookup (a conditional) is handed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_hit_stays_on_the_native_engine() {
+    crate::support::set_test_engine("native");
+    let origin = Origin::start(answer).await;
+    let shoal = start(&origin, "cache: {}\n").await;
+    let handoffs = || async { shoal.metrics().await["shoal_native_handoffs_total"] };
+    // The miss goes to hyper's path, and its connection with it.
+    let mut on_hyper = Client::new(shoal.proxy);
+    let r = get(&mut on_hyper, "/fresh", &[]).await;
+    assert_eq!(h(&r, "x-cache"), Some("MISS"));
+    assert_eq!(handoffs().await, 1.0);
+    let by_hyper = get(&mut on_hyper, "/fresh", &[]).await;
+    assert_eq!(h(&by_hyper, "x-cache"), Some("HIT"));
+
+    let mut native = Client::new(shoal.proxy);
+    let r = get(&mut native, "/fresh", &[]).await;
+    assert_eq!((r.status.as_u16(), body(&r).as_str()), (200, "/fresh #1"));
+    let names = |r: &Reply| {
+        let mut n: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| !["x-request-id", "age"].contains(&n.as_str()))
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&r), names(&by_hyper), "the same hit either way");
+    assert!(h(&r, "x-request-id").is_some_and(|id| id != h(&by_hyper, "x-request-id").unwrap()));
+    assert!(h(&r, "age").is_some());
+    let r = send(&mut native, "HEAD", "/fresh", &[]).await;
+    assert_eq!((h(&r, "x-cache"), h(&r, "content-length")), (Some("HIT"), Some("9")));
+    assert!(r.body.is_empty());
+    let r = get(&mut native, "/mib", &[]).await;
+    assert_eq!((h(&r, "x-cache"), r.body.len()), (Some("MISS"), 1 << 20));
+    assert_eq!(handoffs().await, 2.0, "a miss is hyper's");
+    let mut native = Client::new(shoal.proxy);
+    for _ in 0..3 {
+        let r = get(&mut native, "/mib", &[]).await;
+        assert_eq!((h(&r, "x-cache"), r.body.len()), (Some("HIT"), 1 << 20));
+        assert!(r.body.iter().all(|b| *b == b'y'));
+    }
+    assert_eq!(handoffs().await, 2.0, "hits on one connection, none handed over");
+    let r = get(&mut native, "/fresh", &[("if-none-match", "\"f1\"")]).await;
+    assert_eq!(r.status, 304);
+    assert_eq!(handoffs().await, 3.0, "a conditional is looked up on hyper's path");
+    assert_eq!(origin.count("/fresh"), 1);
+    assert_eq!(origin.count("/mib"), 1);
 }

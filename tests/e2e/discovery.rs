@@ -7,172 +7,16 @@
 //! load fails no request; with the DNS server gone the last set keeps
 //! serving. SRV records give ports and weights; a watched file of
 //! addresses works the same way. scripts/test installs dnsmasq and sets
-//! `SHOAL_DNS_TEST=1`, which makes a missing dnsmasq a failure.
+//! `SHOAL_DNS_TEST=1`, which makes a missing dnsmasq a failure. The same
+//! across hosts (network namespaces): tests/e2e/multihost.rs.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
+use crate::support::dns::{dnsmasq, AppAt, Dns};
 use crate::support::load::Load;
-use crate::support::{eventually, free_port, get, Client, Shoal, SHOAL};
-
-/// A demo app on `ip:port`.
-struct Backend {
-    child: Child,
-}
-
-impl Backend {
-    async fn start(ip: &str, port: u16, id: &str) -> Backend {
-        let child = Command::new(SHOAL)
-            .args(["demo-app", "--port", &port.to_string()])
-            .env("HOST", ip)
-            .env("INSTANCE_ID", id)
-            .env("DEMO_ACCESS_LOG", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("demo-app");
-        let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
-        eventually(Duration::from_secs(10), "demo-app listening", || async {
-            get(addr, "/health").await.ok().map(|_| ())
-        })
-        .await;
-        Backend { child }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// dnsmasq answering only from `hosts` (and `extra` options), TTL 1 s.
-struct Dns {
-    child: Option<Child>,
-    port: u16,
-    hosts: PathBuf,
-}
-
-fn dnsmasq() -> Option<PathBuf> {
-    let found = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("SHOAL_DNS_TEST").is_none(),
-            "no dnsmasq (Debian's dnsmasq-base)"
-        );
-        eprintln!("SKIPPED: no dnsmasq (Debian's dnsmasq-base)");
-    }
-    found
-}
-
-impl Dns {
-    fn start(bin: &Path, dir: &Path, hosts: &str, extra: &[String]) -> Dns {
-        let path = dir.join("hosts");
-        std::fs::write(&path, hosts).unwrap();
-        let port = free_udp_port();
-        let child = Command::new(bin)
-            .args([
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--user=root",
-                "--pid-file=",
-                "--local-ttl=1",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--addn-hosts={}", path.display()))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq");
-        // Answering once it has bound: wait for the port to be taken.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            assert!(Instant::now() < deadline, "dnsmasq did not bind {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Dns {
-            child: Some(child),
-            port,
-            hosts: path,
-        }
-    }
-
-    /// Rewrite the hosts file and have dnsmasq read it again.
-    fn set(&self, hosts: &str) {
-        std::fs::write(&self.hosts, hosts).unwrap();
-        let pid = self.child.as_ref().unwrap().id();
-        kill(Pid::from_raw(pid as i32), Signal::SIGHUP).unwrap();
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    loop {
-        let port = free_port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Which instances answer `n` GETs.
-async fn spread(shoal: &Shoal, n: usize) -> BTreeMap<String, usize> {
-    let mut client = Client::new(shoal.proxy);
-    let mut seen = BTreeMap::new();
-    for _ in 0..n {
-        let r = client.get("/").await.expect("GET /");
-        let id = match r.status {
-            s if s == 200 => r.json()["instance"].as_str().unwrap().to_string(),
-            other => format!("status {other}"),
-        };
-        *seen.entry(id).or_insert(0) += 1;
-    }
-    seen
-}
-
-async fn wait_for_set(shoal: &Shoal, want: &[&str], within: Duration) {
-    let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
-    let deadline = Instant::now() + within;
-    loop {
-        let seen: Vec<String> = spread(shoal, 24).await.into_keys().collect();
-        if seen == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "wanted {want:?} within {within:?}, still {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::spread::{spread, wait_for_set};
+use crate::support::{eventually, free_port, Shoal};
 
 /// Free loopback ports for shoal's own listeners.
 const LISTEN: &str = "listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\n";
@@ -185,9 +29,9 @@ async fn dns_names_add_and_remove_backends_and_survive_the_server() {
     let Some(bin) = dnsmasq() else { return };
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _a = Backend::start("127.0.0.2", port, "a").await;
-    let _b = Backend::start("127.0.0.3", port, "b").await;
-    let _c = Backend::start("127.0.0.4", port, "c").await;
+    let _a = AppAt::start("127.0.0.2", port, "a").await;
+    let _b = AppAt::start("127.0.0.3", port, "b").await;
+    let _c = AppAt::start("127.0.0.4", port, "c").await;
     let mut dns = Dns::start(
         &bin,
         dir.path(),
@@ -196,7 +40,7 @@ async fn dns_names_add_and_remove_backends_and_survive_the_server() {
     );
     let shoal = Shoal::start(&format!(
         "{LISTEN}upstreams:\n  api:\n    dns: {{ name: api.test, port: {port}, server: 127.0.0.1:{}, interval: 1s, min_interval: 200ms, timeout: 500ms }}\n{HEALTH}    balance: {{ algorithm: round_robin }}\nroutes:\n  - to: api\n",
-        dns.port
+        dns.addr.port()
     ));
     wait_for_set(&shoal, &["a", "b"], Duration::from_secs(10)).await;
 
@@ -252,8 +96,8 @@ async fn srv_records_give_ports_and_weights() {
     let Some(bin) = dnsmasq() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (p1, p2) = (free_port(), free_port());
-    let _a = Backend::start("127.0.0.2", p1, "a").await;
-    let _b = Backend::start("127.0.0.3", p2, "b").await;
+    let _a = AppAt::start("127.0.0.2", p1, "a").await;
+    let _b = AppAt::start("127.0.0.3", p2, "b").await;
     let dns = Dns::start(
         &bin,
         dir.path(),
@@ -267,7 +111,7 @@ async fn srv_records_give_ports_and_weights() {
     );
     let shoal = Shoal::start(&format!(
         "{LISTEN}upstreams:\n  api:\n    dns: {{ name: _http._tcp.api.test, srv: true, server: 127.0.0.1:{}, interval: 1s, min_interval: 200ms }}\n{HEALTH}    balance: {{ algorithm: round_robin }}\nroutes:\n  - to: api\n",
-        dns.port
+        dns.addr.port()
     ));
     wait_for_set(&shoal, &["a", "b"], Duration::from_secs(10)).await;
     let seen = spread(&shoal, 40).await;
@@ -279,8 +123,8 @@ async fn srv_records_give_ports_and_weights() {
 async fn a_file_of_addresses_is_followed_and_a_bad_line_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _a = Backend::start("127.0.0.2", port, "a").await;
-    let _b = Backend::start("127.0.0.3", port, "b").await;
+    let _a = AppAt::start("127.0.0.2", port, "a").await;
+    let _b = AppAt::start("127.0.0.3", port, "b").await;
     let list = dir.path().join("backends.txt");
     std::fs::write(&list, format!("# the api\n127.0.0.2:{port}\n")).unwrap();
     let shoal = Shoal::start(&format!(
@@ -342,9 +186,9 @@ fn heartbeat(shoal: &Shoal, ip: &'static str, port: u16) -> tokio::task::JoinHan
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_instances_stay_while_they_heartbeat() {
     let port = free_port();
-    let _a = Backend::start("127.0.0.2", port, "a").await;
-    let _b = Backend::start("127.0.0.3", port, "b").await;
-    let _c = Backend::start("127.0.0.4", port, "c").await;
+    let _a = AppAt::start("127.0.0.2", port, "a").await;
+    let _b = AppAt::start("127.0.0.3", port, "b").await;
+    let _c = AppAt::start("127.0.0.4", port, "c").await;
     let shoal = Shoal::start(&format!(
         "listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.1:0, token: {TOKEN} }}\nupstreams:\n  api:\n    registry: true\n{HEALTH}    balance: {{ algorithm: round_robin }}\nroutes:\n  - to: api\n"
     ));

@@ -262,7 +262,10 @@ async fn one_request(
         }
     };
     let (mut req, mut answered) = (req, answered);
-    let mut report = Report::default();
+    let mut report = Report {
+        cache: req.cache,
+        ..Report::default()
+    };
     if !req.limits.is_empty() {
         // The *admit* phase's rate limits, now the route is known.
         let asked = std::mem::take(&mut req.limits);
@@ -286,6 +289,9 @@ async fn one_request(
                     !req.keep_alive,
                     req.head_only,
                 );
+                // Refused before the cache could answer.
+                req.body = bytes::Bytes::new();
+                report.cache = None;
                 answered = true;
             }
         }

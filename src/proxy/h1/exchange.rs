@@ -446,7 +446,23 @@ pub(super) async fn read_until(
 /// client asked for it. While the drain runs, the connection ends after it.
 pub async fn answer(mut client: Client<'_>, req: &Prepared, bytes: &[u8]) -> Served {
     let close = !req.keep_alive || client.idle.is_draining();
-    write_answer(&mut client, bytes, close).await
+    if req.body.is_empty() {
+        return write_answer(&mut client, bytes, close).await;
+    }
+    // A head, and a stored body after it in the same write.
+    client.report.status = status_of(bytes);
+    client.report.bytes_out = req.body.len() as u64;
+    match write_all(
+        &mut *client.stream,
+        &[bytes, &req.body],
+        client.send_timeout,
+        Stalled::ClientSend(client.send_timeout),
+    )
+    .await
+    {
+        Ok(()) if !close => Served::KeepAlive,
+        _ => Served::Close,
+    }
 }
 
 /// The status of an answer written as HTTP/1.1 bytes (`HTTP/1.1 NNN …`).

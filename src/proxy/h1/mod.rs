@@ -25,6 +25,7 @@
 //! | `chunked.rs` | where a chunked body ends |
 //! | `io.rs` | per-thread buffers, writes with a send timeout, `Rewind` |
 
+mod cached;
 mod chunked;
 mod conn;
 mod exchange;

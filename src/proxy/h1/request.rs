@@ -17,6 +17,9 @@
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
+
+use super::cached::CacheRequest;
 use super::files::FileRequest;
 use super::head::{add_lines, edit_head, header, tokens, ConnectionNamed};
 use crate::access_log::Facts;
@@ -95,6 +98,11 @@ pub struct Prepared {
     pub rate: Option<RateNote>,
     /// What the access log says of the request (when it is on).
     pub facts: Option<Box<Facts>>,
+    /// An answer's body to write after `out`'s head (a cache hit's stored
+    /// body, never copied); empty otherwise.
+    pub body: Bytes,
+    /// What the cache did, for the access log (a hit answered here).
+    pub cache: Option<&'static str>,
 }
 
 pub enum Head {
@@ -237,7 +245,13 @@ pub fn prepare(
                     .write_h1(out, close, head_only),
             }
             let route = route.unwrap_or(usize::MAX);
-            return answered(len, method, &seen, request_id, (route, limits, facts));
+            return Head::Answered(answered(
+                len,
+                method,
+                &seen,
+                request_id,
+                (route, limits, facts),
+            ));
         }
     };
     let chosen = routing.routes.get(route);
@@ -258,6 +272,26 @@ pub fn prepare(
         // path takes headers out.
         return Head::Handoff("traceparent to replace");
     }
+    if let Some(cache) = chosen.cache.as_deref() {
+        let req = CacheRequest {
+            method,
+            scheme: proto,
+            host: seen.host,
+            target: path,
+            headers: req.headers,
+            request_id: request_id.as_bytes(),
+            keep_alive: seen.keep_alive,
+        };
+        let Some(body) = super::cached::answer(cache, chosen, &req, out) else {
+            // The cache's whole lookup is on hyper's path.
+            return Head::Handoff("cache");
+        };
+        return Head::Answered(Prepared {
+            body,
+            cache: Some("HIT"),
+            ..answered(len, method, &seen, request_id, (route, limits, facts))
+        });
+    }
     if let Some(why) = chosen.for_hyper(&view) {
         return Head::Handoff(why);
     }
@@ -273,7 +307,13 @@ pub fn prepare(
         if !super::files::answer(files, chosen, &req, out) {
             return Head::Handoff("a file that streams");
         }
-        return answered(len, method, &seen, request_id, (route, limits, facts));
+        return Head::Answered(answered(
+            len,
+            method,
+            &seen,
+            request_id,
+            (route, limits, facts),
+        ));
     }
     let who = Who {
         peer: peer.ip(),
@@ -303,6 +343,8 @@ pub fn prepare(
         limits,
         rate: None,
         facts,
+        body: Bytes::new(),
+        cache: None,
     })
 }
 
@@ -313,8 +355,8 @@ fn answered(
     seen: &Seen<'_>,
     request_id: RequestId,
     (route, limits, facts): (usize, Asked, Option<Box<Facts>>),
-) -> Head {
-    Head::Answered(Prepared {
+) -> Prepared {
+    Prepared {
         len,
         head_only: method == "HEAD",
         idempotent: true,
@@ -327,7 +369,9 @@ fn answered(
         limits,
         rate: None,
         facts,
-    })
+        body: Bytes::new(),
+        cache: None,
+    }
 }
 
 /// What a request's headers say, from one pass over them.

@@ -18,6 +18,7 @@
 //! (the [`crate::ratelimit::Limiter`]); [`Health`] says each change of
 //! reachability once.
 
+mod cache;
 mod connect;
 mod health;
 mod script;
@@ -32,11 +33,13 @@ use arc_swap::ArcSwapOption;
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
 use shoal_config::StateConfig;
 
+pub use cache::PurgeMessage;
 pub use health::Health;
 
 use self::connect::{Conn, Topology};
 use super::{Ask, StateError, Store, Verdict};
 
+#[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
 }

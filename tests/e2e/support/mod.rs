@@ -2,11 +2,14 @@
 //! it with a real HTTP client, and never leave a process behind.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod load;
+pub mod netns;
 pub mod nginx;
 pub mod origin;
 pub mod raw;
 pub mod redis;
+pub mod spread;
 pub mod tls;
 
 use std::io::{BufRead, BufReader};
@@ -247,10 +250,26 @@ impl Shoal {
     /// As [`start`](Self::start), with these environment variables too
     /// (e.g. `SSL_CERT_FILE`, the trust store a `rediss://` state uses).
     pub fn start_env(config: &str, env: &[(&str, &str)]) -> Shoal {
+        Shoal::start_wrapped(config, env, &[])
+    }
+
+    /// As [`start_env`](Self::start_env), run through `wrapper` (e.g.
+    /// `["ip", "netns", "exec", NS]`), which must exec shoal in place: the
+    /// child's PID is shoal's. The addresses are those shoal logs (a
+    /// wildcard bind stays `0.0.0.0`: the caller puts the host's in).
+    pub fn start_wrapped(config: &str, env: &[(&str, &str)], wrapper: &[&str]) -> Shoal {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("shoal.yaml");
         std::fs::write(&path, with_test_engine(config)).expect("write config");
-        let mut child = Command::new(SHOAL)
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(SHOAL);
+                c
+            }
+            None => Command::new(SHOAL),
+        };
+        let mut child = cmd
             .args(["up", "-c"])
             .arg(&path)
             // shoal's debug lines, but not the per-connection and

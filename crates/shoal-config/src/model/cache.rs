@@ -18,6 +18,11 @@ pub struct CacheConfig {
     pub enabled: bool,
     /// The in-memory tier (L1), one per process, shared by every route.
     pub memory: CacheMemory,
+    /// The shared tier (L2) in the state backend's Redis (`state.backend:
+    /// redis`): every replica sharing that Redis shares its hits and
+    /// purges. Absent: memory only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<CacheRedis>,
     /// The lifetime of a response that gives none (no `max-age`,
     /// `s-maxage` or `Expires`): unset (the default), such a response is
     /// not stored; set, it is the heuristic freshness RFC 9111 §4.2.2
@@ -46,6 +51,7 @@ impl Default for CacheConfig {
         CacheConfig {
             enabled: true,
             memory: CacheMemory::default(),
+            redis: None,
             default_ttl: None,
             key: CacheKey::default(),
             methods: vec!["GET".into(), "HEAD".into()],
@@ -75,6 +81,36 @@ impl Default for CacheMemory {
             max_item_size: 5 << 20,
         }
     }
+}
+
+/// `cache.redis`: the L2 tier, in the state backend's Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheRedis {
+    /// A response larger than this is not written to Redis; `too_large`
+    /// says whether it is kept in memory alone.
+    #[serde(with = "crate::units::size")]
+    pub max_item_size: u64,
+    pub too_large: TooLarge,
+}
+
+impl Default for CacheRedis {
+    fn default() -> Self {
+        CacheRedis {
+            max_item_size: 1 << 20,
+            too_large: TooLarge::Memory,
+        }
+    }
+}
+
+/// `cache.redis.too_large`: what becomes of a response too large for Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TooLarge {
+    /// Stored in this replica's memory only (the default).
+    Memory,
+    /// Not stored at all: every replica asks the backend for it.
+    Pass,
 }
 
 /// `cache.key`: request headers and cookies that make responses differ.

@@ -4,14 +4,41 @@
 use std::time::Duration;
 
 use super::{Checker, MAX_WAIT};
-use crate::model::{CacheConfig, CacheKey, RouteCache, RouteConfig};
+use crate::model::{CacheConfig, CacheKey, RouteCache, RouteConfig, StateBackend};
 
 /// Headers the cache key may not name: they are in it already (`Host`)
 /// or differ on every request.
 const NOT_IN_KEY: [&str; 3] = ["host", "cookie", "authorization"];
 
-pub(super) fn cache(c: &mut Checker<'_>, config: &CacheConfig) {
+/// Redis keeps a string of at most 512 MiB.
+const REDIS_MAX_VALUE: u64 = 512 << 20;
+
+pub(super) fn cache(c: &mut Checker<'_>, config: &CacheConfig, state: StateBackend) {
     let at = "cache";
+    if let Some(redis) = &config.redis {
+        if state != StateBackend::Redis {
+            c.invalid(
+                "cache.redis",
+                "needs `state.backend: redis` (the shared tier is kept in the state backend's Redis)"
+                    .into(),
+            );
+        }
+        if redis.max_item_size == 0 {
+            c.invalid(
+                "cache.redis.max_item_size",
+                "must be greater than 0 (to keep responses in memory only, remove `cache.redis`)"
+                    .into(),
+            );
+        } else if redis.max_item_size > REDIS_MAX_VALUE {
+            c.invalid(
+                "cache.redis.max_item_size",
+                format!(
+                    "must be at most 512MiB, the largest value Redis keeps (got {} bytes)",
+                    redis.max_item_size
+                ),
+            );
+        }
+    }
     let m = &config.memory;
     if m.max_size == 0 {
         c.invalid(

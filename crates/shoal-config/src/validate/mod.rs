@@ -168,7 +168,7 @@ pub(crate) fn validate(config: &Config, lines: &LineMap) -> Vec<Problem> {
     routes::routes(&mut c, config);
     compress::compress(&mut c, "compress", &config.compress);
     if let Some(cache) = &config.cache {
-        cache::cache(&mut c, cache);
+        cache::cache(&mut c, cache, config.state.backend);
     }
     state::state(&mut c, &config.state);
     state::rate_limits(&mut c, config);
