@@ -560,7 +560,10 @@ async fn a_plain_hit_stays_on_the_native_engine() {
     assert!(h(&r, "x-request-id").is_some_and(|id| id != h(&by_hyper, "x-request-id").unwrap()));
     assert!(h(&r, "age").is_some());
     let r = send(&mut native, "HEAD", "/fresh", &[]).await;
-    assert_eq!((h(&r, "x-cache"), h(&r, "content-length")), (Some("HIT"), Some("9")));
+    assert_eq!(
+        (h(&r, "x-cache"), h(&r, "content-length")),
+        (Some("HIT"), Some("9"))
+    );
     assert!(r.body.is_empty());
     let r = get(&mut native, "/mib", &[]).await;
     assert_eq!((h(&r, "x-cache"), r.body.len()), (Some("MISS"), 1 << 20));
@@ -571,10 +574,18 @@ async fn a_plain_hit_stays_on_the_native_engine() {
         assert_eq!((h(&r, "x-cache"), r.body.len()), (Some("HIT"), 1 << 20));
         assert!(r.body.iter().all(|b| *b == b'y'));
     }
-    assert_eq!(handoffs().await, 2.0, "hits on one connection, none handed over");
+    assert_eq!(
+        handoffs().await,
+        2.0,
+        "hits on one connection, none handed over"
+    );
     let r = get(&mut native, "/fresh", &[("if-none-match", "\"f1\"")]).await;
     assert_eq!(r.status, 304);
-    assert_eq!(handoffs().await, 3.0, "a conditional is looked up on hyper's path");
+    assert_eq!(
+        handoffs().await,
+        3.0,
+        "a conditional is looked up on hyper's path"
+    );
     assert_eq!(origin.count("/fresh"), 1);
     assert_eq!(origin.count("/mib"), 1);
 }
