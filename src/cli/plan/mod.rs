@@ -136,16 +136,8 @@ pub fn run(args: &PlanArgs) -> i32 {
         host,
         path: args.path.clone(),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::client::load_runtime() else {
+        return 1;
     };
     match rt.block_on(plan(args, &target, &admin)) {
         Ok(p) => {

@@ -98,16 +98,8 @@ pub fn run(args: &VerifyArgs) -> i32 {
         }
     };
     let cookies = sticky_cookies(&args.src);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = super::client::load_runtime() else {
+        return 1;
     };
     let report = rt.block_on(checks::all(
         &replicas,
