@@ -308,6 +308,24 @@ pub fn refusal(status: StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
+/// The runtime of a command that makes load and measures it (`shoal
+/// verify`, `shoal plan`): two workers, so the requests it sends do not
+/// wait behind its own bookkeeping. `None`, said on stderr, when it cannot
+/// start.
+pub fn load_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,23 +381,5 @@ mod tests {
         set_insecure(true);
         let t = admin_address(Some("https://127.0.0.1:9443"), &src).unwrap();
         assert_eq!(t.tls.map(|t| t.trust), Some(Trust::Insecure));
-    }
-}
-
-/// The runtime of a command that makes load and measures it (`shoal
-/// verify`, `shoal plan`): two workers, so the requests it sends do not
-/// wait behind its own bookkeeping. `None`, said on stderr, when it cannot
-/// start.
-pub fn load_runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            None
-        }
     }
 }
