@@ -362,11 +362,10 @@ def scenario_notes(rows, scen):
                  "on resumed %s of %s connections (while `openssl s_client` was granted %s of 5 there)."
                  % (r.get("client_resumed"), r.get("client_sessions"), r.get("s_client_resumed")))
         return ("Each request on a new TLS connection (full handshake), with "
-                "resumption off where the proxy can turn it off: nginx `ssl_session_tickets off; "
-                "ssl_session_cache off;`, HAProxy `no-tls-tickets` and `tune.ssl.cachesize 0`. shoal has no "
-                "setting for it: rustls' defaults stay (it sends two single-use TLS 1.3 session tickets per "
-                "handshake and keeps 256 sessions), which costs it a little per handshake; the s_client row shows "
-                "it (one offer resumed, the ticket then used up)." + c + " "
+                "resumption off in all three: nginx `ssl_session_tickets off; "
+                "ssl_session_cache off;`, HAProxy `no-tls-tickets` and `tune.ssl.cachesize 0`, shoal "
+                "`tls.resumption: false` (no session kept, no ticket sent); the s_client row shows each "
+                "proxy resumed none." + c + " "
                 + tls_note(rows, scen))
     if scen == "h2tls":
         return ("h2 chosen by ALPN (checked with curl before each load); shoal offers `[h2, http/1.1]` by "

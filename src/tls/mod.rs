@@ -152,5 +152,10 @@ fn server_config(tls: &TlsConfig, resolver: Arc<SniResolver>) -> Result<ServerCo
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = tls.alpn_ids();
+    if !tls.resumption {
+        // No session kept, and no TLS 1.3 ticket sent to name one.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    }
     Ok(config)
 }

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::support::tls::{curl, presented, Leaf, TestCa, TlsClient};
+use crate::support::tls::{client_config, connect_with, curl, presented, Leaf, TestCa, TlsClient};
 use crate::support::{demo_config, eventually, Shoal, SHOAL};
 
 struct Certs {
@@ -429,4 +429,43 @@ async fn tls_turned_on_and_off_by_reload() {
 
 fn write_config(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
+}
+
+/// Session resumption: a returning client resumes by default (TLS 1.3, a
+/// ticket from its first connection); with `tls.resumption: false` every
+/// connection is a full handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_resume_unless_turned_off() {
+    use rustls::HandshakeKind::{Full, Resumed};
+    let certs = Certs::new();
+    for (extra, second) in [("", Resumed), ("  resumption: false\n", Full)] {
+        let shoal = started(&certs, extra).await;
+        let config = client_config(&["http/1.1"]);
+        let first = connect_with(config.clone(), shoal.proxy, Some("a.test"))
+            .await
+            .unwrap();
+        assert_eq!(first.get_ref().1.handshake_kind(), Some(Full));
+        // TLS 1.3 tickets come after the handshake: a request and its
+        // answer carry them to the client.
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(first))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("/")
+            .header("host", "a.test")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
+        for _ in 0..2 {
+            let again = connect_with(config.clone(), shoal.proxy, Some("a.test"))
+                .await
+                .unwrap();
+            assert_eq!(
+                again.get_ref().1.handshake_kind(),
+                Some(second),
+                "tls extra {extra:?}"
+            );
+        }
+    }
 }

@@ -154,14 +154,10 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-/// A TLS connection to `addr`. With `sni: None` the client connects by IP
-/// address, for which rustls sends no SNI. Returns the stream and the DER
-/// of the leaf certificate the server presented.
-pub async fn connect(
-    addr: SocketAddr,
-    sni: Option<&str>,
-    alpn: &[&str],
-) -> Result<(TlsStream<TcpStream>, Vec<u8>), String> {
+/// A client config that accepts any certificate and offers `alpn`; one
+/// config keeps its sessions, so a second connection through it may
+/// resume.
+pub fn client_config(alpn: &[&str]) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -170,15 +166,36 @@ pub async fn connect(
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Arc::new(config)
+}
+
+/// A TLS connection to `addr` with `config`. With `sni: None` the client
+/// connects by IP address, for which rustls sends no SNI.
+pub async fn connect_with(
+    config: Arc<ClientConfig>,
+    addr: SocketAddr,
+    sni: Option<&str>,
+) -> Result<TlsStream<TcpStream>, String> {
     let name = match sni {
         Some(n) => ServerName::try_from(n.to_string()).unwrap(),
         None => ServerName::IpAddress(addr.ip().into()),
     };
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let tls = TlsConnector::from(Arc::new(config))
+    TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// A TLS connection to `addr` (a client of its own: no resumption).
+/// Returns the stream and the DER of the leaf certificate the server
+/// presented.
+pub async fn connect(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    alpn: &[&str],
+) -> Result<(TlsStream<TcpStream>, Vec<u8>), String> {
+    let tls = connect_with(client_config(alpn), addr, sni).await?;
     let leaf = tls
         .get_ref()
         .1

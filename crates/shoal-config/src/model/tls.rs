@@ -23,6 +23,10 @@ pub struct TlsConfig {
     pub min_version: TlsVersion,
     /// Protocols offered through ALPN, in order of preference.
     pub alpn: Vec<Alpn>,
+    /// Session resumption: a client that connected before skips the
+    /// certificate and key exchange (sessions kept in memory, 256 per
+    /// listener). `false`: every connection is a full handshake.
+    pub resumption: bool,
 }
 
 impl Default for TlsConfig {
@@ -33,6 +37,7 @@ impl Default for TlsConfig {
             certificates: Vec::new(),
             min_version: TlsVersion::V1_2,
             alpn: vec![Alpn::H2, Alpn::Http11],
+            resumption: true,
         }
     }
 }
