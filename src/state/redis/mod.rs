@@ -166,7 +166,10 @@ impl RedisStore {
             }
             Ok(Err(e)) => {
                 inner.health.errors.fetch_add(1, Relaxed);
-                if unreachable(&e) {
+                // A connection no longer in the pool (dropped while this
+                // call was on it, and maybe replaced since) says nothing
+                // of the ones that are: they stay.
+                if unreachable(&e) && self.in_pool(&conn) {
                     self.drop_conn(&conn);
                     inner
                         .health
@@ -185,6 +188,14 @@ impl RedisStore {
                 Err(StateError::Timeout(inner.command_timeout))
             }
         }
+    }
+
+    /// Whether `conn` is one of the pool's now.
+    fn in_pool(&self, conn: &Arc<Conn>) -> bool {
+        self.inner
+            .slots
+            .iter()
+            .any(|slot| slot.load().as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)))
     }
 
     /// Forget the connections after one failed: the server behind them is
