@@ -441,28 +441,13 @@ pub(super) async fn read_until(
         .ok()
 }
 
-/// shoal's own answer to `req` (a route's `redirect` or `respond`, or
-/// 404), already written as `bytes`, which say `Connection: close` when the
+/// shoal's own answer to `req` (a route's `redirect` or `respond`, a
+/// file, a cache hit, or 404), already written as `bytes` (a hit's stored
+/// body follows from `req.body`), which say `Connection: close` when the
 /// client asked for it. While the drain runs, the connection ends after it.
 pub async fn answer(mut client: Client<'_>, req: &Prepared, bytes: &[u8]) -> Served {
     let close = !req.keep_alive || client.idle.is_draining();
-    if req.body.is_empty() {
-        return write_answer(&mut client, bytes, close).await;
-    }
-    // A head, and a stored body after it in the same write.
-    client.report.status = status_of(bytes);
-    client.report.bytes_out = req.body.len() as u64;
-    match write_all(
-        &mut *client.stream,
-        &[bytes, &req.body],
-        client.send_timeout,
-        Stalled::ClientSend(client.send_timeout),
-    )
-    .await
-    {
-        Ok(()) if !close => Served::KeepAlive,
-        _ => Served::Close,
-    }
+    write_answer(&mut client, bytes, &req.body, close).await
 }
 
 /// The status of an answer written as HTTP/1.1 bytes (`HTTP/1.1 NNN …`).
@@ -482,19 +467,27 @@ async fn answer_error(client: &mut Client<'_>, req: &Prepared, error: &ProxyErro
     let close = !req.keep_alive || client.idle.is_draining() || answer.closes();
     let mut bytes = Vec::with_capacity(256);
     answer.write_h1(&mut bytes, close, req.head_only);
-    write_answer(client, &bytes, close).await
+    write_answer(client, &bytes, &[], close).await
 }
 
-async fn write_answer(client: &mut Client<'_>, bytes: &[u8], close: bool) -> Served {
+/// An answer shoal wrote: `bytes` (a head, and maybe its body), then
+/// `body` (a stored body written after the head, never copied; empty for
+/// most).
+async fn write_answer(client: &mut Client<'_>, bytes: &[u8], body: &[u8], close: bool) -> Served {
     client.report.status = status_of(bytes);
     let head = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(0, |p| p + 4);
-    client.report.bytes_out = (bytes.len() - head) as u64;
+    client.report.bytes_out = (bytes.len() - head + body.len()) as u64;
+    let parts: &[&[u8]] = if body.is_empty() {
+        &[bytes]
+    } else {
+        &[bytes, body]
+    };
     match write_all(
         &mut *client.stream,
-        &[bytes],
+        parts,
         client.send_timeout,
         Stalled::ClientSend(client.send_timeout),
     )
