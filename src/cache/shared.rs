@@ -94,26 +94,26 @@ impl Shared {
         known: Option<Arc<[HeaderName]>>,
         req: &http::HeaderMap,
     ) -> Option<(Arc<Entry>, Vec<HeaderName>)> {
-        let found = match known {
-            Some(names) => {
-                let secondary = super::vary::secondary(primary, &names, req);
-                match self.read(&secondary).await {
-                    Some(Record::Entry(e)) => Some((e, names.to_vec())),
-                    _ => None,
-                }
-            }
+        // Unless the names are known, the primary key holds the response
+        // itself, or the names its responses vary on.
+        let names = match known {
+            Some(names) => names.to_vec(),
             None => match self.read(primary).await {
-                Some(Record::Entry(e)) => Some((e, Vec::new())),
-                Some(Record::Vary(names)) => {
-                    let secondary = super::vary::secondary(primary, &names, req);
-                    match self.read(&secondary).await {
-                        Some(Record::Entry(e)) => Some((e, names)),
-                        _ => None,
-                    }
-                }
-                None => None,
+                Some(Record::Entry(e)) => return self.found(Some((e, Vec::new()))),
+                Some(Record::Vary(names)) => names,
+                None => return self.found(None),
             },
         };
+        let secondary = super::vary::secondary(primary, &names, req);
+        let entry = match self.read(&secondary).await {
+            Some(Record::Entry(e)) => Some((e, names)),
+            _ => None,
+        };
+        self.found(entry)
+    }
+
+    /// Counts a lookup's result.
+    fn found<T>(&self, found: Option<T>) -> Option<T> {
         let counter = if found.is_some() {
             &self.counts.hits
         } else {

@@ -313,16 +313,18 @@ impl Store {
             None => false,
         };
         let names = vary::names(&entry.headers);
-        let (key, varies) = if names.is_empty() {
+        let key = if names.is_empty() {
             self.vary.invalidate(primary);
-            (primary.to_string(), None)
+            primary.to_string()
         } else {
-            let key = vary::secondary(primary, &names, req);
-            self.vary.insert(primary.to_string(), names.clone().into());
-            (key, Some((primary.to_string(), names)))
+            vary::secondary(primary, &names, req)
         };
         if let (Some(l2), true) = (&l2, shared) {
+            let varies = (!names.is_empty()).then(|| (primary.to_string(), names.clone()));
             l2.put(key.clone(), varies, &entry);
+        }
+        if !names.is_empty() {
+            self.vary.insert(primary.to_string(), names.into());
         }
         self.l1.put(key, entry);
     }
