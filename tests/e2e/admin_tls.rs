@@ -10,28 +10,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::support::tls::{curl, presented, TestCa, TlsClient};
-use crate::support::{demo_config, eventually, get, Shoal, SHOAL};
+use crate::support::{demo_config, eventually, get, shoal_cli, Shoal, SHOAL};
 
 const TOKEN: &str = "s3cret-token-0123456789";
-
-/// `shoal ARGS` with these environment variables; (exit code, stdout, stderr).
-async fn shoal_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(SHOAL)
-        .args(args)
-        .env_remove("SHOAL_ADMIN_CA")
-        .env_remove("SHOAL_ADMIN_TOKEN")
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run shoal");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// GET over HTTPS (any certificate: the tests check which one apart).
 async fn get_tls(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {

@@ -2,27 +2,10 @@
 //! flags, messages, silent waits, late failures, outages under repeated
 //! kills. Each test here failed before its fix.
 
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::support::{cli, demo_config, Shoal, SHOAL};
-
-/// Runs `shoal ARGS` (no `--admin` added): (exit code, stdout, stderr).
-async fn run(args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(SHOAL)
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run shoal");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::{cli, demo_config, shoal_cli, Shoal, SHOAL};
 
 /// The running shoal's config, with its admin port written in, so a CLI
 /// verb can find it through `--config FILE`.
@@ -49,16 +32,16 @@ async fn config_is_the_long_form_of_c_for_every_verb() {
     let path = named_config(&shoal, &config);
     let file = path.to_str().unwrap();
 
-    let (code, out, err) = run(&["check", "--config", file]).await;
+    let (code, out, err) = shoal_cli(&["check", "--config", file], &[]).await;
     assert_eq!(code, 0, "check --config: {err}");
     assert!(out.contains("instances: 1"), "{out}");
 
-    let (code, out, err) = run(&["status", "--config", file]).await;
+    let (code, out, err) = shoal_cli(&["status", "--config", file], &[]).await;
     assert_eq!(code, 0, "status --config: {err}");
     assert!(out.contains("app-1"), "{out}");
 
     // The unmistakable name of a config reload.
-    let (code, out, err) = run(&["reload", "--apply-config", "-c", file]).await;
+    let (code, out, err) = shoal_cli(&["reload", "--apply-config", "-c", file], &[]).await;
     assert_eq!(code, 0, "reload --apply-config: {err}");
     assert!(out.contains("config"), "{out}");
     assert!(!out.contains("rolling reload done"), "{out}");
@@ -68,7 +51,7 @@ async fn config_is_the_long_form_of_c_for_every_verb() {
     // ExecReload may say), with the file given by `-c` or `--file`, and a
     // note pointing at the new name.
     for flag in ["-c", "--file"] {
-        let (code, out, err) = run(&["reload", "--config", flag, file]).await;
+        let (code, out, err) = shoal_cli(&["reload", "--config", flag, file], &[]).await;
         assert_eq!(code, 0, "reload --config {flag} FILE: {err}");
         assert!(out.contains("config"), "{out}");
         assert!(!out.contains("rolling reload done"), "{out}");
@@ -82,7 +65,7 @@ async fn config_is_the_long_form_of_c_for_every_verb() {
 
     // `reload --config FILE` is neither a rolling restart nor a config
     // reload: refused, saying what to write, and nothing happens.
-    let (code, out, err) = run(&["reload", "--config", file]).await;
+    let (code, out, err) = shoal_cli(&["reload", "--config", file], &[]).await;
     assert_eq!(code, 2, "reload --config FILE: {out}{err}");
     assert!(
         err.contains(&format!("shoal reload --apply-config -c {file}")),
@@ -91,7 +74,7 @@ async fn config_is_the_long_form_of_c_for_every_verb() {
     assert_eq!(shoal.status().await["app"]["generation"], generation);
 
     // `-c FILE` alone: the rolling reload.
-    let (code, out, err) = run(&["reload", "-c", file]).await;
+    let (code, out, err) = shoal_cli(&["reload", "-c", file], &[]).await;
     assert_eq!(code, 0, "reload -c FILE: {err}");
     assert!(out.contains("rolling reload done"), "{out}");
     assert_ne!(shoal.status().await["app"]["generation"], generation);
@@ -174,7 +157,7 @@ async fn missing_program_is_named_by_check_and_up() {
     );
     let file = path.to_str().unwrap();
     for verb in ["check", "up"] {
-        let (code, _, err) = run(&[verb, "-c", file]).await;
+        let (code, _, err) = shoal_cli(&[verb, "-c", file], &[]).await;
         assert_eq!(code, 78, "{verb}: {err}");
         assert!(
             err.contains(&format!(
@@ -186,7 +169,7 @@ async fn missing_program_is_named_by_check_and_up() {
     // A shell string that is one simple command is checked too.
     let (_dir, path) =
         config_file("app:\n  command: PYTHONUNBUFFERED=1 gunicron -b 127.0.0.1:{port} app:app\n");
-    let (code, _, err) = run(&["check", "-c", path.to_str().unwrap()]).await;
+    let (code, _, err) = shoal_cli(&["check", "-c", path.to_str().unwrap()], &[]).await;
     assert_eq!(code, 78, "{err}");
     assert!(
         err.contains(":2: app.command: cannot run `gunicron`: not found in PATH"),
@@ -237,7 +220,7 @@ async fn program_gone_at_restart_marks_the_instance_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_warns_when_the_command_shows_no_port() {
     let (_dir, path) = config_file("app:\n  command: [sh, -c, 'exec flask --app app run']\n");
-    let (code, out, err) = run(&["check", "-c", path.to_str().unwrap()]).await;
+    let (code, out, err) = shoal_cli(&["check", "-c", path.to_str().unwrap()], &[]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("command:"), "{out}");
     assert!(
@@ -247,7 +230,7 @@ async fn check_warns_when_the_command_shows_no_port() {
     );
     for command in ["[sh, -c, 'exec x --port {port}']", "'exec x --port $PORT'"] {
         let (_dir, path) = config_file(&format!("app:\n  command: {command}\n"));
-        let (code, _, err) = run(&["check", "-c", path.to_str().unwrap()]).await;
+        let (code, _, err) = shoal_cli(&["check", "-c", path.to_str().unwrap()], &[]).await;
         assert_eq!(code, 0, "{err}");
         assert!(!err.contains("warning"), "{command}: {err}");
     }
@@ -416,7 +399,7 @@ async fn taken_ephemeral_port_says_so() {
     let (_dir, path) = config_file(&format!(
         "listen: 127.0.0.1:{port}\nadmin: {{listen: 127.0.0.1:0}}\napp:\n  command: [sh, -c, 'exit 0']\n"
     ));
-    let (code, _, err) = run(&["up", "-c", path.to_str().unwrap()]).await;
+    let (code, _, err) = shoal_cli(&["up", "-c", path.to_str().unwrap()], &[]).await;
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(&format!("cannot listen on 127.0.0.1:{port} (listen)"))

@@ -31,12 +31,15 @@ use tokio::net::TcpStream;
 
 pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 
-/// Run a `shoal` CLI verb against this admin address; (exit code, stdout, stderr).
-pub async fn cli(admin: SocketAddr, args: &[&str]) -> (i32, String, String) {
+/// Run `shoal ARGS` with these environment variables (and none of the
+/// admin client's own from the test's environment): (exit code, stdout,
+/// stderr).
+pub async fn shoal_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = tokio::process::Command::new(SHOAL)
         .args(args)
-        .arg("--admin")
-        .arg(format!("http://{admin}"))
+        .env_remove("SHOAL_ADMIN_CA")
+        .env_remove("SHOAL_ADMIN_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
@@ -47,6 +50,13 @@ pub async fn cli(admin: SocketAddr, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Run a `shoal` CLI verb against this admin address; (exit code, stdout, stderr).
+pub async fn cli(admin: SocketAddr, args: &[&str]) -> (i32, String, String) {
+    let admin = format!("http://{admin}");
+    let args: Vec<&str> = args.iter().copied().chain(["--admin", &admin]).collect();
+    shoal_cli(&args, &[]).await
 }
 
 /// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
