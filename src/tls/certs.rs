@@ -112,7 +112,8 @@ impl CertSet {
     }
 }
 
-/// The crypto provider: ring (aws-lc-rs needs cmake and a long C build).
+/// The crypto provider: ring (aws-lc-rs measured no faster here, and builds
+/// aws-lc in C: docs/ARCHITECTURE.md, "Dependencies and why").
 pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
     PROVIDER
