@@ -32,8 +32,12 @@ pub enum Engine {
     Hyper,
     /// hyper, after the native engine handed the connection over.
     HyperAfterHandoff,
-    /// hyper over TLS.
+    /// hyper over TLS (HTTP/2, or `proxy.engine: hyper`).
     Tls,
+    /// The native engine over TLS (HTTP/1.1).
+    NativeTls,
+    /// hyper over TLS, after the native engine handed the connection over.
+    TlsAfterHandoff,
     /// hyper answering with `redirect_https`'s redirect.
     Redirect,
 }
@@ -45,6 +49,8 @@ impl Engine {
             Engine::Hyper => "hyper",
             Engine::HyperAfterHandoff => "hyper (after hand-off)",
             Engine::Tls => "hyper (TLS)",
+            Engine::NativeTls => "native (TLS)",
+            Engine::TlsAfterHandoff => "hyper (TLS, after hand-off)",
             Engine::Redirect => "hyper (redirect_https)",
         }
     }

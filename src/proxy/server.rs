@@ -5,9 +5,10 @@
 //! `limits.header_read_timeout`); HTTP/2 is then what the client negotiated
 //! through ALPN and starts with its preface.
 //!
-//! Plain-HTTP connections start on the native HTTP/1.1 engine (`proxy/h1`,
-//! `proxy.engine: native`), which hands a connection to hyper at the first
-//! request it does not serve. The drain is the same for both: the `stop`
+//! HTTP/1.1 connections, plain or TLS, start on the native HTTP/1.1 engine
+//! (`proxy/h1`, `proxy.engine: native`), which hands a connection to hyper
+//! at the first request it does not serve; h2 (by ALPN or h2c's preface)
+//! is hyper's. The drain is the same for both: the `stop`
 //! token (for hyper; for the engine, the listener's `h1::Idle`, whose
 //! drain begins when `stop` fires) ends idle connections at once and busy
 //! ones after their request; every connection task is tracked, and the
@@ -333,7 +334,7 @@ impl NativeShared {
 /// connection's slot (`max_connections`) and its place in the
 /// open-connections gauge.
 async fn native_connection(
-    mut stream: tokio::net::TcpStream,
+    mut stream: h1::ClientStream,
     peer: SocketAddr,
     shared: Arc<NativeShared>,
     stop: CancellationToken,
@@ -348,17 +349,35 @@ async fn native_connection(
         &shared.idle,
     )
     .await;
-    if let h1::End::Handoff(read) = end {
-        after_handoff(stream, read, peer, stop, &shared).await;
+    match end {
+        h1::End::Handoff(read) => after_handoff(stream, read, peer, stop, &shared).await,
+        // TLS ends with the client told so (close_notify): a body that
+        // ends with the connection is then known to be whole.
+        h1::End::Closed if matches!(stream, h1::ClientStream::Tls(_)) => {
+            close_notify(stream, shared.native.send_timeout).await
+        }
+        h1::End::Closed => {}
     }
     drop(slot);
     drop(open);
 }
 
+/// TLS's close: the close_notify alert, then the socket's end (boxed: the
+/// plain connections' tasks never carry it).
+fn close_notify(
+    mut stream: h1::ClientStream,
+    within: Duration,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = tokio::time::timeout(within, stream.shutdown()).await;
+    })
+}
+
 /// hyper's connection over a socket the native engine handed off, as one
 /// boxed future: its state is never part of the native task's.
 fn after_handoff(
-    stream: tokio::net::TcpStream,
+    stream: h1::ClientStream,
     read: Vec<u8>,
     peer: SocketAddr,
     stop: CancellationToken,
@@ -369,17 +388,29 @@ fn after_handoff(
     let handler = Handler::new(
         shared.proxy.clone(),
         &shared.limits,
-        &stream,
-        (peer, "http"),
+        stream.tcp(),
+        (peer, stream.proto()),
         &shared.role.load().name,
     );
-    let io = WatchedIo::new(h1::Rewind::new(stream, read), handler.watch.clone());
     let watch = handler.watch.clone();
-    Box::pin(run_hyper(
-        connection(&shared.builder, io, handler),
-        (peer, Engine::HyperAfterHandoff, watch),
-        stop,
-    ))
+    match stream {
+        h1::ClientStream::Plain(stream) => {
+            let io = WatchedIo::new(h1::Rewind::new(stream, read), watch.clone());
+            Box::pin(run_hyper(
+                connection(&shared.builder, io, handler),
+                (peer, Engine::HyperAfterHandoff, watch),
+                stop,
+            ))
+        }
+        h1::ClientStream::Tls(stream) => {
+            let io = WatchedIo::new(h1::Rewind::new(*stream, read), watch.clone());
+            Box::pin(run_hyper(
+                connection(&shared.builder, io, handler),
+                (peer, Engine::TlsAfterHandoff, watch),
+                stop,
+            ))
+        }
+    }
 }
 
 /// What a TLS connection is served with.
@@ -388,11 +419,15 @@ struct TlsConn {
     builder: Arc<auto::Builder<TokioExecutor>>,
     /// `limits.header_read_timeout`, which bounds the handshake too.
     timeout: Duration,
+    /// The native engine's settings, with `proxy.engine: native`.
+    native: Option<Arc<NativeShared>>,
 }
 
-/// A TLS connection: the handshake, then hyper (HTTP/2 only when ALPN
-/// chose `h2`). `slot` is the connection's place under `max_connections`
-/// and in the open-connections gauge, held until it ends.
+/// A TLS connection: the handshake, then HTTP/2 on hyper when ALPN chose
+/// `h2`, else HTTP/1.1 on the native engine (as a plain connection, hyper
+/// after a hand-off) or, with `proxy.engine: hyper`, on hyper. `slot` is
+/// the connection's place under `max_connections` and in the
+/// open-connections gauge, held until it ends.
 async fn tls_connection(
     stream: tokio::net::TcpStream,
     tls: TlsConn,
@@ -405,6 +440,7 @@ async fn tls_connection(
         config,
         builder,
         timeout,
+        native,
     } = tls;
     let handshake = TlsAcceptor::from(config).accept(stream);
     let stream = match tokio::time::timeout(timeout, handshake).await {
@@ -418,8 +454,20 @@ async fn tls_connection(
             return;
         }
     };
+    // The connection's engine is known now: its accepted event says it.
+    let engine = match (&native, stream.get_ref().1.alpn_protocol()) {
+        (Some(_), alpn) if alpn != Some(b"h2") => Engine::NativeTls,
+        _ => Engine::Tls,
+    };
+    debug_events::accepted(&peer, &handler.listener, engine);
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         serve_h2(stream, handler, &builder, timeout, stop).await;
+    } else if let Some(shared) = native {
+        drop(handler);
+        let stream = h1::ClientStream::Tls(Box::new(stream));
+        let (permit, open) = slot;
+        native_connection(stream, peer, shared, stop, permit, open).await;
+        return;
     } else {
         let io = WatchedIo::new(stream, handler.watch.clone());
         let watch = handler.watch.clone();
@@ -677,7 +725,7 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
         None if proxy.routing().engine == shoal_config::Engine::Native => {
             debug_events::accepted(&peer, &role.name, Engine::Native);
             tasks.spawn(native_connection(
-                stream,
+                h1::ClientStream::Plain(stream),
                 peer,
                 current.native.clone(),
                 stop.clone(),
@@ -715,11 +763,12 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
                 (peer, "https"),
                 &role.name,
             );
-            debug_events::accepted(&peer, &role.name, Engine::Tls);
+            let native = proxy.routing().engine == shoal_config::Engine::Native;
             let tls = TlsConn {
                 config,
                 builder: current.builder.clone(),
                 timeout: current.limits.header_read_timeout,
+                native: native.then(|| current.native.clone()),
             };
             tasks.spawn(tls_connection(
                 stream,
@@ -777,10 +826,11 @@ mod future_sizes {
         let shared = super::NativeShared::new(&proxy, &builder, &limits, &idle, &role);
         let stop = tokio_util::sync::CancellationToken::new();
         let drive_size = {
-            let mut s2 = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            let s2 = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
                 .await
                 .unwrap();
             let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
+            let mut s2 = super::h1::ClientStream::Plain(s2);
             let f = super::h1::drive(&mut s2, &peer, &proxy, (&shared.native, &role), &idle);
             std::mem::size_of_val(&f)
         };
@@ -790,7 +840,7 @@ mod future_sizes {
             "h1::drive's future is {drive_size} bytes"
         );
         let task = super::native_connection(
-            stream,
+            super::h1::ClientStream::Plain(stream),
             ([127, 0, 0, 1], 1).into(),
             shared,
             stop,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -134,8 +134,8 @@ fn framings() -> Vec<(&'static str, &'static str, After)> {
 /// Read exactly one response from `s`: its head, and a body by its
 /// framing (chunked read to its last CRLF, the `0` chunk's trailers
 /// included). `head_only`: the request was HEAD.
-async fn one_response(
-    s: &mut TcpStream,
+async fn one_response<S: AsyncRead + Unpin>(
+    s: &mut S,
     pending: &mut Vec<u8>,
     head_only: bool,
 ) -> (String, Vec<u8>) {
@@ -180,7 +180,7 @@ async fn one_response(
 }
 
 /// Read more of the response into `pending`; a close here is a failure.
-async fn fill(s: &mut TcpStream, pending: &mut Vec<u8>) {
+async fn fill<S: AsyncRead + Unpin>(s: &mut S, pending: &mut Vec<u8>) {
     let mut chunk = [0u8; 8192];
     let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
         .await
@@ -639,4 +639,124 @@ async fn the_drain_closes_idle_connections_at_once() {
         "shoal waited {:?} for idle connections",
         signalled.elapsed()
     );
+}
+
+/// `tls:` with a certificate for `localhost` made in `dir`.
+fn tls_section(dir: &std::path::Path) -> String {
+    let ca = crate::support::tls::TestCa::new();
+    let (cert, key) = ca.leaf(&["localhost"], "localhost").write(dir, "leaf");
+    format!(
+        "tls: {{ cert: \"{}\", key: \"{}\" }}\n",
+        cert.display(),
+        key.display()
+    )
+}
+
+/// HTTP/1.1 over TLS is the native engine's too: keep-alive requests with
+/// `X-Forwarded-Proto: https`; 24 pipelined requests in one write, of
+/// which rustls holds the ones past the engine's 4 KiB buffer (those come
+/// with no new bytes on the socket, so the engine must look in rustls
+/// before waiting on it); a 1 MiB body relayed through rustls; then a
+/// request with a body moves the connection to hyper, over the same TLS
+/// session, and the next request is served there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_are_served_natively_and_handed_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let shoal = Shoal::start(&demo_config(1, &tls_section(dir.path())));
+    shoal.wait_healthy(1).await;
+    let handoffs = || async { shoal.metrics().await["shoal_native_handoffs_total"] };
+    let (mut s, _) = crate::support::tls::connect(shoal.proxy, Some("localhost"), &["http/1.1"])
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        s.write_all(b"GET /headers HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = one_response(&mut s, &mut pending, false).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let headers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(headers["x-forwarded-proto"], "https", "{headers}");
+    }
+    assert_eq!(
+        handoffs().await,
+        0.0,
+        "GETs over TLS stay on the native engine"
+    );
+
+    // 24 requests of exactly 512 bytes: the engine's buffer takes 8 whole
+    // ones at a time and rustls keeps the rest.
+    let mut burst = Vec::new();
+    for i in 0..24 {
+        let start = format!("GET /?i={i:02} HTTP/1.1\r\nhost: localhost\r\nx-pad: ");
+        let pad = 512 - start.len() - 4;
+        burst.extend_from_slice(start.as_bytes());
+        burst.extend(std::iter::repeat_n(b'p', pad));
+        burst.extend_from_slice(b"\r\n\r\n");
+    }
+    assert_eq!(burst.len(), 24 * 512);
+    s.write_all(&burst).await.unwrap();
+    for i in 0..24 {
+        let (head, body) = one_response(&mut s, &mut pending, false).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "request {i}: {head}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("\"path\":\"/\""), "request {i}: {body}");
+    }
+
+    s.write_all(b"GET /download?bytes=1048576 HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body.len(), 1 << 20);
+    assert_eq!(handoffs().await, 0.0);
+
+    s.write_all(b"POST /echo HTTP/1.1\r\nhost: localhost\r\ncontent-length: 11\r\n\r\nhello world")
+        .await
+        .unwrap();
+    let (head, body) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"hello world", "the POST's body, echoed");
+    assert_eq!(handoffs().await, 1.0, "moved to hyper once");
+    s.write_all(b"GET /headers HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let headers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(headers["x-forwarded-proto"], "https", "{headers}");
+}
+
+/// A body that ends with the backend's connection ends the client's TLS
+/// connection with close_notify, so the client knows the body is whole
+/// (rustls reports a close without it as an unexpected end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_to_the_close_over_tls_ends_with_close_notify() {
+    let backend = Scripted::start(&[(
+        "/stream",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+        After::Close,
+    )])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let shoal = Shoal::start(&format!(
+        "{}{}",
+        config(backend.addr, "native"),
+        tls_section(dir.path())
+    ));
+    shoal.wait_upstreams(1).await;
+    let (mut s, _) = crate::support::tls::connect(shoal.proxy, Some("localhost"), &["http/1.1"])
+        .await
+        .unwrap();
+    s.write_all(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
+        .await
+        .expect("closed within 5 s")
+        .expect("closed with close_notify");
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
+    assert!(all.ends_with("\r\n\r\nuntil the end"), "{all}");
 }

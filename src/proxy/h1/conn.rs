@@ -15,13 +15,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures_util::FutureExt;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::exchange::{self, Client, Served};
 use super::head::add_lines;
 use super::idle::Idle;
-use super::io::{give_buf, give_vec, grow, take_buf, take_vec, write_all, MAX_HEAD_BUF};
+use super::io::{
+    give_buf, give_vec, grow, take_buf, take_vec, write_all, ClientStream, MAX_HEAD_BUF,
+};
 use super::request::{prepare, Head};
 use crate::access_log::Report;
 use crate::proxy::admit::rate_limited;
@@ -58,7 +59,7 @@ pub enum End {
 /// reference: the caller's task holds it for the connection's life, and a
 /// second copy here would be carried by every idle connection.)
 pub async fn drive(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: &SocketAddr,
     proxy: &Proxy,
     (limits, role): (&ConnLimits, &ArcSwap<ListenerRole>),
@@ -202,7 +203,7 @@ const LARGE_HEAD: &str = "a large head (hyper reads it up to limits.max_header_s
 
 /// Read the rest of a head, then serve the request.
 async fn one_request(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: SocketAddr,
     proxy: &Proxy,
     (limits, role): (ConnLimits, &ArcSwap<ListenerRole>),
@@ -223,7 +224,7 @@ async fn one_request(
         match prepare(
             &buf[..filled],
             (peer, listener, idle.is_draining()),
-            "http",
+            stream.proto(),
             &routing,
             &mut head,
         ) {
@@ -367,11 +368,23 @@ async fn one_request(
 /// buffer. `Err`: the client closed, the time ran out, or the drain
 /// began.
 async fn first_bytes(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     idle: &Idle,
     shard: usize,
     due: std::time::Instant,
 ) -> Result<(Vec<u8>, usize), WaitEnd> {
+    if stream.holds_plaintext() {
+        // The next request's bytes came with the records of the last one.
+        let mut buf = take_buf();
+        match stream.read(&mut buf).now_or_never() {
+            Some(Ok(n)) if n > 0 => return Ok((buf, n)),
+            Some(_) => {
+                give_buf(buf);
+                return Err(WaitEnd::ClientClosed);
+            }
+            None => give_buf(buf),
+        }
+    }
     // The deadline and the drain's wake-up, outside this task (`idle.rs`).
     let mut wait = idle.wait(shard, due);
     loop {
@@ -421,7 +434,7 @@ fn handoff(
 }
 
 /// Part of a head came, not all of it, within `header_read_timeout`: 408.
-async fn header_timeout(stream: &mut TcpStream, limits: ConnLimits) {
+async fn header_timeout(stream: &mut ClientStream, limits: ConnLimits) {
     let id = crate::proxy::request_id::generate();
     let e = ProxyError::HeaderTimeout {
         after: limits.header_read_timeout,

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use super::head::{add_lines, edit_head};
 use super::idle::Idle;
-use super::io::{give_vec, grow, take_vec, write_all, MAX_RESPONSE_HEAD};
+use super::io::{give_vec, grow, take_vec, write_all, ClientStream, MAX_RESPONSE_HEAD};
 use super::relay::{relay, Relayed};
 use super::request::Prepared;
 use super::response::{self, Parsed, ResponseHead};
@@ -91,7 +91,7 @@ impl Failure {
 
 /// Client-side settings of the connection the request came on.
 pub struct Client<'a> {
-    pub stream: &'a mut TcpStream,
+    pub stream: &'a mut ClientStream,
     /// `limits.send_timeout`.
     pub send_timeout: Duration,
     /// The listener's idle waits and drain: once the drain began, the
@@ -416,7 +416,7 @@ async fn send(
 /// the socket has something. (`poll_peek`: the waker waits in the socket's
 /// reader slot, which nothing else uses meanwhile, rather than in a waiter
 /// node linked in and out of the socket's list per request.)
-async fn client_gone(client: &TcpStream, abort_on_close: bool) {
+async fn client_gone(client: &ClientStream, abort_on_close: bool) {
     let mut probe = [0u8; 1];
     let mut probe = tokio::io::ReadBuf::new(&mut probe);
     match std::future::poll_fn(|cx| client.poll_peek(cx, &mut probe)).await {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use crate::proxy::stall::Stalled;
 
@@ -108,9 +109,11 @@ pub fn give_vec(mut v: Vec<u8>) {
 /// Write all of `parts` to `stream`, failing with `stalled` when a write
 /// makes no progress for `timeout` (nginx's `send_timeout` and
 /// `proxy_send_timeout`: between two writes, not for the whole). A write
-/// that goes through at once — the usual case — sets no timer.
-pub async fn write_all(
-    stream: &mut TcpStream,
+/// that goes through at once — the usual case — sets no timer. Then a
+/// flush: a TLS stream may hold records its socket did not take yet (for
+/// a plain socket it does nothing).
+pub async fn write_all<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     parts: &[&[u8]],
     timeout: Duration,
     stalled: Stalled,
@@ -158,7 +161,120 @@ pub async fn write_all(
         }
         skip += written;
     }
-    Ok(())
+    match stream.flush().now_or_never() {
+        Some(r) => r,
+        None => match tokio::time::timeout(timeout, stream.flush()).await {
+            Ok(r) => r,
+            Err(_) => Err(stalled.into_io()),
+        },
+    }
+}
+
+/// A client connection on the engine: a plain socket, or TLS over one
+/// (HTTP/1.1 by ALPN, or no ALPN). The TLS stream is boxed: rustls' state
+/// is large, and a plain connection's task stays as small as the socket.
+pub enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl ClientStream {
+    /// The socket under it.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(s) => s,
+            ClientStream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// `X-Forwarded-Proto`.
+    pub fn proto(&self) -> &'static str {
+        match self {
+            ClientStream::Plain(_) => "http",
+            ClientStream::Tls(_) => "https",
+        }
+    }
+
+    /// rustls holds plaintext not read yet (or the client's close_notify),
+    /// which the socket's readiness does not show.
+    pub fn holds_plaintext(&self) -> bool {
+        match self {
+            ClientStream::Plain(_) => false,
+            ClientStream::Tls(s) => !s.get_ref().1.wants_read(),
+        }
+    }
+
+    /// Ready when the socket has something to read (which, over TLS, may
+    /// be less than a record: the read that follows may find nothing).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp().poll_read_ready(cx)
+    }
+
+    /// A peek at the socket, without taking anything (over TLS, at the
+    /// records: a byte there says the client is still there, 0 that it
+    /// ended its side).
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        self.tcp().poll_peek(cx, buf)
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientStream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientStream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ClientStream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientStream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientStream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
 }
 
 /// The client's socket for hyper, with the bytes the engine already read

@@ -1,17 +1,19 @@
 //! The native HTTP/1.1 engine: shoal's own path for the requests that make
-//! up most of a proxy's work — plain-HTTP HTTP/1.1 requests without a body —
+//! up most of a proxy's work — HTTP/1.1 requests without a body, over plain
+//! TCP or TLS (`io::ClientStream`) —
 //! in one task per client connection that also drives the backend's
 //! socket, with no hyper dispatcher, client-connection task, channel or
 //! header map in between, and no buffer held by an idle connection.
 //!
-//! Every connection of the plain-HTTP listener starts here (`proxy.engine:
-//! native`, the default). The first request the engine does not serve —
+//! Every HTTP/1.1 connection starts here (`proxy.engine: native`, the
+//! default), on a TLS listener once the handshake is done and ALPN did
+//! not choose `h2`. The first request the engine does not serve —
 //! one with a body, an upgrade, HTTP/1.0, h2c's preface, a head that does
 //! not parse, an h2 backend (see `request.rs`) — hands
 //! the connection to hyper with the bytes already read put back in front
 //! (`io::Rewind`), and hyper serves it from then on exactly as with
-//! `proxy.engine: hyper`. So bodies, WebSocket, HTTP/2, TLS and every
-//! refusal stay in one place; the engine covers the bodiless fast path.
+//! `proxy.engine: hyper`. So bodies, WebSocket, HTTP/2 and every refusal
+//! stay in one place; the engine covers the bodiless fast path.
 //!
 //! | file | what |
 //! |---|---|
@@ -23,7 +25,7 @@
 //! | `relay.rs` | pass the response body through by its framing |
 //! | `response.rs` | parse the response head, its framing, the client's head |
 //! | `chunked.rs` | where a chunked body ends |
-//! | `io.rs` | per-thread buffers, writes with a send timeout, `Rewind` |
+//! | `io.rs` | per-thread buffers, writes with a send timeout, the client's stream (plain or TLS), `Rewind` |
 
 mod cached;
 mod chunked;
@@ -42,4 +44,4 @@ mod response;
 pub use conn::{drive, ConnLimits, End};
 pub(crate) use head::{header, status_line};
 pub use idle::Idle;
-pub use io::Rewind;
+pub use io::{ClientStream, Rewind};
