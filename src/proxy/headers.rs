@@ -234,6 +234,16 @@ fn list_has(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
 /// it and `Connection: upgrade` re-set, so an upgrade handshake reaches the
 /// other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    // Most heads have none: one pass over their few names (a standard
+    // name compares as a number) instead of a hashed lookup per
+    // hop-by-hop name. Without `Connection` no other name is named.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        if let Some(u) = upgrade {
+            headers.insert(header::UPGRADE, u);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        return;
+    }
     let keep_upgrade = upgrade.is_some();
     // Headers named in `Connection` go too. The values are copied out (a
     // reference count, or a few bytes) so the map can be changed while the
@@ -335,12 +345,41 @@ pub fn forward(
     trusted: &TrustedProxies,
     proto: &'static str,
 ) {
+    // Most requests carry none of them: one pass over the few names finds
+    // that, and spares a hashed lookup per forwarding header below.
+    let any = headers
+        .keys()
+        .any(|k| *k == X_FORWARDED_FOR || *k == X_FORWARDED_PROTO || *k == X_FORWARDED_HOST);
+    if !any {
+        set_forwarded(headers, (peer, ip_value(peer)), client, proto);
+        return;
+    }
     if !trusted.contains(peer) {
         headers.remove(&X_FORWARDED_FOR);
         headers.remove(&X_FORWARDED_PROTO);
         headers.remove(&X_FORWARDED_HOST);
     }
     add_forwarded(headers, peer, client, proto);
+}
+
+/// [`add_forwarded`] for a head without any forwarding header.
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    (peer, peer_value): (IpAddr, HeaderValue),
+    client: IpAddr,
+    proto: &'static str,
+) {
+    let real = if client == peer {
+        peer_value.clone()
+    } else {
+        ip_value(client)
+    };
+    headers.insert(X_FORWARDED_FOR.clone(), peer_value);
+    headers.insert(X_REAL_IP.clone(), real);
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
 }
 
 /// Append `peer` to `X-Forwarded-For` (nginx's
@@ -467,6 +506,22 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn a_head_with_one_hop_by_hop_name_or_none() {
+        let mut h = map(&[("x-keep", "yes"), ("proxy-authorization", "Basic x")]);
+        strip_hop_by_hop(&mut h, None);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let mut h = map(&[("x-keep", "yes"), ("accept", "*/*")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h, None);
+        assert_eq!(h, before);
+        // An upgrade offer is put back even when nothing was stripped.
+        strip_hop_by_hop(&mut h, Some(HeaderValue::from_static("websocket")));
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h.len(), 4, "{h:?}");
     }
 
     #[test]
@@ -692,6 +747,26 @@ mod tests {
         );
         assert_eq!(h["x-forwarded-proto"], "https", "kept from a trusted proxy");
         assert_eq!(h["x-real-ip"], "203.0.113.5");
+    }
+
+    #[test]
+    fn a_head_without_forwarding_headers_gets_them_all() {
+        let none = TrustedProxies::default();
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let client: IpAddr = "203.0.113.5".parse().unwrap();
+        let mut h = map(&[("host", "example.com"), ("accept", "*/*")]);
+        forward(&mut h, peer, client, &none, "https");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.2");
+        assert_eq!(h["x-real-ip"], "203.0.113.5");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "example.com");
+        assert_eq!(h.len(), 6, "{h:?}");
+        // No Host (HTTP/2 with `:authority` only): no X-Forwarded-Host.
+        let mut h = map(&[("x-real-ip", "1.2.3.4")]);
+        forward(&mut h, peer, peer, &none, "http");
+        assert_eq!(h["x-real-ip"], "10.0.0.2", "replaced, never believed");
+        assert!(!h.contains_key("x-forwarded-host"));
+        assert_eq!(h.len(), 3, "{h:?}");
     }
 
     #[test]

@@ -206,13 +206,21 @@ pub enum Sender {
 impl Sender {
     /// Send one request. On an error before the request was handed to the
     /// connection, the request comes back with it (`TrySendError::take_message`).
-    pub async fn send(
+    /// Not an `async fn`: the request goes to the connection now, and the
+    /// future returned is hyper's wait for the answer, without a copy of
+    /// the request in it (each request's future is boxed, so copied, once).
+    pub fn send(
         &mut self,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>> {
+    ) -> impl std::future::Future<
+        Output = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>,
+    > + Send
+           + use<'_> {
         match self {
-            Sender::H1(s) => s.try_send_request(req).await,
-            Sender::H2 { sender, .. } => sender.try_send_request(req).await,
+            Sender::H1(s) => futures_util::future::Either::Left(s.try_send_request(req)),
+            Sender::H2 { sender, .. } => {
+                futures_util::future::Either::Right(sender.try_send_request(req))
+            }
         }
     }
 
