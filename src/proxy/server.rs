@@ -326,8 +326,8 @@ impl NativeShared {
     }
 }
 
-/// A plain-HTTP connection on the native engine, and on hyper after a
-/// handoff. hyper's connection state (several KiB) is boxed, so the task
+/// An HTTP/1.1 connection (plain, or TLS after its handshake) on the
+/// native engine, and on hyper after a handoff. hyper's connection state (several KiB) is boxed, so the task
 /// of a connection that never moves — and every idle one — does not carry
 /// it. It is the task itself (no wrapping `async` block, whose captures
 /// would be a second copy of these arguments), so it also holds the
@@ -352,24 +352,28 @@ async fn native_connection(
     match end {
         h1::End::Handoff(read) => after_handoff(stream, read, peer, stop, &shared).await,
         // TLS ends with the client told so (close_notify): a body that
-        // ends with the connection is then known to be whole.
+        // ends with the connection is then known to be whole. Not after a
+        // cut or a failed write (`End::Gone`).
         h1::End::Closed if matches!(stream, h1::ClientStream::Tls(_)) => {
             close_notify(stream, shared.native.send_timeout).await
         }
-        h1::End::Closed => {}
+        h1::End::Closed | h1::End::Gone => {}
     }
     drop(slot);
     drop(open);
 }
 
 /// TLS's close: the close_notify alert, then the socket's end (boxed: the
-/// plain connections' tasks never carry it).
+/// plain connections' tasks never carry it). Everything before it was
+/// flushed, so this is one small record: a client that reads nothing more
+/// holds the connection at most a second (or `limits.send_timeout`).
 fn close_notify(
     mut stream: h1::ClientStream,
-    within: Duration,
+    send_timeout: Duration,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
         use tokio::io::AsyncWriteExt;
+        let within = send_timeout.min(Duration::from_secs(1));
         let _ = tokio::time::timeout(within, stream.shutdown()).await;
     })
 }
@@ -402,8 +406,8 @@ fn after_handoff(
                 stop,
             ))
         }
-        h1::ClientStream::Tls(stream) => {
-            let io = WatchedIo::new(h1::Rewind::new(*stream, read), watch.clone());
+        h1::ClientStream::Tls(tls) => {
+            let io = WatchedIo::new(h1::Rewind::new(tls.stream, read), watch.clone());
             Box::pin(run_hyper(
                 connection(&shared.builder, io, handler),
                 (peer, Engine::TlsAfterHandoff, watch),
@@ -442,6 +446,9 @@ async fn tls_connection(
         timeout,
         native,
     } = tls;
+    // The first request's head is due `header_read_timeout` from now, the
+    // handshake included (hyper's path: `ConnWatch`, started at accept).
+    let first_head_due = crate::clock::coarse() + timeout;
     let handshake = TlsAcceptor::from(config).accept(stream);
     let stream = match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(s)) => s,
@@ -454,31 +461,39 @@ async fn tls_connection(
             return;
         }
     };
-    // The connection's engine is known now: its accepted event says it.
-    let engine = match (&native, stream.get_ref().1.alpn_protocol()) {
-        (Some(_), alpn) if alpn != Some(b"h2") => Engine::NativeTls,
-        _ => Engine::Tls,
-    };
-    debug_events::accepted(&peer, &handler.listener, engine);
-    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        serve_h2(stream, handler, &builder, timeout, stop).await;
-    } else if let Some(shared) = native {
-        drop(handler);
-        let stream = h1::ClientStream::Tls(Box::new(stream));
-        let (permit, open) = slot;
-        native_connection(stream, peer, shared, stop, permit, open).await;
-        return;
-    } else {
-        let io = WatchedIo::new(stream, handler.watch.clone());
-        let watch = handler.watch.clone();
-        run_hyper(
-            connection(&builder, io, handler),
-            (peer, Engine::Tls, watch),
-            stop,
-        )
-        .await;
+    // The connection's engine is known now: its accepted event (after the
+    // handshake, over TLS) says it. Each engine's future is boxed, so the
+    // task is as large as the largest of them only while that one runs.
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    match native {
+        Some(shared) if !h2 => {
+            debug_events::accepted(&peer, &handler.listener, Engine::NativeTls);
+            drop(handler);
+            let stream = h1::ClientStream::Tls(Box::new(h1::TlsClient {
+                stream,
+                first_head_due,
+            }));
+            let (permit, open) = slot;
+            Box::pin(native_connection(stream, peer, shared, stop, permit, open)).await;
+        }
+        _ if h2 => {
+            debug_events::accepted(&peer, &handler.listener, Engine::Tls);
+            Box::pin(serve_h2(stream, handler, &builder, timeout, stop)).await;
+            drop(slot);
+        }
+        _ => {
+            debug_events::accepted(&peer, &handler.listener, Engine::Tls);
+            let io = WatchedIo::new(stream, handler.watch.clone());
+            let watch = handler.watch.clone();
+            Box::pin(run_hyper(
+                connection(&builder, io, handler),
+                (peer, Engine::Tls, watch),
+                stop,
+            ))
+            .await;
+            drop(slot);
+        }
     }
-    drop(slot);
 }
 
 /// Begins the engine's drain when dropped: at the end of `serve`, or if its
@@ -685,7 +700,8 @@ fn spawn_after_proxy_header(front: Front<'_>, role: &ListenerRole, accepted: Acc
     });
 }
 
-/// The connection's task: the native engine, hyper, or TLS then hyper; on
+/// The connection's task: the native engine or hyper, after a TLS
+/// handshake on a TLS listener (HTTP/2 by ALPN: hyper); on
 /// a `redirect_https` listener, hyper answering every request with a
 /// redirect.
 fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
@@ -754,8 +770,9 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
         Some(config) => {
             // The handshake runs in the connection's task, never in the
             // accept loop, so a slow client cannot hold up accepting. The
-            // header-read timer starts now: it bounds the handshake too
-            // (as nginx's client_header_timeout did).
+            // header-read timer starts now (at the task's start for the
+            // native engine): it bounds the handshake too (as nginx's
+            // client_header_timeout did).
             let handler = Handler::new(
                 proxy.clone(),
                 &current.limits,

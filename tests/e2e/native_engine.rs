@@ -760,3 +760,74 @@ async fn a_body_to_the_close_over_tls_ends_with_close_notify() {
     assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
     assert!(all.ends_with("\r\n\r\nuntil the end"), "{all}");
 }
+
+/// A body cut by the backend (it closes before its `Content-Length`) ends
+/// the client's TLS connection without close_notify: the client sees an
+/// unexpected end, never a body that looks whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_body_over_tls_ends_without_close_notify() {
+    let backend = Scripted::start(&[(
+        "/cut",
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it",
+        After::Close,
+    )])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let shoal = Shoal::start(&format!(
+        "{}{}",
+        config(backend.addr, "native"),
+        tls_section(dir.path())
+    ));
+    shoal.wait_upstreams(1).await;
+    let (mut s, _) = crate::support::tls::connect(shoal.proxy, Some("localhost"), &["http/1.1"])
+        .await
+        .unwrap();
+    s.write_all(b"GET /cut HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
+        .await
+        .expect("closed within 5 s");
+    let e = read.expect_err("a cut body must not end with close_notify");
+    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.ends_with("only part of it"), "{all}");
+}
+
+/// Over TLS the first request's head is due `header_read_timeout` after
+/// the connection was accepted, the handshake included (as on hyper's
+/// path): a client that waits 1.5 s before its handshake and then sends
+/// nothing is closed about 2 s after connecting, not 2 s after the
+/// handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_first_head_is_due_from_accepting() {
+    let dir = tempfile::tempdir().unwrap();
+    let shoal = Shoal::start(&demo_config(
+        1,
+        &format!(
+            "{}limits: {{ header_read_timeout: 2s }}\n",
+            tls_section(dir.path())
+        ),
+    ));
+    shoal.wait_healthy(1).await;
+    let started = std::time::Instant::now();
+    let tcp = TcpStream::connect(shoal.proxy).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(crate::support::tls::client_config(&["http/1.1"]))
+        .connect(name, tcp)
+        .await
+        .expect("handshake within header_read_timeout");
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("closed within 10 s")
+        .unwrap_or(0);
+    let after = started.elapsed();
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(
+        after >= Duration::from_millis(1900) && after < Duration::from_millis(3000),
+        "closed {after:?} after connecting"
+    );
+}

@@ -26,7 +26,7 @@ use super::io::{
 use super::request::{prepare, Head};
 use crate::access_log::Report;
 use crate::proxy::admit::rate_limited;
-use crate::proxy::debug_events::{self, Engine};
+use crate::proxy::debug_events;
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::Proxy;
 use crate::proxy::listener::ListenerRole;
@@ -48,8 +48,13 @@ pub struct ConnLimits {
 
 /// How the engine let go of a connection.
 pub enum End {
-    /// Closed (by either side, a timer, or the drain).
+    /// Closed after a whole answer, by a timer, or by the drain: over TLS
+    /// the client is told (close_notify).
     Closed,
+    /// Ended with nothing more to write: the client went away, or a
+    /// response was cut (over TLS, no close_notify: a cut body must not
+    /// look whole).
+    Gone,
     /// hyper serves the rest of the connection, starting with the bytes
     /// already read from it.
     Handoff(Vec<u8>),
@@ -69,7 +74,12 @@ pub async fn drive(
     // (as nginx's client_header_timeout), on the coarse clock; later ones
     // from their first bytes (from the read that found them incomplete, so
     // a head that comes whole reads no clock).
-    let mut first = Some(crate::clock::coarse() + limits.header_read_timeout);
+    // Over TLS, from accepting: the handshake counted toward it.
+    let mut first = Some(
+        stream
+            .first_head_due()
+            .unwrap_or_else(|| crate::clock::coarse() + limits.header_read_timeout),
+    );
     // Where this connection's idle waits are kept (`idle.rs`).
     let shard = idle.shard();
     // Bytes read and not yet served (a pipelined request), if any: an idle
@@ -87,10 +97,13 @@ pub async fn drive(
                     // Idle for idle_timeout, or never a byte within
                     // header_read_timeout: closed without an answer.
                     Err(why) => {
-                        debug_events::closed(peer, Engine::Native, served, || {
+                        debug_events::closed(peer, stream.engine(), served, || {
                             why.as_str(first.is_some())
                         });
-                        return End::Closed;
+                        return match why {
+                            WaitEnd::ClientClosed => End::Gone,
+                            WaitEnd::Drain | WaitEnd::TimedOut => End::Closed,
+                        };
                     }
                 }
             }
@@ -120,8 +133,11 @@ pub async fn drive(
             }
             Step::Closed(after) => {
                 let served = served.saturating_add(u32::from(after.served()));
-                debug_events::closed(peer, Engine::Native, served, || after.why());
-                return End::Closed;
+                debug_events::closed(peer, stream.engine(), served, || after.why());
+                return match after {
+                    Closed::WithResponse | Closed::HeadTimeout => End::Closed,
+                    Closed::ClientInHead | Closed::Cut => End::Gone,
+                };
             }
             Step::Handoff(read) => {
                 crate::metrics::counters::native_handoff();
@@ -129,7 +145,7 @@ pub async fn drive(
             }
         }
         if idle.is_draining() {
-            debug_events::closed(peer, Engine::Native, served, || "drain");
+            debug_events::closed(peer, stream.engine(), served, || "drain");
             return End::Closed;
         }
     }
@@ -160,20 +176,21 @@ enum Closed {
     ClientInHead,
     HeadTimeout,
     WithResponse,
+    /// The response was cut, a write failed, or the client went away.
+    Cut,
 }
 
 impl Closed {
     fn served(self) -> bool {
-        matches!(self, Closed::WithResponse)
+        matches!(self, Closed::WithResponse | Closed::Cut)
     }
 
     fn why(self) -> &'static str {
         match self {
             Closed::ClientInHead => "the client closed in the middle of a head",
             Closed::HeadTimeout => "limits.header_read_timeout in the middle of a head (408)",
-            Closed::WithResponse => {
-                "closed with the response (`Connection: close`, an error, or a cut body)"
-            }
+            Closed::WithResponse => "closed with the response (`Connection: close`, or an error)",
+            Closed::Cut => "the response was cut, or the client went away",
         }
     }
 }
@@ -334,10 +351,14 @@ async fn one_request(
     }
     match served {
         Served::KeepAlive => {}
-        Served::Close => {
+        Served::Close | Served::Cut => {
             give_buf(buf);
             give_vec(head);
-            return Step::Closed(Closed::WithResponse);
+            let why = match served {
+                Served::Cut => Closed::Cut,
+                _ => Closed::WithResponse,
+            };
+            return Step::Closed(why);
         }
         Served::Handoff => {
             return handoff(
@@ -373,7 +394,7 @@ async fn first_bytes(
     shard: usize,
     due: std::time::Instant,
 ) -> Result<(Vec<u8>, usize), WaitEnd> {
-    if stream.holds_plaintext() {
+    if stream.readable_without_socket() {
         // The next request's bytes came with the records of the last one.
         let mut buf = take_buf();
         match stream.read(&mut buf).now_or_never() {

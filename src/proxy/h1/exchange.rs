@@ -36,8 +36,12 @@ use crate::sticky::Sticky;
 pub enum Served {
     /// The answer went out; the connection may carry another request.
     KeepAlive,
-    /// The connection ends here.
+    /// The connection ends here, after a whole answer.
     Close,
+    /// The connection ends here with nothing more written: the response
+    /// was cut, a write to the client failed, or the client went away.
+    /// (Over TLS: no close_notify, so a cut body never looks whole.)
+    Cut,
     /// Not served: the request needs hyper's path (an h2 or TLS backend).
     /// Nothing was written to the client.
     Handoff,
@@ -265,7 +269,7 @@ async fn on_backend(
                                 Served::KeepAlive
                             }
                         }
-                        Relayed::Cut => Served::Close,
+                        Relayed::Cut => Served::Cut,
                         Relayed::Invalid(why) => {
                             let error = ProxyError::BadResponse {
                                 backend: endpoint.id.clone(),
@@ -279,7 +283,7 @@ async fn on_backend(
             }
             Err(Failure::ClientGone) => {
                 tracing::debug!(backend = %endpoint.id, request_id = ?job.req.request_id, "client closed its connection before the response; request abandoned");
-                return Ok(Served::Close);
+                return Ok(Served::Cut);
             }
             Err(f) => f,
         };
@@ -494,6 +498,7 @@ async fn write_answer(client: &mut Client<'_>, bytes: &[u8], body: &[u8], close:
     .await
     {
         Ok(()) if !close => Served::KeepAlive,
-        _ => Served::Close,
+        Ok(()) => Served::Close,
+        Err(_) => Served::Cut,
     }
 }

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use crate::proxy::debug_events::Engine;
 use crate::proxy::stall::Stalled;
 
 /// A request's buffers start this size: the client's head, the backend's
@@ -171,11 +172,19 @@ pub async fn write_all<S: AsyncWrite + Unpin>(
 }
 
 /// A client connection on the engine: a plain socket, or TLS over one
-/// (HTTP/1.1 by ALPN, or no ALPN). The TLS stream is boxed: rustls' state
+/// (HTTP/1.1 by ALPN, or no ALPN). The TLS side is boxed: rustls' state
 /// is large, and a plain connection's task stays as small as the socket.
 pub enum ClientStream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsClient>),
+}
+
+/// A TLS client connection after its handshake.
+pub struct TlsClient {
+    pub stream: TlsStream<TcpStream>,
+    /// When its first request head is due: `limits.header_read_timeout`
+    /// from accepting, the handshake included (as on hyper's path).
+    pub first_head_due: std::time::Instant,
 }
 
 impl ClientStream {
@@ -183,7 +192,24 @@ impl ClientStream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             ClientStream::Plain(s) => s,
-            ClientStream::Tls(s) => s.get_ref().0,
+            ClientStream::Tls(s) => s.stream.get_ref().0,
+        }
+    }
+
+    /// For the debug events.
+    pub fn engine(&self) -> Engine {
+        match self {
+            ClientStream::Plain(_) => Engine::Native,
+            ClientStream::Tls(_) => Engine::NativeTls,
+        }
+    }
+
+    /// See [`TlsClient::first_head_due`]; `None` for a plain connection
+    /// (from now).
+    pub fn first_head_due(&self) -> Option<std::time::Instant> {
+        match self {
+            ClientStream::Plain(_) => None,
+            ClientStream::Tls(s) => Some(s.first_head_due),
         }
     }
 
@@ -195,12 +221,13 @@ impl ClientStream {
         }
     }
 
-    /// rustls holds plaintext not read yet (or the client's close_notify),
-    /// which the socket's readiness does not show.
-    pub fn holds_plaintext(&self) -> bool {
+    /// A read would return without the socket: rustls holds plaintext
+    /// not read yet, or the client's close_notify, which the socket's
+    /// readiness does not show.
+    pub fn readable_without_socket(&self) -> bool {
         match self {
             ClientStream::Plain(_) => false,
-            ClientStream::Tls(s) => !s.get_ref().1.wants_read(),
+            ClientStream::Tls(s) => !s.stream.get_ref().1.wants_read(),
         }
     }
 
@@ -210,9 +237,11 @@ impl ClientStream {
         self.tcp().poll_read_ready(cx)
     }
 
-    /// A peek at the socket, without taking anything (over TLS, at the
-    /// records: a byte there says the client is still there, 0 that it
-    /// ended its side).
+    /// A peek at the socket, without taking anything. Over TLS it sees the
+    /// records: a client that closes without close_notify is seen as on a
+    /// plain socket, but most send close_notify first (Go, OpenSSL,
+    /// rustls), whose bytes read as "still there" and hide a FIN or a reset
+    /// behind them.
     pub fn poll_peek(
         &self,
         cx: &mut Context<'_>,
@@ -230,7 +259,7 @@ impl AsyncRead for ClientStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            ClientStream::Tls(s) => Pin::new(&mut s.stream).poll_read(cx, buf),
         }
     }
 }
@@ -243,7 +272,7 @@ impl AsyncWrite for ClientStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            ClientStream::Tls(s) => Pin::new(&mut s.stream).poll_write(cx, buf),
         }
     }
 
@@ -254,7 +283,7 @@ impl AsyncWrite for ClientStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+            ClientStream::Tls(s) => Pin::new(&mut s.stream).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -265,21 +294,22 @@ impl AsyncWrite for ClientStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            ClientStream::Tls(s) => Pin::new(&mut s.stream).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            ClientStream::Tls(s) => Pin::new(&mut s.stream).poll_shutdown(cx),
         }
     }
 }
 
-/// The client's socket for hyper, with the bytes the engine already read
-/// (the head of the request it did not serve, and anything after it) read
-/// first. (Also a TLS stream whose HTTP/2 preface was read to check it.)
+/// The client's connection for hyper, with the bytes the engine already
+/// read (the head of the request it did not serve, and anything after it)
+/// read first: a plain socket, or a TLS stream (a hand-off from the engine
+/// over TLS, or one whose HTTP/2 preface was read to check it).
 pub struct Rewind<S = TcpStream> {
     pending: Vec<u8>,
     at: usize,

@@ -44,4 +44,4 @@ mod response;
 pub use conn::{drive, ConnLimits, End};
 pub(crate) use head::{header, status_line};
 pub use idle::Idle;
-pub use io::{ClientStream, Rewind};
+pub use io::{ClientStream, Rewind, TlsClient};
