@@ -727,17 +727,14 @@ async fn tls_connections_are_served_natively_and_handed_off() {
     assert_eq!(headers["x-forwarded-proto"], "https", "{headers}");
 }
 
-/// A body that ends with the backend's connection ends the client's TLS
-/// connection with close_notify, so the client knows the body is whole
-/// (rustls reports a close without it as an unexpected end).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_to_the_close_over_tls_ends_with_close_notify() {
-    let backend = Scripted::start(&[(
-        "/stream",
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
-        After::Close,
-    )])
-    .await;
+/// GET `path` over TLS from a scripted backend that answers `response` and
+/// closes; read until the client's connection ends: what came, and how
+/// rustls saw the end (`Err(UnexpectedEof)`: without close_notify).
+async fn over_tls_to_the_close(
+    path: &'static str,
+    response: &'static str,
+) -> (String, std::io::Result<usize>) {
+    let backend = Scripted::start(&[(path, response, After::Close)]).await;
     let dir = tempfile::tempdir().unwrap();
     let shoal = Shoal::start(&format!(
         "{}{}",
@@ -748,15 +745,27 @@ async fn a_body_to_the_close_over_tls_ends_with_close_notify() {
     let (mut s, _) = crate::support::tls::connect(shoal.proxy, Some("localhost"), &["http/1.1"])
         .await
         .unwrap();
-    s.write_all(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: t\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut all = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
+    let end = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
         .await
-        .expect("closed within 5 s")
-        .expect("closed with close_notify");
-    let all = String::from_utf8_lossy(&all);
+        .expect("closed within 5 s");
+    (String::from_utf8_lossy(&all).into_owned(), end)
+}
+
+/// A body that ends with the backend's connection ends the client's TLS
+/// connection with close_notify, so the client knows the body is whole
+/// (rustls reports a close without it as an unexpected end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_to_the_close_over_tls_ends_with_close_notify() {
+    let (all, end) = over_tls_to_the_close(
+        "/stream",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+    )
+    .await;
+    end.expect("closed with close_notify");
     assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
     assert!(all.ends_with("\r\n\r\nuntil the end"), "{all}");
 }
@@ -766,32 +775,13 @@ async fn a_body_to_the_close_over_tls_ends_with_close_notify() {
 /// unexpected end, never a body that looks whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_body_over_tls_ends_without_close_notify() {
-    let backend = Scripted::start(&[(
+    let (all, end) = over_tls_to_the_close(
         "/cut",
         "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it",
-        After::Close,
-    )])
+    )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let shoal = Shoal::start(&format!(
-        "{}{}",
-        config(backend.addr, "native"),
-        tls_section(dir.path())
-    ));
-    shoal.wait_upstreams(1).await;
-    let (mut s, _) = crate::support::tls::connect(shoal.proxy, Some("localhost"), &["http/1.1"])
-        .await
-        .unwrap();
-    s.write_all(b"GET /cut HTTP/1.1\r\nhost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let mut all = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
-        .await
-        .expect("closed within 5 s");
-    let e = read.expect_err("a cut body must not end with close_notify");
+    let e = end.expect_err("a cut body must not end with close_notify");
     assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
-    let all = String::from_utf8_lossy(&all);
     assert!(all.ends_with("only part of it"), "{all}");
 }
 

@@ -396,14 +396,8 @@ async fn first_bytes(
 ) -> Result<(Vec<u8>, usize), WaitEnd> {
     if stream.readable_without_socket() {
         // The next request's bytes came with the records of the last one.
-        let mut buf = take_buf();
-        match stream.read(&mut buf).now_or_never() {
-            Some(Ok(n)) if n > 0 => return Ok((buf, n)),
-            Some(_) => {
-                give_buf(buf);
-                return Err(WaitEnd::ClientClosed);
-            }
-            None => give_buf(buf),
+        if let Some(read) = read_now(stream) {
+            return read;
         }
     }
     // The deadline and the drain's wake-up, outside this task (`idle.rs`).
@@ -428,16 +422,27 @@ async fn first_bytes(
                 false => WaitEnd::TimedOut,
             });
         }
-        let mut buf = take_buf();
-        match stream.read(&mut buf).now_or_never() {
-            Some(Ok(n)) if n > 0 => return Ok((buf, n)),
-            Some(_) => {
-                give_buf(buf);
-                return Err(WaitEnd::ClientClosed);
-            }
-            // Not ready after all: the read found nothing and cleared the
-            // readiness; wait again, holding nothing.
-            None => give_buf(buf),
+        // `None`: not ready after all; the read found nothing and cleared
+        // the readiness: wait again, holding nothing.
+        if let Some(read) = read_now(stream) {
+            return read;
+        }
+    }
+}
+
+/// A read that does not wait, into a buffer taken for it: the bytes, the
+/// client's close, or `None` (nothing there; the buffer is given back).
+fn read_now(stream: &mut ClientStream) -> Option<Result<(Vec<u8>, usize), WaitEnd>> {
+    let mut buf = take_buf();
+    match stream.read(&mut buf).now_or_never() {
+        Some(Ok(n)) if n > 0 => Some(Ok((buf, n))),
+        Some(_) => {
+            give_buf(buf);
+            Some(Err(WaitEnd::ClientClosed))
+        }
+        None => {
+            give_buf(buf);
+            None
         }
     }
 }
