@@ -350,36 +350,12 @@ pub fn forward(
     let any = headers
         .keys()
         .any(|k| *k == X_FORWARDED_FOR || *k == X_FORWARDED_PROTO || *k == X_FORWARDED_HOST);
-    if !any {
-        set_forwarded(headers, (peer, ip_value(peer)), client, proto);
-        return;
-    }
-    if !trusted.contains(peer) {
+    if any && !trusted.contains(peer) {
         headers.remove(&X_FORWARDED_FOR);
         headers.remove(&X_FORWARDED_PROTO);
         headers.remove(&X_FORWARDED_HOST);
     }
-    add_forwarded(headers, peer, client, proto);
-}
-
-/// [`add_forwarded`] for a head without any forwarding header.
-fn set_forwarded(
-    headers: &mut HeaderMap,
-    (peer, peer_value): (IpAddr, HeaderValue),
-    client: IpAddr,
-    proto: &'static str,
-) {
-    let real = if client == peer {
-        peer_value.clone()
-    } else {
-        ip_value(client)
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), peer_value);
-    headers.insert(X_REAL_IP.clone(), real);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
-    }
+    put_forwarded(headers, (peer, client), proto, any);
 }
 
 /// Append `peer` to `X-Forwarded-For` (nginx's
@@ -388,8 +364,23 @@ fn set_forwarded(
 /// (written on the stack, shared by both headers when there is no earlier
 /// `X-Forwarded-For`), one more when there is one to extend.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, proto: &'static str) {
+    put_forwarded(headers, (peer, client), proto, true);
+}
+
+/// [`add_forwarded`]; `maybe_there: false` when the head is known to carry
+/// none of the forwarding headers (no lookup for them then).
+fn put_forwarded(
+    headers: &mut HeaderMap,
+    (peer, client): (IpAddr, IpAddr),
+    proto: &'static str,
+    maybe_there: bool,
+) {
     let peer_value = ip_value(peer);
-    let xff = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+    let earlier = match maybe_there {
+        true => headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes),
+        false => None,
+    };
+    let xff = match earlier {
         Some(prev) if !prev.trim_ascii().is_empty() => {
             let mut joined = Vec::with_capacity(prev.len() + 2 + peer_value.len());
             joined.extend_from_slice(prev);
@@ -407,10 +398,10 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, client: IpAddr, prot
         ip_value(client)
     };
     headers.insert(X_REAL_IP.clone(), real);
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    if !maybe_there || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
-    if !headers.contains_key(&X_FORWARDED_HOST) {
+    if !maybe_there || !headers.contains_key(&X_FORWARDED_HOST) {
         if let Some(host) = headers.get(header::HOST).cloned() {
             headers.insert(X_FORWARDED_HOST.clone(), host);
         }

@@ -396,25 +396,41 @@ fn after_handoff(
         (peer, stream.proto()),
         &shared.role.load().name,
     );
-    let watch = handler.watch.clone();
+    let (builder, at) = (&shared.builder, (peer, stop));
     match stream {
-        h1::ClientStream::Plain(stream) => {
-            let io = WatchedIo::new(h1::Rewind::new(stream, read), watch.clone());
-            Box::pin(run_hyper(
-                connection(&shared.builder, io, handler),
-                (peer, Engine::HyperAfterHandoff, watch),
-                stop,
-            ))
-        }
+        h1::ClientStream::Plain(s) => hyper_boxed(
+            builder,
+            h1::Rewind::new(s, read),
+            handler,
+            Engine::HyperAfterHandoff,
+            at,
+        ),
         h1::ClientStream::Tls(tls) => {
-            let io = WatchedIo::new(h1::Rewind::new(tls.stream, read), watch.clone());
-            Box::pin(run_hyper(
-                connection(&shared.builder, io, handler),
-                (peer, Engine::TlsAfterHandoff, watch),
-                stop,
-            ))
+            let io = h1::Rewind::new(tls.stream, read);
+            hyper_boxed(builder, io, handler, Engine::TlsAfterHandoff, at)
         }
     }
+}
+
+/// hyper's connection over `io`, run to its end (as `run_hyper`), as one
+/// boxed future.
+fn hyper_boxed<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    handler: Handler,
+    engine: Engine,
+    (peer, stop): (SocketAddr, CancellationToken),
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let watch = handler.watch.clone();
+    let io = WatchedIo::new(io, watch.clone());
+    Box::pin(run_hyper(
+        connection(builder, io, handler),
+        (peer, engine, watch),
+        stop,
+    ))
 }
 
 /// What a TLS connection is served with.
@@ -483,14 +499,7 @@ async fn tls_connection(
         }
         _ => {
             debug_events::accepted(&peer, &handler.listener, Engine::Tls);
-            let io = WatchedIo::new(stream, handler.watch.clone());
-            let watch = handler.watch.clone();
-            Box::pin(run_hyper(
-                connection(&builder, io, handler),
-                (peer, Engine::Tls, watch),
-                stop,
-            ))
-            .await;
+            hyper_boxed(&builder, stream, handler, Engine::Tls, (peer, stop)).await;
             drop(slot);
         }
     }
