@@ -322,6 +322,7 @@ SCENARIOS += [
         ("p50_ms", "p50 latency ms", False, "{:.2f}"),
         ("p99_ms", "p99 latency ms", False, "{:.2f}"),
     ]),
+    ("allon", "18. Everything on together: header work, access log, a rate limit, 20 routes; 100-byte GET, keep-alive, 64 connections (wrk)", KEEPALIVE_METRICS),
 ]
 
 
@@ -371,6 +372,15 @@ def scenario_notes(rows, scen):
         return ("h2 chosen by ALPN (checked with curl before each load); shoal offers `[h2, http/1.1]` by "
                 "default, nginx `listen … ssl http2`, HAProxy `alpn h2,http/1.1`. HTTP/1.1 to the backend. "
                 + tls_note(rows, scen))
+    if scen == "allon":
+        return ("Each proxy with its equivalents of shoal's features on at once: the header work of scenario 8 "
+                "(X-Forwarded-*, X-Real-IP, X-Request-Id both ways; always on in shoal), an access log (shoal "
+                "`access_log: {format: json}` to a file; nginx `combined` to a file with `buffer=64k flush=1s`; "
+                "HAProxy `option httplog` to stdout, a file: it has no buffered file log), a per-client-address "
+                "rate limit nobody exceeds (shoal `rate_limits` in memory; nginx `limit_req`; HAProxy a stick "
+                "table's `http_req_rate` and a deny rule), and 19 routes the requests pass before the one that "
+                "takes them (shoal host + path prefix routes; HAProxy `use_backend` on host and `path_beg`; nginx "
+                "19 prefix `location`s). shoal also runs HTTP health checks and least_conn, as in 1a.")
     if scen == "workers2":
         vs = []
         for p in PROXIES:
@@ -766,7 +776,7 @@ PANELS = [
     ("Requests per proxy-CPU-second (higher is better)", "{/*0.9 requests / CPU-s}",
      [("ka64", "req_per_cpu_s", "keep-alive\\n64 conns"), ("ka256", "req_per_cpu_s", "keep-alive\\n256 conns"),
       ("close", "req_per_cpu_s", "new conn\\nper request"), ("h2", "req_per_cpu_s", "h2c\\n64×8 streams"),
-      ("workers2", "req_per_cpu_s", "2 workers\\nkeep-alive 64")]),
+      ("workers2", "req_per_cpu_s", "2 workers\\nkeep-alive 64"), ("allon", "req_per_cpu_s", "everything on\\nkeep-alive 64")]),
     ("p99 latency, keep-alive (lower is better)", "ms",
      [("ka64", "p99_ms", "64 conns"), ("ka256", "p99_ms", "256 conns")]),
     ("1 MiB responses (higher is better)", "MiB / CPU-s",
