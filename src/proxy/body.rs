@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use super::h1::upstream::RawBody;
 use super::pool::PooledConn;
 use crate::balance::InFlight;
 
@@ -50,6 +51,51 @@ pub struct ReadTimeout {
 
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// `proxy.read_timeout` between two reads of a body: its timer is made
+/// the first time the backend keeps the body waiting (most small
+/// responses arrive whole and never need one), and set again after each
+/// read that brought something.
+pub struct StallTimer {
+    idle: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+    after: Duration,
+}
+
+impl StallTimer {
+    pub fn new(after: Duration) -> StallTimer {
+        StallTimer {
+            idle: None,
+            armed: false,
+            after,
+        }
+    }
+
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// A read brought something: the next wait starts the count again.
+    pub fn progressed(&mut self) {
+        self.armed = false;
+    }
+
+    /// The body had nothing to give: whether `after` has passed since it
+    /// last had (when not, the task is woken when it does).
+    pub fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let timer = match &mut self.idle {
+            Some(t) => {
+                if !self.armed {
+                    t.as_mut().reset(Instant::now() + self.after);
+                }
+                t
+            }
+            None => self.idle.insert(Box::pin(tokio::time::sleep(self.after))),
+        };
+        self.armed = true;
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
 pin_project! {
     #[project = Proj]
     pub enum ProxyBody {
@@ -57,12 +103,10 @@ pin_project! {
             #[pin]
             body: Incoming,
             lease: Option<Lease>,
-            // Made the first time the backend keeps the body waiting: most
-            // small responses arrive whole and never need a timer.
-            idle: Option<Pin<Box<Sleep>>>,
-            read_timeout: Duration,
-            armed: bool,
+            stall: StallTimer,
         },
+        // Read from a raw socket (`h1/upstream.rs`).
+        Raw { body: RawBody },
         Full { data: Option<Bytes> },
         // Made by a later phase: a compressed body, a file.
         Boxed { body: UnsyncBoxBody<Bytes, BodyError> },
@@ -98,10 +142,12 @@ impl ProxyBody {
         ProxyBody::Upstream {
             body,
             lease: Some(lease),
-            idle: None,
-            read_timeout,
-            armed: false,
+            stall: StallTimer::new(read_timeout),
         }
+    }
+
+    pub fn raw(body: RawBody) -> ProxyBody {
+        ProxyBody::Raw { body }
     }
 }
 
@@ -116,12 +162,11 @@ impl Body for ProxyBody {
         match self.project() {
             Proj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Proj::Boxed { body } => Pin::new(body).poll_frame(cx),
+            Proj::Raw { body } => Pin::new(body).poll_frame(cx),
             Proj::Upstream {
                 mut body,
                 lease,
-                idle,
-                read_timeout,
-                armed,
+                stall,
             } => match body.as_mut().poll_frame(cx) {
                 Poll::Ready(None) => {
                     if let Some(l) = lease {
@@ -130,7 +175,7 @@ impl Body for ProxyBody {
                     Poll::Ready(None)
                 }
                 Poll::Ready(Some(Ok(frame))) => {
-                    *armed = false;
+                    stall.progressed();
                     // hyper may not poll again once it has the last byte of a
                     // sized body: release the connection with the last frame.
                     if body.is_end_stream() {
@@ -146,17 +191,7 @@ impl Body for ProxyBody {
                     Poll::Ready(Some(Err(e.into())))
                 }
                 Poll::Pending => {
-                    let timer = match idle {
-                        Some(t) => {
-                            if !*armed {
-                                t.as_mut().reset(Instant::now() + *read_timeout);
-                            }
-                            t
-                        }
-                        None => idle.insert(Box::pin(tokio::time::sleep(*read_timeout))),
-                    };
-                    *armed = true;
-                    if timer.as_mut().poll(cx).is_pending() {
+                    if !stall.expired(cx) {
                         return Poll::Pending;
                     }
                     let backend = lease
@@ -165,7 +200,7 @@ impl Body for ProxyBody {
                         .unwrap_or_default();
                     let e = ReadTimeout {
                         backend,
-                        after: *read_timeout,
+                        after: stall.after(),
                     };
                     tracing::warn!(error = %e, "response body stalled");
                     Poll::Ready(Some(Err(e.into())))
@@ -178,6 +213,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full { data } => data.is_none(),
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::Raw { body } => body.is_end_stream(),
             ProxyBody::Boxed { body } => body.is_end_stream(),
         }
     }
@@ -187,6 +223,7 @@ impl Body for ProxyBody {
             ProxyBody::Full { data: Some(d) } => SizeHint::with_exact(d.len() as u64),
             ProxyBody::Full { data: None } => SizeHint::with_exact(0),
             ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::Raw { body } => body.size_hint(),
             ProxyBody::Boxed { body } => body.size_hint(),
         }
     }

@@ -17,6 +17,7 @@ use super::admit::{admit, rate_limited, Answered, Ready};
 use super::attempt::{Attempts, Next, Reach, Resend};
 use super::body::{Lease, ProxyBody};
 use super::error::ProxyError;
+use super::h1::upstream::{self, RawBody};
 use super::headers::strip_hop_by_hop;
 use super::pool::{refusal, PooledConn, Sender, UpstreamBody};
 use super::protocol::for_protocol;
@@ -34,7 +35,7 @@ use crate::routes::{Action, HeaderEdits, Policy};
 use crate::sticky::Sticky;
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
-use shoal_config::Codec;
+use shoal_config::{Codec, Engine, UpstreamProtocol};
 use std::time::Duration;
 
 use crate::balance::{Endpoint, InFlight};
@@ -449,6 +450,17 @@ impl Proxy {
         req: Request<UpstreamBody>,
     ) -> Result<Response<ProxyBody>, (ProxyError, Option<Request<UpstreamBody>>)> {
         let (routing, policy) = (ex.routing, ex.target.policy);
+        if routing.engine == Engine::Native
+            && endpoint.pool.raw_ok()
+            && !ex.isolate
+            && ex.client_upgrade.is_none()
+            && upstream::eligible(&req)
+        {
+            // Boxed: hyper's send and this one would otherwise share the
+            // size of the larger in every request's future.
+            let raw = self.on_raw_socket(ex, attempts, endpoint, in_flight, req);
+            return Box::pin(raw).await;
+        }
         // An isolated request has a backend connection to itself: none
         // before it (an idle one), none after it (not pooled).
         let checkout = if ex.isolate {
@@ -542,6 +554,89 @@ impl Proxy {
                     };
                     return Err((e, Some(again)));
                 }
+            }
+        }
+    }
+
+    /// [`Proxy::on_backend`] for a bodyless `GET` or `HEAD` to a cleartext
+    /// HTTP/1.1 backend: sent on a raw pooled socket and answered in this
+    /// task (`h1/upstream.rs`), with the same attempts, retries and passive
+    /// health as a request hyper's client sends.
+    async fn on_raw_socket(
+        &self,
+        ex: &mut Exchange<'_>,
+        attempts: &mut Attempts<'_>,
+        endpoint: &Arc<Endpoint>,
+        in_flight: InFlight,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<ProxyBody>, (ProxyError, Option<Request<UpstreamBody>>)> {
+        let (routing, policy) = (ex.routing, ex.target.policy);
+        for_protocol(
+            &mut req,
+            UpstreamProtocol::Http1,
+            false,
+            &endpoint.authority,
+        );
+        // The request is only read: after any failure it can be sent again
+        // as it is (`resend(true)`), as far as the retry rules allow.
+        let (mut stream, mut reused) = match endpoint.pool.take_raw() {
+            Some(s) => (s, true),
+            None => match Box::pin(endpoint.pool.connect_raw()).await {
+                Ok(s) => (s, false),
+                Err(source) => {
+                    tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
+                    let e = ProxyError::Connect {
+                        backend: endpoint.id.clone(),
+                        source,
+                    };
+                    let reach = (Reach::Unsent, false);
+                    attempts.failed(ex.request_id, endpoint, &e, reach, ex.resend(true));
+                    return Err((e, Some(req)));
+                }
+            },
+        };
+        loop {
+            let started = std::time::Instant::now();
+            let (error, reach) = match upstream::send(&req, &mut stream, endpoint, policy, started)
+                .await
+            {
+                Ok((head, rest)) => {
+                    let table = &ex.target.pool.table;
+                    routing.observe(table, endpoint, head.status.as_u16(), started);
+                    ex.report.upstream = Some(started.elapsed());
+                    if ex.logging {
+                        ex.report.backend = Some(endpoint.clone());
+                    }
+                    let read_timeout = policy.read_timeout;
+                    let body = RawBody::new(&head, rest, stream, endpoint, in_flight, read_timeout);
+                    let mut resp = Response::new(ProxyBody::raw(body));
+                    *resp.status_mut() = head.status;
+                    *resp.headers_mut() = head.headers;
+                    if let Some(reason) = head.reason {
+                        resp.extensions_mut().insert(reason);
+                    }
+                    return Ok(ex.respond_raw(resp, endpoint));
+                }
+                Err(failed) => failed,
+            };
+            tracing::debug!(backend = %endpoint.id, reused, error = %error, "upstream request failed");
+            let reach = (reach, reused);
+            match attempts.failed(ex.request_id, endpoint, &error, reach, ex.resend(true)) {
+                Next::Answer => return Err((error, None)),
+                Next::Elsewhere => return Err((error, Some(req))),
+                Next::Reconnect => match Box::pin(endpoint.pool.connect_raw()).await {
+                    Ok(fresh) => {
+                        stream = fresh;
+                        reused = false;
+                    }
+                    Err(source) => {
+                        let e = ProxyError::Connect {
+                            backend: endpoint.id.clone(),
+                            source,
+                        };
+                        return Err((e, Some(req)));
+                    }
+                },
             }
         }
     }
@@ -660,10 +755,33 @@ impl Exchange<'_> {
             _in_flight: in_flight,
             reuse: !self.isolate,
         };
-        let mut resp = Response::from_parts(
+        let resp = Response::from_parts(
             parts,
             ProxyBody::upstream(body, lease, self.target.policy.read_timeout),
         );
+        self.finish(resp, endpoint)
+    }
+
+    /// The *respond* phase for a response read from a raw socket
+    /// (`on_raw_socket`): its head already holds no hop-by-hop header.
+    fn respond_raw(
+        &mut self,
+        mut resp: Response<ProxyBody>,
+        endpoint: &Arc<Endpoint>,
+    ) -> Response<ProxyBody> {
+        resp.headers_mut()
+            .insert(X_REQUEST_ID.clone(), self.request_id.clone());
+        self.finish(resp, endpoint)
+    }
+
+    /// The rest of the *respond* phase, whichever way the response came:
+    /// the cache, the route's response headers, the sticky cookie, the
+    /// rate-limit note, compression.
+    fn finish(
+        &mut self,
+        mut resp: Response<ProxyBody>,
+        endpoint: &Arc<Endpoint>,
+    ) -> Response<ProxyBody> {
         if let Some(fetch) = self.cache.take() {
             // The cache's *respond* phase: stored as it streams, or a
             // stored response answers (revalidated, or stale for an error).

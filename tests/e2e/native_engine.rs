@@ -23,6 +23,9 @@ use crate::support::{demo_config, read_response, read_to_close, upstreams_config
 enum After {
     KeepOpen,
     Close,
+    /// Answer as a connection's first request; on a reused connection,
+    /// close without answering (a backend that dropped it meanwhile).
+    FirstOnly,
 }
 
 /// A backend that answers each request head with the bytes its path maps
@@ -73,7 +76,8 @@ impl Scripted {
                         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                         buf.drain(..end + 4);
                         r.fetch_add(1, Ordering::SeqCst);
-                        if std::mem::take(&mut first) {
+                        let was_first = std::mem::take(&mut first);
+                        if was_first {
                             c.fetch_add(1, Ordering::SeqCst);
                         }
                         let path = head.split(' ').nth(1).unwrap_or("/").to_string();
@@ -81,6 +85,9 @@ impl Scripted {
                             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
                             After::KeepOpen,
                         ));
+                        if after == After::FirstOnly && !was_first {
+                            return;
+                        }
                         // `<pause>` in a script: the rest comes 200 ms later.
                         for (i, part) in resp.split("<pause>").enumerate() {
                             if i > 0 {
@@ -820,4 +827,348 @@ async fn over_tls_the_first_head_is_due_from_accepting() {
         after >= Duration::from_millis(1900) && after < Duration::from_millis(3000),
         "closed {after:?} after connecting"
     );
+}
+
+// ---- HTTP/2 streams on raw sockets (`proxy/h1/upstream.rs`)
+
+/// An HTTP/2 (prior knowledge) client connection to `addr`.
+async fn h2_client(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// One h2 exchange: status, headers, the body (or its error), trailers.
+/// A stream reset before its head reached the client: status 0, the
+/// error as the body's.
+struct H2Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Result<Vec<u8>, String>,
+    trailers: Option<http::HeaderMap>,
+}
+
+async fn h2_get(
+    sender: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    method: &str,
+    path: &str,
+) -> H2Answer {
+    use http_body_util::BodyExt;
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://t{path}"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
+        .await
+        .expect("response head within 5 s");
+    let resp = match resp {
+        Ok(resp) => resp,
+        Err(e) => {
+            return H2Answer {
+                status: 0,
+                headers: http::HeaderMap::new(),
+                body: Err(e.to_string()),
+                trailers: None,
+            }
+        }
+    };
+    let (parts, body) = resp.into_parts();
+    let collected = tokio::time::timeout(Duration::from_secs(5), body.collect())
+        .await
+        .expect("body within 5 s");
+    let (body, trailers) = match collected {
+        Ok(c) => {
+            let trailers = c.trailers().cloned();
+            (Ok(c.to_bytes().to_vec()), trailers)
+        }
+        Err(e) => (Err(e.to_string()), None),
+    };
+    H2Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+        trailers,
+    }
+}
+
+/// An HTTP/2 client's GETs and HEADs reach an HTTP/1.1 backend on the
+/// native engine's raw sockets: every framing decoded as hyper's client
+/// would (chunks joined, trailers passed on as h2 trailers, a 1xx skipped,
+/// HEAD and 204 without a body), one backend connection for them all, a
+/// body to the close ending its connection. `proxy.engine: hyper` (hyper's
+/// client) gives the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_streams_get_every_framing_from_raw_sockets() {
+    let mut script = framings();
+    script.extend([
+        (
+            "/close",
+            "HTTP/1.1 200 OK\r\nX-Framing: close\r\n\r\nuntil<pause> the close",
+            After::Close,
+        ),
+        // Chunks and trailers split across reads at awkward places, and an
+        // empty trailer section split after its CR.
+        (
+            "/split",
+            "HTTP/1.1 200 Fine\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel<pause>lo\r\n6\r<pause>\n world\r\n0\r\nx-sum:<pause> 11\r\n\r<pause>\n",
+            After::KeepOpen,
+        ),
+        (
+            "/split-empty",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r<pause>\n",
+            After::KeepOpen,
+        ),
+    ]);
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for engine in ["native", "hyper"] {
+        let backend = Scripted::start(&script).await;
+        let shoal = Shoal::start(&config(backend.addr, engine));
+        shoal.wait_upstreams(1).await;
+        let mut h2 = h2_client(shoal.proxy).await;
+        let mut answers = Vec::new();
+        for _round in 0..2 {
+            let a = h2_get(&mut h2, "GET", "/chunked").await;
+            assert_eq!(a.status, 200, "{engine}");
+            assert_eq!(a.body.as_deref(), Ok(&b"hello world"[..]), "{engine}");
+            let sum = a.trailers.as_ref().and_then(|t| t.get("x-sum"));
+            assert_eq!(sum.map(|v| v.as_bytes()), Some(&b"11"[..]), "{engine}");
+            assert!(a.headers.get("transfer-encoding").is_none(), "{engine}");
+            assert!(a.headers.get("x-request-id").is_some(), "{engine}");
+            answers.push(format!("{} {:?}", a.status, a.body));
+
+            let a = h2_get(&mut h2, "GET", "/continue").await;
+            assert_eq!((a.status, a.body.as_deref()), (200, Ok(&b"ok"[..])));
+
+            let a = h2_get(&mut h2, "HEAD", "/head").await;
+            assert_eq!(a.status, 200);
+            assert_eq!(a.headers["content-length"], "1000", "{engine}");
+            assert_eq!(a.body.as_deref(), Ok(&b""[..]));
+
+            let a = h2_get(&mut h2, "GET", "/204").await;
+            assert_eq!((a.status, a.body.as_deref()), (204, Ok(&b""[..])));
+            assert_eq!(a.headers["x-empty"], "1");
+
+            let a = h2_get(&mut h2, "GET", "/length").await;
+            assert_eq!((a.status, a.body.as_deref()), (200, Ok(&b"sized"[..])));
+            assert_eq!(a.headers["x-from"], "backend");
+            assert_eq!(a.headers["content-length"], "5");
+            answers.push(format!("{} {:?}", a.status, a.body));
+        }
+        for _ in 0..2 {
+            let a = h2_get(&mut h2, "GET", "/split").await;
+            assert_eq!(a.body.as_deref(), Ok(&b"hello world"[..]), "{engine}");
+            let sum = a.trailers.as_ref().and_then(|t| t.get("x-sum"));
+            assert_eq!(sum.map(|v| v.as_bytes()), Some(&b"11"[..]), "{engine}");
+            let a = h2_get(&mut h2, "GET", "/split-empty").await;
+            assert_eq!(a.body.as_deref(), Ok(&b"ok"[..]), "{engine}");
+            assert!(a.trailers.is_none(), "{engine}");
+            answers.push(format!("{} {:?}", a.status, a.body));
+        }
+        assert_eq!(backend.requests(), 14, "{engine}");
+        // (hyper's client may open more: a connection returns to its pool
+        // only once hyper's dispatch has finished with it.)
+        if engine == "native" {
+            assert_eq!(backend.conns(), 1, "one backend connection");
+        }
+
+        for _ in 0..2 {
+            let a = h2_get(&mut h2, "GET", "/close").await;
+            assert_eq!(a.status, 200);
+            assert_eq!(a.body.as_deref(), Ok(&b"until the close"[..]), "{engine}");
+            answers.push(format!("{} {:?}", a.status, a.body));
+        }
+        // The first on a pooled connection, which it ends; the second on a
+        // new one.
+        if engine == "native" {
+            assert_eq!(
+                backend.conns(),
+                2,
+                "a body to the close ends its connection"
+            );
+        }
+        seen.push(answers);
+    }
+    assert_eq!(seen[0], seen[1], "the same answers from both engines");
+}
+
+/// What reaches the backend for an HTTP/2 stream sent on a raw socket:
+/// the request line in origin form, `Host` from `:authority`, and the
+/// forwarding headers and request id, as hyper's client would send them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_stream_reaches_the_backend_as_http_1_1() {
+    use crate::support::origin::{Answer, Origin};
+    let origin = Origin::start(|_, _| Answer::ok(&[], "x")).await;
+    let shoal = Shoal::start(&config(origin.addr, "native"));
+    shoal.wait_upstreams(1).await;
+    let mut h2 = h2_client(shoal.proxy).await;
+    let req = http::Request::builder()
+        .uri("http://example.test/p/q?a=1&b=2")
+        .header("x-custom", "kept")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = h2.send_request(req).await.expect("answer");
+    assert_eq!(resp.status(), 200);
+    let seen = origin.seen();
+    let last = seen.last().expect("a request");
+    assert_eq!(last.target, "/p/q?a=1&b=2");
+    assert_eq!(last.headers["host"], "example.test");
+    assert_eq!(last.headers["x-custom"], "kept");
+    assert_eq!(last.headers["x-forwarded-proto"], "http");
+    assert!(last.headers.get("x-forwarded-for").is_some());
+    assert_eq!(
+        last.headers.get("x-request-id"),
+        resp.headers().get("x-request-id")
+    );
+}
+
+/// A raw socket that fails an HTTP/2 stream: a body cut by the backend
+/// or stalled past `proxy.read_timeout` resets the stream (the client
+/// never takes a cut body for a whole one); a response head that cannot be
+/// passed on is a 502 with the request id; a pooled socket the backend
+/// closed is replaced without the client noticing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_stream_on_a_failing_raw_socket_is_reset_or_answered() {
+    let backend = Scripted::start(&[
+        (
+            "/cut",
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial",
+            After::Close,
+        ),
+        (
+            "/cut-chunked",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            After::Close,
+        ),
+        (
+            "/stall",
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc<pause><pause>defghij",
+            After::KeepOpen,
+        ),
+        (
+            "/two-lengths",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+            After::KeepOpen,
+        ),
+        (
+            "/bad-chunk",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            After::KeepOpen,
+        ),
+        // Keep-alive as far as the head says, then closed: the pooled
+        // socket is found closed by the next request.
+        (
+            "/then-close",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            After::Close,
+        ),
+    ])
+    .await;
+    let shoal = Shoal::start(&upstreams_config(
+        &[backend.addr],
+        "proxy: { read_timeout: 250ms }\n",
+    ));
+    shoal.wait_upstreams(1).await;
+    let mut h2 = h2_client(shoal.proxy).await;
+
+    for path in ["/cut", "/cut-chunked", "/stall", "/bad-chunk"] {
+        // The reset may reach the client before or after the head.
+        let a = h2_get(&mut h2, "GET", path).await;
+        assert!(a.status == 200 || a.status == 0, "{path}: {}", a.status);
+        assert!(
+            a.body.is_err(),
+            "{path}: a cut body must not end well: {:?}",
+            a.body
+        );
+    }
+    let a = h2_get(&mut h2, "GET", "/two-lengths").await;
+    assert_eq!(a.status, 502);
+    assert!(a.headers.get("x-request-id").is_some());
+    for _ in 0..3 {
+        let a = h2_get(&mut h2, "GET", "/then-close").await;
+        assert_eq!((a.status, a.body.as_deref()), (200, Ok(&b"ok"[..])));
+    }
+    // The connection to the client is still good.
+    let a = h2_get(&mut h2, "GET", "/then-close").await;
+    assert_eq!(a.status, 200);
+}
+
+/// The raw sockets an HTTP/2 stream goes on are the native engine's own
+/// pool: an HTTP/1.1 client's request and then an h2 stream's take one
+/// backend connection between them (hyper's client keeps a pool of its
+/// own, and would open a second). A reason phrase of the backend's own
+/// reaches an HTTP/1.1 client of hyper's path, as hyper's client kept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_streams_share_the_native_engines_backend_sockets() {
+    let backend = Scripted::start(&[
+        ("/length", LENGTH, After::KeepOpen),
+        (
+            "/fine",
+            "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\n\r\nok",
+            After::KeepOpen,
+        ),
+    ])
+    .await;
+    let shoal = Shoal::start(&config(backend.addr, "native"));
+    shoal.wait_upstreams(1).await;
+    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+    let mut pending = Vec::new();
+    s.write_all(b"GET /length HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(body, b"sized");
+    let mut h2 = h2_client(shoal.proxy).await;
+    let a = h2_get(&mut h2, "GET", "/length").await;
+    assert_eq!((a.status, a.body.as_deref()), (200, Ok(&b"sized"[..])));
+    assert_eq!(backend.requests(), 2);
+    assert_eq!(backend.conns(), 1, "the h2 stream took the engine's socket");
+
+    // A POST moves the client connection to hyper; its next GET goes on a
+    // raw socket, its reason phrase kept.
+    s.write_all(b"POST /length HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\nhi")
+        .await
+        .unwrap();
+    let (head, _) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    s.write_all(b"GET /fine HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = one_response(&mut s, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 Fine\r\n"), "{head}");
+    assert_eq!(body, b"ok");
+}
+
+/// A stream sent on a pooled socket that the backend closes without
+/// answering is sent again on a new connection, and the client gets
+/// the answer (an idempotent request, nothing of a response received).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_stream_on_a_dropped_raw_socket_goes_on_a_new_one() {
+    let backend = Scripted::start(&[
+        ("/length", LENGTH, After::KeepOpen),
+        (
+            "/first-only",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh",
+            After::FirstOnly,
+        ),
+    ])
+    .await;
+    let shoal = Shoal::start(&config(backend.addr, "native"));
+    shoal.wait_upstreams(1).await;
+    let mut h2 = h2_client(shoal.proxy).await;
+    let a = h2_get(&mut h2, "GET", "/length").await;
+    assert_eq!(a.status, 200);
+    let a = h2_get(&mut h2, "GET", "/first-only").await;
+    assert_eq!((a.status, a.body.as_deref()), (200, Ok(&b"fresh"[..])));
+    assert_eq!(backend.conns(), 2, "sent again on a new connection");
+    assert_eq!(backend.requests(), 3);
 }

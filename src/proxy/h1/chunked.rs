@@ -2,7 +2,11 @@
 //! through byte for byte (chunk extensions and trailers included) and only
 //! needs to know which byte is its last, so that the backend's connection
 //! can carry the next request. A malformed chunk is an error: the response
-//! is cut and neither connection is reused.
+//! is cut and neither connection is reused. For hyper's path
+//! (`upstream.rs`), the same walk finds each run of chunk data, so that the
+//! body is passed on decoded.
+
+use std::ops::Range;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -52,9 +56,33 @@ impl Tracker {
         self.state == State::Done
     }
 
+    /// The last (zero) chunk's size line is read: the trailer section
+    /// comes next (where [`Tracker::next_data`] stops).
+    pub fn at_trailers(&self) -> bool {
+        self.state == State::TrailerStart
+    }
+
     /// Walk `data`, the next bytes of the body. Returns how many of them
     /// belong to it: all of them, or fewer when the body ends inside.
     pub fn advance(&mut self, data: &[u8]) -> Result<usize, Malformed> {
+        self.walk(data, false).map(|(walked, _)| walked)
+    }
+
+    /// Walk `data` up to the end of the next run of chunk data: how many
+    /// bytes were walked, and where the run lies in them. `None`: the bytes
+    /// ended first, or the last chunk's size line did (the trailer section
+    /// is the caller's to read).
+    pub fn next_data(&mut self, data: &[u8]) -> Result<(usize, Option<Range<usize>>), Malformed> {
+        self.walk(data, true)
+    }
+
+    /// The walk; `stop`: at the end of a run of data, and before the
+    /// trailer section.
+    fn walk(
+        &mut self,
+        data: &[u8],
+        stop: bool,
+    ) -> Result<(usize, Option<Range<usize>>), Malformed> {
         let mut i = 0;
         while i < data.len() {
             let b = data[i];
@@ -81,19 +109,26 @@ impl Tracker {
                     if b != b'\n' {
                         return Err(Malformed);
                     }
-                    self.state = if self.size == 0 {
-                        State::TrailerStart
+                    if self.size == 0 {
+                        self.state = State::TrailerStart;
+                        if stop {
+                            return Ok((i + 1, None));
+                        }
                     } else {
-                        State::Data
-                    };
+                        self.state = State::Data;
+                    }
                 }
                 State::Data => {
                     let take =
                         (data.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
                     self.size -= take as u64;
+                    let run = i..i + take;
                     i += take;
                     if self.size == 0 {
                         self.state = State::DataCr;
+                    }
+                    if stop {
+                        return Ok((i, Some(run)));
                     }
                     continue;
                 }
@@ -128,13 +163,13 @@ impl Tracker {
                         return Err(Malformed);
                     }
                     self.state = State::Done;
-                    return Ok(i + 1);
+                    return Ok((i + 1, None));
                 }
-                State::Done => return Ok(i),
+                State::Done => return Ok((i, None)),
             }
             i += 1;
         }
-        Ok(i)
+        Ok((i, None))
     }
 }
 
@@ -163,6 +198,25 @@ mod tests {
         }
         assert!(t.is_done());
         assert_eq!(total, body.len() - 4);
+    }
+
+    #[test]
+    fn the_runs_of_data_are_found_byte_by_byte_too() {
+        let body = b"5;ext=1\r\nhello\r\na\r\n0123456789\r\n0\r\nx: y\r\n\r\n";
+        for step in [body.len(), 3, 1] {
+            let mut t = Tracker::default();
+            let (mut data, mut at) = (Vec::new(), 0);
+            while !t.at_trailers() {
+                let end = (at + step).min(body.len());
+                let (walked, run) = t.next_data(&body[at..end]).unwrap();
+                if let Some(run) = run {
+                    data.extend_from_slice(&body[at + run.start..at + run.end]);
+                }
+                at += walked;
+            }
+            assert_eq!(data, b"hello0123456789", "step {step}");
+            assert_eq!(&body[at..], b"x: y\r\n\r\n");
+        }
     }
 
     #[test]

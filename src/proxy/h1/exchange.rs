@@ -48,7 +48,7 @@ pub enum Served {
 }
 
 /// What one attempt on one socket came to.
-enum Failure {
+pub(super) enum Failure {
     /// The head could not be written: the backend cannot have processed it.
     Unsent(io::Error),
     /// Sent; the socket failed or closed before a whole response head.
@@ -65,7 +65,7 @@ enum Failure {
 
 impl Failure {
     /// As the proxy's error, and how far the attempt got.
-    fn classify(self, backend: &str, policy: &Policy) -> (ProxyError, Reach) {
+    pub(super) fn classify(self, backend: &str, policy: &Policy) -> (ProxyError, Reach) {
         let backend = backend.to_string();
         match self {
             Failure::Unsent(source) => (ProxyError::UpstreamIo { backend, source }, Reach::Unsent),

@@ -24,7 +24,8 @@
 //! | `exchange.rs` | the attempts (`proxy::attempt` decides), send, read the response head |
 //! | `relay.rs` | pass the response body through by its framing |
 //! | `response.rs` | parse the response head, its framing, the client's head |
-//! | `chunked.rs` | where a chunked body ends |
+//! | `chunked.rs` | where a chunked body ends (and its runs of data, for `upstream.rs`) |
+//! | `upstream.rs` | hyper's path on raw sockets: a bodyless GET/HEAD hyper serves (h2 streams), its response body read in the stream's task |
 //! | `io.rs` | per-thread buffers, writes with a send timeout, the client's stream (plain or TLS), `Rewind` |
 
 mod cached;
@@ -40,6 +41,7 @@ mod io;
 mod relay;
 mod request;
 mod response;
+pub(crate) mod upstream;
 
 pub use conn::{drive, ConnLimits, End};
 pub(crate) use head::{header, status_line};

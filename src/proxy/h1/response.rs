@@ -38,11 +38,11 @@ pub struct ResponseHead {
     pub close_client: bool,
 }
 
-pub enum Parsed {
+pub enum Parsed<T = ResponseHead> {
     Partial,
     /// A `1xx` other than 101, this long: skipped, as hyper's client does.
     Informational(usize),
-    Ready(ResponseHead),
+    Ready(T),
     Invalid(&'static str),
 }
 
@@ -94,27 +94,116 @@ pub fn prepare(
     request_id: &RequestId,
     out: &mut Vec<u8>,
 ) -> Parsed {
+    with_head(buf, head_only, |head| {
+        let close_client = !client_keep_alive || head.framing == Framing::Close;
+        let reason = head.reason.filter(|r| !r.is_empty()).or_else(|| {
+            http::StatusCode::from_u16(head.status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+        });
+        write_head(out, (head.status, reason.unwrap_or("Unknown")), &head);
+        header(out, b"x-request-id", request_id.as_bytes());
+        if close_client {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        Ok(ResponseHead {
+            len: head.len,
+            status: head.status,
+            framing: head.framing,
+            reusable: head.reusable,
+            close_client,
+        })
+    })
+}
+
+/// A response head for hyper's path (`upstream.rs`: a request hyper
+/// serves, sent on a raw socket): status and headers as `http` types, by
+/// the same rules as [`prepare`]'s head. hyper's server frames the body
+/// itself, so `Transfer-Encoding` never stays.
+pub struct HyperHead {
+    /// Bytes of the backend's buffer the head took.
+    pub len: usize,
+    pub status: http::StatusCode,
+    /// The backend's reason phrase, when it is not the status's usual one
+    /// (hyper's HTTP/1.1 server writes it back; HTTP/2 has none).
+    pub reason: Option<hyper::ext::ReasonPhrase>,
+    pub headers: http::HeaderMap,
+    pub framing: Framing,
+    /// The backend's connection may carry another request afterwards.
+    pub reusable: bool,
+}
+
+/// Parse the response head at the start of `buf` for hyper's path.
+pub fn parse_for_hyper(buf: &[u8], head_only: bool) -> Parsed<HyperHead> {
+    with_head(buf, head_only, |head| {
+        let status =
+            http::StatusCode::from_u16(head.status).map_err(|_| "status code above 999")?;
+        let mut headers = http::HeaderMap::with_capacity(head.headers.len());
+        for (h, kind) in head.headers.iter().zip(&head.kinds) {
+            if !kept(*kind, h.name.as_bytes(), &head, false) {
+                continue;
+            }
+            let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(h.name.as_bytes()),
+                http::HeaderValue::from_bytes(h.value),
+            ) else {
+                return Err("a header name or value that is not valid");
+            };
+            headers.append(name, value);
+        }
+        let reason = head
+            .reason
+            .filter(|r| !r.is_empty() && Some(*r) != status.canonical_reason())
+            .and_then(|r| hyper::ext::ReasonPhrase::try_from(r.as_bytes()).ok());
+        Ok(HyperHead {
+            len: head.len,
+            status,
+            reason,
+            headers,
+            framing: head.framing,
+            reusable: head.reusable,
+        })
+    })
+}
+
+/// A parsed head, its headers classified and its framing decided: what
+/// both kinds of head are made from.
+struct Head<'h, 'b> {
+    len: usize,
+    status: u16,
+    reason: Option<&'b str>,
+    headers: &'h [httparse::Header<'b>],
+    kinds: [Name; MAX_HEADERS],
+    named: ConnectionNamed<'b>,
+    framing: Framing,
+    reusable: bool,
+}
+
+/// Parse the head at the start of `buf` and hand it to `make`.
+fn with_head<T>(
+    buf: &[u8],
+    head_only: bool,
+    mut make: impl FnMut(Head<'_, '_>) -> Result<T, &'static str>,
+) -> Parsed<T> {
     // httparse's responses take initialised header slots (32 bytes each):
     // a short array first, which most heads fit, the full one only when
     // it is too short.
     let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
-    if let Some(parsed) = prepare_in(&mut few, buf, head_only, client_keep_alive, request_id, out) {
+    if let Some(parsed) = head_in(&mut few, buf, head_only, &mut make) {
         return parsed;
     }
     let mut all = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    prepare_in(&mut all, buf, head_only, client_keep_alive, request_id, out)
-        .unwrap_or(Parsed::Invalid("too many header lines"))
+    head_in(&mut all, buf, head_only, &mut make).unwrap_or(Parsed::Invalid("too many header lines"))
 }
 
-/// [`prepare`] with `headers` for the lines; `None` when they are too few.
-fn prepare_in<'b>(
+/// [`with_head`] with `headers` for the lines; `None` when they are too few.
+fn head_in<'b, T>(
     headers: &mut [httparse::Header<'b>],
     buf: &'b [u8],
     head_only: bool,
-    client_keep_alive: bool,
-    request_id: &RequestId,
-    out: &mut Vec<u8>,
-) -> Option<Parsed> {
+    make: &mut impl FnMut(Head<'_, 'b>) -> Result<T, &'static str>,
+) -> Option<Parsed<T>> {
     let mut resp = httparse::Response::new(headers);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
@@ -142,26 +231,20 @@ fn prepare_in<'b>(
         Err(why) => return Some(Parsed::Invalid(why)),
     };
     let (framing, reusable) = framing(&seen, status, head_only, version == 1);
-    let close_client = !client_keep_alive || framing == Framing::Close;
-    let reason = resp.reason.filter(|r| !r.is_empty()).or_else(|| {
-        http::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-    });
-    let status_line = (status, reason.unwrap_or("Unknown"));
-    write_head(out, status_line, resp.headers, &kinds, &seen.named, framing);
-    header(out, b"x-request-id", request_id.as_bytes());
-    if close_client {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    Some(Parsed::Ready(ResponseHead {
+    let head = Head {
         len,
         status,
+        reason: resp.reason,
+        headers: resp.headers,
+        kinds,
+        named: seen.named,
         framing,
         reusable,
-        close_client,
-    }))
+    };
+    Some(match make(head) {
+        Ok(made) => Parsed::Ready(made),
+        Err(why) => Parsed::Invalid(why),
+    })
 }
 
 /// What a response's headers say about its framing and connection.
@@ -255,17 +338,21 @@ fn framing(seen: &Seen<'_>, status: u16, head_only: bool, http11: bool) -> (Fram
     (framing, reusable)
 }
 
-/// The client's status line and the backend's headers by the rule table
-/// (the framing header that applies kept, the other dropped), into `out`
-/// (cleared first); the caller ends the head.
-fn write_head(
-    out: &mut Vec<u8>,
-    (status, reason): (u16, &str),
-    headers: &[httparse::Header<'_>],
-    kinds: &[Name; MAX_HEADERS],
-    named: &ConnectionNamed<'_>,
-    framing: Framing,
-) {
+/// Whether a backend's header line stays: by the rule table, the framing
+/// header that applies kept and the other dropped (`Transfer-Encoding`
+/// only where the body passes through as it came: `passthrough`).
+fn kept(kind: Name, name: &[u8], head: &Head<'_, '_>, passthrough: bool) -> bool {
+    match kind {
+        Name::Other => !head.named.contains(name),
+        Name::ContentLength => head.framing != Framing::Chunked,
+        Name::TransferEncoding => passthrough && head.framing == Framing::Chunked,
+        Name::Drop | Name::Connection => false,
+    }
+}
+
+/// The client's status line and the backend's headers (those [`kept`]),
+/// into `out` (cleared first); the caller ends the head.
+fn write_head(out: &mut Vec<u8>, (status, reason): (u16, &str), head: &Head<'_, '_>) {
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     let code = [
@@ -277,14 +364,8 @@ fn write_head(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (h, kind) in headers.iter().zip(kinds) {
-        let keep = match kind {
-            Name::Other => !named.contains(h.name.as_bytes()),
-            Name::ContentLength => framing != Framing::Chunked,
-            Name::TransferEncoding => framing == Framing::Chunked,
-            Name::Drop | Name::Connection => false,
-        };
-        if keep {
+    for (h, kind) in head.headers.iter().zip(&head.kinds) {
+        if kept(*kind, h.name.as_bytes(), head, true) {
             header(out, h.name.as_bytes(), h.value);
         }
     }
