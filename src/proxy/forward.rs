@@ -579,21 +579,18 @@ impl Proxy {
         );
         // The request is only read: after any failure it can be sent again
         // as it is (`resend(true)`), as far as the retry rules allow.
-        let (mut stream, mut reused) = match endpoint.pool.take_raw() {
-            Some(s) => (s, true),
-            None => match Box::pin(endpoint.pool.connect_raw()).await {
-                Ok(s) => (s, false),
-                Err(source) => {
-                    tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
-                    let e = ProxyError::Connect {
-                        backend: endpoint.id.clone(),
-                        source,
-                    };
-                    let reach = (Reach::Unsent, false);
-                    attempts.failed(ex.request_id, endpoint, &e, reach, ex.resend(true));
-                    return Err((e, Some(req)));
-                }
-            },
+        let (mut stream, mut reused) = match endpoint.pool.raw_stream().await {
+            Ok(got) => got,
+            Err(source) => {
+                tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
+                let e = ProxyError::Connect {
+                    backend: endpoint.id.clone(),
+                    source,
+                };
+                let reach = (Reach::Unsent, false);
+                attempts.failed(ex.request_id, endpoint, &e, reach, ex.resend(true));
+                return Err((e, Some(req)));
+            }
         };
         loop {
             let started = std::time::Instant::now();

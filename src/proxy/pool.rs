@@ -428,6 +428,16 @@ impl Pool {
         park(&self.inner.raw_idle, stream, &self.inner.settings);
     }
 
+    /// A raw socket for the next request: an idle one that still looks
+    /// open (`true`: reused), or else a new one.
+    pub async fn raw_stream(&self) -> Result<(TcpStream, bool), ConnectError> {
+        match self.take_raw() {
+            Some(stream) => Ok((stream, true)),
+            // Boxed: a connect's future is large, a pooled socket needs none.
+            None => Box::pin(self.connect_raw()).await.map(|s| (s, false)),
+        }
+    }
+
     /// A new raw socket to the backend (`proxy.connect_timeout`).
     pub async fn connect_raw(&self) -> Result<TcpStream, ConnectError> {
         let stream = self.tcp_stream().await?;

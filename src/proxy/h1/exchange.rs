@@ -219,26 +219,18 @@ async fn on_backend(
         idempotent: job.req.idempotent,
         replayable: true,
     };
-    let (mut stream, mut reused) = match endpoint.pool.take_raw() {
-        Some(s) => (s, true),
-        None => match Box::pin(endpoint.pool.connect_raw()).await {
-            Ok(s) => (s, false),
-            Err(source) => {
-                tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
-                let e = ProxyError::Connect {
-                    backend: endpoint.id.clone(),
-                    source,
-                };
-                let next = attempts.failed(
-                    &job.req.request_id,
-                    endpoint,
-                    &e,
-                    (Reach::Unsent, false),
-                    resend,
-                );
-                return Err((e, next));
-            }
-        },
+    let (mut stream, mut reused) = match endpoint.pool.raw_stream().await {
+        Ok(got) => got,
+        Err(source) => {
+            tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
+            let e = ProxyError::Connect {
+                backend: endpoint.id.clone(),
+                source,
+            };
+            let reach = (Reach::Unsent, false);
+            let next = attempts.failed(&job.req.request_id, endpoint, &e, reach, resend);
+            return Err((e, next));
+        }
     };
     loop {
         let mut up = Upstream {
