@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::debug_events;
 use super::error::ProxyError;
 use super::forward::Proxy;
-use super::pool::Refusal;
+use super::pool::{ConnectError, Refusal};
 use super::routing::{Routing, Target};
 use crate::balance::{Endpoint, EndpointSet, InFlight, Tried};
 
@@ -316,6 +316,24 @@ impl<'a> Attempts<'a> {
         }
         self.charge = reach.reached();
         next
+    }
+
+    /// A connection to `endpoint` could not be made, so nothing was sent:
+    /// the error, and what to do next (as [`Attempts::failed`]).
+    pub fn connect_failed(
+        &mut self,
+        request_id: &dyn std::fmt::Debug,
+        endpoint: &Arc<Endpoint>,
+        source: ConnectError,
+        resend: Resend,
+    ) -> (ProxyError, Next) {
+        tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
+        let error = ProxyError::Connect {
+            backend: endpoint.id.clone(),
+            source,
+        };
+        let next = self.failed(request_id, endpoint, &error, (Reach::Unsent, false), resend);
+        (error, next)
     }
 }
 

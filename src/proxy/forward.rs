@@ -473,19 +473,9 @@ impl Proxy {
         let mut conn = match checkout {
             Ok(c) => c,
             Err(source) => {
-                tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
-                let e = ProxyError::Connect {
-                    backend: endpoint.id.clone(),
-                    source,
-                };
                 // Nothing was sent: the request, body and all, can go elsewhere.
-                attempts.failed(
-                    ex.request_id,
-                    endpoint,
-                    &e,
-                    (Reach::Unsent, false),
-                    ex.resend(true),
-                );
+                let resend = ex.resend(true);
+                let (e, _) = attempts.connect_failed(ex.request_id, endpoint, source, resend);
                 return Err((e, Some(req)));
             }
         };
@@ -582,13 +572,8 @@ impl Proxy {
         let (mut stream, mut reused) = match endpoint.pool.raw_stream().await {
             Ok(got) => got,
             Err(source) => {
-                tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
-                let e = ProxyError::Connect {
-                    backend: endpoint.id.clone(),
-                    source,
-                };
-                let reach = (Reach::Unsent, false);
-                attempts.failed(ex.request_id, endpoint, &e, reach, ex.resend(true));
+                let resend = ex.resend(true);
+                let (e, _) = attempts.connect_failed(ex.request_id, endpoint, source, resend);
                 return Err((e, Some(req)));
             }
         };

@@ -222,14 +222,7 @@ async fn on_backend(
     let (mut stream, mut reused) = match endpoint.pool.raw_stream().await {
         Ok(got) => got,
         Err(source) => {
-            tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
-            let e = ProxyError::Connect {
-                backend: endpoint.id.clone(),
-                source,
-            };
-            let reach = (Reach::Unsent, false);
-            let next = attempts.failed(&job.req.request_id, endpoint, &e, reach, resend);
-            return Err((e, next));
+            return Err(attempts.connect_failed(&job.req.request_id, endpoint, source, resend))
         }
     };
     loop {

@@ -382,7 +382,8 @@ impl Body for RawBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.decode, Decode::Done) && self.stream.is_none()
+        // (Done is only set with the socket given back or closed.)
+        matches!(self.decode, Decode::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
