@@ -51,7 +51,7 @@ fn id(r: &Reply) -> String {
 
 async fn each_line_says_what_the_request_did() {
     let backend = Backend::start("b1").await;
-    let dead = crate::support::free_port();
+    let (dead, _refusing) = crate::support::refusing_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let shoal = Shoal::start(

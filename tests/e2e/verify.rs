@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 
-use crate::support::{demo_config, free_port, upstreams_config, Backend, Shoal, SHOAL};
+use crate::support::{demo_config, refusing_port, upstreams_config, Backend, Shoal, SHOAL};
 
 const KEY: &str = "verify-test-sticky-key-0123456789";
 
@@ -86,7 +86,8 @@ async fn a_healthy_deployment_passes_and_chaos_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_backend_fails_the_health_check() {
     let a = Backend::start("a").await;
-    let dead: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let (port, _refusing) = refusing_port();
+    let dead: SocketAddr = ([127, 0, 0, 1], port).into();
     let shoal = Shoal::start(&upstreams_config(
         &[a.addr, dead],
         "balance: { algorithm: round_robin }\n",
@@ -140,7 +141,7 @@ async fn replicas_must_share_the_sticky_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_fails() {
-    let closed = free_port();
+    let (closed, _refusing) = refusing_port();
     let shoal = Shoal::start(&demo_config(
         1,
         &format!(

@@ -664,6 +664,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses every connection for as long as the
+/// returned socket lives: bound and never listening, so that no other test
+/// can take it meanwhile (a released `free_port()` can be taken by a
+/// server of a test running in parallel).
+pub fn refusing_port() -> (u16, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    (socket.local_addr().unwrap().port(), socket)
+}
+
 impl Backend {
     pub async fn start(id: &str) -> Backend {
         Backend::start_on(free_port(), id).await
