@@ -10,6 +10,7 @@ pub mod error;
 mod forward;
 mod h1;
 pub mod headers;
+mod hpack;
 pub mod limits;
 pub mod listener;
 pub mod pool;

@@ -161,8 +161,9 @@ where
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
         let (busy, reading) = watch.request_started(!req.body().is_end_stream(), upgrade);
         let watch = watch.clone();
+        let h2 = req.version() == http::Version::HTTP_2;
         async move {
-            let resp = match redirect {
+            let mut resp = match redirect {
                 Some(port) => super::redirect::answer(&req, local, port),
                 None => {
                     let req = limits::counted(req, max_body_size, reading);
@@ -171,6 +172,9 @@ where
             };
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 watch.upgraded();
+            }
+            if h2 {
+                super::hpack::never_index_per_response_values(resp.headers_mut());
             }
             Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, busy)))
         }

@@ -11,7 +11,7 @@
 //! the [`Limiter`], which the reload hands to the new config's rules.
 
 mod keybuf;
-mod note;
+pub(crate) mod note;
 mod rule;
 mod settings;
 

@@ -19,8 +19,8 @@ pub struct RateNote {
 }
 
 static LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-static REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-static RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+pub(crate) static REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+pub(crate) static RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 impl RateNote {
     pub fn insert(&self, h: &mut HeaderMap) {

@@ -702,3 +702,75 @@ async fn refused_streams_go_to_another_backend() {
     );
     task.abort();
 }
+
+/// HPACK (RFC 7541): a value new on every response (the request id, the
+/// rate limit's remaining count and reset) is sent as "never indexed", so
+/// it does not push out of the connection's table the fields that repeat;
+/// those are still indexed. Decoded by an independent HPACK decoder (the
+/// `hpack` package), under both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_response_values_are_never_indexed_by_hpack() {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/support/hpack_fields.py");
+    for engine in ["native", "hyper"] {
+        let shoal = Shoal::start(&demo_config(
+            1,
+            &format!(
+                "proxy:\n  engine: {engine}\nrate_limits:\n  - name: per_ip\n    rate: 1000/second\n    burst: 1000\n"
+            ),
+        ));
+        shoal.wait_healthy(1).await;
+        let (host, port) = (shoal.proxy.ip().to_string(), shoal.proxy.port().to_string());
+        let (code, out, err) = run(
+            "python3",
+            &[script.to_str().unwrap(), &host, &port, "/", "12"],
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(
+            code, 0,
+            "{engine}: the client failed (needs the pip package hpack; scripts/test installs it): {err}"
+        );
+        let got: Value = serde_json::from_str(&out).unwrap();
+        let responses = got["responses"].as_array().unwrap();
+        assert_eq!(responses.len(), 12, "{engine}: {out}");
+        let mut ids = std::collections::HashSet::new();
+        for fields in responses {
+            let field = |name: &str| {
+                fields
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f[0] == name)
+                    .unwrap_or_else(|| panic!("{engine}: no {name} in {fields}"))
+            };
+            assert_eq!(field(":status")[1], "200", "{engine}: {fields}");
+            for name in ["x-request-id", "ratelimit-remaining", "ratelimit-reset"] {
+                assert_eq!(
+                    field(name)[2],
+                    false,
+                    "{engine}: {name} must be never indexed: {fields}"
+                );
+            }
+            assert_eq!(field("content-type")[2], true, "{engine}: {fields}");
+            ids.insert(field("x-request-id")[1].as_str().unwrap().to_string());
+        }
+        assert_eq!(ids.len(), 12, "{engine}: one request id per response");
+        let table: Vec<&str> = got["table"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[0].as_str().unwrap())
+            .collect();
+        assert!(
+            table.contains(&"content-type"),
+            "{engine}: a repeated field is remembered: {table:?}"
+        );
+        for name in ["x-request-id", "ratelimit-remaining", "ratelimit-reset"] {
+            assert!(
+                !table.contains(&name),
+                "{engine}: {name} is in the table: {table:?}"
+            );
+        }
+    }
+}
