@@ -49,6 +49,20 @@ pub struct Proxy {
     me: Weak<Proxy>,
 }
 
+/// Whether a request can be sent again after an attempt consumed it.
+// The size of `Option<Replay>` before it; boxing `Kept` would cost an
+// allocation on every request hyper's client sends.
+#[allow(clippy::large_enum_variant)]
+enum Again {
+    /// No: its body streamed, or it upgrades.
+    No,
+    /// A bodyless request, not copied yet: the copy is made when a send
+    /// that consumes the request begins (hyper's client), and never on the
+    /// raw path, which only reads the request.
+    Bodyless,
+    Kept(Replay),
+}
+
 /// What is needed to send a request again after the first attempt consumed
 /// it: a bodyless request, or one whose body was small enough to be read in
 /// full first (`proxy.replay_body_size`).
@@ -61,6 +75,16 @@ struct Replay {
 }
 
 impl Replay {
+    /// The copy of a bodyless request.
+    fn of_bodyless(req: &Request<UpstreamBody>) -> Replay {
+        Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+            body: Bytes::new(),
+        }
+    }
+
     fn build(&self) -> Request<UpstreamBody> {
         let mut req = Request::new(Either::Right(Full::new(self.body.clone())));
         *req.method_mut() = self.method.clone();
@@ -375,7 +399,7 @@ impl Proxy {
                 codec: None,
                 request_id: &request_id,
                 idempotent: true,
-                replay: Some(replay),
+                replay: Again::Kept(replay),
                 isolate: false,
                 client_upgrade: None,
                 report: &mut report,
@@ -449,18 +473,33 @@ impl Proxy {
         in_flight: InFlight,
         req: Request<UpstreamBody>,
     ) -> Result<Response<ProxyBody>, (ProxyError, Option<Request<UpstreamBody>>)> {
-        let (routing, policy) = (ex.routing, ex.target.policy);
-        if routing.engine == Engine::Native
+        // Each way is boxed: inline, every request's future would be the
+        // size of the larger (hyper's send, several KiB), and that future
+        // is copied whole into its box once per request.
+        if ex.routing.engine == Engine::Native
             && endpoint.pool.raw_ok()
             && !ex.isolate
             && ex.client_upgrade.is_none()
             && upstream::eligible(&req)
         {
-            // Boxed: hyper's send and this one would otherwise share the
-            // size of the larger in every request's future.
             let raw = self.on_raw_socket(ex, attempts, endpoint, in_flight, req);
             return Box::pin(raw).await;
         }
+        Box::pin(self.on_hyper_client(ex, attempts, endpoint, in_flight, req)).await
+    }
+
+    /// [`Proxy::on_backend`] on hyper's client: a pooled connection of any
+    /// protocol, reconnected as `attempt::next` allows.
+    async fn on_hyper_client(
+        &self,
+        ex: &mut Exchange<'_>,
+        attempts: &mut Attempts<'_>,
+        endpoint: &Arc<Endpoint>,
+        in_flight: InFlight,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<ProxyBody>, (ProxyError, Option<Request<UpstreamBody>>)> {
+        let (routing, policy) = (ex.routing, ex.target.policy);
+        ex.keep_replay(&req);
         // An isolated request has a backend connection to itself: none
         // before it (an idle one), none after it (not pooled).
         let checkout = if ex.isolate {
@@ -633,7 +672,7 @@ async fn keep_body(
     parts: &http::request::Parts,
     upgrading: bool,
     policy: &Policy,
-) -> Result<(UpstreamBody, Option<Replay>), ProxyError> {
+) -> Result<(UpstreamBody, Again), ProxyError> {
     let small = body
         .size_hint()
         .exact()
@@ -648,14 +687,18 @@ async fn keep_body(
     } else {
         (Either::Left(body), None)
     };
-    let replay =
-        (!upgrading && (buffered.is_some() || first_body.is_end_stream())).then(|| Replay {
+    let again = match buffered {
+        _ if upgrading => Again::No,
+        Some(body) => Again::Kept(Replay {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
-            body: buffered.unwrap_or_default(),
-        });
-    Ok((first_body, replay))
+            body,
+        }),
+        None if first_body.is_end_stream() => Again::Bodyless,
+        None => Again::No,
+    };
+    Ok((first_body, again))
 }
 
 /// What the attempts of one request share on hyper's path.
@@ -673,7 +716,7 @@ struct Exchange<'r> {
     request_id: &'r HeaderValue,
     idempotent: bool,
     /// What to send again after the first attempt consumed the request.
-    replay: Option<Replay>,
+    replay: Again,
     /// Neither connection is reused after this request (`isolated`).
     isolate: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -691,12 +734,23 @@ impl Exchange<'_> {
     fn resend(&self, given_back: bool) -> Resend {
         Resend {
             idempotent: self.idempotent,
-            replayable: given_back || self.replay.is_some(),
+            replayable: given_back || !matches!(self.replay, Again::No),
         }
     }
 
     fn replay(&self) -> Option<Request<UpstreamBody>> {
-        self.replay.as_ref().map(Replay::build)
+        match &self.replay {
+            Again::Kept(replay) => Some(replay.build()),
+            Again::No | Again::Bodyless => None,
+        }
+    }
+
+    /// Before a send that consumes `req`: the copy of a bodyless request
+    /// that [`Exchange::replay`] builds again from.
+    fn keep_replay(&mut self, req: &Request<UpstreamBody>) {
+        if matches!(self.replay, Again::Bodyless) {
+            self.replay = Again::Kept(Replay::of_bodyless(req));
+        }
     }
 
     /// The *respond* phase: the backend's response as the client gets it
