@@ -328,10 +328,7 @@ impl<'a> Attempts<'a> {
         resend: Resend,
     ) -> (ProxyError, Next) {
         tracing::debug!(backend = %endpoint.id, error = %source, "connect failed, trying another backend");
-        let error = ProxyError::Connect {
-            backend: endpoint.id.clone(),
-            source,
-        };
+        let error = ProxyError::connect(&endpoint.id, source);
         let next = self.failed(request_id, endpoint, &error, (Reach::Unsent, false), resend);
         (error, next)
     }

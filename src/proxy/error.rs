@@ -72,6 +72,14 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// A connection to `backend` could not be made.
+    pub fn connect(backend: &str, source: ConnectError) -> ProxyError {
+        ProxyError::Connect {
+            backend: backend.to_string(),
+            source,
+        }
+    }
+
     /// The request body passed `limits.max_body_size` on its way upstream.
     fn body_too_large(&self) -> bool {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = match self {

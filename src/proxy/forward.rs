@@ -577,10 +577,7 @@ impl Proxy {
                     req = again;
                 }
                 Err(source) => {
-                    let e = ProxyError::Connect {
-                        backend: endpoint.id.clone(),
-                        source,
-                    };
+                    let e = ProxyError::connect(&endpoint.id, source);
                     return Err((e, Some(again)));
                 }
             }
@@ -651,10 +648,7 @@ impl Proxy {
                         reused = false;
                     }
                     Err(source) => {
-                        let e = ProxyError::Connect {
-                            backend: endpoint.id.clone(),
-                            source,
-                        };
+                        let e = ProxyError::connect(&endpoint.id, source);
                         return Err((e, Some(req)));
                     }
                 },

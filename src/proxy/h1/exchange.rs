@@ -290,10 +290,7 @@ async fn on_backend(
                 Err(source) => {
                     // On to the next backend, like any request that could
                     // not be delivered.
-                    let e = ProxyError::Connect {
-                        backend: endpoint.id.clone(),
-                        source,
-                    };
+                    let e = ProxyError::connect(&endpoint.id, source);
                     return Err((e, Next::Elsewhere));
                 }
             },
