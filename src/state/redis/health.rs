@@ -2,14 +2,22 @@
 //! becomes unreachable and one when it is back (never one per request),
 //! the `shoal_state_backend_up` gauge, an error count and the round-trip
 //! histogram.
+//!
+//! A call that was sent before Redis was last seen down says nothing of
+//! now: its late answer (one read from the socket before the failure was
+//! noticed) does not make Redis reachable again, so a stop under load
+//! gives one line each way, not a flap.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::metrics::histogram::Snapshot;
 
-const UP: u8 = 1;
-const DOWN: u8 = 2;
+/// The low two bits of `Health::state`; the rest counts the times Redis
+/// went down.
+const UP: u64 = 1;
+const DOWN: u64 = 2;
+const STATE: u64 = 0b11;
 
 /// Upper bounds in seconds: Redis on a LAN answers in tenths of a
 /// millisecond, so the buckets start finer than the backends' ones.
@@ -19,31 +27,46 @@ pub const BOUNDS: [f64; 14] = [
 
 #[derive(Debug, Default)]
 pub struct Health {
-    /// 0 until Redis first answers or fails, then `UP` or `DOWN`.
-    state: AtomicU8,
+    /// 0 until Redis first answers or fails, then `UP` or `DOWN`, in the
+    /// low bits; above them the number of times it went down (a call's
+    /// `Since`).
+    state: AtomicU64,
     /// Calls that failed or timed out (each answered by `on_error`).
     pub errors: AtomicU64,
     buckets: [AtomicU64; BOUNDS.len() + 1],
     sum_ns: AtomicU64,
 }
 
+/// How many times Redis had gone down when a call was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since(u64);
+
 impl Health {
     pub fn up(&self) -> bool {
-        self.state.load(Relaxed) == UP
+        self.state.load(Relaxed) & STATE == UP
     }
 
-    /// Redis answered.
-    pub fn answered(&self, took: Duration, what: &str) {
+    /// Taken before a call is sent, handed back with its answer.
+    pub fn since(&self) -> Since {
+        Since(self.state.load(Relaxed) >> 2)
+    }
+
+    /// Redis answered a call sent at `since`.
+    pub fn answered(&self, took: Duration, what: &str, since: Since) {
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let i = BOUNDS.partition_point(|b| *b < took.as_secs_f64());
         self.buckets[i].fetch_add(1, Relaxed);
         self.sum_ns.fetch_add(ns, Relaxed);
-        self.reachable(what);
+        self.reachable(what, since);
     }
 
-    /// A call answered.
-    pub fn reachable(&self, what: &str) {
-        if self.state.swap(UP, Relaxed) != UP {
+    /// A call sent at `since` answered: Redis is reachable, unless it was
+    /// seen down after the call was sent.
+    pub fn reachable(&self, what: &str, since: Since) {
+        let now_up = self.state.fetch_update(Relaxed, Relaxed, |s| {
+            (s >> 2 == since.0 && s & STATE != UP).then_some(s & !STATE | UP)
+        });
+        if now_up.is_ok() {
             tracing::info!(
                 redis = what,
                 "state backend: Redis is reachable; rate limits are shared"
@@ -53,7 +76,10 @@ impl Health {
 
     /// A call failed or timed out, or no connection could be made.
     pub fn failed(&self, what: &str, why: &str, on_error: &str) {
-        if self.state.swap(DOWN, Relaxed) != DOWN {
+        let now_down = self.state.fetch_update(Relaxed, Relaxed, |s| {
+            (s & STATE != DOWN).then_some(((s >> 2) + 1) << 2 | DOWN)
+        });
+        if now_down.is_ok() {
             tracing::warn!(
                 redis = what,
                 error = why,
@@ -91,15 +117,35 @@ mod tests {
     fn a_state_change_is_seen_once() {
         let h = Health::default();
         assert!(!h.up());
-        h.answered(Duration::from_micros(150), "t");
+        h.answered(Duration::from_micros(150), "t", h.since());
         assert!(h.up());
         h.failed("t", "gone", "local");
         h.failed("t", "gone", "local");
         assert!(!h.up());
-        h.reachable("t");
+        h.reachable("t", h.since());
         assert!(h.up());
         let s = h.latency();
         assert_eq!(s.count, 1);
         assert_eq!(s.buckets[1].1, 1, "150 µs is in the 250 µs bucket");
+    }
+
+    #[test]
+    fn a_late_answer_to_a_call_sent_before_redis_went_down_is_no_way_back() {
+        let h = Health::default();
+        h.reachable("t", h.since());
+        // Two calls in flight; one fails, the other's answer comes after.
+        let sent = h.since();
+        h.failed("t", "broken pipe", "local");
+        h.answered(Duration::from_micros(150), "t", sent);
+        assert!(!h.up(), "the late answer says nothing of now");
+        assert_eq!(h.latency().count, 1, "its round trip is still counted");
+        // A call sent after the failure that answers: reachable again.
+        h.answered(Duration::from_micros(150), "t", h.since());
+        assert!(h.up());
+        // And down again: a second failure is a new change.
+        let sent = h.since();
+        h.failed("t", "gone", "local");
+        h.reachable("t", sent);
+        assert!(!h.up());
     }
 }

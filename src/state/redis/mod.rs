@@ -157,11 +157,11 @@ impl RedisStore {
                 .failed(&inner.what, "not connected", inner.on_error);
             return Err(StateError::Failed("Redis is not connected".into()));
         };
-        let started = Instant::now();
+        let (started, since) = (Instant::now(), inner.health.since());
         let result = tokio::time::timeout(inner.command_timeout, work((*conn).clone())).await;
         match result {
             Ok(Ok(v)) => {
-                inner.health.answered(started.elapsed(), &inner.what);
+                inner.health.answered(started.elapsed(), &inner.what, since);
                 Ok(v)
             }
             Ok(Err(e)) => {
