@@ -15,6 +15,7 @@ static RETRY_BUDGET_EXHAUSTED: AtomicU64 = AtomicU64::new(0);
 static CONNECTIONS_ACCEPTED: AtomicU64 = AtomicU64::new(0);
 static CONNECTIONS_OPEN: AtomicI64 = AtomicI64::new(0);
 static NATIVE_HANDOFFS: AtomicU64 = AtomicU64::new(0);
+static CONNECTIONS_PARKED: AtomicI64 = AtomicI64::new(0);
 
 /// shoal answered a client with `status` itself (not a backend's answer).
 pub fn generated(status: u16) {
@@ -79,6 +80,15 @@ pub fn native_handoff() {
 
 pub fn native_handoffs() -> u64 {
     NATIVE_HANDOFFS.load(Ordering::Relaxed)
+}
+
+/// Idle client connections that parked (`+n`) or left parking (`-n`).
+pub fn parked(delta: i64) {
+    CONNECTIONS_PARKED.fetch_add(delta, Ordering::Relaxed);
+}
+
+pub fn connections_parked() -> i64 {
+    CONNECTIONS_PARKED.load(Ordering::Relaxed)
 }
 
 pub struct ConnectionGuard(());

@@ -493,6 +493,13 @@ fn process(enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         Gauge,
         ConstGauge::new(counters::connections_open()),
     )?;
+    single(
+        enc,
+        "shoal_client_connections_parked",
+        "Idle client connections parked without a task of their own (also counted as open)",
+        Gauge,
+        ConstGauge::new(counters::connections_parked()),
+    )?;
     family(
         enc,
         "shoal_proxy_protocol_refused",

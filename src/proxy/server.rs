@@ -296,11 +296,8 @@ struct NativeShared {
     limits: LimitsConfig,
     /// The part of `limits` the native engine reads.
     native: h1::ConnLimits,
-    /// The listener's idle waits and drain (the same across rebuilds); the
-    /// drain begins when `stop` fires.
-    idle: Arc<h1::Idle>,
-    /// The listener's name (its own routes), as a reload may change it.
-    role: Arc<ArcSwap<ListenerRole>>,
+    /// The same across rebuilds: idle waits, parking, name, stop.
+    lasting: Lasting,
 }
 
 impl NativeShared {
@@ -308,11 +305,12 @@ impl NativeShared {
         proxy: &Arc<Proxy>,
         builder: &Arc<auto::Builder<TokioExecutor>>,
         limits: &LimitsConfig,
-        idle: &Arc<h1::Idle>,
-        role: &Arc<ArcSwap<ListenerRole>>,
+        lasting: &Lasting,
     ) -> Arc<NativeShared> {
         // The idle sweeper's tick follows these limits.
-        idle.set_tick(&[limits.idle_timeout, limits.header_read_timeout]);
+        lasting
+            .idle
+            .set_tick(&[limits.idle_timeout, limits.header_read_timeout]);
         Arc::new(NativeShared {
             proxy: proxy.clone(),
             builder: builder.clone(),
@@ -324,9 +322,45 @@ impl NativeShared {
                 max_head: usize::try_from(limits.max_header_size).unwrap_or(usize::MAX),
                 abort_on_close: limits.abort_on_client_close,
             },
-            idle: idle.clone(),
-            role: role.clone(),
+            lasting: lasting.clone(),
         })
+    }
+}
+
+/// What a listener's native connections share across rebuilds of
+/// `Current`.
+#[derive(Clone)]
+struct Lasting {
+    /// Idle waits and the drain; the drain begins when `stop` fires.
+    idle: Arc<h1::Idle>,
+    /// Where idle plain connections park; `None` if the epoll set could
+    /// not be made.
+    parker: Option<Arc<h1::Parker<ParkedConn>>>,
+    /// The listener's name (its own routes), as a reload may change it.
+    role: Arc<ArcSwap<ListenerRole>>,
+    /// The listener's stop (for hyper's connection after a handoff).
+    stop: CancellationToken,
+}
+
+/// How long a plain connection on the native engine waits for its next
+/// request in a task of its own before it parks (`h1/park.rs`): long
+/// enough that a busy connection never does, short enough that a client
+/// holding connections open (browsers, pools) costs ~100 bytes each.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// What a parked connection's task held, to start a new one when the
+/// client sends again.
+struct ParkedConn {
+    peer: SocketAddr,
+    shared: Arc<NativeShared>,
+    slot: Slot,
+    /// Requests served before it parked (for the debug events).
+    served: u32,
+}
+
+impl h1::Parked for ParkedConn {
+    fn closed(self, why: &'static str) {
+        debug_events::closed(&self.peer, Engine::Native, self.served, || why);
     }
 }
 
@@ -341,30 +375,56 @@ async fn native_connection(
     mut stream: h1::ClientStream,
     peer: SocketAddr,
     shared: Arc<NativeShared>,
-    stop: CancellationToken,
-    slot: Option<OwnedSemaphorePermit>,
-    open: crate::metrics::counters::ConnectionGuard,
+    slot: Slot,
+    resumed: u32,
 ) {
     let end = h1::drive(
         &mut stream,
         &peer,
         &shared.proxy,
-        (&shared.native, &shared.role),
-        &shared.idle,
+        (&shared.native, &shared.lasting.role),
+        (&shared.lasting.idle, resumed),
     )
     .await;
     match end {
-        h1::End::Handoff(read) => after_handoff(stream, read, peer, stop, &shared).await,
+        h1::End::Handoff(read) => after_handoff(stream, read, peer, &shared).await,
         // TLS ends with the client told so (close_notify): a body that
         // ends with the connection is then known to be whole. Not after a
         // cut or a failed write (`End::Gone`).
         h1::End::Closed if matches!(stream, h1::ClientStream::Tls(_)) => {
             close_notify(stream, shared.native.send_timeout).await
         }
+        h1::End::Park { served, left_ms } => {
+            let due = crate::clock::coarse() + Duration::from_millis(left_ms.into());
+            return park(stream, peer, shared, slot, (served, due));
+        }
         h1::End::Closed | h1::End::Gone => {}
     }
     drop(slot);
-    drop(open);
+}
+
+/// Idle long enough: the task ends, the socket waits in the listener's
+/// epoll set until the client sends again (`h1/park.rs`), or is closed if
+/// it cannot (the drain began, the set refused it), as an idle connection
+/// may be.
+fn park(
+    stream: h1::ClientStream,
+    peer: SocketAddr,
+    shared: Arc<NativeShared>,
+    slot: Slot,
+    (served, due): (u32, std::time::Instant),
+) {
+    let (h1::ClientStream::Plain(socket), Some(parker)) = (stream, shared.lasting.parker.clone())
+    else {
+        return;
+    };
+    let conn = ParkedConn {
+        peer,
+        shared,
+        slot,
+        served,
+    };
+    parker.park(socket, due, conn);
 }
 
 /// TLS's close: the close_notify alert, then the socket's end (boxed: the
@@ -388,7 +448,6 @@ fn after_handoff(
     stream: h1::ClientStream,
     read: Vec<u8>,
     peer: SocketAddr,
-    stop: CancellationToken,
     shared: &NativeShared,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     // The bytes already read count as the head's first: the header timer
@@ -398,9 +457,9 @@ fn after_handoff(
         &shared.limits,
         stream.tcp(),
         (peer, stream.proto()),
-        &shared.role.load().name,
+        &shared.lasting.role.load().name,
     );
-    let (builder, at) = (&shared.builder, (peer, stop));
+    let (builder, at) = (&shared.builder, (peer, shared.lasting.stop.clone()));
     match stream {
         h1::ClientStream::Plain(s) => hyper_boxed(
             builder,
@@ -493,8 +552,7 @@ async fn tls_connection(
                 stream,
                 first_head_due,
             }));
-            let (permit, open) = slot;
-            Box::pin(native_connection(stream, peer, shared, stop, permit, open)).await;
+            Box::pin(native_connection(stream, peer, shared, slot, 0)).await;
         }
         _ if h2 => {
             debug_events::accepted(&peer, &handler.listener, Engine::Tls);
@@ -511,11 +569,16 @@ async fn tls_connection(
 
 /// Begins the engine's drain when dropped: at the end of `serve`, or if its
 /// future is dropped or panics before it gets there.
-struct DrainOnDrop(Arc<h1::Idle>);
+struct DrainOnDrop(Arc<h1::Idle>, Option<Arc<h1::Parker<ParkedConn>>>);
 
 impl Drop for DrainOnDrop {
     fn drop(&mut self) {
         self.0.begin_drain();
+        // Parked connections hold their settings, which hold the parker:
+        // closing them ends that cycle too.
+        if let Some(parker) = &self.1 {
+            parker.begin_drain();
+        }
     }
 }
 
@@ -528,17 +591,51 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         role,
         https_port,
     } = front;
-    let idle = Arc::new(h1::Idle::default());
-    let mut current = Current::new(limits_now(), &proxy, &idle, &role);
+    // Idle plain connections park after PARK_AFTER (without an epoll set,
+    // they wait in their tasks as before).
+    let parker = match h1::Parker::new() {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no epoll set for idle connections; each keeps its task");
+            None
+        }
+    };
+    let idle = Arc::new(match parker {
+        Some(_) => h1::Idle::parking_after(PARK_AFTER),
+        None => h1::Idle::default(),
+    });
+    let lasting = Lasting {
+        idle: idle.clone(),
+        parker: parker.clone(),
+        role: role.clone(),
+        stop: stop.clone(),
+    };
+    let mut current = Current::new(limits_now(), &proxy, &lasting);
     // The engine's idle deadlines, swept every tick until `serve` ends;
-    // then (or if this future is dropped) the drain ends every idle wait,
-    // so none outlives its sweeper.
+    // then (or if this future is dropped) the drain ends every idle wait
+    // and closes every parked connection, so none outlives its sweeper.
     let _sweeper = {
         let idle = idle.clone();
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { idle.sweeper().await }))
     };
-    let _drain_at_end = DrainOnDrop(idle.clone());
+    let _drain_at_end = DrainOnDrop(idle.clone(), parker.clone());
     let tasks = TaskTracker::new();
+    // Parked connections get a task again when their client sends.
+    let _unparker = parker.clone().map(|parker| {
+        let (idle, tasks) = (idle.clone(), tasks.clone());
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            let resume = |socket, conn: ParkedConn| {
+                tasks.spawn(native_connection(
+                    h1::ClientStream::Plain(socket),
+                    conn.peer,
+                    conn.shared,
+                    conn.slot,
+                    conn.served,
+                ));
+            };
+            parker.run(|| idle.tick(), resume).await
+        }))
+    });
     loop {
         // `limits.max_connections`: without a permit, no accept;
         // connections wait in the kernel's listen backlog.
@@ -563,7 +660,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
                 }
             },
         };
-        current.refresh(limits_now(), &proxy, &idle, &role);
+        current.refresh(limits_now(), &proxy, &lasting);
         let _ = stream.set_nodelay(true);
         // Counts as open (in /metrics) until the connection's task ends.
         let slot = (permit, crate::metrics::counters::connection_opened());
@@ -585,6 +682,9 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
     }
     drop(listener);
     idle.begin_drain();
+    if let Some(parker) = &parker {
+        parker.begin_drain();
+    }
     drain(tasks, grace()).await;
 }
 
@@ -612,15 +712,10 @@ struct Current {
 }
 
 impl Current {
-    fn new(
-        limits: LimitsConfig,
-        proxy: &Arc<Proxy>,
-        idle: &Arc<h1::Idle>,
-        role: &Arc<ArcSwap<ListenerRole>>,
-    ) -> Current {
+    fn new(limits: LimitsConfig, proxy: &Arc<Proxy>, lasting: &Lasting) -> Current {
         let builder = Arc::new(builder_for(&limits));
         Current {
-            native: NativeShared::new(proxy, &builder, &limits, idle, role),
+            native: NativeShared::new(proxy, &builder, &limits, lasting),
             slots: limits
                 .max_connections
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
@@ -629,19 +724,13 @@ impl Current {
         }
     }
 
-    fn refresh(
-        &mut self,
-        now: LimitsConfig,
-        proxy: &Arc<Proxy>,
-        idle: &Arc<h1::Idle>,
-        role: &Arc<ArcSwap<ListenerRole>>,
-    ) {
+    fn refresh(&mut self, now: LimitsConfig, proxy: &Arc<Proxy>, lasting: &Lasting) {
         if now == self.limits {
             return;
         }
         let keep_slots = now.max_connections == self.limits.max_connections;
         let slots = self.slots.take();
-        *self = Current::new(now, proxy, idle, role);
+        *self = Current::new(now, proxy, lasting);
         if keep_slots {
             self.slots = slots;
         }
@@ -757,9 +846,8 @@ fn spawn_connection(front: Front<'_>, role: &ListenerRole, accepted: Accepted) {
                 h1::ClientStream::Plain(stream),
                 peer,
                 current.native.clone(),
-                stop.clone(),
-                permit,
-                open,
+                (permit, open),
+                0,
             ));
         }
         None => {
@@ -853,15 +941,20 @@ mod future_sizes {
             proxy_protocol: Default::default(),
             redirect_https: false,
         }));
-        let shared = super::NativeShared::new(&proxy, &builder, &limits, &idle, &role);
-        let stop = tokio_util::sync::CancellationToken::new();
+        let lasting = super::Lasting {
+            idle: idle.clone(),
+            parker: None,
+            role: role.clone(),
+            stop: tokio_util::sync::CancellationToken::new(),
+        };
+        let shared = super::NativeShared::new(&proxy, &builder, &limits, &lasting);
         let drive_size = {
             let s2 = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
                 .await
                 .unwrap();
             let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
             let mut s2 = super::h1::ClientStream::Plain(s2);
-            let f = super::h1::drive(&mut s2, &peer, &proxy, (&shared.native, &role), &idle);
+            let f = super::h1::drive(&mut s2, &peer, &proxy, (&shared.native, &role), (&idle, 0));
             std::mem::size_of_val(&f)
         };
         println!("drive: {drive_size} bytes");
@@ -873,9 +966,8 @@ mod future_sizes {
             super::h1::ClientStream::Plain(stream),
             ([127, 0, 0, 1], 1).into(),
             shared,
-            stop,
-            None,
-            crate::metrics::counters::connection_opened(),
+            (None, crate::metrics::counters::connection_opened()),
+            0,
         );
         let size = std::mem::size_of_val(&task);
         println!("native connection task: {size} bytes");

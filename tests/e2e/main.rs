@@ -34,6 +34,7 @@ mod multihost;
 mod native_engine;
 mod newcomer;
 mod outliers;
+mod parking;
 mod plan;
 mod rate_limits;
 mod replicas;

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::exchange::{self, Client, Served};
 use super::head::add_lines;
-use super::idle::Idle;
+use super::idle::{Idle, Over};
 use super::io::{
     give_buf, give_vec, grow, take_buf, take_vec, write_all, ClientStream, MAX_HEAD_BUF,
 };
@@ -58,42 +58,58 @@ pub enum End {
     /// hyper serves the rest of the connection, starting with the bytes
     /// already read from it.
     Handoff(Vec<u8>),
+    /// Idle long enough to park (plain TCP only, `park.rs`) after
+    /// `served` requests (one or more; `drive` goes on with `resumed` set
+    /// to it when the client sends again); its `idle_timeout` ends
+    /// `left_ms` from now. (Both `u32`: `End` stays as small as it was.)
+    Park { served: u32, left_ms: u32 },
 }
 
-/// Drive `stream` until it ends or is handed off. (Everything by
-/// reference: the caller's task holds it for the connection's life, and a
-/// second copy here would be carried by every idle connection.)
+/// Drive `stream` until it ends, is handed off or parks; `resumed`: 0
+/// for a new connection, else the requests it served before it parked
+/// (one or more: it parks only between requests). (Everything by reference: the caller's task holds it for the
+/// connection's life, and a second copy here would be carried by every
+/// idle connection.)
 pub async fn drive(
     stream: &mut ClientStream,
     peer: &SocketAddr,
     proxy: &Proxy,
     (limits, role): (&ConnLimits, &ArcSwap<ListenerRole>),
-    idle: &Idle,
+    (idle, resumed): (&Idle, u32),
 ) -> End {
     // The first request's head is due header_read_timeout after accepting
     // (as nginx's client_header_timeout), on the coarse clock; later ones
     // from their first bytes (from the read that found them incomplete, so
     // a head that comes whole reads no clock).
     // Over TLS, from accepting: the handshake counted toward it.
-    let mut first = Some(
-        stream
-            .first_head_due()
-            .unwrap_or_else(|| crate::clock::coarse() + limits.header_read_timeout),
-    );
+    let mut first = match resumed {
+        1.. => None,
+        0 => Some(
+            stream
+                .first_head_due()
+                .unwrap_or_else(|| crate::clock::coarse() + limits.header_read_timeout),
+        ),
+    };
     // Where this connection's idle waits are kept (`idle.rs`).
     let shard = idle.shard();
     // Bytes read and not yet served (a pipelined request), if any: an idle
     // connection holds no buffer. (Boxed: rare, and smaller in every task.)
     let mut held: Option<Box<(Vec<u8>, usize)>> = None;
     // Requests served, for the debug events.
-    let mut served: u32 = 0;
+    let mut served: u32 = resumed;
+    // Only a plain connection parks, and only between requests.
+    let parks = matches!(stream, ClientStream::Plain(_));
     loop {
         let (buf, filled) = match held.take() {
             Some(held) => *held,
             None => {
                 let due = first.unwrap_or_else(|| crate::clock::coarse() + limits.idle_timeout);
-                match first_bytes(stream, idle, shard, due).await {
+                // Parks (if the listener parks) once idle for a while
+                // between requests.
+                let may_park = parks && first.is_none();
+                match first_bytes(stream, idle, shard, (due, may_park)).await {
                     Ok(read) => read,
+                    Err(WaitEnd::Park(left_ms)) => return End::Park { served, left_ms },
                     // Idle for idle_timeout, or never a byte within
                     // header_read_timeout: closed without an answer.
                     Err(why) => {
@@ -102,7 +118,7 @@ pub async fn drive(
                         });
                         return match why {
                             WaitEnd::ClientClosed => End::Gone,
-                            WaitEnd::Drain | WaitEnd::TimedOut => End::Closed,
+                            WaitEnd::Drain | WaitEnd::TimedOut | WaitEnd::Park(_) => End::Closed,
                         };
                     }
                 }
@@ -201,6 +217,8 @@ enum WaitEnd {
     Drain,
     TimedOut,
     ClientClosed,
+    /// Idle long enough to park; the ms left until its idle deadline.
+    Park(u32),
 }
 
 impl WaitEnd {
@@ -211,6 +229,7 @@ impl WaitEnd {
             (WaitEnd::TimedOut, true) => "no request within limits.header_read_timeout",
             (WaitEnd::TimedOut, false) => "idle for limits.idle_timeout",
             (WaitEnd::ClientClosed, _) => "the client closed",
+            (WaitEnd::Park(_), _) => "parked",
         }
     }
 }
@@ -386,13 +405,13 @@ async fn one_request(
 /// and unless the drain begins), and read it into a buffer taken only
 /// then: `readable` may report a socket ready before any byte has come (a
 /// fresh one, for instance), and an idle connection must not hold a
-/// buffer. `Err`: the client closed, the time ran out, or the drain
-/// began.
+/// buffer. `Err`: the client closed, the time ran out, the drain began,
+/// or it is time to park (if it `parks`).
 async fn first_bytes(
     stream: &mut ClientStream,
     idle: &Idle,
     shard: usize,
-    due: std::time::Instant,
+    (due, parks): (std::time::Instant, bool),
 ) -> Result<(Vec<u8>, usize), WaitEnd> {
     if stream.readable_without_socket() {
         // The next request's bytes came with the records of the last one.
@@ -401,26 +420,30 @@ async fn first_bytes(
         }
     }
     // The deadline and the drain's wake-up, outside this task (`idle.rs`).
-    let mut wait = idle.wait(shard, due);
+    let mut wait = idle.wait(shard, due, parks);
     loop {
         // `poll_read_ready` rather than `readable()`: the waker waits in
         // the socket's registration, not in a waiter node in this future
         // (which every idle connection would carry).
         let ready = std::future::poll_fn(|cx| {
             if idle.is_draining() {
-                return Poll::Ready(false);
+                return Poll::Ready(Err(Over::Expired));
             }
             if let Poll::Ready(r) = stream.poll_read_ready(cx) {
-                return Poll::Ready(r.is_ok());
+                return Poll::Ready(r.map_err(|_| Over::Expired));
             }
-            wait.poll_over(cx).map(|()| false)
+            wait.poll_over(cx).map(Err)
         })
         .await;
-        if !ready {
-            return Err(match idle.is_draining() {
-                true => WaitEnd::Drain,
-                false => WaitEnd::TimedOut,
-            });
+        match ready {
+            Ok(()) => {}
+            Err(_) if idle.is_draining() => return Err(WaitEnd::Drain),
+            Err(Over::Expired) => return Err(WaitEnd::TimedOut),
+            Err(Over::Park) => {
+                let left = wait.left(crate::clock::coarse());
+                let left_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
+                return Err(WaitEnd::Park(left_ms));
+            }
         }
         // `None`: not ready after all; the read found nothing and cleared
         // the readiness: wait again, holding nothing.

@@ -15,6 +15,9 @@
 //! reloaded). The drain wakes every idle wait at once; busy connections
 //! read the flag when their request ends. Deadlines are on the real
 //! (coarse) clock: these waits do not follow a paused tokio clock.
+//!
+//! A plain connection idle for `park_after` is told to park: its task ends
+//! and the socket waits in the listener's `Parker` (`park.rs`) without one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -29,6 +32,9 @@ const SHARDS: usize = 16;
 
 pub struct Idle {
     draining: AtomicBool,
+    /// How long a connection waits for its next request in its own task
+    /// before it parks (`park.rs`); `None`: never.
+    park_after: Option<Duration>,
     next: AtomicUsize,
     /// The sweeper's interval in ms ([`Idle::set_tick`]).
     tick_ms: AtomicU64,
@@ -37,14 +43,27 @@ pub struct Idle {
 
 struct Entry {
     due: Instant,
+    /// When the wait should end to park the connection, if it may.
+    park_at: Option<Instant>,
     waker: Waker,
-    expired: bool,
+    /// Set by the sweeper: why the wait is over.
+    over: Option<Over>,
+}
+
+/// Why an idle wait ended, other than a request's bytes or the drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// Its deadline passed.
+    Expired,
+    /// Idle for `park_after`: the connection parks.
+    Park,
 }
 
 impl Default for Idle {
     fn default() -> Idle {
         Idle {
             draining: AtomicBool::new(false),
+            park_after: None,
             next: AtomicUsize::new(0),
             tick_ms: AtomicU64::new(250),
             shards: (0..SHARDS).map(|_| Mutex::new(Slab::new())).collect(),
@@ -53,6 +72,22 @@ impl Default for Idle {
 }
 
 impl Idle {
+    /// Waits that tell a connection to park once idle for `after`.
+    pub fn parking_after(after: Duration) -> Idle {
+        Idle {
+            park_after: Some(after),
+            ..Idle::default()
+        }
+    }
+
+    /// When a connection that begins waiting at `now` for a request due at
+    /// `due` should park instead: `None` if parking is off or the wait
+    /// ends first.
+    fn park_at(&self, now: Instant, due: Instant) -> Option<Instant> {
+        let at = now + self.park_after?;
+        (at < due).then_some(at)
+    }
+
     /// How often the sweeper should run for these timeouts: an eighth of
     /// the shortest, between 10 ms and 250 ms.
     fn tick_for(timeouts: &[Duration]) -> Duration {
@@ -62,6 +97,11 @@ impl Idle {
             .min()
             .unwrap_or(Duration::from_secs(1));
         (shortest / 8).clamp(Duration::from_millis(10), Duration::from_millis(250))
+    }
+
+    /// The sweeper's interval now.
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.load(Ordering::Relaxed))
     }
 
     /// Sweep every `tick_for(timeouts)` from now on (the listener's limits
@@ -99,16 +139,24 @@ impl Idle {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Wake the waits whose deadline is before `now`.
+    /// Wake the waits whose deadline is before `now`, and those that
+    /// should park.
     pub fn sweep(&self, now: Instant) {
         let mut due = Vec::new();
         for shard in self.shards.iter() {
             let mut entries = lock(shard);
             for (_, e) in entries.iter_mut() {
-                if !e.expired && e.due <= now {
-                    e.expired = true;
-                    due.push(e.waker.clone());
+                if e.over.is_some() {
+                    continue;
                 }
+                e.over = if e.due <= now {
+                    Some(Over::Expired)
+                } else if e.park_at.is_some_and(|at| at <= now) {
+                    Some(Over::Park)
+                } else {
+                    continue;
+                };
+                due.push(e.waker.clone());
             }
             // After a burst: give back what the trailing free slots hold.
             if entries.len() < entries.capacity() / 4 {
@@ -125,13 +173,15 @@ impl Idle {
         self.next.fetch_add(1, Ordering::Relaxed) % SHARDS
     }
 
-    /// A wait until `due` (on the coarse clock), not yet registered.
-    pub fn wait(&self, shard: usize, due: Instant) -> Wait<'_> {
+    /// A wait until `due` (on the coarse clock), not yet registered;
+    /// `parks`: it may end with `Over::Park`, `park_after` after it is.
+    pub fn wait(&self, shard: usize, due: Instant, parks: bool) -> Wait<'_> {
         Wait {
             idle: self,
-            shard,
-            key: None,
             due,
+            shard: shard as u32,
+            key: NO_KEY,
+            parks,
         }
     }
 
@@ -146,40 +196,64 @@ fn lock(shard: &Mutex<Slab<Entry>>) -> std::sync::MutexGuard<'_, Slab<Entry>> {
     shard.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One idle wait; removed from its slab when dropped.
+/// `Wait::key` before the wait is registered.
+const NO_KEY: u32 = u32::MAX;
+
+/// One idle wait; removed from its slab when dropped. (Compact: every
+/// idle connection's task carries one.)
 pub struct Wait<'a> {
     idle: &'a Idle,
-    shard: usize,
-    key: Option<usize>,
     due: Instant,
+    shard: u32,
+    /// Its entry in the shard's slab, once registered.
+    key: u32,
+    parks: bool,
 }
 
 impl Wait<'_> {
+    /// What is left of it at `now`.
+    pub fn left(&self, now: Instant) -> Duration {
+        self.due.saturating_duration_since(now)
+    }
+
     /// Ready when the wait is over for want of a request: its deadline
-    /// passed (within a sweeper tick) or the drain began. Pending registers
-    /// (or refreshes) the task's waker.
-    pub fn poll_over(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// passed (within a sweeper tick) or the drain began (`Expired`), or
+    /// it is time to park. Pending registers (or refreshes) the task's
+    /// waker.
+    pub fn poll_over(&mut self, cx: &mut Context<'_>) -> Poll<Over> {
         if self.idle.is_draining() {
-            return Poll::Ready(());
+            return Poll::Ready(Over::Expired);
         }
-        let mut shard = lock(&self.idle.shards[self.shard]);
+        let mut shard = lock(&self.idle.shards[self.shard as usize]);
         match self.key {
-            None => {
-                self.key = Some(shard.insert(Entry {
+            NO_KEY => {
+                let park_at = self
+                    .parks
+                    .then(|| self.idle.park_at(crate::clock::coarse(), self.due))
+                    .flatten();
+                let key = shard.insert(Entry {
                     due: self.due,
+                    park_at,
                     waker: cx.waker().clone(),
-                    expired: false,
-                }));
+                    over: None,
+                });
+                // (Over four billion idle connections in one shard: the
+                // wait ends as if expired rather than lose track.)
+                let Ok(key) = u32::try_from(key) else {
+                    shard.remove(key);
+                    return Poll::Ready(Over::Expired);
+                };
+                self.key = key;
                 drop(shard);
                 // The drain may have visited this shard just before.
                 if self.idle.is_draining() {
-                    return Poll::Ready(());
+                    return Poll::Ready(Over::Expired);
                 }
             }
-            Some(key) => {
-                let e = &mut shard[key];
-                if e.expired {
-                    return Poll::Ready(());
+            key => {
+                let e = &mut shard[key as usize];
+                if let Some(over) = e.over {
+                    return Poll::Ready(over);
                 }
                 if !e.waker.will_wake(cx.waker()) {
                     e.waker = cx.waker().clone();
@@ -192,9 +266,9 @@ impl Wait<'_> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
-        if let Some(key) = self.key {
+        if self.key != NO_KEY {
             // The entry's waker is dropped after the lock is let go.
-            let entry = lock(&self.idle.shards[self.shard]).remove(key);
+            let entry = lock(&self.idle.shards[self.shard as usize]).remove(self.key as usize);
             drop(entry);
         }
     }
@@ -209,7 +283,7 @@ mod tests {
         let idle = idle.clone();
         tokio::spawn(async move {
             let shard = idle.shard();
-            let mut wait = idle.wait(shard, due);
+            let mut wait = idle.wait(shard, due, false);
             std::future::poll_fn(|cx| wait.poll_over(cx)).await;
         })
     }
@@ -231,6 +305,37 @@ mod tests {
             .expect("the sweep did not wake the wait")
             .unwrap();
         assert_eq!(idle.waiting(), 0, "the ended wait left its entry");
+    }
+
+    #[tokio::test]
+    async fn a_wait_told_to_park_ends_with_park_before_its_deadline() {
+        let idle = Arc::new(Idle::parking_after(Duration::from_millis(100)));
+        let start = crate::clock::coarse();
+        let due = start + Duration::from_secs(60);
+        let park_at = idle.park_at(start, due);
+        assert_eq!(park_at, Some(start + Duration::from_millis(100)));
+        // A deadline before the park time: no parking.
+        assert_eq!(idle.park_at(start, start + Duration::from_millis(50)), None);
+        assert_eq!(Idle::default().park_at(start, due), None, "parking off");
+        let task = tokio::spawn({
+            let idle = idle.clone();
+            async move {
+                let mut wait = idle.wait(idle.shard(), due, true);
+                std::future::poll_fn(|cx| wait.poll_over(cx)).await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Registered at the coarse clock's "now" (up to a tick after start).
+        idle.sweep(start + Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!task.is_finished(), "woken before its park time");
+        idle.sweep(crate::clock::coarse() + Duration::from_millis(200));
+        let over = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the sweep did not tell the wait to park")
+            .unwrap();
+        assert_eq!(over, Over::Park);
+        assert_eq!(idle.waiting(), 0);
     }
 
     #[tokio::test]

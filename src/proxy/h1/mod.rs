@@ -19,6 +19,7 @@
 //! |---|---|
 //! | `conn.rs` | the client connection: wait, read a head, serve, timers |
 //! | `idle.rs` | idle connections' deadlines and the drain, outside their tasks |
+//! | `park.rs` | idle plain connections parked in an epoll set of the listener's, with no task |
 //! | `head.rs` | what both heads share: tokens, `Connection`-named headers, a header line |
 //! | `request.rs` | parse the request head, decide, write the backend's head |
 //! | `exchange.rs` | the attempts (`proxy::attempt` decides), send, read the response head |
@@ -38,6 +39,7 @@ pub(crate) mod fuzz;
 mod head;
 mod idle;
 mod io;
+mod park;
 mod relay;
 mod request;
 mod response;
@@ -47,3 +49,4 @@ pub use conn::{drive, ConnLimits, End};
 pub(crate) use head::{header, status_line};
 pub use idle::Idle;
 pub use io::{ClientStream, Rewind, TlsClient};
+pub use park::{Parked, Parker};
