@@ -109,14 +109,15 @@ async fn idle_connections_park_and_serve_their_next_request() {
 }
 
 /// A parked connection still closes at `limits.idle_timeout` (counted from
-/// its last response, within the sweeper's tick), and stops counting.
+/// its last response, within the sweeper's tick: 50 ms here, an eighth of
+/// `header_read_timeout`), and stops counting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_connection_closes_at_its_idle_timeout() {
     let backend = Backend::start("b").await;
     let shoal = Shoal::start(&config(
         &backend,
         "native",
-        "limits: { idle_timeout: 3s }\n",
+        "limits: { idle_timeout: 3s, header_read_timeout: 400ms }\n",
     ));
     shoal.wait_upstreams(1).await;
     let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
@@ -138,8 +139,9 @@ async fn a_parked_connection_closes_at_its_idle_timeout() {
     assert_eq!(seen, (0.0, 0.0));
 }
 
-/// The drain closes parked connections at once, as any idle connection:
-/// shoal exits long before `shutdown.grace` or `idle_timeout`.
+/// The drain closes parked connections at once, as any idle connection,
+/// while a request still in flight keeps shoal in its grace period (so the
+/// kernel's close at exit cannot pass for it); that request is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_closes_parked_connections_at_once() {
     let backend = Backend::start("b").await;
@@ -157,6 +159,12 @@ async fn the_drain_closes_parked_connections_at_once() {
     }
     let seen = wait_counts(&shoal, (3.0, 3.0), Duration::from_secs(5)).await;
     assert_eq!(seen, (3.0, 3.0));
+    // In flight for 4 s from now.
+    let mut busy = TcpStream::connect(shoal.proxy).await.unwrap();
+    busy.write_all(b"GET /slow?ms=4000 HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
     shoal.signal(nix::sys::signal::Signal::SIGTERM);
     for s in &mut conns {
@@ -165,11 +173,48 @@ async fn the_drain_closes_parked_connections_at_once() {
             .expect("a parked connection stayed open after the drain began");
         assert!(rest.is_empty(), "{rest}");
     }
+    let closed_after = signalled.elapsed();
+    assert!(
+        closed_after < Duration::from_millis(2000),
+        "parked connections closed {closed_after:?} after SIGTERM, not at once"
+    );
+    let answer = read_to_close(&mut busy, Duration::from_secs(10))
+        .await
+        .expect("the request in flight was answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        signalled.elapsed() > closed_after + Duration::from_millis(1000),
+        "the request in flight ended too soon for this test to mean anything"
+    );
     let code = tokio::task::block_in_place(|| shoal.wait_exit(Duration::from_secs(10)));
     assert_eq!(code, Some(0), "{:#?}", shoal.log());
-    assert!(
-        signalled.elapsed() < Duration::from_secs(10),
-        "shoal waited {:?} for parked connections",
-        signalled.elapsed()
-    );
+}
+
+/// A parked connection keeps its place under `limits.max_connections`, as
+/// an idle one in its task does: with one allowed, a second client waits
+/// until the parked one closes, then is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_connection_keeps_its_max_connections_slot() {
+    let backend = Backend::start("b").await;
+    let shoal = Shoal::start(&config(
+        &backend,
+        "native",
+        "limits: { idle_timeout: 60s, max_connections: 1 }\n",
+    ));
+    shoal.wait_upstreams(1).await;
+    let mut first = TcpStream::connect(shoal.proxy).await.unwrap();
+    get(&mut first).await;
+    let seen = wait_counts(&shoal, (1.0, 1.0), Duration::from_secs(5)).await;
+    assert_eq!(seen, (1.0, 1.0));
+    // Connected in the kernel's backlog; not accepted while the slot is held.
+    let mut second = TcpStream::connect(shoal.proxy).await.unwrap();
+    second
+        .write_all(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let early = read_response(&mut second, Duration::from_millis(1500)).await;
+    assert!(early.is_empty(), "served past max_connections: {early}");
+    drop(first);
+    let head = read_response(&mut second, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
 }

@@ -25,8 +25,8 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -49,7 +49,9 @@ pub trait Parked: Send + 'static {
 pub struct Parker<T> {
     epoll: AsyncFd<EpollSet>,
     parked: Mutex<Slab<Entry<T>>>,
-    draining: AtomicBool,
+    /// Set once no connection may park any more: the drain began, or
+    /// `run` ended (then nothing would wake a parked socket). Why.
+    closing: OnceLock<&'static str>,
     /// Parked now (for `/metrics`, and the tests).
     count: AtomicUsize,
 }
@@ -83,7 +85,7 @@ impl<T: Parked> Parker<T> {
         Ok(Parker {
             epoll,
             parked: Mutex::new(Slab::new()),
-            draining: AtomicBool::new(false),
+            closing: OnceLock::new(),
             count: AtomicUsize::new(0),
         })
     }
@@ -98,8 +100,8 @@ impl<T: Parked> Parker<T> {
     /// If it cannot be (the drain began, or the epoll set refused it), it
     /// is closed, as any idle connection may be.
     pub fn park(&self, socket: TcpStream, due: Instant, conn: T) {
-        if self.draining.load(Ordering::Acquire) {
-            return conn.closed("drain");
+        if let Some(why) = self.closing.get() {
+            return conn.closed(why);
         }
         let Ok(socket) = socket.into_std() else {
             // Not registered with tokio: cannot happen for a socket a task
@@ -121,18 +123,21 @@ impl<T: Parked> Parker<T> {
         crate::metrics::counters::parked(1);
         drop(parked);
         // The drain may have emptied the set just before this entry went in.
-        if self.draining.load(Ordering::Acquire) {
-            self.close_all("drain");
+        if let Some(why) = self.closing.get() {
+            self.close_all(why);
         }
     }
 
     /// Wake the connections that become readable (`resume` gives each a
     /// task again) and close those past their deadline every `tick()`,
-    /// until the drain.
+    /// until the drain. However it ends (the drain, an epoll error, a
+    /// panic, the future dropped), every parked connection is closed and
+    /// none parks from then on: none waits for a wake-up that cannot come.
     pub async fn run(&self, tick: impl Fn() -> Duration, mut resume: impl FnMut(TcpStream, T)) {
+        let _closes = CloseOnEnd(self);
         let mut events = vec![EpollEvent::empty(); BATCH];
         let mut next_sweep = Instant::now() + tick();
-        while !self.draining.load(Ordering::Acquire) {
+        while self.closing.get().is_none() {
             let ready = tokio::select! {
                 r = self.epoll.readable() => r,
                 _ = tokio::time::sleep_until(next_sweep.into()) => {
@@ -198,8 +203,13 @@ impl<T: Parked> Parker<T> {
     /// Begin the drain: every parked connection is closed, and none parks
     /// from now on; `run` ends.
     pub fn begin_drain(&self) {
-        self.draining.store(true, Ordering::Release);
-        self.close_all("drain");
+        self.close_from_now("drain");
+    }
+
+    /// No connection parks from now on, and those parked are closed.
+    fn close_from_now(&self, why: &'static str) {
+        let _ = self.closing.set(why);
+        self.close_all(self.closing.get().copied().unwrap_or(why));
     }
 
     fn close_all(&self, why: &'static str) {
@@ -211,11 +221,23 @@ impl<T: Parked> Parker<T> {
     fn closed(&self, entries: Vec<Entry<T>>, why: &'static str) {
         self.count.fetch_sub(entries.len(), Ordering::Relaxed);
         crate::metrics::counters::parked(-(entries.len() as i64));
+        let set = &self.epoll.get_ref().0;
         for e in entries {
-            // Closing the socket takes it out of the epoll set.
+            // Out of the set before it is closed: a copy of the descriptor
+            // (a child between fork and exec) would keep it in.
+            let _ = set.delete(e.socket.as_fd());
             drop(e.socket);
             e.conn.closed(why);
         }
+    }
+}
+
+/// Ends parking when `run` ends, however it does.
+struct CloseOnEnd<'a, T: Parked>(&'a Parker<T>);
+
+impl<T: Parked> Drop for CloseOnEnd<'_, T> {
+    fn drop(&mut self) {
+        self.0.close_from_now("the parked connections' task ended");
     }
 }
 
@@ -350,6 +372,33 @@ mod tests {
         parker.park(s, far(), Conn(2, closed.clone()));
         assert_eq!(closed_rx.recv().await.unwrap(), (2, "drain"));
         assert_eq!(c.read(&mut got).await.unwrap(), 0);
+        assert_eq!(parker.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn when_run_ends_every_parked_socket_is_closed_and_none_parks_after() {
+        let parker = Arc::new(Parker::<Conn>::new().unwrap());
+        let (closed, mut closed_rx) = mpsc::unbounded_channel();
+        let runner = tokio::spawn({
+            let parker = parker.clone();
+            async move { parker.run(|| Duration::from_millis(20), |_, _| {}).await }
+        });
+        let (mut client, server) = pair().await;
+        parker.park(server, far(), Conn(0, closed.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // As if the task had failed: nothing would wake a parked socket.
+        runner.abort();
+        let why = "the parked connections' task ended";
+        let first = tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
+            .await
+            .expect("the parked socket stayed open after run ended")
+            .unwrap();
+        assert_eq!(first, (0, why));
+        let mut got = [0u8; 8];
+        assert_eq!(client.read(&mut got).await.unwrap(), 0);
+        let (_c, s) = pair().await;
+        parker.park(s, far(), Conn(1, closed.clone()));
+        assert_eq!(closed_rx.recv().await.unwrap(), (1, why));
         assert_eq!(parker.len(), 0);
     }
 }
