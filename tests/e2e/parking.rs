@@ -29,6 +29,30 @@ async fn get(s: &mut TcpStream) {
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
 }
 
+/// `n` client connections to `shoal`, each after one GET answered.
+async fn connected(shoal: &Shoal, n: usize) -> Vec<TcpStream> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
+        get(&mut s).await;
+        conns.push(s);
+    }
+    conns
+}
+
+/// A shoal on the native engine with `extra` in its config, and `n`
+/// connections that had one GET answered each and are now parked.
+async fn parked(extra: &str, n: usize) -> (Backend, Shoal, Vec<TcpStream>) {
+    let backend = Backend::start("b").await;
+    let shoal = Shoal::start(&config(&backend, "native", extra));
+    shoal.wait_upstreams(1).await;
+    let conns = connected(&shoal, n).await;
+    let want = (n as f64, n as f64);
+    let seen = wait_counts(&shoal, want, Duration::from_secs(5)).await;
+    assert_eq!(seen, want, "{n} idle connections parked, all open");
+    (backend, shoal, conns)
+}
+
 /// `(parked, open)` from `/metrics`.
 async fn counts(shoal: &Shoal) -> (f64, f64) {
     let m = shoal.metrics().await;
@@ -61,12 +85,7 @@ async fn idle_connections_park_and_serve_their_next_request() {
     for engine in ["native", "hyper"] {
         let shoal = Shoal::start(&config(&backend, engine, "limits: { idle_timeout: 60s }\n"));
         shoal.wait_upstreams(1).await;
-        let mut conns = Vec::new();
-        for _ in 0..3 {
-            let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
-            get(&mut s).await;
-            conns.push(s);
-        }
+        let mut conns = connected(&shoal, 3).await;
         if engine == "hyper" {
             tokio::time::sleep(Duration::from_millis(2000)).await;
             assert_eq!(counts(&shoal).await, (0.0, 3.0), "hyper parks nothing");
@@ -120,8 +139,7 @@ async fn a_parked_connection_closes_at_its_idle_timeout() {
         "limits: { idle_timeout: 3s, header_read_timeout: 400ms }\n",
     ));
     shoal.wait_upstreams(1).await;
-    let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
-    get(&mut s).await;
+    let mut s = connected(&shoal, 1).await.remove(0);
     let answered = Instant::now();
     let seen = wait_counts(&shoal, (1.0, 1.0), Duration::from_secs(3)).await;
     assert_eq!(seen, (1.0, 1.0), "parked before its idle timeout");
@@ -144,21 +162,11 @@ async fn a_parked_connection_closes_at_its_idle_timeout() {
 /// kernel's close at exit cannot pass for it); that request is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_closes_parked_connections_at_once() {
-    let backend = Backend::start("b").await;
-    let mut shoal = Shoal::start(&config(
-        &backend,
-        "native",
+    let (_backend, mut shoal, mut conns) = parked(
         "shutdown: { grace: 30s }\nlimits: { idle_timeout: 5m }\n",
-    ));
-    shoal.wait_upstreams(1).await;
-    let mut conns = Vec::new();
-    for _ in 0..3 {
-        let mut s = TcpStream::connect(shoal.proxy).await.unwrap();
-        get(&mut s).await;
-        conns.push(s);
-    }
-    let seen = wait_counts(&shoal, (3.0, 3.0), Duration::from_secs(5)).await;
-    assert_eq!(seen, (3.0, 3.0));
+        3,
+    )
+    .await;
     // In flight for 4 s from now.
     let mut busy = TcpStream::connect(shoal.proxy).await.unwrap();
     busy.write_all(b"GET /slow?ms=4000 HTTP/1.1\r\nhost: t\r\n\r\n")
@@ -195,17 +203,9 @@ async fn the_drain_closes_parked_connections_at_once() {
 /// until the parked one closes, then is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_connection_keeps_its_max_connections_slot() {
-    let backend = Backend::start("b").await;
-    let shoal = Shoal::start(&config(
-        &backend,
-        "native",
-        "limits: { idle_timeout: 60s, max_connections: 1 }\n",
-    ));
-    shoal.wait_upstreams(1).await;
-    let mut first = TcpStream::connect(shoal.proxy).await.unwrap();
-    get(&mut first).await;
-    let seen = wait_counts(&shoal, (1.0, 1.0), Duration::from_secs(5)).await;
-    assert_eq!(seen, (1.0, 1.0));
+    let (_backend, shoal, mut conns) =
+        parked("limits: { idle_timeout: 60s, max_connections: 1 }\n", 1).await;
+    let first = conns.remove(0);
     // Connected in the kernel's backlog; not accepted while the slot is held.
     let mut second = TcpStream::connect(shoal.proxy).await.unwrap();
     second
