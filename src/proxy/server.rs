@@ -571,14 +571,21 @@ async fn tls_connection(
 /// future is dropped or panics before it gets there.
 struct DrainOnDrop(Arc<h1::Idle>, Option<Arc<h1::Parker<ParkedConn>>>);
 
-impl Drop for DrainOnDrop {
-    fn drop(&mut self) {
+impl DrainOnDrop {
+    /// Idle waits end, parked connections close, and none parks after.
+    fn begin(&self) {
         self.0.begin_drain();
         // Parked connections hold their settings, which hold the parker:
         // closing them ends that cycle too.
         if let Some(parker) = &self.1 {
             parker.begin_drain();
         }
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        self.begin();
     }
 }
 
@@ -618,7 +625,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         let idle = idle.clone();
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { idle.sweeper().await }))
     };
-    let _drain_at_end = DrainOnDrop(idle.clone(), parker.clone());
+    let drain_at_end = DrainOnDrop(idle.clone(), parker.clone());
     let tasks = TaskTracker::new();
     // Parked connections get a task again when their client sends.
     let _unparker = parker.clone().map(|parker| {
@@ -681,10 +688,7 @@ pub async fn serve(listener: TcpListener, front: Frontend, stop: CancellationTok
         }
     }
     drop(listener);
-    idle.begin_drain();
-    if let Some(parker) = &parker {
-        parker.begin_drain();
-    }
+    drain_at_end.begin();
     drain(tasks, grace()).await;
 }
 

@@ -25,7 +25,6 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -52,8 +51,6 @@ pub struct Parker<T> {
     /// Set once no connection may park any more: the drain began, or
     /// `run` ended (then nothing would wake a parked socket). Why.
     closing: OnceLock<&'static str>,
-    /// Parked now (for `/metrics`, and the tests).
-    count: AtomicUsize,
 }
 
 struct Entry<T> {
@@ -86,14 +83,13 @@ impl<T: Parked> Parker<T> {
             epoll,
             parked: Mutex::new(Slab::new()),
             closing: OnceLock::new(),
-            count: AtomicUsize::new(0),
         })
     }
 
     /// Connections parked now.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        lock(&self.parked).len()
     }
 
     /// Park `socket` until it is readable or `due` (coarse clock) passes.
@@ -119,7 +115,6 @@ impl<T: Parked> Parker<T> {
             return conn.closed("idle, and the epoll set refused it");
         }
         entry.insert(Entry { socket, due, conn });
-        self.count.fetch_add(1, Ordering::Relaxed);
         crate::metrics::counters::parked(1);
         drop(parked);
         // The drain may have emptied the set just before this entry went in.
@@ -175,7 +170,6 @@ impl<T: Parked> Parker<T> {
     /// Take `key`'s connection out of the set.
     fn unpark(&self, key: usize) -> Option<(std::net::TcpStream, T)> {
         let entry = lock(&self.parked).try_remove(key)?;
-        self.count.fetch_sub(1, Ordering::Relaxed);
         crate::metrics::counters::parked(-1);
         let _ = self.epoll.get_ref().0.delete(entry.socket.as_fd());
         Some((entry.socket, entry.conn))
@@ -219,7 +213,6 @@ impl<T: Parked> Parker<T> {
 
     /// Closed outside the lock (each entry's `closed` may log).
     fn closed(&self, entries: Vec<Entry<T>>, why: &'static str) {
-        self.count.fetch_sub(entries.len(), Ordering::Relaxed);
         crate::metrics::counters::parked(-(entries.len() as i64));
         let set = &self.epoll.get_ref().0;
         for e in entries {
